@@ -1,0 +1,3 @@
+from streamfill.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Command-line interface: argument parsing, printing and exit codes — nothing else.
+
+Each sub-command lives in its own module of this package with two functions:
+``add_parser(subparsers)`` registers it (and sets ``func``), ``run(args) -> int`` does the work by calling
+``streamfill.api`` / ``streamfill.build``. To add a command, write the module and list it in ``COMMANDS``.
+
+Exit codes: 0 success, 1 a streamfill error (one line on stderr), 2 bad usage, 130 interrupted.
+Set STREAMFILL_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+
+from streamfill import __version__
+from streamfill.errors import StreamfillError
+
+COMMANDS = ["process", "info", "demo"]
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception so that `finally` blocks discard partial outputs."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess test
+    raise _Terminated()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamfill", description="Remove objects from video: files, cameras and host applications."
+    )
+    parser.add_argument("--version", action="version", version=f"streamfill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"streamfill.cli.{name}").add_parser(sub)
+    return parser
+
+
+def error(message: str) -> None:
+    """Print one line to stderr, the way every CLI failure is reported."""
+    first = " ".join(str(message).split())
+    print(f"streamfill: error: {first}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = os.environ.get("STREAMFILL_DEBUG") == "1"
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return int(args.func(args) or 0)
+    except StreamfillError as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("streamfill: interrupted; partial output discarded", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError) as exc:
+        if debug:
+            raise
+        error(f"{type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback unless asked to
+        if debug:
+            raise
+        error(f"internal error ({type(exc).__name__}: {exc}); rerun with STREAMFILL_DEBUG=1 for details")
+        return 70
+    finally:
+        signal.signal(signal.SIGTERM, previous)

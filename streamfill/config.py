@@ -1,0 +1,143 @@
+"""Configuration: one frozen dataclass per stage, validated on construction.
+
+``configs/default.toml`` lists every key with its default; ``load_config`` reads a TOML file (a preset holds
+only the keys it changes) and applies overrides, e.g. from command-line flags. Errors name the key, the value
+and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from streamfill.errors import ConfigError
+
+
+def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
+    """Raise ConfigError unless lo <= value <= hi (either bound may be None)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} = {value!r}: expected a number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else lo
+        hi_s = "inf" if hi is None else hi
+        raise ConfigError(f"{key} = {value!r}: must be in [{lo_s}, {hi_s}]")
+
+
+def check_choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r}: must be one of {', '.join(map(str, choices))}")
+
+
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)
+
+
+@dataclass(frozen=True)
+class IOConfig:
+    crf: int = 18
+    preset: str = "medium"
+    lossless: bool = False
+    decode_threads: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("io.crf", self.crf, 0, 51)
+        check_choice("io.preset", self.preset, X264_PRESETS)
+        check_range("io.decode_threads", self.decode_threads, 0, 64)
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    dilate: int = 4
+    feather: int = 3
+    threshold: int = 127
+
+    def __post_init__(self) -> None:
+        check_range("mask.dilate", self.dilate, 0, 256)
+        check_range("mask.feather", self.feather, 0, 256)
+        check_range("mask.threshold", self.threshold, 0, 254)
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    sizes: tuple[int, ...] = (256, 384, 512)
+    context: float = 0.5
+    min_context: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sizes", tuple(sorted(int(s) for s in self.sizes)))
+        if not self.sizes:
+            raise ConfigError("crop.sizes = []: give at least one working size")
+        for s in self.sizes:
+            check_range("crop.sizes[]", s, 64, 2048)
+            if s % 8:
+                raise ConfigError(f"crop.sizes = {list(self.sizes)!r}: every size must be a multiple of 8")
+        check_range("crop.context", self.context, 0.0, 4.0)
+        check_range("crop.min_context", self.min_context, 0, 1024)
+
+
+ENGINES = ("telea", "ns")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str = "telea"
+    radius: int = 5
+
+    def __post_init__(self) -> None:
+        check_choice("engine.name", self.name, ENGINES)
+        check_range("engine.radius", self.radius, 1, 64)
+
+
+@dataclass(frozen=True)
+class Config:
+    io: IOConfig = field(default_factory=IOConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+
+def _section_types() -> dict[str, type]:
+    return {f.name: f.type if isinstance(f.type, type) else globals()[f.type] for f in fields(Config)}
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {name}.{unknown[0]} (known: {', '.join(sorted(known))})")
+    return cls(**values)
+
+
+def merge(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
+    """A copy of ``config`` with ``{section: {key: value}}`` applied (None values are ignored)."""
+    sections = _section_types()
+    changed = {}
+    for section, values in overrides.items():
+        if section not in sections:
+            raise ConfigError(f"unknown config section [{section}] (known: {', '.join(sections)})")
+        values = {k: v for k, v in values.items() if v is not None}
+        current = dataclasses.asdict(getattr(config, section))
+        current.update(values)
+        changed[section] = _build_section(section, sections[section], current)
+    return dataclasses.replace(config, **changed)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Defaults, then the TOML file at ``path`` (if any), then ``overrides``."""
+    config = Config()
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        config = merge(config, data)
+    if overrides:
+        config = merge(config, overrides)
+    return config
