@@ -92,12 +92,56 @@ class EngineConfig:
         check_range("engine.radius", self.radius, 1, 64)
 
 
+FLOW_PRESETS = ("ultrafast", "fast", "medium")
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    preset: str = "fast"
+    scale: float = 0.5
+    fb_threshold: float = 1.0
+    reanchor: float = 0.35
+    band: int = 4
+    colour_bins: int = 16
+    model_rate: float = 0.05
+    backfill: int = 0
+    max_backward: int = 150
+    cut_threshold: float = 0.6
+    motion_scale: float = 0.5
+    motion_history: int = 300
+    motion_var_threshold: float = 25.0
+    motion_min_area: int = 150
+    motion_hold: int = 5
+    motion_warmup: int = 25
+    motion_dilate: int = 6
+
+    def __post_init__(self) -> None:
+        check_choice("track.preset", self.preset, FLOW_PRESETS)
+        check_range("track.scale", self.scale, 0.1, 1.0)
+        check_range("track.fb_threshold", self.fb_threshold, 0.0, 100.0)
+        check_range("track.reanchor", self.reanchor, 0.0, 1.0)
+        check_range("track.band", self.band, 0, 64)
+        check_choice("track.colour_bins", self.colour_bins, (8, 16, 32))
+        check_range("track.model_rate", self.model_rate, 0.0, 1.0)
+        check_range("track.backfill", self.backfill, 0, 10000)
+        check_range("track.max_backward", self.max_backward, 0, 100000)
+        check_range("track.cut_threshold", self.cut_threshold, 0.0, 1.0)
+        check_range("track.motion_scale", self.motion_scale, 0.1, 1.0)
+        check_range("track.motion_history", self.motion_history, 1, 100000)
+        check_range("track.motion_var_threshold", self.motion_var_threshold, 1.0, 1000.0)
+        check_range("track.motion_min_area", self.motion_min_area, 0, 10**8)
+        check_range("track.motion_hold", self.motion_hold, 0, 1000)
+        check_range("track.motion_warmup", self.motion_warmup, 0, 1000)
+        check_range("track.motion_dilate", self.motion_dilate, 0, 256)
+
+
 @dataclass(frozen=True)
 class Config:
     io: IOConfig = field(default_factory=IOConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
 
 def _section_types() -> dict[str, type]:
