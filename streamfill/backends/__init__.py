@@ -1,0 +1,1 @@
+"""Inpainting engines behind the ``Inpainter`` protocol (streamfill/types.py)."""

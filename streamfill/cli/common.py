@@ -1,0 +1,72 @@
+"""Helpers shared by the CLI commands: config flags and the progress bar (printing lives here, in the CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from streamfill.config import ENGINES, X264_PRESETS, Config, load_config
+
+
+def add_config_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="TOML", help="configuration file (default: built-in defaults)")
+
+
+def add_encode_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output encoding")
+    g.add_argument("--crf", type=int, help="x264 quality, 0-51, lower is better (default 18)")
+    g.add_argument("--preset", choices=X264_PRESETS, help="x264 speed preset (default medium)")
+    g.add_argument("--lossless", action="store_true", default=None,
+                   help="write bit-exact FFV1 RGB in MKV (output name must end in .mkv)")
+
+
+def add_fill_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filling")
+    g.add_argument("--engine", choices=ENGINES, help="inpainting engine (default telea)")
+    g.add_argument("--dilate", type=int, metavar="PX", help="grow the mask by PX pixels (default 4)")
+    g.add_argument("--feather", type=int, metavar="PX", help="soften the paste over PX pixels inside the hole")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Defaults, then --config, then the flags the user gave."""
+    overrides = {
+        "io": {"crf": getattr(args, "crf", None), "preset": getattr(args, "preset", None),
+               "lossless": getattr(args, "lossless", None)},
+        "mask": {"dilate": getattr(args, "dilate", None), "feather": getattr(args, "feather", None)},
+        "engine": {"name": getattr(args, "engine", None)},
+    }
+    return load_config(getattr(args, "config", None), overrides)
+
+
+class ProgressBar:
+    """One self-rewriting line on stderr: frames, fps, ETA. Silent when stderr is not a terminal, unless
+    ``force`` (then a plain line every few seconds)."""
+
+    def __init__(self, label: str, enabled: bool = True, force: bool = False, every: float = 5.0) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.enabled = enabled and (self.tty or force)
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.every = 0.1 if self.tty else every
+        self.done = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.done = done
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < self.every and done != total):
+            return
+        self.last = now
+        elapsed = now - self.t0
+        fps = done / elapsed if elapsed > 0 else 0.0
+        if total:
+            eta = (total - done) / fps if fps > 0 else 0.0
+            text = f"{self.label}: {done}/{total} frames  {fps:5.1f} fps  ETA {eta:4.0f} s"
+        else:
+            text = f"{self.label}: {done} frames  {fps:5.1f} fps"
+        print(("\r" + text + "  ") if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)

@@ -1,0 +1,45 @@
+"""`streamfill info`: what a video holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from streamfill import api
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("info", help="show streams, codec, size, fps, frames, duration and audio of a video")
+    p.add_argument("input", help="video file, URL, or folder of images (with --fps)")
+    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    info = api.info(args.input, fps=args.fps)
+    fps = float(info.fps) if info.fps else None
+    data = {
+        "path": info.path, "format": info.format, "codec": info.codec, "width": info.width,
+        "height": info.height, "fps": fps, "time_base": str(info.time_base), "frames": info.frame_count,
+        "duration": info.duration, "rotation": info.rotation, "pix_fmt": info.pix_fmt,
+        "audio": info.has_audio,
+        "streams": [{"index": s.index, "type": s.type, "codec": s.codec, "detail": s.detail}
+                    for s in info.other_streams],
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{info.path}")
+    print(f"  container  {info.format}")
+    print(f"  video      {info.codec} {info.width}x{info.height} {info.pix_fmt}"
+          + (f", rotated {info.rotation} deg" if info.rotation else ""))
+    print(f"  fps        {fps:.3f}" if fps else "  fps        unknown")
+    print(f"  frames     {info.frame_count if info.frame_count is not None else 'unknown'}")
+    print(f"  duration   {info.duration:.3f} s" if info.duration else "  duration   unknown")
+    print(f"  time base  {info.time_base}")
+    if not info.other_streams:
+        print("  audio      none")
+    for s in info.other_streams:
+        print(f"  stream #{s.index}  {s.type} {s.codec}" + (f" ({s.detail})" if s.detail else ""))
+    return 0

@@ -1,0 +1,52 @@
+"""`streamfill process`: remove what a mask marks from a video."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streamfill import api
+from streamfill.cli.common import (
+    ProgressBar,
+    add_config_flag,
+    add_encode_flags,
+    add_fill_flags,
+    config_from_args,
+)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("process", help="remove objects from a video file or image sequence",
+                       description="Fill the masked region of every frame and write a new video. Every frame "
+                                   "keeps its timestamp; audio is copied unchanged.")
+    p.add_argument("input", help="video file, URL, or a folder of images (with --fps)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output video (.mp4/.mkv/.mov) or a folder (ending in /) for a PNG sequence")
+    p.add_argument("--mask", required=True, metavar="PATH",
+                   help="mask image for the whole clip, mask video, or folder of per-frame masks (white = remove)")
+    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
+    p.add_argument("--start", type=float, metavar="SEC", help="first second to process (frames keep their pts)")
+    p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_fill_flags(p)
+    add_encode_flags(p)
+    add_config_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    bar = ProgressBar("process", enabled=not args.quiet)
+    try:
+        result = api.process(args.input, args.output, mask=args.mask, config=config, fps=args.fps,
+                             start=args.start, end=args.end, progress=bar)
+    finally:
+        bar.finish()
+    if not args.quiet:
+        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled) in "
+              f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
+        if result.skipped_streams:
+            print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
+        if result.pts_adjusted:
+            print(f"note: {result.pts_adjusted} repeated timestamps were moved by one tick", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation harnesses: synthetic occluders with known truth, measured against the real clip."""

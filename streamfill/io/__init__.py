@@ -1,0 +1,30 @@
+"""Video and image I/O through PyAV (the only place ``av`` is imported).
+
+Readers yield ``Frame`` (H x W x 3 uint8 RGB, source pts/time_base); writers keep every pts, copy audio
+unchanged and publish the output under its final name only when complete.
+"""
+
+from streamfill.io.decode import (
+    IMAGE_SUFFIXES,
+    ImageSequenceReader,
+    StreamInfo,
+    VideoInfo,
+    VideoReader,
+    is_image_file,
+    open_video,
+    read_grey_sequence,
+    read_image,
+)
+from streamfill.io.encode import (
+    PngSequenceWriter,
+    VideoWriter,
+    check_output_path,
+    is_sequence_path,
+    open_output,
+)
+
+__all__ = [
+    "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",
+    "VideoWriter", "check_output_path", "is_image_file", "is_sequence_path", "open_output", "open_video",
+    "read_grey_sequence", "read_image",
+]

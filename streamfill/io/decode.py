@@ -1,0 +1,358 @@
+"""Decoding: video files, streams and cameras through PyAV, and folders of images.
+
+Every reader yields ``Frame`` objects (H x W x 3 uint8 RGB, source pts and time base, 0-based index) and is a
+context manager. Memory is flat in clip length: one frame at a time (plus FFmpeg's own small buffers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamfill.errors import DecodeError, InputError
+from streamfill.types import Frame
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One non-video stream of a container (what gets remuxed)."""
+
+    index: int
+    type: str
+    codec: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source holds. ``width``/``height`` are the decoded frame size after rotation is applied."""
+
+    path: str
+    format: str
+    codec: str
+    width: int
+    height: int
+    fps: Fraction | None
+    time_base: Fraction
+    frame_count: int | None
+    duration: float | None
+    rotation: int
+    pix_fmt: str
+    other_streams: tuple[StreamInfo, ...] = ()
+    declared_frames: int | None = None  # the container's own frame count, when it stores one
+
+    @property
+    def has_audio(self) -> bool:
+        return any(s.type == "audio" for s in self.other_streams)
+
+
+def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
+    turns = (round(rotation / 90) % 4) if rotation else 0
+    if turns == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=turns))
+
+
+def _av_error(path: str, exc: Exception) -> DecodeError:
+    return DecodeError(f"cannot decode {path}: {exc}")
+
+
+class VideoReader:
+    """Decodes the first video stream of a file, URL or device with PyAV.
+
+    Iterating yields Frames in presentation order with the source pts and time base; frames with no pts get
+    one derived from the previous frame. ``start``/``end`` (seconds) restrict the range; frames keep their
+    source index and pts. Raises DecodeError for a source that is missing, not video, corrupt or empty.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        threads: int = 0,
+        start: float | None = None,
+        end: float | None = None,
+        options: dict[str, str] | None = None,
+        format: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self._threads = threads
+        self._start = start
+        self._end = end
+        self._options = options or {}
+        self._format = format
+        self._container = None
+        self._stream = None
+        self.info: VideoInfo | None = None
+        self.frames_decoded = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def open(self) -> VideoReader:
+        is_url = "://" in self.path or self.path.startswith("/dev/")
+        if not is_url and not os.path.exists(self.path):
+            raise InputError(f"input not found: {self.path}")
+        if not is_url and os.path.isdir(self.path):
+            raise InputError(f"input is a folder: {self.path} (for an image sequence pass --fps)")
+        try:
+            self._container = av.open(self.path, mode="r", options=self._options, format=self._format)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise DecodeError(f"cannot open {self.path} as video: {exc}") from None
+        streams = [s for s in self._container.streams if s.type == "video"]
+        # Skip attached pictures (cover art), which are "video" streams holding one still image.
+        streams = [s for s in streams if not (s.disposition & av.stream.Disposition.attached_pic)] or streams
+        if not streams:
+            self.close()
+            raise DecodeError(f"{self.path} has no video stream")
+        self._stream = streams[0]
+        if self._stream.codec_context is None or self._stream.codec_context.name is None:
+            self.close()
+            raise DecodeError(f"{self.path}: video codec not supported")
+        self._stream.thread_type = "AUTO"
+        if self._threads:
+            self._stream.thread_count = self._threads
+        self.info = self._probe()
+        return self
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoReader:
+        return self.open() if self._container is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- probing ---------------------------------------------------------------------------------------
+    def _probe(self) -> VideoInfo:
+        c, s = self._container, self._stream
+        cc = s.codec_context
+        rotation = _stream_rotation(s)
+        w, h = cc.width, cc.height
+        if rotation % 180:
+            w, h = h, w
+        fps = s.average_rate or s.guessed_rate or s.base_rate
+        fps = Fraction(fps) if fps else None
+        duration = None
+        if s.duration is not None and s.time_base:
+            duration = float(s.duration * s.time_base)
+        elif c.duration is not None:
+            duration = c.duration / av.time_base
+        count = s.frames or None
+        if count is None and duration and fps:
+            count = round(duration * fps)
+        others = []
+        for st in c.streams:
+            if st.index == s.index:
+                continue
+            name = st.codec_context.name if st.codec_context is not None else "?"
+            detail = ""
+            if st.type == "audio":
+                detail = f"{st.codec_context.sample_rate} Hz, {st.codec_context.layout.name}"
+            others.append(StreamInfo(index=st.index, type=st.type, codec=str(name), detail=detail))
+        if w <= 0 or h <= 0:
+            raise DecodeError(f"{self.path}: video stream has no valid size ({w}x{h})")
+        return VideoInfo(
+            path=self.path,
+            format=c.format.name,
+            codec=cc.name,
+            width=w,
+            height=h,
+            fps=fps,
+            time_base=Fraction(s.time_base) if s.time_base else Fraction(1, int(fps or 25)),
+            frame_count=count,
+            duration=duration,
+            rotation=rotation,
+            pix_fmt=str(cc.format.name) if cc.format else "?",
+            other_streams=tuple(others),
+            declared_frames=s.frames or None,
+        )
+
+    # -- frames ----------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Frame]:
+        if self._container is None:
+            self.open()
+        s = self._stream
+        tb = self.info.time_base
+        step = int(round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        start_pts = None if self._start is None else self._start / tb
+        end_pts = None if self._end is None else self._end / tb
+        # No seeking: frames before ``start`` are decoded and skipped, so that every frame keeps its source
+        # index (per-frame masks are matched by it) whatever the container's keyframe layout.
+        index = -1
+        last_pts = None
+        rotation = self.info.rotation
+        try:
+            for packet in self._container.demux(s):
+                for vf in packet.decode():
+                    pts = vf.pts
+                    if pts is None:
+                        pts = 0 if last_pts is None else last_pts + step
+                    index += 1
+                    last_pts = pts
+                    if start_pts is not None and pts < start_pts:
+                        continue
+                    if end_pts is not None and pts >= end_pts:
+                        return
+                    image = vf.to_ndarray(format="rgb24")
+                    frame_rotation = getattr(vf, "rotation", 0) or rotation
+                    image = _rotate(image, frame_rotation)
+                    self.frames_decoded += 1
+                    yield Frame(image=image, pts=int(pts), time_base=tb, index=index)
+        except av.FFmpegError as exc:
+            raise _av_error(self.path, exc) from None
+        whole = self._start is None and self._end is None
+        if self.frames_decoded == 0 and whole:
+            raise DecodeError(f"{self.path} has no decodable video frames")
+        declared = self.info.declared_frames
+        if whole and declared and self.frames_decoded < declared:
+            raise DecodeError(
+                f"{self.path} is truncated or corrupt: decoded {self.frames_decoded} of {declared} frames"
+            )
+        duration = self.info.duration
+        if whole and not declared and duration and last_pts is not None and self.info.fps:
+            missing = duration - float(last_pts * tb) - float(1 / self.info.fps)
+            if missing > max(0.5, 3 / float(self.info.fps)):
+                raise DecodeError(
+                    f"{self.path} is truncated or corrupt: video stops at {float(last_pts * tb):.2f} s "
+                    f"of {duration:.2f} s"
+                )
+
+
+def _stream_rotation(stream) -> int:
+    """Rotation in degrees from the stream's display matrix (0 when absent)."""
+    try:
+        for sd in stream.codec_context.side_data if hasattr(stream.codec_context, "side_data") else []:
+            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
+                return int(round(getattr(sd, "rotation", 0)))
+    except Exception:  # noqa: BLE001 - rotation metadata is optional; frames carry their own
+        pass
+    return 0
+
+
+class ImageSequenceReader:
+    """Decodes a folder of PNG/JPG images, sorted by name, as a clip at ``fps`` frames per second.
+
+    pts = index, time_base = 1/fps. All images must have the same size.
+    """
+
+    def __init__(self, folder: str | os.PathLike, fps: Fraction | float | int, *, start=None, end=None) -> None:
+        self.folder = Path(folder)
+        self.fps = Fraction(fps).limit_denominator(1001 * 1000)
+        if self.fps <= 0:
+            raise InputError(f"--fps must be positive, got {fps}")
+        self._start, self._end = start, end
+        self.files: list[Path] = []
+        self.info: VideoInfo | None = None
+        self.frames_decoded = 0
+
+    def open(self) -> ImageSequenceReader:
+        if not self.folder.is_dir():
+            raise InputError(f"input not found: {self.folder}")
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise DecodeError(f"{self.folder} holds no PNG/JPG images")
+        first = read_image(self.files[0])
+        h, w = first.shape[:2]
+        tb = 1 / self.fps
+        self.info = VideoInfo(
+            path=str(self.folder), format="image2", codec=self.files[0].suffix.lstrip(".").lower(),
+            width=w, height=h, fps=self.fps, time_base=tb, frame_count=len(self.files),
+            duration=float(len(self.files) / self.fps), rotation=0, pix_fmt="rgb24",
+        )
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ImageSequenceReader:
+        return self.open() if self.info is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.info is None:
+            self.open()
+        tb = self.info.time_base
+        for i, path in enumerate(self.files):
+            t = i * tb
+            if self._start is not None and t < self._start:
+                continue
+            if self._end is not None and t >= self._end:
+                return
+            image = read_image(path)
+            if image.shape[:2] != (self.info.height, self.info.width):
+                raise DecodeError(
+                    f"{path.name} is {image.shape[1]}x{image.shape[0]} but the sequence is "
+                    f"{self.info.width}x{self.info.height}"
+                )
+            self.frames_decoded += 1
+            yield Frame(image=image, pts=i, time_base=tb, index=i)
+
+
+def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
+    """Read one image file: H x W x 3 uint8 RGB (or H x W uint8 with ``grey=True``, the max over channels
+    so that any non-black pixel of a coloured mask counts). Raises DecodeError when unreadable."""
+    try:
+        with av.open(str(path), mode="r") as c:
+            vf = next(c.decode(video=0))
+            image = vf.to_ndarray(format="rgba" if grey else "rgb24")
+    except (av.FFmpegError, OSError, StopIteration, ValueError, IndexError) as exc:
+        raise DecodeError(f"cannot read image {path}: {exc or 'no picture'}") from None
+    if grey:
+        rgb, alpha = image[..., :3], image[..., 3]
+        g = rgb.max(axis=2)
+        if alpha.min() < 255 and g.max() == 0:  # a transparent PNG whose drawn strokes are only in alpha
+            g = alpha
+        return np.ascontiguousarray(g)
+    return image
+
+
+def open_video(path: str | os.PathLike, *, fps: float | Fraction | None = None, threads: int = 0,
+               start: float | None = None, end: float | None = None):
+    """Open a video file, URL, device or (with ``fps``) a folder of images. Returns an unopened reader; use
+    it as a context manager: ``with open_video(p) as r: info = r.info; for frame in r: ...``."""
+    if os.path.isdir(str(path)):
+        if fps is None:
+            raise InputError(f"{path} is a folder: pass --fps to read it as an image sequence")
+        return ImageSequenceReader(path, fps, start=start, end=end)
+    return VideoReader(path, threads=threads, start=start, end=end)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()
+
+
+def read_grey_sequence(path: str | os.PathLike) -> tuple[Iterator[np.ndarray], int | None]:
+    """Grey frames (H x W uint8, max over colour channels) of a video file or a folder of images sorted by
+    name, for per-frame masks. Returns (iterator, count) — count is None for a video (known once read).
+    Raises InputError/DecodeError when the path is missing, empty or unreadable."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"mask not found: {p}")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DecodeError(f"mask folder {p} holds no PNG/JPG images")
+        return (read_image(f, grey=True) for f in files), len(files)
+    reader = VideoReader(p).open()
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            for frame in reader:
+                yield frame.image.max(axis=2)
+        finally:
+            reader.close()
+
+    return frames(), None

@@ -1,0 +1,329 @@
+"""Encoding: H.264 or lossless FFV1 video with untouched audio, or a PNG sequence.
+
+Writers are FrameSinks: context managers that take Frames in order. Output goes to a temporary name beside
+the final one and is renamed only when the writer closes without error, so an interrupted or failed run
+never leaves a truncated file under the final name. Every frame keeps its source pts and time base; audio,
+subtitle and other streams of ``remux_from`` are copied packet by packet (no re-encode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamfill.config import IOConfig
+from streamfill.errors import OutputError
+from streamfill.io.decode import VideoInfo
+from streamfill.types import Frame
+
+REMUX_TYPES = ("audio", "subtitle")
+LOSSLESS_SUFFIXES = (".mkv", ".avi")
+
+
+def is_sequence_path(path: str | os.PathLike) -> bool:
+    """A path names a PNG-sequence output when it ends with a separator, is a folder, or has no suffix."""
+    s = str(path)
+    return s.endswith(("/", os.sep)) or os.path.isdir(s) or Path(s).suffix == ""
+
+
+def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Validate an output path before any work starts: writable folder, not one of the inputs."""
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    for src in inputs:
+        if src is None or "://" in str(src):
+            continue
+        with contextlib.suppress(OSError):
+            if Path(src).resolve() == out.resolve() or (out.exists() and os.path.samefile(src, out)):
+                raise OutputError(f"output {out} is the same file as the input; choose another name")
+    if not parent.exists():
+        raise OutputError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder is not writable: {parent}")
+    if out.exists() and out.is_dir() and not is_sequence_path(out):
+        raise OutputError(f"output {out} is a folder")
+    return out
+
+
+def _temp_path(final: Path) -> Path:
+    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+
+
+class VideoWriter:
+    """Writes Frames as H.264 (libx264) or, with ``config.lossless``, FFV1 RGB in MKV — bit-exact pixels.
+
+    ``info`` gives size, frame rate and time base (the source's). H.264 uses yuv420p, or yuv444p when the
+    width or height is odd (4:2:0 cannot hold odd sizes). Streams of ``remux_from`` listed in REMUX_TYPES are
+    copied unchanged, limited to [start, end) seconds when given.
+    """
+
+    def __init__(self, path: str | os.PathLike, info: VideoInfo, *, config: IOConfig | None = None,
+                 remux_from: str | None = None, start: float | None = None, end: float | None = None,
+                 tune: str | None = None) -> None:
+        self.path = Path(path)
+        self.info = info
+        self.config = config or IOConfig()
+        self.remux_from = remux_from
+        self._start, self._end = start, end
+        self._tune = tune
+        self._tmp = _temp_path(self.path)
+        self._out = None
+        self._stream = None
+        self._src = None
+        self._src_packets = None
+        self._pending = None
+        self._map: dict[int, object] = {}
+        self._last_pts: int | None = None
+        self.frames_written = 0
+        self.pts_adjusted = 0
+        self.skipped_streams: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def __enter__(self) -> VideoWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def open(self) -> None:
+        suffix = self.path.suffix.lower()
+        if self.config.lossless and suffix not in LOSSLESS_SUFFIXES:
+            raise OutputError(f"lossless output needs a .mkv name, got {self.path.name}")
+        try:
+            self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix))
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            raise OutputError(f"cannot create {self.path}: {exc}") from None
+        try:
+            self._add_video_stream()
+            self._add_remux_streams()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_video_stream(self) -> None:
+        info, cfg = self.info, self.config
+        rate = info.fps.limit_denominator(1001000) if info.fps else None
+        if cfg.lossless:
+            stream = self._out.add_stream("ffv1", rate=rate)
+            stream.pix_fmt = "bgr0"  # 8-bit RGB, bit-exact (this FFV1 build has no gbrp)
+            stream.options = {"level": "3", "slices": "4", "slicecrc": "1", "g": "1"}
+        else:
+            stream = self._out.add_stream("libx264", rate=rate)
+            odd = info.width % 2 or info.height % 2
+            stream.pix_fmt = "yuv444p" if odd else "yuv420p"
+            opts = {"crf": str(cfg.crf), "preset": cfg.preset}
+            if self._tune:
+                opts["tune"] = self._tune
+            stream.options = opts
+        stream.width, stream.height = info.width, info.height
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        stream.thread_type = "AUTO"
+        self._stream = stream
+
+    def _add_remux_streams(self) -> None:
+        if not self.remux_from or "://" in self.remux_from or os.path.isdir(self.remux_from):
+            return
+        try:
+            src = av.open(self.remux_from, mode="r")
+        except (av.FFmpegError, OSError):
+            return
+        self._src = src
+        keep = []
+        for st in src.streams:
+            if st.type not in REMUX_TYPES:
+                if st.type not in ("video",):
+                    self.skipped_streams.append(f"#{st.index} {st.type}")
+                continue
+            try:
+                self._map[st.index] = self._out.add_stream_from_template(st)
+            except (av.FFmpegError, ValueError, TypeError) as exc:
+                raise OutputError(
+                    f"cannot copy {st.type} stream #{st.index} ({st.codec_context.name}) into "
+                    f"{self.path.suffix or 'this'} output: {exc}; try a .mkv output"
+                ) from None
+            keep.append(st)
+        if keep:
+            self._src_packets = src.demux(*keep)
+        else:
+            src.close()
+            self._src = None
+
+    def write(self, frame: Frame) -> None:
+        image = frame.image
+        if image.shape != (self.info.height, self.info.width, 3) or image.dtype != np.uint8:
+            raise OutputError(
+                f"frame {frame.index} is {image.shape} {image.dtype}, writer expects "
+                f"({self.info.height}, {self.info.width}, 3) uint8"
+            )
+        pts = int(frame.pts)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # the encoder needs strictly increasing pts; count every change
+            self.pts_adjusted += 1
+        self._last_pts = pts
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        vf.pts = pts
+        vf.time_base = self.info.time_base
+        try:
+            for packet in self._stream.encode(vf):
+                self._out.mux(packet)
+        except av.FFmpegError as exc:
+            raise OutputError(f"encoding frame {frame.index} failed: {exc}") from None
+        self.frames_written += 1
+        self._pump(float(pts * self.info.time_base) + 1.0)
+
+    def _pump(self, until: float | None) -> None:
+        """Copy remuxed packets whose time is before ``until`` seconds (all remaining when None)."""
+        if self._src_packets is None:
+            return
+        while True:
+            packet = self._pending
+            self._pending = None
+            if packet is None:
+                try:
+                    packet = next(self._src_packets)
+                except (StopIteration, av.FFmpegError):
+                    self._src_packets = None
+                    return
+            if packet.dts is None and packet.pts is None:
+                continue  # demuxer flush packet
+            t = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+            if until is not None and t > until:
+                self._pending = packet
+                return
+            if (self._start is not None and t < self._start) or (self._end is not None and t >= self._end):
+                continue
+            packet.stream = self._map[packet.stream_index]
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        if self._out is None:
+            return
+        try:
+            for packet in self._stream.encode(None):
+                self._out.mux(packet)
+            self._pump(None)
+            self._out.close()
+            self._out = None
+        except av.FFmpegError as exc:
+            self.abort()
+            raise OutputError(f"finishing {self.path} failed: {exc}") from None
+        finally:
+            self._close_src()
+        if self.frames_written == 0:
+            self.abort()
+            raise OutputError(f"no frames to write to {self.path}")
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot move the finished output to {self.path}: {exc}") from None
+
+    def abort(self) -> None:
+        """Discard the partial output (never touches the final name)."""
+        if self._out is not None:
+            with contextlib.suppress(Exception):
+                self._out.close()
+            self._out = None
+        self._close_src()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._tmp)
+
+    def _close_src(self) -> None:
+        if self._src is not None:
+            with contextlib.suppress(Exception):
+                self._src.close()
+            self._src = None
+            self._src_packets = None
+
+
+def _format_for(suffix: str) -> str | None:
+    return {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".avi": "avi", ".webm": "webm"}.get(suffix)
+
+
+class PngSequenceWriter:
+    """Writes Frames as ``000000.png`` ... into a folder (lossless RGB), plus ``timestamps.csv`` with each
+    frame's index, pts, time base and seconds so no timing is lost. The folder is built under a temporary
+    name and renamed when complete; an existing non-empty folder is refused."""
+
+    def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None, **_ignored) -> None:
+        self.path = Path(str(path).rstrip("/\\") or ".")
+        self._tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self._codec = None
+        self._csv = None
+        self.frames_written = 0
+        self.skipped_streams: list[str] = []
+        self.pts_adjusted = 0
+
+    def __enter__(self) -> PngSequenceWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def open(self) -> None:
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise OutputError(f"output folder {self.path} exists and is not empty")
+        try:
+            self._tmp.mkdir(parents=False)
+            self._csv = open(self._tmp / "timestamps.csv", "w")  # noqa: SIM115 - closed in close()/abort()
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.path}: {exc}") from None
+        self._csv.write("file,index,pts,time_base,seconds\n")
+
+    def write(self, frame: Frame) -> None:
+        h, w = frame.image.shape[:2]
+        if self._codec is None or (self._codec.width, self._codec.height) != (w, h):
+            self._codec = av.CodecContext.create("png", "w")
+            self._codec.width, self._codec.height = w, h
+            self._codec.pix_fmt = "rgb24"
+            self._codec.time_base = Fraction(1, 25)
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
+        vf.pts = self.frames_written
+        name = f"{self.frames_written:06d}.png"
+        data = b"".join(bytes(p) for p in self._codec.encode(vf))
+        with open(self._tmp / name, "wb") as fh:
+            fh.write(data)
+        tb = frame.time_base
+        self._csv.write(f"{name},{frame.index},{frame.pts},{tb.numerator}/{tb.denominator},"
+                        f"{float(frame.pts * tb):.6f}\n")
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._csv.close()
+        if self.frames_written == 0:
+            self.abort()
+            raise OutputError(f"no frames to write to {self.path}")
+        if self.path.exists():
+            self.path.rmdir()  # empty, checked in open()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if self._csv is not None and not self._csv.closed:
+            self._csv.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def open_output(path: str | os.PathLike, info: VideoInfo, *, config: IOConfig | None = None,
+                remux_from: str | None = None, start: float | None = None, end: float | None = None,
+                tune: str | None = None):
+    """The writer for ``path``: a PNG sequence for a folder-like path, otherwise a video file.
+
+    Use as a context manager; frames are committed under the final name only on a clean exit."""
+    if is_sequence_path(path):
+        return PngSequenceWriter(path, info)
+    return VideoWriter(path, info, config=config, remux_from=remux_from, start=start, end=end, tune=tune)

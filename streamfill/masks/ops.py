@@ -1,0 +1,43 @@
+"""Mask operations. Masks are H x W uint8 with 255 = fill (hole) and 0 = keep."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def binarize(mask: np.ndarray, threshold: int = 127) -> np.ndarray:
+    """H x W (or H x W x C, max over channels) any dtype -> H x W uint8 in {0, 255}; > threshold is a hole."""
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m.max(axis=2)
+    if m.dtype == bool:
+        return m.astype(np.uint8) * 255
+    return np.where(m > threshold, np.uint8(255), np.uint8(0))
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow the hole by ``pixels`` (elliptical structuring element). Returns a new H x W uint8 mask."""
+    if pixels <= 0 or not mask.any():
+        return mask
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask, k)
+
+
+def feather_alpha(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Blend weights for pasting a fill: H x W float32 in [0, 1], 0 outside the hole, rising to 1 over
+    ``pixels`` pixels inside it. The feather never reaches outside the hole, so known pixels stay exact."""
+    hole = mask > 0
+    if pixels <= 0:
+        return hole.astype(np.float32)
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.clip(dist / float(pixels + 1), 0.0, 1.0).astype(np.float32)
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), exclusive ends, of the hole; None for an empty mask."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1

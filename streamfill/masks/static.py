@@ -1,0 +1,87 @@
+"""Masks given as files: one image for the whole clip, or one mask per frame (a mask video or a folder).
+
+Both are MaskSources: ``pair(frames)`` yields (frame, mask) with the mask thresholded and dilated, and fails
+with MaskError when a mask's size or the number of masks does not match the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from streamfill.config import MaskConfig
+from streamfill.errors import MaskError
+from streamfill.masks.ops import binarize, dilate
+from streamfill.types import Frame, Mask
+
+
+def prepare(mask: np.ndarray, config: MaskConfig) -> Mask:
+    """Threshold then dilate a raw mask (H x W or H x W x C, any values) into H x W uint8 {0, 255}."""
+    return dilate(binarize(mask, config.threshold), config.dilate)
+
+
+def _check_size(mask: np.ndarray, frame: Frame, name: str) -> None:
+    if mask.shape[:2] != frame.image.shape[:2]:
+        h, w = mask.shape[:2]
+        raise MaskError(
+            f"mask {name} is {w}x{h} but the video is {frame.width}x{frame.height}; masks must match the frame size"
+        )
+
+
+class StaticMask:
+    """The same mask for every frame. ``mask`` is H x W (any values; > threshold = hole)."""
+
+    def __init__(self, mask: np.ndarray, config: MaskConfig | None = None, name: str = "image") -> None:
+        self.name = name
+        self.mask = prepare(mask, config or MaskConfig())
+
+    def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
+        for frame in frames:
+            _check_size(self.mask, frame, self.name)
+            yield frame, self.mask
+
+
+class PerFrameMasks:
+    """Mask ``i`` belongs to source frame ``i`` (frames keep their source index when a range is trimmed).
+
+    ``masks`` is an iterator of raw H x W masks in frame order; ``count`` is how many there are when known
+    up front (a folder), else None (a video, counted as it is read).
+    """
+
+    def __init__(self, masks: Iterable[np.ndarray], config: MaskConfig | None = None, *, name: str = "masks",
+                 count: int | None = None) -> None:
+        self.name = name
+        self.count = count
+        self.config = config or MaskConfig()
+        self._masks = iter(masks)
+
+    def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
+        read = 0  # masks consumed so far; the next one is mask number `read`
+        last_index = -1
+        first_index = None
+        for frame in frames:
+            if first_index is None:
+                first_index = frame.index
+            last_index = frame.index
+            raw = None
+            while read <= frame.index:
+                try:
+                    raw = next(self._masks)
+                except StopIteration:
+                    total = self.count if self.count is not None else read
+                    raise MaskError(
+                        f"{self.name} has {total} masks but the video has at least {frame.index + 1} frames"
+                    ) from None
+                read += 1
+            _check_size(raw, frame, self.name)
+            yield frame, prepare(raw, self.config)
+        if first_index == 0:  # the whole clip was processed: the counts must agree exactly
+            extra = 0
+            for _ in self._masks:
+                extra += 1
+                if self.count is None and extra > 0:
+                    break
+            if extra:
+                total = self.count if self.count is not None else f"more than {last_index + 1}"
+                raise MaskError(f"{self.name} has {total} masks but the video has {last_index + 1} frames")

@@ -1,0 +1,1 @@
+"""Completion of frames: crop planning, crop-and-stitch, and the streaming loop."""
