@@ -4,6 +4,7 @@ errors of ``streamfill.errors`` and report progress through callbacks."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfill import build, io
+from streamfill import build, io, transport
 from streamfill.config import Config
 from streamfill.errors import InputError
 from streamfill.masks import prepare
@@ -50,8 +51,11 @@ def info(path: str | Path, *, fps: float | None = None) -> io.VideoInfo:
 
 def process(input: str | Path, output: str | Path, *, mask: str | Path, config: Config | None = None,
             fps: float | Fraction | None = None, start: float | None = None, end: float | None = None,
-            progress: Progress | None = None) -> ProcessResult:
+            progress: Progress | None = None, sink: str | None = None) -> ProcessResult:
     """Remove what ``mask`` marks from every frame of ``input`` and write ``output``.
+
+    ``mask`` may also be a ``zmq:[req|sub:]ENDPOINT`` spec (masks from a plugin, see plugins/PROTOCOL.md);
+    ``sink`` a ``zmq:[push|pub:]ENDPOINT`` spec that receives every output frame as well as ``output``.
 
     Every input frame is written with its source pts; audio is copied unchanged; the output appears under
     its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
@@ -67,12 +71,13 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path, config: 
         io.check_output_path(output, inputs=(input, mask))
         total = _expected_frames(source_info, start, end)
         remux = None if Path(str(input)).is_dir() else str(input)
-        with build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as sink:
-            stats = run(reader, masks, completer, sink,
+        with (build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as out,
+              build.open_stream_sink(sink, config) as extra):
+            stats = run(reader, masks, completer, build.tee(out, extra),
                         progress=(lambda s: progress(s.frames, total)) if progress else None)
     return ProcessResult(output=str(output), frames=stats.frames, filled=stats.filled,
-                         seconds=time.perf_counter() - t0, skipped_streams=list(sink.skipped_streams),
-                         pts_adjusted=sink.pts_adjusted)
+                         seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
+                         pts_adjusted=out.pts_adjusted)
 
 
 def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None) -> int | None:
@@ -85,6 +90,35 @@ def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None)
     a = start or 0.0
     b = min(end if end is not None else info.duration, info.duration)
     return max(0, math.ceil((b - a) * float(info.fps)))
+
+
+def serve(bind: str = "tcp://127.0.0.1:5555", *, config: Config | None = None,
+          curve_keys: str | Path | None = None, insecure: bool = False, stop: threading.Event | None = None,
+          on_ready: Callable[[str], None] | None = None, fill=None) -> dict[str, int]:
+    """Run ``streamfill serve`` until ``stop`` is set (or KeyboardInterrupt); returns the request counters.
+
+    Host applications send ``frame`` messages carrying image + mask (plugins/PROTOCOL.md) and get
+    ``result`` messages with the filled frame. Binding beyond loopback requires ``curve_keys`` (a
+    ``streamfill keys`` directory) unless ``insecure``. ``on_ready(endpoint)`` is called once bound.
+    ``fill`` replaces the completion function (default: ``build.make_fill(config)``).
+    """
+    config = config or Config()
+    if not transport.is_loopback(bind) and curve_keys is None and not insecure:
+        raise InputError(f"--bind {bind} is reachable from other machines: protect it with --curve-keys DIR "
+                         "(see `streamfill keys`) or pass --insecure")
+    service = transport.ServeService(bind, fill or build.make_fill(config), config.transport,
+                                     curve_dir=curve_keys, stop=stop)
+    with service:
+        if on_ready is not None:
+            on_ready(service.endpoint)
+        while not service.wait(0.5):
+            pass
+    return dict(service.stats)
+
+
+def keys(directory: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+    """Create CURVE keypairs for ``serve --curve-keys DIR`` and its clients; returns the files written."""
+    return transport.generate_keys(directory, overwrite=overwrite)
 
 
 def demo_clip() -> Path:
@@ -154,4 +188,5 @@ def _psnr(sse: float, count: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-__all__ = ["DemoResult", "Frame", "ProcessResult", "RunStats", "demo", "demo_clip", "info", "process"]
+__all__ = ["DemoResult", "Frame", "ProcessResult", "RunStats", "demo", "demo_clip", "info", "keys", "process",
+           "serve"]

@@ -22,8 +22,15 @@ def add_parser(sub) -> None:
     p.add_argument("input", help="video file, URL, or a folder of images (with --fps)")
     p.add_argument("-o", "--output", required=True,
                    help="output video (.mp4/.mkv/.mov) or a folder (ending in /) for a PNG sequence")
-    p.add_argument("--mask", required=True, metavar="PATH",
-                   help="mask image for the whole clip, mask video, or folder of per-frame masks (white = remove)")
+    masks = p.add_mutually_exclusive_group(required=True)
+    masks.add_argument("--mask", metavar="PATH",
+                       help="mask image for the whole clip, mask video, or folder of per-frame masks (white = remove)")
+    masks.add_argument("--mask-source", metavar="zmq:ENDPOINT",
+                       help="ask a ZeroMQ mask plugin for each frame's mask: zmq:[req|sub:]ENDPOINT, e.g. "
+                            "zmq:tcp://127.0.0.1:5560 (see plugins/PROTOCOL.md)")
+    p.add_argument("--sink", metavar="zmq:ENDPOINT",
+                   help="also send every output frame over ZeroMQ: zmq:[push|pub:]ENDPOINT (push connects to a "
+                        "receiver, pub binds for viewers)")
     p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
     p.add_argument("--start", type=float, metavar="SEC", help="first second to process (frames keep their pts)")
     p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
@@ -38,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     bar = ProgressBar("process", enabled=not args.quiet)
     try:
-        result = api.process(args.input, args.output, mask=args.mask, config=config, fps=args.fps,
-                             start=args.start, end=args.end, progress=bar)
+        mask = args.mask
+        if args.mask_source is not None:  # "zmq:" may be left out: --mask-source tcp://127.0.0.1:5560
+            mask = args.mask_source if args.mask_source.startswith("zmq:") else f"zmq:{args.mask_source}"
+        result = api.process(args.input, args.output, mask=mask, config=config,
+                             fps=args.fps, start=args.start, end=args.end, progress=bar, sink=args.sink)
     finally:
         bar.finish()
     if not args.quiet:

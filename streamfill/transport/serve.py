@@ -1,0 +1,279 @@
+"""``streamfill serve``: host applications send frame + mask over ZeroMQ and get the filled frame back.
+
+One I/O thread owns a ROUTER socket (many clients at once) and hands requests to worker threads through
+bounded queues; each client is always served by the same worker, so its results come back in request order.
+A full queue is answered with a ``busy`` error, every bad request with an ``error`` message (see
+plugins/PROTOCOL.md); the service keeps serving. Parts larger than ``max_message_bytes`` make libzmq drop
+the connection (ZMQ_MAXMSGSIZE); declared sizes over the limits get a ``too_large`` error.
+
+The completion function is injected: ``fill(image, mask) -> image`` with image H x W x 3 uint8 RGB
+(read-only, do not modify it), mask H x W uint8 (255 = fill), result H x W x 3 uint8 RGB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import queue
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from streamfill import __version__, protocol
+from streamfill.config import TransportConfig
+from streamfill.errors import TransportError
+from streamfill.transport import keys as keyfiles
+from streamfill.transport._zmq import attach, check_endpoint, make_socket
+
+FillFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_ids = itertools.count()
+
+
+class ServeService:
+    """The serve loop as a context manager: ``__enter__`` binds and starts the threads, ``__exit__`` stops.
+
+    ``bind``: ZeroMQ endpoint (tcp port 0 picks a free port; ``endpoint`` tells which).
+    ``curve_dir``: a ``streamfill keys`` directory; when given, every client must use CURVE with a key in
+    ``DIR/authorized``. ``stop``: an optional event that ends the service when set.
+    ``wait`` blocks until the service stops and re-raises any failure of its threads in the caller.
+    """
+
+    def __init__(self, bind: str, fill: FillFn, config: TransportConfig | None = None, *,
+                 curve_dir: str | Path | None = None, stop: threading.Event | None = None):
+        self.bind = check_endpoint(bind)
+        self.fill = fill
+        self.config = config or TransportConfig()
+        self.curve_dir = curve_dir
+        self.stop_event = stop or threading.Event()
+        self.endpoint: str | None = None
+        self.stats = {"requests": 0, "results": 0, "errors": 0, "busy": 0, "fill_failed": 0}
+        self.last_fill_error: str | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+        self._ctx: zmq.Context | None = None
+        self._auth = None
+        self._inproc = f"inproc://streamfill-serve-{next(_ids)}"
+        n = self.config.workers
+        self._queues = [queue.Queue(maxsize=max(1, self.config.queue // n)) for _ in range(n)]
+
+    # -------------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> ServeService:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(raise_errors=exc_type is None)
+
+    def start(self) -> str:
+        """Bind and start the threads; returns the bound endpoint."""
+        server_keys = authorized = None
+        if self.curve_dir is not None:
+            if not keyfiles.curve_available():
+                raise TransportError("this libzmq was built without CURVE support")
+            server_keys = keyfiles.load_server_keys(self.curve_dir)
+            authorized = keyfiles.authorized_dir(self.curve_dir)
+        self._ctx = zmq.Context()
+        try:
+            if server_keys is not None:
+                from zmq.auth.thread import ThreadAuthenticator
+
+                self._auth = ThreadAuthenticator(self._ctx)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(authorized))
+            loop = threading.Thread(target=self._guard, args=(self._loop, server_keys),
+                                    name="streamfill-serve-io", daemon=True)
+            self._threads.append(loop)
+            loop.start()
+            if not self._ready.wait(10.0):
+                raise TransportError(f"serve did not start on {self.bind} within 10 s")
+            if self._error is not None:
+                raise self._error
+        except BaseException:
+            self.close(raise_errors=False)
+            raise
+        return self.endpoint
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the service stops (or ``timeout`` s pass); True if stopped. Re-raises thread errors."""
+        self.stop_event.wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self.stop_event.is_set()
+
+    def close(self, *, raise_errors: bool = True) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(5.0)
+        self._threads.clear()
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+        if raise_errors and self._error is not None:
+            raise self._error
+
+    def _guard(self, target, *args) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # handed to the caller by wait()/close()
+            if self._error is None:
+                self._error = exc
+            self.stop_event.set()
+            self._ready.set()
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[key] += n
+
+    # ------------------------------------------------------------------------------------- I/O thread
+
+    def _loop(self, server_keys) -> None:
+        cfg = self.config
+        hwm = max(16, cfg.queue)
+        router = make_socket(self._ctx, zmq.ROUTER, sndhwm=hwm, rcvhwm=8, max_bytes=cfg.max_message_bytes)
+        pull = make_socket(self._ctx, zmq.PULL)
+        try:
+            if server_keys is not None:
+                keyfiles.apply_server(router, server_keys)
+            self.endpoint = attach(router, self.bind, bind=True)
+            pull.bind(self._inproc)
+            for i, q in enumerate(self._queues):
+                worker = threading.Thread(target=self._guard, args=(self._work, q),
+                                          name=f"streamfill-serve-worker-{i}", daemon=True)
+                self._threads.append(worker)
+                worker.start()
+            self._ready.set()
+            poller = zmq.Poller()
+            poller.register(router, zmq.POLLIN)
+            poller.register(pull, zmq.POLLIN)
+            while not self.stop_event.is_set():
+                events = dict(poller.poll(100))
+                if pull in events:
+                    self._forward_replies(pull, router)
+                if router in events:
+                    self._take_requests(router)
+        finally:
+            router.close(0)
+            pull.close(0)
+
+    def _forward_replies(self, pull: zmq.Socket, router: zmq.Socket) -> None:
+        for _ in range(256):
+            try:
+                parts = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            # ROUTER drops replies to clients that are gone or not reading (never blocks)
+            with contextlib.suppress(zmq.Again):
+                router.send_multipart(parts, zmq.NOBLOCK, copy=False)
+
+    def _take_requests(self, router: zmq.Socket) -> None:
+        n = len(self._queues)
+        for _ in range(64):
+            try:
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._count("requests")
+            identity = parts[0]
+            if len(parts) >= 2 and len(parts[1]) == 0:
+                envelope, body = parts[:2], parts[2:]  # REQ-style: routing id + empty delimiter
+            else:
+                envelope, body = parts[:1], parts[1:]
+            q = self._queues[zlib.crc32(identity.bytes) % n if n > 1 else 0]
+            try:
+                q.put_nowait((envelope, body))
+            except queue.Full:
+                self._count("busy")
+                self._count("errors")
+                header = _peek(body)
+                reply = protocol.error_reply(protocol.MessageError(
+                    "busy", f"queue full ({q.maxsize} waiting); retry later", header))
+                with contextlib.suppress(zmq.Again):
+                    router.send_multipart(envelope + reply, zmq.NOBLOCK)
+
+    # ----------------------------------------------------------------------------------------- worker
+
+    def _work(self, q: queue.Queue) -> None:
+        push = make_socket(self._ctx, zmq.PUSH)
+        push.setsockopt(zmq.SNDTIMEO, 100)
+        try:
+            push.connect(self._inproc)
+            while not self.stop_event.is_set():
+                try:
+                    envelope, body = q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                reply = self.handle(body)
+                while not self.stop_event.is_set():
+                    try:
+                        push.send_multipart(envelope + reply, copy=False)
+                        break
+                    except zmq.Again:
+                        continue
+        finally:
+            push.close(0)
+
+    def handle(self, body: list) -> list:
+        """The reply parts (without envelope) to one request's parts. Never raises for bad input."""
+        cfg = self.config
+        try:
+            msg = protocol.decode(body, max_bytes=cfg.max_message_bytes, max_side=cfg.max_side)
+            if msg.type == "hello":
+                version = protocol.negotiate(msg.header.get("versions", [msg.header["v"]]))
+                encodings = ["raw", "png"] + (["jpeg"] if protocol.jpeg_available() else [])
+                return protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
+                                             extra={"role": "serve", "max_message_bytes": cfg.max_message_bytes,
+                                                    "max_side": cfg.max_side, "encodings": encodings})
+            if msg.type == "bye":
+                return protocol.encode_bye(stream=msg.stream or None, req=msg.req)
+            if msg.type != "frame":
+                raise protocol.MessageError("unexpected_type", f"serve takes frame, hello or bye, not {msg.type}",
+                                            msg.header)
+            if msg.mask is None:
+                raise protocol.MessageError("bad_message", "serve needs a frame message with 2 payload parts: "
+                                            "image and mask", msg.header)
+            encoding = msg.header.get("reply_encoding", msg.header.get("encoding", "raw"))
+        except protocol.MessageError as exc:
+            self._count("errors")
+            return protocol.error_reply(exc)
+        try:
+            out = self.fill(msg.image, msg.mask)
+            if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == msg.image.shape):
+                raise TransportError(f"fill returned {getattr(out, 'shape', type(out).__name__)} "
+                                     f"{getattr(out, 'dtype', '')}, expected {msg.image.shape} uint8")
+        except Exception as exc:  # noqa: BLE001 - reported to the client as fill_failed, counted, kept
+            self.last_fill_error = f"{type(exc).__name__}: {exc}"
+            self._count("fill_failed")
+            self._count("errors")
+            return protocol.error_reply(protocol.MessageError("fill_failed", self.last_fill_error, msg.header))
+        tb = msg.time_base
+        try:
+            reply = protocol.encode_result(out, index=msg.index, pts=msg.pts, time_base=tb,
+                                           stream=msg.stream or None, req=msg.req, encoding=encoding,
+                                           jpeg_quality=cfg.jpeg_quality)
+        except protocol.MessageError as exc:
+            self._count("errors")
+            return protocol.error_reply(protocol.MessageError(exc.code, exc.detail, msg.header))
+        self._count("results")
+        return reply
+
+
+def _peek(body: list) -> dict:
+    """The request's header dict if it parses (for echoing req in a busy reply), else {}."""
+    try:
+        if body and len(body[0]) <= protocol.MAX_HEADER_BYTES:
+            header = json.loads(body[0].bytes)
+            return header if isinstance(header, dict) else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    return {}
