@@ -135,6 +135,45 @@ class TrackConfig:
         check_range("track.motion_dilate", self.motion_dilate, 0, 256)
 
 
+TRANSPORT_ENCODINGS = ("raw", "png", "jpeg")
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """ZeroMQ plugins, sinks and ``streamfill serve`` (see plugins/PROTOCOL.md). Times are in seconds."""
+
+    timeout: float = 5.0
+    retries: int = 2
+    live_timeout: float = 0.05
+    window: int = 2
+    send_timeout: float = 10.0
+    pub_hwm: int = 4
+    push_hwm: int = 16
+    sub_buffer: int = 256
+    encoding: str = "raw"
+    jpeg_quality: int = 90
+    max_message_bytes: int = 128 * 1024 * 1024
+    max_side: int = 16384
+    queue: int = 32
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("transport.timeout", self.timeout, 0.01, 3600.0)
+        check_range("transport.retries", self.retries, 0, 100)
+        check_range("transport.live_timeout", self.live_timeout, 0.0, 60.0)
+        check_range("transport.window", self.window, 1, 64)
+        check_range("transport.send_timeout", self.send_timeout, 0.01, 3600.0)
+        check_range("transport.pub_hwm", self.pub_hwm, 1, 10000)
+        check_range("transport.push_hwm", self.push_hwm, 1, 10000)
+        check_range("transport.sub_buffer", self.sub_buffer, 1, 100000)
+        check_choice("transport.encoding", self.encoding, TRANSPORT_ENCODINGS)
+        check_range("transport.jpeg_quality", self.jpeg_quality, 1, 100)
+        check_range("transport.max_message_bytes", self.max_message_bytes, 1024, 2**31 - 1)
+        check_range("transport.max_side", self.max_side, 16, 32768)
+        check_range("transport.queue", self.queue, 1, 10000)
+        check_range("transport.workers", self.workers, 1, 64)
+
+
 @dataclass(frozen=True)
 class Config:
     io: IOConfig = field(default_factory=IOConfig)
@@ -142,6 +181,7 @@ class Config:
     crop: CropConfig = field(default_factory=CropConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
 
 
 def _section_types() -> dict[str, type]:
