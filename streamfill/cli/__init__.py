@@ -19,7 +19,7 @@ import sys
 from streamfill import __version__
 from streamfill.errors import StreamfillError
 
-COMMANDS = ["process", "info", "demo"]
+COMMANDS = ["process", "info", "demo", "serve", "keys"]
 
 
 class _Terminated(KeyboardInterrupt):
