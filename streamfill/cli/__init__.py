@@ -19,7 +19,7 @@ import sys
 from streamfill import __version__
 from streamfill.errors import StreamfillError
 
-COMMANDS = ["process", "info", "demo", "serve", "keys"]
+COMMANDS = ["process", "info", "demo", "serve", "keys", "weights"]
 
 
 class _Terminated(KeyboardInterrupt):
@@ -30,8 +30,15 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subpro
     raise _Terminated()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors reported as one line (and exit code 2), like every other error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="streamfill", description="Remove objects from video: files, cameras and host applications."
     )
     parser.add_argument("--version", action="version", version=f"streamfill {__version__}")

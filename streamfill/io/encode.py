@@ -37,11 +37,8 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     out = Path(path)
     parent = out.parent if str(out.parent) else Path(".")
     for src in inputs:
-        if src is None or "://" in str(src):
-            continue
-        with contextlib.suppress(OSError):
-            if Path(src).resolve() == out.resolve() or (out.exists() and os.path.samefile(src, out)):
-                raise OutputError(f"output {out} is the same file as the input; choose another name")
+        if src is not None and "://" not in str(src) and _same_file(Path(src), out):
+            raise OutputError(f"output {out} is the same file as the input {src}; choose another name")
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK):
@@ -49,6 +46,13 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     if out.exists() and out.is_dir() and not is_sequence_path(out):
         raise OutputError(f"output {out} is a folder")
     return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def _temp_path(final: Path) -> Path:
@@ -100,7 +104,10 @@ class VideoWriter:
         if self.config.lossless and suffix not in LOSSLESS_SUFFIXES:
             raise OutputError(f"lossless output needs a .mkv name, got {self.path.name}")
         try:
-            self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix))
+            # Keep source timestamps as they are: FFmpeg would otherwise shift every stream when one starts
+            # below zero (AAC priming), moving all video pts.
+            self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix),
+                                options={"avoid_negative_ts": "disabled"})
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise OutputError(f"cannot create {self.path}: {exc}") from None
         try:

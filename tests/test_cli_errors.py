@@ -1,0 +1,169 @@
+"""Every bad input: one line on stderr, a non-zero exit, no traceback, nothing under the output name."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from media import box_mask, make_video, write_png
+
+from streamfill.cli import main
+
+
+@pytest.fixture
+def clip(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=6)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(64, 96, 10, 10, 30, 30))
+    return src, mask
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    return code, err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code not in (0, None)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w.lower() in lines[0].lower(), lines[0]
+
+
+def test_missing_input(capsys, tmp_path, clip):
+    _, mask = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", tmp_path / "nope.mp4", "-o", out, "--mask", mask), "not found")
+    assert not out.exists()
+
+
+def test_not_a_video(capsys, tmp_path, clip):
+    _, mask = clip
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("hello, I am not a video\n" * 20)
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", bad, "-o", out, "--mask", mask), "notes.mp4")
+    assert not out.exists()
+
+
+def test_truncated_video(capsys, tmp_path, clip):
+    _, mask = clip
+    src = tmp_path / "long.mp4"
+    make_video(src, frames=60, options={"movflags": "+faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.6)])
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", cut, "-o", out, "--mask", mask), "cut.mp4")
+    assert not out.exists()
+
+
+def test_zero_frame_video(capsys, tmp_path, clip):
+    import av
+
+    _, mask = clip
+    empty = tmp_path / "empty.mkv"
+    with av.open(str(empty), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height = 96, 64
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", empty, "-o", out, "--mask", mask), "empty.mkv")
+    assert not out.exists()
+
+
+def test_mask_of_wrong_size_names_both_sizes(capsys, tmp_path, clip):
+    src, _ = clip
+    mask = tmp_path / "small.png"
+    write_png(mask, np.zeros((10, 20), np.uint8))
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask), "20x10", "96x64")
+    assert not out.exists()
+
+
+def test_mask_count_mismatch_names_both_counts(capsys, tmp_path, clip):
+    src, _ = clip
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(4):
+        write_png(folder / f"{i}.png", np.zeros((64, 96), np.uint8))
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", folder), "4 masks", "5 frames")
+    for i in range(4, 9):
+        write_png(folder / f"{i}.png", np.zeros((64, 96), np.uint8))
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", folder), "9 masks", "6 frames")
+    assert not out.exists()
+
+
+def test_unreadable_mask(capsys, tmp_path, clip):
+    src, _ = clip
+    mask = tmp_path / "mask.png"
+    mask.write_bytes(b"\x89PNG garbage")
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask), "mask.png")
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", tmp_path / "none.png"), "none.png")
+    assert not out.exists()
+
+
+def test_output_not_writable(capsys, tmp_path, clip):
+    src, mask = clip
+    assert_one_line_error(
+        *run_cli(capsys, "process", src, "-o", tmp_path / "no" / "such" / "o.mp4", "--mask", mask), "does not exist"
+    )
+
+
+def test_output_equal_to_input(capsys, clip):
+    src, mask = clip
+    before = src.read_bytes()
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", src, "--mask", mask), "same")
+    assert src.read_bytes() == before
+
+
+def test_unknown_engine(capsys, tmp_path, clip):
+    src, mask = clip
+    code, err = run_cli(capsys, "process", src, "-o", tmp_path / "o.mp4", "--mask", mask, "--engine", "magic")
+    assert code == 2
+    assert_one_line_error(code, err, "magic")
+
+
+def test_lossless_needs_mkv(capsys, tmp_path, clip):
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, "--lossless"), ".mkv")
+    assert not out.exists()
+
+
+def test_info_prints_streams(capsys, tmp_path):
+    src = tmp_path / "a.mp4"
+    make_video(src, frames=5, audio=True)
+    assert main(["info", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert "96x64" in out and "audio aac" in out and "frames     5" in out
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_output(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=250, width=320, height=240)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(240, 320, 100, 80, 220, 160))
+    out = tmp_path / "o.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "process", str(src), "-o", str(out), "--mask",
+                             str(mask), "--preset", "veryslow"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any("partial" in p.name for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    assert "Traceback" not in err

@@ -1,0 +1,179 @@
+"""Video I/O contracts: frame count, pts, audio, pixels, atomic outputs."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from media import audio_packets, box_mask, make_video, read_frames, write_png
+
+from streamfill import api
+from streamfill.config import Config, IOConfig, MaskConfig, load_config
+from streamfill.errors import DecodeError
+from streamfill.io import open_output, open_video
+
+
+def lossless_config(**mask):
+    return load_config(overrides={"io": {"lossless": True}, "mask": {"dilate": 0, "feather": 0, **mask}})
+
+
+def test_decode_keeps_every_frame_and_pts(tmp_path):
+    src = tmp_path / "in.mp4"
+    pts = make_video(src, frames=17, audio=True)
+    with open_video(src) as r:
+        frames = list(r)
+        assert r.info.has_audio
+    assert [f.index for f in frames] == list(range(17))
+    assert [f.time for f in frames] == [p * Fraction(1, 25) for p in pts]
+    assert frames[0].image.dtype == np.uint8 and frames[0].image.shape == (64, 96, 3)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_process_keeps_frames_pts_audio_and_known_pixels(tmp_path, suffix):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=20, audio=True)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(64, 96, 30, 20, 50, 40))
+    out = tmp_path / f"out{suffix}"
+    cfg = lossless_config() if suffix == ".mkv" else load_config(overrides={"mask": {"dilate": 0, "feather": 0}})
+    result = api.process(src, out, mask=mask, config=cfg)
+    assert result.frames == 20
+    a, b = read_frames(src), read_frames(out)
+    assert len(a) == len(b) == 20
+    tol = Fraction(1, 1000) if suffix == ".mkv" else 0  # Matroska stores milliseconds
+    assert all(abs(ta - tb) <= tol for (ta, _), (tb, _) in zip(a, b, strict=True))
+    assert audio_packets(src) == audio_packets(out)  # remuxed byte for byte
+    keep = box_mask(64, 96, 30, 20, 50, 40) == 0
+    for (_, ia), (_, ib) in zip(a, b, strict=True):
+        if suffix == ".mkv":
+            assert np.array_equal(ia[keep], ib[keep])
+        else:
+            mse = np.mean((ia[keep].astype(float) - ib[keep]) ** 2)
+            assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 30  # a second lossy encode of a busy pattern
+
+
+def test_variable_frame_rate_pts_survive(tmp_path):
+    src = tmp_path / "vfr.mkv"
+    pts = [0, 40, 70, 160, 170, 300, 420]
+    make_video(src, vfr_pts=pts, time_base=Fraction(1, 1000))
+    out = tmp_path / "out.mp4"
+    api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
+    assert [t for t, _ in read_frames(out)] == [Fraction(p, 1000) for p in pts]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_odd_sizes(tmp_path, suffix):
+    src = tmp_path / "odd.mkv"
+    make_video(src, width=97, height=65, frames=5, codec="ffv1")
+    out = tmp_path / f"out{suffix}"
+    cfg = lossless_config() if suffix == ".mkv" else Config()
+    api.process(src, out, mask=_mask(tmp_path, 65, 97), config=cfg)
+    frames = read_frames(out)
+    assert len(frames) == 5 and frames[0][1].shape == (65, 97, 3)
+
+
+def test_png_sequence_output_and_image_sequence_input(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=6)
+    out = tmp_path / "seq"
+    api.process(src, str(out) + "/", mask=_mask(tmp_path, 64, 96), config=lossless_config())
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 6
+    lines = (out / "timestamps.csv").read_text().splitlines()
+    assert lines[0].startswith("file,index,pts") and len(lines) == 7
+    again = tmp_path / "again.mkv"
+    result = api.process(out, again, mask=_mask(tmp_path, 64, 96), config=lossless_config(), fps=12)
+    assert result.frames == 6
+    times = [t for t, _ in read_frames(again)]
+    assert abs(times[1] - times[0] - Fraction(1, 12)) <= Fraction(1, 1000)  # Matroska stores milliseconds
+
+
+def test_empty_mask_passes_frames_through_bit_exact(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=5)
+    mask = tmp_path / "empty.png"
+    write_png(mask, np.zeros((64, 96), np.uint8))
+    out = tmp_path / "out.mkv"
+    r = api.process(src, out, mask=mask, config=lossless_config())
+    assert r.filled == 0
+    for (_, a), (_, b) in zip(read_frames(src), read_frames(out), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_all_white_mask_is_filled(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=3)
+    mask = tmp_path / "white.png"
+    write_png(mask, np.full((64, 96), 255, np.uint8))
+    r = api.process(src, tmp_path / "out.mp4", mask=mask, config=Config())
+    assert r.frames == 3 and r.filled == 3
+
+
+def test_per_frame_mask_folder_and_mask_video(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=4)
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(4):
+        write_png(folder / f"m{i:03d}.png", box_mask(64, 96, 10 + 10 * i, 10, 20 + 10 * i, 30))
+    out = tmp_path / "out.mkv"
+    api.process(src, out, mask=folder, config=lossless_config())
+    a, b = read_frames(src), read_frames(out)
+    for i, ((_, ia), (_, ib)) in enumerate(zip(a, b, strict=True)):
+        changed = np.any(ia != ib, axis=2)
+        assert not changed[:, : 10 + 10 * i].any() and not changed[:, 20 + 10 * i:].any()
+    mvid = tmp_path / "masks.mkv"
+    with open_video(src) as r, open_output(mvid, r.info, config=IOConfig(lossless=True)) as w:
+        for f in r:
+            w.write(f.with_image(np.repeat(box_mask(64, 96, 40, 10, 60, 30)[..., None], 3, axis=2)))
+    api.process(src, tmp_path / "out2.mkv", mask=mvid, config=lossless_config())
+
+
+def test_range_keeps_source_pts(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=25, audio=True)
+    out = tmp_path / "out.mkv"
+    r = api.process(src, out, mask=_mask(tmp_path, 64, 96), config=lossless_config(), start=0.2, end=0.6)
+    times = [t for t, _ in read_frames(out)]
+    assert r.frames == 10 and times[0] == Fraction(1, 5) and times[-1] == Fraction(14, 25)
+
+
+def test_interrupted_run_leaves_nothing_under_final_name(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=10)
+    out = tmp_path / "out.mp4"
+
+    def stop(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), progress=stop)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_truncated_video_is_an_error(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=60, width=160, height=120, options={"movflags": "+faststart"})
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(DecodeError, match="truncated|corrupt|decode"), open_video(cut) as r:
+        for _ in r:
+            pass
+
+
+def test_mask_ops_feather_stays_inside_hole():
+    from streamfill.masks import feather_alpha, prepare
+
+    m = prepare(box_mask(40, 40, 10, 10, 30, 30), MaskConfig(dilate=2, feather=0))
+    assert m[8:32, 10:30].all() and m[10:30, 8:32].all() and not m[:7].any()
+    alpha = feather_alpha(m, 4)
+    assert alpha[m == 0].max() == 0 and alpha.max() == 1 and 0 < alpha[m > 0].min() < 1
+
+
+def _mask(tmp_path, h, w):
+    p = tmp_path / f"mask_{h}x{w}.png"
+    if not p.exists():
+        write_png(p, box_mask(h, w, w // 3, h // 3, w // 2, h // 2))
+    return p
