@@ -75,7 +75,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path, config: 
               build.open_stream_sink(sink, config) as extra):
             stats = run(reader, masks, completer, build.tee(out, extra),
                         progress=(lambda s: progress(s.frames, total)) if progress else None)
-    return ProcessResult(output=str(output), frames=stats.frames, filled=stats.filled,
+    return ProcessResult(output=str(output), frames=stats.frames, filled=completer.frames_filled,
                          seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
                          pts_adjusted=out.pts_adjusted)
 

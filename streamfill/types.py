@@ -75,6 +75,17 @@ class MaskSource(Protocol):
 
 
 @runtime_checkable
+class Completion(Protocol):
+    """The completion stage: turns (frame, mask) pairs into filled frames, one out per pair, in order.
+
+    Per-frame completion (``pipeline.complete.Completer``) answers at once; temporal completion may hold a
+    bounded window of frames before answering. Output frames keep the input pts/time_base/index.
+    """
+
+    def stream(self, pairs: Iterable[tuple[Frame, Mask]]) -> Iterator[Frame]: ...
+
+
+@runtime_checkable
 class FrameSink(Protocol):
     """Takes output frames in order. Used as a context manager; ``close`` finalises (or discards on error)."""
 

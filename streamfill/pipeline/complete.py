@@ -5,6 +5,7 @@ exactly as they came in, at any resolution."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from streamfill.config import CropConfig, MaskConfig
 from streamfill.masks import feather_alpha
 from streamfill.pipeline.crop import Crop, plan_crops
-from streamfill.types import Inpainter
+from streamfill.types import Frame, Inpainter
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -44,6 +45,15 @@ class Completer:
         self.crop = crop or CropConfig()
         self.feather = (mask or MaskConfig()).feather
         self.crops_filled = 0
+        self.frames_filled = 0
+
+    def stream(self, pairs: Iterable[tuple[Frame, np.ndarray]]) -> Iterator[Frame]:
+        """The ``Completion`` protocol: fill each frame on its own."""
+        for frame, mask in pairs:
+            out = self.fill(frame.image, mask)
+            if out is not frame.image:
+                self.frames_filled += 1
+            yield frame.with_image(out)
 
     def fill(self, image: np.ndarray, mask: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
         hole = mask > 0
