@@ -174,6 +174,33 @@ class TransportConfig:
         check_range("transport.workers", self.workers, 1, 64)
 
 
+ATTENTION_DOWNSAMPLING = ("align_corners", "nearest")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """DeepFill v2 generator settings. ``cnum`` is the official width knob: gated feature widths are
+    cnum/2, cnum and 2*cnum (48 -> 24/48/96, the official model, 4,052,478 parameters)."""
+
+    cnum: int = 48
+    guidance: bool = False
+    attention_fuse: bool = True
+    softmax_scale: float = 10.0
+    attention_downsampling: str = "align_corners"
+
+    def __post_init__(self) -> None:
+        check_range("model.cnum", self.cnum, 8, 512)
+        if self.cnum % 4:
+            raise ConfigError(f"model.cnum = {self.cnum!r}: must be a multiple of 4")
+        if not isinstance(self.guidance, bool):
+            raise ConfigError(f"model.guidance = {self.guidance!r}: expected true or false")
+        if not isinstance(self.attention_fuse, bool):
+            raise ConfigError(f"model.attention_fuse = {self.attention_fuse!r}: expected true or false")
+        check_range("model.softmax_scale", self.softmax_scale, 0.0, 1000.0)
+        check_choice("model.attention_downsampling", self.attention_downsampling, ATTENTION_DOWNSAMPLING)
+
+
+
 @dataclass(frozen=True)
 class Config:
     io: IOConfig = field(default_factory=IOConfig)
@@ -181,6 +208,7 @@ class Config:
     crop: CropConfig = field(default_factory=CropConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
 
 
