@@ -107,7 +107,8 @@ def serve(bind: str = "tcp://127.0.0.1:5555", *, config: Config | None = None,
         raise InputError(f"--bind {bind} is reachable from other machines: protect it with --curve-keys DIR "
                          "(see `streamfill keys`) or pass --insecure")
     service = transport.ServeService(bind, fill or build.make_fill(config), config.transport,
-                                     curve_dir=curve_keys, stop=stop)
+                                     curve_dir=curve_keys, stop=stop,
+                                     info={"mask_dilate": config.mask.dilate, "mask_threshold": config.mask.threshold})
     with service:
         if on_ready is not None:
             on_ready(service.endpoint)

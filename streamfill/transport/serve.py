@@ -39,16 +39,19 @@ class ServeService:
 
     ``bind``: ZeroMQ endpoint (tcp port 0 picks a free port; ``endpoint`` tells which).
     ``curve_dir``: a ``streamfill keys`` directory; when given, every client must use CURVE with a key in
-    ``DIR/authorized``. ``stop``: an optional event that ends the service when set.
+    ``DIR/authorized``. ``stop``: an optional event that ends the service when set. ``info``: extra fields
+    for hello replies (e.g. ``mask_dilate``, how far the service grows masks before filling).
     ``wait`` blocks until the service stops and re-raises any failure of its threads in the caller.
     """
 
     def __init__(self, bind: str, fill: FillFn, config: TransportConfig | None = None, *,
-                 curve_dir: str | Path | None = None, stop: threading.Event | None = None):
+                 curve_dir: str | Path | None = None, stop: threading.Event | None = None,
+                 info: dict | None = None):
         self.bind = check_endpoint(bind)
         self.fill = fill
         self.config = config or TransportConfig()
         self.curve_dir = curve_dir
+        self.info = dict(info or {})
         self.stop_event = stop or threading.Event()
         self.endpoint: str | None = None
         self.stats = {"requests": 0, "results": 0, "errors": 0, "busy": 0, "fill_failed": 0}
@@ -232,7 +235,8 @@ class ServeService:
                 version = protocol.negotiate(msg.header.get("versions", [msg.header["v"]]))
                 encodings = ["raw", "png"] + (["jpeg"] if protocol.jpeg_available() else [])
                 return protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
-                                             extra={"role": "serve", "max_message_bytes": cfg.max_message_bytes,
+                                             extra={**self.info, "role": "serve",
+                                                    "max_message_bytes": cfg.max_message_bytes,
                                                     "max_side": cfg.max_side, "encodings": encodings})
             if msg.type == "bye":
                 return protocol.encode_bye(stream=msg.stream or None, req=msg.req)

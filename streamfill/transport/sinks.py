@@ -14,6 +14,7 @@ Both implement ``FrameSink`` (use them as context managers).
 from __future__ import annotations
 
 import contextlib
+import time
 
 import zmq
 
@@ -55,7 +56,7 @@ class _ZmqSink:
         cfg = self.config
         return protocol.encode_frame(frame.image, index=frame.index, pts=frame.pts, time_base=frame.time_base,
                                      stream=self.stream or None, encoding=cfg.encoding,
-                                     jpeg_quality=cfg.jpeg_quality)
+                                     jpeg_quality=cfg.jpeg_quality, extra={"sent_at": round(time.time(), 6)})
 
     def _close(self, linger_ms: int) -> None:
         if self._sock is not None:
