@@ -102,11 +102,14 @@ class TrackConfig:
     fb_threshold: float = 1.0
     reanchor: float = 0.35
     band: int = 4
+    anchor_corr: float = 0.85
+    anchor_patience: int = 15
+    rigid_tolerance: float = 1.0
     colour_bins: int = 16
     model_rate: float = 0.05
     backfill: int = 0
     max_backward: int = 150
-    cut_threshold: float = 0.6
+    cut_threshold: float = 0.4
     motion_scale: float = 0.5
     motion_history: int = 300
     motion_var_threshold: float = 25.0
@@ -121,6 +124,9 @@ class TrackConfig:
         check_range("track.fb_threshold", self.fb_threshold, 0.0, 100.0)
         check_range("track.reanchor", self.reanchor, 0.0, 1.0)
         check_range("track.band", self.band, 0, 64)
+        check_range("track.anchor_corr", self.anchor_corr, 0.0, 1.0)
+        check_range("track.anchor_patience", self.anchor_patience, 0, 100000)
+        check_range("track.rigid_tolerance", self.rigid_tolerance, 0.0, 100.0)
         check_choice("track.colour_bins", self.colour_bins, (8, 16, 32))
         check_range("track.model_rate", self.model_rate, 0.0, 1.0)
         check_range("track.backfill", self.backfill, 0, 10000)
@@ -133,6 +139,32 @@ class TrackConfig:
         check_range("track.motion_hold", self.motion_hold, 0, 1000)
         check_range("track.motion_warmup", self.motion_warmup, 0, 1000)
         check_range("track.motion_dilate", self.motion_dilate, 0, 256)
+
+
+ATTENTION_DOWNSAMPLING = ("align_corners", "nearest")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """DeepFill v2 generator settings. ``cnum`` is the official width knob: gated feature widths are
+    cnum/2, cnum and 2*cnum (48 -> 24/48/96, the official model, 4,052,478 parameters)."""
+
+    cnum: int = 48
+    guidance: bool = False
+    attention_fuse: bool = True
+    softmax_scale: float = 10.0
+    attention_downsampling: str = "align_corners"
+
+    def __post_init__(self) -> None:
+        check_range("model.cnum", self.cnum, 8, 512)
+        if self.cnum % 4:
+            raise ConfigError(f"model.cnum = {self.cnum!r}: must be a multiple of 4")
+        if not isinstance(self.guidance, bool):
+            raise ConfigError(f"model.guidance = {self.guidance!r}: expected true or false")
+        if not isinstance(self.attention_fuse, bool):
+            raise ConfigError(f"model.attention_fuse = {self.attention_fuse!r}: expected true or false")
+        check_range("model.softmax_scale", self.softmax_scale, 0.0, 1000.0)
+        check_choice("model.attention_downsampling", self.attention_downsampling, ATTENTION_DOWNSAMPLING)
 
 
 TRANSPORT_ENCODINGS = ("raw", "png", "jpeg")
@@ -172,33 +204,6 @@ class TransportConfig:
         check_range("transport.max_side", self.max_side, 16, 32768)
         check_range("transport.queue", self.queue, 1, 10000)
         check_range("transport.workers", self.workers, 1, 64)
-
-
-ATTENTION_DOWNSAMPLING = ("align_corners", "nearest")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """DeepFill v2 generator settings. ``cnum`` is the official width knob: gated feature widths are
-    cnum/2, cnum and 2*cnum (48 -> 24/48/96, the official model, 4,052,478 parameters)."""
-
-    cnum: int = 48
-    guidance: bool = False
-    attention_fuse: bool = True
-    softmax_scale: float = 10.0
-    attention_downsampling: str = "align_corners"
-
-    def __post_init__(self) -> None:
-        check_range("model.cnum", self.cnum, 8, 512)
-        if self.cnum % 4:
-            raise ConfigError(f"model.cnum = {self.cnum!r}: must be a multiple of 4")
-        if not isinstance(self.guidance, bool):
-            raise ConfigError(f"model.guidance = {self.guidance!r}: expected true or false")
-        if not isinstance(self.attention_fuse, bool):
-            raise ConfigError(f"model.attention_fuse = {self.attention_fuse!r}: expected true or false")
-        check_range("model.softmax_scale", self.softmax_scale, 0.0, 1000.0)
-        check_choice("model.attention_downsampling", self.attention_downsampling, ATTENTION_DOWNSAMPLING)
-
 
 
 @dataclass(frozen=True)

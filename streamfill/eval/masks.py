@@ -1,0 +1,280 @@
+"""Mask-tracking benchmark: a cut-out with known alpha moves over a background clip along known
+trajectories; the tracker starts from the first frame's true mask and is scored on every frame.
+
+Per trajectory it reports per-frame IoU against the true visible mask (alpha > 0.5, minus occluders), mean
+and minimum IoU, drift over time (mean IoU per window of frames, centroid error in pixels), coverage (the
+share of true object pixels inside the mask once the safety margin ``[mask] dilate`` is added: what decides
+whether an inpainted object leaves a halo) and the tracker's own milliseconds per frame (compositing
+excluded). Masks are scored without the safety margin, so IoU measures the tracking itself.
+
+Backgrounds: a video file (its first ``frames`` frames), a still image (a slow pan over it), or synthetic
+texture (``background=None``). Objects: an RGBA cut-out, an image plus a mask, an image alone (GrabCut cuts
+the object from its centre), or a synthetic textured blob (``object_path=None``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from streamfill.config import Config
+from streamfill.errors import InputError
+from streamfill.masks import synth
+from streamfill.masks.ops import dilate
+from streamfill.masks.track import FlowTracker, Keyframe
+from streamfill.types import Frame
+
+STANDARD = tuple(synth.TRAJECTORIES)
+WINDOW = 30  # frames per drift window
+
+
+@dataclass
+class TrajectoryResult:
+    """Scores of one trajectory; lists have one entry per frame (frame 0, the keyframe, included)."""
+
+    name: str
+    iou: list[float] = field(default_factory=list)
+    coverage: list[float] = field(default_factory=list)
+    centroid_error: list[float] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+
+    @property
+    def mean_iou(self) -> float:
+        return float(np.mean(self.iou[1:])) if len(self.iou) > 1 else float("nan")
+
+    @property
+    def min_iou(self) -> float:
+        return float(np.min(self.iou[1:])) if len(self.iou) > 1 else float("nan")
+
+    @property
+    def ms_per_frame(self) -> float:
+        """Median tracker time per frame, keyframe excluded."""
+        return float(np.median(self.ms[1:])) if len(self.ms) > 1 else float("nan")
+
+    def drift(self, window: int = WINDOW) -> list[float]:
+        """Mean IoU per window of ``window`` frames, in order (falling values = drift)."""
+        return [float(np.mean(self.iou[i : i + window])) for i in range(0, len(self.iou), window)]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "frames": len(self.iou),
+            "mean_iou": self.mean_iou,
+            "min_iou": self.min_iou,
+            "mean_coverage": float(np.mean(self.coverage)) if self.coverage else float("nan"),
+            "max_centroid_error_px": float(np.max(self.centroid_error)) if self.centroid_error else float("nan"),
+            "ms_per_frame": self.ms_per_frame,
+            "drift_window": WINDOW,
+            "drift": self.drift(),
+            "iou": self.iou,
+            "coverage": self.coverage,
+            "centroid_error_px": self.centroid_error,
+            "ms": self.ms,
+        }
+
+
+@dataclass
+class MaskEvalReport:
+    """All trajectories of one run, with the setting that produced them."""
+
+    results: list[TrajectoryResult]
+    setting: dict
+
+    @property
+    def mean_iou(self) -> float:
+        return float(np.mean([r.mean_iou for r in self.results]))
+
+    @property
+    def min_iou(self) -> float:
+        return float(np.min([r.min_iou for r in self.results]))
+
+    def to_dict(self) -> dict:
+        return {
+            "setting": self.setting,
+            "mean_iou": self.mean_iou,
+            "min_iou": self.min_iou,
+            "trajectories": [r.to_dict() for r in self.results],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def table(self) -> str:
+        """A plain-text table, one row per trajectory plus the overall row."""
+        head = f"{'trajectory':<11} {'mean IoU':>8} {'min IoU':>8} {'cover':>6} {'drift px':>8} {'ms/frame':>8}  IoU per {WINDOW} frames"
+        rows = [head, "-" * len(head)]
+        for r in self.results:
+            d = r.to_dict()
+            drift = " ".join(f"{v:.2f}" for v in r.drift())
+            rows.append(
+                f"{r.name:<11} {r.mean_iou:8.3f} {r.min_iou:8.3f} {d['mean_coverage']:6.3f} "
+                f"{d['max_centroid_error_px']:8.1f} {r.ms_per_frame:8.1f}  {drift}"
+            )
+        ms = float(np.median([r.ms_per_frame for r in self.results]))
+        rows.append(f"{'all':<11} {self.mean_iou:8.3f} {self.min_iou:8.3f} {'':>6} {'':>8} {ms:8.1f}")
+        return "\n".join(rows)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def _centroid(m: np.ndarray) -> np.ndarray | None:
+    ys, xs = np.nonzero(m)
+    return None if len(ys) == 0 else np.array([xs.mean(), ys.mean()])
+
+
+def evaluate_trajectory(
+    name: str,
+    backgrounds: Iterator[np.ndarray],
+    cutout: np.ndarray,
+    *,
+    frames: int = 150,
+    config: Config | None = None,
+    occluder: np.ndarray | None = None,
+    ref_size: float | None = None,
+) -> TrajectoryResult:
+    """Run the tracker over one trajectory of ``synth.TRAJECTORIES``.
+
+    ``backgrounds`` yields H x W x 3 uint8 RGB frames (at least ``frames`` of them); ``cutout`` and
+    ``occluder`` are h x w x 4 uint8 RGBA. ``ref_size`` is the cut-out's longer side on screen in pixels at
+    scale 1 (default: 0.3 x the shorter frame side).
+    """
+    if name not in synth.TRAJECTORIES:
+        raise InputError(f"unknown trajectory {name!r} (known: {', '.join(synth.TRAJECTORIES)})")
+    config = config or Config()
+    path = synth.TRAJECTORIES[name]
+    result = TrajectoryResult(name)
+    truth: dict[int, np.ndarray] = {}
+    spent = [0.0]  # seconds spent compositing inside the current next() call
+    first: dict[str, np.ndarray] = {}
+
+    def source() -> Iterator[Frame]:
+        for t in range(frames):
+            t0 = time.perf_counter()
+            try:
+                bg = next(backgrounds)
+            except StopIteration:
+                raise InputError(f"the background has only {t} frames; the benchmark needs {frames}") from None
+            h, w = bg.shape[:2]
+            size = ref_size or 0.3 * min(h, w)
+            layers = [synth.place(cutout, path(t, frames), (h, w), size)]
+            if name == "occlusion":
+                occ = occluder if occluder is not None else np.ascontiguousarray(np.rot90(cutout)[..., [2, 0, 1, 3]])
+                layers.append(synth.place(occ, synth._occluder_path(t, frames), (h, w), size * 0.8))
+            image, visible = synth.composite(bg, layers)
+            truth[t] = visible[0] > 0.5
+            if t == 0:
+                first["mask"] = np.where(truth[0], 255, 0).astype(np.uint8)
+            spent[0] += time.perf_counter() - t0
+            yield Frame(image=image, pts=t, time_base=Fraction(1, 25), index=t)
+
+    frames_it = source()
+    first_frame = next(frames_it)  # composited before the tracker exists: it needs frame 0's true mask
+
+    def replay() -> Iterator[Frame]:
+        yield first_frame
+        yield from frames_it
+
+    tracker = FlowTracker([Keyframe(0, mask=first["mask"])], config.track, dilate=0)
+    pairs = tracker.pair(replay())
+    margin = config.mask.dilate
+    while True:
+        spent[0] = 0.0
+        t0 = time.perf_counter()
+        try:
+            frame, mask = next(pairs)
+        except StopIteration:
+            break
+        result.ms.append(max(0.0, time.perf_counter() - t0 - spent[0]) * 1000.0)
+        gt = truth.pop(frame.index)
+        m = mask > 127
+        result.iou.append(_iou(m, gt))
+        n_gt = np.count_nonzero(gt)
+        cover = np.count_nonzero(dilate(mask, margin)[gt]) / n_gt if n_gt else 1.0
+        result.coverage.append(float(cover))
+        cg, cm = _centroid(gt), _centroid(m)
+        err = 0.0 if cg is None and cm is None else float("inf") if cg is None or cm is None else float(
+            np.hypot(*(cg - cm))
+        )
+        result.centroid_error.append(err)
+    return result
+
+
+BackgroundFactory = Callable[[], Iterator[np.ndarray]]
+
+
+def background_factory(
+    background: str | Path | None, size: tuple[int, int] | None = None, seed: int = 0
+) -> BackgroundFactory:
+    """A function returning a fresh iterator of H x W x 3 uint8 RGB background frames for each trajectory.
+
+    ``background``: a video file, a still image, or None (synthetic texture). ``size`` (w, h) resizes
+    (default: the clip's own size; 768 x 576 for images and synthetic backgrounds).
+    """
+    if background is None:
+        w, h = size or (768, 576)
+        return lambda: synth.synthetic_backgrounds(h, w, seed)
+    path = Path(background)
+    if not path.exists():
+        raise InputError(f"background not found: {path}")
+    from streamfill import io
+
+    if io.is_image_file(path):
+        w, h = size or (768, 576)
+        picture = io.read_image(path)
+        return lambda: synth.image_backgrounds(picture, h, w)
+
+    def video() -> Iterator[np.ndarray]:
+        with io.open_video(path) as reader:
+            for frame in reader:
+                yield frame.image if size is None else synth.resize_rgb(frame.image, *size)
+
+    return video
+
+
+def evaluate_masks(
+    background: str | Path | None = None,
+    object_path: str | Path | None = None,
+    object_mask: str | Path | None = None,
+    *,
+    trajectories: tuple[str, ...] = STANDARD,
+    frames: int = 150,
+    size: tuple[int, int] | None = None,
+    config: Config | None = None,
+    seed: int = 0,
+    occluder_path: str | Path | None = None,
+) -> MaskEvalReport:
+    """Run every trajectory in ``trajectories`` and collect a :class:`MaskEvalReport` (see the module doc)."""
+    if frames < 2:
+        raise InputError(f"--frames {frames}: the benchmark needs at least 2 frames")
+    config = config or Config()
+    unknown = [t for t in trajectories if t not in synth.TRAJECTORIES]
+    if unknown:
+        raise InputError(f"unknown trajectory {unknown[0]!r} (known: {', '.join(synth.TRAJECTORIES)})")
+    if object_path is None:
+        cutout = synth.textured_cutout(160, seed + 1)
+    else:
+        cutout = synth.load_cutout(object_path, object_mask)
+    occluder = synth.load_cutout(occluder_path) if occluder_path is not None else None
+    make_bg = background_factory(background, size, seed)
+    results = [
+        evaluate_trajectory(name, make_bg(), cutout, frames=frames, config=config, occluder=occluder)
+        for name in trajectories
+    ]
+    setting = {
+        "background": str(background) if background is not None else "synthetic",
+        "object": str(object_path) if object_path is not None else "synthetic",
+        "object_mask": str(object_mask) if object_mask is not None else None,
+        "frames": frames,
+        "track": {k: getattr(config.track, k) for k in config.track.__dataclass_fields__},
+        "mask_dilate": config.mask.dilate,
+    }
+    return MaskEvalReport(results, setting)

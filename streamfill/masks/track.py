@@ -1,0 +1,539 @@
+"""Mask tracking: follow an object from one or more keyframe masks (or boxes) through a clip.
+
+How a mask moves from frame to frame (all at a working resolution, ``[track] scale`` of the frame):
+
+1. DIS optical flow (OpenCV, ``[track] preset``) from the new frame back to the previous one; the previous
+   (soft) mask is warped along it.
+2. Forward-backward consistency: the flow is also computed forward; where the two disagree by more than
+   ``[track] fb_threshold`` working-resolution pixels (occlusions, disocclusions, the background uncovered
+   behind a moving object) the warped mask is not trusted.
+3. Drift control: inside a band of ``[track] band`` pixels around the warped mask's edge, the mask is pulled
+   towards the object's appearance: a foreground colour histogram (the object) against a local background
+   histogram (a ring around it), both learnt on the keyframe and updated slowly (``[track] model_rate``).
+   Where the flow is not trusted the colour model decides most; this is also how parts that reappear after
+   an occlusion grow back.
+4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
+   frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
+
+Keyframes (:class:`Keyframe`) give a mask or a box for frame ``K`` (a ``Frame.index``). Frames after a
+keyframe are tracked forward from it; frames before the first keyframe are tracked backward from it; a later
+keyframe is a correction: from it on, it wins. With ``[track] backfill = N`` the N frames before each later
+keyframe are also re-tracked backward from it, and those backward masks win over the forward ones.
+
+Scene cuts (:mod:`streamfill.masks.scenecut`) stop tracking: the frames of the new shot get empty masks,
+with a :class:`TrackingWarning` (through :mod:`warnings`, or the ``on_warning`` callback), unless a later
+keyframe lies in that shot, from which the shot is tracked backward (and forward).
+
+Memory bound: frames waiting for a backward pass are held in full (the stream cannot be rewound): at most
+``[track] max_backward`` frames (150 by default) plus their small working copies. With a keyframe at K = 0
+and ``backfill = 0`` nothing is held: every mask is yielded as soon as its frame arrives. Frames more than
+``max_backward`` frames before the first keyframe of their shot get empty masks (with a warning).
+
+Masks in and out: H x W uint8, 255 = object (to fill), same size as the frames; keyframe masks count pixels
+above 127. The masks yielded are the object itself, without safety margin: ``dilate`` (pixels) grows them
+if the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from streamfill.config import TrackConfig
+from streamfill.errors import InputError, MaskError
+from streamfill.masks.ops import dilate
+from streamfill.masks.scenecut import SceneCutDetector
+from streamfill.types import Frame, Mask
+
+_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+class TrackingWarning(UserWarning):
+    """Tracking degraded without failing: a scene cut stopped it, or frames got empty masks."""
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """The object at frame ``index`` (a ``Frame.index``): either ``mask`` (H x W uint8, > 127 = object, the
+    frame's size) or ``box`` (x, y, w, h in frame pixels; the object is segmented inside it with GrabCut)."""
+
+    index: int
+    mask: np.ndarray | None = field(default=None, repr=False)
+    box: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mask is None) == (self.box is None):
+            raise InputError("a keyframe needs exactly one of a mask or a box")
+        if isinstance(self.index, bool) or not isinstance(self.index, (int, np.integer)) or self.index < 0:
+            raise InputError(f"keyframe index {self.index!r}: must be a frame number >= 0")
+        if self.box is not None:
+            if len(self.box) != 4 or any(int(v) != v for v in self.box):
+                raise InputError(f"box {self.box!r}: expected four integers x,y,w,h")
+            if self.box[2] <= 0 or self.box[3] <= 0:
+                raise InputError(f"box {_fmt_box(self.box)}: width and height must be positive")
+        if self.mask is not None and (self.mask.ndim != 2 or self.mask.dtype != np.uint8):
+            raise InputError(
+                f"keyframe {self.index} mask: expected an H x W uint8 array, got {self.mask.dtype} "
+                f"with shape {self.mask.shape}"
+            )
+
+
+_BOX_RE = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*(?:@\s*(\d+)\s*)?$")
+
+
+def parse_box(text: str, default_frame: int = 0) -> Keyframe:
+    """``"x,y,w,h"`` or ``"x,y,w,h@K"`` (frame pixels; K = frame index, default ``default_frame``)."""
+    m = _BOX_RE.match(text)
+    if not m:
+        raise InputError(f"--box {text!r}: expected x,y,w,h or x,y,w,h@FRAME (integers)")
+    x, y, w, h = (int(g) for g in m.groups()[:4])
+    k = int(m.group(5)) if m.group(5) is not None else default_frame
+    return Keyframe(index=k, box=(x, y, w, h))
+
+
+def _fmt_box(box: Sequence[int]) -> str:
+    return ",".join(str(int(v)) for v in box)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+class _ColourModel:
+    """Foreground/background colour histograms over quantised RGB, giving P(object | colour)."""
+
+    def __init__(self, bins: int, rate: float) -> None:
+        self.shift = 8 - int(np.log2(bins))
+        self.bits = int(np.log2(bins))
+        self.n = bins**3
+        self.rate = rate
+        self.fg: np.ndarray | None = None
+        self.bg: np.ndarray | None = None
+
+    def index(self, rgb: np.ndarray) -> np.ndarray:
+        q = (rgb >> self.shift).astype(np.int32)
+        return (q[..., 0] << (2 * self.bits)) | (q[..., 1] << self.bits) | q[..., 2]
+
+    def _hist(self, idx: np.ndarray) -> np.ndarray:
+        h = np.bincount(idx, minlength=self.n).astype(np.float32)
+        # Spread a little mass so that unseen colours are uncertain, not impossible.
+        return (h + 0.1) / (h.sum() + 0.1 * self.n)
+
+    def fit(self, idx: np.ndarray, fg: np.ndarray, bg: np.ndarray, rate: float | None = None) -> None:
+        if not fg.any() or not bg.any():
+            return
+        hf, hb = self._hist(idx[fg]), self._hist(idx[bg])
+        r = 1.0 if self.fg is None or rate is None else rate
+        self.fg = hf if self.fg is None else (1 - r) * self.fg + r * hf
+        self.bg = hb if self.bg is None else (1 - r) * self.bg + r * hb
+
+    def posterior(self, idx: np.ndarray) -> np.ndarray:
+        f, b = self.fg[idx], self.bg[idx]
+        return f / (f + b)
+
+
+class _Propagator:
+    """Carries one soft mask (working resolution, float32 in [0, 1]) from frame to frame."""
+
+    def __init__(self, config: TrackConfig, small_size: tuple[int, int]) -> None:
+        self.cfg = config
+        w, h = small_size
+        self.dis = cv2.DISOpticalFlow_create(_PRESETS[config.preset])
+        self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self.colour = _ColourModel(config.colour_bins, config.model_rate)
+        self.k3 = _disk(1)
+        self.band_k = _disk(max(1, config.band))
+        self.ring_k = _disk(max(2, 3 * config.band))
+        self.state: np.ndarray | None = None
+        self.prev_grey: np.ndarray | None = None
+
+    def start(self, rgb: np.ndarray, grey: np.ndarray, mask_small: np.ndarray) -> None:
+        self.state = mask_small.astype(np.float32)
+        self.prev_grey = grey
+        self._set_template(grey, self.state)
+        self._learn(rgb, self.state > 0.5, None, rate=None)
+
+    def _set_template(self, grey: np.ndarray, soft: np.ndarray) -> None:
+        """Remember the object's appearance (grey crop) and shape; ``self.anchor`` maps it to now."""
+        obj = (soft > 0.5).astype(np.uint8)
+        self.anchor = np.eye(2, 3, dtype=np.float64)
+        self.misses = 0
+        if cv2.countNonZero(obj) < 16:
+            self.tmpl = None
+            return
+        x, y, w, h = cv2.boundingRect(obj)
+        H, W = obj.shape
+        x0, y0, x1, y1 = max(0, x - 4), max(0, y - 4), min(W, x + w + 4), min(H, y + h + 4)
+        self.tmpl = (grey[y0:y1, x0:x1].astype(np.float32), soft.copy(), (x0, y0))
+
+    def _fit_step(self, fwd: np.ndarray, back: np.ndarray) -> np.ndarray | None:
+        """Similarity transform (2 x 3, previous -> current frame) of the object, from the forward flow of
+        its interior pixels that pass the forward-backward check; None when too few do."""
+        obj = cv2.erode((self.state > 0.5).astype(np.uint8), self.k3)
+        ys, xs = np.nonzero(obj)
+        if len(ys) < 12:
+            return None
+        stride = max(1, len(ys) // 600)
+        ys, xs = ys[::stride], xs[::stride]
+        f = fwd[ys, xs]
+        qx, qy = xs + f[:, 0], ys + f[:, 1]
+        h, w = obj.shape
+        qxi = np.clip(np.rint(qx).astype(np.int32), 0, w - 1)
+        qyi = np.clip(np.rint(qy).astype(np.int32), 0, h - 1)
+        err = np.hypot(*(back[qyi, qxi] + f).T)
+        ok = err <= max(0.5, self.cfg.fb_threshold)
+        if ok.sum() < 12:
+            return None
+        src = np.stack([xs[ok], ys[ok]], 1).astype(np.float32)
+        dst = np.stack([qx[ok], qy[ok]], 1).astype(np.float32)
+        a, _ = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=200, refineIters=10
+        )
+        return a
+
+    def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, float]:
+        """Align the template to ``grey`` (ECC, affine) starting from ``guess`` (template frame -> now),
+        scoring only ``visible`` pixels (uint8, current frame). Returns (warp, correlation) or (guess, 0)."""
+        tg, _, (x0, y0) = self.tmpl
+        crop = guess.copy()
+        crop[:, 2] = guess[:, :2] @ np.array([x0, y0], np.float64) + guess[:, 2]
+        warp = crop.astype(np.float32)
+        try:
+            rho, warp = cv2.findTransformECC(
+                tg, grey.astype(np.float32), warp, cv2.MOTION_AFFINE,
+                (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-3), visible, 3,
+            )
+        except cv2.error:
+            return guess, 0.0
+        out = warp.astype(np.float64)
+        out[:, 2] = warp[:, 2] - warp[:, :2].astype(np.float64) @ np.array([x0, y0], np.float64)
+        return out, float(rho)
+
+    def _learn(self, rgb: np.ndarray, obj: np.ndarray, trusted: np.ndarray | None, rate: float | None) -> None:
+        o8 = obj.astype(np.uint8)
+        if not o8.any():
+            return
+        x, y, w, h = cv2.boundingRect(o8)
+        pad = 3 * self.cfg.band + 2
+        H, W = obj.shape
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
+        o = o8[y0:y1, x0:x1]
+        fg = cv2.erode(o, self.k3).astype(bool)
+        bg = cv2.dilate(o, self.ring_k).astype(bool) & ~cv2.dilate(o, self.k3).astype(bool)
+        if trusted is not None:
+            t = trusted[y0:y1, x0:x1]
+            fg &= t
+            bg &= t
+        self.colour.fit(self.colour.index(rgb[y0:y1, x0:x1]), fg, bg, rate)
+
+    def step(self, rgb: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        """The soft mask for the next frame (``rgb``/``grey`` at working resolution)."""
+        cfg = self.cfg
+        back = self.dis.calc(grey, self.prev_grey, None)
+        fwd = self.dis.calc(self.prev_grey, grey, None)
+        mapx = self.gx + back[..., 0]
+        mapy = self.gy + back[..., 1]
+        dense = cv2.remap(self.state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        fwd_at = cv2.remap(fwd, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = np.hypot(fwd_at[..., 0] + back[..., 0], fwd_at[..., 1] + back[..., 1])
+        trusted = err <= cfg.fb_threshold if cfg.fb_threshold > 0 else np.ones(dense.shape, bool)
+        warped = dense
+        step = self._fit_step(fwd, back) if self.tmpl is not None else None
+        anchored = False
+        if step is not None:
+            previous = self.anchor
+            guess = _compose(step, previous)
+            visible = cv2.erode((dense > 0.5).astype(np.uint8), self.k3)
+            refined, rho = self._refine(grey, guess, visible)
+            size = (grey.shape[1], grey.shape[0])
+            if rho >= cfg.anchor_corr:
+                self.misses = 0
+                self.anchor = refined
+            else:
+                self.misses += 1
+                self.anchor = guess
+            if self.misses <= cfg.anchor_patience:
+                # The keyframe's shape, moved to now: parts hidden for a while come back with it.
+                anchored = True
+                step = _compose(self.anchor, _invert(previous))
+                rigid = cv2.warpAffine(self.tmpl[1], self.anchor, size, flags=cv2.INTER_LINEAR)
+            else:
+                rigid = cv2.warpAffine(self.state, step, size, flags=cv2.INTER_LINEAR)
+            # Pixels whose (trusted) flow does not follow the object's rigid motion keep the dense result:
+            # deforming parts, occluders passing in front.
+            inv = _invert(step)
+            rx = inv[0, 0] * self.gx + inv[0, 1] * self.gy + inv[0, 2]
+            ry = inv[1, 0] * self.gx + inv[1, 1] * self.gy + inv[1, 2]
+            follows = (np.hypot(mapx - rx, mapy - ry) <= cfg.rigid_tolerance) | ~trusted
+            if anchored:
+                # The anchored shape is trusted: the flow may only take pixels away from it (occluders).
+                dense = np.minimum(dense, rigid)
+            warped = np.where(follows, rigid, dense).astype(np.float32)
+        p = warped
+        obj = (warped > 0.5).astype(np.uint8)
+        if cfg.reanchor > 0 and cfg.band > 0 and self.colour.fg is not None and obj.any():
+            band = cv2.dilate(obj, self.band_k).astype(bool) & ~cv2.erode(obj, self.band_k).astype(bool)
+            ys, xs = np.nonzero(band)
+            if len(ys):
+                post = self.colour.posterior(self.colour.index(rgb[ys, xs]))
+                w = np.where(trusted[ys, xs], cfg.reanchor, min(1.0, 2 * cfg.reanchor)).astype(np.float32)
+                p = warped.copy()
+                p[ys, xs] = (1 - w) * warped[ys, xs] + w * post
+        obj = (p > 0.5).astype(np.uint8)
+        obj = cv2.morphologyEx(obj, cv2.MORPH_OPEN, self.k3)
+        obj = cv2.morphologyEx(obj, cv2.MORPH_CLOSE, self.k3)
+        obj = _drop_specks(obj)
+        keep = obj.astype(bool)
+        # The state stays soft (sub-pixel edges) but agrees with the cleaned binary mask.
+        state = np.where(keep, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
+        state = np.clip((state - 0.5) * 2.0 + 0.5, 0.0, 1.0)
+        self.state = state
+        self.prev_grey = grey
+        if not anchored:
+            self._set_template(grey, state)  # appearance changed: anchor to the newest look
+        if cfg.model_rate > 0:
+            self._learn(rgb, keep, trusted, rate=cfg.model_rate)
+        return state
+
+
+def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """2 x 3 affine ``a`` after ``b``."""
+    m = np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]])
+    return m[:2]
+
+
+def _invert(a: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(a.astype(np.float64))
+
+
+def _drop_specks(obj: np.ndarray) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(obj, connectivity=8)
+    if n <= 2:
+        return obj
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    small = np.nonzero(areas < max(4, 0.02 * areas.sum()))[0] + 1
+    if len(small):
+        obj = obj.copy()
+        obj[np.isin(labels, small)] = 0
+    return obj
+
+
+@dataclass
+class _Pending:
+    frame: Frame
+    rgb: np.ndarray
+    grey: np.ndarray
+    soft: np.ndarray | None  # forward result (working resolution), None if no forward track
+
+
+class FlowTracker:
+    """A :class:`~streamfill.types.MaskSource` that tracks keyframe masks or boxes (see the module doc).
+
+    ``keyframes``: one or more :class:`Keyframe` (distinct indices). ``config``: the ``[track]`` section.
+    ``dilate``: safety margin in pixels added to every yielded mask, keyframes included (0 = the object
+    itself). ``on_warning(message)`` receives degradation notices; without it they go to :mod:`warnings`
+    as :class:`TrackingWarning`. Frames must arrive in order with increasing ``index``; all must have the
+    same size. Raises :class:`MaskError` for a keyframe that does not fit the frames (wrong size, box
+    outside the frame, index never reached).
+    """
+
+    def __init__(
+        self,
+        keyframes: Sequence[Keyframe],
+        config: TrackConfig | None = None,
+        dilate: int = 0,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        if not keyframes:
+            raise MaskError("mask tracking needs at least one keyframe (a mask or a box)")
+        indices = [k.index for k in keyframes]
+        dup = sorted({i for i in indices if indices.count(i) > 1})
+        if dup:
+            raise MaskError(f"two keyframes for frame {dup[0]}: give one mask or box per frame")
+        self.keyframes = sorted(keyframes, key=lambda k: k.index)
+        self.config = config or TrackConfig()
+        self.dilate = int(dilate)
+        self.on_warning = on_warning
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _warn(self, message: str) -> None:
+        if self.on_warning is not None:
+            self.on_warning(message)
+        else:
+            warnings.warn(message, TrackingWarning, stacklevel=3)
+
+    def _small_size(self, w: int, h: int) -> tuple[int, int]:
+        s = self.config.scale
+        return max(16, round(w * s)), max(16, round(h * s))
+
+    def _prepare(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        rgb = cv2.resize(frame.image, self._small, interpolation=cv2.INTER_AREA)
+        return rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+    def _check_keyframes(self, w: int, h: int) -> None:
+        for k in self.keyframes:
+            if k.mask is not None and k.mask.shape != (h, w):
+                raise MaskError(
+                    f"keyframe {k.index} mask is {k.mask.shape[1]}x{k.mask.shape[0]} but the video is {w}x{h}"
+                )
+            if k.box is not None:
+                x, y, bw, bh = (int(v) for v in k.box)
+                if x < 0 or y < 0 or x + bw > w or y + bh > h:
+                    raise MaskError(f"box {_fmt_box(k.box)} (x,y,w,h) is outside the {w}x{h} frame")
+
+    def _key_mask(self, key: Keyframe, frame: Frame, rgb_small: np.ndarray) -> np.ndarray:
+        """Full-resolution uint8 0/255 mask of the object at a keyframe."""
+        if key.mask is not None:
+            mask = np.where(key.mask > 127, 255, 0).astype(np.uint8)
+        else:
+            mask = box_to_mask(frame.image, key.box)
+        if not mask.any():
+            self._warn(f"keyframe {key.index}: the mask is empty; nothing to track from it")
+        return mask
+
+    def _to_small(self, mask: np.ndarray) -> np.ndarray:
+        return cv2.resize((mask > 127).astype(np.float32), self._small, interpolation=cv2.INTER_AREA)
+
+    def _to_full(self, soft: np.ndarray | None) -> Mask:
+        if soft is None:
+            return np.zeros((self._h, self._w), np.uint8)
+        up = cv2.resize(soft, (self._w, self._h), interpolation=cv2.INTER_LINEAR)
+        return self._out(np.where(up > 0.5, 255, 0).astype(np.uint8))
+
+    def _out(self, mask: Mask) -> Mask:
+        return dilate(mask, self.dilate)
+
+    # -- the stream ------------------------------------------------------------------------------------
+    def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
+        cfg = self.config
+        keys = {k.index: k for k in self.keyframes}
+        order = [k.index for k in self.keyframes]
+        nxt = 0  # position in ``order`` of the next keyframe not reached yet
+        cuts = SceneCutDetector(cfg.cut_threshold)
+        fwd: _Propagator | None = None
+        pending: list[_Pending] = []
+        dropped_warned = False
+        last_index = -1
+        count = 0
+        for frame in frames:
+            if count == 0:
+                self._w, self._h = frame.width, frame.height
+                self._small = self._small_size(self._w, self._h)
+                self._check_keyframes(self._w, self._h)
+            elif (frame.width, frame.height) != (self._w, self._h):
+                raise MaskError(
+                    f"frame {frame.index} is {frame.width}x{frame.height}, earlier frames were {self._w}x{self._h}"
+                )
+            if frame.index <= last_index:
+                raise MaskError(f"frame indices must increase: {frame.index} came after {last_index}")
+            count += 1
+            last_index = frame.index
+            if nxt < len(order) and order[nxt] < frame.index:
+                raise MaskError(f"keyframe {order[nxt]} is not in the stream (frame {frame.index} follows it)")
+            rgb, grey = self._prepare(frame)
+            cut = cuts.update(rgb) and count > 1
+            if cut:
+                yield from self._flush(pending)
+                pending = []
+                nk = order[nxt] if nxt < len(order) else None
+                if frame.index in keys:
+                    pass
+                elif nk is None:
+                    self._warn(f"scene cut at frame {frame.index}: mask tracking stopped (no keyframe after it)")
+                else:
+                    self._warn(f"scene cut at frame {frame.index}: mask tracking resumes from keyframe {nk}")
+                fwd = None
+
+            if frame.index in keys:
+                kmask = self._key_mask(keys[frame.index], frame, rgb)
+                ksmall = self._to_small(kmask)
+                if pending:
+                    yield from self._backward(pending, rgb, grey, ksmall)
+                    pending = []
+                fwd = _Propagator(cfg, self._small)
+                fwd.start(rgb, grey, ksmall)
+                nxt += 1
+                yield frame, self._out(kmask)
+                continue
+
+            soft = fwd.step(rgb, grey) if fwd is not None else None
+            nk = order[nxt] if nxt < len(order) else None
+            if nk is not None and fwd is None and nk - frame.index <= cfg.max_backward:
+                pending.append(_Pending(frame, rgb, grey, None))
+            elif nk is not None and fwd is not None and nk - frame.index <= cfg.backfill:
+                pending.append(_Pending(frame, rgb, grey, soft))
+            else:
+                if soft is None and not dropped_warned and not cut:
+                    dropped_warned = True
+                    self._warn(
+                        f"frame {frame.index} gets an empty mask: no keyframe within "
+                        f"[track] max_backward = {cfg.max_backward} frames tracks it"
+                    )
+                yield frame, self._to_full(soft)
+        if nxt < len(order):
+            raise MaskError(
+                f"keyframe {order[nxt]} is beyond the end of the clip (last frame index {last_index})"
+            )
+        yield from self._flush(pending)
+
+    def _flush(self, pending: list[_Pending]) -> Iterator[tuple[Frame, Mask]]:
+        for item in pending:
+            yield item.frame, self._to_full(item.soft)
+
+    def _backward(
+        self, pending: list[_Pending], rgb: np.ndarray, grey: np.ndarray, key_small: np.ndarray
+    ) -> Iterator[tuple[Frame, Mask]]:
+        back = _Propagator(self.config, self._small)
+        back.start(rgb, grey, key_small)
+        for item in reversed(pending):
+            item.soft = back.step(item.rgb, item.grey)  # the later keyframe wins
+            item.rgb = item.grey = None
+        yield from self._flush(pending)
+
+
+def box_to_mask(image: np.ndarray, box: Sequence[int], iterations: int = 4) -> Mask:
+    """Segment the object inside ``box`` (x, y, w, h) of ``image`` (H x W x 3 uint8 RGB) with GrabCut.
+
+    Returns H x W uint8, 255 = object, zero outside the box. If GrabCut finds almost nothing (under 10 % of
+    the box) the whole box is returned.
+    """
+    h, w = image.shape[:2]
+    x, y, bw, bh = (int(v) for v in box)
+    # Work on a crop around the box at most ~256 px across, for speed.
+    pad = max(8, round(0.25 * max(bw, bh)))
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+    crop = image[y0:y1, x0:x1]
+    s = min(1.0, 256.0 / max(crop.shape[:2]))
+    small = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else crop
+    rect = (
+        round((x - x0) * s), round((y - y0) * s), max(1, round(bw * s)), max(1, round(bh * s))
+    )
+    gc = np.zeros(small.shape[:2], np.uint8)
+    out = np.zeros((h, w), np.uint8)
+    try:
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(
+            np.ascontiguousarray(small[..., ::-1]), gc, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT
+        )
+        obj = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8) * 255
+    except cv2.error:
+        obj = None
+    if obj is not None:
+        obj = cv2.resize(obj, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        out[y0:y1, x0:x1] = np.where(obj > 127, 255, 0)
+        inside = np.zeros_like(out)
+        inside[y : y + bh, x : x + bw] = 255
+        out &= inside
+    if obj is None or (out > 0).sum() < 0.1 * bw * bh:
+        out[:] = 0
+        out[y : y + bh, x : x + bw] = 255
+    return out
