@@ -206,6 +206,46 @@ class TransportConfig:
         check_range("transport.workers", self.workers, 1, 64)
 
 
+LIVE_POLICIES = ("latest", "block")
+X264_TUNES = ("zerolatency", "none")
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """``streamfill live``: threaded stages with bounded queues (see ``streamfill.pipeline.live``)."""
+
+    capture_queue: int = 2
+    mask_queue: int = 1
+    output_queue: int = 2
+    policy: str = "latest"
+    poll: float = 0.05
+    join_timeout: float = 1.0
+    stats_interval: float = 1.0
+    speed: float = 1.0
+    record_preset: str = "veryfast"
+    record_crf: int = 23
+    tune: str = "zerolatency"
+    model_cnum: int = 24
+    source_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_range("live.capture_queue", self.capture_queue, 1, 64)
+        check_range("live.mask_queue", self.mask_queue, 1, 64)
+        check_range("live.output_queue", self.output_queue, 1, 64)
+        check_choice("live.policy", self.policy, LIVE_POLICIES)
+        check_range("live.poll", self.poll, 0.001, 1.0)
+        check_range("live.join_timeout", self.join_timeout, 0.01, 60.0)
+        check_range("live.stats_interval", self.stats_interval, 0.05, 3600.0)
+        check_range("live.speed", self.speed, 0.01, 100.0)
+        check_choice("live.record_preset", self.record_preset, X264_PRESETS)
+        check_range("live.record_crf", self.record_crf, 0, 51)
+        check_choice("live.tune", self.tune, X264_TUNES)
+        check_range("live.model_cnum", self.model_cnum, 0, 512)
+        if self.model_cnum % 4:
+            raise ConfigError(f"live.model_cnum = {self.model_cnum!r}: must be 0 or a multiple of 4")
+        check_range("live.source_timeout", self.source_timeout, 0.1, 3600.0)
+
+
 @dataclass(frozen=True)
 class Config:
     io: IOConfig = field(default_factory=IOConfig)
@@ -215,6 +255,7 @@ class Config:
     track: TrackConfig = field(default_factory=TrackConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
 
 def _section_types() -> dict[str, type]:
