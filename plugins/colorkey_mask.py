@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 
 import numpy as np
 import zmq
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("--rgb", type=triple, default=(0.0, 255.0, 0.0), help="key colour R,G,B (default 0,255,0)")
     p.add_argument("--tolerance", type=float, default=60.0, help="RGB distance counted as the key colour")
     p.add_argument("--hsv", help="HSV range LO:HI as H,S,V:H,S,V (overrides --rgb)")
+    p.add_argument("--delay", type=float, default=0.0, help="sleep this long per frame (simulates a slow detector)")
     p.add_argument("--max-bytes", type=int, default=protocol.DEFAULT_MAX_BYTES, help="largest payload accepted")
     args = p.parse_args(argv)
     hsv = None
@@ -105,6 +107,8 @@ def main(argv=None) -> int:
             if not sock.poll(500):
                 continue
             parts = sock.recv_multipart(copy=False)
+            if args.delay:
+                time.sleep(args.delay)
             sock.send_multipart(answer(parts, key, args.max_bytes), copy=False)
     except KeyboardInterrupt:
         return 0
