@@ -246,6 +246,40 @@ class LiveConfig:
         check_range("live.source_timeout", self.source_timeout, 0.1, 3600.0)
 
 
+TEMPORAL_MODES = ("off", "fast", "quality")
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """Temporal completion (``streamfill.temporal``): real pixels from other frames first, the engine only for
+    what no frame shows. ``window`` frames are held on each side (look-back only when ``live``)."""
+
+    mode: str = "fast"
+    window: int = 10
+    live: bool = False
+    flow_scale: float = 0.5
+    fb_threshold: float = 1.0
+    background: bool = True
+    background_rate: float = 0.05
+    shake: float = 0.03
+    seam: int = 6
+    speck_area: int = 64
+
+    def __post_init__(self) -> None:
+        check_choice("temporal.mode", self.mode, TEMPORAL_MODES)
+        check_range("temporal.window", self.window, 1, 100)
+        if not isinstance(self.live, bool):
+            raise ConfigError(f"temporal.live = {self.live!r}: expected true or false")
+        check_range("temporal.flow_scale", self.flow_scale, 0.1, 1.0)
+        check_range("temporal.fb_threshold", self.fb_threshold, 0.05, 100.0)
+        if not isinstance(self.background, bool):
+            raise ConfigError(f"temporal.background = {self.background!r}: expected true or false")
+        check_range("temporal.background_rate", self.background_rate, 0.001, 1.0)
+        check_range("temporal.shake", self.shake, 0.0, 0.5)
+        check_range("temporal.seam", self.seam, 0, 64)
+        check_range("temporal.speck_area", self.speck_area, 0, 10**6)
+
+
 @dataclass(frozen=True)
 class Config:
     io: IOConfig = field(default_factory=IOConfig)
@@ -256,6 +290,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
 def _section_types() -> dict[str, type]:
