@@ -437,7 +437,7 @@ def _decode_payload(part, encoding: str, height: int, width: int, channels: int,
         return np.frombuffer(buf, dtype=np.uint8).reshape(shape)
     try:
         if encoding == "png":
-            array = decode_png(buf, max_bytes=max_bytes)
+            array = decode_png(buf, max_bytes=max_bytes, expect=(height, width, channels))
         else:
             if channels != 3:
                 raise MessageError("unsupported_encoding", "jpeg is for images only", header)
@@ -479,11 +479,13 @@ def encode_png(array: np.ndarray, *, level: int = 3) -> bytes:
                      _chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)), _chunk(b"IEND", b"")))
 
 
-def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               expect: tuple[int, int, int] | None = None) -> np.ndarray:
     """Decode an 8-bit, non-interlaced greyscale (H x W) or RGB (H x W x 3) PNG into a uint8 array.
 
     Any PNG filter type is accepted. Raises ``MessageError`` (``bad_payload``, ``too_large``,
-    ``unsupported_encoding``) on anything else; the decompressed size is bounded by the IHDR dimensions.
+    ``unsupported_encoding``) on anything else; the decompressed size is bounded by the IHDR dimensions,
+    which must equal ``expect`` = (height, width, channels) when given (checked before inflating).
     """
     buf = bytes(_as_buffer(data))
     if not buf.startswith(_PNG_SIGNATURE):
@@ -516,6 +518,9 @@ def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
         raise MessageError("unsupported_encoding", "only 8-bit non-interlaced greyscale or RGB PNGs are "
                            f"supported (got bit depth {depth}, colour type {colour}, interlace {interlace})")
     channels = 1 if colour == 0 else 3
+    if expect is not None and (height, width, channels) != tuple(expect):
+        raise MessageError("bad_payload", f"PNG is {width}x{height}x{channels} but the header says "
+                           f"{expect[1]}x{expect[0]}x{expect[2]}")
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height * channels > max_bytes:
         raise MessageError("too_large", f"PNG of {width}x{height}x{channels} exceeds the limits")
     stride = width * channels

@@ -127,7 +127,8 @@ BAD = {
     "huge header": ([b'{"v": 1, "pad": "' + b"x" * 70000 + b'"}'], "too_large"),
     "corrupt png": ([_hdr(encoding="png"), b"\x89PNG\r\n\x1a\nrubbish"], "bad_payload"),
     "png of wrong size": ([_hdr(encoding="png"), P.encode_png(np.zeros((3, 4, 3), np.uint8))], "bad_payload"),
-    "png bomb": ([_hdr(type="mask", channels=1, encoding="png"), _bomb()], "bad_payload"),
+    "png bomb": ([_hdr(type="mask", channels=1, encoding="png", height=4), _bomb()], "bad_payload"),
+    "png size differs from header": ([_hdr(type="mask", channels=1, encoding="png"), _bomb()], "bad_payload"),
     "jpeg mask": ([_hdr(type="mask", channels=1, encoding="jpeg"), b"\xff\xd8"], "unsupported_encoding"),
     "error without code": ([b'{"v": 1, "type": "error"}'], "bad_header"),
 }
@@ -140,6 +141,11 @@ def test_malformed_messages_raise_with_a_code(name):
         P.decode(parts, max_bytes=64 * 1024 * 1024)
     assert err.value.code == code, str(err.value)
     assert err.value.code in P.ERROR_CODES
+
+
+def test_png_bomb_is_refused_without_inflating_it_all():
+    with pytest.raises(P.MessageError, match="inflates to 21\\+ bytes, expected 20"):
+        P.decode_png(_bomb())
 
 
 def test_error_reply_echoes_request_identity():

@@ -719,3 +719,56 @@ def test_cli_keys_writes_private_secret_files(tmp_path):
     assert (tmp_path / "k" / "authorized" / "client.key").is_file()
     assert oct((tmp_path / "k" / "server.key_secret").stat().st_mode & 0o777) == "0o600"
     assert main(["keys", str(tmp_path / "k")]) == 1  # refuses to overwrite
+
+
+def test_process_cli_with_zmq_mask_source_and_push_sink(tmp_path, capsys):
+    from media import make_video, read_frames
+
+    from streamfill.cli import main
+
+    clip = tmp_path / "in.mp4"
+    make_video(clip, frames=8, width=96, height=64)
+    plugin_ep, sink_ep = endpoint("ipc", tmp_path, "plugin"), endpoint("ipc", tmp_path, "sink")
+    box = np.zeros((64, 96), np.uint8)
+    box[20:40, 30:60] = 255
+    stop = threading.Event()
+    plugin = rep_plugin(plugin_ep, stop, answer=lambda m: P.encode_mask(box, index=m.index, req=m.req))
+    got: list = []
+    collector = _collect(sink_ep, zmq.PULL, got, stop, bind=True)
+    try:
+        code = main(["process", str(clip), "-o", str(tmp_path / "out.mp4"), "--mask-source",
+                     f"zmq:{plugin_ep}", "--sink", f"zmq:push:{sink_ep}", "-q"])
+        collector.join(5)
+    finally:
+        stop.set()
+        plugin.join(5)
+    assert code == 0, capsys.readouterr().err
+    assert [m.index for m in got if m.type == "frame"] == list(range(8))
+    assert got[-1].type == "bye" and got[-1].header["count"] == 8
+    assert len(read_frames(tmp_path / "out.mp4")) == 8
+    source = read_frames(clip)[3][1]
+    streamed = got[3].image
+    outside = np.ones((64, 96), bool)
+    outside[10:50, 20:70] = False
+    assert np.abs(streamed[outside].astype(int) - source[outside]).mean() < 3  # decoded pixels, untouched
+    assert np.abs(streamed[25:35, 40:50].astype(int) - source[25:35, 40:50]).mean() > 0
+
+
+def test_process_cli_fails_clearly_when_the_mask_plugin_is_silent(tmp_path, capsys):
+    from media import make_video
+
+    from streamfill.cli import main
+
+    clip = tmp_path / "in.mp4"
+    make_video(clip, frames=3, width=64, height=48)
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[transport]\ntimeout = 0.3\nretries = 1\n")
+    ep = free_tcp()
+    t0 = time.monotonic()
+    code = main(["process", str(clip), "-o", str(tmp_path / "out.mp4"), "--mask-source", ep, "--config", str(cfg),
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no mask for frame 0 within 0.6 s" in err and ep in err and len(err.strip().splitlines()) == 1
+    assert time.monotonic() - t0 < 10
+    assert not (tmp_path / "out.mp4").exists()
