@@ -163,6 +163,9 @@ class ReqMaskSource:
                 if msg.type == "error":
                     raise MaskError(f"mask source at {self.endpoint} refused frame {item.frame.index}: "
                                     f"{msg.header.get('code')}: {msg.header.get('message', '')}")
+                if msg.index != item.frame.index:
+                    raise MaskError(f"mask source at {self.endpoint} answered frame {item.frame.index} "
+                                    f"(req {item.req}) with the mask of frame {msg.index}")
                 _check_fits(msg.mask, item.frame, self.endpoint)
                 item.mask = msg.mask
         finally:
@@ -256,6 +259,8 @@ class SubMaskSource:
                         break
                     ended = self._take(parts, i, buffer) or ended
                 mask = buffer.pop(i, None)
+                if mask is not None and self.live and mask.shape != frame.image.shape[:2]:
+                    mask = None  # a live run treats a mask of the wrong size as a miss
                 if mask is not None:
                     _check_fits(mask, frame, self.endpoint)
                     last = mask
