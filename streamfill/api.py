@@ -67,7 +67,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path, config: 
     with build.open_source(input, config, fps=fps, start=start, end=end) as reader:
         source_info = reader.info
         masks = build.make_mask_source(mask, config)
-        completer = build.make_completer(config)
+        completer = build.make_completion(config)
         io.check_output_path(output, inputs=(input, mask))
         total = _expected_frames(source_info, start, end)
         remux = None if Path(str(input)).is_dir() else str(input)

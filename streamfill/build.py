@@ -13,6 +13,7 @@ from streamfill.config import Config
 from streamfill.errors import EngineError
 from streamfill.masks import PerFrameMasks, StaticMask, prepare
 from streamfill.pipeline.complete import Completer
+from streamfill.temporal import TemporalCompletion
 from streamfill.types import Frame, FrameSink, Inpainter, Mask, MaskSource
 
 INPAINTERS = {
@@ -31,6 +32,16 @@ def make_inpainter(config: Config) -> Inpainter:
 
 def make_completer(config: Config, inpainter: Inpainter | None = None) -> Completer:
     return Completer(inpainter or make_inpainter(config), config.crop, config.mask)
+
+
+def make_completion(config: Config, inpainter: Inpainter | None = None) -> Completer | TemporalCompletion:
+    """The completion stage of ``process``: per-frame (``temporal.mode = "off"``) or temporal, whose
+    never-seen regions go to the per-frame completer's ``fill``. Both have ``stream(pairs)`` and
+    ``frames_filled``."""
+    completer = make_completer(config, inpainter)
+    if config.temporal.mode == "off":
+        return completer
+    return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather)
 
 
 def make_mask_source(mask: str | Path, config: Config) -> MaskSource:

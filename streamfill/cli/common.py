@@ -35,6 +35,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                "lossless": getattr(args, "lossless", None)},
         "mask": {"dilate": getattr(args, "dilate", None), "feather": getattr(args, "feather", None)},
         "engine": {"name": getattr(args, "engine", None)},
+        "temporal": {"mode": getattr(args, "temporal", None), "window": getattr(args, "window", None)},
     }
     return load_config(getattr(args, "config", None), overrides)
 

@@ -1,0 +1,166 @@
+"""Weights files (safetensors + metadata), the official-checkpoint importer and `streamfill weights`."""
+
+import json
+
+import pytest
+import torch
+
+from streamfill.cli import main
+from streamfill.config import ModelConfig
+from streamfill.errors import WeightsError
+from streamfill.model import Generator, import_official, load_generator, read_metadata, save_generator
+from streamfill.model.importer import infer_official_config, official_to_streamfill, streamfill_to_official
+
+SMALL = ModelConfig(cnum=8, attention_fuse=False)
+
+
+def make(config=SMALL, seed=0):
+    torch.manual_seed(seed)
+    gen = Generator(config).eval()
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return gen
+
+
+def _inputs(n=1, h=32, w=32):
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(n, 3, h, w, generator=g) * 2 - 1
+    mask = torch.zeros(n, 1, h, w)
+    mask[:, :, 8:20, 6:18] = 1
+    return image, mask
+
+
+def _same_outputs(a, b, image, mask, atol=1e-6):
+    with torch.no_grad():
+        for x, y in zip(a(image, mask), b(image, mask), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=atol)
+
+
+def test_save_load_round_trip_with_metadata(tmp_path):
+    gen = make()
+    path = save_generator(gen, tmp_path / "g.safetensors", metadata={"steps": 1234, "data": "synthetic"})
+    loaded = load_generator(path)
+    assert loaded.config == gen.config and not loaded.training
+    _same_outputs(gen, loaded, *_inputs())
+    meta = read_metadata(path)
+    assert meta["model_config"] == SMALL
+    assert meta["provenance"] == {"steps": 1234, "data": "synthetic"}
+
+
+def test_fp16_file_loads_into_fp32_model(tmp_path):
+    gen = make()
+    path = save_generator(gen, tmp_path / "g16.safetensors", dtype=torch.float16)
+    assert path.stat().st_size < 0.6 * save_generator(gen, tmp_path / "g32.safetensors").stat().st_size
+    loaded = load_generator(path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for (k, a), b in zip(gen.state_dict().items(), loaded.state_dict().values(), strict=True):
+        torch.testing.assert_close(b, a.half().float(), msg=k)
+
+
+def test_mismatches_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    gen = make()
+    state = {k: v.clone() for k, v in gen.state_dict().items()}
+    meta = {"streamfill.model_config": json.dumps({"cnum": 8, "attention_fuse": False})}
+    del state["decoder.allconv17.conv.bias"]
+    state["coarse.conv3.conv.weight"] = torch.zeros(1, 2, 3, 3)
+    state["extra.layer"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(WeightsError) as err:
+        load_generator(tmp_path / "bad.safetensors")
+    msg = str(err.value)
+    assert "decoder.allconv17.conv.bias" in msg and "extra.layer" in msg and "coarse.conv3.conv.weight" in msg
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_generator(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(WeightsError, match="safetensors"):
+        load_generator(tmp_path / "junk.safetensors")
+
+
+def test_file_without_config_needs_one(tmp_path):
+    from safetensors.torch import save_file
+
+    gen = make()
+    save_file({k: v.contiguous() for k, v in gen.state_dict().items()}, str(tmp_path / "bare.safetensors"))
+    with pytest.raises(WeightsError, match="no model config"):
+        load_generator(tmp_path / "bare.safetensors")
+    _same_outputs(gen, load_generator(tmp_path / "bare.safetensors", config=SMALL), *_inputs())
+
+
+# --- importer -------------------------------------------------------------------------------------------
+
+def test_tf_named_layout_round_trip():
+    state = make().state_dict()
+    official = streamfill_to_official(state)
+    assert "conv1.conv.weight" in official and "conv13_upsample.conv.conv.weight" in official
+    assert "allconv17.conv.bias" in official and "pmconv6.conv.weight" in official
+    assert len(official) == len(state)
+    back = official_to_streamfill(official)
+    assert back.keys() == state.keys()
+    for k in state:
+        assert torch.equal(back[k], state[k]), k
+    # the colour conversion changes exactly the five image layers
+    raw = official_to_streamfill(official, bgr_to_rgb=False)
+    changed = sorted(k.rsplit(".", 2)[0] for k in state if not torch.equal(raw[k], state[k]))
+    assert changed == sorted([
+        "attention_encoder.pmconv1", "coarse.conv1", "coarse.conv17", "coarse.conv17",
+        "conv_branch.xconv1", "decoder.allconv17", "decoder.allconv17",
+    ])
+
+
+def test_imported_rgb_model_equals_official_bgr_model(tmp_path):
+    """A synthetic checkpoint in the official layout (BGR convention) goes through the importer; on an RGB
+    image the result must equal the unconverted model on the BGR image, with channels reversed back."""
+    bgr_model = make(ModelConfig(cnum=8))
+    official = {k: v.clone() for k, v in streamfill_to_official(bgr_model.state_dict(), rgb_to_bgr=False).items()}
+    torch.save({"G": official, "D": {"conv1.weight": torch.zeros(1)}}, tmp_path / "states_tf_places2.pth")
+    config = import_official(tmp_path / "states_tf_places2.pth", tmp_path / "places2.safetensors")
+    assert config == ModelConfig(cnum=8)
+    rgb_model = load_generator(tmp_path / "places2.safetensors")
+    image, mask = _inputs(n=2)
+    with torch.no_grad():
+        c_rgb, r_rgb = rgb_model(image, mask)
+        c_bgr, r_bgr = bgr_model(image.flip(1), mask)
+    torch.testing.assert_close(c_rgb, c_bgr.flip(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r_rgb, r_bgr.flip(1), rtol=1e-5, atol=1e-6)
+    prov = read_metadata(tmp_path / "places2.safetensors")["provenance"]
+    assert prov["colour_order_converted"] == "BGR->RGB" and "non-commercial" in prov["licence"]
+
+
+def test_importer_infers_width_and_guidance_and_rejects_foreign_keys(tmp_path):
+    official = streamfill_to_official(Generator(ModelConfig(cnum=12, guidance=True)).state_dict())
+    assert infer_official_config(official) == ModelConfig(cnum=12, guidance=True)
+    assert infer_official_config(official, attention_fuse=False).attention_fuse is False
+    bad = dict(official)
+    bad["conv99.conv.weight"] = torch.zeros(1)
+    with pytest.raises(WeightsError, match="conv99"):
+        official_to_streamfill(bad)
+    with pytest.raises(WeightsError, match="conv1"):
+        infer_official_config({"foo.weight": torch.zeros(1)})
+
+
+def test_cli_weights_import_and_info(tmp_path, capsys):
+    official = streamfill_to_official(make(ModelConfig(cnum=8)).state_dict())
+    torch.save(official, tmp_path / "ckpt.pth")
+    dst = tmp_path / "out.safetensors"
+    assert main(["weights", "import", str(tmp_path / "ckpt.pth"), str(dst), "--no-fuse"]) == 0
+    out = capsys.readouterr().out
+    assert "non-commercial" in out and dst.is_file()
+    assert load_generator(dst).config == ModelConfig(cnum=8, attention_fuse=False)
+    assert main(["weights", "import", str(tmp_path / "ckpt.pth"), str(dst)]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["weights", "import", str(tmp_path / "nope.pth"), str(tmp_path / "x.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("streamfill: error:") and err.count("\n") == 1
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    assert main(["weights", "import", str(tmp_path / "junk.pth"), str(tmp_path / "y.safetensors")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["weights", "info", str(dst), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model_config"]["cnum"] == 8 and info["parameters"] == sum(
+        p.numel() for p in Generator(ModelConfig(cnum=8)).parameters())
