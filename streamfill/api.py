@@ -3,7 +3,10 @@ errors of ``streamfill.errors`` and report progress through callbacks."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from streamfill import build, io, transport
-from streamfill.config import Config
-from streamfill.errors import InputError
+from streamfill.config import Config, merge
+from streamfill.errors import InputError, MaskError, OutputError
 from streamfill.masks import prepare
 from streamfill.masks.synthetic import MovingOccluder
 from streamfill.masks.synthetic import composite as paint_occluder
+from streamfill.masks.track import parse_box
+from streamfill.pipeline.live import LiveEngine, LiveStats, PreviewSink, Retarget, preview_unavailable
 from streamfill.pipeline.run import RunStats, run
 from streamfill.types import Frame
 
@@ -189,5 +194,203 @@ def _psnr(sse: float, count: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-__all__ = ["DemoResult", "Frame", "ProcessResult", "RunStats", "demo", "demo_clip", "info", "keys", "process",
-           "serve"]
+@dataclass
+class LiveResult:
+    """The end of a live run: final statistics (``stats.frames_in == stats.frames_out + stats.dropped``),
+    the recording written (None when no frame reached it), the control endpoint and published endpoint
+    actually bound, mask-source misses (live plugin masks that came late and were replaced by the last one)
+    and stages that did not stop within ``live.join_timeout`` (e.g. a camera read that never returned)."""
+
+    stats: LiveStats
+    record: str | None = None
+    endpoints: dict[str, str] = field(default_factory=dict)
+    mask_misses: int = 0
+    retargets: int = 0
+    stuck_stages: list[str] = field(default_factory=list)
+
+
+def _parse_box(box) -> tuple[int, int, int, int]:
+    if isinstance(box, str):
+        return tuple(int(v) for v in parse_box(box).box)
+    try:
+        values = tuple(int(v) for v in box)
+    except (TypeError, ValueError):
+        raise InputError(f"box {box!r}: expected x,y,w,h (integers)") from None
+    if len(values) != 4 or any(v != b for v, b in zip(values, box, strict=False)):
+        raise InputError(f"box {box!r}: expected four integers x,y,w,h")
+    if values[2] <= 0 or values[3] <= 0 or values[0] < 0 or values[1] < 0:
+        raise InputError(f"box {box!r}: x and y must be >= 0, width and height > 0")
+    return values
+
+
+def _check_box_fits(box: tuple[int, int, int, int], shape: tuple[int, int] | None) -> None:
+    if shape is None:
+        return
+    h, w = shape
+    x, y, bw, bh = box
+    if x + bw > w or y + bh > h:
+        raise InputError(f"box {x},{y},{bw},{bh} (x,y,w,h) is outside the {w}x{h} frame")
+
+
+def live(source: str, *, box=None, mask: str | Path | None = None, track: bool = False,
+         mask_source: str | None = None, motion: bool = False, record: str | Path | None = None,
+         sink: str | None = None, publish: str | None = None, v4l2_out: str | None = None,
+         v4l2_format: str = "yuv420p", preview: bool = False, control: str | None = None,
+         config: Config | None = None, realtime: bool = False, loop: bool = False, size: str | None = None,
+         fps: float | None = None, input_format: str | None = None, av_options: dict[str, str] | None = None,
+         stats_json: str | Path | None = None, stop: threading.Event | None = None,
+         on_stats: Callable[[LiveStats], None] | None = None,
+         on_ready: Callable[[dict[str, str]], None] | None = None) -> LiveResult:
+    """Remove an object from a live feed with bounded latency until the source ends or ``stop`` is set.
+
+    ``source``: a camera ``/dev/videoN`` (``size`` "WxH", ``fps``, ``input_format`` e.g. "mjpeg", other
+    FFmpeg options in ``av_options``), a URL (rtsp/http/srt/...), ``zmq:[sub|pull:]ENDPOINT`` or a file
+    (``realtime`` paces it at its frame rate; ``loop`` repeats it).
+    What to remove, one of: ``box`` (x, y, w, h or "x,y,w,h" in the first frame, then tracked), ``mask`` (an
+    image, H x W, white = remove; tracked with ``track``, else used as is for every frame), ``mask_source``
+    (``zmq:[req|sub:]ENDPOINT``, live: a late mask is replaced by the last one), ``motion`` (moving things).
+    With ``control`` (a loopback ZeroMQ REP endpoint) a JSON ``{"cmd": "box", "box": [x, y, w, h]}``
+    re-targets the tracker while running; ``{"cmd": "clear"}``, ``{"cmd": "stats"}``, ``{"cmd": "stop"}``.
+    Outputs, at least one: ``record`` (H.264 with ``live.tune``, finalised when the run ends, also when it is
+    stopped or interrupted), ``publish`` (a ZeroMQ PUB endpoint viewers connect to), ``sink``
+    (``zmq:[push|pub:]ENDPOINT``), ``v4l2_out`` (a v4l2loopback device), ``preview`` (a window).
+    Every output frame keeps its source pts; frames dropped under load are counted (``live.policy``).
+
+    ``on_stats(LiveStats)`` is called every ``live.stats_interval`` s; ``on_ready(endpoints)`` once outputs
+    and the control socket are bound; ``stats_json`` receives the final statistics as JSON. A
+    KeyboardInterrupt finalises the outputs, then propagates. Raises InputError/DecodeError/MaskError/
+    OutputError/TransportError/EngineError.
+    """
+    config = config or Config()
+    if config.live.model_cnum:
+        config = merge(config, {"model": {"cnum": config.live.model_cnum}})
+    stop = stop or threading.Event()
+    chosen = [n for n, v in (("--box", box), ("--mask", mask), ("--mask-source", mask_source),
+                             ("--mask-auto motion", motion)) if v]
+    if len(chosen) > 1:
+        raise InputError(f"give one of {', '.join(chosen)}")
+    if not chosen and control is None:
+        raise InputError("say what to remove: --box, --mask, --mask-auto motion or --mask-source "
+                         "(or --control to send a box later)")
+    if track and mask is None:
+        raise InputError("--track follows a --mask; a --box is always tracked")
+    if not (record or sink or publish or v4l2_out or preview):
+        raise InputError("give at least one output: --record, --publish, --sink, --v4l2-out or --preview")
+    if record is not None:
+        io.check_output_path(record, inputs=(source,))
+    if stats_json is not None:
+        io.check_output_path(stats_json, inputs=(source,))
+    if v4l2_out is not None and not Path(v4l2_out).exists():
+        raise OutputError(f"V4L2 output device not found: {v4l2_out} (load v4l2loopback, e.g. "
+                          "`sudo modprobe v4l2loopback video_nr=10 exclusive_caps=1`)")
+    if preview:
+        why = preview_unavailable()
+        if why:
+            raise InputError(f"--preview is unavailable: {why}")
+    box_t = _parse_box(box) if box is not None else None
+    mask_image = io.read_image(mask, grey=True) if mask is not None else None
+
+    src = build.open_live_source(source, config, size=size, fps=fps, input_format=input_format,
+                                 av_options=av_options, realtime=realtime, loop=loop, stop=stop)
+    engine = None
+    try:
+        shape = (src.info.height, src.info.width) if src.info is not None else None
+        retarget = None
+        if mask_source is not None:
+            masks = build.make_plugin_mask_source(mask_source, config, live=True)
+        elif motion:
+            masks = build.make_live_motion_masks(config)
+        else:
+            if box_t is not None:
+                _check_box_fits(box_t, shape)
+                initial = build.live_target("box", box_t)
+            elif mask_image is not None:
+                if shape is not None and mask_image.shape != shape:
+                    raise MaskError(f"mask {mask} is {mask_image.shape[1]}x{mask_image.shape[0]} but the source "
+                                    f"is {shape[1]}x{shape[0]}")
+                initial = build.live_target("mask" if track else "static", mask_image)
+            else:
+                initial = None
+            masks = retarget = Retarget(build.make_live_tracker(config), initial)
+        completion = build.make_live_completion(config)
+        endpoints: dict[str, str] = {}
+        interrupted = False
+        with contextlib.ExitStack() as stack:
+            sinks = []
+            if record is not None:
+                sinks.append(stack.enter_context(build.open_record_sink(record, config, src.info)))
+            for spec in ([f"zmq:pub:{publish}"] if publish else []) + ([sink] if sink else []):
+                s = stack.enter_context(build.open_stream_sink(spec, config))
+                endpoints[spec] = getattr(s, "bound_endpoint", None) or spec
+                sinks.append(s)
+            if v4l2_out is not None:
+                sinks.append(stack.enter_context(build.open_v4l2_sink(v4l2_out, src.info, v4l2_format)))
+            if preview:
+                sinks.append(stack.enter_context(PreviewSink(stop=stop)))
+            engine = LiveEngine(src.frames, masks, completion, build.tee(*sinks), config.live, stop=stop,
+                                on_stats=on_stats)
+            if control is not None:
+                handler = _control_handler(engine, retarget, shape)
+                server = stack.enter_context(build.open_control(control, handler, config))
+                endpoints["control"] = server.endpoint
+            if on_ready is not None:
+                on_ready(dict(endpoints))
+            try:
+                stats = engine.run()
+            except KeyboardInterrupt:
+                interrupted = True  # finalise the outputs below, then propagate
+                stats = engine.stats
+    finally:
+        if engine is None or not engine.stuck_stages:
+            src.close()
+    result = LiveResult(stats=stats, endpoints=endpoints, stuck_stages=engine.stuck_stages,
+                        record=str(record) if record is not None and Path(record).exists() else None,
+                        mask_misses=_misses(masks), retargets=retarget.retargets if retarget else 0)
+    if stats_json is not None:
+        _write_json(stats_json, {**stats.as_dict(), "record": result.record, "mask_misses": result.mask_misses,
+                                 "retargets": result.retargets, "stuck_stages": result.stuck_stages})
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _misses(masks) -> int:
+    inner = getattr(masks, "source", masks)
+    return int(getattr(inner, "misses", 0) or 0)
+
+
+def _write_json(path: str | Path, data: dict) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+
+
+def _control_handler(engine: LiveEngine, retarget: Retarget | None, shape: tuple[int, int] | None):
+    def handle(request: dict) -> dict:
+        cmd = request.get("cmd")
+        if cmd in ("box", "clear") and retarget is None:
+            raise InputError(f"{cmd!r} needs a tracked target (this run masks with a plugin or motion)")
+        if cmd == "box":
+            box = _parse_box(request.get("box"))
+            _check_box_fits(box, retarget.last_shape or shape)
+            retarget.retarget(build.live_target("box", box))
+            return {}
+        if cmd == "clear":
+            retarget.clear()
+            return {}
+        if cmd == "stats":
+            return {"stats": engine.stats.as_dict()}
+        if cmd == "stop":
+            engine.stop.set()
+            return {}
+        raise InputError(f"unknown command {cmd!r} (known: box, clear, stats, stop)")
+
+    return handle
+
+
+__all__ = ["DemoResult", "Frame", "LiveResult", "LiveStats", "ProcessResult", "RunStats", "demo", "demo_clip",
+           "info", "keys", "live", "process", "serve"]

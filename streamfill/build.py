@@ -9,11 +9,15 @@ from pathlib import Path
 
 from streamfill import io, transport
 from streamfill.backends.classical import ClassicalInpainter
-from streamfill.config import Config
-from streamfill.errors import EngineError
+from streamfill.config import Config, IOConfig
+from streamfill.errors import EngineError, InputError
+from streamfill.io.live import V4L2Writer, open_live_reader, source_kind
 from streamfill.masks import PerFrameMasks, StaticMask, prepare
+from streamfill.masks.track import FlowTracker, Keyframe
 from streamfill.pipeline.complete import Completer
+from streamfill.pipeline.live import LazySink, paced
 from streamfill.temporal import TemporalCompletion
+from streamfill.transport.live import ControlServer, FrameSource
 from streamfill.types import Frame, FrameSink, Inpainter, Mask, MaskSource
 
 INPAINTERS = {
@@ -126,3 +130,135 @@ def make_fill(config: Config):
         return completer.fill(image, prepare(mask, config.mask))
 
     return fill
+
+
+# -- streamfill live --------------------------------------------------------------------------------------
+class LiveSource:
+    """What ``streamfill live`` reads: ``frames`` (an iterable of Frames, iterated in the capture thread),
+    ``info`` (a VideoInfo, or None for a ZeroMQ source whose size is known only once frames arrive) and
+    ``close()``. Use as a context manager."""
+
+    def __init__(self, frames: Iterable[Frame], info: io.VideoInfo | None, closers: list) -> None:
+        self.frames, self.info, self._closers = frames, info, closers
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _looped(reader: io.VideoReader, reopen) -> Iterator[Frame]:
+    """A file's frames over and over; pts and indices keep increasing across rounds."""
+    pts_offset = index_offset = 0
+    while True:
+        first = last = None
+        for f in reader:
+            first = first or f
+            last = f
+            yield Frame(f.image, f.pts + pts_offset, f.time_base, f.index + index_offset)
+        reader.close()
+        if last is None:
+            return
+        fps = reader.info.fps or Fraction(25)
+        step = max(1, round(1 / (fps * last.time_base)))
+        pts_offset += last.pts - first.pts + step
+        index_offset += last.index + 1
+        reader = reopen()
+
+
+def open_live_source(spec: str, config: Config, *, size: str | None = None, fps: float | None = None,
+                     input_format: str | None = None, av_options: dict[str, str] | None = None,
+                     realtime: bool = False, loop: bool = False, stop=None) -> LiveSource:
+    """``--source``: a camera (/dev/videoN, v4l2), a URL (rtsp/http/srt/..., low-latency options and a
+    ``live.source_timeout`` read timeout), a ZeroMQ ``zmq:[sub|pull:]ENDPOINT`` frame stream, or a file
+    (``realtime``: released at its own frame rate x ``live.speed``; ``loop``: over and over)."""
+    kind = source_kind(spec)
+    if (realtime or loop) and kind != "file":
+        raise InputError("--realtime and --loop apply to file sources only (cameras and streams are live)")
+    if kind == "zmq":
+        if size or fps or input_format or av_options:
+            raise InputError("--size, --fps, --input-format and --av-option do not apply to a zmq: source")
+        src = FrameSource(spec, config.transport, timeout=config.live.source_timeout, poll=config.live.poll)
+        return LiveSource(src.frames(stop), None, [])
+
+    def reopen() -> io.VideoReader:
+        return open_live_reader(spec, size=size, fps=fps, input_format=input_format,
+                                timeout=config.live.source_timeout, extra=av_options,
+                                threads=config.io.decode_threads).open()
+
+    reader = reopen()
+    frames: Iterable[Frame] = _looped(reader, reopen) if loop else reader
+    if realtime:
+        frames = paced(frames, stop, config.live.speed)
+    return LiveSource(frames, reader.info, [reader.close])
+
+
+def live_target(kind: str, value) -> tuple[str, object]:
+    """A live masking target: ("box", (x, y, w, h)) tracked, ("mask", H x W uint8) tracked, or ("static",
+    H x W uint8) used as is for every frame."""
+    if kind not in ("box", "mask", "static"):
+        raise InputError(f"unknown live target kind {kind!r}")
+    return kind, value
+
+
+def make_live_tracker(config: Config):
+    """``factory(index, target) -> MaskSource`` for ``pipeline.live.Retarget``: a flow tracker keyed on the
+    frame ``index`` for boxes and masks, or the static mask itself. Masks are dilated by ``mask.dilate``."""
+
+    def factory(index: int, target):
+        kind, value = target
+        if kind == "static":
+            return StaticMask(value, config.mask, name="mask")
+        key = Keyframe(index=index, box=tuple(value)) if kind == "box" else Keyframe(index=index, mask=value)
+        return FlowTracker([key], config.track, dilate=config.mask.dilate, on_warning=lambda message: None)
+
+    return factory
+
+
+def make_live_completion(config: Config):
+    """The completion stage of live runs: per-frame crop-and-stitch (look-back only: never holds frames)."""
+    return make_completer(config)
+
+
+def open_record_sink(path: str | Path, config: Config, info: io.VideoInfo | None) -> FrameSink:
+    """``--record PATH``: H.264 (``live.record_preset``/``record_crf``/``tune``) or FFV1 with ``--lossless``,
+    opened at the first frame (size from it, frame rate from ``info`` when known), finalised on close."""
+
+    lcfg = config.live
+    iocfg = IOConfig(crf=lcfg.record_crf, preset=lcfg.record_preset, lossless=config.io.lossless)
+    tune = None if lcfg.tune == "none" or config.io.lossless else lcfg.tune
+
+    def factory(frame: Frame):
+        fps = info.fps if info is not None and info.fps else None
+        out = io.VideoInfo(path=str(path), format="", codec="", width=frame.width, height=frame.height,
+                           fps=fps or Fraction(30), time_base=frame.time_base, frame_count=None, duration=None,
+                           rotation=0, pix_fmt="rgb24")
+        return io.open_output(path, out, config=iocfg, tune=tune)
+
+    return LazySink(factory)
+
+
+def open_v4l2_sink(device: str, info: io.VideoInfo | None, pix_fmt: str = "yuv420p") -> FrameSink:
+    """``--v4l2-out /dev/videoN``: a v4l2loopback virtual camera, opened at the first frame."""
+
+    fps = info.fps if info is not None and info.fps else 30
+    return LazySink(lambda frame: V4L2Writer(device, frame.width, frame.height, fps, pix_fmt))
+
+
+def make_live_motion_masks(config: Config) -> MaskSource:
+    """``--mask-auto motion`` for live runs: moving things, from a background model (masks.motion)."""
+    try:
+        from streamfill.masks import motion  # lands with the mask-tracking work
+    except ImportError:
+        raise InputError("--mask-auto motion is not available in this build (streamfill.masks.motion)") from None
+    return motion.MotionMasks(config.track, dilate=config.mask.dilate)
+
+
+def open_control(bind: str, handler, config: Config) -> ControlServer:
+    """``--control ENDPOINT``: the loopback JSON request/reply socket of a live run."""
+    return ControlServer(bind, handler, poll=config.live.poll)

@@ -1,0 +1,101 @@
+"""Benchmark of `streamfill live`: output fps, drops and capture-to-output latency at 640x480, one tracked object.
+
+The source is a file paced in real time (the camera stand-in): any clip, scaled to --size on the fly into a
+temporary file first (so decoding cost is that of a 640x480 stream), looped for --seconds. Each run records
+to a temporary file (x264, live settings) as a real session would. Prints one JSON line per run and a
+summary with medians.
+
+    python benchmarks/live.py --clip /path/to/vtest.avi --box 528,196,46,74 --fps 30 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from streamfill import api
+from streamfill.config import load_config
+
+
+def scaled_copy(src: str, dst: Path, size: tuple[int, int], fps: int, frames: int) -> None:
+    """Re-encode ``frames`` frames of ``src`` at ``size`` with timestamps at ``fps`` (a camera at that rate)."""
+    w, h = size
+    with av.open(src) as inp, av.open(str(dst), "w") as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "veryfast", "crf": "20"}
+        n = 0
+        for f in inp.decode(video=0):
+            g = f.reformat(width=w, height=h, format="yuv420p")
+            g.pts, g.time_base = n, Fraction(1, fps)
+            for p in s.encode(g):
+                out.mux(p)
+            n += 1
+            if n >= frames:
+                break
+        for p in s.encode(None):
+            out.mux(p)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clip", required=True)
+    p.add_argument("--box", required=True, help="x,y,w,h of the object in the first frame at --size")
+    p.add_argument("--size", default="640x480")
+    p.add_argument("--fps", type=int, default=30, help="frame rate the clip is paced at")
+    p.add_argument("--frames", type=int, default=300, help="frames taken from the clip")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each run (the clip loops)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--config", help="TOML config (default: built-in defaults)")
+    args = p.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    config = load_config(args.config)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        scaled_copy(args.clip, clip, (w, h), args.fps, args.frames)
+        for i in range(args.runs):
+            stop = threading.Event()
+            timer = threading.Timer(args.seconds, stop.set)
+            timer.start()
+            try:
+                r = api.live(str(clip), box=args.box, record=Path(tmp) / f"rec{i}.mp4", realtime=True, loop=True,
+                             config=config, stop=stop)
+            finally:
+                timer.cancel()
+            s = r.stats
+            row = {"run": i, "seconds": s.seconds, "frames_in": s.frames_in, "frames_out": s.frames_out,
+                   "dropped": s.dropped, "input_fps": s.input_fps, "output_fps": s.output_fps, **{
+                       f"latency_{k}_ms": v for k, v in s.latency_ms.items()}}
+            print(json.dumps(row), flush=True)
+            runs.append(row)
+    summary = {"machine": f"{cpu_name()}", "size": args.size, "source_fps": args.fps,
+               "engine": config.engine.name, "runs": len(runs),
+               "median_output_fps": statistics.median(r["output_fps"] for r in runs),
+               "median_p50_ms": statistics.median(r["latency_p50_ms"] for r in runs),
+               "median_p95_ms": statistics.median(r["latency_p95_ms"] for r in runs),
+               "median_p99_ms": statistics.median(r["latency_p99_ms"] for r in runs),
+               "median_drop_share": statistics.median(r["dropped"] / max(1, r["frames_in"]) for r in runs)}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
