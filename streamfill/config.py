@@ -103,7 +103,7 @@ class TrackConfig:
     reanchor: float = 0.35
     band: int = 4
     anchor_corr: float = 0.85
-    anchor_patience: int = 15
+    anchor_patience: int = 25
     rigid_tolerance: float = 1.0
     colour_bins: int = 16
     model_rate: float = 0.05

@@ -107,7 +107,10 @@ class MaskEvalReport:
 
     def table(self) -> str:
         """A plain-text table, one row per trajectory plus the overall row."""
-        head = f"{'trajectory':<11} {'mean IoU':>8} {'min IoU':>8} {'cover':>6} {'drift px':>8} {'ms/frame':>8}  IoU per {WINDOW} frames"
+        head = (
+            f"{'trajectory':<11} {'mean IoU':>8} {'min IoU':>8} {'cover':>6} {'drift px':>8} {'ms/frame':>8}"
+            f"  IoU per {WINDOW} frames"
+        )
         rows = [head, "-" * len(head)]
         for r in self.results:
             d = r.to_dict()
@@ -155,6 +158,7 @@ def evaluate_trajectory(
     truth: dict[int, np.ndarray] = {}
     spent = [0.0]  # seconds spent compositing inside the current next() call
     first: dict[str, np.ndarray] = {}
+    default_occluder = synth.textured_cutout(160, seed=7)
 
     def source() -> Iterator[Frame]:
         for t in range(frames):
@@ -167,7 +171,7 @@ def evaluate_trajectory(
             size = ref_size or 0.3 * min(h, w)
             layers = [synth.place(cutout, path(t, frames), (h, w), size)]
             if name == "occlusion":
-                occ = occluder if occluder is not None else np.ascontiguousarray(np.rot90(cutout)[..., [2, 0, 1, 3]])
+                occ = occluder if occluder is not None else default_occluder
                 layers.append(synth.place(occ, synth._occluder_path(t, frames), (h, w), size * 0.8))
             image, visible = synth.composite(bg, layers)
             truth[t] = visible[0] > 0.5

@@ -97,9 +97,12 @@ def textured_cutout(size: int, seed: int = 1) -> np.ndarray:
     """size x size x 4 uint8 RGBA: an irregular blob with its own texture and colours; alpha 255 inside."""
     rng = np.random.default_rng(seed)
     img = _smooth_noise(size, size, rng, octaves=4)
-    tint = rng.random(3).astype(np.float32)
-    img = np.clip(0.5 * img + 0.5 * tint, 0, 1)
+    tint = 0.3 + 0.7 * rng.random(3).astype(np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    # Its own colour, plus spots of light and shade so that grey-level optical flow has texture to follow.
+    fine = _smooth_noise(size, size, rng, octaves=2)[..., 0]
+    shade = 0.35 + 0.65 * fine
+    img = np.clip((0.4 * img + 0.6 * tint) * shade[..., None], 0, 1)
     r = np.hypot(xx, yy)
     theta = np.arctan2(yy, xx)
     wobble = 0.36 + 0.06 * np.sin(3 * theta + rng.random() * 6) + 0.03 * np.sin(5 * theta)

@@ -151,6 +151,7 @@ class _Propagator:
         self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         self.colour = _ColourModel(config.colour_bins, config.model_rate)
         self.k3 = _disk(1)
+        self.k5 = _disk(2)
         self.band_k = _disk(max(1, config.band))
         self.ring_k = _disk(max(2, 3 * config.band))
         self.state: np.ndarray | None = None
@@ -175,10 +176,12 @@ class _Propagator:
         x0, y0, x1, y1 = max(0, x - 4), max(0, y - 4), min(W, x + w + 4), min(H, y + h + 4)
         self.tmpl = (grey[y0:y1, x0:x1].astype(np.float32), soft.copy(), (x0, y0))
 
-    def _fit_step(self, fwd: np.ndarray, back: np.ndarray) -> np.ndarray | None:
-        """Similarity transform (2 x 3, previous -> current frame) of the object, from the forward flow of
-        its interior pixels that pass the forward-backward check; None when too few do."""
-        obj = cv2.erode((self.state > 0.5).astype(np.uint8), self.k3)
+    def _fit_step(self, fwd: np.ndarray, back: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
+        """Similarity transform (2 x 3, previous -> current frame, frame coordinates) of the object, from the
+        forward flow of its interior pixels that pass the forward-backward check; None when too few do.
+        ``fwd``/``back`` cover the region of interest whose top-left corner is (x0, y0)."""
+        h, w = fwd.shape[:2]
+        obj = cv2.erode((self.state[y0 : y0 + h, x0 : x0 + w] > 0.5).astype(np.uint8), self.k3)
         ys, xs = np.nonzero(obj)
         if len(ys) < 12:
             return None
@@ -186,19 +189,28 @@ class _Propagator:
         ys, xs = ys[::stride], xs[::stride]
         f = fwd[ys, xs]
         qx, qy = xs + f[:, 0], ys + f[:, 1]
-        h, w = obj.shape
         qxi = np.clip(np.rint(qx).astype(np.int32), 0, w - 1)
         qyi = np.clip(np.rint(qy).astype(np.int32), 0, h - 1)
         err = np.hypot(*(back[qyi, qxi] + f).T)
         ok = err <= max(0.5, self.cfg.fb_threshold)
         if ok.sum() < 12:
             return None
-        src = np.stack([xs[ok], ys[ok]], 1).astype(np.float32)
-        dst = np.stack([qx[ok], qy[ok]], 1).astype(np.float32)
+        src = np.stack([xs[ok] + x0, ys[ok] + y0], 1).astype(np.float32)
+        dst = np.stack([qx[ok] + x0, qy[ok] + y0], 1).astype(np.float32)
         a, _ = cv2.estimateAffinePartial2D(
             src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=200, refineIters=10
         )
         return a
+
+    def _roi(self) -> tuple[int, int, int, int]:
+        """Region (x0, y0, x1, y1) the object can reach in one frame: its box plus a generous margin."""
+        H, W = self.state.shape
+        obj = (self.state > 0.5).astype(np.uint8)
+        if not obj.any():
+            return 0, 0, W, H
+        x, y, w, h = cv2.boundingRect(obj)
+        m = max(24, round(0.3 * max(w, h)), 4 * self.cfg.band)
+        return max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
 
     def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, float]:
         """Align the template to ``grey`` (ECC, affine) starting from ``guess`` (template frame -> now),
@@ -236,25 +248,41 @@ class _Propagator:
         self.colour.fit(self.colour.index(rgb[y0:y1, x0:x1]), fg, bg, rate)
 
     def step(self, rgb: np.ndarray, grey: np.ndarray) -> np.ndarray:
-        """The soft mask for the next frame (``rgb``/``grey`` at working resolution)."""
+        """The soft mask for the next frame (``rgb``/``grey`` at working resolution). Work is confined to
+        a region of interest around the object, so the cost follows the object's size, not the frame's."""
         cfg = self.cfg
-        back = self.dis.calc(grey, self.prev_grey, None)
-        fwd = self.dis.calc(self.prev_grey, grey, None)
-        mapx = self.gx + back[..., 0]
-        mapy = self.gy + back[..., 1]
-        dense = cv2.remap(self.state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        fwd_at = cv2.remap(fwd, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = self._roi()
+        full_state, full_rgb = self.state, rgb
+        prev = np.ascontiguousarray(self.prev_grey[y0:y1, x0:x1])
+        cur = np.ascontiguousarray(grey[y0:y1, x0:x1])
+        rgb = rgb[y0:y1, x0:x1]
+        gx, gy = self.gx[y0:y1, x0:x1], self.gy[y0:y1, x0:x1]
+        back = self.dis.calc(cur, prev, None)
+        fwd = self.dis.calc(prev, cur, None)
+        mapx = gx + back[..., 0]  # frame coordinates in the previous frame
+        mapy = gy + back[..., 1]
+        dense = cv2.remap(full_state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        fwd_at = cv2.remap(fwd, mapx - x0, mapy - y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         err = np.hypot(fwd_at[..., 0] + back[..., 0], fwd_at[..., 1] + back[..., 1])
         trusted = err <= cfg.fb_threshold if cfg.fb_threshold > 0 else np.ones(dense.shape, bool)
         warped = dense
-        step = self._fit_step(fwd, back) if self.tmpl is not None else None
+        step = self._fit_step(fwd, back, x0, y0) if self.tmpl is not None else None
         anchored = False
         if step is not None:
+            size = (x1 - x0, y1 - y0)
+            to_roi = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
             previous = self.anchor
             guess = _compose(step, previous)
-            visible = cv2.erode((dense > 0.5).astype(np.uint8), self.k3)
+            # Pixels whose (trusted) flow does not follow the object's motion are not the object's:
+            # deforming parts, occluders passing in front.
+            inv = _invert(step)
+            rx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+            ry = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+            follows = (np.hypot(mapx - rx, mapy - ry) <= cfg.rigid_tolerance) | ~trusted
+            predicted = cv2.warpAffine(self.tmpl[1], _compose(to_roi, guess), size, flags=cv2.INTER_LINEAR)
+            visible = np.zeros(grey.shape, np.uint8)
+            visible[y0:y1, x0:x1] = cv2.erode(((predicted > 0.5) & follows & trusted).astype(np.uint8), self.k5)
             refined, rho = self._refine(grey, guess, visible)
-            size = (grey.shape[1], grey.shape[0])
             if rho >= cfg.anchor_corr:
                 self.misses = 0
                 self.anchor = refined
@@ -264,19 +292,11 @@ class _Propagator:
             if self.misses <= cfg.anchor_patience:
                 # The keyframe's shape, moved to now: parts hidden for a while come back with it.
                 anchored = True
-                step = _compose(self.anchor, _invert(previous))
-                rigid = cv2.warpAffine(self.tmpl[1], self.anchor, size, flags=cv2.INTER_LINEAR)
-            else:
-                rigid = cv2.warpAffine(self.state, step, size, flags=cv2.INTER_LINEAR)
-            # Pixels whose (trusted) flow does not follow the object's rigid motion keep the dense result:
-            # deforming parts, occluders passing in front.
-            inv = _invert(step)
-            rx = inv[0, 0] * self.gx + inv[0, 1] * self.gy + inv[0, 2]
-            ry = inv[1, 0] * self.gx + inv[1, 1] * self.gy + inv[1, 2]
-            follows = (np.hypot(mapx - rx, mapy - ry) <= cfg.rigid_tolerance) | ~trusted
-            if anchored:
+                rigid = cv2.warpAffine(self.tmpl[1], _compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
                 # The anchored shape is trusted: the flow may only take pixels away from it (occluders).
                 dense = np.minimum(dense, rigid)
+            else:
+                rigid = cv2.warpAffine(full_state, _compose(to_roi, step), size, flags=cv2.INTER_LINEAR)
             warped = np.where(follows, rigid, dense).astype(np.float32)
         p = warped
         obj = (warped > 0.5).astype(np.uint8)
@@ -294,14 +314,17 @@ class _Propagator:
         obj = _drop_specks(obj)
         keep = obj.astype(bool)
         # The state stays soft (sub-pixel edges) but agrees with the cleaned binary mask.
-        state = np.where(keep, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
-        state = np.clip((state - 0.5) * 2.0 + 0.5, 0.0, 1.0)
+        local = np.where(keep, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
+        state = np.zeros_like(full_state)
+        state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
         self.state = state
         self.prev_grey = grey
         if not anchored:
             self._set_template(grey, state)  # appearance changed: anchor to the newest look
         if cfg.model_rate > 0:
-            self._learn(rgb, keep, trusted, rate=cfg.model_rate)
+            full_trusted = np.zeros(state.shape, bool)
+            full_trusted[y0:y1, x0:x1] = trusted
+            self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
         return state
 
 
