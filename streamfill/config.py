@@ -79,17 +79,38 @@ class CropConfig:
         check_range("crop.min_context", self.min_context, 0, 1024)
 
 
-ENGINES = ("telea", "ns")
+ENGINES = ("telea", "ns", "auto", "deepfill", "torch", "compile", "onnx", "tensorrt")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """Inpainting engine. Classical: telea, ns. Neural (DeepFill v2): torch, compile, onnx, tensorrt, or
+    deepfill = the best of them for the device (auto = deepfill, or telea when no weights are installed)."""
+
     name: str = "telea"
     radius: int = 5
+    weights: str = ""
+    precision: str = "auto"
+    device: str = "auto"
+    cache_dir: str = ""
+    max_batch: int = 4
+    threads: int = 0
 
     def __post_init__(self) -> None:
         check_choice("engine.name", self.name, ENGINES)
         check_range("engine.radius", self.radius, 1, 64)
+        check_choice("engine.precision", self.precision, PRECISIONS)
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
+            raise ConfigError(f"engine.device = {self.device!r}: must be auto, cpu, cuda or cuda:N")
+        if not isinstance(self.weights, str):
+            raise ConfigError(f"engine.weights = {self.weights!r}: expected a path string (\"\" = shipped default)")
+        if not isinstance(self.cache_dir, str):
+            raise ConfigError(f"engine.cache_dir = {self.cache_dir!r}: expected a path string")
+        check_range("engine.max_batch", self.max_batch, 1, 64)
+        check_range("engine.threads", self.threads, 0, 256)
 
 
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
