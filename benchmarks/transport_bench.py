@@ -9,7 +9,8 @@ process whose fill is the identity, so the number is transport + protocol overhe
     python benchmarks/transport_bench.py                      # 1920x1080, 300 frames, 3 runs per case
     python benchmarks/transport_bench.py --frames 100 --runs 1 --cases ipc,tcp
 
-Prints one line per case: median frames/s over the runs (and MB/s of payload).
+Prints one line per case: median frames/s over the runs, MB/s of payload and, for streams, the CPU time
+per frame of the busier of the two processes (its inverse is the rate when each process has a free core).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _curve_client(sock, keys_dir):
     sock.curve_secretkey, sock.curve_publickey, sock.curve_serverkey = keys.secret, keys.public, keys.server_public
 
 
-def _sender(endpoint, frames, width, height, keys_dir, ready):
+def _sender(endpoint, frames, width, height, keys_dir, ready, result):
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.linger = 1000
@@ -62,12 +63,14 @@ def _sender(endpoint, frames, width, height, keys_dir, ready):
     sock.bind(endpoint)
     ready.set()
     images = _images(width, height)
+    cpu = time.process_time()
     for i in range(frames):
         sock.send_multipart(protocol.encode_frame(images[i % len(images)], index=i, pts=i, time_base=(1, 25)),
                             copy=False)
     sock.send_multipart(protocol.encode_bye(count=frames))
     sock.close()
-    ctx.term()
+    ctx.term()  # waits until the queue has left (linger), so the CPU time covers the whole transfer
+    result.put(("send", time.process_time() - cpu))
 
 
 def _receiver(endpoint, keys_dir, result):
@@ -79,6 +82,7 @@ def _receiver(endpoint, keys_dir, result):
         _curve_client(sock, keys_dir)
     sock.connect(endpoint)
     count, t0 = 0, None
+    cpu = time.process_time()
     while sock.poll(20000):
         msg = protocol.decode(sock.recv_multipart(copy=False))
         if t0 is None:
@@ -86,23 +90,29 @@ def _receiver(endpoint, keys_dir, result):
         if msg.type == "bye":
             break
         count += 1
-    result.put((count, time.perf_counter() - t0))
+    result.put(("recv", count, time.perf_counter() - t0, time.process_time() - cpu))
     sock.close(0)
     ctx.term()
 
 
-def stream_run(endpoint, frames, width, height, keys_dir=None) -> float:
+def stream_run(endpoint, frames, width, height, keys_dir=None) -> tuple[float, float]:
+    """(frames/s on the wall clock, CPU ms per frame of the busier process: sender or receiver)."""
     ready = mp.Event()
     result = mp.Queue()
-    send = mp.Process(target=_sender, args=(endpoint, frames + 1, width, height, keys_dir, ready))
+    send = mp.Process(target=_sender, args=(endpoint, frames + 1, width, height, keys_dir, ready, result))
     send.start()
     ready.wait(30)
     recv = mp.Process(target=_receiver, args=(endpoint, keys_dir, result))
     recv.start()
-    count, seconds = result.get(timeout=600)
+    got = {}
+    for _ in range(2):
+        item = result.get(timeout=600)
+        got[item[0]] = item[1:]
     send.join(30)
     recv.join(30)
-    return (count - 1) / seconds  # the clock starts at the first frame
+    count, seconds, recv_cpu = got["recv"]
+    cpu_ms = 1000 * max(recv_cpu, got["send"][0]) / (frames + 1)
+    return (count - 1) / seconds, cpu_ms  # the clock starts at the first frame
 
 
 def _serve_process(endpoint, keys_dir, ready, stop):
@@ -169,13 +179,15 @@ def main(argv=None) -> int:
         for run in range(args.runs):
             if base.startswith("serve-"):
                 ep = f"ipc://{tmp}/serve{run}.ipc" if base == "serve-ipc" else "tcp://127.0.0.1:0"
-                rates.append(serve_run(ep, args.frames, width, height, args.window, curve))
+                rates.append((serve_run(ep, args.frames, width, height, args.window, curve), None))
             else:
                 ep = f"ipc://{tmp}/s{run}.ipc" if base == "ipc" else f"tcp://127.0.0.1:{_free_port()}"
                 rates.append(stream_run(ep, args.frames, width, height, curve))
-        med = statistics.median(rates)
-        print(f"{case:16} {med:8.1f} frames/s  {med * mb:8.0f} MB/s   runs: {', '.join(f'{r:.0f}' for r in rates)}",
-              flush=True)
+        med = statistics.median(r for r, _ in rates)
+        cpus = [c for _, c in rates if c is not None]
+        cpu = f"  CPU {statistics.median(cpus):5.2f} ms/frame (busier process)" if cpus else ""
+        print(f"{case:16} {med:8.1f} frames/s  {med * mb:6.0f} MB/s{cpu}   runs: "
+              f"{', '.join(f'{r:.0f}' for r, _ in rates)}", flush=True)
     return 0
 
 
