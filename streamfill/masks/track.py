@@ -472,6 +472,7 @@ class FlowTracker:
                     pass
                 elif nk is None:
                     self._warn(f"scene cut at frame {frame.index}: mask tracking stopped (no keyframe after it)")
+                    dropped_warned = True
                 else:
                     self._warn(f"scene cut at frame {frame.index}: mask tracking resumes from keyframe {nk}")
                 fwd = None
@@ -495,7 +496,7 @@ class FlowTracker:
             elif nk is not None and fwd is not None and nk - frame.index <= cfg.backfill:
                 pending.append(_Pending(frame, rgb, grey, soft))
             else:
-                if soft is None and not dropped_warned and not cut:
+                if soft is None and not dropped_warned:
                     dropped_warned = True
                     self._warn(
                         f"frame {frame.index} gets an empty mask: no keyframe within "

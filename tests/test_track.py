@@ -1,0 +1,200 @@
+"""Mask tracking: accuracy on synthetic textured content, keyframes, scene cuts, errors, streaming bounds."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from streamfill.config import Config, TrackConfig
+from streamfill.errors import InputError, MaskError
+from streamfill.eval.masks import evaluate_masks, evaluate_trajectory
+from streamfill.masks import synth
+from streamfill.masks.scenecut import SceneCutDetector
+from streamfill.masks.track import FlowTracker, Keyframe, TrackingWarning, parse_box
+from streamfill.types import Frame, MaskSource
+
+H, W = 144, 192
+
+
+def _clip(n: int, seed: int = 0, trajectory: str = "translate", size: int = 48):
+    """n frames of a textured object moving over a panning textured background, with true masks."""
+    bgs = synth.synthetic_backgrounds(H, W, seed)
+    cut = synth.textured_cutout(96, seed + 1)
+    frames, truth = [], []
+    for t in range(n):
+        layer = synth.place(cut, synth.TRAJECTORIES[trajectory](t, n), (H, W), size)
+        image, visible = synth.composite(next(bgs), [layer])
+        frames.append(Frame(image=image, pts=t * 2, time_base=Fraction(1, 50), index=t))
+        truth.append(np.where(visible[0] > 0.5, 255, 0).astype(np.uint8))
+    return frames, truth
+
+
+def _iou(a, b):
+    a, b = a > 127, b > 127
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+def test_tracker_is_a_mask_source_and_follows_a_moving_object():
+    frames, truth = _clip(30)
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])])
+    assert isinstance(tracker, MaskSource)
+    out = list(tracker.pair(frames))
+    assert [f.index for f, _ in out] == list(range(30))
+    assert all(f is g for (f, _), g in zip(out, frames, strict=True))  # frames pass through untouched
+    for _, m in out:
+        assert m.shape == (H, W) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
+    ious = [_iou(m, t) for (_, m), t in zip(out, truth, strict=True)]
+    assert np.mean(ious[1:]) >= 0.85, ious
+    assert min(ious) >= 0.6, ious
+    # A static mask (no tracking) would have lost the object: the test can fail.
+    assert np.mean([_iou(truth[0], t) for t in truth[20:]]) < 0.5
+
+
+def test_backward_tracking_from_a_later_keyframe():
+    frames, truth = _clip(16)
+    out = list(FlowTracker([Keyframe(10, mask=truth[10])]).pair(frames))
+    assert [f.index for f, _ in out] == list(range(16))
+    ious = [_iou(m, t) for (_, m), t in zip(out, truth, strict=True)]
+    assert min(ious[:10]) >= 0.7, ious
+    assert np.array_equal(out[10][1], truth[10])
+
+
+def test_several_keyframes_later_correction_wins():
+    frames, truth = _clip(20)
+    wrong = np.zeros_like(truth[0])
+    wrong[:20, :20] = 255  # a deliberately wrong first keyframe
+    out = list(FlowTracker([Keyframe(0, mask=wrong), Keyframe(8, mask=truth[8])]).pair(frames))
+    assert np.array_equal(out[8][1], truth[8])
+    assert np.mean([_iou(m, t) for (_, m), t in zip(out[9:], truth[9:], strict=True)]) >= 0.85
+    # backfill: frames just before the correction are re-tracked backward from it
+    out = list(FlowTracker([Keyframe(0, mask=wrong), Keyframe(8, mask=truth[8])],
+                           TrackConfig(backfill=3)).pair(frames))
+    assert min(_iou(out[i][1], truth[i]) for i in (5, 6, 7)) >= 0.7
+
+
+def test_box_keyframe_segments_the_object():
+    frames, truth = _clip(30)
+    frames, truth = frames[:8], truth[:8]
+    ys, xs = np.nonzero(truth[0])
+    box = (int(xs.min()) - 3, int(ys.min()) - 3, int(np.ptp(xs)) + 7, int(np.ptp(ys)) + 7)
+    out = list(FlowTracker([Keyframe(0, box=box)]).pair(frames))
+    assert _iou(out[0][1], truth[0]) >= 0.6
+    assert np.mean([_iou(m, t) for (_, m), t in zip(out, truth, strict=True)]) >= 0.6
+
+
+def test_streaming_holds_no_frames_with_keyframe_zero():
+    frames, truth = _clip(10)
+    pulled = []
+
+    def source():
+        for f in frames:
+            pulled.append(f.index)
+            yield f
+
+    it = FlowTracker([Keyframe(0, mask=truth[0])]).pair(source())
+    for i in range(5):
+        frame, _ = next(it)
+        assert frame.index == i and len(pulled) == i + 1
+
+
+def test_dilate_adds_a_safety_margin():
+    frames, truth = _clip(4)
+    plain = list(FlowTracker([Keyframe(0, mask=truth[0])]).pair(frames))
+    wide = list(FlowTracker([Keyframe(0, mask=truth[0])], dilate=4).pair(frames))
+    for (_, a), (_, b) in zip(plain, wide, strict=True):
+        assert (b >= a).all() and (b > 0).sum() > (a > 0).sum()
+
+
+def test_scene_cut_stops_tracking_with_a_warning_or_resumes_from_a_keyframe():
+    a, ta = _clip(6, seed=0)
+    rng = np.random.default_rng(5)
+    other = synth.textured_image(H, W, seed=9)[..., ::-1] // 2 + rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+    b = [Frame(np.ascontiguousarray(other), pts=0, time_base=Fraction(1, 50), index=6 + i) for i in range(4)]
+    messages = []
+    out = list(FlowTracker([Keyframe(0, mask=ta[0])], on_warning=messages.append).pair(a + b))
+    assert len(out) == 10
+    assert any("scene cut at frame 6" in m for m in messages)
+    assert all(not m.any() for _, m in out[6:]) and out[5][1].any()
+    # through the warnings module when no callback is given
+    with pytest.warns(TrackingWarning, match="scene cut") as record:
+        list(FlowTracker([Keyframe(0, mask=ta[0])]).pair(a + b))
+    assert len(record) == 1  # one notice, not one per frame
+    # a keyframe after the cut: the new shot is tracked (backward to the cut, forward after)
+    k = np.zeros((H, W), np.uint8)
+    k[40:80, 50:100] = 255
+    messages.clear()
+    out = list(FlowTracker([Keyframe(0, mask=ta[0]), Keyframe(8, mask=k)], on_warning=messages.append).pair(a + b))
+    assert any("resumes from keyframe 8" in m for m in messages)
+    assert all(_iou(m, k) > 0.8 for _, m in out[6:])  # the second shot is still: the mask stays put
+
+
+def test_bad_keyframes_fail_with_clear_errors():
+    frames, truth = _clip(3)
+    with pytest.raises(MaskError, match="outside the 192x144 frame"):
+        list(FlowTracker([Keyframe(0, box=(150, 10, 60, 20))]).pair(frames))
+    with pytest.raises(MaskError, match="beyond the end of the clip"):
+        list(FlowTracker([Keyframe(7, mask=truth[0])]).pair(frames))
+    with pytest.raises(MaskError, match="but the video is 192x144"):
+        list(FlowTracker([Keyframe(0, mask=np.zeros((10, 10), np.uint8))]).pair(frames))
+    with pytest.raises(MaskError, match="two keyframes for frame 0"):
+        FlowTracker([Keyframe(0, mask=truth[0]), Keyframe(0, box=(1, 1, 5, 5))])
+    with pytest.raises(MaskError):
+        FlowTracker([])
+    with pytest.raises(InputError, match="x,y,w,h"):
+        parse_box("1,2,3")
+    with pytest.raises(InputError, match="positive"):
+        parse_box("1,2,0,4")
+    assert parse_box("1, 2,3,4@7") == Keyframe(7, box=(1, 2, 3, 4))
+    assert parse_box("1,2,3,4", default_frame=2).index == 2
+
+
+def test_scene_cut_detector():
+    d = SceneCutDetector(0.4)
+    a = synth.textured_image(H, W, 1)
+    assert not d.update(a)
+    assert not d.update(np.roll(a, 3, axis=1))  # a small pan is not a cut
+    assert not d.update(np.clip(a.astype(int) + 30, 0, 255).astype(np.uint8))  # nor a brightness change
+    b = np.zeros_like(a)
+    b[..., 2] = 200
+    b[::2, :, 0] = 90
+    assert d.update(b)
+
+
+def test_trackconfig_validates():
+    from streamfill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="track.scale"):
+        TrackConfig(scale=0)
+    with pytest.raises(ConfigError, match="track.preset"):
+        TrackConfig(preset="slow")
+
+
+def test_benchmark_reports_iou_drift_and_timing():
+    result = evaluate_trajectory(
+        "rotate", synth.synthetic_backgrounds(H, W, 3), synth.textured_cutout(96, 4), frames=20,
+        ref_size=50,
+    )
+    assert len(result.iou) == len(result.ms) == len(result.centroid_error) == 20
+    assert result.iou[0] == 1.0 and result.mean_iou >= 0.8
+    assert len(result.drift(10)) == 2
+    report = evaluate_masks(None, None, trajectories=("translate", "occlusion"), frames=12, size=(W, H))
+    data = json.loads(report.to_json())
+    assert [t["name"] for t in data["trajectories"]] == ["translate", "occlusion"]
+    assert 0.0 <= data["min_iou"] <= data["mean_iou"] <= 1.0
+    table = report.table()
+    assert "occlusion" in table and "mean IoU" in table
+    with pytest.raises(InputError, match="unknown trajectory"):
+        evaluate_masks(None, None, trajectories=("zigzag",), frames=5)
+    with pytest.raises(InputError, match="only 3 frames"):
+        evaluate_trajectory("translate", iter([synth.textured_image(H, W)] * 3), synth.textured_cutout(32), frames=5)
+
+
+def test_warnings_module_not_used_when_callback_given():
+    frames, truth = _clip(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(FlowTracker([Keyframe(0, mask=truth[0])], Config().track, on_warning=lambda m: None).pair(frames))
