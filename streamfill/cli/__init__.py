@@ -19,7 +19,7 @@ import sys
 from streamfill import __version__
 from streamfill.errors import StreamfillError
 
-COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "live"]
+COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval"]
 
 
 class _Terminated(KeyboardInterrupt):

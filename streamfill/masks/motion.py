@@ -32,13 +32,13 @@ from streamfill.types import Frame, Mask
 class MotionMasks:
     """A :class:`~streamfill.types.MaskSource` masking moving objects (see the module doc).
 
-    ``extra_dilate`` adds a further safety margin in pixels (e.g. ``[mask] dilate``) on top of
+    ``dilate`` adds a further safety margin in pixels (e.g. ``[mask] dilate``) on top of
     ``[track] motion_dilate``.
     """
 
-    def __init__(self, config: TrackConfig | None = None, extra_dilate: int = 0) -> None:
+    def __init__(self, config: TrackConfig | None = None, dilate: int = 0) -> None:
         self.config = config or TrackConfig()
-        self.extra_dilate = int(extra_dilate)
+        self.extra_dilate = int(dilate)
 
     def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
         cfg = self.config

@@ -1,0 +1,80 @@
+"""`streamfill eval`: measure parts of streamfill against known truth.
+
+Each evaluation is a sub-command registered in ``EVALUATIONS`` (name -> (add_arguments, run)); to add one,
+write its two functions here (or in another module) and add an entry. ``eval masks`` scores mask tracking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from streamfill.cli.common import add_config_flag, config_from_args
+
+
+def _add_masks(p: argparse.ArgumentParser) -> None:
+    from streamfill.eval.masks import STANDARD
+
+    p.add_argument("--background", metavar="PATH",
+                   help="background video or still image (default: synthetic texture)")
+    p.add_argument("--object", metavar="IMAGE",
+                   help="object to composite: an RGBA cut-out, or a photo (its alpha from --object-mask, else "
+                        "GrabCut on its centre); default: a synthetic textured blob")
+    p.add_argument("--object-mask", metavar="MASK", help="mask of the object in --object (white = object)")
+    p.add_argument("--occluder", metavar="IMAGE", help="cut-out that crosses in front for 'occlusion'")
+    p.add_argument("--trajectory", action="append", choices=STANDARD, metavar="NAME",
+                   help=f"run only these trajectories (repeatable; default all: {', '.join(STANDARD)})")
+    p.add_argument("--frames", type=int, default=150, help="frames per trajectory (default 150)")
+    p.add_argument("--size", metavar="WxH", help="resize the background to WxH (default: the clip's size)")
+    p.add_argument("--json", metavar="PATH", help="also write the full report (per-frame values) as JSON")
+    p.add_argument("--dilate", type=int, metavar="PX", help="safety margin used for the coverage column")
+    add_config_flag(p)
+
+
+def _run_masks(args: argparse.Namespace) -> int:
+    from streamfill.errors import InputError
+    from streamfill.eval.masks import STANDARD, evaluate_masks
+
+    size = None
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--size {args.size!r}: expected WxH, e.g. 768x576") from None
+        if w < 32 or h < 32:
+            raise InputError(f"--size {args.size}: at least 32x32")
+        size = (w, h)
+    report = evaluate_masks(
+        args.background, args.object, args.object_mask, trajectories=tuple(args.trajectory or STANDARD),
+        frames=args.frames, size=size, config=config_from_args(args), occluder_path=args.occluder,
+    )
+    print(report.table())
+    if args.json:
+        try:
+            Path(args.json).write_text(report.to_json())
+        except OSError as exc:
+            raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+EVALUATIONS = {
+    "masks": (_add_masks, _run_masks,
+              "score mask tracking: a cut-out moves along known trajectories over a background clip"),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="measure accuracy and speed against known truth",
+                       description="Measure parts of streamfill against known truth.")
+    evals = p.add_subparsers(dest="evaluation", metavar="WHAT", required=True)
+    for name, (add_arguments, run_one, text) in EVALUATIONS.items():
+        e = evals.add_parser(name, help=text, description=text)
+        add_arguments(e)
+        e.set_defaults(func=run_one)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args.func(args) or 0)
