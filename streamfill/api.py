@@ -20,7 +20,7 @@ import numpy as np
 from streamfill import build, io, transport
 from streamfill.config import Config, merge
 from streamfill.errors import InputError, MaskError, OutputError
-from streamfill.masks import prepare
+from streamfill.masks import dilate, prepare
 from streamfill.masks.synthetic import MovingOccluder
 from streamfill.masks.synthetic import composite as paint_occluder
 from streamfill.masks.track import parse_box
@@ -54,13 +54,16 @@ def info(path: str | Path, *, fps: float | None = None) -> io.VideoInfo:
         return reader.info
 
 
-def process(input: str | Path, output: str | Path, *, mask: str | Path, config: Config | None = None,
+def process(input: str | Path, output: str | Path, *, mask: str | Path | None, config: Config | None = None,
             fps: float | Fraction | None = None, start: float | None = None, end: float | None = None,
-            progress: Progress | None = None, sink: str | None = None) -> ProcessResult:
+            progress: Progress | None = None, sink: str | None = None,
+            mask_options: build.MaskOptions | None = None) -> ProcessResult:
     """Remove what ``mask`` marks from every frame of ``input`` and write ``output``.
 
     ``mask`` may also be a ``zmq:[req|sub:]ENDPOINT`` spec (masks from a plugin, see plugins/PROTOCOL.md);
     ``sink`` a ``zmq:[push|pub:]ENDPOINT`` spec that receives every output frame as well as ``output``.
+    ``mask_options`` tracks the ``mask`` image (or boxes) through the clip, or masks what moves
+    (``build.MaskOptions``); ``mask`` may then be None.
 
     Every input frame is written with its source pts; audio is copied unchanged; the output appears under
     its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
@@ -71,10 +74,11 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path, config: 
     t0 = time.perf_counter()
     with build.open_source(input, config, fps=fps, start=start, end=end) as reader:
         source_info = reader.info
-        masks = build.make_mask_source(mask, config)
-        completer = build.make_completion(config)
-        io.check_output_path(output, inputs=(input, mask))
         total = _expected_frames(source_info, start, end)
+        masks = build.make_mask_source(mask, config, mask_options,
+                                       frame_count=source_info.frame_count if start is None else None)
+        completer = build.make_completion(config)
+        io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
         remux = None if Path(str(input)).is_dir() else str(input)
         with (build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as out,
               build.open_stream_sink(sink, config) as extra):
@@ -83,6 +87,73 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path, config: 
     return ProcessResult(output=str(output), frames=stats.frames, filled=completer.frames_filled,
                          seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
                          pts_adjusted=out.pts_adjusted)
+
+
+@dataclass
+class MasksResult:
+    output: str
+    preview: str | None
+    frames: int
+    masked: int  # frames whose mask is not empty
+    seconds: float
+
+
+def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | None,
+                mask_options: build.MaskOptions | None = None, config: Config | None = None,
+                preview: str | Path | None = None, fps: float | Fraction | None = None,
+                start: float | None = None, end: float | None = None,
+                progress: Progress | None = None) -> MasksResult:
+    """``streamfill masks``: write every frame's mask (tracked, automatic or from files) to ``output`` so it
+    can be checked, then reused with ``process --mask OUTPUT``.
+
+    ``output`` gets one grey picture per frame (255 = fill) with the source pts: a ``.mkv`` is written
+    lossless (FFV1), a folder ending in ``/`` as PNGs.
+    Masks are written *without* the ``[mask] dilate`` margin, because ``process --mask`` adds it when it
+    reads them back. ``preview`` (optional) gets the video with the masks, margin included, drawn over it
+    (red tint, yellow outline).
+    """
+    import dataclasses
+
+    config = config or Config()
+    # The margin is added once, by whoever reads the masks back.
+    raw = dataclasses.replace(config, mask=dataclasses.replace(config.mask, dilate=0))
+    if str(output).endswith(".mkv"):
+        raw = dataclasses.replace(raw, io=dataclasses.replace(raw.io, lossless=True))
+    t0 = time.perf_counter()
+    frames = masked = 0
+    with build.open_source(input, raw, fps=fps, start=start, end=end) as reader:
+        info_ = reader.info
+        total = _expected_frames(info_, start, end)
+        masks = build.make_mask_source(mask, raw, mask_options,
+                                       frame_count=info_.frame_count if start is None else None)
+        io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
+        if preview is not None:
+            io.check_output_path(preview, inputs=tuple(p for p in (input, mask, output) if p is not None))
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(build.open_sink(output, info_, raw, start=start, end=end))
+            view = None
+            if preview is not None:
+                view = stack.enter_context(build.open_sink(preview, info_, config, start=start, end=end))
+            for frame, m in masks.pair(reader):
+                out.write(frame.with_image(np.repeat(m[..., None], 3, axis=2)))
+                if view is not None:
+                    view.write(frame.with_image(_overlay(frame.image, dilate(m, config.mask.dilate))))
+                frames += 1
+                masked += bool(m.any())
+                if progress is not None:
+                    progress(frames, total)
+    return MasksResult(output=str(output), preview=str(preview) if preview is not None else None,
+                       frames=frames, masked=masked, seconds=time.perf_counter() - t0)
+
+
+def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 RGB with the mask (255 = fill) tinted red and its edge drawn."""
+    out = image.copy()
+    on = mask > 127
+    out[on] = (out[on] * 0.5 + np.array([255, 0, 0]) * 0.5).astype(np.uint8)
+    edge = on & ~(np.roll(on, 1, 0) & np.roll(on, -1, 0) & np.roll(on, 1, 1) & np.roll(on, -1, 1))
+    out[edge] = (255, 255, 0)
+    return out
 
 
 def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None) -> int | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from streamfill.config import Config, IOConfig
 from streamfill.errors import EngineError, InputError
 from streamfill.io.live import V4L2Writer, open_live_reader, source_kind
 from streamfill.masks import PerFrameMasks, StaticMask, prepare
-from streamfill.masks.track import FlowTracker, Keyframe
+from streamfill.masks.ops import binarize
+from streamfill.masks.track import FlowTracker, Keyframe, parse_box
 from streamfill.pipeline.complete import Completer
 from streamfill.pipeline.live import LazySink, paced
 from streamfill.temporal import TemporalCompletion
@@ -48,9 +50,65 @@ def make_completion(config: Config, inpainter: Inpainter | None = None) -> Compl
     return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather)
 
 
-def make_mask_source(mask: str | Path, config: Config) -> MaskSource:
+@dataclass(frozen=True)
+class MaskOptions:
+    """How masks are made beyond a plain ``--mask``: ``track`` follows the ``--mask`` image from frame
+    ``mask_frame`` through the clip (``--mask-track``, ``--mask-frame``); ``boxes`` are more keyframes as
+    ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``auto = "motion"`` masks what moves (``--mask-auto``).
+    ``on_warning(message)`` receives tracking notices (scene cuts); None sends them to ``warnings``."""
+
+    track: bool = False
+    mask_frame: int = 0
+    boxes: tuple[str, ...] = ()
+    auto: str | None = None
+    on_warning: Callable[[str], None] | None = None
+
+    @property
+    def tracking(self) -> bool:
+        return self.track or bool(self.boxes) or self.mask_frame != 0
+
+
+MASK_AUTO = ("motion",)
+
+
+def make_tracking_source(mask: str | Path | None, config: Config, options: MaskOptions, *,
+                         frame_count: int | None = None) -> MaskSource:
+    """The MaskSource for ``options`` (tracking or automatic masks); ``frame_count`` (when known) lets a
+    keyframe beyond the clip fail before any work. Masks come out dilated by ``[mask] dilate``."""
+    from streamfill.masks.motion import MotionMasks
+
+    if options.auto is not None:
+        if options.auto not in MASK_AUTO:
+            raise InputError(f"--mask-auto {options.auto!r}: known: {', '.join(MASK_AUTO)}")
+        if mask is not None or options.tracking:
+            raise InputError("--mask-auto motion makes its own masks: drop --mask/--mask-track/--box")
+        return MotionMasks(config.track, dilate=config.mask.dilate)
+    keys = []
+    if mask is not None:
+        path = Path(mask)
+        if not io.is_image_file(path):
+            raise InputError(f"--mask-track needs a mask image (PNG/JPEG) for frame {options.mask_frame}; "
+                             f"got {path}")
+        keys.append(Keyframe(options.mask_frame, mask=binarize(io.read_image(path, grey=True), config.mask.threshold)))
+    keys += [parse_box(b) for b in options.boxes]
+    if not keys:
+        raise InputError("--mask-track needs a keyframe: --mask IMAGE (with --mask-frame K) or --box x,y,w,h[@K]")
+    if frame_count is not None:
+        late = [k.index for k in keys if k.index >= frame_count]
+        if late:
+            raise InputError(f"keyframe {late[0]} is beyond the clip ({frame_count} frames, 0-{frame_count - 1})")
+    return FlowTracker(keys, config.track, dilate=config.mask.dilate, on_warning=options.on_warning)
+
+
+def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptions | None = None, *,
+                     frame_count: int | None = None) -> MaskSource:
     """``--mask PATH``: one image for the whole clip, a mask video, or a folder of per-frame masks.
-    A ``zmq:[req|sub:]ENDPOINT`` spec instead asks a ZeroMQ plugin (see ``make_plugin_mask_source``)."""
+    A ``zmq:[req|sub:]ENDPOINT`` spec instead asks a ZeroMQ plugin (see ``make_plugin_mask_source``).
+    With ``options`` asking for tracking or automatic masks, see ``make_tracking_source``."""
+    if options is not None and (options.tracking or options.auto is not None):
+        return make_tracking_source(mask, config, options, frame_count=frame_count)
+    if mask is None:
+        raise InputError("say what to remove: --mask, --box or --mask-auto motion")
     if isinstance(mask, str) and mask.startswith("zmq:"):
         return make_plugin_mask_source(mask, config)
     path = Path(mask)

@@ -19,7 +19,7 @@ import sys
 from streamfill import __version__
 from streamfill.errors import StreamfillError
 
-COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval"]
+COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval", "masks"]
 
 
 class _Terminated(KeyboardInterrupt):

@@ -13,6 +13,7 @@ from streamfill.cli.common import (
     add_fill_flags,
     config_from_args,
 )
+from streamfill.cli.masks import add_mask_flags, mask_options
 from streamfill.config import TEMPORAL_MODES
 
 
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     masks.add_argument("--mask-source", metavar="zmq:ENDPOINT",
                        help="ask a ZeroMQ mask plugin for each frame's mask: zmq:[req|sub:]ENDPOINT, e.g. "
                             "zmq:tcp://127.0.0.1:5560 (see plugins/PROTOCOL.md)")
+    add_mask_flags(p, masks)
     p.add_argument("--sink", metavar="zmq:ENDPOINT",
                    help="also send every output frame over ZeroMQ: zmq:[push|pub:]ENDPOINT (push connects to a "
                         "receiver, pub binds for viewers)")
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         if args.mask_source is not None:  # "zmq:" may be left out: --mask-source tcp://127.0.0.1:5560
             mask = args.mask_source if args.mask_source.startswith("zmq:") else f"zmq:{args.mask_source}"
         result = api.process(args.input, args.output, mask=mask, config=config,
-                             fps=args.fps, start=args.start, end=args.end, progress=bar, sink=args.sink)
+                             fps=args.fps, start=args.start, end=args.end, progress=bar, sink=args.sink,
+                             mask_options=mask_options(args))
     finally:
         bar.finish()
     if not args.quiet:

@@ -1,0 +1,81 @@
+"""`streamfill masks`: write the per-frame masks (tracked or automatic) and an overlay preview, to check them
+before a long run; `process --mask masks.mkv` reuses them.
+
+``add_mask_flags`` also gives `process` its tracking flags (--mask-track, --mask-frame, --box, --mask-auto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streamfill import api
+from streamfill.cli.common import ProgressBar, add_config_flag, add_encode_flags, config_from_args
+
+
+def add_mask_flags(p: argparse.ArgumentParser, what) -> None:
+    """Tracking flags. ``what`` is the (mutually exclusive) group that holds ``--mask``."""
+    what.add_argument("--box", action="append", metavar="X,Y,W,H[@K]",
+                      help="the object's box at frame K (default 0), in pixels; it is segmented and tracked "
+                           "(repeatable: later boxes correct the track)")
+    what.add_argument("--mask-auto", choices=("motion",),
+                      help="make the masks automatically: motion = everything that moves (fixed cameras)")
+    g = p.add_argument_group("mask tracking")
+    g.add_argument("--mask-track", action="store_true",
+                   help="--mask is the object at one frame (--mask-frame): follow it through the clip")
+    g.add_argument("--mask-frame", type=int, default=0, metavar="K",
+                   help="the frame (0-based) the --mask image shows; implies --mask-track (default 0)")
+
+
+def mask_options(args: argparse.Namespace):
+    """``build.MaskOptions`` from the flags of ``add_mask_flags``; tracking notices print as warnings."""
+    from streamfill.build import MaskOptions
+    from streamfill.errors import InputError
+
+    if args.mask_frame < 0:
+        raise InputError(f"--mask-frame {args.mask_frame}: must be 0 or more")
+    track = bool(args.mask_track or args.mask_frame)
+    if track and getattr(args, "mask", None) is None and not args.box:
+        raise InputError("--mask-track needs --mask IMAGE (the object at --mask-frame) or --box")
+    return MaskOptions(track=track, mask_frame=args.mask_frame, boxes=tuple(args.box or ()), auto=args.mask_auto,
+                       on_warning=lambda message: print(f"streamfill: warning: {message}", file=sys.stderr))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("masks", help="write per-frame masks (tracked or automatic) and an overlay preview",
+                       description="Write every frame's mask to a lossless video (or a folder of PNGs) and, with "
+                                   "--preview, a video with the masks drawn over it. Check it, then run "
+                                   "`streamfill process VIDEO --mask MASKS.mkv`.")
+    p.add_argument("input", help="video file, URL, or a folder of images (with --fps)")
+    p.add_argument("-o", "--output", required=True,
+                   help="masks: a .mkv (lossless FFV1, white = remove) or a folder ending in / for PNGs")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--mask", metavar="PATH", help="mask image (tracked with --mask-track) or mask video/folder")
+    add_mask_flags(p, what)
+    p.add_argument("--preview", metavar="VIDEO", help="also write the video with the masks drawn over it")
+    p.add_argument("--dilate", type=int, metavar="PX",
+                   help="safety margin drawn in the preview and added by process (default 4); the mask file "
+                        "stores the object itself")
+    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
+    p.add_argument("--start", type=float, metavar="SEC", help="first second (frames keep their pts)")
+    p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_encode_flags(p)
+    add_config_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    bar = ProgressBar("masks", enabled=not args.quiet)
+    try:
+        result = api.write_masks(args.input, args.output, mask=args.mask, mask_options=mask_options(args),
+                                 config=config, preview=args.preview, fps=args.fps, start=args.start,
+                                 end=args.end, progress=bar)
+    finally:
+        bar.finish()
+    if not args.quiet:
+        extra = f" and {result.preview}" if result.preview else ""
+        print(f"wrote {result.output}{extra}: {result.frames} frames ({result.masked} with a mask) in "
+              f"{result.seconds:.1f} s", file=sys.stderr)
+    return 0

@@ -1,0 +1,115 @@
+"""`streamfill masks` / `process --mask-track` / `--box` / `--mask-auto motion` / `eval masks` end to end."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from media import read_frames, write_png
+
+from streamfill.cli import main
+from streamfill.masks import synth
+
+H, W, N = 144, 192, 16
+
+
+@pytest.fixture(scope="module")
+def moving(tmp_path_factory):
+    """A clip of a textured object crossing a textured background, the true masks, the first mask PNG."""
+    d = tmp_path_factory.mktemp("track")
+    bgs = synth.synthetic_backgrounds(H, W, 0, noise=1.0)
+    cut = synth.textured_cutout(96, 1)
+    truth = []
+    path = d / "clip.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv444p"
+        s.options = {"preset": "ultrafast", "crf": "8"}
+        for t in range(N):
+            layer = synth.place(cut, synth.TRAJECTORIES["translate"](t, 40), (H, W), 52)
+            image, visible = synth.composite(next(bgs), [layer])
+            truth.append(visible[0] > 0.5)
+            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+            vf.pts = t
+            vf.time_base = Fraction(1, 25)
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    mask0 = d / "m0.png"
+    write_png(mask0, np.where(truth[0], 255, 0).astype(np.uint8))
+    return path, mask0, truth
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def _iou(a, b):
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+def test_masks_command_writes_tracked_masks_and_preview_that_process_reuses(moving, tmp_path, capsys):
+    clip, mask0, truth = moving
+    out, preview = tmp_path / "masks.mkv", tmp_path / "overlay.mp4"
+    code, err = run_cli(capsys, "masks", clip, "--mask", mask0, "--mask-track", "-o", out, "--preview", preview)
+    assert code == 0, err
+    frames = read_frames(out)
+    assert len(frames) == N and len(read_frames(preview)) == N
+    assert [t for t, _ in frames] == [Fraction(i, 25) for i in range(N)]
+    ious = []
+    for (_, img), gt in zip(frames, truth, strict=True):
+        assert (img[..., 0] == img[..., 2]).all() and set(np.unique(img)) <= {0, 255}  # lossless grey
+        ious.append(_iou(img[..., 0] > 127, gt))
+    assert np.mean(ious) >= 0.8, ious
+    code, err = run_cli(capsys, "process", clip, "--mask", out, "-o", tmp_path / "a.mp4", "-q")
+    assert code == 0, err
+    code, err = run_cli(capsys, "process", clip, "--mask", mask0, "--mask-track", "-o", tmp_path / "b.mp4", "-q")
+    assert code == 0, err
+    assert len(read_frames(tmp_path / "b.mp4")) == N
+
+
+def test_box_and_motion_masks(moving, tmp_path, capsys):
+    clip, _, truth = moving
+    ys, xs = np.nonzero(truth[0])
+    box = f"{xs.min() - 2},{ys.min() - 2},{np.ptp(xs) + 5},{np.ptp(ys) + 5}@0"
+    code, err = run_cli(capsys, "masks", clip, "--box", box, "-o", tmp_path / "box/", "-q")
+    assert code == 0, err
+    assert len(list((tmp_path / "box").glob("*.png"))) == N
+    code, err = run_cli(capsys, "masks", clip, "--mask-auto", "motion", "-o", tmp_path / "motion.mkv", "-q")
+    assert code == 0, err
+    assert len(read_frames(tmp_path / "motion.mkv")) == N
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--box", "180,10,50,50"], "outside the 192x144 frame"),
+    (["--box", "1,2,3"], "x,y,w,h"),
+    (["--mask", "{mask}", "--mask-frame", "99"], "beyond the clip"),
+    (["--mask", "{mask}", "--mask-frame", "-1"], "--mask-frame"),
+])
+def test_bad_tracking_input_is_one_clear_line(moving, tmp_path, capsys, args, message):
+    clip, mask0, _ = moving
+    args = [a.replace("{mask}", str(mask0)) for a in args]
+    out = tmp_path / "o.mkv"
+    code, err = run_cli(capsys, "masks", clip, *args, "-o", out)
+    assert code == 1 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_eval_masks_cli_prints_table_and_json(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code = main(["eval", "masks", "--frames", "8", "--size", "160x120", "--trajectory", "scale",
+                 "--json", str(report)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "scale" in captured.out and "mean IoU" in captured.out
+    data = json.loads(report.read_text())
+    assert data["trajectories"][0]["frames"] == 8 and len(data["trajectories"][0]["iou"]) == 8
