@@ -20,27 +20,50 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from streamfill import api
 from streamfill.config import load_config
 
 
-def scaled_copy(src: str, dst: Path, size: tuple[int, int], fps: int, frames: int) -> None:
-    """Re-encode ``frames`` frames of ``src`` at ``size`` with timestamps at ``fps`` (a camera at that rate)."""
+def _object(side: int) -> np.ndarray:
+    """A textured red square (side x side x 3 uint8 RGB): something a tracker can follow."""
+    yy, xx = np.mgrid[0:side, 0:side]
+    obj = np.zeros((side, side, 3), np.uint8)
+    obj[...] = (250, 20, 20)
+    obj[((xx // 6 + yy // 6) % 2) == 1] = (190, 0, 50)
+    return obj
+
+
+def paste_at(i: int, w: int, h: int, side: int) -> tuple[int, int]:
+    """Top-left corner of the pasted object in frame ``i``: a slow left-right sweep (2 px per frame)."""
+    span = w - side - 40
+    t = (2 * i) % (2 * span)
+    return 20 + (t if t < span else 2 * span - t), h // 2 - side // 2
+
+
+def scaled_copy(src: str, dst: Path, size: tuple[int, int], fps: int, frames: int, paste: int = 0) -> None:
+    """Re-encode ``frames`` frames of ``src`` at ``size`` with timestamps at ``fps`` (a camera at that rate),
+    with a moving textured square of side ``paste`` pasted in when ``paste`` > 0."""
     w, h = size
+    obj = _object(paste) if paste else None
     with av.open(src) as inp, av.open(str(dst), "w") as out:
         s = out.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         s.options = {"preset": "veryfast", "crf": "20"}
-        n = 0
-        for f in inp.decode(video=0):
-            g = f.reformat(width=w, height=h, format="yuv420p")
+        for n, f in enumerate(inp.decode(video=0)):
+            if n >= frames:
+                break
+            g = f.reformat(width=w, height=h, format="rgb24")
+            if obj is not None:
+                img = g.to_ndarray()
+                x, y = paste_at(n, w, h, paste)
+                img[y:y + paste, x:x + paste] = obj
+                g = av.VideoFrame.from_ndarray(img, format="rgb24")
+            g = g.reformat(format="yuv420p")
             g.pts, g.time_base = n, Fraction(1, fps)
             for p in s.encode(g):
                 out.mux(p)
-            n += 1
-            if n >= frames:
-                break
         for p in s.encode(None):
             out.mux(p)
 
@@ -58,7 +81,9 @@ def cpu_name() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clip", required=True)
-    p.add_argument("--box", required=True, help="x,y,w,h of the object in the first frame at --size")
+    p.add_argument("--box", help="x,y,w,h of the object in the first frame at --size")
+    p.add_argument("--paste", type=int, default=0, metavar="SIDE",
+                   help="paste a moving textured square of this side and track it (instead of --box)")
     p.add_argument("--size", default="640x480")
     p.add_argument("--fps", type=int, default=30, help="frame rate the clip is paced at")
     p.add_argument("--frames", type=int, default=300, help="frames taken from the clip")
@@ -71,23 +96,30 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
-        scaled_copy(args.clip, clip, (w, h), args.fps, args.frames)
+        scaled_copy(args.clip, clip, (w, h), args.fps, args.frames, args.paste)
+        box = args.box
+        if args.paste:
+            x, y = paste_at(0, w, h, args.paste)
+            box = f"{x - 4},{y - 4},{args.paste + 8},{args.paste + 8}"
+        if not box:
+            p.error("give --box or --paste")
         for i in range(args.runs):
             stop = threading.Event()
             timer = threading.Timer(args.seconds, stop.set)
             timer.start()
             try:
-                r = api.live(str(clip), box=args.box, record=Path(tmp) / f"rec{i}.mp4", realtime=True, loop=True,
+                r = api.live(str(clip), box=box, record=Path(tmp) / f"rec{i}.mp4", realtime=True, loop=True,
                              config=config, stop=stop)
             finally:
                 timer.cancel()
             s = r.stats
-            row = {"run": i, "seconds": s.seconds, "frames_in": s.frames_in, "frames_out": s.frames_out,
+            row = {"run": i, "stage_ms": s.stage_ms, "seconds": s.seconds, "frames_in": s.frames_in, "frames_out": s.frames_out,
                    "dropped": s.dropped, "input_fps": s.input_fps, "output_fps": s.output_fps, **{
                        f"latency_{k}_ms": v for k, v in s.latency_ms.items()}}
             print(json.dumps(row), flush=True)
             runs.append(row)
-    summary = {"machine": f"{cpu_name()}", "size": args.size, "source_fps": args.fps,
+    summary = {"machine": cpu_name(), "clip": Path(args.clip).name, "object": box, "size": args.size,
+               "source_fps": args.fps,
                "engine": config.engine.name, "runs": len(runs),
                "median_output_fps": statistics.median(r["output_fps"] for r in runs),
                "median_p50_ms": statistics.median(r["latency_p50_ms"] for r in runs),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from streamfill import io, transport
 from streamfill.backends.classical import ClassicalInpainter
-from streamfill.config import Config, IOConfig
+from streamfill.config import Config, IOConfig, merge
 from streamfill.errors import EngineError, InputError
 from streamfill.io.live import V4L2Writer, open_live_reader, source_kind
 from streamfill.masks import PerFrameMasks, StaticMask, prepare
@@ -279,8 +279,12 @@ def make_live_tracker(config: Config):
 
 
 def make_live_completion(config: Config):
-    """The completion stage of live runs: per-frame crop-and-stitch (look-back only: never holds frames)."""
-    return make_completer(config)
+    """The completion stage of live runs: per-frame crop-and-stitch, or with ``live.temporal`` temporal
+    completion in look-back-only mode (``temporal.live``: answers each frame at once, never waits for later
+    ones)."""
+    if not config.live.temporal:
+        return make_completer(config)
+    return make_completion(merge(config, {"temporal": {"live": True}}))
 
 
 def open_record_sink(path: str | Path, config: Config, info: io.VideoInfo | None) -> FrameSink:
@@ -309,12 +313,11 @@ def open_v4l2_sink(device: str, info: io.VideoInfo | None, pix_fmt: str = "yuv42
 
 
 def make_live_motion_masks(config: Config) -> MaskSource:
-    """``--mask-auto motion`` for live runs: moving things, from a background model (masks.motion)."""
-    try:
-        from streamfill.masks import motion  # lands with the mask-tracking work
-    except ImportError:
-        raise InputError("--mask-auto motion is not available in this build (streamfill.masks.motion)") from None
-    return motion.MotionMasks(config.track, dilate=config.mask.dilate)
+    """``--mask-auto motion`` for live runs: moving things, from a background model (masks.motion). Its
+    warm-up (``track.motion_warmup`` frames) is held once at the start, then masks follow frame by frame."""
+    from streamfill.masks.motion import MotionMasks
+
+    return MotionMasks(config.track, dilate=config.mask.dilate)
 
 
 def open_control(bind: str, handler, config: Config) -> ControlServer:

@@ -235,7 +235,7 @@ X264_TUNES = ("zerolatency", "none")
 class LiveConfig:
     """``streamfill live``: threaded stages with bounded queues (see ``streamfill.pipeline.live``)."""
 
-    capture_queue: int = 2
+    capture_queue: int = 1
     mask_queue: int = 1
     output_queue: int = 2
     policy: str = "latest"
@@ -248,6 +248,7 @@ class LiveConfig:
     tune: str = "zerolatency"
     model_cnum: int = 24
     source_timeout: float = 5.0
+    temporal: bool = False
 
     def __post_init__(self) -> None:
         check_range("live.capture_queue", self.capture_queue, 1, 64)
@@ -265,6 +266,8 @@ class LiveConfig:
         if self.model_cnum % 4:
             raise ConfigError(f"live.model_cnum = {self.model_cnum!r}: must be 0 or a multiple of 4")
         check_range("live.source_timeout", self.source_timeout, 0.1, 3600.0)
+        if not isinstance(self.temporal, bool):
+            raise ConfigError(f"live.temporal = {self.temporal!r}: expected true or false")
 
 
 TEMPORAL_MODES = ("off", "fast", "quality")

@@ -373,3 +373,18 @@ def test_api_live_refuses_bad_requests(tmp_path: Path):
     with pytest.raises(InputError, match="camera not found"):
         api.live("/dev/video99", box=(1, 1, 5, 5), record=tmp_path / "o.mp4")
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_api_live_temporal_look_back_and_motion_masks(tmp_path: Path):
+    from streamfill.config import Config, merge
+
+    clip = tmp_path / "square.mp4"
+    boxes = moving_square_clip(clip, frames=12)
+    config = merge(Config(), {"live": {"temporal": True, "policy": "block"}})
+    r = api.live(str(clip), box=boxes[0], record=tmp_path / "t.mp4", config=config)
+    assert r.stats.frames_out == 12 and r.stats.dropped == 0  # look-back only: one answer per frame, no wait
+    assert set(r.stats.stage_ms) == {"masks", "complete", "output"} and r.stats.stage_ms["complete"] > 0
+    config = merge(Config(), {"track": {"motion_warmup": 3}, "live": {"policy": "block"}})
+    r = api.live(str(clip), motion=True, record=tmp_path / "m.mp4", config=config)
+    check_accounting(r.stats)
+    assert r.stats.frames_out == 12

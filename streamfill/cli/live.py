@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
     out.add_argument("--stats-json", metavar="PATH", help="write the final statistics as JSON")
     p.add_argument("--policy", choices=("latest", "block"), help="full queue: drop the oldest frame (latest, "
                                                                  "default) or wait (block)")
+    p.add_argument("--temporal", action="store_true", default=None,
+                   help="temporal completion, look-back only (better fills, about 3x the CPU of per-frame)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-second statistics")
     add_fill_flags(p)
     add_config_flag(p)
@@ -85,7 +87,7 @@ def _line(s: api.LiveStats) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    config = merge(config, {"live": {"speed": args.speed, "policy": args.policy}})
+    config = merge(config, {"live": {"speed": args.speed, "policy": args.policy, "temporal": args.temporal}})
     stop = threading.Event()
 
     def on_signal(signum, frame):

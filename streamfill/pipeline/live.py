@@ -117,10 +117,11 @@ class LiveStats:
     counting frames still in flight as ``in_flight``: ``frames_in == frames_out + dropped + in_flight``).
 
     ``dropped`` = ``dropped_capture`` (the mask stage fell behind) + ``dropped_masks`` (completion fell
-    behind) + ``dropped_at_stop`` (still queued when the run was stopped). Rates are frames per second over
-    the whole run; ``interval_*`` cover the last report interval. Latency is capture-to-output, in ms: from
-    the moment a frame left the source (for a ``--realtime`` file: its release time) to the moment every
-    sink had taken it.
+    behind) + ``dropped_at_stop`` (still queued when the run was stopped). ``stage_ms``: mean busy time per
+    frame of each stage (masks, complete, output), in ms: the slowest stage sets the output rate. Rates are
+    frames per second over the whole run; ``interval_*`` cover the last report interval. Latency is
+    capture-to-output, in ms: from the moment a frame left the source (for a ``--realtime`` file: its release
+    time) to the moment every sink had taken it.
     """
 
     seconds: float = 0.0
@@ -132,6 +133,7 @@ class LiveStats:
     dropped_at_stop: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    stage_ms: dict[str, float | None] = field(default_factory=dict)
     input_fps: float = 0.0
     output_fps: float = 0.0
     latency_ms: dict[str, float | None] = field(default_factory=dict)
@@ -319,6 +321,8 @@ class LiveEngine:
         self._hist = LatencyHistogram()
         self._interval = LatencyHistogram()
         self._stages: list[_Stage] = []
+        self._busy = {"masks": [0.0, 0], "complete": [0.0, 0], "output": [0.0, 0]}  # seconds, frames
+        self._got_at = {"masks": 0.0, "complete": 0.0}
         self.stats = LiveStats()
 
     # -- queue helpers (every blocking call has a timeout and watches the stop event) -------------------
@@ -371,12 +375,18 @@ class LiveEngine:
                 continue
         return _EOS
 
-    def _drain(self, q: queue.Queue) -> Iterator[Any]:
+    def _drain(self, q: queue.Queue, stage: str) -> Iterator[Any]:
         while True:
             item = self._take(q)
             if item is _EOS:
                 return
+            self._got_at[stage] = self.clock()
             yield item
+
+    def _count_busy(self, stage: str, since: float) -> None:
+        busy = self._busy[stage]
+        busy[0] += self.clock() - since
+        busy[1] += 1
 
     # -- stages ----------------------------------------------------------------------------------------
     def _capture(self) -> None:
@@ -400,15 +410,17 @@ class LiveEngine:
         self._put(self._q_capture, _EOS)
 
     def _mask(self) -> None:
-        with _closing(self.masks.pair(self._drain(self._q_capture))) as pairs:
+        with _closing(self.masks.pair(self._drain(self._q_capture, "masks"))) as pairs:
             for pair in pairs:
+                self._count_busy("masks", self._got_at["masks"])
                 if not self._offer(self._q_masks, pair, "masks"):
                     return
         self._put(self._q_masks, _EOS)
 
     def _complete(self) -> None:
-        with _closing(self.completion.stream(self._drain(self._q_masks))) as frames:
+        with _closing(self.completion.stream(self._drain(self._q_masks, "complete"))) as frames:
             for out in frames:
+                self._count_busy("complete", self._got_at["complete"])
                 if not self._put(self._q_out, out):
                     return
         self._put(self._q_out, _EOS)
@@ -425,12 +437,14 @@ class LiveEngine:
             dc, dm = self._drop_capture, self._drop_masks
             in_flight = len(self._born)
             peak = self._max_in_flight
+        stage_ms = {k: (round(v[0] / v[1] * 1000.0, 2) if v[1] else None) for k, v in self._busy.items()}
         elapsed = max(now - t0, 1e-9)
         lt, lin, lout, ldrop = last
         dt = max(now - lt, 1e-9)
         s = LiveStats(
             seconds=round(elapsed, 3), frames_in=fin, frames_out=fout, dropped=dc + dm, dropped_capture=dc,
-            dropped_masks=dm, in_flight=in_flight, max_in_flight=peak, input_fps=round(fin / elapsed, 2),
+            dropped_masks=dm, in_flight=in_flight, max_in_flight=peak, stage_ms=stage_ms,
+            input_fps=round(fin / elapsed, 2),
             output_fps=round(fout / elapsed, 2), latency_ms=self._hist.summary_ms(),
             interval_seconds=round(dt, 3), interval_input_fps=round((fin - lin) / dt, 2),
             interval_output_fps=round((fout - lout) / dt, 2), interval_dropped=dc + dm - ldrop,
@@ -460,7 +474,9 @@ class LiveEngine:
                         self._check_workers()
                         stopped_by = "stop requested"
                     break
+                t_write = self.clock()
                 self.sink.write(item)
+                self._count_busy("output", t_write)
                 now = self.clock()
                 with self._lock:
                     born = self._born.pop(item.index, None)
