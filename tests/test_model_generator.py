@@ -118,6 +118,10 @@ def test_bad_inputs_raise_input_error():
         gen(image, mask[..., :16])
     with pytest.raises(InputError, match="N x 3"):
         gen(image[:, :2], mask)
+    with pytest.raises(InputError, match="no guidance channel"):
+        gen(image, mask, torch.zeros_like(mask))
+    with pytest.raises(InputError, match="guidance has shape"):
+        Generator(ModelConfig(cnum=8, guidance=True))(image, mask, torch.zeros(1, 1, 16, 16))
 
 
 def test_composite_keeps_known_pixels():

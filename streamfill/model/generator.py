@@ -111,7 +111,8 @@ class Generator(nn.Module):
     * ``image``: N x 3 x H x W float, RGB in [-1, 1]; content inside the hole is ignored (zeroed here).
     * ``mask``: N x 1 x H x W, 1 = hole, 0 = known (binary); H and W multiples of 8.
     * ``guidance``: optional N x 1 x H x W (e.g. a sketch/edge map in [0, 1]), used only inside the hole;
-      only for ``config.guidance = True`` models, which read zeros when it is ``None``.
+      only for ``config.guidance = True`` models (which read zeros when it is ``None``); giving it to a model
+      without a guidance channel raises InputError.
     * returns ``coarse`` and ``refined``, N x 3 x H x W RGB in [-1, 1] (tanh) over the whole frame; use
       :func:`composite` to keep the known pixels. ``offsets`` (N x 2 x H/8 x W/8 int64) are the attention's
       best-match displacements at 1/8 resolution, for visualisation.
@@ -144,6 +145,8 @@ class Generator(nn.Module):
             raise InputError(f"mask shape {tuple(mask.shape)} does not fit image shape {tuple(image.shape)}")
         if image.shape[2] % 8 or image.shape[3] % 8:
             raise InputError(f"image size {image.shape[2]}x{image.shape[3]}: H and W must be multiples of 8")
+        if guidance is not None and not self.config.guidance:
+            raise InputError("guidance given, but this model has no guidance channel (model.guidance = false)")
         if guidance is not None and tuple(guidance.shape) != tuple(mask.shape):
             raise InputError(f"guidance has shape {tuple(guidance.shape)}: expected {tuple(mask.shape)}")
 
