@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import tempfile
 import threading
@@ -107,13 +109,19 @@ def main() -> None:
             stop = threading.Event()
             timer = threading.Timer(args.seconds, stop.set)
             timer.start()
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            load0 = os.getloadavg()[0]
             try:
                 r = api.live(str(clip), box=box, record=Path(tmp) / f"rec{i}.mp4", realtime=True, loop=True,
                              config=config, stop=stop)
             finally:
                 timer.cancel()
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             s = r.stats
-            row = {"run": i, "stage_ms": s.stage_ms, "seconds": s.seconds, "frames_in": s.frames_in, "frames_out": s.frames_out,
+            row = {"load_avg_1min": round((load0 + os.getloadavg()[0]) / 2, 1),
+                   "cpu_ms_per_frame_out": round(cpu_s * 1000 / max(1, s.frames_out), 1), "run": i,
+                   "stage_ms": s.stage_ms, "seconds": s.seconds, "frames_in": s.frames_in, "frames_out": s.frames_out,
                    "dropped": s.dropped, "input_fps": s.input_fps, "output_fps": s.output_fps, **{
                        f"latency_{k}_ms": v for k, v in s.latency_ms.items()}}
             print(json.dumps(row), flush=True)
@@ -125,6 +133,8 @@ def main() -> None:
                "median_p50_ms": statistics.median(r["latency_p50_ms"] for r in runs),
                "median_p95_ms": statistics.median(r["latency_p95_ms"] for r in runs),
                "median_p99_ms": statistics.median(r["latency_p99_ms"] for r in runs),
+               "median_cpu_ms_per_frame_out": statistics.median(r["cpu_ms_per_frame_out"] for r in runs),
+               "median_load_avg": statistics.median(r["load_avg_1min"] for r in runs),
                "median_drop_share": statistics.median(r["dropped"] / max(1, r["frames_in"]) for r in runs)}
     print(json.dumps(summary))
 

@@ -246,7 +246,7 @@ class LiveConfig:
     record_preset: str = "veryfast"
     record_crf: int = 23
     tune: str = "zerolatency"
-    model_cnum: int = 24
+    model_cnum: int = 0
     source_timeout: float = 5.0
     temporal: bool = False
 
