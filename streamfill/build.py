@@ -25,6 +25,13 @@ from streamfill.types import Frame, FrameSink, Inpainter, Mask, MaskSource
 INPAINTERS = {
     "telea": lambda config: ClassicalInpainter("telea", config.engine.radius),
     "ns": lambda config: ClassicalInpainter("ns", config.engine.radius),
+    # Neural (DeepFill v2) engines; auto/deepfill pick a backend for the device (see choose_engine).
+    "auto": lambda config: make_neural_inpainter(config),
+    "deepfill": lambda config: make_neural_inpainter(config),
+    "torch": lambda config: make_neural_inpainter(config),
+    "compile": lambda config: make_neural_inpainter(config),
+    "onnx": lambda config: make_neural_inpainter(config),
+    "tensorrt": lambda config: make_neural_inpainter(config),
 }
 
 
@@ -34,6 +41,77 @@ def make_inpainter(config: Config) -> Inpainter:
     except KeyError:
         raise EngineError(f"unknown engine {config.engine.name!r} (known: {', '.join(INPAINTERS)})") from None
     return factory(config)
+
+
+def choose_engine(config: Config, engine: str | None = None):
+    """The backend that ``engine`` (default ``config.engine.name``) resolves to on this machine, as a
+    ``backends.select.EngineChoice`` whose ``reason`` says in one line why the preferred backend was not used
+    (None when it was). Probes CUDA and installed packages; loads nothing."""
+    from streamfill.backends.select import CLASSICAL, EngineChoice, choose
+
+    name = engine or config.engine.name
+    if name in CLASSICAL:
+        return EngineChoice(name, name, "cpu", "fp32")
+    from streamfill.backends.neural import default_weights
+
+    has_weights = bool(config.engine.weights) or default_weights() is not None
+    return choose(name, config.engine.device, config.engine.precision, has_weights)
+
+
+def backend_options(config: Config, choice, *, sizes: tuple[int, ...] | None = None, rebuild: bool = False):
+    """``BackendOptions`` for a neural ``choice`` from ``[engine]`` and ``[crop] sizes`` (or ``sizes``)."""
+    from streamfill.backends.neural import BackendOptions
+
+    return BackendOptions(device=choice.device, precision=choice.precision,
+                          sizes=tuple(sizes or config.crop.sizes), max_batch=config.engine.max_batch,
+                          threads=config.engine.threads, cache_dir=config.engine.cache_dir, rebuild=rebuild)
+
+
+def load_weights(config: Config):
+    """The generator from ``[engine] weights`` (or the shipped default weights), float32 on the CPU."""
+    from streamfill.backends.neural import resolve_weights
+    from streamfill.model import load_generator
+
+    return load_generator(resolve_weights(config.engine.weights), config.model)
+
+
+def _neural_loaders() -> dict:
+    from streamfill.backends.compile import load_compiled
+    from streamfill.backends.onnx import load_onnx
+    from streamfill.backends.tensorrt import load_tensorrt
+    from streamfill.backends.torch import load_torch
+
+    return {"torch": load_torch, "compile": load_compiled, "onnx": load_onnx, "tensorrt": load_tensorrt}
+
+
+def load_neural(config: Config, choice, generator=None, *, sizes: tuple[int, ...] | None = None,
+                rebuild: bool = False):
+    """Load (building or reusing cached engines) the neural backend of ``choice``. ``generator`` defaults to
+    :func:`load_weights`. Returns ``(inpainter, cache_entries)``."""
+    from streamfill.backends.cache import EngineCache, cache_dir
+
+    generator = generator if generator is not None else load_weights(config)
+    options = backend_options(config, choice, sizes=sizes, rebuild=rebuild)
+    return _neural_loaders()[choice.backend](generator, options, EngineCache(cache_dir(options.cache_dir)))
+
+
+def make_neural_inpainter(config: Config, choice=None, generator=None) -> Inpainter:
+    """The inpainter for a neural engine name (or ``auto`` falling back to classical telea)."""
+    choice = choice or choose_engine(config)
+    if not choice.neural:
+        return ClassicalInpainter(choice.backend, config.engine.radius)
+    return load_neural(config, choice, generator)[0]
+
+
+def compile_engines(config: Config, engine: str | None = None, *, sizes: tuple[int, ...] | None = None,
+                    rebuild: bool = False):
+    """``streamfill compile``: build (or validate) the cached engines of ``engine`` for ``sizes`` ahead of
+    time. Returns ``(choice, cache_entries)``; eager torch has nothing to build (empty list)."""
+    choice = choose_engine(config, engine)
+    if not choice.neural:
+        raise EngineError(f"engine {choice.backend} has nothing to compile (classical)")
+    _, entries = load_neural(config, choice, sizes=sizes, rebuild=rebuild)
+    return choice, entries
 
 
 def make_completer(config: Config, inpainter: Inpainter | None = None) -> Completer:
