@@ -1,0 +1,94 @@
+"""The DeepFill v2 generator in eager PyTorch behind the ``Inpainter`` protocol (engine name ``deepfill``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamfill.errors import EngineError, InputError
+
+DEFAULT_WEIGHTS_NAME = "deepfill_default.safetensors"
+
+
+def default_weights_path() -> Path:
+    """The generator weights shipped inside the package (trained by streamfill; see data/MODEL_CARD.md)."""
+    return Path(__file__).resolve().parent.parent / "data" / DEFAULT_WEIGHTS_NAME
+
+
+class TorchInpainter:
+    """Fills batches of crops with a ``streamfill.model.Generator``.
+
+    ``inpaint(images, masks, guidance=None)``: images N x H x W x 3 uint8 RGB, masks N x H x W uint8 (non-zero
+    = hole), guidance optional N x H x W uint8 sketch (non-zero = stroke; used only by models with a guidance
+    channel, only inside the hole). Returns N x H x W x 3 uint8 RGB: the input outside the hole, the refined
+    output inside. Any H x W works (padded internally to multiples of 8). ``dtype`` is the compute type
+    (float32; float16/bfloat16 on CUDA). Weights arrive as a generator object or through ``from_weights``.
+    """
+
+    name = "deepfill"
+
+    def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, batch: int = 8) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.batch = max(1, int(batch))
+        self.generator = generator.to(self.device, dtype).eval()
+        config = getattr(generator, "config", None)
+        self.guided = bool(getattr(config, "guidance", False))
+
+    @classmethod
+    def from_weights(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                     dtype: torch.dtype = torch.float32, batch: int = 8) -> TorchInpainter:
+        """Load a generator weights file (default: the shipped weights) and wrap it."""
+        from streamfill.model import load_generator
+
+        path = Path(path) if path is not None else default_weights_path()
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise EngineError("device 'cuda' requested but no CUDA GPU is available")
+        return cls(load_generator(path), device=device, dtype=dtype, batch=batch)
+
+    @torch.no_grad()
+    def inpaint(self, images: np.ndarray, masks: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise InputError(f"images must be N x H x W x 3 uint8, got {images.shape} {images.dtype}")
+        if masks.shape != images.shape[:3]:
+            raise InputError(f"masks must be N x H x W = {images.shape[:3]}, got {masks.shape}")
+        if guidance is not None and guidance.shape != images.shape[:3]:
+            raise InputError(f"guidance must be N x H x W = {images.shape[:3]}, got {guidance.shape}")
+        n, h, w = images.shape[:3]
+        ph, pw = (-h) % 8, (-w) % 8
+        out = np.empty_like(images)
+        for s in range(0, n, self.batch):
+            img = torch.from_numpy(np.ascontiguousarray(images[s : s + self.batch])).to(self.device)
+            img = img.permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1.0
+            hole = torch.from_numpy(np.ascontiguousarray(masks[s : s + self.batch]) > 0).to(self.device)
+            hole = hole[:, None].to(self.dtype)
+            guide = None
+            if self.guided and guidance is not None:
+                guide = torch.from_numpy(np.ascontiguousarray(guidance[s : s + self.batch]) > 0).to(self.device)
+                guide = guide[:, None].to(self.dtype)
+            if ph or pw:
+                img = F.pad(img, (0, pw, 0, ph), mode="replicate")
+                hole = F.pad(hole, (0, pw, 0, ph))
+                guide = None if guide is None else F.pad(guide, (0, pw, 0, ph))
+            _, refined = self.generator(img * (1 - hole), hole, guide)
+            result = refined * hole + img * (1 - hole)
+            result = result[:, :, :h, :w].float().clamp(-1, 1)
+            result = ((result + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            keep = masks[s : s + self.batch, ..., None] == 0
+            out[s : s + self.batch] = np.where(keep, images[s : s + self.batch], result)
+        return out
+
+
+def load_torch(generator: torch.nn.Module, options, cache=None) -> tuple[TorchInpainter, list]:
+    """Engine ``torch`` (eager) from ``streamfill.backends.neural.BackendOptions``: device, precision
+    (fp32 | fp16 | bf16 weights and compute), batch = ``max_batch``. Nothing is built, so ``cache`` is unused
+    and the entry list is empty."""
+    from streamfill.backends.neural import DTYPES
+
+    return TorchInpainter(generator, device=options.device, dtype=DTYPES[options.precision],
+                          batch=options.max_batch), []

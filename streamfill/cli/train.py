@@ -1,0 +1,160 @@
+"""`streamfill train`: train the DeepFill v2 generator (SN-PatchGAN), resume, export shipped weights, look at
+training masks."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the inpainting generator on folders of photos and video files (resumable)",
+        description="Train: streamfill train --config configs/train/default.toml --data DIR... --out RUN "
+        "[--resume]. Other actions: `streamfill train export RUN -o W.safetensors`, "
+        "`streamfill train masks -o grid.png`.",
+    )
+    p.add_argument("--config", metavar="TOML", help="training config (default: configs/train defaults)")
+    p.add_argument("--data", nargs="+", metavar="PATH", help="folders of images and/or video files")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (logs, samples, checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.pt if present")
+    p.add_argument("--steps", type=int, help="train until this many steps in total")
+    p.add_argument("--batch", type=int, help="batch size")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="train_action", metavar="ACTION")
+    ex = actions.add_parser("export", help="write fp16 generator weights and a model card from a run")
+    ex.add_argument("run_dir", help="run directory (or a checkpoint .pt file)")
+    ex.add_argument("-o", "--output", required=True, help="output .safetensors (fp16 generator)")
+    ex.add_argument("--card", help="model card path (default: MODEL_CARD.md next to the output)")
+    ex.add_argument("--sources", help="SOURCES.md of the training photos (summarised in the card)")
+    ex.add_argument("--hardware", default="", help="hardware line for the card, e.g. '2-core CPU, no GPU'")
+    ex.set_defaults(func=run_export)
+    mk = actions.add_parser("masks", help="write a PNG contact sheet of random training masks")
+    mk.add_argument("-o", "--output", required=True, help="output PNG")
+    mk.add_argument("--config", dest="mask_config", metavar="TOML", help="training config ([masks] section)")
+    mk.add_argument("--count", type=int, default=16)
+    mk.add_argument("--size", type=int, default=256)
+    mk.add_argument("--seed", type=int, default=0)
+    mk.set_defaults(func=run_masks)
+
+
+def _fmt_time(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "--:--"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class TrainProgress:
+    """Prints training progress: a self-rewriting bar on a terminal, a plain line every ``every`` s otherwise."""
+
+    def __init__(self, quiet: bool = False, every: float = 30.0) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.every = 0.2 if self.tty else every
+        self.last = 0.0
+        self.val = ""
+
+    def __call__(self, event: dict) -> None:
+        if self.quiet:
+            return
+        kind = event["event"]
+        if kind == "val":
+            if "val_l1" in event:
+                self.val = (f" | val L1 {event['val_l1']:.4f} (Telea {event['telea_l1']:.4f}) "
+                            f"PSNR {event['val_psnr']:.2f} (Telea {event['telea_psnr']:.2f})")
+            self._line(f"validation at step {event['step']}:{self.val}", newline=True)
+            return
+        if kind == "checkpoint":
+            self._line(f"checkpoint {event['path']}", newline=True)
+            return
+        if kind != "step":
+            return
+        now = time.perf_counter()
+        if now - self.last < self.every and event["step"] != event["total"]:
+            return
+        self.last = now
+        step, total, rate = event["step"], event["total"], event["rate"]
+        eta = (total - step) / rate if rate > 0 else float("nan")
+        width = 24
+        filled = int(width * step / total) if total else width
+        bar = "#" * filled + "." * (width - filled)
+        self._line(f"step {step}/{total} [{bar}] {rate:.2f} it/s ETA {_fmt_time(eta)} "
+                   f"L1 {event['l1_refined']:.4f}{self.val}")
+
+    def _line(self, text: str, newline: bool = False) -> None:
+        if self.tty:
+            end = "\n" if newline else ""
+            print(f"\r\x1b[2K{text}", end=end, file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamfill.errors import InputError
+    from streamfill.train.run import prepare_run
+
+    if args.out is None:
+        raise InputError("streamfill train needs --out RUN_DIR (or an action: export, masks)")
+    overrides = {"train": {"steps": args.steps, "batch": args.batch, "device": args.device,
+                           "threads": args.threads}}
+    trainer = prepare_run(args.out, config_path=args.config, data_paths=args.data, resume=args.resume,
+                          overrides=overrides)
+    progress = TrainProgress(quiet=args.quiet)
+    if not args.quiet:
+        d = trainer.data
+        print(f"training on {len(d.train_items)} items ({len(d.val_items)} held out for validation), "
+              f"device {trainer.device}, from step {trainer.state.step} to {trainer.cfg.train.steps}",
+              file=sys.stderr)
+    stop = {"requested": False}
+
+    def on_signal(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt()
+        stop["requested"] = True
+        print("\nstop requested: finishing this step and writing a checkpoint (again to abort)",
+              file=sys.stderr, flush=True)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        state = trainer.run(progress, stop=lambda: stop["requested"])
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if not args.quiet:
+        print(f"\nstopped at step {state.step}; checkpoint {Path(args.out) / 'checkpoints' / 'latest.pt'}",
+              file=sys.stderr)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from streamfill.train.export import export_run
+
+    result = export_run(args.run_dir, args.output, card_path=args.card, sources=args.sources,
+                        hardware=args.hardware)
+    print(f"wrote {result.weights} ({result.weights.stat().st_size / 1e6:.1f} MB, step {result.step}) "
+          f"and {result.card}")
+    return 0
+
+
+def run_masks(args: argparse.Namespace) -> int:
+    from streamfill.errors import InputError
+    from streamfill.train.config import load_train_config
+    from streamfill.train.masks import mask_grid
+    from streamfill.train.tensors import write_image
+
+    if args.count < 1 or args.size < 16:
+        raise InputError("--count must be >= 1 and --size >= 16")
+    cfg = load_train_config(args.mask_config)
+    write_image(args.output, mask_grid(cfg.masks, count=args.count, size=args.size, seed=args.seed))
+    print(f"wrote {args.output}")
+    return 0

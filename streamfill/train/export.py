@@ -1,0 +1,212 @@
+"""Exporting a run: fp16 generator weights (safetensors with provenance) and a model card (Markdown)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamfill.errors import InputError
+from streamfill.train.config import TrainConfig
+from streamfill.train.loop import checkpoint_config, model_config, read_checkpoint
+
+KNOWN_VIDEO_LICENCES = {
+    "bigbuckbunny": "Big Buck Bunny, (c) Blender Foundation (peach.blender.org), CC BY 3.0",
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    weights: Path
+    card: Path
+    step: int
+
+
+def summarise_sources(path: str | os.PathLike) -> list[tuple[str, str, int]]:
+    """(package, licence, count) rows from a SOURCES.md whose file table has the columns
+    ``| file | source package | original path | license | ... |`` (the training photos' format)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4:
+            continue
+        package = re.sub(r"\s*\(.*\)$", "", cells[1])
+        counts[(package, cells[3])] += 1
+    return [(p, lic, n) for (p, lic), n in sorted(counts.items())]
+
+
+def _history(run_dir: Path | None) -> list[dict[str, Any]]:
+    if run_dir is None or not (run_dir / "log.jsonl").is_file():
+        return []
+    out = []
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("event") == "val":
+            out.append(rec)
+    return out
+
+
+def _fmt_duration(seconds: float) -> str:
+    h, rem = divmod(int(seconds), 3600)
+    return f"{h} h {rem // 60:02d} min"
+
+
+def model_card(
+    cfg: TrainConfig,
+    state: dict[str, Any],
+    *,
+    weights_name: str,
+    params: int,
+    size_bytes: int,
+    data_paths: list[str],
+    sources: str | os.PathLike | None,
+    hardware: str,
+    history: list[dict[str, Any]],
+) -> str:
+    """The model card text (Markdown) for an exported checkpoint."""
+    step = int(state["step"])
+    last = state.get("extra", {}).get("last_val") or (history[-1] if history else {})
+    lines = [
+        "# streamfill default inpainting weights — model card",
+        "",
+        f"`{weights_name}`: DeepFill v2 generator (gated convolutions, contextual attention) with a sketch "
+        f"guidance channel, trained from scratch by streamfill's own trainer (`streamfill train`). fp16 "
+        f"safetensors, {params:,} parameters, {size_bytes / 1e6:.1f} MB. Not derived from the official "
+        "(non-commercial) DeepFill v2 weights.",
+        "",
+        "## Training",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| steps | {step:,} |",
+        f"| batch | {cfg.train.batch} |",
+        f"| resolution | {cfg.data.crop} x {cfg.data.crop} random crops covering 1/{cfg.data.context_max:g} "
+        f"to 1/{cfg.data.context_min:g} of the shorter image side, random flips |",
+        f"| model | generator cnum {cfg.model.get('cnum', 48)}, guidance channel "
+        f"{'on' if cfg.sketch.enabled else 'off'}; SN-PatchGAN discriminator cnum {cfg.discriminator.cnum} |",
+        f"| losses | L1 coarse {cfg.loss.l1_coarse:g} + L1 refined {cfg.loss.l1_refined:g} (hole pixels x"
+        f"{cfg.loss.hole_weight:g}), hinge GAN {cfg.loss.gan:g} from step {cfg.loss.gan_start} "
+        f"(ramp {cfg.loss.gan_ramp}) |",
+        f"| optimiser | Adam lr {cfg.optim.lr:g} (D {cfg.optim.d_lr:g}), betas ({cfg.optim.beta1:g}, "
+        f"{cfg.optim.beta2:g}) |",
+        f"| masks | free-form strokes (paper), boxes p={cfg.masks.box_prob:g}, object-shaped blobs "
+        f"p={cfg.masks.blob_prob:g}; coverage {cfg.masks.min_coverage:g}-{cfg.masks.max_coverage:g} |",
+        f"| sketch | Canny edges of the ground truth inside the hole, given to {cfg.sketch.prob:.0%} of samples |",
+        f"| hardware | {hardware or platform.processor() or platform.machine()} |",
+        f"| wall time | {_fmt_duration(float(state.get('wall_time', 0.0)))} of training steps |",
+        f"| exported | {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} |",
+        "",
+        "## Validation (held-out crops, inside the holes, on [0, 1]; lower L1/L2 and higher PSNR are better)",
+        "",
+    ]
+    if last:
+        lines += [
+            f"At step {last.get('step', step)}, {cfg.data.val_samples} fixed validation crops of "
+            f"{cfg.data.crop} px with free-form holes, from photos/frames held out of training:",
+            "",
+            "| method | L1 | L2 | PSNR (dB) |",
+            "|---|---:|---:|---:|",
+            f"| streamfill (no sketch) | {last['val_l1']:.4f} | {last['val_l2']:.5f} | {last['val_psnr']:.2f} |",
+        ]
+        if "val_sketch_l1" in last:
+            lines.append(f"| streamfill (with sketch) | {last['val_sketch_l1']:.4f} | {last['val_sketch_l2']:.5f} "
+                         f"| {last['val_sketch_psnr']:.2f} |")
+        lines += [
+            f"| OpenCV Telea (radius 5) | {last['telea_l1']:.4f} | {last['telea_l2']:.5f} | "
+            f"{last['telea_psnr']:.2f} |",
+            "",
+        ]
+    else:
+        lines += ["No validation has run yet for this checkpoint.", ""]
+    if len(history) > 1:
+        lines += ["Validation L1 over training (step: streamfill / Telea): "
+                  + ", ".join(f"{h['step']}: {h['val_l1']:.4f}/{h['telea_l1']:.4f}"
+                              for h in history[:: max(1, len(history) // 8)]), ""]
+    lines += ["## Data and licences", ""]
+    lines.append("Training data paths: " + ", ".join(f"`{Path(p).name}`" for p in data_paths) + ".")
+    lines.append("")
+    if sources is not None and Path(sources).is_file():
+        rows = summarise_sources(sources)
+        total = sum(n for _, _, n in rows)
+        lines += [f"{total} photographs (resized to at most 1024 px), summarised from their SOURCES.md "
+                  "(per-file attribution is kept there):", "", "| package | licence | photos |", "|---|---|---:|"]
+        lines += [f"| {p} | {lic} | {n} |" for p, lic, n in rows]
+        lines.append("")
+    videos = [p for p in data_paths if Path(p).suffix]
+    for v in videos:
+        key = Path(v).stem.lower()
+        if key in KNOWN_VIDEO_LICENCES:
+            lines.append(f"Video frames: `{Path(v).name}` — {KNOWN_VIDEO_LICENCES[key]}.")
+    lines += [
+        "",
+        "The photos' licences include GPL-2+, Apache-2.0 AND BSD-3-Clause, CC0, CC-BY-2.0 and public domain "
+        "(see the table). Whether trained weights are a derivative of their training images is unsettled; "
+        "the attribution above is given in any case.",
+        "",
+        "## Continue training",
+        "",
+        "The exported file holds the generator only. The full state (discriminator, optimisers, RNG) is the "
+        "run's `checkpoints/latest.pt`; continue with `streamfill train --out RUN_DIR --resume` (see the "
+        "README's training section).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_run(
+    run: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    card_path: str | os.PathLike | None = None,
+    sources: str | os.PathLike | None = None,
+    hardware: str = "",
+) -> ExportResult:
+    """Write the generator of ``run`` (a run directory: its latest checkpoint; or a checkpoint file) as fp16
+    safetensors to ``output`` and a model card next to it (``MODEL_CARD.md`` unless ``card_path``)."""
+    from streamfill.model import Generator, save_generator
+
+    run = Path(run)
+    state = read_checkpoint(run)
+    run_dir = run if run.is_dir() else run.parent.parent
+    cfg = checkpoint_config(state)
+    generator = Generator(model_config(cfg))
+    generator.load_state_dict(state["generator"])
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise InputError(f"{output}: the weights file must end in .safetensors")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    record_path = run_dir / "run.json"
+    data_paths = json.loads(record_path.read_text())["data"] if record_path.is_file() else []
+    history = _history(run_dir)
+    last = state.get("extra", {}).get("last_val", {})
+    provenance = {
+        "trainer": "streamfill train",
+        "step": int(state["step"]),
+        "batch": cfg.train.batch,
+        "crop": cfg.data.crop,
+        "wall_time_s": round(float(state.get("wall_time", 0.0)), 1),
+        "data": [Path(p).name for p in data_paths],
+        "hardware": hardware,
+        "validation": last,
+        "licence_note": "trained by streamfill from scratch; data licences in MODEL_CARD.md",
+    }
+    save_generator(generator, output, metadata=provenance, dtype=torch.float16)
+    params = sum(p.numel() for p in generator.parameters())
+    card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
+    text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
+                      data_paths=data_paths, sources=sources, hardware=hardware, history=history)
+    card.write_text(text, encoding="utf-8")
+    return ExportResult(output, card, int(state["step"]))

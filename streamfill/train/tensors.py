@@ -1,0 +1,79 @@
+"""Conversions between the project's numpy contracts and model tensors, and batched generator inference.
+
+numpy side: images N x H x W x 3 uint8 RGB; masks/sketches N x H x W uint8 (nonzero = hole / edge).
+torch side: images N x 3 x H x W float in [-1, 1]; masks N x 1 x H x W float, 1 = hole (or edge).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from streamfill.errors import OutputError
+
+
+def from_images(images: np.ndarray) -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float32 in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def to_masks(masks: np.ndarray) -> torch.Tensor:
+    """N x H x W uint8 (nonzero = 1) -> N x 1 x H x W float32 in {0, 1}."""
+    return torch.from_numpy(np.ascontiguousarray(masks) > 0).unsqueeze(1).float()
+
+
+def to_images(t: torch.Tensor) -> np.ndarray:
+    """N x 3 x H x W float in [-1, 1] -> N x H x W x 3 uint8 RGB (rounded, clipped)."""
+    x = ((t.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return np.ascontiguousarray(x.permute(0, 2, 3, 1).cpu().numpy())
+
+
+@torch.no_grad()
+def fill_batch(
+    generator: torch.nn.Module,
+    images: np.ndarray,
+    masks: np.ndarray,
+    sketches: np.ndarray | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    chunk: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``generator`` in eval mode on N x H x W x 3 uint8 RGB crops with N x H x W uint8 holes (255 = hole)
+    and optional N x H x W uint8 sketches. H, W multiples of 8. Returns (coarse, result) as N x H x W x 3
+    uint8 RGB, the result composited: known pixels are the input's, the hole is the refined output."""
+    was_training = generator.training
+    generator.eval()
+    device = torch.device(device)
+    coarse_out, result_out = [], []
+    try:
+        for s in range(0, len(images), chunk):
+            image = from_images(images[s : s + chunk]).to(device)
+            mask = to_masks(masks[s : s + chunk]).to(device)
+            guide = None if sketches is None else to_masks(sketches[s : s + chunk]).to(device)
+            if autocast_dtype is not None:
+                with torch.autocast(device.type, dtype=autocast_dtype):
+                    coarse, refined = generator(image * (1 - mask), mask, guide)
+            else:
+                coarse, refined = generator(image * (1 - mask), mask, guide)
+            complete = refined.float() * mask + image * (1 - mask)
+            coarse_out.append(to_images(coarse))
+            result_out.append(to_images(complete))
+    finally:
+        generator.train(was_training)
+    return np.concatenate(coarse_out), np.concatenate(result_out)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an H x W x 3 uint8 RGB (or H x W grey) image; the format follows the suffix (PNG, JPEG, ...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = image[..., ::-1] if image.ndim == 3 else image
+    if not cv2.imwrite(str(path), np.ascontiguousarray(data)):
+        raise OutputError(f"cannot write {path}")
+    return path
