@@ -258,7 +258,7 @@ def error_reply(exc: MessageError, **extra) -> list:
 
 def encode_hello(
     *, versions: Sequence[int] = SUPPORTED_VERSIONS, version: int | None = None, name: str | None = None,
-    req: int | None = None, extra: dict | None = None,
+    req: int | None = None, stream: str | None = None, extra: dict | None = None,
 ) -> list:
     """Parts of a ``hello``: a request lists ``versions``; a reply also sets the chosen ``version``."""
     fields: dict[str, Any] = {"versions": [int(v) for v in versions]}
@@ -266,7 +266,7 @@ def encode_hello(
         fields["version"] = int(version)
     if name:
         fields["name"] = name
-    return [header_bytes(_common("hello", None, req, {**fields, **(extra or {})}))]
+    return [header_bytes(_common("hello", stream, req, {**fields, **(extra or {})}))]
 
 
 def encode_bye(*, stream: str | None = None, count: int | None = None, req: int | None = None,
@@ -280,14 +280,15 @@ def encode_bye(*, stream: str | None = None, count: int | None = None, req: int 
     return [header_bytes(_common("bye", stream, req, fields))]
 
 
-def negotiate(versions: Any) -> int:
-    """The highest version in both ``versions`` (a hello's list) and ``SUPPORTED_VERSIONS``."""
+def negotiate(versions: Any, header: dict | None = None) -> int:
+    """The highest version in both ``versions`` (a hello's list) and ``SUPPORTED_VERSIONS``.
+    ``header`` (the hello's) lets the error reply echo its ``req`` and ``stream``."""
     if not isinstance(versions, list) or not all(_is_int(v, 0, 65535) for v in versions):
-        raise MessageError("bad_header", "hello.versions must be a list of integers")
+        raise MessageError("bad_header", "hello.versions must be a list of integers in [0, 65535]", header)
     common = set(versions) & set(SUPPORTED_VERSIONS)
     if not common:
         raise MessageError("unsupported_version", f"no common version: peer offers {versions}, "
-                           f"this side supports {list(SUPPORTED_VERSIONS)}")
+                           f"this side supports {list(SUPPORTED_VERSIONS)}", header)
     return max(common)
 
 
@@ -372,7 +373,7 @@ def decode(parts: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_side
         _int_field(header, "index", 0, MAX_INT, required=False)
         return Message(header)
     if kind == "hello":
-        negotiate(header.get("versions", [header["v"]]))
+        negotiate(header.get("versions", [header["v"]]), header)
         return Message(header)
     if kind == "bye":
         _int_field(header, "count", 0, MAX_INT, required=False)

@@ -235,6 +235,7 @@ class ServeService:
                 version = protocol.negotiate(msg.header.get("versions", [msg.header["v"]]))
                 encodings = ["raw", "png"] + (["jpeg"] if protocol.jpeg_available() else [])
                 return protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
+                                             stream=msg.stream or None,
                                              extra={**self.info, "role": "serve",
                                                     "max_message_bytes": cfg.max_message_bytes,
                                                     "max_side": cfg.max_side, "encodings": encodings})
