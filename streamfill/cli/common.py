@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from streamfill.config import ENGINES, X264_PRESETS, Config, load_config
+from streamfill.config import ENGINES, PRECISIONS, X264_PRESETS, Config, load_config
 
 
 def add_config_flag(p: argparse.ArgumentParser) -> None:
@@ -26,6 +26,21 @@ def add_fill_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", choices=ENGINES, help="inpainting engine (default telea)")
     g.add_argument("--dilate", type=int, metavar="PX", help="grow the mask by PX pixels (default 4)")
     g.add_argument("--feather", type=int, metavar="PX", help="soften the paste over PX pixels inside the hole")
+    add_neural_flags(g)
+
+
+def add_neural_flags(g) -> None:
+    """--weights, --precision, --device: the [engine] keys of the neural (DeepFill v2) engines."""
+    g.add_argument("--weights", metavar="PATH",
+                   help="generator weights .safetensors for neural engines (default: the shipped weights)")
+    g.add_argument("--precision", choices=PRECISIONS, help="neural compute precision (default auto: fp16 on "
+                   "CUDA, fp32 on CPU)")
+    g.add_argument("--device", metavar="DEV", help="neural device: auto, cpu, cuda or cuda:N (default auto)")
+
+
+def _single(value):
+    """An --engine given once (a repeatable --engine, as in bench, is not a config value)."""
+    return None if isinstance(value, list) else value
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -34,7 +49,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "io": {"crf": getattr(args, "crf", None), "preset": getattr(args, "preset", None),
                "lossless": getattr(args, "lossless", None)},
         "mask": {"dilate": getattr(args, "dilate", None), "feather": getattr(args, "feather", None)},
-        "engine": {"name": getattr(args, "engine", None)},
+        "engine": {"name": _single(getattr(args, "engine", None)), "weights": getattr(args, "weights", None),
+                   "precision": getattr(args, "precision", None), "device": getattr(args, "device", None)},
         "temporal": {"mode": getattr(args, "temporal", None), "window": getattr(args, "window", None)},
     }
     return load_config(getattr(args, "config", None), overrides)
