@@ -172,7 +172,7 @@ def evaluate_trajectory(
             layers = [synth.place(cutout, path(t, frames), (h, w), size)]
             if name == "occlusion":
                 occ = occluder if occluder is not None else default_occluder
-                layers.append(synth.place(occ, synth._occluder_path(t, frames), (h, w), size * 0.8))
+                layers.append(synth.place(occ, synth.occluder_path(t, frames), (h, w), size * synth.OCCLUDER_SCALE))
             image, visible = synth.composite(bg, layers)
             truth[t] = visible[0] > 0.5
             if t == 0:

@@ -10,7 +10,7 @@ Standard trajectories (``TRAJECTORIES``), each a function of the frame number t 
 - ``translate``: left to right across the frame at constant speed, with a gentle vertical wave;
 - ``scale``: drifting while the object grows to 1.8x and shrinks back;
 - ``rotate``: a half turn while drifting;
-- ``occlusion``: translation while a second object crosses in front of it, hiding up to about half;
+- ``occlusion``: translation while a smaller second object crosses in front of its lower half;
 - ``speedup``: back and forth with a speed that grows about fivefold (to ~12 px/frame at 768 px width).
 """
 
@@ -63,9 +63,14 @@ def _speedup(t: float, n: int) -> Pose:
     return Pose(0.5 + 0.3 * math.sin(phi), 0.5 + 0.05 * math.sin(2 * phi), 1.0, 0.0)
 
 
-def _occluder_path(t: float, n: int) -> Pose:
+OCCLUDER_SCALE = 0.6  # the occluder's size relative to the object's
+
+
+def occluder_path(t: float, n: int) -> Pose:
+    """The occluder of ``occlusion``: right to left across the object's lower half (it hides up to about
+    a third of the object)."""
     u = t / max(1, n - 1)
-    return Pose(0.95 - 0.9 * u, 0.58, 1.0, 20.0 * u)
+    return Pose(0.95 - 0.9 * u, 0.63, 1.0, 20.0 * u)
 
 
 TRAJECTORIES: dict[str, Callable[[float, int], Pose]] = {

@@ -160,6 +160,8 @@ class _Propagator:
     def start(self, rgb: np.ndarray, grey: np.ndarray, mask_small: np.ndarray) -> None:
         self.state = mask_small.astype(np.float32)
         self.prev_grey = grey
+        self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
+        self.velocity = np.eye(2, 3, dtype=np.float64)
         self._set_template(grey, self.state)
         self._learn(rgb, self.state > 0.5, None, rate=None)
 
@@ -174,7 +176,8 @@ class _Propagator:
         x, y, w, h = cv2.boundingRect(obj)
         H, W = obj.shape
         x0, y0, x1, y1 = max(0, x - 4), max(0, y - 4), min(W, x + w + 4), min(H, y + h + 4)
-        self.tmpl = (grey[y0:y1, x0:x1].astype(np.float32), soft.copy(), (x0, y0))
+        blur = cv2.blur(grey[y0:y1, x0:x1], (3, 3)).astype(np.float32)
+        self.tmpl = (grey[y0:y1, x0:x1].astype(np.float32), soft.copy(), (x0, y0), blur)
 
     def _fit_step(self, fwd: np.ndarray, back: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
         """Similarity transform (2 x 3, previous -> current frame, frame coordinates) of the object, from the
@@ -187,6 +190,12 @@ class _Propagator:
             return None
         stride = max(1, len(ys) // 600)
         ys, xs = ys[::stride], xs[::stride]
+        if self.tmpl is not None and self.misses == 0:
+            # Only points that still look like the anchored object: an occluder sliding over it must not
+            # lend the object its motion.
+            same = self._looks_like_template(xs + x0, ys + y0)
+            if same.sum() >= 12:
+                ys, xs = ys[same], xs[same]
         f = fwd[ys, xs]
         qx, qy = xs + f[:, 0], ys + f[:, 1]
         qxi = np.clip(np.rint(qx).astype(np.int32), 0, w - 1)
@@ -202,6 +211,20 @@ class _Propagator:
         )
         return a
 
+    def _looks_like_template(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """For points (frame coordinates) of the previous frame: does the (blurred) picture there match the
+        template's picture at the anchored position? Boolean array."""
+        _, _, (tx, ty), tblur = self.tmpl
+        inv = _invert(self.anchor)
+        u = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2] - tx
+        v = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2] - ty
+        th, tw = tblur.shape
+        ui = np.clip(np.rint(u).astype(np.int32), 0, tw - 1)
+        vi = np.clip(np.rint(v).astype(np.int32), 0, th - 1)
+        diff = np.abs(self.prev_blur[ys, xs] - tblur[vi, ui])
+        limit = max(10.0, 3.0 * float(np.median(diff)))
+        return diff <= limit
+
     def _roi(self) -> tuple[int, int, int, int]:
         """Region (x0, y0, x1, y1) the object can reach in one frame: its box plus a generous margin."""
         H, W = self.state.shape
@@ -215,7 +238,7 @@ class _Propagator:
     def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, float]:
         """Align the template to ``grey`` (ECC, affine) starting from ``guess`` (template frame -> now),
         scoring only ``visible`` pixels (uint8, current frame). Returns (warp, correlation) or (guess, 0)."""
-        tg, _, (x0, y0) = self.tmpl
+        tg, _, (x0, y0), _ = self.tmpl
         crop = guess.copy()
         crop[:, 2] = guess[:, :2] @ np.array([x0, y0], np.float64) + guess[:, 2]
         warp = crop.astype(np.float32)
@@ -267,6 +290,11 @@ class _Propagator:
         trusted = err <= cfg.fb_threshold if cfg.fb_threshold > 0 else np.ones(dense.shape, bool)
         warped = dense
         step = self._fit_step(fwd, back, x0, y0) if self.tmpl is not None else None
+        if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
+            step = self.velocity  # hidden for now: assume it keeps moving as it did
+            self.misses += 1
+        elif step is not None:
+            self.velocity = step
         anchored = False
         if step is not None:
             size = (x1 - x0, y1 - y0)
@@ -319,6 +347,7 @@ class _Propagator:
         state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
         self.state = state
         self.prev_grey = grey
+        self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
         if not anchored:
             self._set_template(grey, state)  # appearance changed: anchor to the newest look
         if cfg.model_rate > 0:
