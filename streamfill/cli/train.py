@@ -35,6 +35,8 @@ def add_parser(sub) -> None:
     ex.add_argument("--card", help="model card path (default: MODEL_CARD.md next to the output)")
     ex.add_argument("--sources", help="SOURCES.md of the training photos (summarised in the card)")
     ex.add_argument("--hardware", default="", help="hardware line for the card, e.g. '2-core CPU, no GPU'")
+    ex.add_argument("--discriminator", action="store_true",
+                    help="also write OUTPUT_STEM.discriminator.safetensors (fp16)")
     ex.set_defaults(func=run_export)
     mk = actions.add_parser("masks", help="write a PNG contact sheet of random training masks")
     mk.add_argument("-o", "--output", required=True, help="output PNG")
@@ -140,7 +142,7 @@ def run_export(args: argparse.Namespace) -> int:
     from streamfill.train.export import export_run
 
     result = export_run(args.run_dir, args.output, card_path=args.card, sources=args.sources,
-                        hardware=args.hardware)
+                        hardware=args.hardware, discriminator=args.discriminator)
     print(f"wrote {result.weights} ({result.weights.stat().st_size / 1e6:.1f} MB, step {result.step}) "
           f"and {result.card}")
     return 0

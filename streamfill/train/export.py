@@ -173,9 +173,11 @@ def export_run(
     card_path: str | os.PathLike | None = None,
     sources: str | os.PathLike | None = None,
     hardware: str = "",
+    discriminator: bool = False,
 ) -> ExportResult:
     """Write the generator of ``run`` (a run directory: its latest checkpoint; or a checkpoint file) as fp16
-    safetensors to ``output`` and a model card next to it (``MODEL_CARD.md`` unless ``card_path``)."""
+    safetensors to ``output`` and a model card next to it (``MODEL_CARD.md`` unless ``card_path``). With
+    ``discriminator``, also ``<output stem>.discriminator.safetensors`` (fp16 SN-PatchGAN state dict)."""
     from streamfill.model import Generator, save_generator
 
     run = Path(run)
@@ -204,6 +206,14 @@ def export_run(
         "licence_note": "trained by streamfill from scratch; data licences in MODEL_CARD.md",
     }
     save_generator(generator, output, metadata=provenance, dtype=torch.float16)
+    if discriminator:
+        from safetensors.torch import save_file
+
+        d_state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+                   for k, v in state["discriminator"].items()}
+        save_file(d_state, str(output.with_name(output.stem + ".discriminator.safetensors")),
+                  metadata={"streamfill.format": "discriminator/1", "cnum": str(cfg.discriminator.cnum),
+                            "step": str(int(state["step"]))})
     params = sum(p.numel() for p in generator.parameters())
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,

@@ -322,6 +322,11 @@ class Trainer:
             raise WeightsError(f"checkpoint does not match the model of this config: {exc}") from None
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        o = self.cfg.optim  # the current config's learning rates and betas win over the saved ones
+        for opt, lr in ((self.opt_g, o.lr), (self.opt_d, o.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+                group["betas"] = (o.beta1, o.beta2)
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
