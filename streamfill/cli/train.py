@@ -38,6 +38,14 @@ def add_parser(sub) -> None:
     ex.add_argument("--discriminator", action="store_true",
                     help="also write OUTPUT_STEM.discriminator.safetensors (fp16)")
     ex.set_defaults(func=run_export)
+    ev = actions.add_parser("eval", help="compare weights with Telea inside free-form holes on whole photos")
+    ev.add_argument("--data", nargs="+", required=True, help="photos (files or folders) never used in training")
+    ev.add_argument("--weights", help="generator .safetensors (default: the shipped weights)")
+    ev.add_argument("--max-side", type=int, default=512, help="downscale photos to this longer side first")
+    ev.add_argument("--masks-per-image", type=int, default=2)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.set_defaults(func=run_eval)
     mk = actions.add_parser("masks", help="write a PNG contact sheet of random training masks")
     mk.add_argument("-o", "--output", required=True, help="output PNG")
     mk.add_argument("--config", dest="mask_config", metavar="TOML", help="training config ([masks] section)")
@@ -159,4 +167,36 @@ def run_masks(args: argparse.Namespace) -> int:
     cfg = load_train_config(args.mask_config)
     write_image(args.output, mask_grid(cfg.masks, count=args.count, size=args.size, seed=args.seed))
     print(f"wrote {args.output}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from streamfill.backends.classical import ClassicalInpainter
+    from streamfill.backends.torch import TorchInpainter
+    from streamfill.config import CropConfig, MaskConfig
+    from streamfill.errors import InputError
+    from streamfill.pipeline.complete import Completer
+    from streamfill.train.evaluate import evaluate_methods, load_photos
+
+    if args.max_side < 64 or args.masks_per_image < 1:
+        raise InputError("--max-side must be >= 64 and --masks-per-image >= 1")
+    photos = load_photos(args.data, args.max_side)
+    if not photos:
+        raise InputError("no photos found in --data")
+    deep = Completer(TorchInpainter.from_weights(args.weights), CropConfig(), MaskConfig())
+    telea = Completer(ClassicalInpainter("telea", 5), CropConfig(), MaskConfig())
+    methods = {
+        "deepfill": lambda img, m, s: deep.fill(img, m),
+        "deepfill+sketch": lambda img, m, s: deep.fill(img, m, s),
+        "telea": lambda img, m, s: telea.fill(img, m),
+    }
+    result = evaluate_methods(photos, methods, masks_per_image=args.masks_per_image, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{len(photos)} photos x {args.masks_per_image} free-form holes, longer side <= {args.max_side}:")
+        for name, r in result.items():
+            print(f"  {name:16s} L1 {r['l1']:.4f}  L2 {r['l2']:.5f}  PSNR {r['psnr']:.2f} dB")
     return 0

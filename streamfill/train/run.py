@@ -66,7 +66,8 @@ def prepare_run(
         trainer.initialise()
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"data": paths, "config": cfg.to_dict(),
-              "train_items": len(data.train_items), "val_items": len(data.val_items)}
+              "train_items": len(data.train_items), "val_items": len(data.val_items),
+              "val": [str(key) for _, key in data.val_items]}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return trainer
 
