@@ -103,6 +103,41 @@ def make_neural_inpainter(config: Config, choice=None, generator=None) -> Inpain
     return load_neural(config, choice, generator)[0]
 
 
+SPEC_KEYS = ("engine", "sizes", "precision", "max_batch", "description")
+
+
+def read_engine_spec(path: str | Path) -> dict:
+    """An engine build spec (engines/*.toml): a ``[build]`` table with ``engine``, ``sizes``, ``precision``,
+    ``max_batch`` (all optional) and a free-text ``description``. Raises ConfigError naming a bad key."""
+    import tomllib
+
+    from streamfill.config import ENGINES, PRECISIONS, CropConfig, check_choice, check_range
+    from streamfill.errors import ConfigError
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"engine spec not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"engine spec {path} is not valid TOML: {exc}") from None
+    spec = data.get("build")
+    if not isinstance(spec, dict) or set(data) != {"build"}:
+        raise ConfigError(f"engine spec {path}: expected one [build] table")
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise ConfigError(f"engine spec {path}: unknown key build.{unknown[0]} (known: {', '.join(SPEC_KEYS)})")
+    if "engine" in spec:
+        check_choice("build.engine", spec["engine"], ENGINES)
+    if "precision" in spec:
+        check_choice("build.precision", spec["precision"], PRECISIONS)
+    if "max_batch" in spec:
+        check_range("build.max_batch", spec["max_batch"], 1, 64)
+    if "sizes" in spec:
+        spec["sizes"] = list(CropConfig(sizes=tuple(spec["sizes"])).sizes)
+    return spec
+
+
 def compile_engines(config: Config, engine: str | None = None, *, sizes: tuple[int, ...] | None = None,
                     rebuild: bool = False):
     """``streamfill compile``: build (or validate) the cached engines of ``engine`` for ``sizes`` ahead of

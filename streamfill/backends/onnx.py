@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -37,6 +38,18 @@ from streamfill.errors import EngineError
 OPSET = 18
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Raise a logger's level to ERROR for the duration (the exporter logs optional-package notices)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_bucket(generator: nn.Module, path: str | os.PathLike, size: int, opset: int = OPSET) -> Path:
     """Write the inference graph for ``size`` x ``size`` crops (dynamic batch) to ``path`` as ONNX. Inputs
     ``image`` N x 3 x S x S, ``mask`` N x 1 x S x S (+ ``guidance``), output ``output`` N x 3 x S x S."""
@@ -52,7 +65,7 @@ def export_bucket(generator: nn.Module, path: str | os.PathLike, size: int, opse
     path = Path(path)
     try:
         # The exporter reports progress on stdout and warns freely; the library never prints.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("torch.onnx"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(graph, args, dynamo=True, opset_version=opset, verbose=False,
                                         input_names=names, output_names=["output"],

@@ -19,7 +19,8 @@ import sys
 from streamfill import __version__
 from streamfill.errors import StreamfillError
 
-COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval", "masks"]
+COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval",
+            "masks", "bench", "compile"]
 
 
 class _Terminated(KeyboardInterrupt):

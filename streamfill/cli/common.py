@@ -38,6 +38,15 @@ def add_neural_flags(g) -> None:
     g.add_argument("--device", metavar="DEV", help="neural device: auto, cpu, cuda or cuda:N (default auto)")
 
 
+def print_engine_note(config: Config) -> None:
+    """One line on stderr saying which backend a neural engine fell back to and why (nothing otherwise)."""
+    from streamfill import build
+
+    choice = build.choose_engine(config)
+    if choice.reason:
+        print(f"engine {choice.engine}: {choice.reason}", file=sys.stderr)
+
+
 def _single(value):
     """An --engine given once (a repeatable --engine, as in bench, is not a config value)."""
     return None if isinstance(value, list) else value

@@ -12,6 +12,7 @@ from streamfill.cli.common import (
     add_encode_flags,
     add_fill_flags,
     config_from_args,
+    print_engine_note,
 )
 from streamfill.cli.masks import add_mask_flags, mask_options
 from streamfill.config import TEMPORAL_MODES
@@ -53,6 +54,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if not args.quiet:
+        print_engine_note(config)
     bar = ProgressBar("process", enabled=not args.quiet)
     try:
         mask = args.mask

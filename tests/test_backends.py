@@ -1,0 +1,363 @@
+"""Inference backends: engine cache, selection, ONNX Runtime / torch.compile parity with eager, TensorRT export.
+
+Models are tiny (cnum = 8) and crops 64 x 64; exports and compiles still take tens of seconds on a small CPU,
+so those tests are marked slow and share one exported engine per module."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from streamfill import build
+from streamfill.backends import select
+from streamfill.backends.cache import EngineCache, EngineKey, cache_dir
+from streamfill.backends.neural import (
+    BackendOptions,
+    InpaintGraph,
+    batch_buckets,
+    model_inputs,
+    pad_batch,
+    to_uint8,
+    weights_digest,
+)
+from streamfill.config import load_config
+from streamfill.errors import EngineError, InputError
+from streamfill.model import Generator, ModelConfig
+
+SIZE = 64
+
+
+def tiny_generator(seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(ModelConfig(cnum=8)).eval()
+
+
+def crops(n: int = 3, size: int = SIZE, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    masks = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        y, x = rng.integers(4, size // 2, 2)
+        masks[i, y: y + size // 3, x: x + size // 4] = 255
+    return images, masks
+
+
+def eager(generator, images, masks) -> np.ndarray:
+    with torch.inference_mode():
+        return InpaintGraph(generator)(*[torch.from_numpy(a) for a in model_inputs(images, masks)]).numpy()
+
+
+# --- engine cache --------------------------------------------------------------------------------------
+
+
+def key(**kw) -> EngineKey:
+    base = dict(backend="onnx", weights="w" * 64, bucket="256", precision="fp32", versions={"onnxruntime": "1"})
+    base.update(kw)
+    return EngineKey(**base)
+
+
+def test_cache_key_changes_with_weights_bucket_precision_and_versions():
+    ref = key().stem()
+    assert key().stem() == ref  # deterministic
+    assert key(weights="x" * 64).stem() != ref
+    assert key(bucket="384").stem() != ref
+    assert key(precision="fp16").stem() != ref
+    assert key(versions={"onnxruntime": "2"}).stem() != ref
+    assert key(device="cuda-sm90").stem() != ref
+
+
+def test_weights_digest_follows_the_tensors():
+    a, b = tiny_generator(0), tiny_generator(0)
+    assert weights_digest(a) == weights_digest(b)
+    with torch.no_grad():
+        next(b.parameters()).view(-1)[0] += 1e-3
+    assert weights_digest(a) != weights_digest(b)
+
+
+def _builder(calls: list, payload: bytes = b"engine-bytes"):
+    def build(path):
+        calls.append(path)
+        path.write_bytes(payload)
+    return build
+
+
+def test_cache_builds_once_then_reuses(tmp_path):
+    cache, calls = EngineCache(tmp_path), []
+    first = cache.get_or_build(key(), ".onnx", _builder(calls))
+    second = cache.get_or_build(key(), ".onnx", _builder(calls))
+    assert first.built and not second.built and len(calls) == 1
+    assert first.path == second.path and first.path.read_bytes() == b"engine-bytes"
+    sidecar = json.loads(cache.paths(key(), ".onnx")[1].read_text())
+    assert sidecar["key"] == key().as_dict() and sidecar["size"] == len(b"engine-bytes")
+    assert not list(tmp_path.rglob("*.partial*"))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "sidecar", "stale", "no-sidecar"])
+def test_corrupt_or_stale_entry_is_rebuilt(tmp_path, damage):
+    cache, calls = EngineCache(tmp_path), []
+    entry = cache.get_or_build(key(), ".onnx", _builder(calls))
+    artefact, sidecar = cache.paths(key(), ".onnx")
+    if damage == "flip":
+        artefact.write_bytes(b"engine-bytez")  # same size, different bytes
+    elif damage == "truncate":
+        artefact.write_bytes(b"eng")
+    elif damage == "sidecar":
+        sidecar.write_text("{not json")
+    elif damage == "stale":
+        meta = json.loads(sidecar.read_text())
+        meta["key"]["versions"] = {"onnxruntime": "0"}
+        sidecar.write_text(json.dumps(meta))
+    else:
+        sidecar.unlink()
+    assert cache.check(key(), ".onnx") is not None
+    again = cache.get_or_build(key(), ".onnx", _builder(calls))
+    assert again.built and again.reason and len(calls) == 2
+    assert entry.path.read_bytes() == b"engine-bytes" and cache.check(key(), ".onnx") is None
+
+
+def test_failed_build_leaves_no_entry(tmp_path):
+    cache = EngineCache(tmp_path)
+
+    def broken(path):
+        path.write_bytes(b"half")
+        raise EngineError("export failed")
+
+    with pytest.raises(EngineError):
+        cache.get_or_build(key(), ".onnx", broken)
+    assert cache.check(key(), ".onnx") == "not built"
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("STREAMFILL_CACHE", str(tmp_path / "env"))
+    assert cache_dir(str(tmp_path / "cfg")) == tmp_path / "cfg"
+    assert cache_dir("") == tmp_path / "env"
+    monkeypatch.delenv("STREAMFILL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "streamfill" / "engines"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir().parts[-3:] == (".cache", "streamfill", "engines")
+
+
+# --- selection ---------------------------------------------------------------------------------------------
+
+
+def test_auto_picks_onnx_runtime_on_a_cpu_only_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("auto", "deepfill"):
+        choice = select.choose(name, "auto", "auto")
+        assert (choice.backend, choice.device, choice.precision) == ("onnx", "cpu", "fp32")
+        assert "no CUDA GPU" in choice.reason and "\n" not in choice.reason
+
+
+def test_auto_on_cuda_prefers_tensorrt_then_compile_then_torch(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    installed = {"torch_tensorrt": True, "triton": True, "onnxruntime": True}
+    monkeypatch.setattr(select, "_installed", lambda m: installed[m])
+    c = select.choose("auto", "auto", "auto")
+    assert (c.backend, c.device, c.precision, c.reason) == ("tensorrt", "cuda", "fp16", None)
+    installed["torch_tensorrt"] = False
+    c = select.choose("auto")
+    assert c.backend == "compile" and "torch-tensorrt is not installed" in c.reason
+    installed["triton"] = False
+    c = select.choose("auto")
+    assert c.backend == "torch" and "triton" in c.reason and "torch-tensorrt" in c.reason
+
+
+def test_explicit_engines_are_checked(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EngineError, match="CUDA"):
+        select.choose("tensorrt", "auto")
+    with pytest.raises(EngineError, match="fp32"):
+        select.choose("onnx", "cpu", "fp16")
+    with pytest.raises(EngineError, match="no CUDA GPU"):
+        select.choose("torch", "cuda")
+    assert select.choose("torch", "cpu", "bf16").precision == "bf16"
+    # auto with a precision ONNX Runtime cannot run falls back to eager torch, and says why
+    c = select.choose("auto", "cpu", "bf16")
+    assert c.backend == "torch" and "fp32" in c.reason
+
+
+def test_auto_without_weights_falls_back_to_classical():
+    c = select.choose("auto", weights_available=False)
+    assert c.backend == "telea" and not c.neural and "weights" in c.reason
+
+
+def test_missing_default_weights_is_a_clear_error(monkeypatch):
+    from streamfill.backends import neural
+
+    monkeypatch.setattr(neural, "default_weights", lambda: None)
+    with pytest.raises(EngineError, match="no default weights are installed"):
+        neural.resolve_weights("")
+    with pytest.raises(EngineError, match="not found"):
+        neural.resolve_weights("/nonexistent/w.safetensors")
+
+
+def test_config_rejects_bad_engine_keys():
+    from streamfill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="engine.precision"):
+        load_config(overrides={"engine": {"precision": "fp8"}})
+    with pytest.raises(ConfigError, match="engine.device"):
+        load_config(overrides={"engine": {"device": "tpu"}})
+    assert load_config(overrides={"engine": {"name": "onnx", "device": "cuda:1"}}).engine.device == "cuda:1"
+
+
+# --- shared conversions --------------------------------------------------------------------------------------
+
+
+def test_batch_buckets_and_padding():
+    assert batch_buckets(1) == (1,)
+    assert batch_buckets(4) == (1, 2, 4)
+    assert batch_buckets(6) == (1, 2, 4, 6)
+    assert [pad_batch(n, (1, 2, 4)) for n in (1, 2, 3, 4)] == [1, 2, 4, 4]
+
+
+def test_model_inputs_and_to_uint8_round_trip():
+    images, masks = crops(2)
+    image, mask = model_inputs(images, masks)
+    assert image.shape == (2, 3, SIZE, SIZE) and image.dtype == np.float32
+    assert image.min() >= -1 and image.max() <= 1
+    assert set(np.unique(mask)) <= {0.0, 1.0} and mask.sum() == (masks > 0).sum()
+    np.testing.assert_array_equal(to_uint8(image), images)
+
+
+# --- ONNX Runtime ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_engine(tmp_path_factory):
+    from streamfill.backends.onnx import load_onnx
+
+    generator = tiny_generator()
+    root = tmp_path_factory.mktemp("engines")
+    inpainter, entries = load_onnx(generator, BackendOptions(sizes=(SIZE,), max_batch=2), EngineCache(root))
+    return generator, inpainter, entries, root
+
+
+@pytest.mark.slow
+def test_onnx_runtime_equals_eager(onnx_engine):
+    generator, inpainter, entries, _ = onnx_engine
+    assert entries[0].built
+    images, masks = crops(3)  # 3 > max_batch: also checks chunking
+    got = inpainter.run_float(images, masks)
+    np.testing.assert_allclose(got, eager(generator, images, masks), atol=1e-3, rtol=0)
+    out = inpainter.inpaint(images, masks)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[masks == 0], images[masks == 0])
+
+
+@pytest.mark.slow
+def test_onnx_engine_is_reused_then_rebuilt_when_corrupt(onnx_engine, capsys):
+    from streamfill.backends.onnx import load_onnx
+
+    generator, _, entries, root = onnx_engine
+    cache = EngineCache(root)
+    options = BackendOptions(sizes=(SIZE,), max_batch=2)
+    _, again = load_onnx(generator, options, cache)
+    assert not again[0].built and again[0].path == entries[0].path
+    data = bytearray(entries[0].path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entries[0].path.write_bytes(bytes(data))
+    inpainter, rebuilt = load_onnx(generator, options, cache)
+    assert rebuilt[0].built and "checksum" in rebuilt[0].reason
+    images, masks = crops(1)
+    np.testing.assert_allclose(inpainter.run_float(images, masks), eager(generator, images, masks), atol=1e-3)
+    assert capsys.readouterr().out == ""  # the exporter's progress lines are not printed by the library
+
+
+@pytest.mark.slow
+def test_onnx_rejects_unbuilt_sizes_and_bad_input(onnx_engine):
+    _, inpainter, _, _ = onnx_engine
+    images, masks = crops(1, size=72)
+    with pytest.raises(EngineError, match="no ONNX engine for 72x72"):
+        inpainter.inpaint(images, masks)
+    images, masks = crops(1)
+    with pytest.raises(InputError):
+        inpainter.inpaint(images[..., 0], masks)
+
+
+def test_onnx_refuses_half_precision(tmp_path):
+    from streamfill.backends.onnx import load_onnx
+
+    with pytest.raises(EngineError, match="fp32 only"):
+        load_onnx(tiny_generator(), BackendOptions(precision="fp16", sizes=(SIZE,)), EngineCache(tmp_path))
+    assert not list(tmp_path.iterdir())
+
+
+# --- torch.compile ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_torch_compile_equals_eager_and_does_not_recompile():
+    from streamfill.backends.compile import CompiledInpainter
+
+    generator = tiny_generator()
+    inpainter = CompiledInpainter(generator, "cpu", "fp32", sizes=(SIZE,), max_batch=1)
+    images, masks = crops(2)  # two calls of the single batch-1 bucket
+    got = inpainter.run_float(images, masks)
+    np.testing.assert_allclose(got, eager(generator, images, masks), atol=1e-3, rtol=0)
+    assert inpainter.warm == {(1, SIZE)}
+    with pytest.raises(EngineError, match="no compiled bucket"):
+        inpainter.inpaint(*crops(1, size=72))
+
+
+# --- eager torch and TensorRT (export half) ------------------------------------------------------------
+
+
+def test_torch_backend_matches_the_graph():
+    from streamfill.backends.torch import load_torch
+
+    generator = tiny_generator()
+    inpainter, entries = load_torch(generator, BackendOptions(sizes=(SIZE,), max_batch=2))
+    images, masks = crops(3)
+    out = inpainter.inpaint(images, masks)
+    assert entries == [] and out.shape == images.shape
+    np.testing.assert_array_equal(out[masks == 0], images[masks == 0])
+    ref = to_uint8(eager(generator, images, masks))
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_tensorrt_path_exports_with_dynamic_batch_and_size():
+    from streamfill.backends.tensorrt import export_for_tensorrt
+
+    generator = tiny_generator()
+    program = export_for_tensorrt(generator, (64, 96), max_batch=4, precision="fp32", device="cpu")
+    module = program.module()
+    for b, s in ((1, 64), (3, 96), (4, 80)):
+        images, masks = crops(b, size=s)
+        args = [torch.from_numpy(a) for a in model_inputs(images, masks)]
+        with torch.inference_mode():
+            got = module(*args)
+        np.testing.assert_allclose(got.numpy(), eager(generator, images, masks), atol=1e-4)
+    assert next(generator.parameters()).dtype == torch.float32  # the caller's generator is not converted
+
+
+def test_tensorrt_without_gpu_is_a_clear_error(tmp_path):
+    from streamfill.backends.tensorrt import load_tensorrt
+
+    with pytest.raises(EngineError, match="CUDA"):
+        load_tensorrt(tiny_generator(), BackendOptions(device="cpu"), EngineCache(tmp_path))
+
+
+# --- wiring -------------------------------------------------------------------------------------------
+
+
+def test_build_makes_a_neural_inpainter_from_config(tmp_path, monkeypatch):
+    from streamfill.model import save_generator
+
+    weights = save_generator(tiny_generator(), tmp_path / "w.safetensors")
+    config = load_config(overrides={"engine": {"name": "torch", "weights": str(weights), "device": "cpu",
+                                               "cache_dir": str(tmp_path / "cache")},
+                                    "crop": {"sizes": [SIZE]}})
+    choice = build.choose_engine(config)
+    assert (choice.backend, choice.reason) == ("torch", None)
+    inpainter = build.make_inpainter(config)
+    images, masks = crops(2)
+    assert inpainter.inpaint(images, masks).shape == images.shape
+    with pytest.raises(EngineError, match="not found"):
+        build.make_inpainter(load_config(overrides={"engine": {"name": "torch", "weights": str(tmp_path / "x")}}))
