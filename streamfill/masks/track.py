@@ -57,6 +57,9 @@ _PRESETS = {
 }
 
 
+_PROVEN = 8  # consecutive template matches after which a lost match is blamed on an occlusion
+
+
 class TrackingWarning(UserWarning):
     """Tracking degraded without failing: a scene cut stopped it, or frames got empty masks."""
 
@@ -170,6 +173,8 @@ class _Propagator:
         obj = (soft > 0.5).astype(np.uint8)
         self.anchor = np.eye(2, 3, dtype=np.float64)
         self.misses = 0
+        self.matched = 0
+        self.proven = False
         if cv2.countNonZero(obj) < 16:
             self.tmpl = None
             return
@@ -313,11 +318,18 @@ class _Propagator:
             refined, rho = self._refine(grey, guess, visible)
             if rho >= cfg.anchor_corr:
                 self.misses = 0
+                self.matched += 1
                 self.anchor = refined
             else:
+                if self.misses == 0:
+                    self.proven = self.matched >= _PROVEN
+                    self.matched = 0
                 self.misses += 1
                 self.anchor = guess
-            if self.misses <= cfg.anchor_patience:
+            # The anchored shape is used while the template matches, and through a short loss of the match
+            # (an occlusion) only if it had matched for a while before: an object that never matches
+            # (deforming, too small) is followed by the flow alone, never by a guessed rigid motion.
+            if self.misses == 0 or (self.proven and self.misses <= cfg.anchor_patience):
                 # The keyframe's shape, moved to now: parts hidden for a while come back with it.
                 anchored = True
                 rigid = cv2.warpAffine(self.tmpl[1], _compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
