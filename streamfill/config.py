@@ -284,7 +284,8 @@ class TemporalConfig:
     flow_scale: float = 0.5
     fb_threshold: float = 1.0
     background: bool = True
-    background_rate: float = 0.05
+    background_samples: int = 5
+    background_stride: int = 2
     shake: float = 0.03
     seam: int = 6
     speck_area: int = 64
@@ -298,7 +299,8 @@ class TemporalConfig:
         check_range("temporal.fb_threshold", self.fb_threshold, 0.05, 100.0)
         if not isinstance(self.background, bool):
             raise ConfigError(f"temporal.background = {self.background!r}: expected true or false")
-        check_range("temporal.background_rate", self.background_rate, 0.001, 1.0)
+        check_range("temporal.background_samples", self.background_samples, 1, 63)
+        check_range("temporal.background_stride", self.background_stride, 1, 1000)
         check_range("temporal.shake", self.shake, 0.0, 0.5)
         check_range("temporal.seam", self.seam, 0, 64)
         check_range("temporal.speck_area", self.speck_area, 0, 10**6)

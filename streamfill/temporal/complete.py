@@ -1,0 +1,390 @@
+"""Temporal completion: fill each frame's hole with real pixels that other frames show, and use the engine
+only for what no frame has seen, once, on a keyframe.
+
+For the frame being filled (the *target*), every hole pixel (and a ring of ``seam`` pixels around the hole)
+gathers candidates, in this order of trust:
+
+1. **Real pixels along the motion**: optical flow (DIS, on grey frames scaled by ``flow_scale``) between
+   neighbouring frames, completed inside the holes by smooth interpolation from the hole border, is chained
+   forward and backward over the window; each step is checked by forward-backward consistency. A chain
+   that lands on a pixel outside that frame's hole offers its colour, weighted by closeness in time and by
+   the chain's consistency.
+2. **Background memory** (``background``): for a fixed or shaking camera, the per-pixel model of the
+   unoccluded background (``BackgroundMemory``) offers what the camera saw there before.
+3. **The previous output**: pixels nothing real covers are carried over from the already completed previous
+   frame along the flow, so what the engine invented once moves with the scene instead of re-rolling.
+4. **The engine** (the injected ``fill``) for the rest: small specks are interpolated from around them;
+   larger never-seen regions are filled by ``fill`` on this frame (a keyframe for them), with the propagated
+   pixels already in place as context. Later frames receive them through step 3.
+
+The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the mean difference
+measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
+as in Poisson-style cloning), which also absorbs lighting changes. The paste is feathered inside the hole
+only; pixels outside the hole are returned exactly as they came in.
+
+Modes: ``fast`` (DIS ultrafast, chains stop once every pixel has a candidate, offset seam) and ``quality``
+(DIS medium, candidates from the whole window blended, membrane seam).
+
+Streaming and memory: frames are answered in order, one per input. At most ``window`` frames of look-ahead
+(none when ``live``) and ``max(1, window)`` frames of look-back are held, so at most ``2 * window + 2``
+frames (each: the picture, its output, its hole and flow fields at ``flow_scale``) plus the background model
+(about 14 bytes per full-resolution pixel), whatever the clip length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from streamfill.config import TemporalConfig
+from streamfill.errors import MaskError
+from streamfill.masks import feather_alpha
+from streamfill.temporal.background import BackgroundMemory, Placement
+from streamfill.temporal.flow import (
+    Flow,
+    complete_flow,
+    fb_error,
+    grey_small,
+    grid,
+    sample,
+    shrink_hole,
+    smooth_fill,
+)
+from streamfill.types import Frame
+
+Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""fill(image H x W x 3 uint8 RGB, mask H x W uint8 255 = hole) -> H x W x 3 uint8, unchanged outside."""
+
+CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a cut: chains stop there
+BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
+WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
+SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
+
+
+@dataclass
+class _Slot:
+    frame: Frame
+    hole: np.ndarray                      # H x W bool
+    small: np.ndarray                     # h x w uint8 grey
+    hole_small: np.ndarray                # h x w bool (dilated by one pixel)
+    placement: Placement | None = None
+    unsafe: np.ndarray | None = None      # H x W uint8 hole dilated by one pixel (None: empty hole)
+    fwd: np.ndarray | None = None         # completed flow to the next frame (h x w x 2)
+    err_fwd: np.ndarray | None = None     # its forward-backward error (h x w)
+    bwd: np.ndarray | None = None         # completed flow to the previous frame
+    err_bwd: np.ndarray | None = None
+    cut_after: bool = False
+    paired: bool = False                  # flows to the next frame computed
+    out: np.ndarray | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.unsafe is None
+
+
+@dataclass
+class TemporalStats:
+    """Counters: frames answered, frames whose hole was filled, engine calls (keyframes), and how many hole
+    pixels came from each source."""
+
+    frames: int = 0
+    frames_filled: int = 0
+    keyframes: int = 0
+    background_resets: int = 0
+    pixels: dict[str, int] = field(default_factory=lambda: {
+        "flow": 0, "background": 0, "previous": 0, "speck": 0, "engine": 0})
+
+
+class TemporalCompletion:
+    """The ``Completion`` protocol with a bounded window (see the module docstring).
+
+    ``fill``: the per-frame filler for never-seen regions (e.g. ``pipeline.complete.Completer.fill``).
+    ``config``: ``TemporalConfig`` (``mode`` must be fast or quality). ``feather``: pixels over which the
+    paste rises to full strength inside the hole (as ``[mask] feather``).
+    """
+
+    def __init__(self, fill: Fill, config: TemporalConfig | None = None, *, feather: int = 3) -> None:
+        self.fill = fill
+        self.config = config or TemporalConfig()
+        if self.config.mode == "off":
+            self.config = dataclasses.replace(self.config, mode="fast")
+        self.quality = self.config.mode == "quality"
+        self.feather = int(feather)
+        self.ahead = 0 if self.config.live else self.config.window
+        self.back = max(1, self.config.window)
+        self.tau = 3.0 if self.quality else 1.5
+        self.stats = TemporalStats()
+        self._flow: Flow | None = None
+        self._memory: BackgroundMemory | None = None
+        self.max_held = 0
+
+    @property
+    def frames_filled(self) -> int:
+        return self.stats.frames_filled
+
+    # -- streaming ------------------------------------------------------------------------------------------
+
+    def stream(self, pairs: Iterable[tuple[Frame, np.ndarray]]) -> Iterator[Frame]:
+        """One filled frame per (frame, mask) pair, in order, with the input pts/time_base/index. Holds at
+        most ``2 * window + 2`` frames; a change of frame size starts a new window (and background)."""
+        self._flow = Flow("medium" if self.quality else "ultrafast")
+        self._memory = BackgroundMemory(self.config.background_samples, self.config.background_stride,
+                                        self.config.shake) if self.config.background else None
+        buf: list[_Slot] = []
+        base = 0        # stream position of buf[0]
+        done = 0        # next stream position to answer
+        for frame, mask in pairs:
+            if buf and buf[-1].frame.image.shape != frame.image.shape:
+                while done < base + len(buf):
+                    yield self._answer(buf, done - base)
+                    done += 1
+                base += len(buf)
+                buf = []
+                if self._memory is not None:
+                    self._memory.forget()
+            buf.append(self._ingest(frame, mask))
+            self.max_held = max(self.max_held, len(buf))
+            while done + self.ahead < base + len(buf):
+                yield self._answer(buf, done - base)
+                done += 1
+                drop = (done - self.back) - base
+                if drop > 0:
+                    del buf[:drop]
+                    base += drop
+        while done < base + len(buf):
+            yield self._answer(buf, done - base)
+            done += 1
+        if self._memory is not None:
+            self.stats.background_resets = self._memory.resets
+
+    def _ingest(self, frame: Frame, mask: np.ndarray) -> _Slot:
+        image = frame.image
+        if mask is None or mask.shape[:2] != image.shape[:2]:
+            got = None if mask is None else tuple(mask.shape)
+            raise MaskError(f"frame {frame.index}: mask size {got} does not match the frame "
+                            f"({image.shape[0]} x {image.shape[1]})")
+        hole = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
+        small = grey_small(image, self.config.flow_scale)
+        hole_small = shrink_hole(hole, small.shape)
+        has_hole = bool(hole.any())
+        if has_hole:
+            hole_small = cv2.dilate(hole_small.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        slot = _Slot(frame=frame, hole=hole, small=small, hole_small=hole_small)
+        if has_hole:
+            slot.unsafe = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8))
+        if self._memory is not None:
+            slot.placement = self._memory.observe(image, hole)
+        return slot
+
+    def _pair(self, a: _Slot, b: _Slot) -> None:
+        """Flows between consecutive frames a -> b and b -> a, completed in the holes (computed once)."""
+        if a.paired:
+            return
+        f = self._flow(a.small, b.small)
+        g = self._flow(b.small, a.small)
+        err_f = fb_error(f, g)
+        err_g = fb_error(g, f)
+        thr = self.config.fb_threshold
+        bad_f = a.hole_small | (err_f > thr) | self._lands_in(f, b.hole_small)
+        bad_g = b.hole_small | (err_g > thr) | self._lands_in(g, a.hole_small)
+        outside = ~a.hole_small
+        a.cut_after = bool(outside.any()) and float((err_f[outside] > thr).mean()) > CUT_SHARE
+        fc = complete_flow(f, bad_f)
+        gc = complete_flow(g, bad_g)
+        a.fwd, b.bwd = fc, gc
+        a.err_fwd, b.err_bwd = fb_error(fc, gc), fb_error(gc, fc)
+        a.paired = True
+
+    @staticmethod
+    def _lands_in(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        if not hole.any():
+            return np.zeros(hole.shape, bool)
+        xs, ys = grid(*hole.shape)
+        return sample(hole, xs + flow[..., 0], ys + flow[..., 1], nearest=True) > 0
+
+    # -- one frame ------------------------------------------------------------------------------------------
+
+    def _answer(self, buf: list[_Slot], i: int) -> Frame:
+        slot = buf[i]
+        self.stats.frames += 1
+        if slot.empty:
+            slot.out = slot.frame.image
+            return slot.frame
+        out = self._complete(buf, i)
+        slot.out = out
+        self.stats.frames_filled += 1
+        return slot.frame.with_image(out)
+
+    def _complete(self, buf: list[_Slot], i: int) -> np.ndarray:
+        slot = buf[i]
+        image = slot.frame.image
+        H, W = slot.hole.shape
+        ring = self.config.seam
+        x0, y0, x1, y1 = _bbox(slot.hole, ring + 1, W, H)
+        hole = slot.hole[y0:y1, x0:x1]
+        region = hole | (cv2.dilate(hole.astype(np.uint8), _disc(ring)) > 0) if ring > 0 else hole
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        acc = np.zeros((*hole.shape, 3), np.float32)
+        wsum = np.zeros(hole.shape, np.float32)
+
+        bg_w = np.zeros(hole.shape, np.float32)
+        if self._memory is not None and slot.placement is not None:
+            colour, count = self._memory.read(slot.placement, x0, y0, x1, y1)
+            bg_w = BACKGROUND_TRUST * np.minimum(count / WARMUP, 1.0) * region
+            acc += colour * bg_w[..., None]
+            wsum += bg_w
+        # Pixels the background memory knows well need no flow: a fixed camera has its answer there.
+        todo = region & (bg_w < BACKGROUND_TRUST)
+        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum) if todo.any() else np.zeros_like(wsum)
+        have = wsum > 0
+        cand = np.zeros_like(acc)
+        cand[have] = acc[have] / wsum[have][:, None]
+
+        prev_used = np.zeros(hole.shape, bool)
+        if i > 0 and buf[i - 1].out is not None and (region & ~have).any():
+            self._pair(buf[i - 1], slot)
+            if not buf[i - 1].cut_after:
+                colour, ok = self._from_previous(buf, i, xs, ys)
+                prev_used = ok & ~have & region
+                cand[prev_used] = colour[prev_used]
+
+        known = have | prev_used
+        cand = self._seam(image[y0:y1, x0:x1], hole, region, known, have, cand)
+
+        missing = hole & ~known
+        specks, large = _split(missing, self.config.speck_area)
+        if specks.any():
+            base = np.where(hole[..., None], cand, image[y0:y1, x0:x1].astype(np.float32))
+            cand = np.where(specks[..., None], smooth_fill(base, ~missing), cand)
+        stats = self.stats.pixels
+        stats["flow"] += int((hole & (flow_w > bg_w)).sum())
+        stats["background"] += int((hole & (bg_w >= flow_w) & (bg_w > 0)).sum())
+        stats["previous"] += int((hole & prev_used).sum())
+        stats["speck"] += int(specks.sum())
+
+        out = image.copy()
+        src = image[y0:y1, x0:x1].astype(np.float32)
+        alpha = feather_alpha(hole.astype(np.uint8), self.feather)[..., None]
+        filled = hole & ~large
+        blend = np.clip(np.rint(src + (cand - src) * alpha), 0, 255).astype(np.uint8)
+        out[y0:y1, x0:x1] = np.where(filled[..., None], blend, image[y0:y1, x0:x1])
+        if large.any():
+            grow = cv2.dilate(large.astype(np.uint8), _disc(2)) > 0
+            mask = np.zeros((H, W), np.uint8)
+            mask[y0:y1, x0:x1] = np.where(grow & hole, np.uint8(255), np.uint8(0))
+            engine = self.fill(out, mask)
+            keep = np.zeros((H, W), bool)
+            keep[y0:y1, x0:x1] = hole
+            out = np.where(keep[..., None], engine, out)
+            self.stats.keyframes += 1
+            stats["engine"] += int(large.sum())
+        return out
+
+    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum) -> np.ndarray:
+        """Add real-pixel candidates found along forward and backward flow chains into acc/wsum; returns the
+        per-pixel weight they contributed."""
+        slot = buf[i]
+        H, W = slot.hole.shape
+        h, w = slot.small.shape
+        sx, sy = w / W, h / H
+        thr = self.config.fb_threshold
+        total = np.zeros(region.shape, np.float32)
+        chains = []
+        for step in (1, -1):
+            chains.append({"dir": step, "k": i, "x": xs.copy(), "y": ys.copy(), "err": np.zeros_like(xs),
+                           "alive": region.copy()})
+        reach = max(i, len(buf) - 1 - i)
+        for dist in range(1, reach + 1):
+            for c in chains:
+                if not c["alive"].any():
+                    continue
+                k, d = c["k"], c["dir"]
+                nxt = k + d
+                if nxt < 0 or nxt >= len(buf):
+                    c["alive"][:] = False
+                    continue
+                a, b = (buf[k], buf[nxt]) if d > 0 else (buf[nxt], buf[k])
+                self._pair(a, b)
+                if a.cut_after:
+                    c["alive"][:] = False
+                    continue
+                flow, err = (buf[k].fwd, buf[k].err_fwd) if d > 0 else (buf[k].bwd, buf[k].err_bwd)
+                u = (c["x"] + 0.5) * sx - 0.5
+                v = (c["y"] + 0.5) * sy - 0.5
+                f = sample(flow, u, v)
+                e = sample(err, u, v, border=1e3)
+                c["x"] += f[..., 0] / sx
+                c["y"] += f[..., 1] / sy
+                c["err"] += e
+                c["k"] = nxt
+                inside = (c["x"] > -0.5) & (c["x"] < W - 0.5) & (c["y"] > -0.5) & (c["y"] < H - 0.5)
+                c["alive"] &= inside & (e < thr)
+                target = buf[nxt]
+                real = c["alive"].copy()
+                if not target.empty:
+                    real &= sample(target.unsafe, c["x"], c["y"], nearest=True, border=1) == 0
+                if not real.any():
+                    continue
+                wgt = (np.exp(-dist / self.tau) * np.exp(-c["err"] / (2 * thr))).astype(np.float32) * real
+                colour = sample(target.frame.image, c["x"], c["y"]).astype(np.float32)
+                acc += colour * wgt[..., None]
+                wsum += wgt
+                total += wgt
+            if not self.quality and ((total > 0) | ~region).all():
+                break
+        return total
+
+    def _from_previous(self, buf, i, xs, ys) -> tuple[np.ndarray, np.ndarray]:
+        """The previous output read along the backward flow: (colour h x w x 3 float32, valid h x w bool)."""
+        slot, prev = buf[i], buf[i - 1]
+        self._pair(prev, slot)
+        H, W = slot.hole.shape
+        h, w = slot.small.shape
+        sx, sy = w / W, h / H
+        u = (xs + 0.5) * sx - 0.5
+        v = (ys + 0.5) * sy - 0.5
+        f = sample(slot.bwd, u, v)
+        px = xs + f[..., 0] / sx
+        py = ys + f[..., 1] / sy
+        ok = (px > -0.5) & (px < W - 0.5) & (py > -0.5) & (py < H - 0.5)
+        # nearest: carrying a fill frame after frame must not blur it a little more each time
+        return sample(prev.out, np.rint(px), np.rint(py), nearest=True).astype(np.float32), ok
+
+    def _seam(self, frame, hole, region, known, real, cand) -> np.ndarray:
+        """Match the propagated colours to the frame: differences measured on the ring (outside the hole,
+        where the frame is the truth) are added inside the hole."""
+        ring = region & ~hole & real
+        if self.config.seam <= 0 or not ring.any():
+            return cand
+        diff = np.clip(frame.astype(np.float32) - cand, -SEAM_CLIP, SEAM_CLIP)
+        if self.quality:
+            offset = smooth_fill(np.where(ring[..., None], diff, 0), ring)
+        else:
+            offset = np.broadcast_to(np.median(diff[ring], axis=0), cand.shape)
+        return np.where((hole & known)[..., None], cand + offset, cand)
+
+
+def _bbox(hole: np.ndarray, margin: int, width: int, height: int) -> tuple[int, int, int, int]:
+    ys = np.flatnonzero(hole.any(axis=1))
+    xs = np.flatnonzero(hole.any(axis=0))
+    return (max(0, int(xs[0]) - margin), max(0, int(ys[0]) - margin),
+            min(width, int(xs[-1]) + 1 + margin), min(height, int(ys[-1]) + 1 + margin))
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _split(missing: np.ndarray, speck_area: int) -> tuple[np.ndarray, np.ndarray]:
+    """(specks, large): connected parts of ``missing`` below / at or above ``speck_area`` pixels."""
+    if not missing.any():
+        return missing, missing
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(missing.astype(np.uint8), connectivity=8)
+    small = np.zeros(n, bool)
+    small[1:] = stats[1:, cv2.CC_STAT_AREA] < speck_area
+    specks = small[labels] & missing
+    return specks, missing & ~specks

@@ -1,0 +1,207 @@
+"""Temporal completion: background memory reconstructs a fixed camera's background, flow propagation beats
+per-frame Telea on a pan, invented content is generated once and carried along, the window is bounded."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from streamfill import build
+from streamfill.backends.classical import ClassicalInpainter
+from streamfill.config import Config, TemporalConfig, merge
+from streamfill.errors import ConfigError, MaskError
+from streamfill.pipeline.complete import Completer
+from streamfill.temporal import BackgroundMemory, TemporalCompletion
+from streamfill.temporal.flow import smooth_fill
+
+H, W = 96, 160
+
+
+def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Multi-scale coloured noise (texture at every scale, so flow has something to hold on to)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((h, w, 3), np.float32)
+    for cell in (4, 8, 16, 32):
+        small = rng.random((h // cell + 2, w // cell + 2, 3)).astype(np.float32)
+        out += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) * cell
+    out = (out - out.min()) / np.ptp(out)
+    return (out * 255).astype(np.uint8)
+
+
+def clip(n: int, pan: int = 0, speed: int = 4, radius: int = 16, seed: int = 1):
+    """(frame with a magenta disc painted on, fill mask = disc grown by 3 px, clean truth, disc) per frame."""
+    big = texture(H, W + pan * n, seed)
+    for i in range(n):
+        truth = np.ascontiguousarray(big[:, pan * i:pan * i + W])
+        disc = np.zeros((H, W), np.uint8)
+        cv2.circle(disc, (24 + speed * i, H // 2), radius, 255, -1)
+        occluded = truth.copy()
+        occluded[disc > 0] = (255, 0, 255)
+        mask = cv2.dilate(disc, np.ones((7, 7), np.uint8))
+        yield dict(frame=_frame(occluded, i), mask=mask, truth=truth, disc=disc > 0)
+
+
+def _frame(image: np.ndarray, i: int):
+    from streamfill.types import Frame
+
+    return Frame(image=image, pts=1000 + 40 * i, time_base=Fraction(1, 1000), index=i)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, sel: np.ndarray) -> float:
+    d = a[sel].astype(np.float64) - b[sel]
+    mse = float((d * d).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def telea() -> Completer:
+    return Completer(ClassicalInpainter("telea", 5))
+
+
+def run(completion, data):
+    return list(completion.stream((d["frame"], d["mask"]) for d in data))
+
+
+def test_contract_order_pts_and_untouched_outside():
+    data = list(clip(12))
+    outs = run(TemporalCompletion(telea().fill, TemporalConfig(window=3)), data)
+    assert [o.index for o in outs] == list(range(12))
+    for o, d in zip(outs, data, strict=True):
+        assert o.pts == d["frame"].pts and o.time_base == d["frame"].time_base
+        keep = d["mask"] == 0
+        assert np.array_equal(o.image[keep], d["frame"].image[keep])
+        assert o.image.dtype == np.uint8 and o.image.shape == (H, W, 3)
+
+
+def test_fixed_camera_background_memory_is_near_exact():
+    data = list(clip(30))
+    tc = TemporalCompletion(telea().fill, TemporalConfig(mode="fast", window=4))
+    outs = run(tc, data)
+    # from frame 20 on, every occluded pixel was seen unoccluded before (the disc moved 4 px/frame)
+    late = [psnr(o.image, d["truth"], d["disc"]) for o, d in zip(outs[20:], data[20:], strict=True)]
+    assert min(late) > 45, late
+    assert tc.stats.pixels["background"] > 0
+    assert tc.stats.background_resets == 1
+
+
+def test_background_memory_compensates_shake():
+    base = texture(H + 20, W + 20, 3)
+    mem = BackgroundMemory(samples=5, stride=1, shake=0.1)
+    hole = np.zeros((H, W), bool)
+    hole[30:60, 60:100] = True
+    rng = np.random.default_rng(0)
+    shifts = [(0, 0)] + [tuple(int(v) for v in rng.integers(-3, 4, 2)) for _ in range(12)]
+    for dx, dy in shifts:
+        frame = np.ascontiguousarray(base[10 + dy:10 + dy + H, 10 + dx:10 + dx + W])
+        mem.observe(frame, np.zeros((H, W), bool))
+    dx, dy = 2, -2
+    frame = np.ascontiguousarray(base[10 + dy:10 + dy + H, 10 + dx:10 + dx + W])
+    placement = mem.observe(frame, hole)
+    assert placement.warp is not None
+    colour, count = mem.read(placement, 60, 30, 100, 60)
+    assert (count > 0).all()
+    err = np.abs(colour - frame[30:60, 60:100].astype(np.float32))
+    assert err.mean() < 4.0, err.mean()
+    assert mem.resets == 1
+
+
+def test_pan_flow_propagation_beats_per_frame_telea():
+    data = list(clip(24, pan=2, speed=3))
+    per_frame = run(telea(), data)
+    temporal = run(TemporalCompletion(telea().fill, TemporalConfig(mode="quality", window=6)), data)
+
+    def score(outs):
+        sse = n = 0
+        for o, d in zip(outs, data, strict=True):
+            diff = o.image[d["disc"]].astype(np.float64) - d["truth"][d["disc"]]
+            sse += float((diff * diff).sum())
+            n += diff.size
+        return 10 * np.log10(255.0**2 / (sse / n))
+
+    assert score(temporal) > score(per_frame) + 6, (score(temporal), score(per_frame))
+
+
+def test_never_seen_region_is_generated_once_and_carried():
+    """A disc that never moves over a static scene: nothing ever shows what is behind it, so the engine
+    fills it once (a keyframe) and every later frame carries that fill instead of re-rolling it."""
+    calls = []
+    rng = np.random.default_rng(0)
+
+    def noisy_fill(image, mask):
+        calls.append(1)
+        out = image.copy()
+        out[mask > 0] = rng.integers(0, 256, (int((mask > 0).sum()), 3), dtype=np.uint8)
+        return out
+
+    data = list(clip(10, speed=0))
+    tc = TemporalCompletion(noisy_fill, TemporalConfig(mode="fast", window=3))
+    outs = run(tc, data)
+    assert len(calls) == 1 and tc.stats.keyframes == 1
+    sel = cv2.erode(data[0]["disc"].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # inside the feather
+    for o in outs[1:]:
+        assert np.abs(o.image[sel].astype(int) - outs[0].image[sel]).max() <= 1
+
+
+def test_window_is_bounded_and_live_answers_at_once():
+    pulled = []
+
+    def pairs(n):
+        for d in clip(n):
+            pulled.append(d["frame"].index)
+            yield d["frame"], d["mask"]
+
+    tc = TemporalCompletion(telea().fill, TemporalConfig(window=3))
+    it = tc.stream(pairs(40))
+    first = next(it)
+    assert first.index == 0 and len(pulled) == 4          # look-ahead of 3 frames
+    rest = list(it)
+    assert len(rest) == 39 and tc.max_held <= 2 * 3 + 2
+
+    pulled.clear()
+    live = TemporalCompletion(telea().fill, TemporalConfig(window=3, live=True))
+    it = live.stream(pairs(10))
+    for k in range(10):
+        out = next(it)
+        assert out.index == k and pulled[-1] == k          # no frame waits for a later one
+    assert live.max_held <= 3 + 1
+
+
+def test_mask_of_wrong_size_is_a_mask_error():
+    d = next(clip(1))
+    tc = TemporalCompletion(telea().fill, TemporalConfig())
+    with pytest.raises(MaskError, match="mask size"):
+        list(tc.stream([(d["frame"], np.zeros((H + 1, W), np.uint8))]))
+
+
+def test_smooth_fill_keeps_known_and_interpolates():
+    values = np.zeros((40, 40, 2), np.float32)
+    values[..., 0] = np.arange(40, dtype=np.float32)[None, :]
+    values[..., 1] = 3.0
+    known = np.ones((40, 40), bool)
+    known[10:30, 10:30] = False
+    out = smooth_fill(np.where(known[..., None], values, 99.0), known)
+    assert np.array_equal(out[known], values[known])
+    assert np.abs(out[~known][:, 1] - 3.0).max() < 1e-4       # a constant field stays constant
+    assert np.abs(out[~known][:, 0] - values[~known][:, 0]).mean() < 4.0
+
+
+def test_make_completion_and_config():
+    assert isinstance(build.make_completion(merge(Config(), {"temporal": {"mode": "off"}})), Completer)
+    tc = build.make_completion(merge(Config(), {"temporal": {"mode": "quality", "window": 4}}))
+    assert isinstance(tc, TemporalCompletion) and tc.quality and tc.ahead == 4
+    with pytest.raises(ConfigError, match="temporal.mode"):
+        TemporalConfig(mode="slow")
+    with pytest.raises(ConfigError, match="temporal.window"):
+        TemporalConfig(window=0)
+
+
+def test_process_flag_reaches_config():
+    from streamfill.cli import build_parser
+    from streamfill.cli.common import config_from_args
+
+    args = build_parser().parse_args(["process", "in.mp4", "-o", "out.mp4", "--mask", "m.png",
+                                      "--temporal", "quality", "--window", "5"])
+    config = config_from_args(args)
+    assert config.temporal.mode == "quality" and config.temporal.window == 5
