@@ -40,6 +40,7 @@ class BackendOptions:
     threads: int = 0
     cache_dir: str = ""
     rebuild: bool = False
+    channels_last: bool | None = None  # None = on for CUDA, off for CPU
 
 
 class InpaintGraph(nn.Module):
