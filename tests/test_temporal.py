@@ -205,3 +205,52 @@ def test_process_flag_reaches_config():
                                       "--temporal", "quality", "--window", "5"])
     config = config_from_args(args)
     assert config.temporal.mode == "quality" and config.temporal.window == 5
+
+
+def _write_clip(path, n=24, pan=0):
+    import av
+
+    big = texture(H, W + pan * n, 5)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, "bgr0"
+        for i in range(n):
+            img = np.ascontiguousarray(big[:, pan * i:pan * i + W])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def test_eval_temporal_small(tmp_path):
+    from streamfill.eval.temporal import evaluate
+
+    video = tmp_path / "fixed.mkv"
+    _write_clip(video)
+    r = evaluate(video, methods=("classical", "fast"), frames=24, width=0, occluder="blob")
+    rows = {m.name: m for m in r.methods}
+    assert r.frames == 24 and (r.width, r.height) == (W, H)
+    assert rows["classical"].frames == 24 and rows["fast"].frames == 24
+    assert rows["fast"].psnr > rows["classical"].psnr + 3
+    assert rows["fast"].flicker < 0.5 * rows["classical"].flicker
+    assert 0 < rows["fast"].ssim <= 1 and rows["fast"].fps > 0
+    data = r.to_dict()
+    assert [m["name"] for m in data["methods"]] == ["classical", "fast"]
+    assert "PSNR" in r.table()
+
+
+def test_eval_temporal_cli(tmp_path, capsys):
+    import json
+
+    from streamfill.cli import main
+
+    video = tmp_path / "pan.mkv"
+    _write_clip(video, n=12, pan=2)
+    out = tmp_path / "r.json"
+    code = main(["eval", "temporal", str(video), "--frames", "12", "--width", "0", "--method", "classical",
+                 "--method", "fast", "--occluder", "logo", "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data[0]["occluder"] == "logo" and [m["name"] for m in data[0]["methods"]] == ["classical", "fast"]
+    assert "flicker" in capsys.readouterr().out
+    assert main(["eval", "temporal", str(video), "--frames", "1"]) == 1
