@@ -58,6 +58,7 @@ _PRESETS = {
 
 
 _PROVEN = 8  # consecutive template matches after which a lost match is blamed on an occlusion
+_RIGID_INLIERS = 0.8  # share of the object's flow one similarity transform explains for it to count as rigid
 
 
 class TrackingWarning(UserWarning):
@@ -175,6 +176,7 @@ class _Propagator:
         self.misses = 0
         self.matched = 0
         self.proven = False
+        self.rigidity = 0.0
         if cv2.countNonZero(obj) < 16:
             self.tmpl = None
             return
@@ -211,9 +213,10 @@ class _Propagator:
             return None
         src = np.stack([xs[ok] + x0, ys[ok] + y0], 1).astype(np.float32)
         dst = np.stack([qx[ok] + x0, qy[ok] + y0], 1).astype(np.float32)
-        a, _ = cv2.estimateAffinePartial2D(
+        a, inliers = cv2.estimateAffinePartial2D(
             src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=200, refineIters=10
         )
+        self.rigidity = float(inliers.mean()) if a is not None and inliers is not None else 0.0
         return a
 
     def _looks_like_template(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -327,9 +330,10 @@ class _Propagator:
                 self.misses += 1
                 self.anchor = guess
             # The anchored shape is used while the template matches, and through a short loss of the match
-            # (an occlusion) only if it had matched for a while before: an object that never matches
-            # (deforming, too small) is followed by the flow alone, never by a guessed rigid motion.
-            if self.misses == 0 or (self.proven and self.misses <= cfg.anchor_patience):
+            # only for an object that moves rigidly (it had matched for a while before, e.g. an occlusion
+            # now, or one similarity explains its flow): a deforming one is followed by the flow alone.
+            moves_rigidly = self.proven or self.rigidity >= _RIGID_INLIERS
+            if self.misses == 0 or (moves_rigidly and self.misses <= cfg.anchor_patience):
                 # The keyframe's shape, moved to now: parts hidden for a while come back with it.
                 anchored = True
                 rigid = cv2.warpAffine(self.tmpl[1], _compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
