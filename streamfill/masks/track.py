@@ -151,7 +151,8 @@ class _Propagator:
     def __init__(self, config: TrackConfig, small_size: tuple[int, int]) -> None:
         self.cfg = config
         w, h = small_size
-        self.dis = cv2.DISOpticalFlow_create(_PRESETS[config.preset])
+        self._dis = None
+        self._dis_shape = None
         self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         self.colour = _ColourModel(config.colour_bins, config.model_rate)
         self.k3 = _disk(1)
@@ -278,6 +279,14 @@ class _Propagator:
             bg &= t
         self.colour.fit(self.colour.index(rgb[y0:y1, x0:x1]), fg, bg, rate)
 
+    def _flow(self, shape: tuple[int, int]):
+        """A DIS instance for this region size. One instance fed regions of changing size gets several
+        times slower (its internal buffers), and creating one costs microseconds, so renew it on a change."""
+        if self._dis is None or self._dis_shape != shape:
+            self._dis = cv2.DISOpticalFlow_create(_PRESETS[self.cfg.preset])
+            self._dis_shape = shape
+        return self._dis
+
     def step(self, rgb: np.ndarray, grey: np.ndarray) -> np.ndarray:
         """The soft mask for the next frame (``rgb``/``grey`` at working resolution). Work is confined to
         a region of interest around the object, so the cost follows the object's size, not the frame's."""
@@ -288,8 +297,9 @@ class _Propagator:
         cur = np.ascontiguousarray(grey[y0:y1, x0:x1])
         rgb = rgb[y0:y1, x0:x1]
         gx, gy = self.gx[y0:y1, x0:x1], self.gy[y0:y1, x0:x1]
-        back = self.dis.calc(cur, prev, None)
-        fwd = self.dis.calc(prev, cur, None)
+        dis = self._flow(cur.shape)
+        back = dis.calc(cur, prev, None)
+        fwd = dis.calc(prev, cur, None)
         mapx = gx + back[..., 0]  # frame coordinates in the previous frame
         mapy = gy + back[..., 1]
         dense = cv2.remap(full_state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
