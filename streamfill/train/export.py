@@ -206,6 +206,7 @@ def export_run(
         "licence_note": "trained by streamfill from scratch; data licences in MODEL_CARD.md",
     }
     save_generator(generator, output, metadata=provenance, dtype=torch.float16)
+    os.chmod(output, 0o644)  # package data: world-readable whatever the umask of the writer
     if discriminator:
         from safetensors.torch import save_file
 
