@@ -361,3 +361,62 @@ def test_build_makes_a_neural_inpainter_from_config(tmp_path, monkeypatch):
     assert inpainter.inpaint(images, masks).shape == images.shape
     with pytest.raises(EngineError, match="not found"):
         build.make_inpainter(load_config(overrides={"engine": {"name": "torch", "weights": str(tmp_path / "x")}}))
+
+
+# --- CLI: bench and compile ---------------------------------------------------------------------------------
+
+
+def test_engine_specs_in_the_repo_are_valid():
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).resolve().parent.parent / "engines").glob("*.toml"))
+    assert specs
+    for path in specs:
+        spec = build.read_engine_spec(path)
+        assert spec["engine"] in select.NEURAL + select.AUTO and spec["sizes"] == sorted(spec["sizes"])
+
+
+def test_bad_engine_spec_names_the_key(tmp_path):
+    from streamfill.errors import ConfigError
+
+    path = tmp_path / "bad.toml"
+    path.write_text('[build]\nengine = "onnx"\nsizes = [256, 250]\n')
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        build.read_engine_spec(path)
+    path.write_text('[build]\nengin = "onnx"\n')
+    with pytest.raises(ConfigError, match="build.engin"):
+        build.read_engine_spec(path)
+
+
+def test_bench_json_rows(tmp_path, capsys):
+    from streamfill.cli import main
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'[model]\ncnum = 8\n[engine]\ncache_dir = "{tmp_path / "cache"}"\n')
+    code = main(["bench", "--config", str(config), "--random-weights", "--engine", "torch", "--engine", "telea",
+                 "--size", "64", "--batch", "1", "--batch", "2", "--runs", "2", "--warmup", "1", "--no-clip",
+                 "--device", "cpu", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["engine"], r["size"], r["batch"]) for r in rows] == [
+        ("torch", 64, 1), ("telea", 64, 1), ("torch", 64, 2), ("telea", 64, 2)]
+    for r in rows:
+        assert {"engine", "size", "batch", "precision", "median_ms", "p95_ms", "crops_per_s"} <= set(r)
+        assert 0 < r["median_ms"] <= r["p95_ms"] + 1e-9 and r["precision"] == "fp32"
+
+
+def test_bench_rejects_bad_sizes(capsys):
+    from streamfill.cli import main
+
+    assert main(["bench", "--size", "100", "--no-clip"]) == 1
+    assert "multiple of 8" in capsys.readouterr().err
+
+
+def test_compile_command_for_eager_torch(tmp_path, capsys):
+    from streamfill.cli import main
+    from streamfill.model import save_generator
+
+    weights = save_generator(tiny_generator(), tmp_path / "w.safetensors")
+    code = main(["compile", "--engine", "torch", "--weights", str(weights), "--device", "cpu", "--size", "64",
+                 "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0 and "nothing to build" in capsys.readouterr().out
