@@ -7,8 +7,8 @@ compensated; when the fit is within 0.3 px (of that grid) of the identity the ca
 resampling happens (pixels are copied exactly). When the camera moves further than ``shake`` x the frame
 width, or the fit fails, the model restarts from the current frame (a new reference and a new ``epoch``).
 
-Per pixel it keeps the last ``samples`` unoccluded observations (one every ``stride`` frames once the
-buffer is full) and answers their median, so people walking past do not smear into the background and the
+Per pixel it keeps its last ``samples`` unoccluded observations (every one at first, then one every
+``stride`` frames) and answers their median, so people walking past do not smear into the background and the
 model follows lighting changes within ``samples x stride`` frames; plus a count of observations. Memory:
 ``samples`` x H x W x 3 bytes + 3 bytes per pixel (18 bytes per pixel with 5 samples), whatever the clip
 length.
@@ -49,7 +49,7 @@ class BackgroundMemory:
         self.shake = float(shake)
         self.epoch = 0
         self.samples: np.ndarray | None = None   # K x H x W x 3 uint8: recent unoccluded observations
-        self.slot: np.ndarray | None = None      # H x W uint8: where the next observation goes
+        self.slot: np.ndarray | None = None      # H x W uint8: where each pixel's next observation goes
         self.count: np.ndarray | None = None     # H x W uint16: observations so far (saturating)
         self.ref: np.ndarray | None = None
         self.scale = 1.0
@@ -141,15 +141,15 @@ class BackgroundMemory:
             valid = cv2.erode(keep, np.ones((3, 3), np.uint8)) > 0
         new = valid & (self.count == 0)
         if new.any():  # first sight fills every sample, so the median is meaningful at once
-            self.samples[:, new] = x[new]
+            np.copyto(self.samples, x[None], where=new[None, ..., None])
         store = valid & ~new
         if self.frames % self.stride:
             store &= self.count < self.k
-        if store.any():
-            ys, xs = np.nonzero(store)
-            pos = self.slot[ys, xs]
-            self.samples[pos, ys, xs] = x[ys, xs]
-            self.slot[ys, xs] = (pos + 1) % self.k
+        idx = np.flatnonzero(store)
+        if idx.size:
+            pos = self.slot.reshape(-1)[idx]
+            self.samples.reshape(self.k, -1, 3)[pos, idx] = x.reshape(-1, 3)[idx]
+            self.slot.reshape(-1)[idx] = (pos + 1) % self.k
         self.count += (valid & (self.count < 65535)).view(np.uint8)
 
     def read(self, placement: Placement, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:

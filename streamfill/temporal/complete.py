@@ -22,7 +22,7 @@ measured on the ring; ``quality`` interpolates the ring's differences smoothly a
 as in Poisson-style cloning), which also absorbs lighting changes. The paste is feathered inside the hole
 only; pixels outside the hole are returned exactly as they came in.
 
-Modes: ``fast`` (DIS ultrafast, chains stop once every pixel has a candidate, offset seam) and ``quality``
+Modes: ``fast`` (DIS fast preset, chains stop once every pixel has a candidate, offset seam) and ``quality``
 (DIS medium, candidates from the whole window blended, membrane seam).
 
 Streaming and memory: frames are answered in order, one per input. At most ``window`` frames of look-ahead
@@ -51,6 +51,7 @@ from streamfill.temporal.flow import (
     grey_small,
     grid,
     sample,
+    sample_points,
     shrink_hole,
     smooth_fill,
 )
@@ -62,6 +63,7 @@ Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
 CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a cut: chains stop there
 BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
+FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the background memory and still agree
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 
 
@@ -131,7 +133,7 @@ class TemporalCompletion:
     def stream(self, pairs: Iterable[tuple[Frame, np.ndarray]]) -> Iterator[Frame]:
         """One filled frame per (frame, mask) pair, in order, with the input pts/time_base/index. Holds at
         most ``2 * window + 2`` frames; a change of frame size starts a new window (and background)."""
-        self._flow = Flow("medium" if self.quality else "ultrafast")
+        self._flow = Flow("medium" if self.quality else "fast")
         self._memory = BackgroundMemory(self.config.background_samples, self.config.background_stride,
                                         self.config.shake) if self.config.background else None
         buf: list[_Slot] = []
@@ -235,6 +237,7 @@ class TemporalCompletion:
         if self._memory is not None and slot.placement is not None:
             colour, count = self._memory.read(slot.placement, x0, y0, x1, y1)
             bg_w = BACKGROUND_TRUST * np.minimum(count / WARMUP, 1.0) * region
+            bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, count)
             acc += colour * bg_w[..., None]
             wsum += bg_w
         # Pixels the background memory knows well need no flow: a fixed camera has its answer there.
@@ -284,58 +287,76 @@ class TemporalCompletion:
             stats["engine"] += int(large.sum())
         return out
 
+    @staticmethod
+    def _background_agreement(frame, hole, region, colour, count) -> np.ndarray:
+        """h x w in [0, 1]: how far the frame around the hole looks like the background memory, carried
+        smoothly into the hole. Where something else (a person, an animal) stands at the hole's border, the
+        memory's background is probably not what is behind the occluder either: flow decides there."""
+        ring = region & ~hole & (count > 0)
+        if not ring.any():
+            return np.ones(hole.shape, np.float32)
+        dev = np.abs(frame.astype(np.float32) - colour).max(axis=2) > FOREGROUND_LEVEL
+        fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
+        return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
+
     def _gather_flow(self, buf, i, xs, ys, region, acc, wsum) -> np.ndarray:
-        """Add real-pixel candidates found along forward and backward flow chains into acc/wsum; returns the
-        per-pixel weight they contributed."""
+        """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
+        boxes) for the ``region`` pixels; returns the per-pixel weight they contributed. Chains are kept as
+        flat arrays of the pixels still followed (``fast`` stops following a pixel once it has a candidate)."""
         slot = buf[i]
         H, W = slot.hole.shape
         h, w = slot.small.shape
         sx, sy = w / W, h / H
         thr = self.config.fb_threshold
         total = np.zeros(region.shape, np.float32)
-        chains = []
-        for step in (1, -1):
-            chains.append({"dir": step, "k": i, "x": xs.copy(), "y": ys.copy(), "err": np.zeros_like(xs),
-                           "alive": region.copy()})
-        reach = max(i, len(buf) - 1 - i)
-        for dist in range(1, reach + 1):
+        flat_acc = acc.reshape(-1, 3)
+        flat_w = wsum.reshape(-1)
+        flat_total = total.reshape(-1)
+        start = np.flatnonzero(region.reshape(-1))
+        chains = [{"dir": d, "k": i, "idx": start, "x": xs.reshape(-1)[start].copy(),
+                   "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32)} for d in (1, -1)]
+        for dist in range(1, max(i, len(buf) - 1 - i) + 1):
             for c in chains:
-                if not c["alive"].any():
+                if c["idx"].size == 0:
                     continue
                 k, d = c["k"], c["dir"]
                 nxt = k + d
                 if nxt < 0 or nxt >= len(buf):
-                    c["alive"][:] = False
+                    c["idx"] = c["idx"][:0]
                     continue
                 a, b = (buf[k], buf[nxt]) if d > 0 else (buf[nxt], buf[k])
                 self._pair(a, b)
                 if a.cut_after:
-                    c["alive"][:] = False
+                    c["idx"] = c["idx"][:0]
                     continue
                 flow, err = (buf[k].fwd, buf[k].err_fwd) if d > 0 else (buf[k].bwd, buf[k].err_bwd)
                 u = (c["x"] + 0.5) * sx - 0.5
                 v = (c["y"] + 0.5) * sy - 0.5
-                f = sample(flow, u, v)
-                e = sample(err, u, v, border=1e3)
-                c["x"] += f[..., 0] / sx
-                c["y"] += f[..., 1] / sy
+                f = sample_points(flow, u, v)
+                e = sample_points(err, u, v, border=1e3)
+                c["x"] += f[:, 0] / sx
+                c["y"] += f[:, 1] / sy
                 c["err"] += e
                 c["k"] = nxt
-                inside = (c["x"] > -0.5) & (c["x"] < W - 0.5) & (c["y"] > -0.5) & (c["y"] < H - 0.5)
-                c["alive"] &= inside & (e < thr)
+                keep = (c["x"] > -0.5) & (c["x"] < W - 0.5) & (c["y"] > -0.5) & (c["y"] < H - 0.5) & (e < thr)
+                if not self.quality:
+                    keep &= flat_total[c["idx"]] == 0
+                if not keep.all():
+                    for key in ("idx", "x", "y", "err"):
+                        c[key] = c[key][keep]
+                if c["idx"].size == 0:
+                    continue
                 target = buf[nxt]
-                real = c["alive"].copy()
-                if not target.empty:
-                    real &= sample(target.unsafe, c["x"], c["y"], nearest=True, border=1) == 0
+                real = np.ones(c["idx"].size, bool) if target.empty else \
+                    sample_points(target.unsafe, c["x"], c["y"], nearest=True, border=1) == 0
                 if not real.any():
                     continue
-                wgt = (np.exp(-dist / self.tau) * np.exp(-c["err"] / (2 * thr))).astype(np.float32) * real
-                colour = sample(target.frame.image, c["x"], c["y"]).astype(np.float32)
-                acc += colour * wgt[..., None]
-                wsum += wgt
-                total += wgt
-            if not self.quality and ((total > 0) | ~region).all():
-                break
+                idx = c["idx"][real]
+                wgt = (np.exp(-dist / self.tau) * np.exp(-c["err"][real] / (2 * thr))).astype(np.float32)
+                colour = sample_points(target.frame.image, c["x"][real], c["y"][real]).astype(np.float32)
+                flat_acc[idx] += colour * wgt[:, None]      # idx has no repeats within one chain
+                flat_w[idx] += wgt
+                flat_total[idx] += wgt
         return total
 
     def _from_previous(self, buf, i, xs, ys) -> tuple[np.ndarray, np.ndarray]:

@@ -76,6 +76,24 @@ def sample(field: np.ndarray, x: np.ndarray, y: np.ndarray, *, nearest: bool = F
     return cv2.remap(src, x, y, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
+def sample_points(field: np.ndarray, x: np.ndarray, y: np.ndarray, *, nearest: bool = False,
+                  border: float = 0.0) -> np.ndarray:
+    """``sample`` at N positions given as flat float32 arrays: returns N (or N x C) values."""
+    n = x.size
+    if n == 0:
+        return np.zeros((0,) + field.shape[2:], np.float32 if field.dtype != np.uint8 else np.uint8)
+    cols = min(n, 1024)
+    rows = -(-n // cols)
+    xs = np.zeros(rows * cols, np.float32)
+    ys = np.zeros(rows * cols, np.float32)
+    xs[:n] = x
+    ys[:n] = y
+    xs = xs.reshape(rows, cols)
+    ys = ys.reshape(rows, cols)
+    out = sample(field, xs, ys, nearest=nearest, border=border)
+    return out.reshape((rows * cols,) + out.shape[2:])[:n]
+
+
 def fb_error(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     """Forward-backward disagreement h x w float32 (pixels): |F(x) + B(x + F(x))|; large where the flow
     is unreliable (occlusion, disocclusion, mismatch). Outside the frame it counts as large (1e3)."""
