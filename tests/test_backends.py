@@ -128,7 +128,30 @@ def test_failed_build_leaves_no_entry(tmp_path):
     with pytest.raises(EngineError):
         cache.get_or_build(key(), ".onnx", broken)
     assert cache.check(key(), ".onnx") == "not built"
-    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".lock"]
+
+
+def test_concurrent_builders_build_once(tmp_path):
+    import threading
+
+    cache, calls = EngineCache(tmp_path), []
+    gate = threading.Barrier(3)
+
+    def slow_build(path):
+        calls.append(path)
+        path.write_bytes(b"engine")
+
+    def worker(results):
+        gate.wait()
+        results.append(EngineCache(tmp_path).get_or_build(key(), ".onnx", slow_build))
+
+    results: list = []
+    threads = [threading.Thread(target=worker, args=(results,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1 and sum(r.built for r in results) == 1 and cache.check(key(), ".onnx") is None
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):

@@ -8,7 +8,8 @@ Layout: ``<dir>/<backend>/<stem>.<ext>`` (the artefact) beside ``<stem>.json`` (
 hash, bucket, precision, backend versions, device / GPU compute capability, model config). The sidecar holds
 the key and the artefact's SHA-256 and size. An entry is used only when its sidecar parses, its key equals
 the expected key and the artefact's checksum matches; anything else (missing, stale, truncated, corrupt) is
-deleted and rebuilt, never silently used.
+deleted and rebuilt, never silently used. Builds of one entry are serialised across processes by an
+advisory lock file (``<stem>.lock``), so concurrent first runs build once.
 """
 
 from __future__ import annotations
@@ -141,12 +142,23 @@ class EngineCache:
         (or when ``rebuild``). ``build`` writes the artefact to the path it is given; it is moved into place
         atomically and its sidecar written afterwards, so an interrupted build leaves no valid entry."""
         artefact, sidecar = self.paths(key, suffix)
-        problem = "rebuild requested" if rebuild else self.check(key, suffix)
-        if problem is None:
+        if not rebuild and self.check(key, suffix) is None:
             return CacheEntry(artefact, key, built=False)
-        self.remove(key, suffix)
         try:
             artefact.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EngineError(f"engine cache {self.root} is not writable: {exc}") from None
+        with _locked(artefact.with_suffix(".lock")):  # one builder per entry across processes
+            problem = "rebuild requested" if rebuild else self.check(key, suffix)
+            if problem is None:  # another process built it while we waited for the lock
+                return CacheEntry(artefact, key, built=False)
+            self._build(key, suffix, build)
+        return CacheEntry(artefact, key, built=True, reason=None if problem == "not built" else problem)
+
+    def _build(self, key: EngineKey, suffix: str, build: Callable[[Path], None]) -> None:
+        artefact, sidecar = self.paths(key, suffix)
+        self.remove(key, suffix)
+        try:
             fd, tmp_name = tempfile.mkstemp(prefix=artefact.stem + ".", suffix=".partial" + suffix,
                                             dir=artefact.parent)
             os.close(fd)
@@ -166,4 +178,23 @@ class EngineCache:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        return CacheEntry(artefact, key, built=True, reason=None if problem == "not built" else problem)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on ``path`` (POSIX flock; no locking where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 - held for the duration of the context
+    except OSError as exc:
+        raise EngineError(f"engine cache lock {path} cannot be opened: {exc}") from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
