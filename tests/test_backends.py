@@ -411,6 +411,7 @@ def test_bad_engine_spec_names_the_key(tmp_path):
         build.read_engine_spec(path)
 
 
+@pytest.mark.slow
 def test_bench_json_rows(tmp_path, capsys):
     from streamfill.cli import main
 
