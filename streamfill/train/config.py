@@ -25,6 +25,8 @@ class DataConfig:
     context_min: float = 1.0  # the crop covers between 1/context_max and 1/context_min ...
     context_max: float = 3.0  # ... of the image's shorter side (random scale, log-uniform)
     flip: bool = True  # random horizontal flip
+    rotate: bool = False  # random 90-degree rotations and vertical flips
+    color: float = 0.0  # probability of a colour augmentation: channel permutation + brightness/contrast
     val_fraction: float = 0.1  # share of images (by a hash of the file name) held out for validation
     val_samples: int = 24  # fixed validation crops (with fixed masks and sketches)
     video_frames: int = 48  # random frames kept per video file (reservoir sample, one decoding pass)
@@ -38,6 +40,7 @@ class DataConfig:
         check_range("data.context_min", self.context_min, 1.0, 64.0)
         check_range("data.context_max", self.context_max, self.context_min, 64.0)
         check_range("data.val_fraction", self.val_fraction, 0.0, 0.9)
+        check_range("data.color", self.color, 0.0, 1.0)
         check_range("data.val_samples", self.val_samples, 0, 100_000)
         check_range("data.video_frames", self.video_frames, 1, 100_000)
         check_range("data.video_block", self.video_block, 1, 100_000)

@@ -9,6 +9,7 @@ Shapes: images N x H x W x 3 uint8 RGB; masks N x H x W uint8 (255 = hole); sket
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -64,7 +65,23 @@ def random_crop(rng: np.random.Generator, image: np.ndarray, cfg: DataConfig) ->
     crop = cv2.resize(window, (cfg.crop, cfg.crop), interpolation=interp)
     if cfg.flip and rng.random() < 0.5:
         crop = crop[:, ::-1]
+    if cfg.rotate:
+        crop = np.rot90(crop, k=int(rng.integers(0, 4)))
+        if rng.random() < 0.5:
+            crop = crop[::-1]
+    if cfg.color > 0 and rng.random() < cfg.color:
+        crop = recolor(rng, crop)
     return np.ascontiguousarray(crop)
+
+
+def recolor(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """A colour augmentation of an H x W x 3 uint8 image: a random permutation of the channels, then a random
+    contrast (0.7-1.3 around the mean) and brightness (-25..25) change. Breaks "this texture has this
+    colour" shortcuts, so that the fill has to take its colours from the context."""
+    out = image[..., rng.permutation(3)].astype(np.float32)
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(0.7, 1.3) + mean + rng.uniform(-25, 25)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def find_sources(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
@@ -163,10 +180,12 @@ class TrainData:
         return image
 
     def crops(self, rng: np.random.Generator, n: int, *, split: str = "train") -> np.ndarray:
-        """``n`` random crops from the chosen split: N x crop x crop x 3 uint8 RGB."""
+        """``n`` random crops from the chosen split: N x crop x crop x 3 uint8 RGB (validation crops get no
+        rotation or colour augmentation)."""
         items = self.train_items if split == "train" else (self.val_items or self.train_items)
         picks = rng.integers(0, len(items), size=n)
-        return np.stack([random_crop(rng, self.load(items[int(i)]), self.cfg) for i in picks])
+        cfg = self.cfg if split == "train" else dataclasses.replace(self.cfg, rotate=False, color=0.0)
+        return np.stack([random_crop(rng, self.load(items[int(i)]), cfg) for i in picks])
 
 
 def make_batch(
