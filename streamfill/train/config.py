@@ -160,7 +160,7 @@ class DiscriminatorConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda")
-INITS = ("lsuv", "default")
+INITS = ("lsuv", "identity", "default")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -177,7 +177,7 @@ class ScheduleConfig:
     sample_every: int = 1000  # PNG sample grid
     ckpt_every: int = 1000  # checkpoint (also written at the end of a run)
     keep_checkpoints: int = 3  # older numbered checkpoints are deleted (latest.pt is always kept)
-    init: str = "lsuv"  # generator init of a fresh run: lsuv (unit-variance rescaling) | default (Glorot)
+    init: str = "lsuv"  # generator init of a fresh run: lsuv (unit variance) | identity (RGB copy) | default
 
     def __post_init__(self) -> None:
         check_range("train.batch", self.batch, 1, 4096)

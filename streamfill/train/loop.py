@@ -101,6 +101,42 @@ def lsuv_init(generator: torch.nn.Module, image: torch.Tensor, mask: torch.Tenso
         generator.train(was_training)
 
 
+@torch.no_grad()
+def identity_init(generator: torch.nn.Module, *, gate_bias: float = 4.0, noise: float = 0.1, seed: int = 0) -> None:
+    """Initialise the generator as a (blocky, 1/4-resolution) copy of its RGB input, plus small noise.
+
+    Every gated layer passes input channel ``c % C_in`` to output channel ``c`` through the centre tap
+    (divided by the open gate's value), gates start open (bias ``gate_bias``), the first layer of each
+    stage adds 1 to the RGB channels so that the signal stays positive through the ELUs, and the output
+    layers subtract it again. A deep plain network learns an identity-like colour mapping only slowly; starting
+    from one, the generator can spend its training on filling the hole. Symmetry is broken by Gaussian noise
+    of ``noise / sqrt(fan_in)``."""
+    from streamfill.model.gated import GatedConv2d
+
+    gen = torch.Generator().manual_seed(seed)
+    first = {id(getattr(generator, name)[0]) for name in ("coarse", "conv_branch", "attention_encoder")
+             if hasattr(generator, name)}
+    for layer in generator.modules():
+        if not isinstance(layer, GatedConv2d):
+            continue
+        conv = layer.conv
+        cout_total, cin, kh, kw = conv.weight.shape
+        fan_in = cin * kh * kw
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (noise / fan_in**0.5))
+        conv.bias.zero_()
+        cout = layer.out_channels
+        ch, cw = kh // 2, kw // 2
+        open_gate = 1.0 if layer.activation is None else float(torch.sigmoid(torch.tensor(gate_bias)))
+        for c in range(cout):
+            conv.weight[c, c % cin, ch, cw] += 1.0 / open_gate
+        if layer.activation is None:
+            conv.bias[:3] = -1.0  # undo the +1 shift of the stage input
+        else:
+            conv.bias[cout:] = gate_bias
+        if id(layer) in first:
+            conv.bias[:3] += 1.0 / open_gate
+
+
 def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
@@ -159,6 +195,9 @@ class Trainer:
     def initialise(self) -> None:
         """Fresh-run weight initialisation of the generator (``train.init``), on a batch drawn from its own
         seed (the training RNG is not touched). Call before the first step of a new run, not on resume."""
+        if self.cfg.train.init == "identity":
+            identity_init(self.generator, seed=self.cfg.train.seed)
+            return
         if self.cfg.train.init != "lsuv":
             return
         rng = np.random.default_rng([self.cfg.train.seed, 777])
