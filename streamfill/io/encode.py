@@ -59,7 +59,31 @@ def _temp_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
 
 
-class VideoWriter:
+class _AtomicWriter:
+    """Context-manager lifecycle shared by the writers: ``open()`` on entry; on exit ``close()`` (publish
+    under the final name) after success, ``abort()`` (discard the temporary output) after an error."""
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(_AtomicWriter):
     """Writes Frames as H.264 (libx264) or, with ``config.lossless``, FFV1 RGB in MKV — bit-exact pixels.
 
     ``info`` gives size, frame rate and time base (the source's). H.264 uses yuv420p, or yuv444p when the
@@ -87,17 +111,6 @@ class VideoWriter:
         self.frames_written = 0
         self.pts_adjusted = 0
         self.skipped_streams: list[str] = []
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-    def __enter__(self) -> VideoWriter:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def open(self) -> None:
         suffix = self.path.suffix.lower()
@@ -258,7 +271,7 @@ def _format_for(suffix: str) -> str | None:
     return {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".avi": "avi", ".webm": "webm"}.get(suffix)
 
 
-class PngSequenceWriter:
+class PngSequenceWriter(_AtomicWriter):
     """Writes Frames as ``000000.png`` ... into a folder (lossless RGB), plus ``timestamps.csv`` with each
     frame's index, pts, time base and seconds so no timing is lost. The folder is built under a temporary
     name and renamed when complete; an existing non-empty folder is refused."""
@@ -271,16 +284,6 @@ class PngSequenceWriter:
         self.frames_written = 0
         self.skipped_streams: list[str] = []
         self.pts_adjusted = 0
-
-    def __enter__(self) -> PngSequenceWriter:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def open(self) -> None:
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
