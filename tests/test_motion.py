@@ -9,7 +9,7 @@ import pytest
 
 from streamfill.config import TrackConfig
 from streamfill.errors import MaskError
-from streamfill.masks import synth
+from streamfill.masks import cutouts
 from streamfill.masks.motion import MotionMasks
 from streamfill.types import Frame, MaskSource
 
@@ -19,8 +19,8 @@ H, W = 120, 160
 def _clip(n: int, blob: int = 24, speed: int = 3):
     """A still textured background with sensor noise and a textured square moving right."""
     rng = np.random.default_rng(0)
-    bg = synth.textured_image(H, W, 2)
-    obj = synth.textured_image(blob, blob, 5)[..., ::-1]
+    bg = cutouts.textured_image(H, W, 2)
+    obj = cutouts.textured_image(blob, blob, 5)[..., ::-1]
     frames, truth = [], []
     for t in range(n):
         img = np.clip(bg.astype(np.int16) + rng.integers(-3, 4, bg.shape), 0, 255).astype(np.uint8)
@@ -55,7 +55,7 @@ def test_min_area_drops_small_movers_and_hold_keeps_masks_briefly():
     assert all(not m.any() for _, m in out)
     # hold: once the object is gone, its mask persists for `motion_hold` frames, then clears
     frames, _ = _clip(16)
-    bg = synth.textured_image(H, W, 2)
+    bg = cutouts.textured_image(H, W, 2)
     gone = [Frame(bg, pts=16 + i, time_base=Fraction(1, 25), index=16 + i) for i in range(8)]
     cfg = TrackConfig(motion_warmup=5, motion_min_area=40, motion_hold=3, motion_dilate=0)
     out = list(MotionMasks(cfg).pair(frames + gone))

@@ -12,7 +12,7 @@ import pytest
 from streamfill.config import Config, TrackConfig
 from streamfill.errors import InputError, MaskError
 from streamfill.eval.masks import evaluate_masks, evaluate_trajectory
-from streamfill.masks import synth
+from streamfill.masks import cutouts
 from streamfill.masks.scenecut import SceneCutDetector
 from streamfill.masks.track import FlowTracker, Keyframe, TrackingWarning, parse_box
 from streamfill.types import Frame, MaskSource
@@ -22,12 +22,12 @@ H, W = 144, 192
 
 def _clip(n: int, seed: int = 0, trajectory: str = "translate", size: int = 48):
     """n frames of a textured object moving over a panning textured background, with true masks."""
-    bgs = synth.synthetic_backgrounds(H, W, seed)
-    cut = synth.textured_cutout(96, seed + 1)
+    bgs = cutouts.synthetic_backgrounds(H, W, seed)
+    cut = cutouts.textured_cutout(96, seed + 1)
     frames, truth = [], []
     for t in range(n):
-        layer = synth.place(cut, synth.TRAJECTORIES[trajectory](t, n), (H, W), size)
-        image, visible = synth.composite(next(bgs), [layer])
+        layer = cutouts.place(cut, cutouts.TRAJECTORIES[trajectory](t, n), (H, W), size)
+        image, visible = cutouts.composite(next(bgs), [layer])
         frames.append(Frame(image=image, pts=t * 2, time_base=Fraction(1, 50), index=t))
         truth.append(np.where(visible[0] > 0.5, 255, 0).astype(np.uint8))
     return frames, truth
@@ -112,7 +112,7 @@ def test_dilate_adds_a_safety_margin():
 def test_scene_cut_stops_tracking_with_a_warning_or_resumes_from_a_keyframe():
     a, ta = _clip(6, seed=0)
     rng = np.random.default_rng(5)
-    other = synth.textured_image(H, W, seed=9)[..., ::-1] // 2 + rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+    other = cutouts.textured_image(H, W, seed=9)[..., ::-1] // 2 + rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
     b = [Frame(np.ascontiguousarray(other), pts=0, time_base=Fraction(1, 50), index=6 + i) for i in range(4)]
     messages = []
     out = list(FlowTracker([Keyframe(0, mask=ta[0])], on_warning=messages.append).pair(a + b))
@@ -154,7 +154,7 @@ def test_bad_keyframes_fail_with_clear_errors():
 
 def test_scene_cut_detector():
     d = SceneCutDetector(0.4)
-    a = synth.textured_image(H, W, 1)
+    a = cutouts.textured_image(H, W, 1)
     assert not d.update(a)
     assert not d.update(np.roll(a, 3, axis=1))  # a small pan is not a cut
     assert not d.update(np.clip(a.astype(int) + 30, 0, 255).astype(np.uint8))  # nor a brightness change
@@ -175,7 +175,7 @@ def test_trackconfig_validates():
 
 def test_benchmark_reports_iou_drift_and_timing():
     result = evaluate_trajectory(
-        "rotate", synth.synthetic_backgrounds(H, W, 3), synth.textured_cutout(96, 4), frames=20,
+        "rotate", cutouts.synthetic_backgrounds(H, W, 3), cutouts.textured_cutout(96, 4), frames=20,
         ref_size=50,
     )
     assert len(result.iou) == len(result.ms) == len(result.centroid_error) == 20
@@ -190,7 +190,8 @@ def test_benchmark_reports_iou_drift_and_timing():
     with pytest.raises(InputError, match="unknown trajectory"):
         evaluate_masks(None, None, trajectories=("zigzag",), frames=5)
     with pytest.raises(InputError, match="only 3 frames"):
-        evaluate_trajectory("translate", iter([synth.textured_image(H, W)] * 3), synth.textured_cutout(32), frames=5)
+        backgrounds = iter([cutouts.textured_image(H, W)] * 3)
+        evaluate_trajectory("translate", backgrounds, cutouts.textured_cutout(32), frames=5)
 
 
 def test_warnings_module_not_used_when_callback_given():

@@ -11,7 +11,7 @@ import pytest
 from media import read_frames, write_png
 
 from streamfill.cli import main
-from streamfill.masks import synth
+from streamfill.masks import cutouts
 
 H, W, N = 144, 192, 16
 
@@ -20,8 +20,8 @@ H, W, N = 144, 192, 16
 def moving(tmp_path_factory):
     """A clip of a textured object crossing a textured background, the true masks, the first mask PNG."""
     d = tmp_path_factory.mktemp("track")
-    bgs = synth.synthetic_backgrounds(H, W, 0, noise=1.0)
-    cut = synth.textured_cutout(96, 1)
+    bgs = cutouts.synthetic_backgrounds(H, W, 0, noise=1.0)
+    cut = cutouts.textured_cutout(96, 1)
     truth = []
     path = d / "clip.mp4"
     with av.open(str(path), "w") as out:
@@ -29,8 +29,8 @@ def moving(tmp_path_factory):
         s.width, s.height, s.pix_fmt = W, H, "yuv444p"
         s.options = {"preset": "ultrafast", "crf": "8"}
         for t in range(N):
-            layer = synth.place(cut, synth.TRAJECTORIES["translate"](t, 40), (H, W), 52)
-            image, visible = synth.composite(next(bgs), [layer])
+            layer = cutouts.place(cut, cutouts.TRAJECTORIES["translate"](t, 40), (H, W), 52)
+            image, visible = cutouts.composite(next(bgs), [layer])
             truth.append(visible[0] > 0.5)
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")
             vf.pts = t

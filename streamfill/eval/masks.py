@@ -25,12 +25,12 @@ import numpy as np
 
 from streamfill.config import Config
 from streamfill.errors import InputError
-from streamfill.masks import synth
+from streamfill.masks import cutouts
 from streamfill.masks.ops import dilate
 from streamfill.masks.track import FlowTracker, Keyframe
 from streamfill.types import Frame
 
-STANDARD = tuple(synth.TRAJECTORIES)
+STANDARD = tuple(cutouts.TRAJECTORIES)
 WINDOW = 30  # frames per drift window
 
 
@@ -144,21 +144,21 @@ def evaluate_trajectory(
     occluder: np.ndarray | None = None,
     ref_size: float | None = None,
 ) -> TrajectoryResult:
-    """Run the tracker over one trajectory of ``synth.TRAJECTORIES``.
+    """Run the tracker over one trajectory of ``cutouts.TRAJECTORIES``.
 
     ``backgrounds`` yields H x W x 3 uint8 RGB frames (at least ``frames`` of them); ``cutout`` and
     ``occluder`` are h x w x 4 uint8 RGBA. ``ref_size`` is the cut-out's longer side on screen in pixels at
     scale 1 (default: 0.3 x the shorter frame side).
     """
-    if name not in synth.TRAJECTORIES:
-        raise InputError(f"unknown trajectory {name!r} (known: {', '.join(synth.TRAJECTORIES)})")
+    if name not in cutouts.TRAJECTORIES:
+        raise InputError(f"unknown trajectory {name!r} (known: {', '.join(cutouts.TRAJECTORIES)})")
     config = config or Config()
-    path = synth.TRAJECTORIES[name]
+    path = cutouts.TRAJECTORIES[name]
     result = TrajectoryResult(name)
     truth: dict[int, np.ndarray] = {}
     spent = [0.0]  # seconds spent compositing inside the current next() call
     first: dict[str, np.ndarray] = {}
-    default_occluder = synth.textured_cutout(160, seed=7)
+    default_occluder = cutouts.textured_cutout(160, seed=7)
 
     def source() -> Iterator[Frame]:
         for t in range(frames):
@@ -169,11 +169,12 @@ def evaluate_trajectory(
                 raise InputError(f"the background has only {t} frames; the benchmark needs {frames}") from None
             h, w = bg.shape[:2]
             size = ref_size or 0.3 * min(h, w)
-            layers = [synth.place(cutout, path(t, frames), (h, w), size)]
+            layers = [cutouts.place(cutout, path(t, frames), (h, w), size)]
             if name == "occlusion":
                 occ = occluder if occluder is not None else default_occluder
-                layers.append(synth.place(occ, synth.occluder_path(t, frames), (h, w), size * synth.OCCLUDER_SCALE))
-            image, visible = synth.composite(bg, layers)
+                occ_path = cutouts.occluder_path(t, frames)
+                layers.append(cutouts.place(occ, occ_path, (h, w), size * cutouts.OCCLUDER_SCALE))
+            image, visible = cutouts.composite(bg, layers)
             truth[t] = visible[0] > 0.5
             if t == 0:
                 first["mask"] = np.where(truth[0], 255, 0).astype(np.uint8)
@@ -225,7 +226,7 @@ def background_factory(
     """
     if background is None:
         w, h = size or (768, 576)
-        return lambda: synth.synthetic_backgrounds(h, w, seed)
+        return lambda: cutouts.synthetic_backgrounds(h, w, seed)
     path = Path(background)
     if not path.exists():
         raise InputError(f"background not found: {path}")
@@ -234,12 +235,12 @@ def background_factory(
     if io.is_image_file(path):
         w, h = size or (768, 576)
         picture = io.read_image(path)
-        return lambda: synth.image_backgrounds(picture, h, w)
+        return lambda: cutouts.image_backgrounds(picture, h, w)
 
     def video() -> Iterator[np.ndarray]:
         with io.open_video(path) as reader:
             for frame in reader:
-                yield frame.image if size is None else synth.resize_rgb(frame.image, *size)
+                yield frame.image if size is None else cutouts.resize_rgb(frame.image, *size)
 
     return video
 
@@ -260,14 +261,14 @@ def evaluate_masks(
     if frames < 2:
         raise InputError(f"--frames {frames}: the benchmark needs at least 2 frames")
     config = config or Config()
-    unknown = [t for t in trajectories if t not in synth.TRAJECTORIES]
+    unknown = [t for t in trajectories if t not in cutouts.TRAJECTORIES]
     if unknown:
-        raise InputError(f"unknown trajectory {unknown[0]!r} (known: {', '.join(synth.TRAJECTORIES)})")
+        raise InputError(f"unknown trajectory {unknown[0]!r} (known: {', '.join(cutouts.TRAJECTORIES)})")
     if object_path is None:
-        cutout = synth.textured_cutout(160, seed + 1)
+        cutout = cutouts.textured_cutout(160, seed + 1)
     else:
-        cutout = synth.load_cutout(object_path, object_mask)
-    occluder = synth.load_cutout(occluder_path) if occluder_path is not None else None
+        cutout = cutouts.load_cutout(object_path, object_mask)
+    occluder = cutouts.load_cutout(occluder_path) if occluder_path is not None else None
     make_bg = background_factory(background, size, seed)
     results = [
         evaluate_trajectory(name, make_bg(), cutout, frames=frames, config=config, occluder=occluder)
