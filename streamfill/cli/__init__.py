@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         error(str(exc))
         return 1
     except KeyboardInterrupt:
-        print("streamfill: interrupted; partial output discarded", file=sys.stderr)
+        note = getattr(args, "interrupt_note", "")
+        print("streamfill: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
         return 130
     except (OSError, MemoryError) as exc:
         if debug:

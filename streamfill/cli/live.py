@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no per-second statistics")
     add_fill_flags(p)
     add_config_flag(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupt_note="what was recorded is finalised")
 
 
 def _av_options(items: list[str]) -> dict[str, str]:

@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
                    help="frames held on each side of the frame being filled (default 10; memory grows with N)")
     add_encode_flags(p)
     add_config_flag(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupt_note="partial output discarded")
 
 
 def run(args: argparse.Namespace) -> int:
