@@ -9,6 +9,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -225,28 +226,35 @@ def demo(out_dir: str | Path, *, config: Config | None = None, progress: Progres
     out.mkdir(parents=True, exist_ok=True)
     clip = demo_clip()
     occluder = MovingOccluder(seed=7)
-    completer = build.make_completer(config)
+    completion = build.make_completion(config)
     paths = {k: out / f"demo_{k}.mp4" for k in ("input", "output", "side_by_side")}
     for p in paths.values():
         io.check_output_path(p, inputs=(clip,))
     sse = sse_in = 0.0
     count = frames = 0
     t0 = time.perf_counter()
+    pending: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()  # (clean, occluded, hole), bounded
+
+    def occluded_pairs(reader):
+        for frame in reader:
+            mask, colour = occluder.at(frame.index, frame.height, frame.width)
+            occluded = paint_occluder(frame.image, mask, colour)
+            pending.append((frame.image, occluded, mask > 0))
+            yield frame.with_image(occluded), prepare(mask, config.mask)
+
     with build.open_source(clip, config) as reader:
         info = reader.info
         wide = io.VideoInfo(**{**info.__dict__, "width": info.width * 2})
         with (build.open_sink(paths["input"], info, config, remux_from=str(clip)) as w_in,
               build.open_sink(paths["output"], info, config, remux_from=str(clip)) as w_out,
               build.open_sink(paths["side_by_side"], wide, config, remux_from=str(clip)) as w_sbs):
-            for frame in reader:
-                mask, colour = occluder.at(frame.index, frame.height, frame.width)
-                occluded = paint_occluder(frame.image, mask, colour)
-                filled = completer.fill(occluded, prepare(mask, config.mask))
-                w_in.write(frame.with_image(occluded))
-                w_out.write(frame.with_image(filled))
-                w_sbs.write(frame.with_image(np.concatenate([occluded, filled], axis=1)))
-                hole = mask > 0
-                clean = frame.image[hole].astype(np.float64)
+            for out_frame in completion.stream(occluded_pairs(reader)):
+                clean_image, occluded, hole = pending.popleft()  # outputs come in input order
+                filled = out_frame.image
+                w_in.write(out_frame.with_image(occluded))
+                w_out.write(out_frame)
+                w_sbs.write(out_frame.with_image(np.concatenate([occluded, filled], axis=1)))
+                clean = clean_image[hole].astype(np.float64)
                 sse += float(((filled[hole] - clean) ** 2).sum())
                 sse_in += float(((occluded[hole] - clean) ** 2).sum())
                 count += int(hole.sum()) * 3

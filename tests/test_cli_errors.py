@@ -167,3 +167,18 @@ def test_sigterm_leaves_no_output(tmp_path):
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_demo_runs_and_temporal_beats_per_frame(tmp_path, capsys):
+    from streamfill import api
+    from streamfill.config import load_config
+
+    per_frame = api.demo(tmp_path / "a", config=load_config(overrides={"temporal": {"mode": "off"}}))
+    temporal = api.demo(tmp_path / "b", config=load_config(overrides={"temporal": {"mode": "fast"}}))
+    assert per_frame.frames == temporal.frames == 132
+    assert per_frame.psnr_hole > per_frame.psnr_hole_input + 5
+    assert temporal.psnr_hole > per_frame.psnr_hole + 1
+    for r in (per_frame, temporal):
+        for p in (r.input, r.output, r.side_by_side):
+            assert (tmp_path / p).exists()

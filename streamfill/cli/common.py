@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from streamfill.config import ENGINES, PRECISIONS, X264_PRESETS, Config, load_config
+from streamfill.config import ENGINES, PRECISIONS, TEMPORAL_MODES, X264_PRESETS, Config, load_config
 
 
 def add_config_flag(p: argparse.ArgumentParser) -> None:
@@ -50,6 +50,16 @@ def print_engine_note(config: Config) -> None:
 def _single(value):
     """An --engine given once (a repeatable --engine, as in bench, is not a config value)."""
     return None if isinstance(value, list) else value
+
+
+def add_temporal_flags(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("temporal completion")
+    t.add_argument("--temporal", choices=TEMPORAL_MODES,
+                   help="fill holes with real pixels from other frames first (background memory, optical flow) and "
+                        "the engine only for what no frame shows: off (each frame alone) | fast | quality "
+                        "(default fast)")
+    t.add_argument("--window", type=int, metavar="N",
+                   help="frames held on each side of the frame being filled (default 10; memory grows with N)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -10,6 +10,7 @@ from streamfill.cli.common import (
     add_config_flag,
     add_encode_flags,
     add_fill_flags,
+    add_temporal_flags,
     config_from_args,
 )
 
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", default="streamfill-demo", metavar="DIR",
                    help="folder for the demo videos (default ./streamfill-demo)")
     add_fill_flags(p)
+    add_temporal_flags(p)
     add_encode_flags(p)
     add_config_flag(p)
     p.set_defaults(func=run)
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         r = api.demo(args.output, config=config, progress=bar)
     finally:
         bar.finish()
-    print(f"engine {config.engine.name}: {r.frames} frames in {r.seconds:.1f} s ({r.frames / r.seconds:.1f} fps)")
+    print(f"engine {config.engine.name}, temporal {config.temporal.mode}: {r.frames} frames in "
+          f"{r.seconds:.1f} s ({r.frames / r.seconds:.1f} fps)")
     print(f"PSNR inside the removed region vs the clean clip: {r.psnr_hole:.2f} dB "
           f"(occluded input: {r.psnr_hole_input:.2f} dB)")
     print(f"wrote {r.input}\n      {r.output}\n      {r.side_by_side}")

@@ -11,11 +11,11 @@ from streamfill.cli.common import (
     add_config_flag,
     add_encode_flags,
     add_fill_flags,
+    add_temporal_flags,
     config_from_args,
     print_engine_note,
 )
 from streamfill.cli.masks import add_mask_flags, mask_options
-from streamfill.config import TEMPORAL_MODES
 
 
 def add_parser(sub) -> None:
@@ -40,13 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_fill_flags(p)
-    t = p.add_argument_group("temporal completion")
-    t.add_argument("--temporal", choices=TEMPORAL_MODES,
-                   help="fill holes with real pixels from other frames first (background memory, optical flow) and "
-                        "the engine only for what no frame shows: off (each frame alone) | fast | quality "
-                        "(default fast)")
-    t.add_argument("--window", type=int, metavar="N",
-                   help="frames held on each side of the frame being filled (default 10; memory grows with N)")
+    add_temporal_flags(p)
     add_encode_flags(p)
     add_config_flag(p)
     p.set_defaults(func=run, interrupt_note="partial output discarded")
