@@ -75,6 +75,7 @@ def model_card(
     sources: str | os.PathLike | None,
     hardware: str,
     history: list[dict[str, Any]],
+    run_dir: Path | None = None,
 ) -> str:
     """The model card text (Markdown) for an exported checkpoint."""
     step = int(state["step"])
@@ -94,7 +95,9 @@ def model_card(
         f"| steps | {step:,} |",
         f"| batch | {cfg.train.batch} |",
         f"| resolution | {cfg.data.crop} x {cfg.data.crop} random crops covering 1/{cfg.data.context_max:g} "
-        f"to 1/{cfg.data.context_min:g} of the shorter image side, random flips |",
+        f"to 1/{cfg.data.context_min:g} of the shorter image side, random flips"
+        + (", 90-degree rotations" if cfg.data.rotate else "")
+        + (f", colour augmentation on {cfg.data.color:.0%} of crops" if cfg.data.color else "") + " |",
         f"| model | generator cnum {cfg.model.get('cnum', 48)}, guidance channel "
         f"{'on' if cfg.sketch.enabled else 'off'}; SN-PatchGAN discriminator cnum {cfg.discriminator.cnum} |",
         f"| losses | L1 coarse {cfg.loss.l1_coarse:g} + L1 refined {cfg.loss.l1_refined:g} (hole pixels x"
@@ -135,6 +138,9 @@ def model_card(
         lines += ["Validation L1 over training (step: streamfill / Telea): "
                   + ", ".join(f"{h['step']}: {h['val_l1']:.4f}/{h['telea_l1']:.4f}"
                               for h in history[:: max(1, len(history) // 8)]), ""]
+    notes = run_dir / "NOTES.md" if run_dir is not None else None
+    if notes is not None and notes.is_file():
+        lines += ["## Run notes", "", notes.read_text(encoding="utf-8").strip(), ""]
     lines += ["## Data and licences", ""]
     lines.append("Training data paths: " + ", ".join(f"`{Path(p).name}`" for p in data_paths) + ".")
     lines.append("")
@@ -218,6 +224,7 @@ def export_run(
     params = sum(p.numel() for p in generator.parameters())
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
-                      data_paths=data_paths, sources=sources, hardware=hardware, history=history)
+                      data_paths=data_paths, sources=sources, hardware=hardware, history=history,
+                      run_dir=run_dir)
     card.write_text(text, encoding="utf-8")
     return ExportResult(output, card, int(state["step"]))
