@@ -109,18 +109,10 @@ SPEC_KEYS = ("engine", "sizes", "precision", "max_batch", "description")
 def read_engine_spec(path: str | Path) -> dict:
     """An engine build spec (engines/*.toml): a ``[build]`` table with ``engine``, ``sizes``, ``precision``,
     ``max_batch`` (all optional) and a free-text ``description``. Raises ConfigError naming a bad key."""
-    import tomllib
-
-    from streamfill.config import ENGINES, PRECISIONS, CropConfig, check_choice, check_range
+    from streamfill.config import ENGINES, PRECISIONS, CropConfig, check_choice, check_range, read_toml
     from streamfill.errors import ConfigError
 
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"engine spec not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"engine spec {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "engine spec")
     spec = data.get("build")
     if not isinstance(spec, dict) or set(data) != {"build"}:
         raise ConfigError(f"engine spec {path}: expected one [build] table")

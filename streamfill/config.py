@@ -345,18 +345,22 @@ def merge(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
     return dataclasses.replace(config, **changed)
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The tables of a TOML file; ConfigError (naming ``what`` and the path) when missing or invalid."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
     """Defaults, then the TOML file at ``path`` (if any), then ``overrides``."""
     config = Config()
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        config = merge(config, data)
+        config = merge(config, read_toml(path))
     if overrides:
         config = merge(config, overrides)
     return config
