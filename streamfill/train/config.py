@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from streamfill.config import check_choice, check_range
+from streamfill.config import check_choice, check_range, read_toml
 from streamfill.errors import ConfigError
 
 
@@ -247,15 +246,7 @@ def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
 def load_train_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
                       ) -> TrainConfig:
     """Defaults, then the TOML file at ``path`` (if given), then ``overrides`` (``{section: {key: value}}``)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"training config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"training config file {path} is not valid TOML: {exc}") from None
+    data: dict[str, Any] = {} if path is None else read_toml(path, "training config file")
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     return train_config_from_dict(data)
