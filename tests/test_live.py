@@ -242,7 +242,9 @@ def _peak_memory(n: int) -> int:
 def test_memory_stays_flat_when_frames_are_dropped():
     short, long = _peak_memory(30), _peak_memory(150)
     frame_bytes = 240 * 320 * 3
-    assert long - short < 6 * frame_bytes, (short, long)
+    # 120 more frames in the long run: unbounded queues would add ~120 frames (27 MB). The bound leaves room
+    # for what is transiently in flight when the peak is taken (stage buffers, crops), which depends on timing.
+    assert long - short < 12 * frame_bytes, (short, long)
 
 
 def test_block_policy_drops_nothing():
