@@ -177,3 +177,32 @@ def _mask(tmp_path, h, w):
     if not p.exists():
         write_png(p, box_mask(h, w, w // 3, h // 3, w // 2, h // 2))
     return p
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    import av
+    from media import pattern
+
+    src = tmp_path / "rot.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        v.codec_context.time_base = Fraction(1, 25)
+        v.set_display_rotation(90)
+        for i in range(4):
+            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    with open_video(src) as r:
+        assert (r.info.width, r.info.height, r.info.rotation) == (64, 96, 90)
+        first = next(iter(r))
+    assert first.image.shape == (96, 64, 3)
+    assert np.abs(first.image.astype(int) - np.rot90(pattern(0, 64, 96)).astype(int)).mean() < 8
+    out = tmp_path / "out.mp4"
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(96, 64, 10, 10, 30, 30))
+    assert api.process(src, out, mask=mask, config=Config()).frames == 4
+    assert read_frames(out)[0][1].shape == (96, 64, 3)  # written upright, without rotation metadata

@@ -137,7 +137,7 @@ class VideoReader:
     def _probe(self) -> VideoInfo:
         c, s = self._container, self._stream
         cc = s.codec_context
-        rotation = _stream_rotation(s)
+        rotation = _first_frame_rotation(self.path)
         w, h = cc.width, cc.height
         if rotation % 180:
             w, h = h, w
@@ -229,13 +229,18 @@ class VideoReader:
                 )
 
 
-def _stream_rotation(stream) -> int:
-    """Rotation in degrees from the stream's display matrix (0 when absent)."""
+def _first_frame_rotation(path: str) -> int:
+    """Display rotation (degrees counter-clockwise, FFmpeg's display matrix) of a file's first video frame.
+
+    PyAV exposes the display matrix on decoded frames only, so a file is opened once more and one frame is
+    decoded. Sources that cannot be reopened (URLs, devices) report 0; their frames still carry their own."""
+    if "://" in path or path.startswith("/dev/"):
+        return 0
     try:
-        for sd in stream.codec_context.side_data if hasattr(stream.codec_context, "side_data") else []:
-            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
-                return int(round(getattr(sd, "rotation", 0)))
-    except Exception:  # noqa: BLE001 - rotation metadata is optional; frames carry their own
+        with av.open(path) as c:
+            for frame in c.decode(video=0):
+                return int(round(getattr(frame, "rotation", 0) or 0))
+    except (av.FFmpegError, OSError, ValueError):
         pass
     return 0
 
