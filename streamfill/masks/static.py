@@ -76,12 +76,6 @@ class PerFrameMasks:
                 read += 1
             _check_size(raw, frame, self.name)
             yield frame, prepare(raw, self.config)
-        if first_index == 0:  # the whole clip was processed: the counts must agree exactly
-            extra = 0
-            for _ in self._masks:
-                extra += 1
-                if self.count is None and extra > 0:
-                    break
-            if extra:
-                total = self.count if self.count is not None else f"more than {last_index + 1}"
-                raise MaskError(f"{self.name} has {total} masks but the video has {last_index + 1} frames")
+        if first_index == 0 and next(self._masks, None) is not None:  # whole clip: counts must agree exactly
+            total = self.count if self.count is not None else f"more than {last_index + 1}"
+            raise MaskError(f"{self.name} has {total} masks but the video has {last_index + 1} frames")
