@@ -9,7 +9,11 @@ width, or the fit fails, the model restarts from the current frame (a new refere
 
 Per pixel it keeps its last ``samples`` unoccluded observations (every one at first, then one every
 ``stride`` frames) and answers their median, so people walking past do not smear into the background and the
-model follows lighting changes within ``samples x stride`` frames; plus a count of observations. Memory:
+model follows lighting changes within ``samples x stride`` frames; plus a count of observations. What changed
+since the previous frame (grey difference on the aligned ECC grid above ``MOTION_LEVEL``, dilated) is
+something passing by and is not stored (except at a pixel's first sight), so a group walking the same path
+does not become a ghost in the median. With the median comes its *support*: the share of the samples that
+agree with it, low where the samples disagree (the median is then a guess). Memory:
 ``samples`` x H x W x 3 bytes + 3 bytes per pixel (18 bytes per pixel with 5 samples), whatever the clip
 length.
 """
@@ -23,6 +27,8 @@ import numpy as np
 
 ALIGN_WIDTH = (192, 640)  # ECC works on grey frames a third as wide as the video, within these bounds
 STATIC_PX = 0.3           # motion (in ECC-grid pixels) below which the camera counts as static: ECC's own noise
+MOTION_LEVEL = 12         # grey levels (blurred ECC grid) a pixel may change between frames and still be static
+SUPPORT_LEVEL = 20.0      # 8-bit levels within which a sample agrees with the median (support)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,22 @@ class Placement:
 
     epoch: int
     warp: np.ndarray | None
+
+
+@dataclass
+class View:
+    """The model over a box of one frame (h x w each): ``colour`` 3-channel float32 RGB 0-255, the median of
+    the samples; ``count`` observations (0 = never seen); ``support`` in [0, 1], the share of the samples
+    within ``SUPPORT_LEVEL`` of the median (low where they disagree: something moved slowly through or
+    lingered, and the median is a guess, not a background)."""
+
+    colour: np.ndarray
+    count: np.ndarray
+    support: np.ndarray
+
+    @staticmethod
+    def empty(shape: tuple[int, int]) -> View:
+        return View(np.zeros((*shape, 3), np.float32), np.zeros(shape, np.float32), np.zeros(shape, np.float32))
 
 
 class BackgroundMemory:
@@ -56,6 +78,7 @@ class BackgroundMemory:
         self.last = np.eye(2, 3, dtype=np.float32)
         self.frames = 0
         self.resets = 0
+        self.prev: tuple[int, np.ndarray, np.ndarray] | None = None  # (epoch, blurred grey, seen) of the last frame
 
     @property
     def shape(self) -> tuple[int, int] | None:
@@ -64,6 +87,7 @@ class BackgroundMemory:
     def forget(self) -> None:
         """Drop the model (the next frame starts a new one)."""
         self.samples = self.slot = self.count = None
+        self.prev = None
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -124,11 +148,37 @@ class BackgroundMemory:
             else:
                 self.last = fit
                 warp = full
-        self._update(image, hole, warp)
+        moving = self._moving(small, hole, warp)
+        self._update(image, hole, warp, moving)
         self.frames += 1
         return Placement(self.epoch, warp)
 
-    def _update(self, image: np.ndarray, hole: np.ndarray, warp: np.ndarray | None) -> None:
+    def _moving(self, small: np.ndarray, hole: np.ndarray, warp: np.ndarray | None) -> np.ndarray | None:
+        """Full-resolution bool mask (reference coordinates) of what changed since the previous frame: things
+        passing by, which must not be stored as background. Where either frame had a hole nothing can be
+        told (and those pixels are not stored anyway); None for the first frame of an epoch."""
+        sh, sw = small.shape
+        seen = cv2.resize((~hole).astype(np.uint8), (sw, sh), interpolation=cv2.INTER_AREA) > 0
+        if warp is None:
+            grey, ok = small, seen
+        else:
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            grey = cv2.warpAffine(small, self.last, (sw, sh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            ok = cv2.warpAffine(seen.view(np.uint8), self.last, (sw, sh), flags=cv2.INTER_NEAREST |
+                                cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        grey = cv2.GaussianBlur(grey, (5, 5), 1.0).astype(np.int16)
+        prev, self.prev = self.prev, (self.epoch, grey, ok)
+        if prev is None or prev[0] != self.epoch or prev[1].shape != grey.shape:
+            return None
+        changed = (np.abs(grey - prev[1]) > MOTION_LEVEL) & ok & prev[2]
+        if not changed.any():
+            return None
+        changed = cv2.dilate(changed.view(np.uint8), np.ones((5, 5), np.uint8))
+        h, w = hole.shape
+        return cv2.resize(changed, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+    def _update(self, image: np.ndarray, hole: np.ndarray, warp: np.ndarray | None,
+                moving: np.ndarray | None = None) -> None:
         h, w = hole.shape
         if warp is None:
             x = image
@@ -143,6 +193,9 @@ class BackgroundMemory:
         if new.any():  # first sight fills every sample, so the median is meaningful at once
             np.copyto(self.samples, x[None], where=new[None, ..., None])
         store = valid & ~new
+        if moving is not None:  # something passing by is not background (first sight is kept all the same)
+            store &= ~moving
+            valid = store | new
         if self.frames % self.stride:
             store &= self.count < self.k
         idx = np.flatnonzero(store)
@@ -153,11 +206,18 @@ class BackgroundMemory:
         self.count += (valid & (self.count < 65535)).view(np.uint8)
 
     def read(self, placement: Placement, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(colour h x w x 3 float32 RGB 0-255, count h x w float32) over the box; see ``model``."""
+        view = self.model(placement, x0, y0, x1, y1)
+        return view.colour, view.count
+
+    def model(self, placement: Placement, x0: int, y0: int, x1: int, y1: int) -> View:
+        """The model in a frame's coordinates over a box (see ``View``)."""
         shape = (y1 - y0, x1 - x0)
         if self.count is None or placement.epoch != self.epoch:
-            return np.zeros((*shape, 3), np.float32), np.zeros(shape, np.float32)
+            return View.empty(shape)
         if placement.warp is None:
-            return self._median(y0, y1, x0, x1), self.count[y0:y1, x0:x1].astype(np.float32)
+            med, support = self._median(y0, y1, x0, x1)
+            return View(med, self.count[y0:y1, x0:x1].astype(np.float32), support)
         inv = cv2.invertAffineTransform(placement.warp)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         rx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
@@ -168,14 +228,21 @@ class BackgroundMemory:
         bx1 = min(self.count.shape[1], int(np.ceil(rx.max())) + 2)
         by1 = min(self.count.shape[0], int(np.ceil(ry.max())) + 2)
         if bx1 <= bx0 or by1 <= by0:
-            return np.zeros((*shape, 3), np.float32), np.zeros(shape, np.float32)
-        med = self._median(by0, by1, bx0, bx1)
-        colour = cv2.remap(med, rx - bx0, ry - by0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        count = cv2.remap(self.count[by0:by1, bx0:bx1], rx - bx0, ry - by0, cv2.INTER_NEAREST,
-                          borderMode=cv2.BORDER_CONSTANT)
-        return colour, count.astype(np.float32)
+            return View.empty(shape)
+        med, support = self._median(by0, by1, bx0, bx1)
+        rx -= bx0
+        ry -= by0
 
-    def _median(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        def warp(a, nearest=False):
+            return cv2.remap(a, rx, ry, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT)
+
+        count = warp(self.count[by0:by1, bx0:bx1], True).astype(np.float32)
+        return View(warp(med), count, warp(support))
+
+    def _median(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
         block = self.samples[:, y0:y1, x0:x1]
         mid = self.k // 2
-        return np.partition(block, mid, axis=0)[mid].astype(np.float32)
+        med = np.partition(block, mid, axis=0)[mid].astype(np.float32)
+        near = np.abs(block.astype(np.float32) - med[None]).max(axis=3) <= SUPPORT_LEVEL
+        return med, near.mean(axis=0, dtype=np.float32)

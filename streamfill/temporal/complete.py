@@ -64,6 +64,9 @@ CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a
 BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
 FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the background memory and still agree
+SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
+FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
+CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 
 
@@ -235,14 +238,24 @@ class TemporalCompletion:
 
         bg_w = np.zeros(hole.shape, np.float32)
         if self._memory is not None and slot.placement is not None:
-            colour, count = self._memory.read(slot.placement, x0, y0, x1, y1)
-            bg_w = BACKGROUND_TRUST * np.minimum(count / WARMUP, 1.0) * region
-            bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, count)
+            view = self._memory.model(slot.placement, x0, y0, x1, y1)
+            colour = view.colour
+            stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
+            bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
+            bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
+        # Pixels the background memory knows well need no flow in fast mode: a fixed camera has its answer
+        # there. Quality follows the flow everywhere, and where real pixels from near frames disagree with the
+        # memory they overrule it: something stands there now that the memory does not show (a slow animal, a
+        # person who lingered), or the memory is stale.
+        todo = region if self.quality else region & (bg_w < BACKGROUND_TRUST)
+        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum) if todo.any() else np.zeros_like(wsum)
+        if bg_w.any():
+            if self.quality:
+                flow_colour = acc / np.maximum(flow_w, 1e-6)[..., None]
+                conflict = (flow_w > FLOW_SOLID) & (np.abs(flow_colour - colour).max(axis=2) > CONFLICT_LEVEL)
+                bg_w[conflict] = 0.0
             acc += colour * bg_w[..., None]
             wsum += bg_w
-        # Pixels the background memory knows well need no flow: a fixed camera has its answer there.
-        todo = region & (bg_w < BACKGROUND_TRUST)
-        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum) if todo.any() else np.zeros_like(wsum)
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
