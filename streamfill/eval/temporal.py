@@ -9,6 +9,13 @@ against the clean clip:
   unoccluded in an earlier frame and its true colour now is within ``SEEN_TOLERANCE`` levels of what it was
   then (the background-memory target; people walking through the hole are excluded, and for a moving
   camera "seen" means only "same colour at the same place");
+- ``psnr_background`` ("bg dB", the fixed-camera target "once the background has been seen"): PSNR over
+  occluded pixels whose true content now *is the scene's background* (within ``SEEN_TOLERANCE`` of the clean
+  clip's per-pixel temporal median, taken over up to ``BACKGROUND_FRAMES`` frames spread over the run) and
+  whose background the camera had shown unoccluded in an earlier frame. ``psnr_seen`` also counts whatever
+  stood at a pixel when it was last visible and still stands there (a person walking along with the
+  occluder), which no background model can know; this measure leaves such foreground out. Meaningful for
+  fixed (or shaking) cameras only;
 - ``flicker``: the mean warping error of the filled region between consecutive frames: the previous output
   is warped to the current frame with optical flow computed on the ground-truth clip (DIS medium, checked
   forward-backward), and the mean absolute difference (8-bit levels, RGB) over consistent filled pixels is
@@ -55,6 +62,7 @@ NEURAL_ENGINES = ("deepfill", "torch", "onnx")
 CLASSICAL_ENGINES = ("telea", "ns")
 FLOW_WIDTH = 480
 SEEN_TOLERANCE = 25      # 8-bit levels: an occluded pixel counts as "seen" if it looks as when last unoccluded
+BACKGROUND_FRAMES = 31   # clean frames (spread over the run) whose per-pixel median is the scene's background
 
 
 @dataclass
@@ -66,6 +74,7 @@ class MethodResult:
     psnr: float = float("nan")
     ssim: float = float("nan")
     psnr_seen: float = float("nan")
+    psnr_background: float = float("nan")
     flicker: float = float("nan")
     flicker_truth: float = float("nan")
     fps: float = float("nan")
@@ -104,7 +113,7 @@ class TemporalEvalResult:
 
     def table(self) -> str:
         head = (f"{self.video} ({self.width}x{self.height}, {self.frames} frames, occluder {self.occluder})\n"
-                f"{'method':<10} {'engine':<9} {'PSNR dB':>8} {'SSIM':>6} {'seen dB':>8} {'flicker':>8} "
+                f"{'method':<10} {'engine':<9} {'PSNR dB':>8} {'SSIM':>6} {'seen dB':>8} {'bg dB':>6} {'flicker':>8} "
                 f"{'fps':>7}")
         rows = [head]
         for m in self.methods:
@@ -112,7 +121,7 @@ class TemporalEvalResult:
                 rows.append(f"{m.name:<10} {'-':<9} skipped: {m.note}")
                 continue
             rows.append(f"{m.name:<10} {m.engine:<9} {m.psnr:8.2f} {m.ssim:6.3f} {m.psnr_seen:8.2f} "
-                        f"{m.flicker:8.2f} {m.fps:7.1f}")
+                        f"{m.psnr_background:6.2f} {m.flicker:8.2f} {m.fps:7.1f}")
         rows.append(f"(flicker of the clean clip in the same pixels: {self.methods[0].flicker_truth:.2f})"
                     if self.methods and not self.methods[0].skipped else "")
         rows.extend(f"note: {n}" for n in self.notes)
@@ -298,6 +307,7 @@ def evaluate(video: str | Path, *, config: Config | None = None, methods: tuple[
     if note and ("generator" in methods or "fast" in methods or "quality" in methods):
         result.notes.append(note + ("; temporal methods use the classical engine" if generator is None else ""))
     truth_flow = _TruthFlow()
+    background = scene_background(video, config, frames, width, start)
     for name in methods:
         if name == "generator" and generator is None:
             result.methods.append(MethodResult(name=name, note=note))
@@ -305,7 +315,7 @@ def evaluate(video: str | Path, *, config: Config | None = None, methods: tuple[
         engine_cfg = generator if (name != "classical" and generator is not None) else classical
         mode = "off" if name in ("classical", "generator") else name
         cfg = dataclasses.replace(engine_cfg, temporal=dataclasses.replace(config.temporal, mode=mode))
-        res = _run_method(name, video, cfg, occ, frames, width, start, truth_flow, progress)
+        res = _run_method(name, video, cfg, occ, frames, width, start, truth_flow, progress, background)
         result.methods.append(res)
         result.frames, result.width, result.height = res.frames, *_size_of(truth_flow)
     return result
@@ -317,7 +327,31 @@ def _size_of(tf: _TruthFlow) -> tuple[int, int]:
     return 0, 0
 
 
-def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow, progress) -> MethodResult:
+def _resized(image: np.ndarray, width: int) -> np.ndarray:
+    if width and image.shape[1] != width:
+        h = int(round(image.shape[0] * width / image.shape[1] / 2)) * 2
+        image = cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def scene_background(video: str | Path, config: Config, frames: int, width: int, start: float) -> np.ndarray:
+    """The clean clip's per-pixel median over up to ``BACKGROUND_FRAMES`` of its first ``frames`` frames
+    (evenly spread), resized as the run is: H x W x 3 uint8 RGB, the static scene behind whatever moves."""
+    step = max(1, math.ceil(frames / BACKGROUND_FRAMES))
+    picked = []
+    with build.open_source(video, config, start=start if start > 0 else None) as reader:
+        for k, frame in enumerate(itertools.islice(reader, frames)):
+            if k % step == 0:
+                picked.append(_resized(frame.image, width))
+    if not picked:
+        raise InputError(f"{video}: no frames decoded")
+    if any(p.shape != picked[0].shape for p in picked):
+        return picked[0]
+    return np.median(np.stack(picked), axis=0).astype(np.uint8)
+
+
+def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow, progress,
+                background: np.ndarray | None = None) -> MethodResult:
     completion = build.make_completion(cfg)
     res = MethodResult(name=name, engine=cfg.engine.name)
     truths: dict[int, np.ndarray] = {}
@@ -334,10 +368,7 @@ def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow,
                 if frame is None:
                     produce[0] += time.perf_counter() - t0
                     return
-                image = frame.image
-                if width and image.shape[1] != width:
-                    h = int(round(image.shape[0] * width / image.shape[1] / 2)) * 2
-                    image = cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA)
+                image = _resized(frame.image, width)
                 mask, colour = occ.at(frame.index, image.shape[0], image.shape[1])
                 truths[frame.index] = image
                 holes[frame.index] = mask > 0
@@ -346,8 +377,9 @@ def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow,
                 produce[0] += time.perf_counter() - t0
                 yield frame.with_image(np.ascontiguousarray(occluded)), fill_mask
 
-    sse = sse_seen = 0.0
-    count = count_seen = 0
+    sse = sse_seen = sse_bg = 0.0
+    count = count_seen = count_bg = 0
+    bg_seen: np.ndarray | None = None
     ssim_sum = 0.0
     flick = flick_truth = 0.0
     flick_n = 0
@@ -375,6 +407,16 @@ def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow,
             sse_seen += float((ds * ds).sum())
             count_seen += ds.size
         seen[0] |= ~hole
+        if background is not None and background.shape == truth.shape:
+            is_bg = np.abs(truth.astype(np.int16) - background).max(axis=2) <= SEEN_TOLERANCE
+            if bg_seen is None:
+                bg_seen = np.zeros(hole.shape, bool)
+            b = hole & is_bg & bg_seen
+            if b.any():
+                db = img[b].astype(np.float64) - truth[b]
+                sse_bg += float((db * db).sum())
+                count_bg += db.size
+            bg_seen |= ~hole & is_bg
         last[~hole] = truth[~hole]
         if hole.any():
             ssim_sum += float(ssim_map(img, truth)[hole].sum())
@@ -399,6 +441,7 @@ def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow,
     res.fps = res.frames / busy
     res.psnr = _psnr(sse, count)
     res.psnr_seen = _psnr(sse_seen, count_seen)
+    res.psnr_background = _psnr(sse_bg, count_bg)
     res.ssim = ssim_sum / (count / 3) if count else float("nan")
     res.flicker = flick / flick_n if flick_n else float("nan")
     res.flicker_truth = flick_truth / flick_n if flick_n else float("nan")
@@ -416,4 +459,4 @@ def evaluate_many(videos: list[str | Path], occluders: tuple[str, ...] = ("blob"
 
 
 __all__ = ["METHODS", "OCCLUDERS", "MethodResult", "TemporalEvalResult", "evaluate", "evaluate_many",
-           "make_occluder", "ssim_map"]
+           "make_occluder", "scene_background", "ssim_map"]

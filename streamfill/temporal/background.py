@@ -111,6 +111,14 @@ class BackgroundMemory:
         """Small-grid warp ref -> frame (2 x 3), or None when the fit fails."""
         valid = cv2.resize((~hole).astype(np.uint8) * 255, (small.shape[1], small.shape[0]),
                            interpolation=cv2.INTER_NEAREST)
+        # Leave out what differs from the reference under the last fit: people who walked since (in either
+        # frame) would pull the fit along with them. Not when that is most of the frame (the camera moved).
+        sh, sw = small.shape
+        ref = cv2.warpAffine(self.ref, self.last, (sw, sh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        diff = cv2.absdiff(cv2.GaussianBlur(small, (5, 5), 1.0), cv2.GaussianBlur(ref, (5, 5), 1.0))
+        odd = cv2.dilate((diff > 2 * MOTION_LEVEL).view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        if odd.mean() < 0.3:
+            valid[odd] = 0
         warp = self.last.copy()
         try:
             _, warp = cv2.findTransformECC(self.ref, small, warp, cv2.MOTION_EUCLIDEAN,

@@ -65,6 +65,9 @@ BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow ca
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
 FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the background memory and still agree
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
+BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
+BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
+MOVING_PX = 1.5          # camera motion (px, from the memory's reference) beyond which the memory is a rigid guess
 FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
@@ -101,7 +104,7 @@ class TemporalStats:
     keyframes: int = 0
     background_resets: int = 0
     pixels: dict[str, int] = field(default_factory=lambda: {
-        "flow": 0, "background": 0, "previous": 0, "speck": 0, "engine": 0})
+        "bracket": 0, "flow": 0, "background": 0, "previous": 0, "speck": 0, "engine": 0})
 
 
 class TemporalCompletion:
@@ -243,19 +246,31 @@ class TemporalCompletion:
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
             bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
+        bracket_w = np.zeros(hole.shape, np.float32)
+        if self._memory is not None and slot.placement is not None and not self.config.live:
+            bracket, found = self._bracket(buf, i, x0, y0, x1, y1)
+            bracket_w = BRACKET_TRUST * (found & region).astype(np.float32)
         # Pixels the background memory knows well need no flow in fast mode: a fixed camera has its answer
-        # there. Quality follows the flow everywhere, and where real pixels from near frames disagree with the
-        # memory they overrule it: something stands there now that the memory does not show (a slow animal, a
-        # person who lingered), or the memory is stale.
-        todo = region if self.quality else region & (bg_w < BACKGROUND_TRUST)
+        # there. Quality follows the flow everywhere; once the camera has moved (the memory is then a rigid
+        # approximation of a scene with parallax and slow movers, resampled), real pixels from near frames that
+        # disagree with the memory overrule it. On a fixed camera the memory stays in charge: there a
+        # disagreeing flow candidate is far more often a person carried in along a wrong flow than the truth.
+        moving = slot.placement is not None and _camera_shift(slot.placement, W, H) > MOVING_PX
+        todo = region & (bracket_w == 0)
+        if not self.quality:
+            todo &= bg_w < BACKGROUND_TRUST
         flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum) if todo.any() else np.zeros_like(wsum)
         if bg_w.any():
-            if self.quality:
+            if self.quality and moving:
                 flow_colour = acc / np.maximum(flow_w, 1e-6)[..., None]
                 conflict = (flow_w > FLOW_SOLID) & (np.abs(flow_colour - colour).max(axis=2) > CONFLICT_LEVEL)
                 bg_w[conflict] = 0.0
+            bg_w[bracket_w > 0] = 0.0
             acc += colour * bg_w[..., None]
             wsum += bg_w
+        if bracket_w.any():
+            acc += bracket * bracket_w[..., None]
+            wsum += bracket_w
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
@@ -279,6 +294,7 @@ class TemporalCompletion:
         stats = self.stats.pixels
         stats["flow"] += int((hole & (flow_w > bg_w)).sum())
         stats["background"] += int((hole & (bg_w >= flow_w) & (bg_w > 0)).sum())
+        stats["bracket"] += int((hole & (bracket_w > 0)).sum())
         stats["previous"] += int((hole & prev_used).sum())
         stats["speck"] += int(specks.sum())
 
@@ -311,6 +327,53 @@ class TemporalCompletion:
         dev = np.abs(frame.astype(np.float32) - colour).max(axis=2) > FOREGROUND_LEVEL
         fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
         return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
+
+    def _bracket(self, buf, i, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed or shaking camera: per pixel of the box, the nearest frame before and the nearest frame after
+        (within the window, same background epoch, aligned by the background placements) where the pixel is
+        not in the hole. Where both exist and show the same colour (``BRACKET_LEVEL``), the place did not
+        change while it was hidden: that colour is the answer, whatever it shows (background, or someone
+        standing still). Returns (colour h x w x 3 float32, found h x w bool)."""
+        slot = buf[i]
+        shape = (y1 - y0, x1 - x0)
+        epoch = slot.placement.epoch
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        inv = None if slot.placement.warp is None else cv2.invertAffineTransform(slot.placement.warp)
+        sides = []
+        for d in (-1, 1):
+            colour = np.zeros((*shape, 3), np.float32)
+            found = np.zeros(shape, bool)
+            k = i + d
+            while 0 <= k < len(buf) and not found.all():
+                other = buf[k]
+                k += d
+                if other.placement is None or other.placement.epoch != epoch:
+                    break
+                if inv is None and other.placement.warp is None:
+                    image = other.frame.image[y0:y1, x0:x1].astype(np.float32)
+                    free = np.ones(shape, bool) if other.empty else other.unsafe[y0:y1, x0:x1] == 0
+                else:
+                    a = np.eye(3, dtype=np.float32)
+                    if inv is not None:
+                        a[:2] = inv
+                    m = np.eye(3, dtype=np.float32)
+                    if other.placement.warp is not None:
+                        m[:2] = other.placement.warp
+                    a = (m @ a)[:2]
+                    px = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
+                    py = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
+                    image = sample(other.frame.image, px, py).astype(np.float32)
+                    inside = (px > -0.5) & (px < other.hole.shape[1] - 0.5) & (py > -0.5) & \
+                        (py < other.hole.shape[0] - 0.5)
+                    free = inside if other.empty else inside & (sample(other.unsafe, px, py, nearest=True,
+                                                                       border=1) == 0)
+                new = free & ~found
+                colour[new] = image[new]
+                found |= new
+            sides.append((colour, found))
+        (before, fb), (after, fa) = sides
+        same = fb & fa & (np.abs(before - after).max(axis=2) <= BRACKET_LEVEL)
+        return 0.5 * (before + after), same
 
     def _gather_flow(self, buf, i, xs, ys, region, acc, wsum) -> np.ndarray:
         """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
@@ -400,6 +463,15 @@ class TemporalCompletion:
         else:
             offset = np.broadcast_to(np.median(diff[ring], axis=0), cand.shape)
         return np.where((hole & known)[..., None], cand + offset, cand)
+
+
+def _camera_shift(placement: Placement, width: int, height: int) -> float:
+    """How far (px, the largest corner displacement) the camera has moved from the memory's reference."""
+    if placement.warp is None:
+        return 0.0
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float32)
+    moved = corners @ placement.warp[:, :2].T + placement.warp[:, 2] - corners
+    return float(np.abs(moved).max())
 
 
 def _bbox(hole: np.ndarray, margin: int, width: int, height: int) -> tuple[int, int, int, int]:
