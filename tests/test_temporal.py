@@ -333,3 +333,20 @@ def test_hidden_pixel_shown_alike_before_and_after_is_kept():
     for i in range(12, 17):                                 # the person is fully hidden in these frames
         assert (data[i]["mask"][sel] > 0).all()
         assert psnr(outs[i].image, data[i]["truth"], sel) > 35, i
+
+
+def test_quality_seam_ignores_something_else_standing_at_the_border():
+    """The membrane carries lighting differences measured on the ring into the hole; ring pixels that show
+    something else entirely (a person at the border) must not tint the hole."""
+    tc = TemporalCompletion(telea().fill, TemporalConfig(mode="quality", seam=6))
+    h = w = 60
+    hole = np.zeros((h, w), bool)
+    hole[15:45, 15:45] = True
+    region = np.zeros((h, w), bool)
+    region[9:51, 9:51] = True
+    cand = np.full((h, w, 3), 100.0, np.float32)
+    frame = np.full((h, w, 3), 104, np.uint8)               # the frame is 4 levels brighter all round...
+    frame[9:51, 9:15] = 10                                  # ...but a dark figure stands on the left border
+    out = tc._seam(frame, hole, region, hole.copy(), np.ones((h, w), bool), cand)
+    inside = out[hole]
+    assert np.abs(inside - 104.0).max() < 1.0, (inside.min(), inside.max())

@@ -2,25 +2,35 @@
 only for what no frame has seen, once, on a keyframe.
 
 For the frame being filled (the *target*), every hole pixel (and a ring of ``seam`` pixels around the hole)
-gathers candidates, in this order of trust:
+gathers candidates:
 
-1. **Real pixels along the motion**: optical flow (DIS, on grey frames scaled by ``flow_scale``) between
+1. **Bracket** (fixed or shaking camera, not ``live``): the nearest frame before and the nearest frame after
+   (in the window, aligned by the background memory's placements) where the pixel is not hidden. If both
+   show the same colour, the place did not change while it was hidden: that colour wins, whatever it is
+   (background, or someone standing still whom the background memory rightly leaves out).
+2. **Background memory** (``background``): for a fixed or shaking camera, the per-pixel model of the
+   unoccluded background (``BackgroundMemory``) offers what the camera saw there before, trusted by its
+   number of observations, its support (do its samples agree?) and, once the camera has moved, by how far
+   the frame around the hole agrees with it.
+3. **Real pixels along the motion**: optical flow (DIS, on grey frames scaled by ``flow_scale``) between
    neighbouring frames, completed inside the holes by smooth interpolation from the hole border, is chained
    forward and backward over the window; each step is checked by forward-backward consistency. A chain
    that lands on a pixel outside that frame's hole offers its colour, weighted by closeness in time and by
-   the chain's consistency.
-2. **Background memory** (``background``): for a fixed or shaking camera, the per-pixel model of the
-   unoccluded background (``BackgroundMemory``) offers what the camera saw there before.
-3. **The previous output**: pixels nothing real covers are carried over from the already completed previous
+   the chain's consistency. ``fast`` skips pixels the memory knows well. In ``quality``, once the camera has
+   moved (``MOVING_PX`` from the memory's reference), flow candidates that disagree with the memory overrule
+   it (a rigid memory of a moving scene is a guess); on a fixed camera the memory stays in charge, since there
+   a disagreeing flow candidate is far more often a passer-by carried in along a wrong flow.
+4. **The previous output**: pixels nothing real covers are carried over from the already completed previous
    frame along the flow, so what the engine invented once moves with the scene instead of re-rolling.
-4. **The engine** (the injected ``fill``) for the rest: small specks are interpolated from around them;
+5. **The engine** (the injected ``fill``) for the rest: small specks are interpolated from around them;
    larger never-seen regions are filled by ``fill`` on this frame (a keyframe for them), with the propagated
-   pixels already in place as context. Later frames receive them through step 3.
+   pixels already in place as context. Later frames receive them through step 4.
 
-The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the mean difference
+The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
-as in Poisson-style cloning), which also absorbs lighting changes. The paste is feathered inside the hole
-only; pixels outside the hole are returned exactly as they came in.
+as in Poisson-style cloning), which also absorbs lighting changes; ring pixels whose difference strays far
+from the ring's median (someone standing at the border) are left out of it. The paste is feathered inside
+the hole only; pixels outside the hole are returned exactly as they came in.
 
 Modes: ``fast`` (DIS fast preset, chains stop once every pixel has a candidate, offset seam) and ``quality``
 (DIS medium, candidates from the whole window blended, membrane seam).
@@ -28,7 +38,7 @@ Modes: ``fast`` (DIS fast preset, chains stop once every pixel has a candidate, 
 Streaming and memory: frames are answered in order, one per input. At most ``window`` frames of look-ahead
 (none when ``live``) and ``max(1, window)`` frames of look-back are held, so at most ``2 * window + 2``
 frames (each: the picture, its output, its hole and flow fields at ``flow_scale``) plus the background model
-(about 14 bytes per full-resolution pixel), whatever the clip length.
+(18 bytes per full-resolution pixel with 5 samples), whatever the clip length.
 """
 
 from __future__ import annotations
@@ -67,9 +77,11 @@ FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the backgro
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
 BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
 BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
+AGREE_FLOOR = 1.0
 MOVING_PX = 1.5          # camera motion (px, from the memory's reference) beyond which the memory is a rigid guess
 FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
+SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the ring's median and still count (quality)
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 
 
@@ -245,7 +257,10 @@ class TemporalCompletion:
             colour = view.colour
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
-            bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
+            agree = self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
+            if _camera_shift(slot.placement, W, H) <= MOVING_PX:
+                agree = np.maximum(agree, AGREE_FLOOR)
+            bg_w *= agree
         bracket_w = np.zeros(hole.shape, np.float32)
         if self._memory is not None and slot.placement is not None and not self.config.live:
             bracket, found = self._bracket(buf, i, x0, y0, x1, y1)
@@ -459,6 +474,10 @@ class TemporalCompletion:
             return cand
         diff = np.clip(frame.astype(np.float32) - cand, -SEAM_CLIP, SEAM_CLIP)
         if self.quality:
+            # ring pixels far from the ring's typical difference show something else than what was carried
+            # in (a person at the border): they say nothing about lighting and must not bend the membrane
+            typical = np.median(diff[ring], axis=0)
+            ring = ring & (np.abs(diff - typical).max(axis=2) <= SEAM_OUTLIER)
             offset = smooth_fill(np.where(ring[..., None], diff, 0), ring)
         else:
             offset = np.broadcast_to(np.median(diff[ring], axis=0), cand.shape)
