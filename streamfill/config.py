@@ -276,10 +276,11 @@ TEMPORAL_MODES = ("off", "fast", "quality")
 @dataclass(frozen=True)
 class TemporalConfig:
     """Temporal completion (``streamfill.temporal``): real pixels from other frames first, the engine only for
-    what no frame shows. ``window`` frames are held on each side (look-back only when ``live``)."""
+    what no frame shows. ``window`` frames are held on each side (look-back only when ``live``); 0 = by mode
+    (``fast`` 10, ``quality`` 15: quality blends more frames and gains from seeing further)."""
 
     mode: str = "fast"
-    window: int = 10
+    window: int = 0
     live: bool = False
     flow_scale: float = 0.5
     fb_threshold: float = 1.0
@@ -292,7 +293,7 @@ class TemporalConfig:
 
     def __post_init__(self) -> None:
         check_choice("temporal.mode", self.mode, TEMPORAL_MODES)
-        check_range("temporal.window", self.window, 1, 100)
+        check_range("temporal.window", self.window, 0, 100)
         if not isinstance(self.live, bool):
             raise ConfigError(f"temporal.live = {self.live!r}: expected true or false")
         check_range("temporal.flow_scale", self.flow_scale, 0.1, 1.0)

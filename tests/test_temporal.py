@@ -194,7 +194,11 @@ def test_make_completion_and_config():
     with pytest.raises(ConfigError, match="temporal.mode"):
         TemporalConfig(mode="slow")
     with pytest.raises(ConfigError, match="temporal.window"):
-        TemporalConfig(window=0)
+        TemporalConfig(window=-1)
+    # window 0 (the default) = by mode: quality sees further than fast
+    assert build.make_completion(merge(Config(), {"temporal": {"mode": "quality"}})).ahead == 15
+    assert build.make_completion(merge(Config(), {"temporal": {"mode": "fast"}})).ahead == 10
+    assert TemporalCompletion(telea().fill, TemporalConfig(mode="fast", window=0, live=True)).back == 10
 
 
 def test_process_flag_reaches_config():

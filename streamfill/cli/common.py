@@ -59,7 +59,8 @@ def add_temporal_flags(p: argparse.ArgumentParser) -> None:
                         "the engine only for what no frame shows: off (each frame alone) | fast | quality "
                         "(default fast)")
     t.add_argument("--window", type=int, metavar="N",
-                   help="frames held on each side of the frame being filled (default 10; memory grows with N)")
+                   help="frames held on each side of the frame being filled (default: 10 for fast, 15 for quality; "
+                        "memory grows with N)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

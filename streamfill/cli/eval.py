@@ -74,7 +74,8 @@ def _add_temporal(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=640, help="resize the clip to this width, 0 = native (default 640)")
     p.add_argument("--start", type=float, default=0.0, metavar="SEC", help="first second of the clip to use")
     p.add_argument("--seed", type=int, default=0, help="occluder seed (default 0)")
-    p.add_argument("--window", type=int, metavar="N", help="temporal window, frames on each side (default 10)")
+    p.add_argument("--window", type=int, metavar="N",
+                   help="temporal window, frames on each side (default: 10 fast, 15 quality)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_neural_flags(p)
     add_config_flag(p)

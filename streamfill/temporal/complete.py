@@ -70,6 +70,8 @@ from streamfill.types import Frame
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """fill(image H x W x 3 uint8 RGB, mask H x W uint8 255 = hole) -> H x W x 3 uint8, unchanged outside."""
 
+FAST_WINDOW = 10         # frames on each side when ``window`` is 0 (by mode)
+QUALITY_WINDOW = 15
 CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a cut: chains stop there
 BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
@@ -134,8 +136,10 @@ class TemporalCompletion:
             self.config = dataclasses.replace(self.config, mode="fast")
         self.quality = self.config.mode == "quality"
         self.feather = int(feather)
-        self.ahead = 0 if self.config.live else self.config.window
-        self.back = max(1, self.config.window)
+        window = self.config.window or (QUALITY_WINDOW if self.quality else FAST_WINDOW)
+        self.window = window
+        self.ahead = 0 if self.config.live else window
+        self.back = max(1, window)
         self.tau = 3.0 if self.quality else 1.5
         self.stats = TemporalStats()
         self._flow: Flow | None = None
