@@ -163,6 +163,7 @@ class TrackConfig:
 
 
 ATTENTION_DOWNSAMPLING = ("align_corners", "nearest")
+MODEL_PREFILLS = ("none", "pushpull")  # generator start for the hole: zeros (official) | push-pull fill + residual
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class ModelConfig:
     attention_fuse: bool = True
     softmax_scale: float = 10.0
     attention_downsampling: str = "align_corners"
+    prefill: str = "none"
 
     def __post_init__(self) -> None:
         check_range("model.cnum", self.cnum, 8, 512)
@@ -186,6 +188,7 @@ class ModelConfig:
             raise ConfigError(f"model.attention_fuse = {self.attention_fuse!r}: expected true or false")
         check_range("model.softmax_scale", self.softmax_scale, 0.0, 1000.0)
         check_choice("model.attention_downsampling", self.attention_downsampling, ATTENTION_DOWNSAMPLING)
+        check_choice("model.prefill", self.prefill, MODEL_PREFILLS)
 
 
 TRANSPORT_ENCODINGS = ("raw", "png", "jpeg")

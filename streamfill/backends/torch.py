@@ -39,6 +39,7 @@ class TorchInpainter:
         self.generator = generator.to(self.device, dtype).eval()
         config = getattr(generator, "config", None)
         self.guided = bool(getattr(config, "guidance", False))
+        self.sided = self.guided and getattr(config, "prefill", "none") != "none"  # sketch lines split the start
         # channels_last (NHWC) by default on CUDA, where cuDNN's fp16/bf16 convolutions prefer it.
         self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
         if self.channels_last:
@@ -71,7 +72,8 @@ class TorchInpainter:
         if guidance is not None and guidance.shape != images.shape[:3]:
             raise InputError(f"guidance must be N x H x W = {images.shape[:3]}, got {guidance.shape}")
         n, h, w = images.shape[:3]
-        if self._executor is not None and h % 8 == 0 and w % 8 == 0:
+        sided = self.sided and guidance is not None and bool(guidance.any())
+        if self._executor is not None and h % 8 == 0 and w % 8 == 0 and not sided:
             return np.concatenate([
                 self._executor.run(self._graph, images[s: s + self.batch], masks[s: s + self.batch],
                                    None if guidance is None else guidance[s: s + self.batch])
@@ -91,13 +93,27 @@ class TorchInpainter:
                 img = F.pad(img, (0, pw, 0, ph), mode="replicate")
                 hole = F.pad(hole, (0, pw, 0, ph))
                 guide = None if guide is None else F.pad(guide, (0, pw, 0, ph))
-            _, refined = self.generator(img * (1 - hole), hole, guide)
+            start = self._sided_start(img, hole, guide) if sided else None
+            _, refined = self.generator(img * (1 - hole), hole, guide, start=start)
             result = refined * hole + img * (1 - hole)
             result = result[:, :, :h, :w].float().clamp(-1, 1)
             result = ((result + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             keep = masks[s : s + self.batch, ..., None] == 0
             out[s : s + self.batch] = np.where(keep, images[s : s + self.batch], result)
         return out
+
+
+    def _sided_start(self, image: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """Per picture: the push-pull start filled side by side where the sketch's lines cut the hole apart."""
+        from streamfill.masks.ops import sketch_regions
+        from streamfill.model.prefill import sided_pushpull
+
+        starts = []
+        for i in range(len(image)):
+            regions = sketch_regions(hole[i, 0].cpu().numpy(), guide[i, 0].cpu().numpy())
+            stack = torch.from_numpy(np.stack(regions)[:, None]) if regions else torch.zeros(0, 1, *hole.shape[2:])
+            starts.append(sided_pushpull(image[i: i + 1], 1 - hole[i: i + 1], stack.to(image.device, image.dtype)))
+        return torch.cat(starts)
 
 
 def load_torch(generator: torch.nn.Module, options, cache=None) -> tuple[TorchInpainter, list]:

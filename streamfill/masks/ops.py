@@ -41,3 +41,21 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     xs = np.flatnonzero(mask.any(axis=0))
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def sketch_regions(hole: np.ndarray, sketch: np.ndarray, max_regions: int = 32, min_area: int = 16) -> list[np.ndarray]:
+    """The parts of ``hole`` that the lines of ``sketch`` cut apart: H x W bool masks, largest first.
+
+    ``hole`` and ``sketch`` are H x W (non-zero = hole / stroke). The hole minus the strokes is split into
+    4-connected regions (so an 8-connected one-pixel line is a wall); regions under ``min_area`` pixels and
+    beyond the ``max_regions`` largest are left out. Returns ``[]`` when the strokes split nothing (at most
+    one region), i.e. when the sketch cannot tell sides apart."""
+    free = ((hole > 0) & (sketch == 0)).astype(np.uint8)
+    if not free.any() or not ((hole > 0) & (sketch > 0)).any():
+        return []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=4)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = [int(i) + 1 for i in np.argsort(-areas, kind="stable") if areas[i] >= min_area][:max_regions]
+    if len(order) < 2:
+        return []
+    return [labels == i for i in order]

@@ -17,6 +17,7 @@ from streamfill.config import ModelConfig
 from streamfill.errors import InputError
 from streamfill.model.attention import ContextualAttention
 from streamfill.model.gated import GatedConv2d, GatedUpConv2d, downsample_nearest
+from streamfill.model.prefill import pushpull
 
 # (name, kind, out width as a multiple of cnum/4, kernel, stride, dilation, activation); kind "up" = gated
 # upsampling, "out" = plain RGB output convolution. Widths: 2 -> cnum/2, 4 -> cnum, 8 -> 2*cnum.
@@ -100,6 +101,14 @@ def composite(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> 
     return output * mask + image * (1.0 - mask)
 
 
+_ATANH_LIMIT = 0.999  # atanh(0.999) = 3.8: a start value of +-1 stays finite and trainable
+
+
+def _residual(start: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """``tanh(atanh(start) + delta)``: ``start`` (in [-1, 1]) where ``delta`` is 0, always inside (-1, 1)."""
+    return torch.tanh(torch.atanh(start.clamp(-_ATANH_LIMIT, _ATANH_LIMIT)) + delta)
+
+
 class Generator(nn.Module):
     """DeepFill v2 two-stage generator: coarse network, then refinement with contextual attention.
 
@@ -119,6 +128,14 @@ class Generator(nn.Module):
 
     The network input is ``[image with hole zeroed, (guidance * mask), ones, mask]`` as in the official code;
     stage 2 reads only the RGB composite of the coarse result.
+
+    With ``config.prefill = "pushpull"`` (streamfill's own weights; not in the paper) the hole is first filled
+    by :func:`streamfill.model.prefill.pushpull` instead of zeros, and both stages predict a residual on top
+    of what they are given: ``coarse = tanh(atanh(prefilled) + coarse_net(...))`` and ``refined =
+    tanh(atanh(coarse composite) + refine_net(...))``. With zeroed output layers such a network returns the
+    push-pull fill, a start as good as Telea that training only has to improve. ``start`` (N x 3 x H x W,
+    prefill models only) replaces the push-pull start inside the hole, e.g. a sketch-sided fill
+    (:func:`streamfill.model.prefill.sided_pushpull`).
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -136,6 +153,10 @@ class Generator(nn.Module):
         self.attention_decoder = _build(ATTENTION_DECODER, 2 * cnum, cnum)
         self.decoder = _build(DECODER, 4 * cnum, cnum)
 
+    def output_layers(self) -> list[GatedConv2d]:
+        """The two RGB output convolutions (``coarse.conv17``, ``decoder.allconv17``)."""
+        return [self.coarse.conv17, self.decoder.allconv17]
+
     def _check(self, image: torch.Tensor, mask: torch.Tensor, guidance: torch.Tensor | None) -> None:
         if image.dim() != 4 or image.shape[1] != 3:
             raise InputError(f"image has shape {tuple(image.shape)}: expected N x 3 x H x W")
@@ -151,16 +172,27 @@ class Generator(nn.Module):
             raise InputError(f"guidance has shape {tuple(guidance.shape)}: expected {tuple(mask.shape)}")
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, guidance: torch.Tensor | None = None,
-                return_offsets: bool = False):
+                return_offsets: bool = False, start: torch.Tensor | None = None):
         self._check(image, mask, guidance)
+        if start is not None and (self.config.prefill == "none" or tuple(start.shape) != tuple(image.shape)):
+            raise InputError(f"start {tuple(start.shape)} needs a prefill model and the image's shape "
+                             f"{tuple(image.shape)}")
         mask = mask.to(image.dtype)
         known = 1.0 - mask
         incomplete = image * known
-        parts = [incomplete]
+        residual = self.config.prefill == "pushpull"
+        if not residual:
+            start = incomplete
+        elif start is None:
+            start = pushpull(image, known)
+        else:
+            start = start.to(image.dtype) * mask + incomplete
+        parts = [start]
         if self.config.guidance:
             parts.append(guidance.to(image.dtype) * mask if guidance is not None else torch.zeros_like(mask))
         parts += [torch.ones_like(mask), mask]
-        coarse = torch.tanh(self.coarse(torch.cat(parts, dim=1)))
+        coarse = self.coarse(torch.cat(parts, dim=1))
+        coarse = _residual(start, coarse) if residual else torch.tanh(coarse)
 
         x = coarse * mask + incomplete * known  # stage 2 input: coarse result pasted into the known pixels
         hallucinated = self.conv_branch(x)
@@ -168,7 +200,8 @@ class Generator(nn.Module):
         mask_small = downsample_nearest(mask, 4, self.config.attention_downsampling)
         a, offsets = self.attention(a, a, mask_small, return_offsets=True)
         a = self.attention_decoder(a)
-        refined = torch.tanh(self.decoder(torch.cat([hallucinated, a], dim=1)))
+        refined = self.decoder(torch.cat([hallucinated, a], dim=1))
+        refined = _residual(x, refined) if residual else torch.tanh(refined)
         if return_offsets:
             return coarse, refined, offsets
         return coarse, refined
