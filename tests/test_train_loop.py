@@ -124,3 +124,38 @@ def test_identity_init_copies_colours():
     for out in (coarse, refined):
         got = out[:, :, 24, 24]
         assert torch.allclose(got, torch.tanh(colours), atol=0.05), got
+
+
+def test_init_weights_start_a_residual_generator_at_its_prefill(tmp_path, photos):
+    from streamfill.config import ModelConfig
+    from streamfill.model import Generator, save_generator
+    from streamfill.model.prefill import pushpull
+
+    torch.manual_seed(3)
+    source = Generator(ModelConfig(cnum=8, guidance=True))  # the tiny config's architecture, no prefill
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = save_generator(source, tmp_path / "start.safetensors")
+    cfg = tiny_config(model={"cnum": 8, "prefill": "pushpull"}, train={"init_weights": str(path), "init": "default"})
+    trainer = make_trainer(tmp_path, cfg)
+    trainer.initialise()
+    got, want = trainer.generator.state_dict(), source.state_dict()
+    zeroed = {f"{name}.conv.{p}" for name in ("coarse.conv17", "decoder.allconv17") for p in ("weight", "bias")}
+    for key, value in want.items():
+        if key in zeroed:
+            assert not got[key].any(), key
+        else:
+            assert torch.equal(got[key], value), key
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 4:20] = 1
+    with torch.no_grad():
+        refined = trainer.generator(image, mask)[1]
+    torch.testing.assert_close(refined, pushpull(image, 1 - mask), rtol=0, atol=1e-3)  # atanh clamp at 0.999
+    # a file of another width is refused with the keys named
+    other = save_generator(Generator(ModelConfig(cnum=16, guidance=True)), tmp_path / "wide.safetensors")
+    bad = make_trainer(tmp_path, tiny_config(model={"cnum": 8, "prefill": "pushpull"},
+                                             train={"init_weights": str(other)}))
+    with pytest.raises(Exception, match="wrong shapes"):
+        bad.initialise()

@@ -177,6 +177,7 @@ class ScheduleConfig:
     ckpt_every: int = 1000  # checkpoint (also written at the end of a run)
     keep_checkpoints: int = 3  # older numbered checkpoints are deleted (latest.pt is always kept)
     init: str = "lsuv"  # generator init of a fresh run: lsuv (unit variance) | identity (RGB copy) | default
+    init_weights: str = ""  # fresh run: start the generator from this weights file (same cnum/guidance), after init
 
     def __post_init__(self) -> None:
         check_range("train.batch", self.batch, 1, 4096)
@@ -189,6 +190,8 @@ class ScheduleConfig:
             check_range(f"train.{key}", getattr(self, key), 1, 10**9)
         check_range("train.keep_checkpoints", self.keep_checkpoints, 1, 10**6)
         check_choice("train.init", self.init, INITS)
+        if not isinstance(self.init_weights, str):
+            raise ConfigError(f"train.init_weights = {self.init_weights!r}: expected a path string (\"\" = none)")
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,18 @@ def identity_init(generator: torch.nn.Module, *, gate_bias: float = 4.0, noise: 
             conv.bias[:3] += 1.0 / open_gate
 
 
+def load_init_weights(generator: torch.nn.Module, path: str | os.PathLike) -> str:
+    """Copy a generator weights file into ``generator`` (its width and guidance channel must match; the
+    prefill may differ, it has no weights). Returns the file's prefill ("none" for files without one)."""
+    from streamfill.model.weights import load_state_into, read_metadata, read_weights
+
+    info = read_metadata(path)
+    tensors, _ = read_weights(path)
+    load_state_into(generator, tensors, source=f"train.init_weights {path}")
+    config = info["model_config"]
+    return config.prefill if config is not None else "none"
+
+
 def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
@@ -194,16 +206,25 @@ class Trainer:
 
     def initialise(self) -> None:
         """Fresh-run weight initialisation of the generator (``train.init``), on a batch drawn from its own
-        seed (the training RNG is not touched). Call before the first step of a new run, not on resume."""
+        seed (the training RNG is not touched), then ``train.init_weights`` if set. A residual (prefill) generator
+        whose weights did not come from a file of the same prefill gets zeroed output layers, so it starts at
+        exactly its prefill. Call before the first step of a new run, not on resume."""
         if self.cfg.train.init == "identity":
             identity_init(self.generator, seed=self.cfg.train.seed)
-            return
-        if self.cfg.train.init != "lsuv":
-            return
-        rng = np.random.default_rng([self.cfg.train.seed, 777])
-        images = self.data.crops(rng, 4)
-        image, mask, guidance = self._tensors(make_batch(rng, images, self.cfg.masks, self.cfg.sketch))
-        lsuv_init(self.generator, image, mask, guidance)
+        elif self.cfg.train.init == "lsuv":
+            rng = np.random.default_rng([self.cfg.train.seed, 777])
+            images = self.data.crops(rng, 4)
+            image, mask, guidance = self._tensors(make_batch(rng, images, self.cfg.masks, self.cfg.sketch))
+            lsuv_init(self.generator, image, mask, guidance)
+        source_prefill = "none"
+        if self.cfg.train.init_weights:
+            source_prefill = load_init_weights(self.generator, self.cfg.train.init_weights)
+        prefill = getattr(getattr(self.generator, "config", None), "prefill", "none")
+        if prefill != "none" and source_prefill != prefill:
+            with torch.no_grad():
+                for layer in self.generator.output_layers():
+                    layer.conv.weight.zero_()
+                    layer.conv.bias.zero_()
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
