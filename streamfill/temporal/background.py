@@ -10,9 +10,11 @@ width, or the fit fails, the model restarts from the current frame (a new refere
 Per pixel it keeps its last ``samples`` unoccluded observations (every one at first, then one every
 ``stride`` frames) and answers their median, so people walking past do not smear into the background and the
 model follows lighting changes within ``samples x stride`` frames; plus a count of observations. What changed
-since the previous frame (grey difference on the aligned ECC grid above ``MOTION_LEVEL``, dilated) is
-something passing by and is not stored (except at a pixel's first sight), so a group walking the same path
-does not become a ghost in the median. With the median comes its *support*: the share of the samples that
+since the previous frame (grey difference above ``MOTION_LEVEL``, dilated) is something passing by and is
+not stored (except at a pixel's first sight), so a group walking the same path does not become a ghost in
+the median; only while the camera is static (after a resampled alignment the difference mostly shows the
+alignment's error). The ECC fit leaves out what differs from the reference by more than ``ALIGN_LEVEL``
+(walkers in either frame would drag the fit along: a static camera would seem to shake). With the median comes its *support*: the share of the samples that
 agree with it, low where the samples disagree (the median is then a guess). Memory:
 ``samples`` x H x W x 3 bytes + 3 bytes per pixel (18 bytes per pixel with 5 samples), whatever the clip
 length.
@@ -28,6 +30,7 @@ import numpy as np
 ALIGN_WIDTH = (192, 640)  # ECC works on grey frames a third as wide as the video, within these bounds
 STATIC_PX = 0.3           # motion (in ECC-grid pixels) below which the camera counts as static: ECC's own noise
 MOTION_LEVEL = 12         # grey levels (blurred ECC grid) a pixel may change between frames and still be static
+ALIGN_LEVEL = 24          # grey levels (blurred ECC grid) a pixel may differ from the reference and still be fitted
 SUPPORT_LEVEL = 20.0      # 8-bit levels within which a sample agrees with the median (support)
 
 
@@ -116,7 +119,7 @@ class BackgroundMemory:
         sh, sw = small.shape
         ref = cv2.warpAffine(self.ref, self.last, (sw, sh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         diff = cv2.absdiff(cv2.GaussianBlur(small, (5, 5), 1.0), cv2.GaussianBlur(ref, (5, 5), 1.0))
-        odd = cv2.dilate((diff > 2 * MOTION_LEVEL).view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        odd = cv2.dilate((diff > ALIGN_LEVEL).view(np.uint8), np.ones((5, 5), np.uint8)) > 0
         if odd.mean() < 0.3:
             valid[odd] = 0
         warp = self.last.copy()
@@ -157,6 +160,8 @@ class BackgroundMemory:
                 self.last = fit
                 warp = full
         moving = self._moving(small, hole, warp)
+        if warp is not None:  # frame differences after a resampled alignment mostly show the alignment's error
+            moving = None
         self._update(image, hole, warp, moving)
         self.frames += 1
         return Placement(self.epoch, warp)
