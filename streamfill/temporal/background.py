@@ -14,8 +14,9 @@ since the previous frame (grey difference above ``MOTION_LEVEL``, dilated) is so
 not stored (except at a pixel's first sight), so a group walking the same path does not become a ghost in
 the median; only while the camera is static (after a resampled alignment the difference mostly shows the
 alignment's error). The ECC fit leaves out what differs from the reference by more than ``ALIGN_LEVEL``
-(walkers in either frame would drag the fit along: a static camera would seem to shake). With the median comes its *support*: the share of the samples that
-agree with it, low where the samples disagree (the median is then a guess). Memory:
+(walkers in either frame would drag the fit along: a static camera would seem to shake). With the median
+comes its *support*: the share of the samples that agree with it, low where the samples disagree (the
+median is then a guess). Memory:
 ``samples`` x H x W x 3 bytes + 3 bytes per pixel (18 bytes per pixel with 5 samples), whatever the clip
 length.
 """
