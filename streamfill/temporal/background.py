@@ -12,12 +12,12 @@ Per pixel it keeps its last ``samples`` unoccluded observations (every one at fi
 model follows lighting changes within ``samples x stride`` frames; plus a count of observations. What changed
 since the previous frame (grey difference above ``MOTION_LEVEL``, dilated) is something passing by and is
 not stored (except at a pixel's first sight), so a group walking the same path does not become a ghost in
-the median; only while the camera is static (after a resampled alignment the difference mostly shows the
-alignment's error). The ECC fit leaves out what differs from the reference by more than ``ALIGN_LEVEL``
-(walkers in either frame would drag the fit along: a static camera would seem to shake). With the median
-comes its *support*: the share of the samples that agree with it, low where the samples disagree (the
-median is then a guess). Memory:
-``samples`` x H x W x 3 bytes + 3 bytes per pixel (18 bytes per pixel with 5 samples), whatever the clip
+the median; only while the camera is static unless ``gate_moving`` (after a resampled alignment the
+difference shows the alignment's error too, and the memory may starve). The ECC fit leaves out what
+differs from the reference by more than ``ALIGN_LEVEL`` (walkers in either frame would drag the fit along: a
+static camera would seem to shake). With the median comes its *support*: the share of the samples that
+agree with it, low where the samples disagree (the median is then a guess). Memory: ``samples`` x H x W x 3
+bytes + 3 bytes per pixel (18 bytes per pixel with 5 samples), whatever the clip
 length.
 """
 
@@ -69,10 +69,12 @@ class BackgroundMemory:
     seen). A placement from an older epoch reads as never seen.
     """
 
-    def __init__(self, samples: int = 5, stride: int = 2, shake: float = 0.03) -> None:
+    def __init__(self, samples: int = 5, stride: int = 2, shake: float = 0.03, *,
+                 gate_moving: bool = False) -> None:
         self.k = int(samples)
         self.stride = max(1, int(stride))
         self.shake = float(shake)
+        self.gate_moving = bool(gate_moving)
         self.epoch = 0
         self.samples: np.ndarray | None = None   # K x H x W x 3 uint8: recent unoccluded observations
         self.slot: np.ndarray | None = None      # H x W uint8: where each pixel's next observation goes
@@ -161,8 +163,8 @@ class BackgroundMemory:
                 self.last = fit
                 warp = full
         moving = self._moving(small, hole, warp)
-        if warp is not None:  # frame differences after a resampled alignment mostly show the alignment's error
-            moving = None
+        if warp is not None and not self.gate_moving:
+            moving = None  # frame differences after a resampled alignment show the alignment's error too
         self._update(image, hole, warp, moving)
         self.frames += 1
         return Placement(self.epoch, warp)
