@@ -78,6 +78,9 @@ class TorchInpainter:
                 self._executor.run(self._graph, images[s: s + self.batch], masks[s: s + self.batch],
                                    None if guidance is None else guidance[s: s + self.batch])
                 for s in range(0, n, self.batch)])
+        from streamfill.masks.ops import sketch_regions
+        from streamfill.model.prefill import sided_start
+
         ph, pw = (-h) % 8, (-w) % 8
         out = np.empty_like(images)
         for s in range(0, n, self.batch):
@@ -93,7 +96,7 @@ class TorchInpainter:
                 img = F.pad(img, (0, pw, 0, ph), mode="replicate")
                 hole = F.pad(hole, (0, pw, 0, ph))
                 guide = None if guide is None else F.pad(guide, (0, pw, 0, ph))
-            start = self._sided_start(img, hole, guide) if sided else None
+            start = sided_start(img, hole, guide, sketch_regions) if sided else None
             _, refined = self.generator(img * (1 - hole), hole, guide, start=start)
             result = refined * hole + img * (1 - hole)
             result = result[:, :, :h, :w].float().clamp(-1, 1)
@@ -101,19 +104,6 @@ class TorchInpainter:
             keep = masks[s : s + self.batch, ..., None] == 0
             out[s : s + self.batch] = np.where(keep, images[s : s + self.batch], result)
         return out
-
-
-    def _sided_start(self, image: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        """Per picture: the push-pull start filled side by side where the sketch's lines cut the hole apart."""
-        from streamfill.masks.ops import sketch_regions
-        from streamfill.model.prefill import sided_pushpull
-
-        starts = []
-        for i in range(len(image)):
-            regions = sketch_regions(hole[i, 0].cpu().numpy(), guide[i, 0].cpu().numpy())
-            stack = torch.from_numpy(np.stack(regions)[:, None]) if regions else torch.zeros(0, 1, *hole.shape[2:])
-            starts.append(sided_pushpull(image[i: i + 1], 1 - hole[i: i + 1], stack.to(image.device, image.dtype)))
-        return torch.cat(starts)
 
 
 def load_torch(generator: torch.nn.Module, options, cache=None) -> tuple[TorchInpainter, list]:

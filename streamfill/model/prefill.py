@@ -13,6 +13,9 @@ Generators with ``ModelConfig.prefill = "pushpull"`` start from it and learn a r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,3 +79,30 @@ def sided_pushpull(image: torch.Tensor, known: torch.Tensor, regions: torch.Tens
     filled = image * known + (sides * regions).sum(0, keepdim=True)
     done = (known + regions.sum(0, keepdim=True)).clamp(max=1.0)
     return pushpull(filled, done)
+
+
+RegionsFn = Callable[[np.ndarray, np.ndarray], list]
+"""(hole H x W, sketch H x W) -> list of H x W bool regions, e.g. ``streamfill.masks.ops.sketch_regions``."""
+
+
+@torch.no_grad()
+def sided_start(image: torch.Tensor, mask: torch.Tensor, guidance: torch.Tensor | None,
+                regions: RegionsFn) -> torch.Tensor | None:
+    """The start of a prefill generator for a batch with sketches: ``image`` N x 3 x H x W, ``mask`` and
+    ``guidance`` N x 1 x H x W (1 = hole / stroke). Pictures whose strokes cut their hole get
+    :func:`sided_pushpull`, the others plain :func:`pushpull`. Returns None when no stroke cuts any hole
+    (the generator then computes its own start). ``regions`` splits a hole by its strokes (it lives with the
+    mask operations, which this module must not import)."""
+    if guidance is None or not bool((guidance * mask).any()):
+        return None
+    known = 1.0 - mask
+    starts, cut = [], False
+    for i in range(len(image)):
+        parts = regions(mask[i, 0].cpu().numpy() > 0, guidance[i, 0].cpu().numpy() > 0)
+        if parts:
+            cut = True
+            stack = torch.from_numpy(np.stack(parts)[:, None]).to(image.device, image.dtype)
+            starts.append(sided_pushpull(image[i: i + 1], known[i: i + 1], stack))
+        else:
+            starts.append(pushpull(image[i: i + 1], known[i: i + 1]))
+    return torch.cat(starts) if cut else None

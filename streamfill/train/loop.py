@@ -30,7 +30,7 @@ from streamfill.errors import ConfigError, InputError, WeightsError
 from streamfill.train.config import TrainConfig, train_config_from_dict
 from streamfill.train.data import Batch, TrainData, make_batch, validation_set
 from streamfill.train.metrics import hole_metrics, telea_fill
-from streamfill.train.tensors import fill_batch, from_images, to_images, to_masks
+from streamfill.train.tensors import fill_batch, from_images, start_kwargs, to_images, to_masks
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -267,8 +267,9 @@ class Trainer:
         masked = image * (1.0 - mask)
         loss_cfg = self.cfg.loss
         gan_w = loss_cfg.gan_weight(self.state.step)
+        extra = start_kwargs(self.generator, image, mask, guidance)
         with self._autocast():
-            coarse, refined = self.generator(masked, mask, guidance)
+            coarse, refined = self.generator(masked, mask, guidance, **extra)
         l1_coarse = self._l1(image, coarse, mask)
         l1_refined = self._l1(image, refined, mask)
         g_loss = loss_cfg.l1_coarse * l1_coarse + loss_cfg.l1_refined * l1_refined

@@ -34,6 +34,19 @@ def to_images(t: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
+def start_kwargs(generator: torch.nn.Module, image: torch.Tensor, mask: torch.Tensor,
+                 guidance: torch.Tensor | None) -> dict:
+    """``{"start": ...}`` when ``generator`` is a prefill model and the sketch cuts a hole apart (the sided
+    push-pull start, as the torch backend gives at inference), else ``{}``."""
+    if guidance is None or getattr(getattr(generator, "config", None), "prefill", "none") == "none":
+        return {}
+    from streamfill.masks.ops import sketch_regions
+    from streamfill.model.prefill import sided_start
+
+    start = sided_start(image, mask, guidance, sketch_regions)
+    return {} if start is None else {"start": start}
+
+
 def fill_batch(
     generator: torch.nn.Module,
     images: np.ndarray,
@@ -56,11 +69,12 @@ def fill_batch(
             image = from_images(images[s : s + chunk]).to(device)
             mask = to_masks(masks[s : s + chunk]).to(device)
             guide = None if sketches is None else to_masks(sketches[s : s + chunk]).to(device)
+            extra = start_kwargs(generator, image, mask, guide)
             if autocast_dtype is not None:
                 with torch.autocast(device.type, dtype=autocast_dtype):
-                    coarse, refined = generator(image * (1 - mask), mask, guide)
+                    coarse, refined = generator(image * (1 - mask), mask, guide, **extra)
             else:
-                coarse, refined = generator(image * (1 - mask), mask, guide)
+                coarse, refined = generator(image * (1 - mask), mask, guide, **extra)
             complete = refined.float() * mask + image * (1 - mask)
             coarse_out.append(to_images(coarse))
             result_out.append(to_images(complete))
