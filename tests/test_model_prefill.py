@@ -107,11 +107,15 @@ def test_sketch_regions_split_only_where_a_line_crosses_the_hole():
     hole[10:30, 10:30] = 255
     across = np.zeros_like(hole)
     across[np.arange(8, 32), np.arange(8, 32)] = 255  # an 8-connected diagonal from corner to corner
-    regions = sketch_regions(hole, across)
+    regions = sketch_regions(hole, across, gap=0)
     assert len(regions) == 2 and all(r.sum() == 190 for r in regions)  # 400 - 20 stroke pixels, split in two
     assert not (regions[0] & regions[1]).any()
+    near = np.zeros_like(hole)
+    near[20, 13:27] = 255  # stops 3 px short of both sides: cuts within the default 4 px band, not without it
+    assert len(sketch_regions(hole, near)) == 2
+    assert sketch_regions(hole, near, gap=0) == []
     short = np.zeros_like(hole)
-    short[20, 15:25] = 255  # does not reach the border: nothing is cut off
+    short[20, 15:25] = 255  # ends far inside the hole: nothing is cut off
     assert sketch_regions(hole, short) == []
     assert sketch_regions(hole, np.zeros_like(hole)) == []
 
@@ -158,9 +162,9 @@ def test_torch_inpainter_fills_each_side_of_the_sketch_from_its_own_side():
     image = np.full((1, 60, 60, 3), 30, np.uint8)
     image[:, :, 30:] = 220  # dark left, bright right; not a multiple of 8 (padded inside)
     mask = np.zeros((1, 60, 60), np.uint8)
-    mask[:, 10:50, 12:48] = 255
+    mask[:, :, 12:48] = 255  # a band from top to bottom: the context is left and right of it
     sketch = np.zeros_like(mask)
-    sketch[:, 5:55, 40] = 255  # the user moves the edge to column 40
+    sketch[:, :, 40] = 255  # the user moves the edge to column 40
     engine = TorchInpainter(gen)
     plain, sided = engine.inpaint(image, mask), engine.inpaint(image, mask, sketch)
     assert (sided[~mask.astype(bool)] == image[~mask.astype(bool)]).all()

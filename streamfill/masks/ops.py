@@ -43,14 +43,17 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
-def sketch_regions(hole: np.ndarray, sketch: np.ndarray, max_regions: int = 32, min_area: int = 16) -> list[np.ndarray]:
+def sketch_regions(hole: np.ndarray, sketch: np.ndarray, max_regions: int = 32, min_area: int = 16,
+                   gap: int = 4) -> list[np.ndarray]:
     """The parts of ``hole`` that the lines of ``sketch`` cut apart: H x W bool masks, largest first.
 
-    ``hole`` and ``sketch`` are H x W (non-zero = hole / stroke). The hole minus the strokes is split into
-    4-connected regions (so an 8-connected one-pixel line is a wall); regions under ``min_area`` pixels and
-    beyond the ``max_regions`` largest are left out. Returns ``[]`` when the strokes split nothing (at most
-    one region), i.e. when the sketch cannot tell sides apart."""
-    free = ((hole > 0) & (sketch == 0)).astype(np.uint8)
+    ``hole`` and ``sketch`` are H x W (non-zero = hole / stroke). The hole, less a band of ``gap`` px along
+    its border, minus the strokes is split into 4-connected regions (so an 8-connected one-pixel line is a
+    wall); a stroke therefore needs to reach only within ``gap`` px of the border (holes are usually dilated
+    after the user drew them). Regions under ``min_area`` pixels and beyond the ``max_regions`` largest are
+    left out. Returns ``[]`` when the strokes split nothing (at most one region)."""
+    inner = cv2.erode((hole > 0).astype(np.uint8), np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)) if gap else hole > 0
+    free = ((inner > 0) & (sketch == 0)).astype(np.uint8)
     if not free.any() or not ((hole > 0) & (sketch > 0)).any():
         return []
     count, labels, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=4)
