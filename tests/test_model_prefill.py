@@ -112,8 +112,12 @@ def test_sketch_regions_split_only_where_a_line_crosses_the_hole():
     assert not (regions[0] & regions[1]).any()
     near = np.zeros_like(hole)
     near[20, 13:27] = 255  # stops 3 px short of both sides: cuts within the default 4 px band, not without it
-    assert len(sketch_regions(hole, near)) == 2
-    assert sketch_regions(hole, near, gap=0) == []
+    halves = sketch_regions(hole, near)
+    assert len(halves) == 2 and sketch_regions(hole, near, gap=0) == []
+    # the regions grew back over the band: together they are the whole hole but the stroke
+    assert ((halves[0] | halves[1]) == ((hole > 0) & (near == 0))).all()
+    above = [h[10:18, 10:30].all() for h in halves]  # one region holds the rows above the stroke
+    assert sorted(above) == [False, True]
     short = np.zeros_like(hole)
     short[20, 15:25] = 255  # ends far inside the hole: nothing is cut off
     assert sketch_regions(hole, short) == []

@@ -50,15 +50,28 @@ def sketch_regions(hole: np.ndarray, sketch: np.ndarray, max_regions: int = 32, 
     ``hole`` and ``sketch`` are H x W (non-zero = hole / stroke). The hole, less a band of ``gap`` px along
     its border, minus the strokes is split into 4-connected regions (so an 8-connected one-pixel line is a
     wall); a stroke therefore needs to reach only within ``gap`` px of the border (holes are usually dilated
-    after the user drew them). Regions under ``min_area`` pixels and beyond the ``max_regions`` largest are
-    left out. Returns ``[]`` when the strokes split nothing (at most one region)."""
-    inner = cv2.erode((hole > 0).astype(np.uint8), np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)) if gap else hole > 0
-    free = ((inner > 0) & (sketch == 0)).astype(np.uint8)
+    after the user drew them). The regions then grow back over that band (never over a stroke), so each
+    touches the border along its own side. Regions under ``min_area`` pixels and beyond the ``max_regions``
+    largest are left out. Returns ``[]`` when the strokes split nothing (at most one region)."""
+    free = (hole > 0) & (sketch == 0)
     if not free.any() or not ((hole > 0) & (sketch > 0)).any():
         return []
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=4)
+    inner = free
+    if gap:
+        inner = free & (cv2.erode((hole > 0).astype(np.uint8), np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)) > 0)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inner.astype(np.uint8), connectivity=4)
     areas = stats[1:, cv2.CC_STAT_AREA]
     order = [int(i) + 1 for i in np.argsort(-areas, kind="stable") if areas[i] >= min_area][:max_regions]
     if len(order) < 2:
         return []
-    return [labels == i for i in order]
+    lut = np.zeros(count, np.float32)
+    lut[order] = np.arange(1, len(order) + 1)
+    kept = lut[labels]
+    square = np.ones((3, 3), np.uint8)
+    for _ in range(gap):  # grow back over the band (as deep as the erosion), one pixel at a time
+        grown = cv2.dilate(kept, square)
+        take = free & (kept == 0) & (grown > 0)
+        if not take.any():
+            break
+        kept[take] = grown[take]
+    return [kept == i for i in range(1, len(order) + 1)]

@@ -59,14 +59,13 @@ def pushpull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return image * known + fill * (1.0 - known)
 
 
-def sided_pushpull(image: torch.Tensor, known: torch.Tensor, regions: torch.Tensor, ring: int = 6) -> torch.Tensor:
+def sided_pushpull(image: torch.Tensor, known: torch.Tensor, regions: torch.Tensor, ring: int = 2) -> torch.Tensor:
     """Push-pull that does not fill across sketch lines: one picture, ``image`` 1 x C x H x W, ``known``
     1 x 1 x H x W (1 = known), ``regions`` R x 1 x H x W (1 = a part of the hole that the sketch cut off, e.g.
     from ``streamfill.masks.ops.sketch_regions``).
 
-    Each region is filled only from the known pixels within ``ring`` px of it (regions may stop short of
-    the hole border: ``sketch_regions`` leaves a 4 px band), so colours stay on their side of the line; what
-    is left (the strokes, the band, tiny or enclosed regions) is then filled from
+    Each region is filled only from the known pixels within ``ring`` px of it, so colours stay on their side
+    of the line; what is left (the strokes themselves, tiny or enclosed regions) is then filled from
     everything around it. Returns 1 x C x H x W with the known pixels unchanged."""
     known = known.to(image.dtype)
     regions = regions.to(image.dtype)
