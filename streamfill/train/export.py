@@ -84,7 +84,9 @@ def model_card(
         "# streamfill default inpainting weights — model card",
         "",
         f"`{weights_name}`: DeepFill v2 generator (gated convolutions, contextual attention) with a sketch "
-        f"guidance channel, trained from scratch by streamfill's own trainer (`streamfill train`). fp16 "
+        f"guidance channel, trained from scratch by streamfill's own trainer (`streamfill train`"
+        + (f"; this run started from `{Path(cfg.train.init_weights).name}`, an earlier run of the same trainer"
+           if cfg.train.init_weights else "") + "). fp16 "
         f"safetensors, {params:,} parameters, {size_bytes / 1e6:.1f} MB. Not derived from the official "
         "(non-commercial) DeepFill v2 weights.",
         "",
@@ -99,7 +101,8 @@ def model_card(
         + (", 90-degree rotations" if cfg.data.rotate else "")
         + (f", colour augmentation on {cfg.data.color:.0%} of crops" if cfg.data.color else "") + " |",
         f"| model | generator cnum {cfg.model.get('cnum', 48)}, guidance channel "
-        f"{'on' if cfg.sketch.enabled else 'off'}; SN-PatchGAN discriminator cnum {cfg.discriminator.cnum} |",
+        f"{'on' if cfg.sketch.enabled else 'off'}, prefill {cfg.model.get('prefill', 'none')}; SN-PatchGAN "
+        f"discriminator cnum {cfg.discriminator.cnum} |",
         f"| losses | L1 coarse {cfg.loss.l1_coarse:g} + L1 refined {cfg.loss.l1_refined:g} (hole pixels x"
         f"{cfg.loss.hole_weight:g}), hinge GAN {cfg.loss.gan:g} from step {cfg.loss.gan_start} "
         f"(ramp {cfg.loss.gan_ramp}) |",
