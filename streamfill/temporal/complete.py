@@ -85,6 +85,7 @@ FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) tha
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
 SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the ring's median and still count (quality)
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
+TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
 
 
 @dataclass
@@ -308,6 +309,14 @@ class TemporalCompletion:
 
         known = have | prev_used
         cand = self._seam(image[y0:y1, x0:x1], hole, region, known, have, cand)
+        if self.quality and i > 0 and buf[i - 1].out is not None and not buf[i - 1].cut_after:
+            # Quality: carried pixels are averaged with the previous output along the flow (an exponential
+            # filter along motion trajectories), so sources that come and go as the window slides do not
+            # flicker. Not where the bracket or a fully trusted background memory answers: those are exact,
+            # and the flow there (interpolated across the hole on a still camera) would only shift them.
+            colour, ok = self._from_previous(buf, i, xs, ys)
+            ok &= hole & have & (bracket_w == 0) & (bg_w < BACKGROUND_TRUST)
+            cand[ok] = (1.0 - TRAJECTORY_SMOOTH) * cand[ok] + TRAJECTORY_SMOOTH * colour[ok]
 
         missing = hole & ~known
         specks, large = _split(missing, self.config.speck_area)
