@@ -164,3 +164,22 @@ def test_cli_weights_import_and_info(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["model_config"]["cnum"] == 8 and info["parameters"] == sum(
         p.numel() for p in Generator(ModelConfig(cnum=8)).parameters())
+
+
+def test_shipped_weights_load_with_their_architecture_and_card():
+    from streamfill.backends.torch import default_weights_path
+
+    path = default_weights_path()
+    assert path.stat().st_size < 16 * 1024 * 1024
+    meta = read_metadata(path)
+    config = meta["model_config"]
+    assert config.guidance and config.prefill == "pushpull"
+    gen = load_generator(path)
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    with torch.no_grad():
+        refined = gen(image, mask)[1]
+    assert refined.isfinite().all() and refined.abs().max() <= 1
+    card = (path.parent / "MODEL_CARD.md").read_text()
+    assert "Telea" in card and "prefill pushpull" in card
