@@ -102,8 +102,9 @@ def save_generator(
     return path
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and raw string metadata of a safetensors file (CPU). Raises WeightsError if unreadable."""
+def read_weights(path: str | Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (``{}`` with ``tensors=False``) and raw string metadata of a safetensors file (CPU).
+    Raises WeightsError if unreadable."""
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
 
@@ -113,15 +114,17 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
+            keys = fh.keys() if tensors else []
+            values = {k: fh.get_tensor(k) for k in keys}
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
-    return tensors, meta
+    return values, meta
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """``{"format", "model_config": ModelConfig | None, "provenance": dict}`` of a generator weights file."""
-    _, meta = read_weights(path)
+    """``{"format", "model_config": ModelConfig | None, "provenance": dict}`` of a generator weights file
+    (reads the header only, not the tensors)."""
+    _, meta = read_weights(path, tensors=False)
     return _parse_metadata(meta, path)
 
 

@@ -299,24 +299,27 @@ class TemporalCompletion:
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
 
-        prev_used = np.zeros(hole.shape, bool)
-        if i > 0 and buf[i - 1].out is not None and (region & ~have).any():
+        uncovered = (region & ~have).any()
+        previous = None  # the previous output read along the flow, once: (colour, valid)
+        if i > 0 and buf[i - 1].out is not None and (uncovered or self.quality):
             self._pair(buf[i - 1], slot)
             if not buf[i - 1].cut_after:
-                colour, ok = self._from_previous(buf, i, xs, ys)
-                prev_used = ok & ~have & region
-                cand[prev_used] = colour[prev_used]
+                previous = self._from_previous(buf, i, xs, ys)
+        prev_used = np.zeros(hole.shape, bool)
+        if previous is not None and uncovered:
+            prev_used = previous[1] & ~have & region
+            cand[prev_used] = previous[0][prev_used]
 
         known = have | prev_used
         cand = self._seam(image[y0:y1, x0:x1], hole, region, known, have, cand)
-        if self.quality and i > 0 and buf[i - 1].out is not None and not buf[i - 1].cut_after:
+        if self.quality and previous is not None:
             # Quality: carried pixels are averaged with the previous output along the flow (an exponential
             # filter along motion trajectories), so sources that come and go as the window slides do not
             # flicker. Not where the bracket or a fully trusted background memory answers: those are exact,
             # and the flow there (interpolated across the hole on a still camera) would only shift them.
-            colour, ok = self._from_previous(buf, i, xs, ys)
-            ok &= hole & have & (bracket_w == 0) & (bg_w < BACKGROUND_TRUST)
-            cand[ok] = (1.0 - TRAJECTORY_SMOOTH) * cand[ok] + TRAJECTORY_SMOOTH * colour[ok]
+            colour, valid = previous
+            smooth = valid & hole & have & (bracket_w == 0) & (bg_w < BACKGROUND_TRUST)
+            cand[smooth] = (1.0 - TRAJECTORY_SMOOTH) * cand[smooth] + TRAJECTORY_SMOOTH * colour[smooth]
 
         missing = hole & ~known
         specks, large = _split(missing, self.config.speck_area)
