@@ -434,3 +434,22 @@ def test_flow_is_refined_down_to_the_grid_it_is_given():
     flow = Flow("fast")(a, b)[20:-20, 20:-20]
     assert np.abs(flow[..., 0] + 1.37).mean() < 0.05
     assert np.abs(flow[..., 1] - 0.61).mean() < 0.05
+
+
+@pytest.mark.parametrize("side", [2, 8, 16])
+@pytest.mark.parametrize("mode", ["fast", "quality"])
+def test_tiny_frames_are_filled(side, mode):
+    """DIS refuses images under 12 px each way: tiny frames (thumbnails, test patterns) are scaled up for the
+    flow instead of failing the run; every frame comes out, outside the hole untouched."""
+    rng = np.random.default_rng(side)
+    data = []
+    for i in range(6):
+        image = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+        mask = np.zeros((side, side), np.uint8)
+        mask[side // 4:side // 2 + 1, side // 4:side // 2 + 1] = 255
+        data.append(dict(frame=_frame(image, i), mask=mask))
+    outs = run(TemporalCompletion(telea().fill, TemporalConfig(mode=mode, window=2)), data)
+    assert [o.index for o in outs] == list(range(6))
+    for o, d in zip(outs, data, strict=True):
+        keep = d["mask"] == 0
+        assert np.array_equal(o.image[keep], d["frame"].image[keep])

@@ -19,14 +19,18 @@ PRESETS = {
 }
 
 
+MIN_SIDE = 16  # DIS needs 12 px in one direction; tiny frames are scaled up to this
+
+
 def grey_small(image: np.ndarray, scale: float) -> np.ndarray:
-    """H x W x 3 uint8 RGB -> h x w uint8 grey, h = round(H * scale) (area interpolation)."""
+    """H x W x 3 uint8 RGB -> h x w uint8 grey, h = round(H * scale) (area interpolation), at least
+    ``MIN_SIDE`` px each way."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if scale == 1.0:
-        return grey
     h, w = grey.shape
-    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    size = (max(MIN_SIDE, int(round(w * scale))), max(MIN_SIDE, int(round(h * scale))))
+    if size == (w, h):
+        return grey
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA if size[0] <= w else cv2.INTER_LINEAR)
 
 
 def shrink_hole(hole: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
