@@ -64,9 +64,9 @@ class BackgroundMemory:
     """Per-pixel background model with shake compensation (see the module docstring).
 
     ``observe(image, hole)`` learns from one frame (image H x W x 3 uint8 RGB, hole H x W bool, True = not
-    background) and returns its ``Placement``; ``read(placement, x0, y0, x1, y1)`` returns the model in that
-    frame's coordinates over a box: (colour h x w x 3 float32 RGB 0-255, count h x w float32, 0 = never
-    seen). A placement from an older epoch reads as never seen.
+    background) and returns its ``Placement``; ``model(placement, x0, y0, x1, y1)`` returns the model in that
+    frame's coordinates over a box as a ``View`` (colour, count of observations, support). A placement from
+    an older epoch reads as never seen.
     """
 
     def __init__(self, samples: int = 5, stride: int = 2, shake: float = 0.03, *,
@@ -162,17 +162,18 @@ class BackgroundMemory:
             else:
                 self.last = fit
                 warp = full
-        moving = self._moving(small, hole, warp)
-        if warp is not None and not self.gate_moving:
-            moving = None  # frame differences after a resampled alignment show the alignment's error too
+        # frame differences after a resampled alignment show the alignment's error too: gated only on request
+        moving = self._moving(small, hole, warp, wanted=warp is None or self.gate_moving)
         self._update(image, hole, warp, moving)
         self.frames += 1
         return Placement(self.epoch, warp)
 
-    def _moving(self, small: np.ndarray, hole: np.ndarray, warp: np.ndarray | None) -> np.ndarray | None:
+    def _moving(self, small: np.ndarray, hole: np.ndarray, warp: np.ndarray | None,
+                wanted: bool = True) -> np.ndarray | None:
         """Full-resolution bool mask (reference coordinates) of what changed since the previous frame: things
         passing by, which must not be stored as background. Where either frame had a hole nothing can be
-        told (and those pixels are not stored anyway); None for the first frame of an epoch."""
+        told (and those pixels are not stored anyway); None for the first frame of an epoch, and when not
+        ``wanted`` (this frame is only remembered for the next one)."""
         sh, sw = small.shape
         seen = cv2.resize((~hole).astype(np.uint8), (sw, sh), interpolation=cv2.INTER_AREA) > 0
         if warp is None:
@@ -184,7 +185,7 @@ class BackgroundMemory:
                                 cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
         grey = cv2.GaussianBlur(grey, (5, 5), 1.0).astype(np.int16)
         prev, self.prev = self.prev, (self.epoch, grey, ok)
-        if prev is None or prev[0] != self.epoch or prev[1].shape != grey.shape:
+        if not wanted or prev is None or prev[0] != self.epoch or prev[1].shape != grey.shape:
             return None
         changed = (np.abs(grey - prev[1]) > MOTION_LEVEL) & ok & prev[2]
         if not changed.any():
@@ -220,11 +221,6 @@ class BackgroundMemory:
             self.samples.reshape(self.k, -1, 3)[pos, idx] = x.reshape(-1, 3)[idx]
             self.slot.reshape(-1)[idx] = (pos + 1) % self.k
         self.count += (valid & (self.count < 65535)).view(np.uint8)
-
-    def read(self, placement: Placement, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
-        """(colour h x w x 3 float32 RGB 0-255, count h x w float32) over the box; see ``model``."""
-        view = self.model(placement, x0, y0, x1, y1)
-        return view.colour, view.count
 
     def model(self, placement: Placement, x0: int, y0: int, x1: int, y1: int) -> View:
         """The model in a frame's coordinates over a box (see ``View``)."""

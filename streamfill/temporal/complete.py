@@ -80,7 +80,6 @@ FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the backgro
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
 BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
 BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
-AGREE_FLOOR = 1.0
 MOVING_PX = 1.5          # camera motion (px, from the memory's reference) beyond which the memory is a rigid guess
 FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
@@ -139,7 +138,6 @@ class TemporalCompletion:
         self.quality = self.config.mode == "quality"
         self.feather = int(feather)
         window = self.config.window or (QUALITY_WINDOW if self.quality else FAST_WINDOW)
-        self.window = window
         self.ahead = 0 if self.config.live else window
         self.back = max(1, window)
         self.tau = 3.0 if self.quality else 1.5
@@ -264,26 +262,24 @@ class TemporalCompletion:
         acc = np.zeros((*hole.shape, 3), np.float32)
         wsum = np.zeros(hole.shape, np.float32)
 
+        # Once the camera has moved (the memory is then a rigid approximation of a scene with parallax and slow
+        # movers, resampled), the memory is trusted only where the frame around the hole agrees with it, and in
+        # quality real pixels from near frames that disagree with it overrule it. On a fixed camera the memory
+        # stays in charge: there a disagreeing flow candidate is far more often a person carried in along a
+        # wrong flow than the truth. Pixels the memory knows well need no flow in fast mode.
+        moving = slot.placement is not None and _camera_shift(slot.placement, W, H) > MOVING_PX
         bg_w = np.zeros(hole.shape, np.float32)
         if self._memory is not None and slot.placement is not None:
             view = self._memory.model(slot.placement, x0, y0, x1, y1)
             colour = view.colour
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
-            agree = self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
-            if _camera_shift(slot.placement, W, H) <= MOVING_PX:
-                agree = np.maximum(agree, AGREE_FLOOR)
-            bg_w *= agree
+            if moving:
+                bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
         bracket_w = np.zeros(hole.shape, np.float32)
         if self._memory is not None and slot.placement is not None and not self.config.live:
-            bracket, found = self._bracket(buf, i, x0, y0, x1, y1)
+            bracket, found = self._bracket(buf, i, xs, ys)
             bracket_w = BRACKET_TRUST * (found & region).astype(np.float32)
-        # Pixels the background memory knows well need no flow in fast mode: a fixed camera has its answer
-        # there. Quality follows the flow everywhere; once the camera has moved (the memory is then a rigid
-        # approximation of a scene with parallax and slow movers, resampled), real pixels from near frames that
-        # disagree with the memory overrule it. On a fixed camera the memory stays in charge: there a
-        # disagreeing flow candidate is far more often a person carried in along a wrong flow than the truth.
-        moving = slot.placement is not None and _camera_shift(slot.placement, W, H) > MOVING_PX
         todo = region & (bracket_w == 0)
         if not self.quality:
             todo &= bg_w < BACKGROUND_TRUST
@@ -367,16 +363,18 @@ class TemporalCompletion:
         fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
         return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
 
-    def _bracket(self, buf, i, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+    def _bracket(self, buf, i, xs, ys) -> tuple[np.ndarray, np.ndarray]:
         """Fixed or shaking camera: per pixel of the box, the nearest frame before and the nearest frame after
         (within the window, same background epoch, aligned by the background placements) where the pixel is
         not in the hole. Where both exist and show the same colour (``BRACKET_LEVEL``), the place did not
         change while it was hidden: that colour is the answer, whatever it shows (background, or someone
-        standing still). Returns (colour h x w x 3 float32, found h x w bool)."""
+        standing still). ``xs``, ``ys``: the box's pixel coordinates (h x w float32). Returns (colour h x w x 3
+        float32, found h x w bool)."""
         slot = buf[i]
-        shape = (y1 - y0, x1 - x0)
+        shape = xs.shape
+        x0, y0 = int(xs[0, 0]), int(ys[0, 0])
+        x1, y1 = x0 + shape[1], y0 + shape[0]
         epoch = slot.placement.epoch
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         inv = None if slot.placement.warp is None else cv2.invertAffineTransform(slot.placement.warp)
         sides = []
         for d in (-1, 1):
