@@ -332,6 +332,13 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown key {name}.{unknown[0]} (known: {', '.join(sorted(known))})")
+    for f in fields(cls):
+        # whole-number keys (counts, pixels, levels) take 4 or 4.0, not 4.5 (OpenCV would fail on it later)
+        value = values.get(f.name)
+        if type(f.default) is int and isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{name}.{f.name} = {value!r}: expected a whole number")
+            values[f.name] = int(value)
     return cls(**values)
 
 

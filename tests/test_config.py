@@ -37,3 +37,11 @@ def test_validation_names_key_value_and_range():
         load_config(overrides={"mask": {"blur": 1}})
     with pytest.raises(ConfigError, match="multiple of 8"):
         load_config(overrides={"crop": {"sizes": [250]}})
+
+
+def test_whole_number_keys_reject_fractions():
+    with pytest.raises(ConfigError, match=r"track\.band = 4\.5: expected a whole number"):
+        load_config(overrides={"track": {"band": 4.5}})
+    assert load_config(overrides={"track": {"band": 4.0}}).track.band == 4
+    assert isinstance(load_config(overrides={"track": {"band": 4.0}}).track.band, int)
+    assert load_config(overrides={"track": {"reanchor": 1}}).track.reanchor == 1  # floats still take ints
