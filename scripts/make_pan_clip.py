@@ -1,7 +1,10 @@
 """Make a moving-camera test clip from a still photo: a 640x360 window pans across it (with a slow zoom and a
 little hand-held jitter), so a temporal-completion run can be scored on footage the project never tuned on.
 
-Usage: python scripts/make_pan_clip.py PHOTO.jpg OUT.mp4 [FRAMES]   (default 90 frames, 25 fps, H.264 crf 12)
+Usage: python scripts/make_pan_clip.py PHOTO.jpg OUT.mp4 [FRAMES] [SUBJECT.png]
+(default 90 frames, 25 fps, H.264 crf 12). With SUBJECT (an RGBA cut-out, or a photo whose centre object is
+cut out by GrabCut), that object also crosses the picture from right to left on its own, bobbing and turning
+a little, so the occluder of `streamfill eval temporal` passes over something that moves against the scene.
 
 BENCHMARKS.md ("Held-out moving-camera clips") used three photos of the Debian package
 lomiri-wallpapers-16.04 (`apt-get download lomiri-wallpapers-16.04`, then `dpkg -x`): Bridge_by_Sander_Klootwijk,
@@ -22,7 +25,17 @@ VIEW = (900, 506)        # the window's size on the scaled photo at the start (i
 ZOOM = 0.15
 
 
-def main(photo: str, out: str, frames: int = 90) -> None:
+def subject_layer(cutout: np.ndarray, k: int, frames: int) -> np.ndarray:
+    """The subject at frame k as a HEIGHT x WIDTH x 4 float32 layer: right to left across the middle."""
+    from streamfill.masks import cutouts
+
+    u = k / max(1, frames - 1)
+    pose = cutouts.Pose(0.85 - 0.7 * u, 0.55 + 0.04 * math.sin(6 * math.pi * u), 1.0 + 0.1 * u,
+                        8.0 * math.sin(4 * math.pi * u))
+    return cutouts.place(cutout, pose, (HEIGHT, WIDTH), 0.4 * HEIGHT)
+
+
+def main(photo: str, out: str, frames: int = 90, subject: str | None = None) -> None:
     image = cv2.imread(photo)
     if image is None:
         sys.exit(f"error: cannot read {photo}")
@@ -30,6 +43,11 @@ def main(photo: str, out: str, frames: int = 90) -> None:
     s = SOURCE_WIDTH / image.shape[1]
     image = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     h, w = image.shape[:2]
+    cutout = None
+    if subject is not None:
+        from streamfill.masks import cutouts
+
+        cutout = cutouts.load_cutout(subject)
     jitter = np.cumsum(np.random.default_rng(1).normal(0, 0.4, (frames, 2)), axis=0)
     with av.open(out, "w") as container:
         stream = container.add_stream("libx264", rate=25)
@@ -44,11 +62,16 @@ def main(photo: str, out: str, frames: int = 90) -> None:
             m = np.array([[vw / WIDTH, 0, cx - vw / 2], [0, vh / HEIGHT, cy - vh / 2]], np.float32)
             frame = cv2.warpAffine(image, m, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                    borderMode=cv2.BORDER_REFLECT)
+            if cutout is not None:
+                from streamfill.masks import cutouts
+
+                frame, _ = cutouts.composite(frame, [subject_layer(cutout, k, frames)])
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4, 5):
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else 90)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) >= 4 else 90,
+         sys.argv[4] if len(sys.argv) == 5 else None)
