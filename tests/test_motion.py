@@ -49,6 +49,15 @@ def test_motion_masks_cover_the_mover_and_not_the_background():
     assert np.mean(spill) <= 0.08, spill
 
 
+def test_first_frames_are_masked_too():
+    # The warm-up frames are learnt as background with their movers taken out: learning them as they were
+    # left the first frame's mask empty and the next ones thin (this test's frame 0 had no mask at all).
+    frames, truth = _clip(30, speed=2)
+    out = list(MotionMasks(TrackConfig(motion_warmup=10, motion_min_area=40, motion_dilate=0)).pair(frames))
+    covered = [(m > 127)[gt].mean() for (_, m), gt in zip(out[:5], truth[:5], strict=True)]
+    assert min(covered) >= 0.8, covered
+
+
 def test_min_area_drops_small_movers_and_hold_keeps_masks_briefly():
     frames, _ = _clip(20, blob=4)
     out = list(MotionMasks(TrackConfig(motion_warmup=5, motion_min_area=200)).pair(frames))
