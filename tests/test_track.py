@@ -86,6 +86,19 @@ def test_box_keyframe_segments_the_object():
     assert np.mean([_iou(m, t) for (_, m), t in zip(out, truth, strict=True)]) >= 0.6
 
 
+def test_a_box_around_nothing_is_tracked_whole_with_a_warning():
+    frames, truth = _clip(4)
+    ys, xs = np.nonzero(truth[0])
+    box = (int(xs.min()) - 3, int(ys.min()) - 3, int(np.ptp(xs)) + 7, int(np.ptp(ys)) + 7)
+    said = []
+    list(FlowTracker([Keyframe(0, box=box)], on_warning=said.append).pair(frames[:1]))
+    assert not said  # a box around the object: GrabCut finds it
+    flat = [f.with_image(np.full_like(f.image, 90)) for f in frames]
+    out = list(FlowTracker([Keyframe(0, box=(40, 30, 30, 20))], on_warning=said.append).pair(flat[:2]))
+    assert len(said) == 1 and "stands out" in said[0] and "40,30,30,20" in said[0], said
+    assert (out[0][1] > 0).sum() == 30 * 20 and out[0][1][30:50, 40:70].all()
+
+
 def test_streaming_holds_no_frames_with_keyframe_zero():
     frames, truth = _clip(10)
     pulled = []
