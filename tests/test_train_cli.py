@@ -76,6 +76,12 @@ def test_image_cli(tmp_path, capsys):
     rc = main(["image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "bad.png"), "-o", str(out),
                "--weights", str(weights)])
     assert rc == 1 and "mask" in capsys.readouterr().err
+    # an output suffix we cannot write is a one-line error before any work, and nothing is written
+    rc = main(["image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "-o",
+               str(tmp_path / "out.xyz"), "--engine", "telea"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "unknown image format '.xyz'" in err and "internal" not in err, err
+    assert not list(tmp_path.glob("*out.xyz*"))
 
 
 def test_train_masks_cli(tmp_path):

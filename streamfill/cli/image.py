@@ -32,16 +32,16 @@ def run(args: argparse.Namespace) -> int:
 
     from streamfill.config import load_config
     from streamfill.errors import InputError, MaskError
-    from streamfill.io import read_image
+    from streamfill.io import check_image_output, read_image, write_image
     from streamfill.masks.ops import dilate
     from streamfill.pipeline.complete import Completer
-    from streamfill.train.tensors import write_image
 
     for path in (args.input, args.mask, args.sketch):
         if path is not None and not Path(path).is_file():
             raise InputError(f"file not found: {path}")
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise InputError("the output would overwrite the input; choose another -o")
+    check_image_output(args.output)
     image = read_image(args.input)
     mask = read_image(args.mask, grey=True)
     if mask.shape != image.shape[:2]:

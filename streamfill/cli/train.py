@@ -158,9 +158,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_masks(args: argparse.Namespace) -> int:
     from streamfill.errors import InputError
+    from streamfill.io import write_image
     from streamfill.train.config import load_train_config
     from streamfill.train.masks import mask_grid
-    from streamfill.train.tensors import write_image
 
     if args.count < 1 or args.size < 16:
         raise InputError("--count must be >= 1 and --size >= 16")

@@ -18,13 +18,15 @@ from streamfill.io.decode import (
 from streamfill.io.encode import (
     PngSequenceWriter,
     VideoWriter,
+    check_image_output,
     check_output_path,
     is_sequence_path,
     open_output,
+    write_image,
 )
 
 __all__ = [
     "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",
-    "VideoWriter", "check_output_path", "is_image_file", "is_sequence_path", "open_output", "open_video",
-    "read_grey_sequence", "read_image",
+    "VideoWriter", "check_image_output", "check_output_path", "is_image_file", "is_sequence_path", "open_output",
+    "open_video", "read_grey_sequence", "read_image", "write_image",
 ]

@@ -15,11 +15,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from streamfill.config import IOConfig
 from streamfill.errors import OutputError
-from streamfill.io.decode import VideoInfo
+from streamfill.io.decode import IMAGE_SUFFIXES, VideoInfo
 from streamfill.types import Frame
 
 REMUX_TYPES = ("audio", "subtitle")
@@ -46,6 +47,36 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     if out.exists() and out.is_dir() and not is_sequence_path(out):
         raise OutputError(f"output {out} is a folder")
     return out
+
+
+def check_image_output(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if its suffix names an image format we write (``IMAGE_SUFFIXES``), else OutputError
+    (checked before any work is done)."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"{path}: unknown image format {path.suffix or '(no suffix)'!r}; use one of "
+                          f"{', '.join(IMAGE_SUFFIXES)}")
+    return path
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an H x W x 3 uint8 RGB (or H x W grey) image; the format follows the suffix. Written under a
+    temporary name and renamed, so a failure never leaves a half-written file under the final name."""
+    path = check_image_output(path)
+    data = image[..., ::-1] if image.ndim == 3 else image
+    ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(data))
+    if not ok:
+        raise OutputError(f"cannot encode {path}")
+    tmp = _temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(encoded.tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -455,7 +455,7 @@ class Trainer:
             fh.write(json.dumps(record) + "\n")
 
     def write_samples(self) -> Path:
-        from streamfill.train.tensors import write_image
+        from streamfill.io import write_image
 
         assert self.run_dir is not None
         path = self.run_dir / "samples" / f"step_{self.state.step:07d}.png"

@@ -6,14 +6,8 @@ torch side: images N x 3 x H x W float in [-1, 1]; masks N x 1 x H x W float, 1 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import cv2
 import numpy as np
 import torch
-
-from streamfill.errors import OutputError
 
 
 def from_images(images: np.ndarray) -> torch.Tensor:
@@ -81,13 +75,3 @@ def fill_batch(
     finally:
         generator.train(was_training)
     return np.concatenate(coarse_out), np.concatenate(result_out)
-
-
-def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an H x W x 3 uint8 RGB (or H x W grey) image; the format follows the suffix (PNG, JPEG, ...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = image[..., ::-1] if image.ndim == 3 else image
-    if not cv2.imwrite(str(path), np.ascontiguousarray(data)):
-        raise OutputError(f"cannot write {path}")
-    return path
