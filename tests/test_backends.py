@@ -6,6 +6,7 @@ so those tests are marked slow and share one exported engine per module."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -84,11 +85,16 @@ def _builder(calls: list, payload: bytes = b"engine-bytes"):
     return build
 
 
-def test_cache_builds_once_then_reuses(tmp_path):
+def test_cache_builds_once_then_reuses(tmp_path, caplog):
     cache, calls = EngineCache(tmp_path), []
-    first = cache.get_or_build(key(), ".onnx", _builder(calls))
-    second = cache.get_or_build(key(), ".onnx", _builder(calls))
+    with caplog.at_level(logging.INFO, logger="streamfill"):
+        first = cache.get_or_build(key(), ".onnx", _builder(calls))
+        said = [r.getMessage() for r in caplog.records]
+        second = cache.get_or_build(key(), ".onnx", _builder(calls))
     assert first.built and not second.built and len(calls) == 1
+    # a build (tens of seconds for a real export) is announced once; a cache hit says nothing
+    assert len(said) == 1 and "building the" in said[0] and "not built yet" in said[0], said
+    assert len(caplog.records) == 1
     assert first.path == second.path and first.path.read_bytes() == b"engine-bytes"
     sidecar = json.loads(cache.paths(key(), ".onnx")[1].read_text())
     assert sidecar["key"] == key().as_dict() and sidecar["size"] == len(b"engine-bytes")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -24,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streamfill.errors import EngineError
+
+_log = logging.getLogger(__name__)
 
 SIDECAR_FORMAT = "streamfill-engine/1"
 
@@ -152,6 +155,10 @@ class EngineCache:
             problem = "rebuild requested" if rebuild else self.check(key, suffix)
             if problem is None:  # another process built it while we waited for the lock
                 return CacheEntry(artefact, key, built=False)
+            # exports take tens of seconds each: say so (the CLI shows streamfill's INFO records on stderr)
+            _log.info("building the %s engine for bucket %s (%s): once for these weights, then cached "
+                      "(`streamfill compile` builds ahead)", key.backend, key.bucket,
+                      "not built yet" if problem == "not built" else problem)
             self._build(key, suffix, build)
         return CacheEntry(artefact, key, built=True, reason=None if problem == "not built" else problem)
 

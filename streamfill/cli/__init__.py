@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -55,11 +56,25 @@ def error(message: str) -> None:
     print(f"streamfill: error: {first}", file=sys.stderr)
 
 
+def _show_notes() -> logging.Handler:
+    """The library logs what the user should know while waiting (e.g. a one-time engine build) at INFO:
+    show those records on stderr as ``streamfill: ...`` lines for the duration of a command."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("streamfill: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("streamfill")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = os.environ.get("STREAMFILL_DEBUG") == "1"
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    notes = _show_notes()
     try:
         return int(args.func(args) or 0)
     except StreamfillError as exc:
@@ -83,3 +98,4 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         signal.signal(signal.SIGTERM, previous)
+        logging.getLogger("streamfill").removeHandler(notes)
