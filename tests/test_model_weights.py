@@ -159,7 +159,12 @@ def test_cli_weights_import_and_info(tmp_path, capsys):
     assert err.startswith("streamfill: error:") and err.count("\n") == 1
     (tmp_path / "junk.pth").write_bytes(b"junk")
     assert main(["weights", "import", str(tmp_path / "junk.pth"), str(tmp_path / "y.safetensors")]) == 1
-    assert "cannot read" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot read" in err
+    (tmp_path / "text.pth").write_bytes(b"garbage\n")  # torch answers with a paragraph of weights_only advice
+    assert main(["weights", "import", str(tmp_path / "text.pth"), str(tmp_path / "z.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and err.count("\n") == 1 and len(err) < 300, err
     assert main(["weights", "info", str(dst), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model_config"]["cnum"] == 8 and info["parameters"] == sum(

@@ -112,7 +112,10 @@ def load_official(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load raises many unrelated types for a bad file
-        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: {type(exc).__name__}: {exc}") from None
+        # torch's messages run to a paragraph (the weights_only advice): keep their first sentence
+        detail = str(exc).split(". ")[0].splitlines()[0][:160] if str(exc) else ""
+        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint (loaded as tensors only, no code): "
+                           f"{type(exc).__name__}{': ' + detail if detail else ''}") from None
     return dict(_unwrap(obj))
 
 
