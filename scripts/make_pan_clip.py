@@ -19,6 +19,8 @@ import av
 import cv2
 import numpy as np
 
+from streamfill.masks import cutouts
+
 WIDTH, HEIGHT = 640, 360
 SOURCE_WIDTH = 1400      # the photo is scaled to this width first
 VIEW = (900, 506)        # the window's size on the scaled photo at the start (it zooms in by ZOOM)
@@ -27,8 +29,6 @@ ZOOM = 0.15
 
 def subject_layer(cutout: np.ndarray, k: int, frames: int) -> np.ndarray:
     """The subject at frame k as a HEIGHT x WIDTH x 4 float32 layer: right to left across the middle."""
-    from streamfill.masks import cutouts
-
     u = k / max(1, frames - 1)
     pose = cutouts.Pose(0.85 - 0.7 * u, 0.55 + 0.04 * math.sin(6 * math.pi * u), 1.0 + 0.1 * u,
                         8.0 * math.sin(4 * math.pi * u))
@@ -43,11 +43,7 @@ def main(photo: str, out: str, frames: int = 90, subject: str | None = None) -> 
     s = SOURCE_WIDTH / image.shape[1]
     image = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     h, w = image.shape[:2]
-    cutout = None
-    if subject is not None:
-        from streamfill.masks import cutouts
-
-        cutout = cutouts.load_cutout(subject)
+    cutout = None if subject is None else cutouts.load_cutout(subject)
     jitter = np.cumsum(np.random.default_rng(1).normal(0, 0.4, (frames, 2)), axis=0)
     with av.open(out, "w") as container:
         stream = container.add_stream("libx264", rate=25)
@@ -63,8 +59,6 @@ def main(photo: str, out: str, frames: int = 90, subject: str | None = None) -> 
             frame = cv2.warpAffine(image, m, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                    borderMode=cv2.BORDER_REFLECT)
             if cutout is not None:
-                from streamfill.masks import cutouts
-
                 frame, _ = cutouts.composite(frame, [subject_layer(cutout, k, frames)])
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

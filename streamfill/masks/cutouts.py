@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from streamfill.errors import InputError
+from streamfill.masks.box import box_to_mask
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,6 @@ def load_cutout(image_path: str | Path, mask_path: str | Path | None = None) -> 
                              f"{rgb.shape[1]}x{rgb.shape[0]}")
         alpha = np.where(m > 127, 255, 0).astype(np.uint8)
     else:
-        from streamfill.masks.track import box_to_mask
-
         h, w = rgb.shape[:2]
         alpha = box_to_mask(rgb, (w // 10, h // 10, w - w // 5, h - h // 5), iterations=5)
     if not (alpha > 127).any():

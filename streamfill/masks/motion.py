@@ -65,10 +65,14 @@ class MotionMasks:
         # of the last-learnt frames background: the first frame's mask came out empty and the next ones thin
         # (vtest: 0 px, then 7228 rising to ~27000 by frame 20).
         median = np.median(np.stack(small), axis=0).astype(np.float32)
-        for img in small + small[::-1]:
+        still = []
+        for img in small:
             mover = np.abs(img.astype(np.float32) - median).max(axis=2) > MOVER_LEVEL
             mover = cv2.dilate(mover.astype(np.uint8), k3, iterations=2).astype(bool)
-            mog.apply(np.where(mover[..., None], median, img).astype(np.uint8), learningRate=-1)
+            still.append(np.where(mover[..., None], median, img).astype(np.uint8))
+        for img in still + still[::-1]:
+            mog.apply(img, learningRate=-1)
+        del still
         age = np.full((sh, sw), 1 << 20, np.int32)
         area_small = cfg.motion_min_area * (sw * sh) / float(w * h)
 
