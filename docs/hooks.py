@@ -353,10 +353,9 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if value == 0 or abs(value) >= 1000:
+        if abs(value) >= 1000:
             return f"{value:.0f}"
-        digits = max(0, 3 - math.floor(math.log10(abs(value))))
-        return f"{value:.{digits}f}"
+        return f"{value:.4g}"  # as written, up to 4 significant digits (0.981, 18.5, 0.9346)
     if isinstance(value, (list, tuple)):
         return ", ".join(_number(v) for v in value)
     return _text(str(value))

@@ -185,8 +185,9 @@ def test_measurements_page_shows_the_newest_result_per_item(tmp_path):
     assert not problems
     assert "new one" in page and "old one" not in page
     assert page.index("{#live}") < page.index("{#tracking}")
-    assert "Test CPU, 2 cores; no GPU; load average 1.500 / 2.000 / 2.250" in page
-    assert "| tree | 0 | 0.9346 |" in page and "streamfill eval tracking" in page and "python 3.11.2" in page
+    assert "Test CPU, 2 cores; no GPU; load average 1.5 / 2 / 2.25" in page
+    assert "| tree | 0 | 0.9346 |" in page and "| car | 1 | 0.5 |" in page
+    assert "streamfill eval tracking" in page and "python 3.11.2" in page
 
 
 def test_measurements_page_reports_broken_result_files(tmp_path):
