@@ -258,3 +258,29 @@ def test_readme_links_and_picture_exist():
 def test_docs_pages_are_in_the_navigation(page):
     nav = (ROOT / "mkdocs.yml").read_text()
     assert f": {page}" in nav, f"docs/{page} is not in mkdocs.yml's nav"
+
+
+# ------------------------------------------------------------------------------------- the README picture
+def _picture_script():
+    spec = importlib.util.spec_from_file_location("make_readme_image", ROOT / "scripts" / "make_readme_image.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_picture_rows_are_input_beside_output(tmp_path):
+    from media import make_video
+
+    clip = tmp_path / "sbs.mp4"
+    make_video(clip, frames=6, width=128, height=48)  # stands in for demo_side_by_side.mp4: two 64x48 halves
+    script = _picture_script()
+    picture = script.compose(clip, [1, 4], width=32)
+    assert picture.shape == (24 + 4 + 24, 32 + 4 + 32, 3)
+    assert (picture[:, 32:36] == 255).all() and (picture[24:28] == 255).all()  # white gaps between the tiles
+    with pytest.raises(SystemExit, match="no frame 9"):
+        script.compose(clip, [1, 9], width=32)
+    out = tmp_path / "pic.png"
+    assert script.main(["--side-by-side", str(clip), "--frames", "0,5", "--width", "32", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.partial"))
+    with pytest.raises(SystemExit):
+        script.main(["--side-by-side", str(clip), "-o", str(tmp_path / "pic.jpg")])
