@@ -97,3 +97,21 @@ def test_bench_interleaves_and_reports_cpu_time_load_and_same_run_ratios(monkeyp
 
 def test_same_run_ratio_is_the_median_of_paired_ratios():
     assert bench.same_run_ratio([10, 40, 9], [5, 10, 9]) == 2.0   # ratios 2, 4, 1
+
+
+def test_image_with_fsr_but_no_contrib_is_one_line(tmp_path, monkeypatch, capsys):
+    from media import write_png
+
+    from streamfill.cli import main
+
+    monkeypatch.setattr(classical, "xphoto_available", lambda: False)
+    (_, img), = photos(1)
+    mask = np.zeros(img.shape[:2], np.uint8)
+    mask[10:20, 10:20] = 255
+    write_png(tmp_path / "in.png", img)
+    write_png(tmp_path / "m.png", mask)
+    code = main(["image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "--engine", "fsr_best",
+                 "-o", str(tmp_path / "out.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "opencv-contrib-python-headless" in err
+    assert not (tmp_path / "out.png").exists()

@@ -19,8 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("--sketch", help="sketch image, non-black = edge to follow (used inside the hole)")
     p.add_argument("-o", "--output", required=True, help="output image (format from the suffix)")
     p.add_argument("--weights", help="generator .safetensors (default: the shipped weights)")
-    p.add_argument("--engine", choices=("deepfill", "telea", "ns"), default="deepfill",
-                   help="deepfill (default) or a classical OpenCV method for comparison")
+    p.add_argument("--engine", choices=("deepfill", "telea", "ns", "fsr_fast", "fsr_best"), default="deepfill",
+                   help="deepfill (default) or a classical OpenCV method: telea, ns, or OpenCV contrib's frequency-"
+                        "selective reconstruction fsr_fast (~1 s per 256 px crop) / fsr_best (~30 s; slow, often the "
+                        "best classical result on still pictures)")
     p.add_argument("--dilate", type=int, metavar="PX",
                    help="safety margin: grow the mask by PX pixels (default: [mask] dilate, 4, as in process)")
     p.add_argument("--feather", type=int, metavar="PX",
