@@ -8,7 +8,16 @@ import pytest
 
 from streamfill.cli import main
 from streamfill.errors import InputError
-from streamfill.eval.results import check, command_line, load_results, make_result, render, render_folder
+from streamfill.eval.results import (
+    check,
+    command_line,
+    dumps,
+    load_results,
+    make_result,
+    render,
+    render_folder,
+    write_result,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,3 +86,11 @@ def test_committed_results_are_valid_and_benchmarks_md_is_up_to_date():
     assert results, "benchmarks/results holds the measured results"
     text = (ROOT / "BENCHMARKS.md").read_text()
     assert text == render(results), "BENCHMARKS.md is stale: run streamfill bench --report"
+
+
+def test_written_results_round_trip_one_row_per_line(tmp_path):
+    r = sample()
+    path = write_result(tmp_path / "alpha.json", r)
+    assert json.loads(path.read_text()) == r == json.loads(dumps(r))
+    assert '  ["a", 0, 12.5],' in path.read_text().splitlines()
+    assert load_results(tmp_path) == [r]

@@ -105,14 +105,27 @@ def make_result(item: str, title: str, *, command: str, columns: Sequence[str], 
     return result
 
 
+def dumps(result: dict) -> str:
+    """``result`` as JSON text that diffs well: one top-level key per line, one table row per line."""
+    lines = []
+    for key, value in result.items():
+        if key == "rows":
+            rows = ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in value)
+            text = f"[\n  {rows}\n ]" if value else "[]"
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+        lines.append(f" {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write_result(path: str | os.PathLike, result: dict) -> Path:
-    """Write ``result`` as indented JSON (sorted keys inside machine/versions/summary kept as given)."""
+    """Write ``result`` as JSON (see :func:`dumps`), under a temporary name first."""
     path = Path(path)
     check(result, path.name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        tmp.write_text(dumps(result))
         tmp.replace(path)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
