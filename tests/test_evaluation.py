@@ -115,3 +115,27 @@ def test_image_with_fsr_but_no_contrib_is_one_line(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1 and "opencv-contrib-python-headless" in err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_train_eval_command_seeds_methods_and_results_file(tmp_path, capsys):
+    from media import write_png
+
+    from streamfill.cli import main
+    from streamfill.eval.results import load_results
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name, img in photos(2, 72, 96):
+        write_png(data / name, img)
+    out = tmp_path / "results" / "fill.json"
+    code = main(["train", "eval", "--data", str(data), "--max-side", "96", "--masks-per-image", "1", "--seeds", "2",
+                 "--method", "telea", "--method", "telea dilate 4", "--results", str(out), "--json", "-q"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["methods"]) == {"telea", "telea dilate 4"} and set(report["per_seed"]) == {"0", "1"}
+    t = report["methods"]["telea"]
+    assert t["worst_seed_l1"] >= t["l1"] and t["samples"] == 4
+    (result,) = load_results(out.parent)
+    assert result["item"] == "fill" and len(result["rows"]) == 4 and str(tmp_path) not in json.dumps(result)
+    assert main(["train", "eval", "--data", str(data), "--method", "magic"]) == 1
+    assert "known:" in capsys.readouterr().err
