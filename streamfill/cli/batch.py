@@ -55,11 +55,6 @@ def run(args: argparse.Namespace) -> int:
     jobs = batch_jobs(args.inputs, args.out_dir, mask=args.mask, config=config, mask_options=mask_options(args))
     bar = ProgressBar(f"batch ({len(jobs)} clips)", enabled=not args.quiet)
 
-    def finished(r):
-        if not args.quiet and r.status != "ok":
-            bar.finish()
-            print(f"streamfill: {r.input}: failed: {r.reason}", file=sys.stderr)
-
     try:
         if args.ray:
             from streamfill.distributed import ray_backend
@@ -68,12 +63,11 @@ def run(args: argparse.Namespace) -> int:
             executor = ray_backend.RayExecutor(config, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                                                cpus_per_worker=args.cpus_per_worker)
             try:
-                results = executor.clips(jobs, on_result=finished, progress=lambda d: bar(d, None))
+                results = executor.clips(jobs, progress=lambda d: bar(d, None))
             finally:
                 executor.close()
         else:
-            results = run_batch_local(jobs, config, jobs_parallel=args.jobs, on_result=finished,
-                                      progress=lambda d, t: bar(d, None))
+            results = run_batch_local(jobs, config, jobs_parallel=args.jobs, progress=lambda d, t: bar(d, None))
     finally:
         bar.finish()
     print_summary(results)
@@ -91,8 +85,8 @@ def print_summary(results) -> None:
     rows += [(r.input, str(r.frames), str(r.filled), f"{r.seconds:.1f}", r.status) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                                 strict=True))))
+        cells = (c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("  ".join(cells).rstrip())
     total = sum(r.frames for r in results)
     ok = sum(r.status == "ok" for r in results)
     print(f"{ok} of {len(results)} clips done, {total} frames")

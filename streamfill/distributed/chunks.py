@@ -338,6 +338,8 @@ class ChunkedResult:
     skipped_streams: list[str] = field(default_factory=list)
     dts_adjusted: int = 0
     nodes: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)       # first frame of each chunk
+    cut_starts: list[int] = field(default_factory=list)   # those that are scene cuts
 
     @property
     def fps(self) -> float:
@@ -398,7 +400,8 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
                          analyse_seconds=analysis.seconds, render_seconds=t2 - t1, join_seconds=t3 - t2,
                          worker_cpu_seconds=sum(r.cpu_seconds for r in results),
                          skipped_streams=joined.skipped_streams, dts_adjusted=joined.dts_adjusted,
-                         nodes=sorted({r.node for r in results}))
+                         nodes=sorted({r.node for r in results}), starts=[c.frames[0] for c in chunks],
+                         cut_starts=[c.frames[0] for c in chunks if c.starts_at_cut])
 
 
 # -- batch: one task per clip --------------------------------------------------------------------------------

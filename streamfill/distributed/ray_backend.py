@@ -143,7 +143,9 @@ class _Worker:
         return tick
 
     def render(self, chunk: Chunk, attempt: int) -> ChunkResult:
-        return self.worker.render(chunk, attempt, self._ticker(("chunk", chunk.id), chunk.size))
+        result = self.worker.render(chunk, attempt, self._ticker(("chunk", chunk.id), chunk.size))
+        result.node = _ray().get_runtime_context().get_node_id()[:12]  # the Ray node (hosts may share a name)
+        return result
 
     def clip(self, job: ClipJob, key: int) -> ClipResult:
         result = self.worker.clip(job, self._ticker(("clip", key), None))
