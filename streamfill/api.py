@@ -79,7 +79,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
         total = _expected_frames(source_info, start, end)
         masks = build.make_mask_source(mask, config, mask_options,
                                        frame_count=source_info.frame_count if start is None else None)
-        completer = build.make_completion(config, inpainter)
+        completer = build.make_clip_completion(config, inpainter)
         io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
         remux = None if Path(str(input)).is_dir() else str(input)
         with (build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as out,

@@ -95,8 +95,33 @@ def test_plan_cuts_at_the_scene_cut_and_at_keyframes(clip, tmp_path):
     assert (pre, post) == (20, 10)  # window 10 + background memory 5 samples x stride 2; window ahead
     second = plan[1]
     assert second.own_from == min(pre, second.frames[0])  # pre-roll decoded, not written
-    assert len(second.pts) == second.own_from + second.size + min(post, 48 - second.frames[1] - 1)
+    assert len(second.pts) == second.own_from + second.size + min(post, 24 - second.frames[1] - 1)  # stops at the cut
+    at_cut = next(c for c in plan if c.frames[0] == 24)
+    assert at_cut.starts_at_cut and at_cut.own_from == 0  # a shot's first chunk needs no pre-roll
     assert chunks_mod.rolls(load_config(None, {"temporal": {"mode": "off"}})) == (0, 0)
+
+
+def test_shot_split_restarts_the_completion_at_each_cut(clip):
+    from streamfill import build
+    from streamfill.io import VideoReader
+    from streamfill.masks import StaticMask
+
+    _, src, hole = clip
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    made = []
+
+    def factory():
+        made.append(build.make_completion(cfg))
+        return made[-1]
+
+    from streamfill.pipeline.shots import ShotSplit
+
+    split = ShotSplit(factory, cfg.track.cut_threshold)
+    with VideoReader(src) as r:
+        out = list(split.stream(StaticMask(_hole(), cfg.mask).pair(r)))
+    assert [f.index for f in out] == list(range(48))
+    assert split.cuts == [24] and len(made) == 2
+    assert [m.stats.frames for m in made] == [24, 24] and split.frames_filled == 48
 
 
 def test_chunked_run_matches_a_single_run(clip, tmp_path):

@@ -31,6 +31,10 @@ def add_ray_flags(p: argparse.ArgumentParser, *, chunks: bool = False) -> None:
         g.add_argument("--chunk-seconds", type=float, metavar="N",
                        help="split the clip into chunks of about N seconds, cut at scene cuts or source keyframes "
                             "(default 10 with --ray; without --ray the chunks run one after another here)")
+        g.add_argument("--preroll", metavar="N|shot",
+                       help="frames decoded and filled before each chunk to warm the temporal stage up (default: "
+                            "window + background memory, 20 for fast); shot = from the start of the chunk's shot "
+                            "(identical to one pass, more work)")
     g.add_argument("--workers", type=int, metavar="N", help="Ray workers (default: the cluster's CPUs, or GPUs)")
     g.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per Ray worker (default 1)")
     g.add_argument("--gpus-per-worker", type=float, metavar="G",

@@ -94,6 +94,14 @@ def run_chunked(args: argparse.Namespace, config) -> int:
             bars[stage] = ProgressBar(label, enabled=not args.quiet)
         bars[stage](done, total)
 
+    preroll = None
+    if args.preroll is not None:
+        if args.preroll == "shot":
+            preroll = 10**9  # clamped to the start of each chunk's shot
+        elif args.preroll.isdigit():
+            preroll = int(args.preroll)
+        else:
+            raise InputError(f"--preroll {args.preroll}: expected a number of frames or 'shot'")
     executor = None
     try:
         if args.ray:
@@ -105,7 +113,8 @@ def run_chunked(args: argparse.Namespace, config) -> int:
         else:
             executor = LocalExecutor(config)
         result = process_chunked(args.input, args.output, mask=args.mask, config=config, executor=executor,
-                                 chunk_seconds=args.chunk_seconds or 10.0, mask_options=mask_options(args),
+                                 chunk_seconds=args.chunk_seconds or 10.0, preroll=preroll,
+                                 mask_options=mask_options(args),
                                  progress=progress)
     finally:
         for bar in bars.values():
@@ -115,7 +124,8 @@ def run_chunked(args: argparse.Namespace, config) -> int:
     if not args.quiet:
         print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled) in {result.seconds:.1f} s, "
               f"{result.fps:.1f} fps; {result.chunks} chunks ({result.cuts_used} at scene cuts) on "
-              f"{len(result.nodes)} node(s); pre-roll {result.preroll}, post-roll {result.postroll} frames; "
+              f"{len(result.nodes)} node(s); pre-roll {min(result.preroll, result.frames)}, "
+              f"post-roll {result.postroll} frames; "
               f"serial pass {result.analyse_seconds:.1f} s, join {result.join_seconds:.1f} s", file=sys.stderr)
         if result.skipped_streams:
             print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)

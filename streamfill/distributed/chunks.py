@@ -166,13 +166,17 @@ def analyse(input: str | Path, mask: str | Path | None, config: Config, work_dir
 
 
 def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: str, work_dir: Path,
-         suffix: str) -> list[Chunk]:
+         suffix: str, preroll: int | None = None) -> list[Chunk]:
     """Split the clip into chunks of about ``chunk_seconds``: the border is a scene cut where one lies within
-    half a chunk of the target, else the first source keyframe at or after it (else the clip's end)."""
+    half a chunk of the target, else the first source keyframe at or after it (else the clip's end).
+    ``preroll``: frames decoded before each chunk (default ``rolls(config)[0]``); never reaching back past
+    the start of the chunk's shot (the completion restarts there anyway)."""
     n = len(analysis.pts)
     fps = analysis.info.fps or Fraction(25)
     target = max(1, round(chunk_seconds * float(fps)))
     pre, post = rolls(config)
+    if preroll is not None and config.temporal.mode != "off":
+        pre = max(0, int(preroll))
     cuts, keys = sorted(set(analysis.cuts)), analysis.keyframes
     keyset = set(keys)
     borders = [0]
@@ -195,8 +199,10 @@ def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: st
     borders.append(n)
     chunks = []
     for cid, (a, b) in enumerate(zip(borders, borders[1:], strict=False)):
-        start = max(0, a - pre)
-        stop = min(n, b + post)
+        shot_start = max((c for c in cuts if c <= a), default=0)
+        start = max(shot_start, a - pre)
+        next_cut = min((c for c in cuts if c >= b), default=n)  # the next shot never affects this one
+        stop = min(n, b + post, next_cut)
         seek_index = max((k for k in keys if k <= start), default=0)
         seek_pts = analysis.pts[seek_index] if seek_index in keyset else analysis.pts[0]
         chunks.append(Chunk(id=cid, source=str(source), pts=tuple(analysis.pts[start:stop]), first_index=start,
@@ -234,7 +240,7 @@ def render_chunk(chunk: Chunk, config: Config, *, inpainter=None,
     (a worker loads it once); ``progress(frames_written)`` is called as the chunk's own frames are written.
     Raises DecodeError/MaskError/OutputError/EngineError."""
     t0, c0 = time.perf_counter(), time.process_time()
-    completion = build.make_completion(config, inpainter)
+    completion = build.make_clip_completion(config, inpainter)
     written = 0
     holes: set[int] = set()  # own frames whose hole is not empty (the "filled" count of a single run)
 
@@ -332,12 +338,13 @@ class ChunkedResult:
     postroll: int
     decoded: int                      # frames decoded by the workers (own + pre/post-roll + seek lead-in)
     analyse_seconds: float
-    render_seconds: float
+    render_seconds: float             # workers' start-up (engine load) included
     join_seconds: float
     worker_cpu_seconds: float
     skipped_streams: list[str] = field(default_factory=list)
     dts_adjusted: int = 0
     nodes: list[str] = field(default_factory=list)
+    startup_seconds: float = 0.0                          # starting the workers (part of render_seconds)
     starts: list[int] = field(default_factory=list)       # first frame of each chunk
     cut_starts: list[int] = field(default_factory=list)   # those that are scene cuts
 
@@ -347,11 +354,14 @@ class ChunkedResult:
 
 
 def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path | None, config: Config,
-                    executor, chunk_seconds: float = 10.0, mask_options: build.MaskOptions | None = None,
+                    executor, chunk_seconds: float = 10.0, preroll: int | None = None,
+                    mask_options: build.MaskOptions | None = None,
                     progress: Callable[[str, int, int | None], None] | None = None,
                     keep_work: bool = False) -> ChunkedResult:
     """``process`` for one long clip rendered in chunks by ``executor`` (``LocalExecutor`` or a
     ``RayExecutor``). ``progress(stage, done, total)``: stage "masks" (the serial pass) then "render".
+    ``preroll``: frames decoded and filled before each chunk to warm the temporal stage up (default: the
+    window plus the background memory's fill time, see ``rolls``).
 
     The output appears under its final name only when every chunk succeeded and the join completed; the
     work folder (segments, mask video) beside it is removed either way. Raises InputError/DecodeError/
@@ -376,7 +386,7 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
         analysis = analyse(input, mask, config, work, mask_options=mask_options,
                            progress=(lambda d, t: progress("masks", d, t)) if progress else None)
         chunks = plan(analysis, config, chunk_seconds=chunk_seconds, source=input_s, work_dir=work,
-                      suffix=segment_suffix(out))
+                      suffix=segment_suffix(out), preroll=preroll)
         t1 = time.perf_counter()
         total = len(analysis.pts)
         results = executor.render(chunks, (lambda d: progress("render", d, total)) if progress else None)
@@ -394,13 +404,17 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
     pre, post = rolls(config)
+    if preroll is not None and config.temporal.mode != "off":
+        pre = max(0, int(preroll))
     return ChunkedResult(output=str(out), frames=frames, filled=sum(r.filled for r in results), seconds=t3 - t0,
                          chunks=len(chunks), cuts_used=sum(c.starts_at_cut for c in chunks), preroll=pre,
                          postroll=post, decoded=sum(r.decoded for r in results),
                          analyse_seconds=analysis.seconds, render_seconds=t2 - t1, join_seconds=t3 - t2,
                          worker_cpu_seconds=sum(r.cpu_seconds for r in results),
                          skipped_streams=joined.skipped_streams, dts_adjusted=joined.dts_adjusted,
-                         nodes=sorted({r.node for r in results}), starts=[c.frames[0] for c in chunks],
+                         nodes=sorted({r.node for r in results}),
+                         startup_seconds=getattr(executor, "startup_seconds", 0.0),
+                         starts=[c.frames[0] for c in chunks],
                          cut_starts=[c.frames[0] for c in chunks if c.starts_at_cut])
 
 

@@ -163,10 +163,11 @@ class RayExecutor:
 
     ``workers``: how many actors (default: the cluster's CPUs / ``cpus_per_worker``, or its GPUs /
     ``gpus_per_worker`` when the engine uses CUDA). ``gpus_per_worker``: default 1 when the cluster has GPUs
-    and the engine is neural, else 0."""
+    and the engine is neural, else 0. Workers that have not started (loaded the engine) within
+    ``start_timeout`` seconds are dropped; DistributedError when none started."""
 
     def __init__(self, config: Config, *, workers: int | None = None, cpus_per_worker: float = 1.0,
-                 gpus_per_worker: float | None = None) -> None:
+                 gpus_per_worker: float | None = None, start_timeout: float = 120.0) -> None:
         if workers is not None and workers < 1:
             raise DistributedError(f"--workers {workers}: must be 1 or more")
         if cpus_per_worker <= 0:
@@ -177,6 +178,9 @@ class RayExecutor:
         self.gpus = gpus_per_worker
         self._actors: list = []
         self._progress = None
+        self.start_timeout = start_timeout
+        self.start_errors: list[str] = []
+        self.startup_seconds = 0.0
         self.nodes: list[str] = []
         self.lost_workers = 0
 
@@ -192,9 +196,30 @@ class RayExecutor:
         if n is None:
             n = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(resources.get("CPU", 1) // self.cpus)
             n = max(1, n)
+        t0 = time.perf_counter()
         self._progress = ray.remote(num_cpus=0)(_Progress).remote()
         actor = ray.remote(_Worker).options(num_cpus=self.cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0)
-        self._actors = [actor.remote(self.config, self._progress) for _ in range(n)]
+        actors = [actor.remote(self.config, self._progress) for _ in range(n)]
+        # Wait until the workers have started and loaded the engine: those the cluster cannot place (too few
+        # CPUs/GPUs) would otherwise hold their first chunk forever.
+        probes = {a.node.remote(): a for a in actors}
+        ready, late = ray.wait(list(probes), num_returns=len(probes), timeout=self.start_timeout)
+        self._actors = []
+        for ref in ready:
+            try:
+                ray.get(ref)
+                self._actors.append(probes[ref])
+            except Exception as exc:  # noqa: BLE001 - the engine failed to load there
+                self.start_errors.append(_reason(getattr(exc, "cause", None) or exc))
+        for ref in late:
+            with contextlib.suppress(Exception):
+                ray.kill(probes[ref])
+        self.startup_seconds = time.perf_counter() - t0
+        if not self._actors:
+            why = self.start_errors[0] if self.start_errors else (
+                f"none started within {self.start_timeout:.0f} s (the cluster has {resources.get('CPU', 0):g} CPUs and "
+                f"{resources.get('GPU', 0):g} GPUs; each worker asks for {self.cpus:g} CPUs and {gpus:g} GPUs)")
+            raise DistributedError(f"no Ray worker could start: {why}")
 
     def close(self) -> None:
         if not self._actors:
