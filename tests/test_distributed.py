@@ -231,6 +231,25 @@ def test_batch_with_a_corrupt_clip_keeps_the_good_outputs(clip, tmp_path):
     assert any("broken.mp4" in ln and ln.endswith("failed") for ln in lines)
 
 
+def test_batch_in_a_process_pool(tmp_path):
+    from media import make_video
+
+    from streamfill.distributed import batch_jobs, run_batch_local
+
+    for name in ("a", "b"):
+        make_video(tmp_path / f"{name}.mp4", frames=5, width=64, height=48)
+    m = np.zeros((48, 64), np.uint8)
+    m[10:20, 10:30] = 255
+    write_png(tmp_path / "m.png", m)
+    cfg = load_config(None, {"temporal": {"mode": "off"}})
+    jobs = batch_jobs([str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), str(tmp_path / "missing.mp4")],
+                      tmp_path / "out", mask=str(tmp_path / "m.png"), config=cfg)
+    results = run_batch_local(jobs, cfg, jobs_parallel=2)
+    assert [(r.status, r.frames) for r in results] == [("ok", 5), ("ok", 5), ("failed", 0)]
+    assert "missing.mp4" in results[2].reason
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+
+
 def test_wrong_ray_address_is_one_line_without_a_hang(clip, tmp_path):
     _, src, hole = clip
     with socket.socket() as s:  # a port nobody listens on
