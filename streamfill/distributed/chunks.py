@@ -379,6 +379,8 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
     if config.io.lossless and out.suffix.lower() != ".mkv":
         raise InputError(f"lossless output needs a .mkv name, got {out.name}")
     io.check_output_path(out, inputs=tuple(p for p in (input, mask) if p is not None))
+    # workers on other machines have another working folder: every path they get is absolute
+    input_s, mask, out = absolute(input_s), absolute(mask), Path(absolute(out))
     t0 = time.perf_counter()
     work = out.with_name(f".{out.stem}.chunks-{os.getpid()}")
     work.mkdir(exist_ok=True)
@@ -421,10 +423,24 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
 # -- batch: one task per clip --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClipJob:
+    """One clip of a batch. Paths are absolute (workers on other machines have another working folder);
+    ``label`` is the input as the user gave it, for the summary."""
+
     input: str
     output: str
     mask: str | None
     mask_options: build.MaskOptions | None = None
+    label: str = ""
+
+
+def absolute(path: str | Path | None) -> str | None:
+    """``path`` made absolute unless it is None, a URL or a ``zmq:`` spec (what a worker elsewhere can open)."""
+    if path is None:
+        return None
+    s = str(path)
+    if "://" in s or s.startswith("zmq:"):
+        return s
+    return str(Path(s).absolute())
 
 
 @dataclass
@@ -449,9 +465,9 @@ def process_clip(job: ClipJob, config: Config, *, inpainter=None,
         r = api.process(job.input, job.output, mask=job.mask, config=config, progress=progress,
                         mask_options=job.mask_options, inpainter=inpainter)
     except Exception as exc:  # noqa: BLE001 - one clip's failure is reported, the batch goes on
-        return ClipResult(job.input, job.output, seconds=time.perf_counter() - t0, status="failed",
+        return ClipResult(job.label or job.input, job.output, seconds=time.perf_counter() - t0, status="failed",
                           reason=_one_line(exc))
-    return ClipResult(job.input, r.output, frames=r.frames, filled=r.filled, seconds=r.seconds)
+    return ClipResult(job.label or job.input, r.output, frames=r.frames, filled=r.filled, seconds=r.seconds)
 
 
 def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, config: Config,
@@ -475,7 +491,7 @@ def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, conf
         if target in seen:
             raise InputError(f"{src} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = src
-        jobs.append(ClipJob(str(src), str(target), mask, mask_options))
+        jobs.append(ClipJob(absolute(src), absolute(target), absolute(mask), mask_options, label=str(src)))
     return jobs
 
 
@@ -514,7 +530,7 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
             try:
                 r = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker process died: the clip failed
-                r = ClipResult(job.input, job.output, status="failed", reason=_one_line(exc))
+                r = ClipResult(job.label or job.input, job.output, status="failed", reason=_one_line(exc))
             by_input[id(job)] = r
             if on_result is not None:
                 on_result(r)

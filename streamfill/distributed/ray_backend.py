@@ -315,7 +315,8 @@ class RayExecutor:
                 on_result(r)
 
         def lost(item, reason: str):
-            done(item, ClipResult(item[1].input, item[1].output, status="failed", reason=reason))
+            job = item[1]
+            done(item, ClipResult(job.label or job.input, job.output, status="failed", reason=reason))
 
         self._run(keyed, lambda a, it, n: a.clip.remote(it[1], it[0]), lambda it: it[1].input, done, lost, progress)
         return [results[i] for i in range(len(jobs))]
