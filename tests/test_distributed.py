@@ -341,6 +341,21 @@ def test_ray_batch_with_a_corrupt_clip(cluster, clip, tmp_path):
 
 
 @pytest.mark.slow
+def test_cli_process_and_batch_on_the_cluster(cluster, clip, tmp_path):
+    _, src, hole = clip
+    r = _run_cli("process", src, "-o", tmp_path / "out.mkv", "--mask", hole, "--lossless", "--ray", cluster.address,
+                 "--chunk-seconds", "0.5", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "48 frames" in r.stderr and "at scene cuts" in r.stderr
+    assert len(_frames(tmp_path / "out.mkv")) == 48
+    r = _run_cli("batch", src, "--out-dir", tmp_path / "b", "--mask", hole, "--temporal", "off", "--ray",
+                 cluster.address, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 clips done, 48 frames" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "out.mkv"]  # no work folder left
+
+
+@pytest.mark.slow
 def test_ray_node_removed_mid_job(cluster, tmp_path):
     """A third node joins, takes chunks, and is removed while the job runs: its chunks are retried on the
     others and the output is complete, or the run fails with one line and writes nothing."""
