@@ -23,8 +23,11 @@ Pre-roll and post-roll: the temporal completion (``--temporal fast|quality``) fi
 ``window`` frames on each side (default 10 for fast, 15 for quality), and its background memory needs
 ``background_samples x background_stride`` frames (5 x 2 = 10) to fill a fresh per-pixel sample set. So a
 chunk decodes ``window + samples x stride`` frames before its first frame (20 for fast defaults) and
-``window`` after its last. With ``--temporal off`` every frame is filled on its own: no pre-roll, and the
-chunked output is bit-identical to a single pass.
+``window`` after its last. Neither crosses a scene cut: the temporal stage restarts at every cut, in a single
+run too (``pipeline.shots``), so a chunk that starts at a cut is bit-identical to one pass. Elsewhere the
+pre-roll is a trade (a slow pan shows, long before, what the hole hides; one pass remembers it): ``preroll``
+may be raised up to the shot's start, which makes every chunk identical. With ``--temporal off`` every frame
+is filled on its own: no pre-roll, and the chunked output is bit-identical to a single pass.
 """
 
 from __future__ import annotations
