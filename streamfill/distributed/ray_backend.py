@@ -197,7 +197,11 @@ class RayExecutor:
             n = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(resources.get("CPU", 1) // self.cpus)
             n = max(1, n)
         t0 = time.perf_counter()
-        self._progress = ray.remote(num_cpus=0)(_Progress).remote()
+        # the progress counter lives on the driver's node, which stays (worker nodes may come and go)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        self._progress = ray.remote(num_cpus=0)(_Progress).options(scheduling_strategy=here).remote()
         actor = ray.remote(_Worker).options(num_cpus=self.cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0)
         actors = [actor.remote(self.config, self._progress) for _ in range(n)]
         # Wait until the workers have started and loaded the engine: those the cluster cannot place (too few
@@ -241,7 +245,7 @@ class RayExecutor:
     def _run(self, items: list, submit, describe, on_done, on_lost, progress: Callable[[int], None] | None):
         """The scheduling loop shared by chunks and clips; ``submit(actor, item, attempt) -> ref``."""
         ray = _ray()
-        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+        from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
         self._start()
         idle = deque(self._actors)
@@ -280,6 +284,9 @@ class RayExecutor:
                     except GetTimeoutError:
                         self.lost_workers += 1
                         reason = "its worker did not answer"
+                    except RayError as exc:  # e.g. its result was lost with its node
+                        self.lost_workers += 1
+                        reason = f"its worker failed ({_first_line(exc)})"
                     if attempts[id(item)] >= TRIES:
                         on_lost(item, reason)
                     else:
