@@ -171,7 +171,8 @@ def analyse(input: str | Path, mask: str | Path | None, config: Config, work_dir
 def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: str, work_dir: Path,
          suffix: str, preroll: int | None = None) -> list[Chunk]:
     """Split the clip into chunks of about ``chunk_seconds``: the border is a scene cut where one lies within
-    half a chunk of the target, else the first source keyframe at or after it (else the clip's end).
+    half a chunk of the target, else the first source keyframe within half a chunk after it, else the target
+    frame itself (a source whose keyframes are further apart).
     ``preroll``: frames decoded before each chunk (default ``rolls(config)[0]``); never reaching back past
     the start of the chunk's shot (the completion restarts there anyway)."""
     n = len(analysis.pts)
@@ -192,10 +193,10 @@ def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: st
         if near:
             b = min(near, key=lambda c: (abs(c - want), c))
         else:
-            later = [k for k in keys if k >= want]
-            if not later:
-                break
-            b = later[0]
+            # a keyframe within half a chunk after the target, else the target frame itself: a worker decodes
+            # from the keyframe before its pre-roll anyway, so a border inside a long GOP only costs decoding
+            later = [k for k in keys if want <= k <= want + target // 2]
+            b = later[0] if later else want
         if n - b < max(1, target // 4) and b not in set(cuts):
             break  # no tiny last chunk
         borders.append(b)
