@@ -99,6 +99,9 @@ def test_plan_cuts_at_the_scene_cut_and_at_keyframes(clip, tmp_path):
     at_cut = next(c for c in plan if c.frames[0] == 24)
     assert at_cut.starts_at_cut and at_cut.own_from == 0  # a shot's first chunk needs no pre-roll
     assert chunks_mod.rolls(load_config(None, {"temporal": {"mode": "off"}})) == (0, 0)
+    shots = chunks_mod.plan(analysis, cfg, chunk_seconds=0.34, source=str(src), work_dir=tmp_path, suffix=".mkv",
+                            cuts_only=True)
+    assert [c.frames for c in shots] == [(0, 23), (24, 47)] and shots[1].own_from == 0
 
 
 def test_shot_split_restarts_the_completion_at_each_cut(clip):

@@ -31,6 +31,9 @@ def add_ray_flags(p: argparse.ArgumentParser, *, chunks: bool = False) -> None:
         g.add_argument("--chunk-seconds", type=float, metavar="N",
                        help="split the clip into chunks of about N seconds, cut at scene cuts or source keyframes "
                             "(default 10 with --ray; without --ray the chunks run one after another here)")
+        g.add_argument("--chunk-at", choices=("auto", "cuts"), default="auto",
+                       help="auto: scene cuts, else source keyframes (default); cuts: only at scene cuts, whole "
+                            "shots per chunk, the output identical to one pass")
         g.add_argument("--preroll", metavar="N|shot",
                        help="frames decoded and filled before each chunk to warm the temporal stage up (default: "
                             "window + background memory, 20 for fast); shot = from the start of the chunk's shot "

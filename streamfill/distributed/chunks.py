@@ -169,10 +169,11 @@ def analyse(input: str | Path, mask: str | Path | None, config: Config, work_dir
 
 
 def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: str, work_dir: Path,
-         suffix: str, preroll: int | None = None) -> list[Chunk]:
+         suffix: str, preroll: int | None = None, cuts_only: bool = False) -> list[Chunk]:
     """Split the clip into chunks of about ``chunk_seconds``: the border is a scene cut where one lies within
     half a chunk of the target, else the first source keyframe within half a chunk after it, else the target
-    frame itself (a source whose keyframes are further apart).
+    frame itself (a source whose keyframes are further apart). ``cuts_only``: borders only at scene cuts
+    (whole shots, grouped up to the target length): the output is then identical to one pass.
     ``preroll``: frames decoded before each chunk (default ``rolls(config)[0]``); never reaching back past
     the start of the chunk's shot (the completion restarts there anyway)."""
     n = len(analysis.pts)
@@ -190,7 +191,12 @@ def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: st
         if want >= n:
             break
         near = [c for c in cuts if a + target // 2 <= c <= a + target + target // 2 and c < n]
-        if near:
+        if cuts_only:  # shots grouped into chunks of at least the target: identical to one pass
+            after = [c for c in cuts if c >= want]
+            if not after:
+                break
+            b = after[0]
+        elif near:
             b = min(near, key=lambda c: (abs(c - want), c))
         else:
             # a keyframe within half a chunk after the target, else the target frame itself: a worker decodes
@@ -358,14 +364,15 @@ class ChunkedResult:
 
 
 def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path | None, config: Config,
-                    executor, chunk_seconds: float = 10.0, preroll: int | None = None,
+                    executor, chunk_seconds: float = 10.0, preroll: int | None = None, cuts_only: bool = False,
                     mask_options: build.MaskOptions | None = None,
                     progress: Callable[[str, int, int | None], None] | None = None,
                     keep_work: bool = False) -> ChunkedResult:
     """``process`` for one long clip rendered in chunks by ``executor`` (``LocalExecutor`` or a
     ``RayExecutor``). ``progress(stage, done, total)``: stage "masks" (the serial pass) then "render".
     ``preroll``: frames decoded and filled before each chunk to warm the temporal stage up (default: the
-    window plus the background memory's fill time, see ``rolls``).
+    window plus the background memory's fill time, see ``rolls``). ``cuts_only``: chunk borders only at
+    scene cuts (identical to one pass; as many chunks as the shots allow).
 
     The output appears under its final name only when every chunk succeeded and the join completed; the
     work folder (segments, mask video) beside it is removed either way. Raises InputError/DecodeError/
@@ -392,7 +399,7 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
         analysis = analyse(input, mask, config, work, mask_options=mask_options,
                            progress=(lambda d, t: progress("masks", d, t)) if progress else None)
         chunks = plan(analysis, config, chunk_seconds=chunk_seconds, source=input_s, work_dir=work,
-                      suffix=segment_suffix(out), preroll=preroll)
+                      suffix=segment_suffix(out), preroll=preroll, cuts_only=cuts_only)
         t1 = time.perf_counter()
         total = len(analysis.pts)
         results = executor.render(chunks, (lambda d: progress("render", d, total)) if progress else None)
