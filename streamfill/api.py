@@ -58,13 +58,14 @@ def info(path: str | Path, *, fps: float | None = None) -> io.VideoInfo:
 def process(input: str | Path, output: str | Path, *, mask: str | Path | None, config: Config | None = None,
             fps: float | Fraction | None = None, start: float | None = None, end: float | None = None,
             progress: Progress | None = None, sink: str | None = None,
-            mask_options: build.MaskOptions | None = None) -> ProcessResult:
+            mask_options: build.MaskOptions | None = None, inpainter=None) -> ProcessResult:
     """Remove what ``mask`` marks from every frame of ``input`` and write ``output``.
 
     ``mask`` may also be a ``zmq:[req|sub:]ENDPOINT`` spec (masks from a plugin, see plugins/PROTOCOL.md);
     ``sink`` a ``zmq:[push|pub:]ENDPOINT`` spec that receives every output frame as well as ``output``.
     ``mask_options`` tracks the ``mask`` image (or boxes) through the clip, or masks what moves
-    (``build.MaskOptions``); ``mask`` may then be None.
+    (``build.MaskOptions``); ``mask`` may then be None. ``inpainter``: an engine already loaded (e.g. by a
+    worker that processes many clips), instead of loading one from ``config``.
 
     Every input frame is written with its source pts; audio is copied unchanged; the output appears under
     its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
@@ -78,7 +79,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
         total = _expected_frames(source_info, start, end)
         masks = build.make_mask_source(mask, config, mask_options,
                                        frame_count=source_info.frame_count if start is None else None)
-        completer = build.make_completion(config)
+        completer = build.make_clip_completion(config, inpainter)
         io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
         remux = None if Path(str(input)).is_dir() else str(input)
         with (build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as out,

@@ -156,6 +156,18 @@ def make_completion(config: Config, inpainter: Inpainter | None = None) -> Compl
                               margin=config.mask.dilate)
 
 
+def make_clip_completion(config: Config, inpainter: Inpainter | None = None):
+    """The completion stage of ``process`` on a clip (and of each chunk of ``process --ray``): as
+    ``make_completion``, but a temporal completion restarts at every scene cut (``pipeline.shots``), so no
+    shot is filled from another and a chunk that starts at a cut gives what one pass gives."""
+    if config.temporal.mode == "off":
+        return make_completion(config, inpainter)
+    inpainter = inpainter or make_inpainter(config)
+    from streamfill.pipeline.shots import ShotSplit
+
+    return ShotSplit(lambda: make_completion(config, inpainter), config.track.cut_threshold)
+
+
 @dataclass(frozen=True)
 class MaskOptions:
     """How masks are made beyond a plain ``--mask``: ``track`` follows the ``--mask`` image from frame
