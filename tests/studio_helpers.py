@@ -10,7 +10,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from media import pattern
 
 

@@ -49,7 +49,7 @@ def browser(tmp_path, request):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1200,760", f"--user-data-dir={tmp_path / 'profile'}"):
+                 "--disable-dev-shm-usage", "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -71,6 +71,23 @@ def wait(driver, condition, what, timeout=30):
     except TimeoutException:
         message = driver.find_element(By.ID, "message").text
         raise AssertionError(f"timed out waiting for {what}; page message: {message!r}") from None
+
+
+def save_small_png(driver, path, limit=200_000):
+    """A screenshot of the page as a PNG under ``limit`` bytes (scaled down and posterised as needed)."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(driver.get_screenshot_as_png(), np.uint8), cv2.IMREAD_COLOR)
+    for width, levels in ((1280, 256), (1100, 64), (960, 32), (800, 16)):
+        small = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])),
+                           interpolation=cv2.INTER_AREA)
+        step = 256 // levels
+        small = (small // step) * step + step // 2 if levels < 256 else small
+        ok, data = cv2.imencode(".png", small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if len(data) <= limit:
+            break
+    Path(path).write_bytes(data.tobytes())
 
 
 def canvas_point(driver, view, x, y):
@@ -104,8 +121,8 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             view = driver.find_element(By.ID, "view")
             cx, cy, r = object_at(0, W, H)
             d = r - 12
-            points = [(cx - d + 8, cy - 24), (cx + d - 8, cy - 24), (cx + d, cy - 8), (cx - d, cy - 8), (cx - d, cy + 8),
-                      (cx + d, cy + 8), (cx + d - 8, cy + 24), (cx - d + 8, cy + 24)]
+            points = [(cx - d + 8, cy - 24), (cx + d - 8, cy - 24), (cx + d, cy - 8), (cx - d, cy - 8),
+                      (cx - d, cy + 8), (cx + d, cy + 8), (cx + d - 8, cy + 24), (cx - d + 8, cy + 24)]
             chain = ActionChains(driver, duration=20)
             chain.move_to_element_with_offset(view, *canvas_point(driver, view, *points[0])).click_and_hold()
             for p in points[1:]:
@@ -147,6 +164,8 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             if not compare.is_selected():
                 compare.click()
             wait(driver, lambda d: d.execute_script("return window.studio.state.resultImage !== null"), "the result")
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == str(n),
+                 "the frame shown before the reload")
 
             # download the result and the masks the links point at; every frame is there
             href = driver.find_element(By.ID, "download").get_attribute("href")
@@ -163,9 +182,11 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
                 assert sum(1 for _ in reader) == FRAMES
 
             keep = os.environ.get("STREAMFILL_STUDIO_SCREENSHOT")
-            if keep:
-                driver.execute_script("window.studio.state.wipe = 0.45; window.studio.render();")
-                driver.save_screenshot(keep)
+            if keep:  # the README's picture: the wipe across the disc at frame 12, half before, half after
+                cx = object_at(12, W, H)[0]
+                driver.execute_script(f"window.studio.state.wipe = {cx / W}; window.studio.show(12);")
+                wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "12", "frame 12")
+                save_small_png(driver, keep)
     finally:
         studio.close()
     assert time.monotonic() - t0 < 120, "the whole flow must take under 2 minutes"

@@ -191,9 +191,9 @@ class Studio:
         work.mkdir(parents=True, exist_ok=True)
         try:
             clip = Clip(clip_id, path, name, work, self.limits, self.config)
-        except StreamfillError:
+        except StreamfillError as exc:
             shutil.rmtree(work, ignore_errors=True)
-            raise
+            raise type(exc)(_without_paths(str(exc), {path: name})) from None
         with self._lock:
             self.clips[clip_id] = clip
         return clip
@@ -329,7 +329,9 @@ class Studio:
             except Cancelled:
                 job.state = "cancelled"
             except StreamfillError as exc:
-                job.state, job.error = "failed", " ".join(str(exc).split())
+                clip = self.clips.get(job.clip)
+                names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
+                job.state, job.error = "failed", " ".join(_without_paths(str(exc), names).split())
             except Exception as exc:  # noqa: BLE001 - a job's failure is reported on the page, never lost
                 job.state, job.error = "failed", f"internal error ({type(exc).__name__}: {exc})"
             finally:
@@ -400,6 +402,13 @@ class Studio:
         self._worker.join(timeout=10)
         for clip in self.clips.values():
             clip.close()
+
+
+def _without_paths(message: str, names: dict) -> str:
+    """``message`` with the server's own paths replaced by what the page calls them (the clip's name)."""
+    for path, name in names.items():
+        message = message.replace(f"'{path}'", name).replace(str(path), name)
+    return message
 
 
 class UploadTooLarge(InputError):

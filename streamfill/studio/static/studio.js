@@ -99,13 +99,14 @@ function loadKeys() {
   } catch (err) { /* ignore */ }
 }
 
-async function setClip(clip) {
+async function setClip(clip, frame) {
   S.clip = clip;
   localStorage.setItem("streamfill.studio.clip", clip.id);
   S.undo = []; S.index = 0; S.shownIndex = -1; S.result = null; S.compare = false;
   loadKeys();
   view.width = clip.preview[0]; view.height = clip.preview[1];
   maskLayer.width = view.width; maskLayer.height = view.height;
+  fitView();
   $("clip-name").textContent = clip.name;
   const fps = clip.fps ? `${+clip.fps.toFixed(3)} fps` : "? fps";
   $("clip-meta").textContent = `${clip.width}×${clip.height}, ${clip.frames} frames, ${fps}` +
@@ -122,7 +123,7 @@ async function setClip(clip) {
   $("download").hidden = true;
   updateMasksLink();
   drawTimeline();
-  await show(0);
+  await show(frame || 0);
 }
 
 // -- frames ------------------------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ async function show(index) {
   if (!S.clip) return;
   index = Math.max(0, Math.min(S.clip.frames - 1, index | 0));
   S.index = wanted = index;
+  try { localStorage.setItem(`streamfill.studio.frame.${S.clip.id}`, String(index)); } catch (err) { /* full */ }
   $("scrubber").value = index;
   $("frame-number").value = index;
   updateKeyFlag();
@@ -200,6 +202,7 @@ function renderMaskLayer() {
 
 function render() {
   if (!S.frameImage) return;
+  view.dataset.index = String(S.shownIndex);
   ctx.globalAlpha = 1;
   ctx.drawImage(S.frameImage, 0, 0, view.width, view.height);
   if (S.compare && S.resultImage) {
@@ -222,7 +225,6 @@ function render() {
   if (key && key.box) drawBox(key.box, "#ffd400");
   if (drag && drag.box) drawBox(drag.box, "#fff");
   view.dataset.overlay = S.overlay && (S.maskImage || (key && key.strokes.length)) ? "1" : "0";
-  view.dataset.index = String(S.shownIndex);
 }
 
 function drawBox(box, colour) {
@@ -428,6 +430,8 @@ async function finished(snap) {
     updateMasksLink();
   } else {
     S.result = snap;
+    $("engine").value = snap.options.engine;
+    $("temporal").value = snap.options.temporal;
     $("download").href = `api/jobs/${snap.id}/download`;
     $("download").hidden = false;
     $("compare").disabled = false;
@@ -441,8 +445,8 @@ async function finished(snap) {
 function showTrackInfo() {
   const t = S.clip.track;
   if (!t) { $("track-info").textContent = ""; return; }
-  $("track-info").textContent = `${t.masked}/${t.frames} frames masked; ${t.weak.length} weak` +
-    (t.signal === "area" ? " (mask area jumps)" : "");
+  $("track-info").textContent = `${t.masked}/${t.frames} frames masked; weak: ${t.weak.length}` +
+    (t.signal === "area" ? " (judged by mask area)" : " (tracker confidence)");
 }
 function updateMasksLink() {
   const link = $("masks-link");
@@ -507,7 +511,16 @@ $("frame-number").addEventListener("change", () => { stopPlaying(); show(+$("fra
 $("prev").addEventListener("click", () => { stopPlaying(); show(S.index - 1); });
 $("next").addEventListener("click", () => { stopPlaying(); show(S.index + 1); });
 $("play").addEventListener("click", play);
-window.addEventListener("resize", drawTimeline);
+function fitView() {
+  // the preview fills the stage (scaled up or down), keeping its aspect ratio
+  const stage = $("stage");
+  const sw = stage.clientWidth - 16, sh = stage.clientHeight - 16;
+  if (sw <= 0 || sh <= 0) return;
+  const scale = Math.min(sw / view.width, sh / view.height);
+  view.style.width = `${Math.floor(view.width * scale)}px`;
+  view.style.height = `${Math.floor(view.height * scale)}px`;
+}
+window.addEventListener("resize", () => { fitView(); drawTimeline(); });
 document.addEventListener("keydown", (event) => {
   const t = event.target;
   if (t.tagName === "SELECT" || (t.tagName === "INPUT" && t.type !== "range" && t.type !== "checkbox")) return;
@@ -528,6 +541,7 @@ document.addEventListener("keydown", (event) => {
 window.studio = {
   state: S,
   render,
+  show,
   maskCoverage() {
     const d = maskLayer.getContext("2d").getImageData(0, 0, maskLayer.width, maskLayer.height).data;
     let n = 0, x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
@@ -558,13 +572,15 @@ guard(async () => {
   const last = localStorage.getItem("streamfill.studio.clip");
   const clip = st.clips.find((c) => c.id === last);
   if (!clip) return;
-  await setClip(clip);
+  await setClip(clip, parseInt(localStorage.getItem(`streamfill.studio.frame.${clip.id}`) || "0", 10));
   showTrackInfo();
   const jobs = st.jobs.filter((j) => j.clip === clip.id);
   const running = jobs.find((j) => ["queued", "running"].includes(j.state));
   const lastRemove = jobs.filter((j) => j.kind === "remove" && j.state === "done").pop();
   if (lastRemove) {
     S.result = lastRemove;
+    $("engine").value = lastRemove.options.engine;
+    $("temporal").value = lastRemove.options.temporal;
     $("download").href = `api/jobs/${lastRemove.id}/download`;
     $("download").hidden = false;
   }
