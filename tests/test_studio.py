@@ -363,3 +363,22 @@ def test_weak_frames_from_area_and_confidence():
     conf = [1, 0.9, 0.2, 0.8, 0.1, 0.9, 0.9, 0.9, 0.9, 0.4]
     assert weak_frames(areas, [0, 9], conf) == ([2, 4], "confidence")  # a keyframe is never weak
     assert weak_frames([0, 0, 0], [0]) == ([], "area")  # nothing drawn, nothing to judge
+
+
+def test_scrub_proxies_are_the_frames_the_seek_path_gives(root, tmp_path):
+    from streamfill.io.seek import encode_jpeg
+    from streamfill.studio.session import PROXY_QUALITY
+
+    studio = Studio(root, tmp_path / "w")
+    try:
+        clip = studio.open_clip(root / "clip.mp4", "clip.mp4")
+        deadline = time.monotonic() + 30
+        while len(clip.proxies) < FRAMES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(clip.proxies) == list(range(FRAMES))
+        for i in (0, 7, 3, FRAMES - 1):
+            expected = encode_jpeg(clip.seeker.frame(i).image, size=clip.preview, quality=PROXY_QUALITY)
+            assert clip.frame_jpeg(i)[0] == expected
+    finally:
+        studio.close()
+    assert studio.proxies.left == studio.limits.proxy_bytes  # the memory went back when the clip closed

@@ -33,6 +33,7 @@ from streamfill.masks.track import Keyframe
 from streamfill.studio.weak import spans, weak_frames
 
 PREVIEW_MAX = (1280, 720)  # the page shows frames at most this size; masks stay at full resolution
+PROXY_QUALITY = 80
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Limits:
     max_pixels: int = 7680 * 4320
     max_mask_bytes: int = 16 * 1024**2
     max_keyframes: int = 200
+    proxy_bytes: int = 768 * 1024**2  # preview JPEGs decoded ahead for scrubbing, all clips together
 
 
 class Cancelled(StreamfillError):
@@ -83,7 +85,8 @@ class Job:
 class Clip:
     """One opened video: random access to its frames, a small cache of preview JPEGs, its masks and result."""
 
-    def __init__(self, id: str, path: Path, name: str, work: Path, limits: Limits, config: Config) -> None:
+    def __init__(self, id: str, path: Path, name: str, work: Path, limits: Limits, config: Config,
+                 proxies: Proxies | None = None) -> None:
         self.id, self.path, self.name, self.work = id, path, name, work
         self.seeker = FrameSeeker(path, threads=config.io.decode_threads).open()
         info = self.seeker.info
@@ -100,6 +103,30 @@ class Clip:
         self.track: dict | None = None  # areas, weak frames, keyframes
         self.result: Path | None = None
         self.result_seeker: FrameSeeker | None = None
+        # Scrub proxies: every frame's preview JPEG, decoded ahead in order by a background thread, so that a
+        # jump anywhere is answered from memory (a seek in a long-GOP file decodes up to a whole GOP).
+        self.proxies: dict[int, bytes] = {}
+        self._proxy_pool = proxies
+        self._closed = threading.Event()
+        if proxies is not None:
+            threading.Thread(target=self._build_proxies, name=f"studio-proxies-{id}", daemon=True).start()
+
+    def _build_proxies(self) -> None:
+        pool = self._proxy_pool
+        try:
+            with io.open_video(self.path, threads=1) as reader:
+                for frame in reader:
+                    while not pool.idle.wait(0.5):  # pause while a job runs
+                        if self._closed.is_set():
+                            return
+                    if self._closed.is_set() or not pool.take(0):
+                        return
+                    data = encode_jpeg(frame.image, size=self.preview, quality=PROXY_QUALITY)
+                    if not pool.take(len(data)):
+                        return
+                    self.proxies[frame.index] = data
+        except StreamfillError:
+            return  # the seek path still answers; a broken tail shows up when that frame is asked for
 
     # -- frames ----------------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -130,8 +157,11 @@ class Clip:
         if seeker is None:
             raise InputError("there is no result yet: run Remove first")
         self._check_index(index)
+        if which == "source" and index in self.proxies:
+            return self.proxies[index], self.seeker.time_of(index)
         data = self._cached((which, index, str(self.result)),
-                            lambda: encode_jpeg(seeker.frame(index).image, size=self.preview))
+                            lambda: encode_jpeg(seeker.frame(index).image, size=self.preview,
+                                                           quality=PROXY_QUALITY))
         return data, self.seeker.time_of(index)
 
     def mask_png(self, index: int) -> bytes:
@@ -147,9 +177,33 @@ class Clip:
             raise InputError(f"frame {index} is outside the clip (0-{self.seeker.count - 1})")
 
     def close(self) -> None:
+        self._closed.set()
+        if self._proxy_pool is not None:
+            self._proxy_pool.give(sum(len(d) for d in self.proxies.values()))
         for s in (self.seeker, self.mask_seeker, self.result_seeker):
             if s is not None:
                 s.close()
+
+
+class Proxies:
+    """The memory budget shared by all clips' scrub proxies, and the gate that pauses them while a job runs."""
+
+    def __init__(self, budget: int) -> None:
+        self.left = budget
+        self.idle = threading.Event()
+        self.idle.set()
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self.left or self.left <= 0:
+                return False
+            self.left -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.left += size
 
 
 def png_size(data: bytes) -> tuple[int, int] | None:
@@ -174,6 +228,7 @@ class Studio:
         self.config = config or Config()
         self.clips: dict[str, Clip] = {}
         self.jobs: dict[str, Job] = {}
+        self.proxies = Proxies(self.limits.proxy_bytes) if self.limits.proxy_bytes > 0 else None
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -190,7 +245,7 @@ class Studio:
         work = self.work / clip_id
         work.mkdir(parents=True, exist_ok=True)
         try:
-            clip = Clip(clip_id, path, name, work, self.limits, self.config)
+            clip = Clip(clip_id, path, name, work, self.limits, self.config, self.proxies)
         except StreamfillError as exc:
             shutil.rmtree(work, ignore_errors=True)
             raise type(exc)(_without_paths(str(exc), {path: name})) from None
@@ -323,6 +378,8 @@ class Studio:
             if job.state == "cancelled":
                 continue
             job.state, job.started = "running", time.monotonic()
+            if self.proxies is not None:
+                self.proxies.idle.clear()
             try:
                 run()
                 job.state = "done"
@@ -336,6 +393,8 @@ class Studio:
                 job.state, job.error = "failed", f"internal error ({type(exc).__name__}: {exc})"
             finally:
                 job.finished = time.monotonic()
+                if self.proxies is not None:
+                    self.proxies.idle.set()
 
     def _run_track(self, job: Job, clip: Clip, keys: list[Keyframe]) -> None:
         out = clip.work / f"masks-{job.id}.mkv"
@@ -397,6 +456,8 @@ class Studio:
 
     def close(self) -> None:
         self._stop.set()
+        if self.proxies is not None:
+            self.proxies.idle.set()
         for job in self.jobs.values():
             job.cancel.set()
         self._worker.join(timeout=10)

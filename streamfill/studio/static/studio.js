@@ -65,10 +65,10 @@ async function browse(path) {
     li.addEventListener("click", guard(fn));
     list.appendChild(li);
   };
-  if (listing.parent !== null) add("⬆ ..", () => browse(listing.parent));
-  for (const d of listing.dirs) add("📁 " + d.name, () => browse(d.path));
+  if (listing.parent !== null) add("../", () => browse(listing.parent));
+  for (const d of listing.dirs) add(d.name + "/", () => browse(d.path));
   for (const f of listing.files) {
-    add(`🎞 ${f.name}  (${(f.size / 1048576).toFixed(1)} MB)`, async () => {
+    add(`${f.name}  (${(f.size / 1048576).toFixed(1)} MB)`, async () => {
       $("browser").close();
       say("opening " + f.name + " …", "info");
       await setClip(await post("api/open", {path: f.path}));
