@@ -106,11 +106,12 @@ def test_open_and_frames(client):
     assert client.get("/api/clips/nope/frames/0").json()["error"].startswith("unknown clip")
 
 
+@pytest.mark.slow
 def test_four_k_preview_is_downscaled_and_masks_stay_full_size(tmp_path):
     root = tmp_path / "r"
     root.mkdir()
-    make_object_clip(root / "uhd.mp4", frames=3, width=3840, height=2160)
-    studio = Studio(root, tmp_path / "w")
+    make_object_clip(root / "uhd.mp4", frames=2, width=3840, height=2160)
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))  # the seek path, nothing beside it
     try:
         with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
             clip = open_clip(client, "uhd.mp4")
@@ -195,6 +196,7 @@ def test_loopback_only_answers_loopback_hosts_and_own_origin(studio):
         assert c.post("/api/open", json={"path": "clip.mp4"}, headers={"Origin": "http://localhost:7860"}).is_success
 
 
+@pytest.mark.slow
 def test_cli_refuses_other_hosts_without_token(tmp_path):
     run = subprocess.run([sys.executable, "-m", "streamfill", "studio", "--host", "0.0.0.0", "--root", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)

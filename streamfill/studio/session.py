@@ -372,9 +372,12 @@ class Studio:
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                job, run = self._queue.get(timeout=0.5)
+                item = self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if item is None:  # close()
+                return
+            job, run = item
             if job.state == "cancelled":
                 continue
             job.state, job.started = "running", time.monotonic()
@@ -460,6 +463,7 @@ class Studio:
             self.proxies.idle.set()
         for job in self.jobs.values():
             job.cancel.set()
+        self._queue.put(None)
         self._worker.join(timeout=10)
         for clip in self.clips.values():
             clip.close()

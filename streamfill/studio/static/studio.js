@@ -79,6 +79,11 @@ async function browse(path) {
 }
 
 async function upload(file) {
+  const limit = S.limits ? S.limits.max_upload : Infinity;
+  if (file.size > limit) {
+    throw new Error(`${file.name} is larger than this studio accepts (${(limit / 1048576).toFixed(0)} MB; ` +
+                    "start it with a larger --max-upload)");
+  }
   say(`uploading ${file.name} (${(file.size / 1048576).toFixed(1)} MB) …`, "info");
   const clip = await json(`api/upload?name=${encodeURIComponent(file.name)}`, {method: "POST", body: file});
   await setClip(clip);
@@ -560,6 +565,7 @@ window.studio = {
 // -- start: engines, then the clip and job of before a reload ----------------------------------------------
 guard(async () => {
   const st = await json("api/state");
+  S.limits = st.limits;
   for (const [id, values, chosen] of [["engine", st.engines, st.default_engine],
                                       ["temporal", st.temporal_modes, st.default_temporal]]) {
     for (const v of values) {
