@@ -7,8 +7,9 @@ Measures, for a 1080p H.264 clip made from a source video (upscaled; --keyint se
   * proxy build: the background pass that decodes every frame once into a preview JPEG;
   * warm random access: the same random frames once the proxies are built, through the HTTP layer
     (Starlette test client: routing, the guard middleware, the thread pool and the response).
-Each request's time is the process's CPU time (time.process_time: FFmpeg's decoder threads included; nothing else runs meanwhile) and its wall time; the page's own JPEG
-decode and draw are not included. Writes benchmarks/results/studio.json.
+Each request's time is the process's CPU time (time.process_time: FFmpeg's decoder threads included; nothing
+else runs meanwhile) and its wall time; the page's own JPEG decode and draw are not included.
+Writes benchmarks/results/studio.json.
 
     python benchmarks/studio_scrub.py SOURCE.mp4 [--frames 132] [--keyint 250 25] [--seed 0 1 2]
 """
@@ -38,16 +39,14 @@ def make_clip(source: str, out: Path, frames: int, keyint: int) -> None:
         v.width, v.height, v.pix_fmt = 1920, 1080, "yuv420p"
         v.options = {"preset": "veryfast", "crf": "20", "g": str(keyint), "keyint_min": str(min(keyint, 25))}
         v.codec_context.time_base = Fraction(1, 25)
-        n = 0
-        for frame in src.decode(video=0):
+        for n, frame in enumerate(src.decode(video=0)):
+            if n == frames:
+                break
             image = cv2.resize(frame.to_ndarray(format="rgb24"), (1920, 1080), interpolation=cv2.INTER_CUBIC)
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")
             vf.pts = n
             for p in v.encode(vf):
                 dst.mux(p)
-            n += 1
-            if n == frames:
-                break
         for p in v.encode(None):
             dst.mux(p)
 
@@ -91,11 +90,12 @@ def main() -> None:
                 # cold: no proxies, every jump goes through the seek path
                 cold = Studio(root, Path(tmp) / f"w-cold-{keyint}-{seed}", limits=Limits(proxy_bytes=0))
                 clip = cold.open_clip(clip_path, clip_path.name)
-                cold_t = [timed(lambda i=i: clip.frame_jpeg(i)) for i in picks]
+                cold_t = [timed(lambda i=i, c=clip: c.frame_jpeg(i)) for i in picks]
                 start = picks[0] if picks[0] < args.frames - args.requests else 0
                 clip._cache.clear()  # every step decodes (no answer from the cache of the jumps above)
                 clip.seeker.frame(start)  # the decoder stands at ``start``, as after showing it
-                step_t = [timed(lambda i=i: clip.frame_jpeg(i)) for i in range(start + 1, start + 1 + args.requests)]
+                step_t = [timed(lambda i=i, c=clip: c.frame_jpeg(i))
+                          for i in range(start + 1, start + 1 + args.requests)]
                 cold.close()
                 # warm: proxies built in the background, then the same jumps over HTTP
                 warm = Studio(root, Path(tmp) / f"w-warm-{keyint}-{seed}")
@@ -108,7 +108,7 @@ def main() -> None:
                 build_wall = (time.perf_counter() - w0) * 1000 / args.frames
                 with TestClient(create_app(warm), base_url="http://127.0.0.1") as client:
                     url = f"/api/clips/{clip.id}/frames/"
-                    warm_t = [timed(lambda i=i: client.get(url + str(i)).raise_for_status()) for i in picks]
+                    warm_t = [timed(lambda i=i, u=url, c=client: c.get(u + str(i)).raise_for_status()) for i in picks]
                 warm.close()
                 for case, values in (("cold jump (seek + decode)", cold_t), ("next frame (step)", step_t),
                                      ("jump with proxies (HTTP)", warm_t)):
@@ -118,8 +118,9 @@ def main() -> None:
                 rows.append([f"1080p GOP {keyint}", seed, "proxy build, per frame", round(build_cpu, 1), None,
                              None, round(build_wall, 1), None, None])
 
-    cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                     platform.processor())
+    with open("/proc/cpuinfo") as fh:
+        cpu_model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
+                         platform.processor())
     import torch
 
     versions = {"streamfill": streamfill.__version__, "python": platform.python_version(), "torch": torch.__version__,

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import queue
+import re
 import secrets
 import shutil
 import struct
@@ -27,7 +28,7 @@ import numpy as np
 from streamfill import api, io
 from streamfill.build import MaskOptions
 from streamfill.config import ENGINES, TEMPORAL_MODES, Config, merge
-from streamfill.errors import InputError, MaskError, StreamfillError
+from streamfill.errors import DecodeError, InputError, MaskError, StreamfillError
 from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_jpeg, encode_png, fit
 from streamfill.masks.track import Keyframe
 from streamfill.studio.weak import spans, weak_frames
@@ -248,7 +249,10 @@ class Studio:
             clip = Clip(clip_id, path, name, work, self.limits, self.config, self.proxies)
         except StreamfillError as exc:
             shutil.rmtree(work, ignore_errors=True)
-            raise type(exc)(_without_paths(str(exc), {path: name})) from None
+            detail = re.sub(r"\[Errno -?\d+\] ", "", _without_paths(str(exc), {path: name}))
+            if isinstance(exc, DecodeError):
+                raise InputError(f"{name} is not a video streamfill can read ({detail})") from None
+            raise type(exc)(detail) from None
         with self._lock:
             self.clips[clip_id] = clip
         return clip
@@ -271,10 +275,7 @@ class Studio:
         try:
             if path.stat().st_size == 0:
                 raise InputError("the upload is empty")
-            try:
-                return self.open_clip(path, path.name)
-            except StreamfillError as exc:
-                raise InputError(f"{path.name} is not a video streamfill can read ({exc})") from None
+            return self.open_clip(path, path.name)
         except BaseException:
             self.discard_upload(path)
             raise
