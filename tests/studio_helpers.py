@@ -20,7 +20,7 @@ def object_at(index: int, width: int, height: int) -> tuple[int, int, int]:
 
 
 def make_object_clip(path: str | Path, *, frames: int = 24, width: int = 640, height: int = 360,
-                     fps: int = 25) -> Path:
+                     fps: int = 25, x264: dict | None = None) -> Path:
     """A textured background with a textured blue disc moving right (0.6 % of the width per frame)."""
     path = Path(path)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -28,7 +28,7 @@ def make_object_clip(path: str | Path, *, frames: int = 24, width: int = 640, he
     with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"preset": "ultrafast", "crf": "18", "g": "12"}
+        v.options = {"preset": "ultrafast", "crf": "18", "g": "12", **(x264 or {})}
         tb = Fraction(1, fps)
         v.codec_context.time_base = tb
         for i in range(frames):

@@ -75,8 +75,10 @@ def open_clip(client, path="clip.mp4"):
 
 
 # -- frames ------------------------------------------------------------------------------------------------
-def test_frame_seeker_matches_sequential_decoding(tmp_path):
-    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48)
+@pytest.mark.parametrize("x264", [{}, {"preset": "medium", "bf": "3", "b-pyramid": "normal", "g": "250"}],
+                         ids=["intra-12", "b-frames-long-gop"])
+def test_frame_seeker_matches_sequential_decoding(tmp_path, x264):
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=x264)
     with io.open_video(path) as reader:
         ref = list(reader)
     order = list(np.random.default_rng(0).permutation(30)) + list(range(30))
