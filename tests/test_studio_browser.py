@@ -212,3 +212,22 @@ def test_bad_input_shows_one_message(browser, tmp_path):
             wait(browser, lambda d: "open a clip first" in d.find_element(By.ID, "message").text, "a message")
     finally:
         studio.close()
+
+
+def test_token_url_works_and_other_pages_are_refused(browser, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    make_object_clip(root / "clip.mp4", frames=4, width=160, height=96)
+    studio = Studio(root, tmp_path / "work")
+    try:
+        with running_studio(studio, token="t0ken-for-test") as url:
+            browser.get(url)  # no token: refused
+            assert "missing or wrong token" in browser.find_element(By.TAG_NAME, "body").text
+            browser.get(url + "?token=t0ken-for-test")  # the printed URL: the page keeps the token in a cookie
+            wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engine option")) > 0, "the engines")
+            browser.find_element(By.ID, "open-btn").click()
+            wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                     if "clip.mp4" in li.text], "the file list")[0].click()
+            wait(browser, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0")
+    finally:
+        studio.close()
