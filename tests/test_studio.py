@@ -367,6 +367,8 @@ def test_weak_frames_from_area_and_confidence():
     conf = [1, 0.9, 0.2, 0.8, 0.1, 0.9, 0.9, 0.9, 0.9, 0.4]
     assert weak_frames(areas, [0, 9], conf) == ([2, 4], "confidence")  # a keyframe is never weak
     assert weak_frames([0, 0, 0], [0]) == ([], "area")  # nothing drawn, nothing to judge
+    assert weak_frames(areas, [0, 9], lost=[(2, 4), (8, 12)]) == ([2, 3, 4, 8], "lost")  # the tracker's word
+    assert weak_frames(areas, [0, 9], lost=[]) == ([], "lost")
 
 
 def test_scrub_proxies_are_the_frames_the_seek_path_gives(root, tmp_path):

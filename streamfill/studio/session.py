@@ -406,8 +406,9 @@ class Studio:
         result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
                                  progress=self._progress(job))
         areas, seeker = self._areas(out, job)
-        confidence = getattr(result, "confidence", None)  # per-frame tracker confidence, when reported
-        weak, signal = weak_frames(areas, [k.index for k in keys], confidence)
+        # What the tracker reports, when it does: per-frame confidence, or the stretches where it lost the object.
+        weak, signal = weak_frames(areas, [k.index for k in keys], getattr(result, "confidence", None),
+                                   getattr(result, "lost", None))
         old = (clip.masks, clip.mask_seeker)
         clip.masks, clip.mask_seeker = out, seeker
         clip.track = {"job": job.id, "frames": result.frames, "masked": result.masked,

@@ -1,10 +1,11 @@
 """Which tracked frames to flag on the studio's timeline as weak (worth a look, or a correction keyframe).
 
-Two sources, one interface: ``weak_frames(areas, keyframes, confidence=None)``. When the tracker reports a
-per-frame confidence in [0, 1] (``confidence``), a frame is weak below ``min_confidence``. Otherwise the
-signal is derived from the masks themselves: a tracked object whose area collapses (or balloons) against the
-area it had at the nearest keyframe, or jumps from one frame to the next, has usually been lost or has
-leaked into the background.
+Three sources, one interface: ``weak_frames(areas, keyframes, confidence=None, lost=None)``. When the
+tracker reports a per-frame confidence in [0, 1] (``confidence``), a frame is weak below ``min_confidence``;
+when it reports the stretches where it lost the object (``lost``: (first, last) frame pairs, as
+``MasksResult.lost``), those frames are weak. Otherwise the signal is derived from the masks themselves: a
+tracked object whose area collapses (or balloons) against the area it had at the nearest keyframe, or jumps
+from one frame to the next, has usually been lost or has leaked into the background.
 """
 
 from __future__ import annotations
@@ -18,15 +19,21 @@ JUMP = 0.5  # or changes by more than half from the previous frame
 
 
 def weak_frames(areas: Sequence[int], keyframes: Sequence[int], confidence: Sequence[float] | None = None,
-                *, min_confidence: float = MIN_CONFIDENCE) -> tuple[list[int], str]:
-    """Indices (into ``areas``) of weak frames and the name of the signal used ("confidence" or "area").
+                lost: Sequence[tuple[int, int]] | None = None, *,
+                min_confidence: float = MIN_CONFIDENCE) -> tuple[list[int], str]:
+    """Indices (into ``areas``) of weak frames and the name of the signal used ("confidence", "lost" or
+    "area").
 
     ``areas``: mask pixels per frame; ``keyframes``: frame indices the user drew; ``confidence``: optional
-    per-frame tracker confidence (same length as ``areas``). Keyframes are never weak."""
+    per-frame tracker confidence (same length as ``areas``); ``lost``: optional stretches the tracker reports
+    as lost (None = the tracker reports none, an empty list = it lost nothing). Keyframes are never weak."""
     keys = sorted(k for k in set(keyframes) if 0 <= k < len(areas))
     keyset = set(keys)
     if confidence is not None and len(confidence) == len(areas):
         return [i for i, c in enumerate(confidence) if i not in keyset and c < min_confidence], "confidence"
+    if lost is not None:
+        frames = {i for a, b in lost for i in range(max(0, int(a)), min(len(areas), int(b) + 1))}
+        return sorted(frames - keyset), "lost"
     weak = []
     for i, area in enumerate(areas):
         if i in keyset or not keys:

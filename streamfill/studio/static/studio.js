@@ -451,7 +451,7 @@ function showTrackInfo() {
   const t = S.clip.track;
   if (!t) { $("track-info").textContent = ""; return; }
   $("track-info").textContent = `${t.masked}/${t.frames} frames masked; weak: ${t.weak.length}` +
-    (t.signal === "area" ? " (judged by mask area)" : " (tracker confidence)");
+    ({area: " (judged by mask area)", lost: " (where the tracker lost it)"}[t.signal] || " (tracker confidence)");
 }
 function updateMasksLink() {
   const link = $("masks-link");
