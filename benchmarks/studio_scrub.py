@@ -149,7 +149,15 @@ def main() -> None:
             "cold jump GOP 25, worst CPU ms": max(r[4] for r in cold if r[0].endswith(" 25")),
             "target ms": 150,
         },
-        "notes": "",
+        "notes": ("Time for the studio server to answer one frame while scrubbing (decode + downscale to the 1280x720 "
+                  "preview + JPEG), as process CPU time (FFmpeg's decoder threads included) and wall time on a "
+                  "shared machine (wall times are dominated by the other jobs' load). 'jump with proxies' is the "
+                  "normal case once a clip has been open for a while: every frame's preview was decoded once in the "
+                  "background (the 'proxy build' rows: CPU per frame), and a jump anywhere is answered from memory "
+                  "through the HTTP layer. 'cold jump' is a jump to a frame the proxies do not hold yet: a seek to "
+                  "the keyframe before it and a decode forward (unreferenced pictures skipped), so its cost grows "
+                  "with the GOP length. 'next frame' is an arrow-key step or playback (decode on, no seek). The "
+                  "page's own JPEG decode and draw are not included."),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
