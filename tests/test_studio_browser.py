@@ -210,6 +210,17 @@ def test_bad_input_shows_one_message(browser, tmp_path):
             # Track with nothing drawn: a clear message too (no clip: "open a clip first")
             browser.find_element(By.ID, "track").click()
             wait(browser, lambda d: "open a clip first" in d.find_element(By.ID, "message").text, "a message")
+            # an upload that is not a video
+            bad = tmp_path / "holiday.mp4"
+            bad.write_bytes(b"\x00\x01 certainly not a video" * 100)
+            browser.find_element(By.ID, "upload").send_keys(str(bad))
+            wait(browser, lambda d: d.find_element(By.ID, "message").text.startswith("holiday.mp4 is not a video"),
+                 "the upload's message")
+            # an upload that is a video opens
+            make_object_clip(tmp_path / "mine.mp4", frames=3, width=160, height=96)
+            browser.find_element(By.ID, "upload").send_keys(str(tmp_path / "mine.mp4"))
+            wait(browser, lambda d: d.find_element(By.ID, "clip-name").text == "mine.mp4", "the uploaded clip")
+            assert not browser.find_element(By.ID, "message").is_displayed()
     finally:
         studio.close()
 
