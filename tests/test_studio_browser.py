@@ -220,7 +220,7 @@ def test_bad_input_shows_one_message(browser, tmp_path):
             make_object_clip(tmp_path / "mine.mp4", frames=3, width=160, height=96)
             browser.find_element(By.ID, "upload").send_keys(str(tmp_path / "mine.mp4"))
             wait(browser, lambda d: d.find_element(By.ID, "clip-name").text == "mine.mp4", "the uploaded clip")
-            assert not browser.find_element(By.ID, "message").is_displayed()
+            wait(browser, lambda d: not d.find_element(By.ID, "message").is_displayed(), "the message to clear")
     finally:
         studio.close()
 

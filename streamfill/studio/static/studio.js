@@ -93,6 +93,7 @@ async function upload(file) {
 function storageKey() { return S.clip ? `streamfill.studio.keys.${S.clip.id}` : null; }
 function saveKeys() {
   if (!S.clip) return;
+  if (S.clip.track && !S.stale) { S.stale = true; showTrackInfo(); }
   const data = [...S.keyframes.entries()].filter(([, k]) => k.box || k.strokes.length);
   try { localStorage.setItem(storageKey(), JSON.stringify(data)); } catch (err) { /* storage full */ }
 }
@@ -107,7 +108,7 @@ function loadKeys() {
 async function setClip(clip, frame) {
   S.clip = clip;
   localStorage.setItem("streamfill.studio.clip", clip.id);
-  S.undo = []; S.index = 0; S.shownIndex = -1; S.result = null; S.compare = false;
+  S.undo = []; S.index = 0; S.shownIndex = -1; S.result = null; S.compare = false; S.stale = false;
   loadKeys();
   view.width = clip.preview[0]; view.height = clip.preview[1];
   maskLayer.width = view.width; maskLayer.height = view.height;
@@ -451,7 +452,8 @@ function showTrackInfo() {
   const t = S.clip.track;
   if (!t) { $("track-info").textContent = ""; return; }
   $("track-info").textContent = `${t.masked}/${t.frames} frames masked; weak: ${t.weak.length}` +
-    ({area: " (judged by mask area)", lost: " (where the tracker lost it)"}[t.signal] || " (tracker confidence)");
+    ({area: " (judged by mask area)", lost: " (where the tracker lost it)"}[t.signal] || " (tracker confidence)") +
+    (S.stale ? ". Keyframes changed since: press Track again." : "");
 }
 function updateMasksLink() {
   const link = $("masks-link");
@@ -482,6 +484,7 @@ async function track() {
   }
   if (!keys.length) throw new Error("nothing to track: paint over the object (or draw a box) on a frame first");
   say("");
+  S.stale = false;
   followJob(await post(`api/clips/${S.clip.id}/track`, {keyframes: keys}));
 }
 
