@@ -184,6 +184,8 @@ def test_token_is_required_when_given(studio):
         assert c.get("/api/state", headers={"X-Streamfill-Token": "s3cret-token"}).status_code == 200
         page = c.get("/", params={"token": "s3cret-token"})
         assert page.status_code == 200 and "streamfill studio" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "httponly" in page.headers["set-cookie"].lower()
         assert c.get("/api/state").status_code == 200  # the cookie the page got
 
 

@@ -200,6 +200,10 @@ def test_bad_input_shows_one_message(browser, tmp_path):
     try:
         with running_studio(studio) as url:
             browser.get(url)
+            browser.find_element(By.ID, "open-btn").click()  # the file browser opens and closes
+            wait(browser, lambda d: d.find_element(By.ID, "browser").get_attribute("open") is not None, "the dialog")
+            browser.find_element(By.CSS_SELECTOR, "#browser button[value=cancel]").click()
+            wait(browser, lambda d: d.find_element(By.ID, "browser").get_attribute("open") is None, "it to close")
             browser.find_element(By.ID, "open-btn").click()
             wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
                                      if "notes.mp4" in li.text], "the file list")[0].click()

@@ -28,7 +28,14 @@ from streamfill.studio.session import Studio, UploadTooLarge
 TOKEN_COOKIE = "streamfill_studio_token"
 TOKEN_HEADER = "x-streamfill-token"
 MAX_JSON = 64 * 1024**2
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# The page loads only its own files; no other site may frame it (clickjacking) or guess content types.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def static_dir() -> Path:
@@ -92,7 +99,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
     """The ASGI application for ``studio``; ``token`` (optional) protects every request."""
 
     async def index(request: Request) -> Response:
-        response = FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-store"})
+        response = FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-store", **PAGE_HEADERS})
         if token is not None and request.query_params.get("token"):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
