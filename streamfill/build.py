@@ -172,18 +172,21 @@ def make_clip_completion(config: Config, inpainter: Inpainter | None = None):
 class MaskOptions:
     """How masks are made beyond a plain ``--mask``: ``track`` follows the ``--mask`` image from frame
     ``mask_frame`` through the clip (``--mask-track``, ``--mask-frame``); ``boxes`` are more keyframes as
-    ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``auto = "motion"`` masks what moves (``--mask-auto``).
-    ``on_warning(message)`` receives tracking notices (scene cuts); None sends them to ``warnings``."""
+    ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``keyframes`` more keyframes as ``masks.track.Keyframe``
+    objects (masks or boxes drawn in ``streamfill studio``); ``auto = "motion"`` masks what moves
+    (``--mask-auto``). ``on_warning(message)`` receives tracking notices (scene cuts); None sends them to
+    ``warnings``."""
 
     track: bool = False
     mask_frame: int = 0
     boxes: tuple[str, ...] = ()
+    keyframes: tuple[Keyframe, ...] = ()
     auto: str | None = None
     on_warning: Callable[[str], None] | None = None
 
     @property
     def tracking(self) -> bool:
-        return self.track or bool(self.boxes) or self.mask_frame != 0
+        return self.track or bool(self.boxes) or bool(self.keyframes) or self.mask_frame != 0
 
 
 MASK_AUTO = ("motion",)
@@ -209,6 +212,7 @@ def make_tracking_source(mask: str | Path | None, config: Config, options: MaskO
                              f"got {path}")
         keys.append(Keyframe(options.mask_frame, mask=binarize(io.read_image(path, grey=True), config.mask.threshold)))
     keys += [parse_box(b) for b in options.boxes]
+    keys += list(options.keyframes)
     if not keys:
         raise InputError("--mask-track needs a keyframe: --mask IMAGE (with --mask-frame K) or --box x,y,w,h[@K]")
     if frame_count is not None:
