@@ -61,10 +61,19 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.finish()
     if not args.quiet:
-        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled) in "
+        lost = _lost_note(result)
+        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled{lost}) in "
               f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
         if result.skipped_streams:
             print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
         if result.pts_adjusted:
             print(f"note: {result.pts_adjusted} repeated timestamps were moved by one tick", file=sys.stderr)
     return 0
+
+
+def _lost_note(result) -> str:
+    """``"; track lost on 424 frames: 176-599"`` for a summary line, or "" when the track never was."""
+    if not result.lost_frames:
+        return ""
+    spans = ", ".join(f"{a}-{b}" for a, b in result.lost[:5]) + (", ..." if len(result.lost) > 5 else "")
+    return f"; track lost on {result.lost_frames} frames: {spans}"
