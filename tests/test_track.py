@@ -310,8 +310,10 @@ def test_mask_area_never_multiplies_in_one_frame_and_small_objects_get_a_finer_s
     assert r.max_area_change <= 2.0, r.max_area_change
     assert r.mean_iou >= 0.6 and len(r.cpu_ms) == len(r.confidence) == 30
     tiny = FlowTracker([Keyframe(0, box=(10, 10, 20, 20))])
-    assert tiny._working_scale(176, 144) == 2.0  # upsampled on small frames
-    assert tiny._working_scale(768, 576) == 1.0  # full resolution on big ones
+    assert tiny._working_scale(176, 144) == 1.0  # small objects: full resolution
+    assert tiny._working_scale(768, 576) == 1.0
+    mid = FlowTracker([Keyframe(0, box=(10, 10, 100, 80))])
+    assert mid._working_scale(768, 576) == pytest.approx(0.64)  # ~64 working px across
     big = FlowTracker([Keyframe(0, box=(10, 10, 300, 300))])
     assert big._working_scale(768, 576) == TrackConfig().scale
 

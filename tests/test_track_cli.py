@@ -155,3 +155,21 @@ def test_a_lost_track_is_one_line_marked_in_the_preview_and_counted_in_the_summa
                         tmp_path / "o.mp4")
     assert code == 0, err
     assert f"track lost on {last - first + 1} frames: {first}-{last}" in err, err
+
+
+def test_eval_masks_suite_is_the_default_and_reports_each_seed(tmp_path, capsys):
+    report = tmp_path / "s.json"
+    code = main(["eval", "masks", "--case", "tiny", "--case", "cut", "--seeds", "2", "--frames", "6",
+                 "--json", str(report)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "worst seed" in captured.out and "tiny" in captured.out and "CPU ms" in captured.out
+    data = json.loads(report.read_text())
+    assert [(r["case"], r["seed"]) for r in data["runs"]] == [("tiny", 0), ("tiny", 1), ("cut", 0), ("cut", 1)]
+    assert "max_area_change" in data["summary"]
+    for argv, message in ((["--case", "meadow"], "unknown case 'meadow'"),
+                          (["--held-out", "--seeds", "2"], "--held-out runs its own seeds"),
+                          (["--suite", "--trajectory", "scale"], "--suite makes its own scenes"),
+                          (["--trajectory", "scale", "--photos", str(tmp_path)], "belong to --suite")):
+        code, err = run_cli(capsys, "eval", "masks", "--frames", "3", *argv)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err

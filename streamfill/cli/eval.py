@@ -32,8 +32,9 @@ def _add_masks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dilate", type=int, metavar="PX", help="safety margin used for the coverage column")
     s = p.add_argument_group("hard-case suite (--suite)")
     s.add_argument("--suite", action="store_true",
-                   help="run the hard cases instead (random cut-outs and paths over generated scenes: "
-                        "pan, small, foliage, talking, shake, tiny, cut), several seeds each")
+                   help="the hard cases (random cut-outs and paths over generated scenes: pan, small, foliage, "
+                        "talking, shake, tiny, cut), several seeds each: the default unless --background, "
+                        "--object, --occluder, --trajectory, --size or --dilate asks for the trajectory benchmark")
     s.add_argument("--case", action="append", metavar="NAME",
                    help="run only these cases (repeatable; default all)")
     s.add_argument("--seeds", type=int, metavar="N", help="seeds per case: 0..N-1 (default 3)")
@@ -75,9 +76,11 @@ def _run_masks(args: argparse.Namespace) -> int:
     from streamfill.errors import InputError
     from streamfill.eval.masks import STANDARD, evaluate_masks
 
-    if args.suite:
-        if args.background or args.object or args.trajectory or args.size:
-            raise InputError("--suite makes its own scenes: drop --background/--object/--trajectory/--size")
+    classic = bool(args.background or args.object or args.object_mask or args.occluder or args.trajectory
+                   or args.size or args.dilate is not None)
+    if args.suite and classic:
+        raise InputError("--suite makes its own scenes: drop --background/--object/--occluder/--trajectory/--size")
+    if not classic:
         return _run_suite(args)
     if args.case or args.photos or args.held_out:
         raise InputError("--case, --photos and --held-out belong to --suite")
