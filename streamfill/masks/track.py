@@ -76,6 +76,10 @@ _RIGID_INLIERS = 0.8  # share of the object's flow one similarity transform expl
 _SCALE_STEP, _SCALE_CAP = 0.08, 0.2
 _ANGLE_STEP, _ANGLE_CAP = np.radians(10.0), np.radians(25.0)
 _ANISO_STEP = 0.08
+# Colour pull at the edge (see _Propagator.start): from ``[track] reanchor`` for colours that do not tell the
+# object from its surroundings (separation <= _SEP_LOW) up to _PULL_MAX for ones that do perfectly.
+_PULL_MAX = 0.95
+_SEP_LOW = 0.2
 _BAND_SHARE = 0.1  # colour band at most this share of the object's longer side
 _MAX_GROWTH = 1.3  # the mask's area may grow at most this much per frame beyond the fitted scale change
 _AREA_SLACK = 6.0  # px of growth always allowed (tiny masks)
@@ -215,6 +219,13 @@ class _Propagator:
         self.ref_hist = _colour_hist(rgb, obj)
         self._set_template(grey, self.state)
         self._learn(rgb, obj, None, rate=None)
+        # How well colour alone tells the object from its surroundings (1 - Bhattacharyya coefficient of
+        # the two histograms): the colour pull at the edge gets stronger the better it does.
+        sep = 0.0
+        if self.colour.fg is not None:
+            sep = 1.0 - float(np.sum(np.sqrt(self.colour.fg * self.colour.bg)))
+        self.pull = self.cfg.reanchor + (max(self.cfg.reanchor, _PULL_MAX) - self.cfg.reanchor) * max(
+            0.0, (sep - _SEP_LOW) / (1.0 - _SEP_LOW))
 
     def _set_template(self, grey: np.ndarray, soft: np.ndarray) -> None:
         """Remember the object's appearance (grey crop) and shape; ``self.anchor`` maps it to now."""
@@ -372,7 +383,7 @@ class _Propagator:
             ys, xs = np.nonzero(band)
             if len(ys):
                 post = self.colour.posterior(self.colour.index(rgb[ys, xs]))
-                w = np.where(trusted[ys, xs], cfg.reanchor, min(1.0, 2 * cfg.reanchor)).astype(np.float32)
+                w = np.where(trusted[ys, xs], self.pull, min(1.0, 2 * self.pull)).astype(np.float32)
                 p = warped.copy()
                 p[ys, xs] = (1 - w) * warped[ys, xs] + w * post
         obj = (p > 0.5).astype(np.uint8)
