@@ -216,6 +216,8 @@ def render(case: str, seed: int, pictures: Sequence[np.ndarray] = (), frames: in
             pic = pictures[i]
         else:
             pic = cutouts.textured_image(h + 2 * pad, w + 2 * pad, int(pic_rng.integers(1 << 30)))
+            # Each synthetic picture its own colour cast, so that a cut to another one is a real cut.
+            pic = (pic * (0.3 + 0.7 * pic_rng.random(3))).astype(np.uint8)
         ph, pw = pic.shape[:2]
         s = max((h + 2 * pad) / ph, (w + 2 * pad) / pw)
         return cv2.resize(pic, (max(w + 2 * pad, round(pw * s)), max(h + 2 * pad, round(ph * s))),
