@@ -80,7 +80,7 @@ _ANISO_STEP = 0.08
 # object from its surroundings (separation <= _SEP_LOW) up to _PULL_MAX for ones that do perfectly.
 _PULL_MAX = 0.95
 _SEP_LOW = 0.2
-_BAND_SHARE = 0.1  # colour band at most this share of the object's longer side
+_BAND_SHARE = 0.2  # colour band at most this share of the object's longer side
 _MAX_GROWTH = 1.3  # the mask's area may grow at most this much per frame beyond the fitted scale change
 _AREA_SLACK = 6.0  # px of growth always allowed (tiny masks)
 # ECC alignment guards (see _Propagator._refine).
