@@ -1,6 +1,7 @@
 """Mask tracking: follow an object from one or more keyframe masks (or boxes) through a clip.
 
-How a mask moves from frame to frame (all at a working resolution, ``[track] scale`` of the frame):
+How a mask moves from frame to frame (all at a working resolution: ``[track] scale`` of the frame, raised for
+objects under ~128 px so that they are ~64 working px across, up to full resolution):
 
 1. DIS optical flow (OpenCV, ``[track] preset``) from the new frame back to the previous one; the previous
    (soft) mask is warped along it.
@@ -14,6 +15,13 @@ How a mask moves from frame to frame (all at a working resolution, ``[track] sca
    an occlusion grow back.
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
    frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
+
+Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
+change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
+more than the fitted scale change explains (x1.3 at least) in one frame (else the plain flow result, then
+the previous shape moved, is used). Each mask gets a confidence (area kept, colours still the object's);
+a run of low-confidence frames is a lost stretch, reported once through ``on_warning`` / ``on_lost`` and
+kept in ``lost`` / ``lost_frames`` / ``lost_since`` (see :class:`FlowTracker`).
 
 Keyframes (:class:`Keyframe`) give a mask or a box for frame ``K`` (a ``Frame.index``). Frames after a
 keyframe are tracked forward from it; frames before the first keyframe are tracked backward from it; a later
@@ -88,7 +96,7 @@ _ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which 
 _ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
 _ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
 # Track confidence (see _Propagator._confidence).
-_LOST_AREA = 0.25
+_LOST_AREA = 1.0  # area score = area / (this x the keyframe's area), capped at 1: lost below 30 % of it
 _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
 _LOST_FRAMES = 5  # ... once this many frames in a row are
 # Working scale (see FlowTracker._working_scale).
@@ -513,8 +521,8 @@ class _Propagator:
         return state
 
     def _confidence(self, rgb: np.ndarray, obj: np.ndarray, area: float) -> float:
-        """How sure the track is that the mask is on the object, 0-1: the smaller of an area score (the mask
-        keeps at least ``_LOST_AREA`` of the keyframe's area) and a colour score (the Bhattacharyya
+        """How sure the track is that the mask is on the object, 0-1: the smaller of an area score (the mask's
+        area over ``_LOST_AREA`` x the keyframe's, capped at 1) and a colour score (the Bhattacharyya
         coefficient between the colours under the mask and the keyframe object's, mapped so that
         ``_COLOUR_LOW`` and below is 0 and ``_COLOUR_HIGH`` and above is 1)."""
         if area <= 0 or self.ref_area <= 0:
@@ -593,9 +601,11 @@ class FlowTracker:
     ``keyframes``: one or more :class:`Keyframe` (distinct indices). ``config``: the ``[track]`` section.
     ``dilate``: safety margin in pixels added to every yielded mask, keyframes included (0 = the object
     itself). ``on_warning(message)`` receives degradation notices; without it they go to :mod:`warnings`
-    as :class:`TrackingWarning`. Frames must arrive in order with increasing ``index``; all must have the
-    same size. Raises :class:`MaskError` for a keyframe that does not fit the frames (wrong size, box
-    outside the frame, index never reached).
+    as :class:`TrackingWarning`. ``on_lost(first, last)`` is called for every lost stretch (frame indices)
+    when it ends; ``confidence`` (0-1) is that of the mask yielded last, ``low_confidence`` whether it is
+    below the lost threshold, ``lost_since`` the first frame of a stretch still going on. Frames must
+    arrive in order with increasing ``index``; all must have the same size. Raises :class:`MaskError` for
+    a keyframe that does not fit the frames (wrong size, box outside the frame, index never reached).
     """
 
     def __init__(
