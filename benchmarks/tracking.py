@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -87,11 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             "from one frame to the next than the truth's did (1 = the same)."
         ),
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out)
+    from streamfill.eval.results import check, write_result
+
+    check(result, "tracking")
+    out = write_result(args.output, result)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

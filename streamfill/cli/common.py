@@ -25,7 +25,9 @@ def add_fill_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filling")
     g.add_argument("--engine", choices=ENGINES, help="inpainting engine (default telea)")
     g.add_argument("--dilate", type=int, metavar="PX", help="grow the mask by PX pixels (default 4)")
-    g.add_argument("--feather", type=int, metavar="PX", help="soften the paste over PX pixels inside the hole")
+    g.add_argument("--feather", type=int, metavar="PX",
+                   help="soften the paste over PX pixels inside the safety margin only (default 3, at most --dilate; "
+                        "the masked pixels never reach the output)")
     add_neural_flags(g)
 
 
