@@ -38,6 +38,8 @@ class ProcessResult:
     seconds: float
     skipped_streams: list[str] = field(default_factory=list)
     pts_adjusted: int = 0
+    lost: list[tuple[int, int]] = field(default_factory=list)  # mask tracking lost at these frames (first, last)
+    lost_frames: int = 0  # frames in those stretches
 
     @property
     def fps(self) -> float:
@@ -88,7 +90,8 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
                         progress=(lambda s: progress(s.frames, total)) if progress else None)
     return ProcessResult(output=str(output), frames=stats.frames, filled=completer.frames_filled,
                          seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
-                         pts_adjusted=out.pts_adjusted)
+                         pts_adjusted=out.pts_adjusted, lost=list(getattr(masks, "lost", [])),
+                         lost_frames=int(getattr(masks, "lost_frames", 0)))
 
 
 @dataclass
@@ -98,6 +101,8 @@ class MasksResult:
     frames: int
     masked: int  # frames whose mask is not empty
     seconds: float
+    lost: list[tuple[int, int]] = field(default_factory=list)  # mask tracking lost at these frames (first, last)
+    lost_frames: int = 0  # frames in those stretches
 
 
 def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | None,
@@ -112,7 +117,8 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
     lossless (FFV1), a folder ending in ``/`` as PNGs.
     Masks are written *without* the ``[mask] dilate`` margin, because ``process --mask`` adds it when it
     reads them back. ``preview`` (optional) gets the video with the masks, margin included, drawn over it
-    (red tint, yellow outline).
+    (red tint, yellow outline); frames where a tracker's confidence is low (``track_lost``) get a magenta
+    border, so that lost stretches stand out when scrubbing.
     """
     import dataclasses
 
@@ -139,13 +145,24 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
             for frame, m in masks.pair(reader):
                 out.write(frame.with_image(np.repeat(m[..., None], 3, axis=2)))
                 if view is not None:
-                    view.write(frame.with_image(_overlay(frame.image, dilate(m, config.mask.dilate))))
+                    shown = _overlay(frame.image, dilate(m, config.mask.dilate))
+                    if getattr(masks, "low_confidence", False):
+                        _mark_lost(shown)
+                    view.write(frame.with_image(shown))
                 frames += 1
                 masked += bool(m.any())
                 if progress is not None:
                     progress(frames, total)
     return MasksResult(output=str(output), preview=str(preview) if preview is not None else None,
-                       frames=frames, masked=masked, seconds=time.perf_counter() - t0)
+                       frames=frames, masked=masked, seconds=time.perf_counter() - t0,
+                       lost=list(getattr(masks, "lost", [])), lost_frames=int(getattr(masks, "lost_frames", 0)))
+
+
+def _mark_lost(image: np.ndarray) -> None:
+    """A magenta border (in place) on a preview frame whose track confidence is low."""
+    b = max(3, min(image.shape[:2]) // 40)
+    for sl in (np.s_[:b], np.s_[-b:], np.s_[:, :b], np.s_[:, -b:]):
+        image[sl] = (255, 0, 255)
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.finish()
     if not args.quiet:
-        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled) in "
+        lost = _lost_note(result)
+        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled{lost}) in "
               f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
         if result.skipped_streams:
             print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
@@ -131,3 +132,11 @@ def run_chunked(args: argparse.Namespace, config) -> int:
         if result.skipped_streams:
             print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
     return 0
+
+
+def _lost_note(result) -> str:
+    """``"; track lost on 424 frames: 176-599"`` for a summary line, or "" when the track never was."""
+    if not result.lost_frames:
+        return ""
+    spans = ", ".join(f"{a}-{b}" for a, b in result.lost[:5]) + (", ..." if len(result.lost) > 5 else "")
+    return f"; track lost on {result.lost_frames} frames: {spans}"
