@@ -203,20 +203,20 @@ def box_mask(box: tuple[int, int, int, int], height: int, width: int) -> np.ndar
     return mask
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
-    return image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+def _colour(image: np.ndarray) -> np.ndarray:
+    return image[..., :3].astype(np.float64)
 
 
 class BoxTracker:
-    """Follow a box from frame to frame: the best normalised cross-correlation of the first frame's patch
-    within ``search`` x the box size around the last position (translation only, numpy FFT).
+    """Follow a box from frame to frame: the best normalised cross-correlation (RGB) of the first frame's
+    patch within ``search`` x the patch size around the last position (translation only, numpy FFT).
 
     A light stand-in for streamfill's own tracker (``--box``, OpenCV flow + GrabCut), which a host's Python
     cannot import: it follows rigid objects that keep their size and look; ``score`` is the last match's
     correlation (1 = perfect), and the box holds still when the match is poor (< ``min_score``).
     """
 
-    def __init__(self, image: np.ndarray, box: tuple[int, int, int, int], *, search: float = 1.0,
+    def __init__(self, image: np.ndarray, box: tuple[int, int, int, int], *, search: float = 0.5,
                  min_score: float = 0.5):
         height, width = image.shape[:2]
         x, y, w, h = box
@@ -224,37 +224,49 @@ class BoxTracker:
         w, h = max(1, min(w, width - x)), max(1, min(h, height - y))
         self.box = (x, y, w, h)
         self.search, self.min_score, self.score = float(search), float(min_score), 1.0
-        patch = _grey(image)[y:y + h, x:x + w]
-        self._template = patch - patch.mean()
+        # the matched patch is the box itself (the background around a moving object would pull the match
+        # back), grown by a ring of context only while it is too plain to match (a box drawn exactly on a
+        # flat-coloured object)
+        for pad in (0, 1, 2, 4, 8, 16):
+            px0, py0 = max(0, x - pad), max(0, y - pad)
+            px1, py1 = min(width, x + w + pad), min(height, y + h + pad)
+            patch = _colour(image[py0:py1, px0:px1])
+            self._template = patch - patch.mean(axis=(0, 1))
+            if self._template.std() >= 8.0:
+                break
+        self._offset = (x - px0, y - py0)
+        self._patch = (px0, py0, px1 - px0, py1 - py0)
         self._norm = float(np.sqrt((self._template ** 2).sum()))
 
     def update(self, image: np.ndarray) -> tuple[int, int, int, int]:
         """The box in ``image`` (the next frame)."""
-        x, y, w, h = self.box
         if self._norm < 1e-3:  # a flat patch cannot be matched: keep the box where it is
             return self.box
+        x, y, w, h = self._patch
         height, width = image.shape[:2]
         mx, my = int(np.ceil(w * self.search)) + 2, int(np.ceil(h * self.search)) + 2
         x0, y0 = max(0, x - mx), max(0, y - my)
         x1, y1 = min(width, x + w + mx), min(height, y + h + my)
-        region = _grey(image[y0:y1, x0:x1])
-        rh, rw = region.shape
+        region = _colour(image[y0:y1, x0:x1])
+        rh, rw = region.shape[:2]
         if rh < h or rw < w:
             return self.box
         shape = (rh, rw)
-        corr = np.fft.irfft2(np.fft.rfft2(region, shape) * np.conj(np.fft.rfft2(self._template, shape)), shape)
-        corr = corr[:rh - h + 1, :rw - w + 1]
-        sums = np.pad(region, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        squares = np.pad(region.astype(np.float64) ** 2, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        spectra = np.fft.rfft2(region, shape, axes=(0, 1)) * np.conj(np.fft.rfft2(self._template, shape, axes=(0, 1)))
+        corr = np.fft.irfft2(spectra, shape, axes=(0, 1)).sum(axis=2)[:rh - h + 1, :rw - w + 1]
+        sums = np.pad(region, ((1, 0), (1, 0), (0, 0))).cumsum(0).cumsum(1)
+        squares = np.pad(region ** 2, ((1, 0), (1, 0), (0, 0))).cumsum(0).cumsum(1)
 
         def window(table):
             return table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
 
-        n = float(w * h)
-        var = np.maximum(window(squares) - window(sums) ** 2 / n, 0.0)
+        # per-channel variance of each window (the template has zero mean per channel), summed
+        var = np.maximum(window(squares) - window(sums) ** 2 / float(w * h), 0.0).sum(axis=2)
         ncc = corr / (np.sqrt(var) * self._norm + 1e-6)
         dy, dx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
         self.score = float(ncc[dy, dx])
         if self.score >= self.min_score:
-            self.box = (x0 + int(dx), y0 + int(dy), w, h)
+            self._patch = (x0 + int(dx), y0 + int(dy), w, h)
+            ox, oy = self._offset
+            self.box = (self._patch[0] + ox, self._patch[1] + oy, self.box[2], self.box[3])
         return self.box

@@ -33,9 +33,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstBase", "1.0")
 gi.require_version("GstVideo", "1.0")
-from gi.repository import GLib, GObject, Gst, GstBase, GstVideo  # noqa: E402
-
 import numpy as np  # noqa: E402
+from gi.repository import GLib, GObject, Gst, GstBase, GstVideo  # noqa: E402
 
 Gst.init(None)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # plugins/ (hostlink.py)
@@ -104,11 +103,15 @@ class MaskReader:
             return
         if not p.is_file():
             raise MaskFileError(f"mask {path} does not exist")
-        self._open()
-        first = self._next()
-        if first is None:
-            raise MaskFileError(f"mask {path} has no frames")
-        second = self._next()
+        try:
+            self._open()
+            first = self._next()
+            if first is None:
+                raise MaskFileError(f"mask {path} has no frames")
+            second = self._next()
+        except BaseException:
+            self.close()
+            raise
         if second is None:  # one picture: the mask of every frame
             self.static = first
             self.close()
@@ -249,6 +252,9 @@ class StreamfillFilter(GstBase.BaseTransform):
             except ValueError as exc:
                 self._error(f"streamfill: {exc}")
                 return False
+        if p["mask"] and not Path(p["mask"]).exists():
+            self._error(f"streamfill: mask {p['mask']} does not exist")
+            return False
         if p["track"] and not p["box"]:
             self._error("streamfill: track=true follows a box: set box=x,y,w,h")
             return False
@@ -306,7 +312,7 @@ class StreamfillFilter(GstBase.BaseTransform):
                                              "through unchanged (serve unavailable)", Gst.CoreError.FAILED), ""))
         return GstBase.BaseTransform.do_sink_event(self, event)
 
-    def do_base_transform_query(self, direction, query):  # BaseTransform::query (Element has one too)
+    def do_gst_base_transform_query(self, direction, query):  # BaseTransform::query (Element has one too)
         if query.type == Gst.QueryType.LATENCY and direction == Gst.PadDirection.SRC:
             ok = self.sinkpad.peer_query(query)
             if ok:
