@@ -213,17 +213,19 @@ class BoxTracker:
 
     A light stand-in for streamfill's own tracker (``--box``, OpenCV flow + GrabCut), which a host's Python
     cannot import: it follows rigid objects that keep their size and look; ``score`` is the last match's
-    correlation (1 = perfect), and the box holds still when the match is poor (< ``min_score``).
+    correlation (1 = perfect); while the match is poor (< ``min_score``: the object is hidden or changed) the
+    box holds still and the search widens, up to 4 x, until the object is found again.
     """
 
     def __init__(self, image: np.ndarray, box: tuple[int, int, int, int], *, search: float = 0.5,
-                 min_score: float = 0.5):
+                 min_score: float = 0.7):
         height, width = image.shape[:2]
         x, y, w, h = box
         x, y = min(max(0, x), width - 1), min(max(0, y), height - 1)
         w, h = max(1, min(w, width - x)), max(1, min(h, height - y))
         self.box = (x, y, w, h)
         self.search, self.min_score, self.score = float(search), float(min_score), 1.0
+        self.lost = 0  # frames since the last confident match: the search widens while the object is hidden
         # the matched patch is the box itself (the background around a moving object would pull the match
         # back), grown by a ring of context only while it is too plain to match (a box drawn exactly on a
         # flat-coloured object)
@@ -244,7 +246,8 @@ class BoxTracker:
             return self.box
         x, y, w, h = self._patch
         height, width = image.shape[:2]
-        mx, my = int(np.ceil(w * self.search)) + 2, int(np.ceil(h * self.search)) + 2
+        search = self.search * min(4.0, 1.5 ** self.lost)
+        mx, my = int(np.ceil(w * search)) + 2, int(np.ceil(h * search)) + 2
         x0, y0 = max(0, x - mx), max(0, y - my)
         x1, y1 = min(width, x + w + mx), min(height, y + h + my)
         region = _colour(image[y0:y1, x0:x1])
@@ -265,7 +268,10 @@ class BoxTracker:
         ncc = corr / (np.sqrt(var) * self._norm + 1e-6)
         dy, dx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
         self.score = float(ncc[dy, dx])
-        if self.score >= self.min_score:
+        if self.score < self.min_score:
+            self.lost += 1
+        else:
+            self.lost = 0
             self._patch = (x0 + int(dx), y0 + int(dy), w, h)
             ox, oy = self._offset
             self.box = (self._patch[0] + ox, self._patch[1] + oy, self.box[2], self.box[3])
