@@ -107,9 +107,10 @@ class ServeClient:
 
     # -- requests ------------------------------------------------------------------------------------------
 
-    def _ask(self, parts: list, req: int, what: str, timeout: float | None = None):
+    def _ask(self, parts: list, req: int, what: str, timeout: float | None = None, retries: int | None = None):
         """Send ``parts`` and return the decoded reply with this ``req``; resends on timeout and ``busy``."""
         timeout = self.timeout if timeout is None else timeout
+        retries = self.retries if retries is None else retries
         if self._sock is None:
             self._sock = self._connect()
         tries = 0
@@ -121,7 +122,7 @@ class ServeClient:
                 if time.monotonic() < deadline:
                     continue
                 tries += 1
-                if tries > self.retries:
+                if tries > retries:
                     raise HostError(f"no answer from streamfill serve at {self.endpoint} for {what} after "
                                     f"{tries} tries of {timeout:g} s (is `streamfill serve --bind "
                                     f"{self.endpoint}` running?)")
@@ -146,10 +147,11 @@ class ServeClient:
                                 f"{msg.header.get('message')}")
             return msg
 
-    def hello(self, timeout: float | None = None) -> dict:
-        """Negotiate the version; returns serve's hello reply (``mask_dilate``, ``encodings``, limits)."""
+    def hello(self, timeout: float | None = None, retries: int | None = None) -> dict:
+        """Negotiate the version; returns serve's hello reply (``mask_dilate``, ``encodings``, limits).
+        ``timeout``/``retries`` override the client's (a quick probe of a server that was down)."""
         self._req += 1
-        msg = self._ask(protocol.encode_hello(name=self.name, req=self._req), self._req, "hello", timeout)
+        msg = self._ask(protocol.encode_hello(name=self.name, req=self._req), self._req, "hello", timeout, retries)
         if msg.type != "hello":
             raise HostError(f"streamfill serve answered hello with {msg.type}")
         self.info = dict(msg.header)

@@ -69,11 +69,15 @@ def main() -> int:
             result["seeked"] = bool(ok)
             pipeline.get_state(60 * Gst.SECOND)
         pipeline.set_state(Gst.State.PLAYING)
-        while True:
-            sample = sink.emit("try-pull-sample", 60 * Gst.SECOND)
+        waited = 0
+        while waited < 600:  # pull with short waits so that a bus error ends the loop at once
+            sample = sink.emit("try-pull-sample", Gst.SECOND // 5)
             if sample is None:
-                error_on_bus()
-                break
+                if sink.get_property("eos") or error_on_bus():
+                    break
+                waited += 1
+                continue
+            waited = 0
             info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())
             buf = sample.get_buffer()
             ok, mapped = buf.map(Gst.MapFlags.READ)

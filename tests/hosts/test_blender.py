@@ -71,6 +71,7 @@ def test_remove_object_operator_headless(blender, serve, tmp_path):
         assert np.array_equal(filled[~near], frames[i][~near]), f"frame {i}: pixels away from the object changed"
 
 
+@pytest.mark.slow
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])

@@ -199,3 +199,67 @@ def test_element_imports_only_numpy_zmq_and_protocol(gst):
     run = subprocess.run(["/usr/bin/python3", "-c", code], env=gst, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+class _FlakyServe:
+    """A stand-in for serve on loopback that answers the first ``answer`` frames (the image, unchanged)
+    and then goes silent, as a server that hangs or dies mid-stream does."""
+
+    def __init__(self, answer: int):
+        import threading
+
+        import zmq
+
+        from streamfill import protocol
+
+        self.answer, self.frames = answer, 0
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.stop = threading.Event()
+
+        def loop():
+            while not self.stop.is_set():
+                if not self.sock.poll(50):
+                    continue
+                parts = self.sock.recv_multipart()
+                envelope, body = parts[:2], parts[2:]
+                msg = protocol.decode(body)
+                if msg.type == "hello":
+                    self.sock.send_multipart(envelope + protocol.encode_hello(version=1, req=msg.req))
+                elif msg.type == "frame":
+                    self.frames += 1
+                    if self.frames <= self.answer:
+                        self.sock.send_multipart(envelope + [bytes(p) for p in protocol.encode_result(
+                            msg.image, index=msg.index, pts=msg.pts, req=msg.req, stream=msg.stream or None)])
+
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.mark.parametrize("mode", ["fail", "passthrough"])
+def test_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
+    d, frames, _ = media
+    fake = _FlakyServe(answer=4)
+    try:
+        result, got = _check(gst, tmp_path / mode, d / "clip.mkv", f"endpoint={fake.endpoint}",
+                             f"mask={d / 'still.png'}", f"on-error={mode}", "timeout=0.3", "retries=0")
+    finally:
+        fake.close()
+    if mode == "fail":
+        assert result["error"] == ("streamfill: frame 4: no answer from streamfill serve at "
+                                   f"{fake.endpoint} for frame 4 after 1 tries of 0.3 s (is `streamfill serve "
+                                   f"--bind {fake.endpoint}` running?)")
+        assert len(got) == 4 and result["frames_filled"] == 4
+    else:
+        assert result["error"] is None and len(got) == N
+        assert result["frames_filled"] == 4 and result["passed_through"] == N - 4
+        assert all(np.array_equal(got[i], frames[i]) for i in range(N))

@@ -356,9 +356,17 @@ class StreamfillFilter(GstBase.BaseTransform):
         index = self._index(buf)
         self.count += 1
         passthrough = self.props_["on-error"] == "passthrough"
-        if passthrough and time.monotonic() < self.down_until:
-            self.passed += 1
-            return Gst.FlowReturn.OK
+        if passthrough and self.down_until:
+            # serve was down: frames pass at once, and a quick hello (not a full frame timeout) checks it again
+            if time.monotonic() < self.down_until:
+                self.passed += 1
+                return Gst.FlowReturn.OK
+            try:
+                self.client.hello(timeout=min(0.5, self.props_["timeout"]), retries=0)
+            except hostlink.HostError as exc:
+                self._went_down(exc)
+                self.passed += 1
+                return Gst.FlowReturn.OK
         ok, mapped = buf.map(Gst.MapFlags.READ | Gst.MapFlags.WRITE)
         if not ok:
             self._error("streamfill: cannot map the buffer for writing")
