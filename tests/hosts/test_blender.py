@@ -95,3 +95,30 @@ def test_server_down_is_one_clear_error(blender, tmp_path):
     strips = [line for line in run.stdout.splitlines() if line.startswith("STRIPS")]
     assert strips == ["STRIPS 1"], text[-2000:]  # the clip's strip only: nothing was added
     assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_interactive_run_and_esc_cancel(blender, serve, tmp_path):
+    """The modal path a click takes (timer ticks, Esc) in a real window on Xvfb: one run finishes and adds
+    the strip; a second, cancelled with Esc after its first frames, adds nothing and leaves no files."""
+    exe, env = blender
+    xvfb = shutil.which("xvfb-run", path=env["PATH"])
+    if xvfb is None:
+        pytest.skip("xvfb-run is not installed (Debian: apt-get install xvfb xauth): the modal path needs a display")
+    frames = 24
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W) for i in range(frames)])
+    out = tmp_path / "out"
+    out.mkdir()
+    run = subprocess.run([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code", "1",
+                          "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), serve, str(out)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert (out / "ui.json").exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((out / "ui.json").read_text())
+    assert report["error"] is None, report
+    assert report["invoke"] == ["RUNNING_MODAL"] and report["invoke_cancel"] == ["RUNNING_MODAL"]
+    assert report["finished_strips"] == ["clip", "clip fill"]
+    assert report["fill"] == {"channel": 2, "elements": frames, "start": 1}
+    assert report["frames_before_esc"] >= 3
+    assert report["cancelled_strips"] == ["clip", "clip fill"]  # nothing added by the cancelled run
+    assert report["new_folders_after_cancel"] == []  # and its frames were deleted
