@@ -3,6 +3,7 @@ lossless RGB clips, and the environment a host process gets (the system python3,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -110,11 +111,11 @@ def _hello(endpoint: str, timeout: float) -> bool:
         ctx.term()
 
 
-@pytest.fixture(scope="package")
-def serve():
-    """`streamfill serve` (per-frame, default engine) on a free loopback port; yields its endpoint."""
+@contextlib.contextmanager
+def running_serve(*args: str):
+    """`streamfill serve ARGS` on a free loopback port, answering hello; yields its endpoint."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "serve", "-q", "--bind", endpoint],
+    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "serve", "-q", "--bind", endpoint, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -130,3 +131,10 @@ def serve():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def serve():
+    """`streamfill serve` (per-frame, default engine) on a free loopback port; yields its endpoint."""
+    with running_serve() as endpoint:
+        yield endpoint

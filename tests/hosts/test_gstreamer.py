@@ -263,3 +263,61 @@ def test_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
         assert result["error"] is None and len(got) == N
         assert result["frames_filled"] == 4 and result["passed_through"] == N - 4
         assert all(np.array_equal(got[i], frames[i]) for i in range(N))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+@pytest.mark.slow
+def test_temporal_serve_matches_process(gst, tmp_path):
+    """`serve --temporal fast` (look-back per stream): the element's frames equal `process --temporal fast`
+    run look-back ([temporal] live = true); once earlier frames have shown what the hole hides, they are
+    within 0.5 dB in the hole of `process --temporal fast` with its look-ahead window (against the known
+    clean background)."""
+    from conftest import running_serve
+
+    n = 16
+    y, x = np.mgrid[0:H, 0:W]
+    background = np.stack([(x * 5 + y * 2) % 256, (y * 4 + 30) % 256, ((x // 6 + y // 6) % 2) * 140 + 60],
+                          axis=-1).astype(np.uint8)
+    frames, masks = [], []
+    for i in range(n):
+        sx, sy = moving_square(i, H, W)
+        image = background.copy()
+        image[sy:sy + 12, sx:sx + 12] = (230, 20, 20)
+        m = np.zeros((H, W), np.uint8)
+        m[sy - 1:sy + 13, sx - 1:sx + 13] = 255
+        frames.append(image)
+        masks.append(m)
+    write_rgb_clip(tmp_path / "clip.mkv", frames, FPS)
+    write_grey_clip(tmp_path / "masks.mkv", masks, FPS)
+    (tmp_path / "live.toml").write_text("[temporal]\nlive = true\n")
+    with running_serve("--temporal", "fast") as endpoint:
+        result, got = _check(gst, tmp_path / "gst", tmp_path / "clip.mkv", f"endpoint={endpoint}",
+                             f"mask={tmp_path / 'masks.mkv'}")
+    assert result["error"] is None and len(got) == n
+
+    def process(out: str, *extra: str) -> list[np.ndarray]:
+        run = subprocess.run([sys.executable, "-m", "streamfill", "process", str(tmp_path / "clip.mkv"), "--mask",
+                              str(tmp_path / "masks.mkv"), "--lossless", "-q", "-o", str(tmp_path / out), *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        return read_frames(tmp_path / out)[0]
+
+    look_back = process("back.mkv", "--temporal", "fast", "--config", str(tmp_path / "live.toml"))
+    assert all(np.array_equal(got[i], look_back[i]) for i in range(n))
+    look_ahead = process("ahead.mkv", "--temporal", "fast")
+    per_frame = process("off.mkv", "--temporal", "off")
+    # look-back cannot know what the first frames hide (no earlier frame showed it); from frame 8 on, an
+    # earlier frame has shown the background under every hole (the square moves 3 px a frame; the hole is
+    # 14 px wide plus serve's 4 px dilation on each side)
+    warm = 8
+    hole = np.stack(masks[warm:]) > 0
+    truth = np.stack([background] * (n - warm))[hole]
+    psnr = {name: _psnr(np.stack(v[warm:])[hole], truth) for name, v in
+            (("element", got), ("process", look_ahead), ("per-frame", per_frame))}
+    print("hole PSNR from frame 8 on, dB:", psnr)
+    assert psnr["element"] >= psnr["process"] - 0.5, psnr
+    assert psnr["element"] > psnr["per-frame"] + 3, psnr

@@ -24,6 +24,7 @@ frame; ``passthrough`` forwards such frames unchanged and counts them (``passed-
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -192,7 +193,8 @@ class StreamfillFilter(GstBase.BaseTransform):
                     GObject.ParamFlags.READWRITE),
         "latency": (int, "latency", "processing latency reported to the pipeline, ms (raised when frames take "
                     "longer)", 0, 3600000, 100, GObject.ParamFlags.READWRITE),
-        "stream": (str, "stream", "stream id sent to serve", "gstreamer", GObject.ParamFlags.READWRITE),
+        "stream": (str, "stream", "stream id sent to serve (default: unique per element; serve --temporal keeps "
+                   "one history per stream)", None, GObject.ParamFlags.READWRITE),
         "curve-keys": (str, "curve-keys", "folder from `streamfill keys` for a CURVE server", None,
                        GObject.ParamFlags.READWRITE),
         "frames-filled": (GObject.TYPE_UINT64, "frames-filled", "frames filled by serve", 0, GLib.MAXUINT64, 0,
@@ -204,7 +206,7 @@ class StreamfillFilter(GstBase.BaseTransform):
     def __init__(self):
         super().__init__()
         self.props_ = {"endpoint": "tcp://127.0.0.1:5555", "mask": None, "box": None, "track": False,
-                       "on-error": "fail", "timeout": 10.0, "retries": 2, "latency": 100, "stream": "gstreamer",
+                       "on-error": "fail", "timeout": 10.0, "retries": 2, "latency": 100, "stream": None,
                        "curve-keys": None}
         self.filled = self.passed = 0
         self.client = None
@@ -262,7 +264,8 @@ class StreamfillFilter(GstBase.BaseTransform):
         self.pts0, self.tracker, self.down_until, self.warned = None, None, 0.0, False
         try:
             self.client = hostlink.ServeClient(p["endpoint"], timeout=p["timeout"], retries=p["retries"],
-                                               stream=p["stream"], name="streamfill-gstreamer",
+                                               stream=p["stream"] or f"gst-{os.getpid()}-{self.get_name()}",
+                                               name="streamfill-gstreamer",
                                                curve_keys=p["curve-keys"])
         except (hostlink.HostError, OSError, ValueError) as exc:
             self._error(f"streamfill: {exc}")
