@@ -158,7 +158,6 @@ class FillJob:
         self.first, self.last = int(strip.frame_final_start), int(strip.frame_final_end)  # [first, last)
         if settings.mask_kind == "MASK" and settings.mask is None:
             raise RuntimeError("choose a Mask datablock (or switch the mask to Box)")
-        self.reader = StripReader(strip, settings.mask if settings.mask_kind == "MASK" else None)
         self.box = None
         if settings.mask_kind == "BOX":
             x, y, w, h = (int(v) for v in settings.box)
@@ -168,14 +167,16 @@ class FillJob:
         self.order = list(range(start, self.last)) + list(range(start - 1, self.first - 1, -1))
         self.start = start
         self.tracker = None
+        self.done = 0
+        self.reader = self.out = None
+        # serve first: when it is down, nothing is created
         self.client = link.ServeClient(settings.endpoint, timeout=settings.timeout, retries=settings.retries,
                                        stream=f"blender:{strip.name}", name="streamfill-blender")
-        self.out = self._out_dir()
-        self.done = 0
-        self.written: list[Path] = []
         try:
             self.client.hello()
-        except link.HostError:
+            self.reader = StripReader(strip, settings.mask if settings.mask_kind == "MASK" else None)
+            self.out = self._out_dir()
+        except BaseException:
             self.close(keep=False)
             raise
 
@@ -218,7 +219,6 @@ class FillJob:
                                   time_base=(int(self.scene.render.fps_base * 1000), int(self.scene.render.fps * 1000)))
         path = self.out / f"fill_{frame - self.first:06d}.png"
         path.write_bytes(hostlink.protocol.encode_png(result, level=1))
-        self.written.append(path)
         self.done += 1
         return self.done < self.total
 
@@ -245,7 +245,7 @@ class FillJob:
             self.client.bye(self.done)
             self.client.close()
             self.client = None
-        if not keep and getattr(self, "out", None) is not None:
+        if not keep and self.out is not None:
             shutil.rmtree(self.out, ignore_errors=True)
 
 
