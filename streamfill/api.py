@@ -189,19 +189,25 @@ def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None)
 
 def serve(bind: str = "tcp://127.0.0.1:5555", *, config: Config | None = None,
           curve_keys: str | Path | None = None, insecure: bool = False, stop: threading.Event | None = None,
-          on_ready: Callable[[str], None] | None = None, fill=None) -> dict[str, int]:
+          on_ready: Callable[[str], None] | None = None, fill=None, temporal: str = "off") -> dict[str, int]:
     """Run ``streamfill serve`` until ``stop`` is set (or KeyboardInterrupt); returns the request counters.
 
     Host applications send ``frame`` messages carrying image + mask (plugins/PROTOCOL.md) and get
     ``result`` messages with the filled frame. Binding beyond loopback requires ``curve_keys`` (a
     ``streamfill keys`` directory) unless ``insecure``. ``on_ready(endpoint)`` is called once bound.
-    ``fill`` replaces the completion function (default: ``build.make_fill(config)``).
+    ``fill`` replaces the completion function (default: ``build.make_fill(config)``). ``temporal`` =
+    ``fast`` or ``quality`` fills each stream with look-back temporal completion (``build.make_temporal_fill``).
     """
     config = config or Config()
     if not transport.is_loopback(bind) and curve_keys is None and not insecure:
         raise InputError(f"--bind {bind} is reachable from other machines: protect it with --curve-keys DIR "
                          "(see `streamfill keys`) or pass --insecure")
-    service = transport.ServeService(bind, fill or build.make_fill(config), config.transport,
+    if temporal not in ("off", "fast", "quality"):
+        raise InputError(f"--temporal {temporal}: expected off, fast or quality")
+    if fill is None:
+        fill = build.make_fill(config) if temporal == "off" else build.make_temporal_fill(
+            merge(config, {"temporal": {"mode": temporal}}))
+    service = transport.ServeService(bind, fill, config.transport,
                                      curve_dir=curve_keys, stop=stop,
                                      info={"mask_dilate": config.mask.dilate, "mask_threshold": config.mask.threshold})
     with service:
