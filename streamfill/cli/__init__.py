@@ -21,7 +21,7 @@ from streamfill import __version__
 from streamfill.errors import StreamfillError
 
 COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval",
-            "masks", "bench", "compile"]
+            "masks", "bench", "compile", "batch", "studio"]
 
 
 class _Terminated(KeyboardInterrupt):
