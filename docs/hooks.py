@@ -55,6 +55,8 @@ GUIDES = {
     "compile": ("guide/engines.md", "Inference backends"),
     "eval masks": ("guide/tracking.md", "Mask tracking and automatic masks"),
     "eval temporal": ("guide/temporal.md", "Temporal completion"),
+    "batch": ("guide/scale-out.md", "Scale-out on Ray"),
+    "studio": ("guide/studio.md", "Studio: the browser editor"),
 }
 
 
@@ -381,7 +383,15 @@ def _machine(machine: Any) -> str:
 
 
 def load_results(folder: Path) -> tuple[dict[str, tuple[Path, dict]], list[str]]:
-    """The newest result set of each item in ``folder`` (by ``date``, then file name), and the problems found."""
+    """The newest result set of each item in ``folder`` (by ``date``, then file name), and the problems found.
+
+    The schema is checked by ``streamfill.eval.results.check`` (what writes these files and renders
+    BENCHMARKS.md); unlike its ``load_results`` this one keeps going past a bad file, so that the page shows
+    every problem at once (each is a warning, which fails the strict build).
+    """
+    from streamfill.errors import InputError
+    from streamfill.eval.results import check
+
     newest: dict[str, tuple[Path, dict]] = {}
     problems: list[str] = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -393,10 +403,11 @@ def load_results(folder: Path) -> tuple[dict[str, tuple[Path, dict]], list[str]]
         if not isinstance(data, dict):
             problems.append(f"{path.name}: expected a JSON object")
             continue
+        try:
+            check(data, path.name)
+        except InputError as exc:
+            problems.append(str(exc))
         item = str(data.get("item") or path.stem)
-        columns, rows = data.get("columns") or [], data.get("rows") or []
-        if any(not isinstance(r, list) or len(r) != len(columns) for r in rows):
-            problems.append(f"{path.name}: every row must have as many cells as 'columns' ({len(columns)})")
         if not data.get("machine"):
             problems.append(f"{path.name}: no 'machine' (every figure names its machine)")
         key = (str(data.get("date") or ""), path.name)
