@@ -10,7 +10,7 @@ A result file holds one measured result set::
 
 ``render(results)`` turns them into Markdown, deterministically (files sorted by item; numbers printed as they
 are stored); nothing in it depends on the machine that renders. No file may hold an absolute path of a machine
-(``check`` refuses ``/work/``, ``/root/``, ``/home/``, ``/tmp/`` and the like).
+(``check`` refuses paths under ``work``, ``root``, ``home``, ``tmp`` and the like: see ``ABSOLUTE``).
 """
 
 from __future__ import annotations
