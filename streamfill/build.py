@@ -152,7 +152,8 @@ def make_completion(config: Config, inpainter: Inpainter | None = None) -> Compl
     completer = make_completer(config, inpainter)
     if config.temporal.mode == "off":
         return completer
-    return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather)
+    return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather,
+                              margin=config.mask.dilate)
 
 
 @dataclass(frozen=True)

@@ -454,3 +454,42 @@ def test_tiny_frames_are_filled(side, mode):
     for o, d in zip(outs, data, strict=True):
         keep = d["mask"] == 0
         assert np.array_equal(o.image[keep], d["frame"].image[keep])
+
+
+def _edge_and_inner(hole: np.ndarray, px: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0
+    return hole & ~inner, inner
+
+
+@pytest.mark.parametrize("mode", ["fast", "quality"])
+@pytest.mark.parametrize("pan", [0, 3])
+def test_no_seam_along_the_hole_edge(mode, pan):
+    """The hole shows black (as when the truth is blanked) and the mask is exact (no dilation margin): the
+    paste must not feather what the hole showed into the fill, nor may the engine's paste (a disc that never
+    moves on a fixed camera is never seen: the engine fills it). The error in the hole's 2-px edge band is no
+    larger than in its interior."""
+    data = []
+    big = texture(H, W + pan * 16, 3)
+    for i in range(16):
+        truth = np.ascontiguousarray(big[:, pan * i:pan * i + W])
+        disc = np.zeros((H, W), np.uint8)
+        cv2.circle(disc, (40 + (4 * i if pan else 0), H // 2), 18, 255, -1)
+        shown = truth.copy()
+        shown[disc > 0] = 0
+        data.append(dict(frame=_frame(shown, i), mask=disc, truth=truth, disc=disc > 0))
+    outs = run(TemporalCompletion(telea().fill, TemporalConfig(mode=mode, window=4), feather=3, margin=0), data)
+    edge_err, inner_err = [], []
+    for d, o in zip(data[2:], outs[2:], strict=True):
+        err = np.abs(o.image.astype(np.float32) - d["truth"]).mean(axis=2)
+        edge, inner = _edge_and_inner(d["disc"])
+        edge_err.append(err[edge].mean())
+        inner_err.append(err[inner].mean())
+        assert (o.image[d["disc"]].max(axis=1) > 0).all()      # no black pixel of the hole comes through
+    assert np.mean(edge_err) <= np.mean(inner_err), (np.mean(edge_err), np.mean(inner_err))
+
+
+def test_feather_lives_only_in_the_dilation_margin():
+    tc = TemporalCompletion(telea().fill, TemporalConfig(), feather=3, margin=1)
+    assert tc.feather == 1
+    assert TemporalCompletion(telea().fill, TemporalConfig(), feather=3, margin=4).feather == 3
+    assert build.make_completion(merge(Config(), {"mask": {"dilate": 2, "feather": 5}})).feather == 2

@@ -80,6 +80,13 @@ FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the backgro
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
 BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
 BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
+ARBITRATE = True         # compare sources on the ring (copies vs flow) and drop candidates that misfit it
+SWITCH_RATIO = 1.0       # flow candidates replace the copies where their ring error is below this share of theirs
+RING_MIN = 16            # ring pixels needed to compare sources
+FIT_BAND = 2             # px of the hole's inner edge where candidates are checked against the frame outside
+FIT_LEVEL = 25.0         # 8-bit levels a candidate may differ from the frame's continuation (plus texture) and fit
+FIT_RATIO = 2.0          # ... plus this many times the ring's local variation
+NEAREST_TRUST = 12.0     # weight of the nearer of before/after where they differ (above a trusted memory's 8)
 MOVING_PX = 1.5          # camera motion (px, from the memory's reference) beyond which the memory is a rigid guess
 FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
@@ -130,13 +137,17 @@ class TemporalCompletion:
     paste rises to full strength inside the hole (as ``[mask] feather``).
     """
 
-    def __init__(self, fill: Fill, config: TemporalConfig | None = None, *, feather: int = 3) -> None:
+    def __init__(self, fill: Fill, config: TemporalConfig | None = None, *, feather: int = 3,
+                 margin: int = 0) -> None:
         self.fill = fill
         self.config = config or TemporalConfig()
         if self.config.mode == "off":
             self.config = dataclasses.replace(self.config, mode="fast")
         self.quality = self.config.mode == "quality"
-        self.feather = int(feather)
+        # the paste is feathered only over the hole's outer ``margin`` px (the mask's dilation, where the input
+        # still shows real pixels): a feather over the user's own mask mixed what the hole showed (the
+        # occluder, or black) into the fill, a thin dark line along the hole's edge
+        self.feather = max(0, min(int(feather), int(margin)))
         window = self.config.window or (QUALITY_WINDOW if self.quality else FAST_WINDOW)
         self.ahead = 0 if self.config.live else window
         self.back = max(1, window)
@@ -278,12 +289,28 @@ class TemporalCompletion:
                 bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
         bracket_w = np.zeros(hole.shape, np.float32)
         if self._memory is not None and slot.placement is not None and not self.config.live:
-            bracket, found = self._bracket(buf, i, xs, ys)
+            memory = None if not bg_w.any() else (colour, bg_w >= 0.9 * BACKGROUND_TRUST)
+            bracket, found, near_colour, nearest = self._bracket(buf, i, xs, ys, memory)
             bracket_w = BRACKET_TRUST * (found & region).astype(np.float32)
+            # where before and after differ (swaying leaves, water, a face moving a little), the nearer of the
+            # two (the one agreeing with a trusted memory, if one does) beats the memory's median, a blur of
+            # the moving texture (measured: foliage 31 -> 34 dB)
+            near = nearest & region & ~found & (not moving)
+            bracket[near] = near_colour[near]
+            bracket_w[near] = NEAREST_TRUST
         todo = region & (bracket_w == 0)
         if not self.quality:
             todo &= bg_w < BACKGROUND_TRUST
         flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum) if todo.any() else np.zeros_like(wsum)
+        # Evidence for the copies of a fixed camera: real pixels along the flow are gathered for the pixels the
+        # copies answer too, and the two sources are compared on the ring around the hole (where the frame is
+        # the truth), below.
+        rival = None
+        if ARBITRATE and bracket_w.any():
+            acc_f = np.zeros_like(acc)
+            w_f = np.zeros_like(wsum)
+            if self._gather_flow(buf, i, xs, ys, region & (bracket_w > 0), acc_f, w_f).any():
+                rival = (acc_f, w_f)
         if bg_w.any():
             if self.quality and moving:
                 flow_colour = acc / np.maximum(flow_w, 1e-6)[..., None]
@@ -298,6 +325,29 @@ class TemporalCompletion:
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
+        if rival is not None:
+            # per part of the hole, the source that predicts the ring better (by SWITCH_RATIO) wins: where the
+            # scene moves on its own (leaves, water, a face) real pixels along the flow beat a copy from the same
+            # place; where it does not, the copy stays (it is exact, and flow would carry passers-by in)
+            acc_f, w_f = rival
+            got = w_f > 0
+            flow_cand = np.zeros_like(acc)
+            flow_cand[got] = acc_f[got] / w_f[got][:, None]
+            box = image[y0:y1, x0:x1].astype(np.float32)
+            outside = region & ~hole
+            e_copy = _ring_error(box, cand, outside & have)
+            e_flow = _ring_error(box, flow_cand, outside & got)
+            if e_copy is not None and e_flow is not None:
+                switch = got & (bracket_w > 0) & (e_flow < SWITCH_RATIO * e_copy)
+                cand[switch] = flow_cand[switch]
+                self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & hole).sum())
+
+        misfit = np.zeros(hole.shape, bool)
+        if ARBITRATE and (hole & have).any():
+            misfit = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand)
+            if misfit.any():
+                have = have & ~misfit
+                self.stats.pixels["misfit"] = self.stats.pixels.get("misfit", 0) + int(misfit.sum())
 
         uncovered = (region & ~have).any()
         previous = None  # the previous output read along the flow, once: (carried, valid, filtered)
@@ -307,7 +357,7 @@ class TemporalCompletion:
                 previous = self._from_previous(buf, i, xs, ys)
         prev_used = np.zeros(hole.shape, bool)
         if previous is not None and uncovered:
-            prev_used = previous[1] & ~have & region
+            prev_used = previous[1] & ~have & region & ~misfit
             cand[prev_used] = previous[0][prev_used]
 
         known = have | prev_used
@@ -343,6 +393,11 @@ class TemporalCompletion:
             grow = cv2.dilate(large.astype(np.uint8), _disc(2)) > 0
             mask = np.zeros((H, W), np.uint8)
             mask[y0:y1, x0:x1] = np.where(grow & hole, np.uint8(255), np.uint8(0))
+            # what the engine sees (and what its own feather mixes in) inside the never-seen part: a smooth
+            # guess from around it, not whatever the hole showed (black, the occluder: a dark line)
+            box = out[y0:y1, x0:x1]
+            guess = smooth_fill(box.astype(np.float32), ~large)
+            box[large] = np.clip(guess[large] + 0.5, 0, 255).astype(np.uint8)
             engine = self.fill(out, mask)
             keep = np.zeros((H, W), bool)
             keep[y0:y1, x0:x1] = hole
@@ -350,6 +405,35 @@ class TemporalCompletion:
             self.stats.keyframes += 1
             stats["engine"] += int(large.sum())
         return out
+
+    @staticmethod
+    def _misfits(frame, hole, region, have, cand) -> np.ndarray:
+        """h x w bool: the parts of the hole whose real-pixel candidates do not fit the frame around the hole
+        (another frame showed something else there: the background where the subject now stands, a passer-by,
+        the other side of a scene cut). Along the hole's inner edge the candidates are compared with the frame
+        just outside (its smooth continuation into the hole); a difference well above the frame's own texture
+        there (``FIT_LEVEL`` + ``FIT_RATIO`` x the ring's local variation) marks the part of the hole it belongs
+        to, which then goes to the engine instead."""
+        box = frame.astype(np.float32)
+        outside = ~hole
+        if not outside.any():
+            return np.zeros(hole.shape, bool)
+        inner = cv2.erode(hole.astype(np.uint8), _disc(FIT_BAND), borderType=cv2.BORDER_CONSTANT,
+                          borderValue=1) > 0
+        edge = hole & ~inner & have
+        ring = region & ~hole
+        if edge.sum() < RING_MIN or ring.sum() < RING_MIN:
+            return np.zeros(hole.shape, bool)
+        guess = smooth_fill(box, outside)
+        d = np.abs(cand - guess).mean(axis=2)
+        texture = np.abs(box - cv2.blur(guess, (5, 5))).mean(axis=2)
+        t_in = smooth_fill(np.where(ring, texture, 0.0).astype(np.float32), ring)
+        off = edge & (d > FIT_LEVEL + FIT_RATIO * t_in)
+        if not off.any():
+            return off
+        # the share of each part's edge that misfits, carried into the hole
+        share = smooth_fill(off.astype(np.float32), edge)
+        return hole & have & (share > 0.5)
 
     @staticmethod
     def _background_agreement(frame, hole, region, colour, count) -> np.ndarray:
@@ -363,7 +447,7 @@ class TemporalCompletion:
         fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
         return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
 
-    def _bracket(self, buf, i, xs, ys) -> tuple[np.ndarray, np.ndarray]:
+    def _bracket(self, buf, i, xs, ys, memory=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Fixed or shaking camera: per pixel of the box, the nearest frame before and the nearest frame after
         (within the window, same background epoch, aligned by the background placements) where the pixel is
         not in the hole. Where both exist and show the same colour (``BRACKET_LEVEL``), the place did not
@@ -380,6 +464,7 @@ class TemporalCompletion:
         for d in (-1, 1):
             colour = np.zeros((*shape, 3), np.float32)
             found = np.zeros(shape, bool)
+            dist = np.full(shape, np.inf, np.float32)
             k = i + d
             while 0 <= k < len(buf) and not found.all():
                 other = buf[k]
@@ -406,11 +491,17 @@ class TemporalCompletion:
                                                                        border=1) == 0)
                 new = free & ~found
                 colour[new] = image[new]
+                dist[new] = abs(k - d - i)
                 found |= new
-            sides.append((colour, found))
-        (before, fb), (after, fa) = sides
+            if memory is not None:  # a side that disagrees with a trusted memory comes after one that agrees
+                mem_colour, trusted = memory
+                off = trusted & (np.abs(colour - mem_colour).max(axis=2) > BRACKET_LEVEL)
+                dist[off & found] += 1000.0
+            sides.append((colour, found, dist))
+        (before, fb, db), (after, fa, da) = sides
         same = fb & fa & (np.abs(before - after).max(axis=2) <= BRACKET_LEVEL)
-        return 0.5 * (before + after), same
+        nearest = np.where((db <= da)[..., None], before, after)
+        return 0.5 * (before + after), same, nearest, fb | fa
 
     def _gather_flow(self, buf, i, xs, ys, region, acc, wsum) -> np.ndarray:
         """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
@@ -509,6 +600,18 @@ class TemporalCompletion:
         else:
             offset = np.broadcast_to(np.median(diff[ring], axis=0), cand.shape)
         return np.where((hole & known)[..., None], cand + offset, cand)
+
+
+def _ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
+    """How far ``cand`` is from the frame on the ``ring`` pixels (mean absolute difference over RGB, after
+    the ring's median offset, which the seam takes out anyway), carried smoothly into the hole: h x w float32,
+    or None when the ring has too few pixels to tell."""
+    if ring.sum() < RING_MIN:
+        return None
+    d = frame - cand
+    d -= np.median(d[ring], axis=0)
+    err = np.abs(d).mean(axis=2)
+    return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
 
 
 def _camera_shift(placement: Placement, width: int, height: int) -> float:
