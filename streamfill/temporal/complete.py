@@ -26,11 +26,19 @@ gathers candidates:
    larger never-seen regions are filled by ``fill`` on this frame (a keyframe for them), with the propagated
    pixels already in place as context. Later frames receive them through step 4.
 
+Arbitration by evidence (``ARBITRATE``): on a fixed or shaking camera the copies (bracket, nearest side) and
+real pixels along the flow are both gathered, and per part of the hole the one whose candidates predict the
+ring around the hole better wins (``_ring_error``); then candidates whose colours along the hole's inner edge
+do not continue the frame outside (``_misfits``: the background where a subject now stands, the other side of
+a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
+camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
+
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
 as in Poisson-style cloning), which also absorbs lighting changes; ring pixels whose difference strays far
-from the ring's median (someone standing at the border) are left out of it. The paste is feathered inside
-the hole only; pixels outside the hole are returned exactly as they came in.
+from the ring's median (someone standing at the border) are left out of it. The paste is feathered only over
+the hole's outer ``margin`` px (the mask's dilation, where the input still shows real pixels), never over the
+user's own mask; pixels outside the hole are returned exactly as they came in.
 
 Modes: ``fast`` (DIS fast preset, chains stop once every pixel has a candidate, offset seam) and ``quality``
 (DIS medium, candidates from the whole window blended, membrane seam).
