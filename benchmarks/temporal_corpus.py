@@ -13,9 +13,11 @@ of issue 16.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import sys
 from collections import defaultdict
 from datetime import date
@@ -23,10 +25,34 @@ from datetime import date
 METHODS = ("classical", "generator", "nearest", "fast", "quality")
 
 
+MOVING = {"shake", "pan_parallax", "zoom_parallax", "nonrigid", "blur", "cut", "large_hole", "hd"}
+
+
+def parse_tables(text):
+    """Per-clip results from the printed tables of `eval temporal --corpus` (for runs cut short before their
+    JSON was written)."""
+    out = []
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"^(\w+) \((\d+)x(\d+), (\d+) frames, occluder corpus, seed (\d+)\)", line)
+        if m:
+            cur = {"video": m[1], "width": int(m[2]), "height": int(m[3]), "frames": int(m[4]), "seed": int(m[5]),
+                   "moving_camera": m[1] in MOVING, "methods": []}
+            out.append(cur)
+            continue
+        f = line.split()
+        if cur is not None and f and f[0] in METHODS and len(f) >= 11:
+            cur["methods"].append({"name": f[0], "frames": cur["frames"], "psnr": float(f[2]),
+                                   "psnr_frames": float(f[3]), "tc": float(f[7])})
+    return out
+
+
 def load(paths):
     clips = {}
     for p in paths:
-        for r in json.load(open(p)):
+        with open(p) as fh:
+            text = fh.read()
+        for r in (json.loads(text) if p.endswith(".json") else parse_tables(text)):
             key = (r["video"], r["seed"])
             entry = clips.setdefault(key, {"moving": r.get("moving_camera"), "size": f"{r['width']}x{r['height']}",
                                            "frames": r["frames"], "m": {}})
@@ -34,6 +60,11 @@ def load(paths):
                 if m["frames"]:
                     entry["m"][m["name"]] = m
     return clips
+
+
+def complete(clips):
+    """Only the clips every method of the run reached (runs cut short leave some without a row)."""
+    return {k: e for k, e in clips.items() if all(n in e["m"] for n in ("generator", "nearest", "fast", "quality"))}
 
 
 def table(clips):
@@ -79,16 +110,16 @@ def main(argv):
         k = rest.index("--held-out")
         held = rest[k + 1:]
         rest = rest[:k]
-    dev, best = summarise(load(rest))
+    dev, best = summarise(complete(load(rest)))
     columns = ["case", "split", "size", "camera", "generator dB", "nearest dB", "fast dB", "quality dB",
                f"best ({best}) - generator, worst seed dB", "generator TC", "nearest TC", "fast TC", "quality TC"]
     rows = []
     summary = {"best_temporal_mode": best}
-    for split, per_case in (("dev", dev), ("held-out", summarise(load(held), best)[0] if held else {})):
+    for split, per_case in (("dev", dev), ("held-out", summarise(complete(load(held)), best)[0] if held else {})):
         if not per_case:
             continue
         for case, r in per_case.items():
-            def g(n, k="psnr"):
+            def g(n, k="psnr", r=r):
                 return round(r[n][k], 2) if n in r else None
             worst = min(r[best]["gain_vs_generator"]) if best in r and r[best]["gain_vs_generator"] else None
             rows.append([case, split, r["size"], "moving" if r["moving"] else "fixed", g("generator"), g("nearest"),
@@ -101,8 +132,8 @@ def main(argv):
         tcb = mean([r[best]["tc"] for r in per_case.values() if best in r])
         worst_case = min(((min(r[best]["gain_vs_generator"]), c) for c, r in per_case.items()
                           if best in r and r[best]["gain_vs_generator"]), default=(None, None))
-        moving_ratio = max((r[best]["tc"] / r["generator"]["tc"], c) for c, r in per_case.items()
-                           if r["moving"] and best in r and "generator" in r)
+        moving_ratio = max(((r[best]["tc"] / r["generator"]["tc"], c) for c, r in per_case.items()
+                            if r["moving"] and best in r and "generator" in r), default=(float("nan"), None))
         summary[split] = {
             "cases": len(per_case), "mean_generator_db": round(gen, 2), "mean_nearest_db": round(near, 2),
             "mean_best_db": round(bst, 2), "gain_vs_generator_db": round(bst - gen, 2),
@@ -114,19 +145,20 @@ def main(argv):
                         "never_below_generator_by_0.2": worst_case[0] >= -0.2,
                         "tc_ratio_mean<=0.8": tcb / tcg <= 0.8, "tc_ratio_moving<=0.8": moving_ratio[0] <= 0.8},
         }
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    with open("/proc/cpuinfo") as fh:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
     versions = {"python": platform.python_version()}
     for mod in ("streamfill", "torch", "cv2", "onnxruntime"):
-        try:
+        with contextlib.suppress(Exception):
             versions["opencv" if mod == "cv2" else mod] = __import__(mod).__version__
-        except Exception:
-            pass
     doc = {"item": "temporal", "title": "Temporal completion on the generated development corpus",
            "date": date.today().isoformat(),
-           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "load_avg": [round(x, 2) for x in os.getloadavg()]},
+           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None,
+                       "load_avg": [round(x, 2) for x in os.getloadavg()]},
            "versions": versions, "command": command, "columns": columns, "rows": rows, "summary": summary,
            "notes": ""}
-    json.dump(doc, open(out, "w"), indent=1)
+    with open(out, "w") as fh:
+        json.dump(doc, fh, indent=1)
     print(json.dumps(summary, indent=1))
     for r in rows:
         print(r)

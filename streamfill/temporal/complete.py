@@ -352,7 +352,7 @@ class TemporalCompletion:
 
         misfit = np.zeros(hole.shape, bool)
         if ARBITRATE and (hole & have).any():
-            misfit = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand)
+            misfit = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
             if misfit.any():
                 have = have & ~misfit
                 self.stats.pixels["misfit"] = self.stats.pixels.get("misfit", 0) + int(misfit.sum())
@@ -415,7 +415,7 @@ class TemporalCompletion:
         return out
 
     @staticmethod
-    def _misfits(frame, hole, region, have, cand) -> np.ndarray:
+    def _misfits(frame, hole, region, have, cand, cheap: bool = False) -> np.ndarray:
         """h x w bool: the parts of the hole whose real-pixel candidates do not fit the frame around the hole
         (another frame showed something else there: the background where the subject now stands, a passer-by,
         the other side of a scene cut). Along the hole's inner edge the candidates are compared with the frame
@@ -432,10 +432,18 @@ class TemporalCompletion:
         ring = region & ~hole
         if edge.sum() < RING_MIN or ring.sum() < RING_MIN:
             return np.zeros(hole.shape, bool)
-        guess = smooth_fill(box, outside)
+        if cheap:
+            # fast: the continuation and the ring's texture as local averages of the pixels outside (box
+            # filters, within 3 px: the band is 2 px deep) instead of push-pull fills (measured 8 % of fps)
+            w = cv2.blur(outside.astype(np.float32), (7, 7))
+            guess = cv2.blur(box * outside[..., None], (7, 7)) / np.maximum(w, 1e-6)[..., None]
+            texture = np.abs(box - cv2.blur(box, (5, 5))).mean(axis=2) * ring
+            t_in = cv2.blur(texture, (9, 9)) / np.maximum(cv2.blur(ring.astype(np.float32), (9, 9)), 1e-6)
+        else:
+            guess = smooth_fill(box, outside)
+            texture = np.abs(box - cv2.blur(guess, (5, 5))).mean(axis=2)
+            t_in = smooth_fill(np.where(ring, texture, 0.0).astype(np.float32), ring)
         d = np.abs(cand - guess).mean(axis=2)
-        texture = np.abs(box - cv2.blur(guess, (5, 5))).mean(axis=2)
-        t_in = smooth_fill(np.where(ring, texture, 0.0).astype(np.float32), ring)
         off = edge & (d > FIT_LEVEL + FIT_RATIO * t_in)
         if not off.any():
             return off
