@@ -109,23 +109,33 @@ def _run_masks(args: argparse.Namespace) -> int:
 
 
 def _add_temporal(p: argparse.ArgumentParser) -> None:
-    from streamfill.cli.common import add_neural_flags
+    from streamfill.cli.common import add_fill_flags
+    from streamfill.eval.corpus import CASES
     from streamfill.eval.temporal import METHODS, OCCLUDERS
 
-    p.add_argument("video", nargs="+", help="clean clip(s) to paint occluders on (the clip is the truth)")
+    p.add_argument("video", nargs="*", help="clean clip(s) to paint occluders on (the clip is the truth)")
+    p.add_argument("--corpus", action="store_true",
+                   help="run the generated development corpus instead of (or beside) videos")
+    p.add_argument("--case", action="append", choices=sorted(CASES), metavar="NAME",
+                   help=f"corpus cases, repeatable (default all: {', '.join(CASES)})")
+    p.add_argument("--seeds", default="0,1,2", metavar="LIST",
+                   help="corpus seeds, comma-separated (default 0,1,2; held out: 10,11)")
+    p.add_argument("--photos", metavar="DIR",
+                   help="folder of photos the corpus is made from (default: synthetic textures)")
     p.add_argument("--occluder", action="append", choices=OCCLUDERS, metavar="KIND",
                    help=f"occluder kind, repeatable: {', '.join(OCCLUDERS)} (default blob)")
     p.add_argument("--method", action="append", choices=METHODS, metavar="NAME",
                    help=f"methods to run, repeatable (default all: {', '.join(METHODS)}); generator rows are "
                         "skipped with a note when no neural engine or weights are available")
-    p.add_argument("--frames", type=int, default=120, help="frames from the start of each clip (default 120)")
+    p.add_argument("--frames", type=int, default=120,
+                   help="frames from the start of each clip (default 120; the corpus's hd case: at most 10)")
     p.add_argument("--width", type=int, default=640, help="resize the clip to this width, 0 = native (default 640)")
     p.add_argument("--start", type=float, default=0.0, metavar="SEC", help="first second of the clip to use")
     p.add_argument("--seed", type=int, default=0, help="occluder seed (default 0)")
     p.add_argument("--window", type=int, metavar="N",
                    help="temporal window, frames on each side (default: 10 fast, 15 quality)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    add_neural_flags(p)
+    add_fill_flags(p)
     add_config_flag(p)
 
 
@@ -139,8 +149,29 @@ def _run_temporal(args: argparse.Namespace) -> int:
         raise InputError(f"--frames {args.frames}: need at least 2")
     if args.width and args.width < 32:
         raise InputError(f"--width {args.width}: at least 32 (or 0 for the native size)")
+    if not args.video and not args.corpus:
+        raise InputError("give at least one video, or --corpus")
+    try:
+        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if args.corpus and not seeds:
+        raise InputError("--seeds: at least one seed")
+    if args.photos and not Path(args.photos).is_dir():
+        raise InputError(f"--photos {args.photos}: not a folder")
     config = config_from_args(args)
     results = []
+    if args.corpus:
+        from streamfill.eval.corpus import CASES, make_clip
+        from streamfill.eval.temporal import evaluate_clip
+
+        for case in args.case or list(CASES):
+            for seed in seeds:
+                clip = make_clip(case, seed, args.frames, args.photos)
+                r = evaluate_clip(clip, config=config, methods=tuple(args.method or METHODS))
+                print(r.table(), flush=True)
+                print()
+                results.append(r.to_dict())
     for video in args.video:
         for occluder in args.occluder or ["blob"]:
             r = evaluate(video, config=config, methods=tuple(args.method or METHODS), frames=args.frames,

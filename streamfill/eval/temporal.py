@@ -1,38 +1,35 @@
-"""Temporal-completion benchmark: real occluders composited over a real clip, where the truth is the clip.
+"""Temporal-completion benchmark: occluders over clips whose truth is known; every method fills the same holes
+and is scored against the clean clip.
 
-An occluder moves over the first ``frames`` frames of a video (resized to ``width``); every method fills
-the occluded region (the occluder's mask grown by ``[mask] dilate``, as ``process`` does) and is scored
-against the clean clip:
+The clip is either a real video (``evaluate``: an occluder from ``OCCLUDERS`` painted over its first
+``frames`` frames) or a generated one (``evaluate_clip`` with a ``corpus.Clip``: its own masks). The pixels
+under the occluder (the *user's mask*) are **blanked** (set to black) before any method sees the frame, so
+no method can see the truth inside the hole; each method gets the mask grown as ``process`` grows it
+(``[mask] dilate``) and is scored on the user's mask:
 
-- ``psnr`` (dB) and ``ssim`` inside the occluder (the pixels the occluder destroyed), over the whole run;
-- ``psnr_seen``: PSNR over occluded pixels whose true content the camera had already seen: the pixel was
-  unoccluded in an earlier frame and its true colour now is within ``SEEN_TOLERANCE`` levels of what it was
-  then (the background-memory target; people walking through the hole are excluded, and for a moving
-  camera "seen" means only "same colour at the same place");
-- ``psnr_background`` ("bg dB", the fixed-camera target "once the background has been seen"): PSNR over
-  occluded pixels whose true content now *is the scene's background* (within ``SEEN_TOLERANCE`` of the clean
-  clip's per-pixel temporal median, taken over up to ``BACKGROUND_FRAMES`` frames spread over the run) and
-  whose background the camera had shown unoccluded in an earlier frame. ``psnr_seen`` also counts whatever
-  stood at a pixel when it was last visible and still stands there (a person walking along with the
-  occluder), which no background model can know; this measure leaves such foreground out. Meaningful for
-  fixed (or shaking) cameras only;
-- ``flicker``: the mean warping error of the filled region between consecutive frames: the previous output
-  is warped to the current frame with optical flow computed on the ground-truth clip (DIS medium, checked
-  forward-backward), and the mean absolute difference (8-bit levels, RGB) over consistent filled pixels is
-  taken. ``flicker_truth`` is the same measure on the clean clip (its floor: noise, lighting);
-- ``fps``: frames per second of the completion stage alone (decoding, compositing and scoring excluded).
+- ``psnr`` (dB): PSNR over all hole pixels of the run (pooled); ``psnr_frames``: the mean of the per-frame
+  PSNR values (each frame counts alike, whatever its hole's size); ``ssim``: SSIM (luma) in the hole;
+- ``psnr_seen`` / ``psnr_background`` (video runs, fixed cameras): PSNR over hole pixels whose true content
+  the camera had already shown (same colour within ``SEEN_TOLERANCE`` as when last visible), and over those
+  whose true content is the scene's background (the clean clip's per-pixel temporal median) seen earlier;
+- ``tc`` (temporal consistency, lower is better): the previous output and the previous true frame are
+  warped to the current frame with the **true clip's** optical flow (DIS medium, forward-backward checked);
+  per hole pixel, |(out_t - warp(out_t-1)) - (true_t - warp(true_t-1))| (8-bit levels, mean over RGB),
+  averaged over the run. A fill that changes as the true scene changes scores 0, whether the scene is still
+  or moving; a frozen blur over moving texture, or one that re-rolls every frame, does not;
+- ``ring_err`` / ``inner_err``: mean absolute error (8-bit levels) in the band of the hole within
+  ``RING_PX`` px of its edge and in the rest of the hole (a seam shows as ``ring_err`` above ``inner_err``);
+- ``fps``: frames per second of the method alone (CPU time of this process: compositing and scoring excluded).
 
 Methods: ``classical`` (Telea per frame), ``generator`` (the configured neural engine, else the first of
-deepfill/torch/onnx registered in ``build.INPAINTERS``, per frame; skipped with a note when none is usable,
-e.g. no weights), ``fast`` and ``quality`` (temporal completion; its engine is the generator when the
-generator row is requested or a neural ``[engine] name`` is configured and it is usable, else Telea).
+deepfill/torch/onnx registered in ``build.INPAINTERS``, per frame; skipped with a note when none is usable),
+``nearest`` (baseline: each hole pixel copied from the nearest frame, before or after, where that pixel is
+not in the hole, same place, no motion compensation; Telea where no frame shows it), ``fast`` and
+``quality`` (temporal completion; their engine is the generator when the generator is usable and requested
+or configured, else Telea).
 
-Occluders (all move; deterministic for a seed): ``blob`` (a striped free-form blob,
-``masks.synthetic.MovingOccluder``), ``object`` (a textured cut-out object sliding across), ``logo`` (white
-text with a dark outline drifting slowly, as a broadcaster's bug would if it moved).
-
-Memory: each method streams the clip again; the ground-truth flow of each frame pair is computed once and
-kept (float16, at most 480 px wide: about 0.5 MB per frame), so the run holds O(frames) flow, not frames.
+Memory: the clip is held in memory (keep runs short: 30-120 frames); the true flow of each frame pair is
+computed once (float16, at most ``FLOW_WIDTH`` px wide).
 """
 
 from __future__ import annotations
@@ -44,6 +41,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -56,13 +54,14 @@ from streamfill.masks import prepare
 from streamfill.masks.synthetic import MovingOccluder
 from streamfill.types import Frame
 
-METHODS = ("classical", "generator", "fast", "quality")
+METHODS = ("classical", "generator", "nearest", "fast", "quality")
 OCCLUDERS = ("blob", "object", "logo")
 NEURAL_ENGINES = ("deepfill", "torch", "onnx")
 CLASSICAL_ENGINES = ("telea", "ns")
 FLOW_WIDTH = 480
 SEEN_TOLERANCE = 25      # 8-bit levels: an occluded pixel counts as "seen" if it looks as when last unoccluded
 BACKGROUND_FRAMES = 31   # clean frames (spread over the run) whose per-pixel median is the scene's background
+RING_PX = 3              # the hole's edge band scored apart (ring_err)
 
 
 @dataclass
@@ -72,11 +71,13 @@ class MethodResult:
     name: str
     engine: str = ""
     psnr: float = float("nan")
+    psnr_frames: float = float("nan")
     ssim: float = float("nan")
     psnr_seen: float = float("nan")
     psnr_background: float = float("nan")
-    flicker: float = float("nan")
-    flicker_truth: float = float("nan")
+    tc: float = float("nan")
+    ring_err: float = float("nan")
+    inner_err: float = float("nan")
     fps: float = float("nan")
     frames: int = 0
     keyframes: int = 0
@@ -95,16 +96,25 @@ class TemporalEvalResult:
     frames: int
     width: int
     height: int
+    seed: int = 0
+    moving_camera: bool | None = None
     methods: list[MethodResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def method(self, name: str) -> MethodResult | None:
+        for m in self.methods:
+            if m.name == name and not m.skipped:
+                return m
+        return None
 
     def to_dict(self) -> dict:
         def clean(v):
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
         return {
-            "video": self.video, "occluder": self.occluder, "frames": self.frames,
-            "width": self.width, "height": self.height, "notes": list(self.notes),
+            "video": self.video, "occluder": self.occluder, "frames": self.frames, "seed": self.seed,
+            "width": self.width, "height": self.height, "moving_camera": self.moving_camera,
+            "notes": list(self.notes),
             "methods": [{k: clean(v) for k, v in dataclasses.asdict(m).items()} for m in self.methods],
         }
 
@@ -112,20 +122,20 @@ class TemporalEvalResult:
         return json.dumps(self.to_dict(), indent=2)
 
     def table(self) -> str:
-        head = (f"{self.video} ({self.width}x{self.height}, {self.frames} frames, occluder {self.occluder})\n"
-                f"{'method':<10} {'engine':<9} {'PSNR dB':>8} {'SSIM':>6} {'seen dB':>8} {'bg dB':>6} {'flicker':>8} "
-                f"{'fps':>7}")
+        head = (f"{self.video} ({self.width}x{self.height}, {self.frames} frames, occluder {self.occluder}, "
+                f"seed {self.seed})\n"
+                f"{'method':<10} {'engine':<9} {'PSNR dB':>8} {'frame dB':>8} {'SSIM':>6} {'seen dB':>8} "
+                f"{'bg dB':>6} {'TC':>6} {'ring':>6} {'inner':>6} {'fps':>7}")
         rows = [head]
         for m in self.methods:
             if m.skipped:
                 rows.append(f"{m.name:<10} {'-':<9} skipped: {m.note}")
                 continue
-            rows.append(f"{m.name:<10} {m.engine:<9} {m.psnr:8.2f} {m.ssim:6.3f} {m.psnr_seen:8.2f} "
-                        f"{m.psnr_background:6.2f} {m.flicker:8.2f} {m.fps:7.1f}")
-        rows.append(f"(flicker of the clean clip in the same pixels: {self.methods[0].flicker_truth:.2f})"
-                    if self.methods and not self.methods[0].skipped else "")
+            rows.append(f"{m.name:<10} {m.engine:<9} {m.psnr:8.2f} {m.psnr_frames:8.2f} {m.ssim:6.3f} "
+                        f"{m.psnr_seen:8.2f} {m.psnr_background:6.2f} {m.tc:6.2f} {m.ring_err:6.2f} "
+                        f"{m.inner_err:6.2f} {m.fps:7.1f}")
         rows.extend(f"note: {n}" for n in self.notes)
-        return "\n".join(r for r in rows if r)
+        return "\n".join(rows)
 
 
 # -- occluders ------------------------------------------------------------------------------------------------
@@ -269,7 +279,54 @@ class _TruthFlow:
         return xs + flow[..., 0].astype(np.float32), ys + flow[..., 1].astype(np.float32), valid
 
 
+# -- baselines --------------------------------------------------------------------------------------------------
+
+class NearestCopy:
+    """Baseline (offline, sees the whole clip): each hole pixel takes its colour from the nearest frame (before
+    or after; the earlier on a tie) where that pixel is outside the hole, at the same place; what no frame
+    shows is filled per frame by ``fill``. Implements the ``Completion`` protocol."""
+
+    def __init__(self, fill: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.fill = fill
+        self.frames_filled = 0
+
+    def stream(self, pairs) -> Iterator[Frame]:
+        items = list(pairs)
+        if not items:
+            return
+        holes = [(m.max(axis=2) if m.ndim == 3 else m) > 0 for _, m in items]
+        n = len(items)
+        for t, (frame, _mask) in enumerate(items):
+            hole = holes[t]
+            if not hole.any() or any(f.image.shape != frame.image.shape for f, _ in items):
+                yield frame
+                continue
+            out = frame.image.copy()
+            todo = hole.copy()
+            for d in range(1, n):
+                for k in (t - d, t + d):
+                    if 0 <= k < n and todo.any():
+                        take = todo & ~holes[k]
+                        out[take] = items[k][0].image[take]
+                        todo &= ~take
+                if not todo.any():
+                    break
+            if todo.any():
+                out = np.where(todo[..., None], self.fill(out, todo.astype(np.uint8) * 255), out)
+            self.frames_filled += 1
+            yield frame.with_image(out)
+
+
 # -- the run --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Clip:
+    """What a run needs: truth frames, the user's masks (H x W bool), frame indices."""
+
+    name: str
+    frames: list[np.ndarray]
+    masks: list[np.ndarray]
+
 
 def _engine_configs(config: Config) -> tuple[Config | None, str]:
     """(config for the generator engine or None, note)."""
@@ -287,6 +344,12 @@ def _engine_configs(config: Config) -> tuple[Config | None, str]:
     return None, "no neural engine registered in build.INPAINTERS (deepfill/onnx/torch)"
 
 
+def _check_methods(methods) -> None:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InputError(f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
+
+
 def evaluate(video: str | Path, *, config: Config | None = None, methods: tuple[str, ...] = METHODS,
              frames: int = 120, width: int = 640, occluder: str = "blob", seed: int = 0, start: float = 0.0,
              progress: Callable[[str, int, int], None] | None = None) -> TemporalEvalResult:
@@ -294,37 +357,53 @@ def evaluate(video: str | Path, *, config: Config | None = None, methods: tuple[
     px wide (0 = native), with ``occluder`` moving over it. ``progress(method, done, total)`` is called per
     frame. Raises InputError for unknown methods/occluders or an unreadable video (DecodeError)."""
     config = config or Config()
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise InputError(f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
+    _check_methods(methods)
     if frames < 2:
         raise InputError(f"--frames {frames}: need at least 2 frames")
     occ = make_occluder(occluder, seed, frames)
+    truths, masks = [], []
+    with build.open_source(video, config, start=start if start > 0 else None) as reader:
+        for frame in itertools.islice(reader, frames):
+            image = _resized(frame.image, width)
+            truths.append(image)
+            masks.append(occ.at(frame.index, image.shape[0], image.shape[1])[0] > 0)
+    if not truths:
+        raise InputError(f"{video}: no frames decoded")
+    background = scene_background(truths)
+    clip = _Clip(Path(str(video)).name, truths, masks)
+    result = _evaluate(clip, config, methods, progress, background)
+    result.occluder, result.seed = occluder, seed
+    return result
+
+
+def evaluate_clip(clip, *, config: Config | None = None, methods: tuple[str, ...] = METHODS,
+                  progress: Callable[[str, int, int], None] | None = None) -> TemporalEvalResult:
+    """Score ``methods`` on a generated clip (``corpus.Clip``: frames and the user's masks)."""
+    config = config or Config()
+    _check_methods(methods)
+    result = _evaluate(_Clip(clip.name, clip.frames, clip.masks), config, methods, progress, None)
+    result.occluder, result.seed, result.moving_camera = "corpus", clip.seed, clip.moving_camera
+    return result
+
+
+def _evaluate(clip: _Clip, config: Config, methods, progress, background) -> TemporalEvalResult:
     classical = dataclasses.replace(config, engine=EngineConfig(name="telea", radius=config.engine.radius))
     wanted = "generator" in methods or config.engine.name not in CLASSICAL_ENGINES
     generator, note = _engine_configs(config) if wanted else (None, "")
-    result = TemporalEvalResult(video=Path(str(video)).name, occluder=occluder, frames=0, width=0, height=0)
-    if note and ("generator" in methods or "fast" in methods or "quality" in methods):
-        result.notes.append(note + ("; temporal methods use the classical engine" if generator is None else ""))
+    h, w = clip.frames[0].shape[:2]
+    result = TemporalEvalResult(video=clip.name, occluder="", frames=len(clip.frames), width=w, height=h)
+    if note and any(m in methods for m in ("generator", "nearest", "fast", "quality")):
+        result.notes.append(note + ("; the other methods use the classical engine" if generator is None else ""))
     truth_flow = _TruthFlow()
-    background = scene_background(video, config, frames, width, start)
     for name in methods:
         if name == "generator" and generator is None:
             result.methods.append(MethodResult(name=name, note=note))
             continue
         engine_cfg = generator if (name != "classical" and generator is not None) else classical
-        mode = "off" if name in ("classical", "generator") else name
+        mode = "off" if name in ("classical", "generator", "nearest") else name
         cfg = dataclasses.replace(engine_cfg, temporal=dataclasses.replace(config.temporal, mode=mode))
-        res = _run_method(name, video, cfg, occ, frames, width, start, truth_flow, progress, background)
-        result.methods.append(res)
-        result.frames, result.width, result.height = res.frames, *_size_of(truth_flow)
+        result.methods.append(_run_method(name, clip, cfg, truth_flow, progress, background))
     return result
-
-
-def _size_of(tf: _TruthFlow) -> tuple[int, int]:
-    for _, valid in tf.cache.values():
-        return int(valid.shape[1]), int(valid.shape[0])
-    return 0, 0
 
 
 def _resized(image: np.ndarray, width: int) -> np.ndarray:
@@ -334,79 +413,81 @@ def _resized(image: np.ndarray, width: int) -> np.ndarray:
     return image
 
 
-def scene_background(video: str | Path, config: Config, frames: int, width: int, start: float) -> np.ndarray:
-    """The clean clip's per-pixel median over up to ``BACKGROUND_FRAMES`` of its first ``frames`` frames
-    (evenly spread), resized as the run is: H x W x 3 uint8 RGB, the static scene behind whatever moves."""
-    step = max(1, math.ceil(frames / BACKGROUND_FRAMES))
-    picked = []
-    with build.open_source(video, config, start=start if start > 0 else None) as reader:
-        for k, frame in enumerate(itertools.islice(reader, frames)):
-            if k % step == 0:
-                picked.append(_resized(frame.image, width))
-    if not picked:
-        raise InputError(f"{video}: no frames decoded")
-    if any(p.shape != picked[0].shape for p in picked):
-        return picked[0]
-    return np.median(np.stack(picked), axis=0).astype(np.uint8)
+def scene_background(frames: list[np.ndarray]) -> np.ndarray | None:
+    """The clean clip's per-pixel median over up to ``BACKGROUND_FRAMES`` of its frames (evenly spread): H x W
+    x 3 uint8 RGB, the static scene behind whatever moves; None when the frames differ in size."""
+    if not frames or any(f.shape != frames[0].shape for f in frames):
+        return None
+    step = max(1, math.ceil(len(frames) / BACKGROUND_FRAMES))
+    return np.median(np.stack(frames[::step]), axis=0).astype(np.uint8)
 
 
-def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow, progress,
-                background: np.ndarray | None = None) -> MethodResult:
-    completion = build.make_completion(cfg)
+def _edge_band(hole: np.ndarray) -> np.ndarray:
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((2 * RING_PX + 1, 2 * RING_PX + 1), np.uint8),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    return hole & ~inner
+
+
+def _run_method(name, clip: _Clip, cfg: Config, truth_flow, progress, background=None) -> MethodResult:
+    if name == "nearest":
+        completion = NearestCopy(build.make_completer(dataclasses.replace(
+            cfg, temporal=dataclasses.replace(cfg.temporal, mode="off"))).fill)
+    else:
+        completion = build.make_completion(cfg)
     res = MethodResult(name=name, engine=cfg.engine.name)
-    truths: dict[int, np.ndarray] = {}
-    holes: dict[int, np.ndarray] = {}
+    n = len(clip.frames)
     produce = [0.0]
-    seen: list[np.ndarray | None] = [None]
 
     def pairs() -> Iterator[tuple[Frame, np.ndarray]]:
-        with build.open_source(video, cfg, start=start if start > 0 else None) as reader:
-            it = iter(itertools.islice(reader, frames))
-            while True:
-                t0 = time.perf_counter()
-                frame = next(it, None)
-                if frame is None:
-                    produce[0] += time.perf_counter() - t0
-                    return
-                image = _resized(frame.image, width)
-                mask, colour = occ.at(frame.index, image.shape[0], image.shape[1])
-                truths[frame.index] = image
-                holes[frame.index] = mask > 0
-                occluded = np.where(mask[..., None] > 0, colour, image)
-                fill_mask = prepare(mask, cfg.mask)
-                produce[0] += time.perf_counter() - t0
-                yield frame.with_image(np.ascontiguousarray(occluded)), fill_mask
+        for i, (truth, hole) in enumerate(zip(clip.frames, clip.masks, strict=True)):
+            t0 = time.process_time()
+            blank = truth.copy()
+            blank[hole] = 0                       # the method never sees the truth inside the hole
+            fill_mask = prepare(hole.astype(np.uint8) * 255, cfg.mask)
+            frame = Frame(image=blank, pts=i, time_base=Fraction(1, 25), index=i)
+            produce[0] += time.process_time() - t0
+            yield frame, fill_mask
 
     sse = sse_seen = sse_bg = 0.0
     count = count_seen = count_bg = 0
-    bg_seen: np.ndarray | None = None
+    psnrs: list[float] = []
+    bg_seen = seen = last = None
     ssim_sum = 0.0
-    flick = flick_truth = 0.0
-    flick_n = 0
-    prev_out: np.ndarray | None = None
-    prev_truth: np.ndarray | None = None
+    tc_sum = 0.0
+    tc_n = 0
+    ring_sum = inner_sum = 0.0
+    ring_n = inner_n = 0
+    prev_out = prev_truth = None
     scoring = 0.0
-    t_start = time.perf_counter()
+    t_start = time.process_time()
     for out in completion.stream(pairs()):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         i = out.index
-        truth = truths.pop(i)
-        hole = holes.pop(i)
+        truth = clip.frames[i]
+        hole = clip.masks[i]
         img = out.image
         d = img[hole].astype(np.float64) - truth[hole]
-        sse += float((d * d).sum())
+        frame_sse = float((d * d).sum())
+        sse += frame_sse
         count += d.size
-        if seen[0] is None:
-            seen[0] = np.zeros(hole.shape, bool)
+        if d.size:
+            psnrs.append(min(_psnr(frame_sse, d.size), 100.0))
+            band = _edge_band(hole)
+            e = np.abs(img.astype(np.float32) - truth).mean(axis=2)
+            ring_sum += float(e[band].sum())
+            ring_n += int(band.sum())
+            inner_sum += float(e[hole & ~band].sum())
+            inner_n += int((hole & ~band).sum())
+        if seen is None:
+            seen = np.zeros(hole.shape, bool)
             last = np.zeros_like(truth)
-        s = hole & seen[0]
+        s = hole & seen
         if s.any():
-            moved = np.abs(truth.astype(np.int16) - last).max(axis=2) > SEEN_TOLERANCE
-            s &= ~moved
+            s &= ~(np.abs(truth.astype(np.int16) - last).max(axis=2) > SEEN_TOLERANCE)
             ds = img[s].astype(np.float64) - truth[s]
             sse_seen += float((ds * ds).sum())
             count_seen += ds.size
-        seen[0] |= ~hole
+        seen |= ~hole
         if background is not None and background.shape == truth.shape:
             is_bg = np.abs(truth.astype(np.int16) - background).max(axis=2) <= SEEN_TOLERANCE
             if bg_seen is None:
@@ -426,25 +507,27 @@ def _run_method(name, video, cfg: Config, occ, frames, width, start, truth_flow,
             if sel.any():
                 warped = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 warped_truth = cv2.remap(prev_truth, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                flick += float(np.abs(img[sel].astype(np.float32) - warped[sel]).sum())
-                flick_truth += float(np.abs(truth[sel].astype(np.float32) - warped_truth[sel]).sum())
-                flick_n += int(sel.sum()) * 3
+                change = img[sel].astype(np.float32) - warped[sel]
+                true_change = truth[sel].astype(np.float32) - warped_truth[sel]
+                tc_sum += float(np.abs(change - true_change).sum())
+                tc_n += int(sel.sum()) * 3
         prev_out, prev_truth = img, truth
         res.frames += 1
-        scoring += time.perf_counter() - t0
+        scoring += time.process_time() - t0
         if progress is not None:
-            progress(name, res.frames, frames)
-    total = time.perf_counter() - t_start
+            progress(name, res.frames, n)
+    total = time.process_time() - t_start
     if res.frames == 0:
-        raise InputError(f"{video}: no frames decoded")
-    busy = max(1e-9, total - produce[0] - scoring)
-    res.fps = res.frames / busy
+        raise InputError(f"{clip.name}: no frames")
+    res.fps = res.frames / max(1e-9, total - produce[0] - scoring)
     res.psnr = _psnr(sse, count)
+    res.psnr_frames = float(np.mean(psnrs)) if psnrs else float("nan")
     res.psnr_seen = _psnr(sse_seen, count_seen)
     res.psnr_background = _psnr(sse_bg, count_bg)
     res.ssim = ssim_sum / (count / 3) if count else float("nan")
-    res.flicker = flick / flick_n if flick_n else float("nan")
-    res.flicker_truth = flick_truth / flick_n if flick_n else float("nan")
+    res.tc = tc_sum / tc_n if tc_n else float("nan")
+    res.ring_err = ring_sum / ring_n if ring_n else float("nan")
+    res.inner_err = inner_sum / inner_n if inner_n else float("nan")
     stats = getattr(completion, "stats", None)
     if stats is not None:
         res.keyframes = stats.keyframes
@@ -458,5 +541,5 @@ def evaluate_many(videos: list[str | Path], occluders: tuple[str, ...] = ("blob"
     return [evaluate(v, occluder=o, **kwargs) for v in videos for o in occluders]
 
 
-__all__ = ["METHODS", "OCCLUDERS", "MethodResult", "TemporalEvalResult", "evaluate", "evaluate_many",
-           "make_occluder", "scene_background", "ssim_map"]
+__all__ = ["METHODS", "OCCLUDERS", "MethodResult", "NearestCopy", "TemporalEvalResult", "evaluate",
+           "evaluate_clip", "evaluate_many", "make_occluder", "scene_background", "ssim_map"]
