@@ -38,6 +38,7 @@ class ProcessResult:
     seconds: float
     skipped_streams: list[str] = field(default_factory=list)
     pts_adjusted: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a header that overstated the frame count
 
     @property
     def fps(self) -> float:
@@ -87,7 +88,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
                         progress=(lambda s: progress(s.frames, total)) if progress else None)
     return ProcessResult(output=str(output), frames=stats.frames, filled=completer.frames_filled,
                          seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
-                         pts_adjusted=out.pts_adjusted)
+                         pts_adjusted=out.pts_adjusted, notes=list(getattr(reader, "notes", [])))
 
 
 @dataclass
@@ -97,6 +98,7 @@ class MasksResult:
     frames: int
     masked: int  # frames whose mask is not empty
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
 def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | None,
@@ -144,7 +146,8 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
                 if progress is not None:
                     progress(frames, total)
     return MasksResult(output=str(output), preview=str(preview) if preview is not None else None,
-                       frames=frames, masked=masked, seconds=time.perf_counter() - t0)
+                       frames=frames, masked=masked, seconds=time.perf_counter() - t0,
+                       notes=list(getattr(reader, "notes", [])))
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ class IOConfig:
     preset: str = "medium"
     lossless: bool = False
     decode_threads: int = 0
+    salvage: bool = False
 
     def __post_init__(self) -> None:
         check_range("io.crf", self.crf, 0, 51)
