@@ -76,6 +76,8 @@ def messages(draw):
               "channels": 1 if kind == "mask" else 3, "dtype": "uint8",
               "encoding": draw(st.sampled_from(["raw", "png", "jpeg"])),
               "mask_encoding": draw(st.sampled_from(["raw", "png"]))}
+    if draw(st.booleans()):
+        header["stream"] = draw(text)  # a third of these hold lone surrogates
     for key in draw(st.lists(st.sampled_from(FIELDS), max_size=4)):
         if draw(st.booleans()):
             header.pop(key, None)
