@@ -531,13 +531,49 @@ def encode_png(array: np.ndarray, *, level: int = 3) -> bytes:
     h, w = int(array.shape[0]), int(array.shape[1])
     channels = 1 if array.ndim == 2 else 3
     rows = np.ascontiguousarray(array).reshape(h, w * channels)
-    filtered = np.empty((h, w * channels + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # "Up" filter on every row: difference to the row above
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    # "Up" filter on every row (difference to the row above), filtered and compressed in strips of rows so
+    # that a big frame costs one strip of extra memory, not a filtered copy of the whole picture.
+    compressor = zlib.compressobj(level)
+    pieces = []
+    strip = max(1, (1 << 20) // (w * channels + 1))
+    for y0 in range(0, h, strip):
+        y1 = min(h, y0 + strip)
+        filtered = np.empty((y1 - y0, w * channels + 1), dtype=np.uint8)
+        filtered[:, 0] = 2
+        if y0 == 0:
+            filtered[0, 1:] = rows[0]
+            np.subtract(rows[1:y1], rows[:y1 - 1], out=filtered[1:, 1:])
+        else:
+            np.subtract(rows[y0:y1], rows[y0 - 1:y1 - 1], out=filtered[:, 1:])
+        pieces.append(compressor.compress(filtered))
+    pieces.append(compressor.flush())
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if channels == 1 else 2, 0, 0, 0)
-    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", ihdr),
-                     _chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)), _chunk(b"IEND", b"")))
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", b"".join(pieces)), _chunk(b"IEND", b"")))
+
+
+def _scan_zlib(data: bytes, expected: int, row: int) -> np.ndarray:
+    """Inflate ``data`` in 1 MiB pieces without keeping them: check that it inflates to exactly ``expected``
+    bytes and ends there; return the first byte of every ``row`` bytes (the PNG filter bytes)."""
+    inflater = zlib.decompressobj()
+    filters = bytearray()
+    total, pending, piece_max = 0, data, 1 << 20
+    try:
+        while True:
+            piece = inflater.decompress(pending, piece_max)
+            pending = inflater.unconsumed_tail
+            filters += piece[(-total) % row::row]
+            total += len(piece)
+            if total > expected:
+                raise MessageError("bad_payload", f"PNG data inflates to more than {expected} bytes")
+            if not pending and len(piece) < piece_max:
+                break
+    except zlib.error as exc:
+        raise MessageError("bad_payload", f"PNG data does not inflate ({exc})") from None
+    if total != expected:
+        raise MessageError("bad_payload", f"PNG data inflates to {total} bytes, expected {expected}")
+    if not inflater.eof or inflater.unused_data:
+        raise MessageError("bad_payload", "PNG zlib stream is incomplete or followed by extra data")
+    return np.frombuffer(bytes(filters), dtype=np.uint8)
 
 
 Decoder = Callable[[bytes, str, bool], np.ndarray]
@@ -602,6 +638,12 @@ def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise MessageError("too_large", f"PNG of {width}x{height}x{channels} exceeds the limits")
     stride = width * channels
     expected = height * (stride + 1)
+    if decoder is not None:
+        filters = _scan_zlib(b"".join(idat), expected, stride + 1)  # checks without holding the pixels
+        if (filters > 4).any():
+            raise MessageError("bad_payload", "PNG uses an unknown row filter type")
+        if (filters >= 3).any():
+            return _decode_with(decoder, b"".join((_PNG_SIGNATURE, *chunks)), "png", (height, width, channels))
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(b"".join(idat), expected + 1)
@@ -617,8 +659,6 @@ def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
     filters = rows[:, 0]
     if (filters > 4).any():
         raise MessageError("bad_payload", "PNG uses an unknown row filter type")
-    if decoder is not None and (filters >= 3).any():
-        return _decode_with(decoder, b"".join((_PNG_SIGNATURE, *chunks)), "png", (height, width, channels))
     out = np.empty((height, stride), dtype=np.uint8)
     if not filters.any():
         out[:] = rows[:, 1:]
