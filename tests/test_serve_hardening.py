@@ -73,6 +73,21 @@ def service(fill=invert_in_hole, **cfg):
         yield svc
 
 
+def wait_in_work(svc, n: int = 1, timeout: float = 10.0) -> None:
+    """Until ``n`` requests are in work (taken by workers), so that the next ones queue behind them."""
+    deadline = time.monotonic() + timeout
+    while len(svc._queue._working) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(svc._queue._working) >= n
+
+
+def wait_waiting(svc, n: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while svc._queue.items < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert svc._queue.items >= n
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -303,7 +318,7 @@ def test_heavy_client_backlog_does_not_delay_a_light_client(ctx):
         image, mask = pair(0, 20, 40)
         for i in range(8):
             heavy.send(P.encode_frame(image, index=i, mask=mask, req=i))
-        time.sleep(0.05)
+        wait_waiting(svc, 6)
         small, small_mask = pair(1, 20, 30)
         light.send(P.encode_frame(small, index=0, mask=small_mask, req=100))
         order = []
@@ -335,11 +350,11 @@ def test_queue_is_bounded_in_bytes_not_only_in_requests(ctx):
     with service(fill=blocked, queue=1000, queue_bytes=1024 * 1024, workers=1) as svc:
         a, b, c = (Dealer(ctx, svc.endpoint) for _ in range(3))
         a.send(P.encode_frame(image, index=0, mask=mask, req=1))       # taken into work: 0.4 MB held
-        time.sleep(0.2)
+        wait_in_work(svc)
         busy = a.ask(P.encode_frame(image, index=1, mask=mask, req=2))  # a's second: over half the budget
         assert busy.header["code"] == "busy" and busy.req == 2 and "bytes" in busy.header["message"]
         b.send(P.encode_frame(image, index=0, mask=mask, req=3))       # 0.8 MB held: fits
-        time.sleep(0.2)
+        wait_waiting(svc, 1)
         full = c.ask(P.encode_frame(image, index=0, mask=mask, req=4))  # 1.2 MB > 1 MiB
         assert full.header["code"] == "busy" and full.req == 4
         assert c.ask(P.encode_hello(req=5), timeout=0.5) is None       # hello waits its turn (tiny: fits)
@@ -370,9 +385,10 @@ def test_resend_after_busy_reuses_req(ctx):
     with service(fill=blocked, queue=2, workers=1) as svc:
         client = Dealer(ctx, svc.endpoint)
         image, mask = pair(0)
-        for req in (1, 2):
-            client.send(P.encode_frame(image, index=req, mask=mask, req=req))
-            time.sleep(0.2)  # 1 goes into work, 2 waits (one waiting request per client when queue = 2)
+        client.send(P.encode_frame(image, index=1, mask=mask, req=1))
+        wait_in_work(svc)  # 1 goes into work, 2 waits (one waiting request per client when queue = 2)
+        client.send(P.encode_frame(image, index=2, mask=mask, req=2))
+        wait_waiting(svc, 1)
         busy = client.ask(P.encode_frame(image, index=3, mask=mask, req=3))
         assert busy.header["code"] == "busy" and busy.req == 3 and busy.index == 3
         hello_busy = client.ask(P.encode_hello(req=9))  # hello (and bye) take a place too
