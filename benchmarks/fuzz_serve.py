@@ -173,6 +173,15 @@ def main() -> int:
     base = seeds(rng)
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-serve-"))
     proc, endpoint = start_serve(["--engine", "telea"], tmp / "stderr.txt")
+    try:
+        return _run(args, rng, base, tmp, proc, endpoint)
+    finally:
+        if proc.poll() is None:  # the fuzzer itself failed: do not leave serve running
+            proc.kill()
+            proc.wait(30)
+
+
+def _run(args, rng, base, tmp, proc, endpoint) -> int:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
