@@ -38,6 +38,8 @@ class ProcessResult:
     seconds: float
     skipped_streams: list[str] = field(default_factory=list)
     pts_adjusted: int = 0
+    lost: list[tuple[int, int]] = field(default_factory=list)  # mask tracking lost at these frames (first, last)
+    lost_frames: int = 0  # frames in those stretches
     notes: list[str] = field(default_factory=list)  # e.g. a header that overstated the frame count
 
     @property
@@ -59,13 +61,14 @@ def info(path: str | Path, *, fps: float | None = None) -> io.VideoInfo:
 def process(input: str | Path, output: str | Path, *, mask: str | Path | None, config: Config | None = None,
             fps: float | Fraction | None = None, start: float | None = None, end: float | None = None,
             progress: Progress | None = None, sink: str | None = None,
-            mask_options: build.MaskOptions | None = None) -> ProcessResult:
+            mask_options: build.MaskOptions | None = None, inpainter=None) -> ProcessResult:
     """Remove what ``mask`` marks from every frame of ``input`` and write ``output``.
 
     ``mask`` may also be a ``zmq:[req|sub:]ENDPOINT`` spec (masks from a plugin, see plugins/PROTOCOL.md);
     ``sink`` a ``zmq:[push|pub:]ENDPOINT`` spec that receives every output frame as well as ``output``.
     ``mask_options`` tracks the ``mask`` image (or boxes) through the clip, or masks what moves
-    (``build.MaskOptions``); ``mask`` may then be None.
+    (``build.MaskOptions``); ``mask`` may then be None. ``inpainter``: an engine already loaded (e.g. by a
+    worker that processes many clips), instead of loading one from ``config``.
 
     Every input frame is written with its source pts; audio is copied unchanged; the output appears under
     its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
@@ -79,7 +82,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
         total = _expected_frames(source_info, start, end)
         masks = build.make_mask_source(mask, config, mask_options,
                                        frame_count=source_info.frame_count if start is None else None)
-        completer = build.make_completion(config)
+        completer = build.make_clip_completion(config, inpainter)
         io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
         remux = None if Path(str(input)).is_dir() else str(input)
         with (build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as out,
@@ -88,7 +91,8 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
                         progress=(lambda s: progress(s.frames, total)) if progress else None)
     return ProcessResult(output=str(output), frames=stats.frames, filled=completer.frames_filled,
                          seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
-                         pts_adjusted=out.pts_adjusted, notes=list(getattr(reader, "notes", [])))
+                         pts_adjusted=out.pts_adjusted, lost=list(getattr(masks, "lost", [])),
+                         lost_frames=int(getattr(masks, "lost_frames", 0)), notes=list(getattr(reader, "notes", [])))
 
 
 @dataclass
@@ -98,6 +102,8 @@ class MasksResult:
     frames: int
     masked: int  # frames whose mask is not empty
     seconds: float
+    lost: list[tuple[int, int]] = field(default_factory=list)  # mask tracking lost at these frames (first, last)
+    lost_frames: int = 0  # frames in those stretches
     notes: list[str] = field(default_factory=list)
 
 
@@ -113,7 +119,8 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
     lossless (FFV1), a folder ending in ``/`` as PNGs.
     Masks are written *without* the ``[mask] dilate`` margin, because ``process --mask`` adds it when it
     reads them back. ``preview`` (optional) gets the video with the masks, margin included, drawn over it
-    (red tint, yellow outline).
+    (red tint, yellow outline); frames where a tracker's confidence is low (``track_lost``) get a magenta
+    border, so that lost stretches stand out when scrubbing.
     """
     import dataclasses
 
@@ -140,14 +147,25 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
             for frame, m in masks.pair(reader):
                 out.write(frame.with_image(np.repeat(m[..., None], 3, axis=2)))
                 if view is not None:
-                    view.write(frame.with_image(_overlay(frame.image, dilate(m, config.mask.dilate))))
+                    shown = _overlay(frame.image, dilate(m, config.mask.dilate))
+                    if getattr(masks, "low_confidence", False):
+                        _mark_lost(shown)
+                    view.write(frame.with_image(shown))
                 frames += 1
                 masked += bool(m.any())
                 if progress is not None:
                     progress(frames, total)
     return MasksResult(output=str(output), preview=str(preview) if preview is not None else None,
                        frames=frames, masked=masked, seconds=time.perf_counter() - t0,
+                       lost=list(getattr(masks, "lost", [])), lost_frames=int(getattr(masks, "lost_frames", 0)),
                        notes=list(getattr(reader, "notes", [])))
+
+
+def _mark_lost(image: np.ndarray) -> None:
+    """A magenta border (in place) on a preview frame whose track confidence is low."""
+    b = max(3, min(image.shape[:2]) // 40)
+    for sl in (np.s_[:b], np.s_[-b:], np.s_[:, :b], np.s_[:, -b:]):
+        image[sl] = (255, 0, 255)
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -174,19 +192,25 @@ def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None)
 
 def serve(bind: str = "tcp://127.0.0.1:5555", *, config: Config | None = None,
           curve_keys: str | Path | None = None, insecure: bool = False, stop: threading.Event | None = None,
-          on_ready: Callable[[str], None] | None = None, fill=None) -> dict[str, int]:
+          on_ready: Callable[[str], None] | None = None, fill=None, temporal: str = "off") -> dict[str, int]:
     """Run ``streamfill serve`` until ``stop`` is set (or KeyboardInterrupt); returns the request counters.
 
     Host applications send ``frame`` messages carrying image + mask (plugins/PROTOCOL.md) and get
     ``result`` messages with the filled frame. Binding beyond loopback requires ``curve_keys`` (a
     ``streamfill keys`` directory) unless ``insecure``. ``on_ready(endpoint)`` is called once bound.
-    ``fill`` replaces the completion function (default: ``build.make_fill(config)``).
+    ``fill`` replaces the completion function (default: ``build.make_fill(config)``). ``temporal`` =
+    ``fast`` or ``quality`` fills each stream with look-back temporal completion (``build.make_temporal_fill``).
     """
     config = config or Config()
     if not transport.is_loopback(bind) and curve_keys is None and not insecure:
         raise InputError(f"--bind {bind} is reachable from other machines: protect it with --curve-keys DIR "
                          "(see `streamfill keys`) or pass --insecure")
-    service = transport.ServeService(bind, fill or build.make_fill(config), config.transport,
+    if temporal not in ("off", "fast", "quality"):
+        raise InputError(f"--temporal {temporal}: expected off, fast or quality")
+    if fill is None:
+        fill = build.make_fill(config) if temporal == "off" else build.make_temporal_fill(
+            merge(config, {"temporal": {"mode": temporal}}))
+    service = transport.ServeService(bind, fill, config.transport,
                                      curve_dir=curve_keys, stop=stop,
                                      info={"mask_dilate": config.mask.dilate, "mask_threshold": config.mask.threshold})
     with service:

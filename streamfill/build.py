@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -152,25 +153,41 @@ def make_completion(config: Config, inpainter: Inpainter | None = None) -> Compl
     completer = make_completer(config, inpainter)
     if config.temporal.mode == "off":
         return completer
-    return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather)
+    return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather,
+                              margin=config.mask.dilate)
+
+
+def make_clip_completion(config: Config, inpainter: Inpainter | None = None):
+    """The completion stage of ``process`` on a clip (and of each chunk of ``process --ray``): as
+    ``make_completion``, but a temporal completion restarts at every scene cut (``pipeline.shots``), so no
+    shot is filled from another and a chunk that starts at a cut gives what one pass gives."""
+    if config.temporal.mode == "off":
+        return make_completion(config, inpainter)
+    inpainter = inpainter or make_inpainter(config)
+    from streamfill.pipeline.shots import ShotSplit
+
+    return ShotSplit(lambda: make_completion(config, inpainter), config.track.cut_threshold)
 
 
 @dataclass(frozen=True)
 class MaskOptions:
     """How masks are made beyond a plain ``--mask``: ``track`` follows the ``--mask`` image from frame
     ``mask_frame`` through the clip (``--mask-track``, ``--mask-frame``); ``boxes`` are more keyframes as
-    ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``auto = "motion"`` masks what moves (``--mask-auto``).
-    ``on_warning(message)`` receives tracking notices (scene cuts); None sends them to ``warnings``."""
+    ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``keyframes`` more keyframes as ``masks.track.Keyframe``
+    objects (masks or boxes drawn in ``streamfill studio``); ``auto = "motion"`` masks what moves
+    (``--mask-auto``). ``on_warning(message)`` receives tracking notices (scene cuts); None sends them to
+    ``warnings``."""
 
     track: bool = False
     mask_frame: int = 0
     boxes: tuple[str, ...] = ()
+    keyframes: tuple[Keyframe, ...] = ()
     auto: str | None = None
     on_warning: Callable[[str], None] | None = None
 
     @property
     def tracking(self) -> bool:
-        return self.track or bool(self.boxes) or self.mask_frame != 0
+        return self.track or bool(self.boxes) or bool(self.keyframes) or self.mask_frame != 0
 
 
 MASK_AUTO = ("motion",)
@@ -196,6 +213,7 @@ def make_tracking_source(mask: str | Path | None, config: Config, options: MaskO
                              f"got {path}")
         keys.append(Keyframe(options.mask_frame, mask=binarize(io.read_image(path, grey=True), config.mask.threshold)))
     keys += [parse_box(b) for b in options.boxes]
+    keys += list(options.keyframes)
     if not keys:
         raise InputError("--mask-track needs a keyframe: --mask IMAGE (with --mask-frame K) or --box x,y,w,h[@K]")
     if frame_count is not None:
@@ -293,6 +311,62 @@ def make_fill(config: Config):
     def fill(image, mask):
         return completer.fill(image, prepare(mask, config.mask))
 
+    return fill
+
+
+class _StreamState:
+    """One stream's look-back temporal completion, fed one frame at a time (it answers each at once)."""
+
+    def __init__(self, completion: TemporalCompletion) -> None:
+        self.lock = threading.Lock()
+        self.next_index: int | None = None
+        self._pending: tuple[Frame, Mask] | None = None
+        self._out = completion.stream(self._pairs())
+
+    def _pairs(self) -> Iterator[tuple[Frame, Mask]]:
+        while self._pending is not None:
+            item, self._pending = self._pending, None
+            yield item
+
+    def fill(self, frame: Frame, mask: Mask):
+        self._pending = (frame, mask)
+        return next(self._out).image
+
+
+def make_temporal_fill(config: Config, *, max_streams: int = 4):
+    """``fill(image, mask, message) -> image`` for ``streamfill serve --temporal fast|quality``: each stream
+    (the ``frame`` messages' ``stream`` id) gets temporal completion in look-back-only mode (as live runs:
+    ``temporal.live``, every frame answered at once from it and earlier frames), with masks prepared as in
+    ``make_fill``. A stream restarts when its ``index`` does not follow the previous one (a seek, a new clip);
+    the ``max_streams`` most recently used streams are kept. image H x W x 3 uint8 RGB, mask H x W uint8."""
+    config = merge(config, {"temporal": {"live": True}})
+    completer = make_completer(config)
+    streams: dict[str, _StreamState] = {}
+    guard = threading.Lock()
+
+    def fill(image, mask, message):
+        key, index = message.stream, message.index
+        with guard:
+            state = streams.pop(key, None)
+            if state is None or state.next_index != index:
+                state = _StreamState(TemporalCompletion(completer.fill, config.temporal,
+                                                        feather=config.mask.feather))
+            streams[key] = state  # most recently used last
+            while len(streams) > max_streams:
+                streams.pop(next(iter(streams)))
+        with state.lock:
+            tb = message.time_base or Fraction(1, 1)
+            frame = Frame(image=image, pts=message.pts if message.pts is not None else index, time_base=tb,
+                          index=index)
+            try:
+                out = state.fill(frame, prepare(mask, config.mask))
+            except BaseException:
+                state.next_index = None  # the generator is finished: the stream's next frame starts afresh
+                raise
+            state.next_index = index + 1
+        return out
+
+    fill.takes_message = True
     return fill
 
 

@@ -38,6 +38,8 @@ X264_PRESETS = (
 
 @dataclass(frozen=True)
 class IOConfig:
+    """Decoding and encoding: x264 quality and speed for H.264 output, FFV1 for lossless output."""
+
     crf: int = 18
     preset: str = "medium"
     lossless: bool = False
@@ -52,6 +54,8 @@ class IOConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
+    """How mask pixels become the hole: threshold, safety margin (dilate) and feather."""
+
     dilate: int = 4
     feather: int = 3
     threshold: int = 127
@@ -64,6 +68,8 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class CropConfig:
+    """Crop-and-stitch: the working sizes a hole's crop is resized to and the context around it."""
+
     sizes: tuple[int, ...] = (256, 384, 512)
     context: float = 0.5
     min_context: int = 16
@@ -119,6 +125,8 @@ FLOW_PRESETS = ("ultrafast", "fast", "medium")
 
 @dataclass(frozen=True)
 class TrackConfig:
+    """Mask tracking (``--mask-track``, ``--box``) and automatic masks (``--mask-auto motion``)."""
+
     preset: str = "fast"
     scale: float = 0.5
     fb_threshold: float = 1.0

@@ -42,3 +42,7 @@ class ProtocolError(StreamfillError, ValueError):
 
 class TransportError(StreamfillError, ConnectionError):
     """A peer did not answer in time or a socket failed."""
+
+
+class DistributedError(StreamfillError, RuntimeError):
+    """A distributed run failed: the cluster is unreachable, or a chunk or clip failed on every attempt."""

@@ -228,3 +228,129 @@ def test_warnings_module_not_used_when_callback_given():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         list(FlowTracker([Keyframe(0, mask=truth[0])], Config().track, on_warning=lambda m: None).pair(frames))
+
+
+# -- lost tracks, bounded motion, working scale, the hard-case suite -----------------------------------------
+
+def _lost_clip(kind: str, n: int = 60):
+    """A 48 px object that leaves the frame at ~frame 14 and is gone until frame 50 (``leave``), or that an
+    opaque square hides completely from frame 20 to 49 (``occlude``)."""
+    bgs = cutouts.synthetic_backgrounds(H, W, 5)
+    obj = cutouts.textured_cutout(96, 11)
+    occ = cutouts.textured_cutout(96, 23)
+    occ[..., 3] = 255
+    frames, truth = [], []
+    for t in range(n):
+        if kind == "leave":
+            x = min(0.3 + 0.05 * t, 1.4) if t < 50 else 0.5
+            layers = [cutouts.place(obj, cutouts.Pose(x, 0.5), (H, W), 48)]
+        else:
+            layers = [cutouts.place(obj, cutouts.Pose(0.3 + 0.004 * t, 0.5), (H, W), 48)]
+            if 20 <= t < 50:
+                layers.append(cutouts.place(occ, cutouts.Pose(0.3 + 0.004 * t, 0.5), (H, W), 80))
+        image, visible = cutouts.composite(next(bgs), layers)
+        frames.append(Frame(image=image, pts=t, time_base=Fraction(1, 25), index=t))
+        truth.append(np.where(visible[0] > 0.5, 255, 0).astype(np.uint8))
+    return frames, truth
+
+
+@pytest.mark.parametrize("kind", ["leave", "occlude"])
+def test_a_lost_track_is_reported_with_its_frame_range(kind):
+    frames, truth = _lost_clip(kind)
+    messages, stretches = [], []
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])], on_warning=messages.append,
+                          on_lost=lambda a, b: stretches.append((a, b)))
+    confidence = []
+    for _ in tracker.pair(frames):
+        confidence.append(tracker.confidence)
+    assert len(tracker.lost) == 1 and stretches == tracker.lost
+    first, last = tracker.lost[0]
+    gone = range(16, 50) if kind == "leave" else range(20, 50)  # frames without any visible object
+    assert first <= gone.start and last >= gone.stop - 1, tracker.lost
+    assert first >= 8  # not before it happened: the object was in plain view
+    assert min(confidence[:8]) >= 0.5
+    assert tracker.lost_frames == last - first + 1
+    assert messages == [f"track of the object lost at frames {first}-{last}; add a --box there or check the preview"]
+
+
+def test_an_untroubled_track_is_not_reported_lost():
+    frames, truth = _clip(30)
+    messages = []
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])], on_warning=messages.append)
+    list(tracker.pair(frames))
+    assert tracker.lost == [] and tracker.lost_frames == 0 and messages == []
+
+
+def test_motion_bounds_refuse_implausible_steps_and_ecc_guards():
+    from streamfill.masks.track import _decompose, _Propagator
+
+    p = _Propagator(TrackConfig(), (64, 64))
+    yy, xx = np.mgrid[0:64, 0:64]
+    mask = ((xx - 32) ** 2 + (yy - 32) ** 2 < 15**2).astype(np.float32)
+    grey = np.full((64, 64), 128, np.uint8)  # a plain object: nothing for ECC to align
+    p.start(np.dstack([grey] * 3), grey, mask)
+    ls, ang, aniso = _decompose(np.array([[2.0, 0, 0], [0, 2.0, 0]]))
+    assert abs(ls - np.log(2)) < 1e-9 and abs(ang) < 1e-9 and abs(aniso) < 1e-9
+    assert p._plausible(np.array([[1.03, 0, 1.0], [0, 1.03, -2.0]]))
+    assert not p._plausible(np.array([[3.6, 0, 0], [0, 3.6, 0]]))  # x13 the area in one frame
+    c, s = np.cos(np.radians(40)), np.sin(np.radians(40))
+    assert not p._plausible(np.array([[c, -s, 0], [s, c, 0]]))
+    assert not p._plausible(np.array([[1.3, 0.4, 0], [0, 0.8, 0]]))  # slanted
+    guess = np.eye(2, 3)
+    visible = (mask > 0.5).astype(np.uint8)
+    warp, rho = p._refine(grey, guess, visible, (0, 0, 64, 64))
+    assert rho == 0.0 and np.array_equal(warp, guess)  # refused before ECC could fail on a flat template
+
+
+def test_mask_area_never_multiplies_in_one_frame_and_small_objects_get_a_finer_scale():
+    from streamfill.eval.masks import evaluate_scene
+
+    r = evaluate_scene("tiny", 0, frames=30)
+    assert r.size == (176, 144)
+    assert r.max_area_change <= 2.0, r.max_area_change
+    assert r.mean_iou >= 0.6 and len(r.cpu_ms) == len(r.confidence) == 30
+    tiny = FlowTracker([Keyframe(0, box=(10, 10, 20, 20))])
+    assert tiny._working_scale(176, 144) == 1.0  # small objects: full resolution
+    assert tiny._working_scale(768, 576) == 1.0
+    mid = FlowTracker([Keyframe(0, box=(10, 10, 100, 80))])
+    assert mid._working_scale(768, 576) == pytest.approx(0.64)  # ~64 working px across
+    big = FlowTracker([Keyframe(0, box=(10, 10, 300, 300))])
+    assert big._working_scale(768, 576) == TrackConfig().scale
+
+
+@pytest.mark.slow
+def test_suite_reports_every_case_and_seed_and_keeps_held_out_apart():
+    from streamfill.eval.masks import evaluate_suite
+    from streamfill.masks import scenes
+
+    for case in scenes.CASES:  # every generator runs and yields truth of the frame's size
+        f = next(scenes.render(case, 0, frames=4))
+        assert f.truth.shape == f.image.shape[:2] and f.truth.any()
+    report = evaluate_suite(("cut", "foliage"), (0, 1), frames=9)
+    assert [(r.case, r.seed) for r in report.results] == [("cut", 0), ("cut", 1), ("foliage", 0), ("foliage", 1)]
+    cut = report.results[0]
+    assert cut.truth_absent == list(range(6, 9))  # the object is not in the new shot
+    assert cut.iou[6:] == [1.0, 1.0, 1.0]  # and the tracker stopped at the cut
+    table = report.table()
+    assert "worst seed" in table and "area x" in table
+    data = json.loads(report.to_json())
+    assert data["summary"]["runs"] == 4 and len(data["runs"][0]["iou"]) == 9
+    held = evaluate_suite(("tiny",), held_out=True, frames=3)
+    assert [r.seed for r in held.results] == [1000, 1001]
+    with pytest.raises(InputError, match="unknown case"):
+        evaluate_suite(("meadow",), frames=3)
+
+
+def test_live_retarget_reports_the_track_state_for_stats_and_the_control_socket():
+    from streamfill.build import make_live_tracker
+    from streamfill.pipeline.live import LiveStats, Retarget
+
+    frames, truth = _lost_clip("occlude", n=40)
+    retarget = Retarget(make_live_tracker(Config()), initial=("mask", truth[0]))
+    states = []
+    for _pair in retarget.pair(iter(frames)):
+        states.append(retarget.track_status())
+    assert states[5]["confidence"] >= 0.5 and states[5]["lost_since"] is None
+    assert 20 <= states[30]["lost_since"] <= 24  # lost now, reported while it goes on
+    assert states[-1]["lost_frames"] >= 15
+    assert "track" in LiveStats().as_dict()

@@ -113,3 +113,63 @@ def test_eval_masks_cli_prints_table_and_json(tmp_path, capsys):
     assert "scale" in captured.out and "mean IoU" in captured.out
     data = json.loads(report.read_text())
     assert data["trajectories"][0]["frames"] == 8 and len(data["trajectories"][0]["iou"]) == 8
+
+
+@pytest.mark.slow
+def test_a_lost_track_is_one_line_marked_in_the_preview_and_counted_in_the_summaries(tmp_path, capsys):
+    # The object is hidden by an opaque square from frame 8 to 17 (10 frames, shortened from the library
+    # test's 30 to keep the CLI run small).
+    bgs = cutouts.synthetic_backgrounds(H, W, 5)
+    obj, occ = cutouts.textured_cutout(96, 11), cutouts.textured_cutout(96, 23)
+    occ[..., 3] = 255
+    path, n = tmp_path / "hidden.mp4", 22
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv444p"
+        s.options = {"preset": "ultrafast", "crf": "8"}
+        for t in range(n):
+            layers = [cutouts.place(obj, cutouts.Pose(0.3 + 0.004 * t, 0.5), (H, W), 48)]
+            if 8 <= t < 18:
+                layers.append(cutouts.place(occ, cutouts.Pose(0.3 + 0.004 * t, 0.5), (H, W), 80))
+            image, visible = cutouts.composite(next(bgs), layers)
+            if t == 0:
+                write_png(tmp_path / "m0.png", np.where(visible[0] > 0.5, 255, 0).astype(np.uint8))
+            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+            vf.pts, vf.time_base = t, Fraction(1, 25)
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    preview = tmp_path / "p.mp4"
+    code, err = run_cli(capsys, "masks", path, "--mask", tmp_path / "m0.png", "--mask-track", "-o",
+                        tmp_path / "m.mkv", "--preview", preview, "-q")
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "track of the object lost" in line]
+    assert len(warned) == 1, err
+    first, last = (int(v) for v in warned[0].split("frames ")[1].split(";")[0].split("-"))
+    assert first <= 9 and last >= 17 and first >= 6
+    shown = read_frames(preview)
+    magenta = [int(img[1, W // 2, 0] > 200 and img[1, W // 2, 1] < 80 and img[1, W // 2, 2] > 200) for _, img in shown]
+    assert magenta[:6] == [0] * 6 and all(magenta[first:last + 1]), magenta
+    code, err = run_cli(capsys, "process", path, "--mask", tmp_path / "m0.png", "--mask-track", "-o",
+                        tmp_path / "o.mp4")
+    assert code == 0, err
+    assert f"track lost on {last - first + 1} frames: {first}-{last}" in err, err
+
+
+def test_eval_masks_suite_is_the_default_and_reports_each_seed(tmp_path, capsys):
+    report = tmp_path / "s.json"
+    code = main(["eval", "masks", "--case", "tiny", "--case", "cut", "--seeds", "2", "--frames", "6",
+                 "--json", str(report)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "worst seed" in captured.out and "tiny" in captured.out and "CPU ms" in captured.out
+    data = json.loads(report.read_text())
+    assert [(r["case"], r["seed"]) for r in data["runs"]] == [("tiny", 0), ("tiny", 1), ("cut", 0), ("cut", 1)]
+    assert "max_area_change" in data["summary"]
+    for argv, message in ((["--case", "meadow"], "unknown case 'meadow'"),
+                          (["--held-out", "--seeds", "2"], "--held-out runs its own seeds"),
+                          (["--suite", "--trajectory", "scale"], "--suite makes its own scenes"),
+                          (["--trajectory", "scale", "--photos", str(tmp_path)], "belong to --suite")):
+        code, err = run_cli(capsys, "eval", "masks", "--frames", "3", *argv)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err

@@ -21,7 +21,7 @@ from streamfill import __version__
 from streamfill.errors import StreamfillError
 
 COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "live", "image", "finetune", "eval",
-            "masks", "bench", "compile"]
+            "masks", "bench", "compile", "batch", "studio"]
 
 
 class _Terminated(KeyboardInterrupt):
@@ -40,6 +40,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+# The docs site (mkdocs.yml, docs/) is built from a clone, not hosted: every --help ends with the page of the
+# generated CLI reference (docs/hooks.py) for that command. Anchors: "process", "eval-masks", ...
+DOCS_SERVE = "pip install -e '.[docs]' && mkdocs serve"
+
+
+def docs_anchor(prog: str) -> str:
+    """The CLI reference anchor of a command: its words after ``streamfill``, joined by dashes."""
+    return "-".join(prog.split()[1:])
+
+
+def docs_epilog(prog: str) -> str:
+    """The last paragraph of ``prog --help``: where its documentation is."""
+    anchor = docs_anchor(prog)
+    page = "reference/cli/" + (f"#{anchor}" if anchor else "")
+    return f"docs: {page} in the streamfill docs site (build it in a clone: {DOCS_SERVE})"
+
+
+def _add_epilogs(parser: argparse.ArgumentParser) -> None:
+    """Append the docs line to ``parser`` and to every sub-command below it (new commands get it too)."""
+    line = docs_epilog(parser.prog)
+    parser.epilog = f"{parser.epilog}\n\n{line}" if parser.epilog else line
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share one parser
+                _add_epilogs(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="streamfill", description="Remove objects from video: files, cameras and host applications."
@@ -48,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"streamfill.cli.{name}").add_parser(sub)
+    _add_epilogs(parser)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from streamfill.cli.common import add_config_flag, add_neural_flags, config_from_args
 from streamfill.config import ENGINES
@@ -29,6 +30,18 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=int, default=25, help="frames of the end-to-end run (default 25)")
     p.add_argument("--no-clip", action="store_true", help="skip the end-to-end run")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows instead of tables")
+    p.add_argument("--results", metavar="JSON",
+                   help="also write the engine rows as a benchmark result file (e.g. benchmarks/results/X.json)")
+    p.add_argument("--title", help="title of the --results section (default: engine speed at SIZES)")
+    p.add_argument("--notes", default="", help="the --results file's notes paragraph")
+    r = p.add_argument_group("report (measures nothing)")
+    r.add_argument("--report", action="store_true",
+                   help="render BENCHMARKS.md from the result files (benchmarks/results/*.json) and exit")
+    r.add_argument("--results-dir", default="benchmarks/results", metavar="DIR",
+                   help="where the result files are (default benchmarks/results)")
+    r.add_argument("-o", "--output", default="BENCHMARKS.md", metavar="MD", help="report file (default BENCHMARKS.md)")
+    r.add_argument("--check", action="store_true",
+                   help="with --report: write nothing, fail if the report file is not up to date")
     g = p.add_argument_group("neural engines")
     add_neural_flags(g)
     add_config_flag(p)
@@ -48,9 +61,36 @@ def _check(args) -> None:
         raise InputError("--runs and --frames must be at least 1, --warmup at least 0")
 
 
+def report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamfill.errors import InputError
+    from streamfill.eval.results import render_folder
+
+    if not Path(args.results_dir).is_dir():
+        raise InputError(f"--results-dir {args.results_dir}: no such folder")
+    text = render_folder(args.results_dir)
+    out = Path(args.output)
+    if args.check:
+        if not out.is_file() or out.read_text() != text:
+            raise InputError(f"{out} is not up to date with {args.results_dir}: run streamfill bench --report")
+        print(f"{out} is up to date")
+        return 0
+    try:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from streamfill.eval import bench
 
+    if args.report:
+        return report(args)
     _check(args)
     config = config_from_args(args)
     engines = args.engine or ["torch", "auto"]
@@ -64,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_clip:
         clip = bench.bench_clip(config, engines[-1], args.clip, frames=args.frames, generator=generator,
                                 progress=say)
+    if args.results:
+        write_results(args, rows, clip)
     if args.json:
         out = [r.as_dict() for r in rows]
         if clip is not None:
@@ -75,13 +117,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"engine {r.engine}: {r.reason}", file=sys.stderr)
             break
     print(f"{'engine':<10} {'backend':<9} {'device':<7} {'prec':<5} {'size':>5} {'batch':>5} {'median ms':>10} "
-          f"{'p95 ms':>9} {'crops/s':>8} {'peak MiB':>9} {'setup s':>8}")
+          f"{'p95 ms':>9} {'CPU ms':>8} {'crops/s':>8} {'peak MiB':>9} {'setup s':>8} {'load 1m':>11}")
     for r in rows:
         peak = f"{r.peak_mb:9.0f}" if r.peak_mb is not None else f"{'-':>9}"
+        load = "-" if r.load_avg is None or None in r.load_avg else f"{r.load_avg[0]:.1f}->{r.load_avg[1]:.1f}"
         print(f"{r.engine:<10} {r.backend:<9} {r.device:<7} {r.precision:<5} {r.size:>5} {r.batch:>5} "
-              f"{r.median_ms:>10.1f} {r.p95_ms:>9.1f} {r.crops_per_s:>8.2f} {peak} {r.setup_s:>8.1f}")
-    for engine, size, batch, ratio in bench.speedups(rows):
-        print(f"{engine} vs torch (eager) at {size}x{size} batch {batch}: {ratio:.2f}x")
+              f"{r.median_ms:>10.1f} {r.p95_ms:>9.1f} {r.cpu_median_ms:>8.1f} {r.crops_per_s:>8.2f} {peak} "
+              f"{r.setup_s:>8.1f} {load:>11}")
+    for sp in bench.speedups(rows):
+        print(f"{sp.engine} vs torch (eager) at {sp.size}x{sp.size} batch {sp.batch}: {sp.wall:.2f}x wall, "
+              f"{sp.cpu:.2f}x CPU time (medians of same-run ratios over {args.runs} interleaved runs)")
     if clip is not None:
         st = clip.stages
         print(f"clip {clip.clip} ({clip.width}x{clip.height}), engine {clip.engine} ({clip.backend}): "
@@ -89,3 +134,32 @@ def run(args: argparse.Namespace) -> int:
               f"decode {st['decode']:.1f}, masks {st['masks']:.1f}, completion {st['completion']:.1f}, "
               f"encode {st['encode']:.1f}")
     return 0
+
+
+def write_results(args: argparse.Namespace, rows, clip) -> None:
+    from streamfill.eval import bench
+    from streamfill.eval.results import command_line, make_result, write_result
+
+    table = [[r.engine, r.backend, r.device, r.precision, r.size, r.batch, round(r.median_ms, 1),
+              round(r.p95_ms, 1), round(r.cpu_median_ms, 1), round(r.crops_per_s, 2),
+              None if r.peak_mb is None else round(r.peak_mb), r.runs,
+              None if not r.load_avg or None in r.load_avg else f"{r.load_avg[0]:g} -> {r.load_avg[1]:g}"]
+             for r in rows]
+    summary = {f"{sp.engine} vs torch at {sp.size} px batch {sp.batch} (median same-run ratio, wall / CPU)":
+               f"{sp.wall:.2f}x / {sp.cpu:.2f}x" for sp in bench.speedups(rows)}
+    if clip is not None:
+        summary[f"clip {clip.width}x{clip.height} {clip.engine} fps"] = round(clip.fps, 2)
+    sizes = sorted({r.size for r in rows})
+    title = args.title or f"Engine speed at {', '.join(f'{s} px' for s in sizes)}"
+    gpu = None
+    if any(r.device.startswith("cuda") for r in rows):
+        import torch
+
+        gpu = torch.cuda.get_device_name(0)
+    result = make_result(
+        Path(args.results).stem, title, command=command_line(),
+        columns=["engine", "backend", "device", "precision", "size", "batch", "median wall ms", "p95 wall ms",
+                 "median CPU ms", "crops/s", "peak MiB", "runs", "load 1m before -> after"],
+        rows=table, summary=summary, notes=args.notes, gpu=gpu)  # machine load: 1/5/15-min averages at the end
+    write_result(args.results, result)
+    print(f"wrote {args.results}", file=sys.stderr)

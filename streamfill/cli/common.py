@@ -21,11 +21,39 @@ def add_encode_flags(p: argparse.ArgumentParser) -> None:
                    help="write bit-exact FFV1 RGB in MKV (output name must end in .mkv)")
 
 
+def add_ray_flags(p: argparse.ArgumentParser, *, chunks: bool = False) -> None:
+    """--ray and the worker options of `batch` and `process` (see streamfill.distributed)."""
+    g = p.add_argument_group("scale-out (Ray)")
+    g.add_argument("--ray", metavar="ADDRESS",
+                   help="run on a Ray cluster: HOST:PORT of its head (`ray start --head`), ray://HOST:PORT, auto "
+                        "(the cluster started on this machine) or local (a private Ray on this machine)")
+    if chunks:
+        g.add_argument("--chunk-seconds", type=float, metavar="N",
+                       help="split the clip into chunks of about N seconds, cut at scene cuts or source keyframes "
+                            "(default 10 with --ray; without --ray the chunks run one after another here)")
+        g.add_argument("--chunk-at", choices=("auto", "cuts"), default="auto",
+                       help="auto: scene cuts, else source keyframes (default); cuts: only at scene cuts, whole "
+                            "shots per chunk, the output identical to one pass")
+        g.add_argument("--preroll", metavar="N|shot",
+                       help="frames decoded and filled before each chunk to warm the temporal stage up (default: "
+                            "window + background memory, 20 for fast); shot = from the start of the chunk's shot "
+                            "(identical to one pass, more work)")
+    g.add_argument("--workers", type=int, metavar="N", help="Ray workers (default: the cluster's CPUs, or GPUs)")
+    g.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per Ray worker (default 1)")
+    g.add_argument("--gpus-per-worker", type=float, metavar="G",
+                   help="GPUs per Ray worker, fractions allowed (default 1 when the cluster has GPUs and the engine "
+                        "is neural, else 0)")
+    g.add_argument("--ray-timeout", type=float, default=20.0, metavar="SEC",
+                   help="seconds the --ray address gets to answer (default 20)")
+
+
 def add_fill_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filling")
     g.add_argument("--engine", choices=ENGINES, help="inpainting engine (default telea)")
     g.add_argument("--dilate", type=int, metavar="PX", help="grow the mask by PX pixels (default 4)")
-    g.add_argument("--feather", type=int, metavar="PX", help="soften the paste over PX pixels inside the hole")
+    g.add_argument("--feather", type=int, metavar="PX",
+                   help="soften the paste over PX pixels inside the safety margin only (default 3, at most --dilate; "
+                        "the masked pixels never reach the output)")
     add_neural_flags(g)
 
 

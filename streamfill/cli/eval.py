@@ -26,17 +26,64 @@ def _add_masks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--occluder", metavar="IMAGE", help="cut-out that crosses in front for 'occlusion'")
     p.add_argument("--trajectory", action="append", choices=STANDARD, metavar="NAME",
                    help=f"run only these trajectories (repeatable; default all: {', '.join(STANDARD)})")
-    p.add_argument("--frames", type=int, default=150, help="frames per trajectory (default 150)")
+    p.add_argument("--frames", type=int, help="frames per trajectory (default 150; 90 with --suite)")
     p.add_argument("--size", metavar="WxH", help="resize the background to WxH (default: the clip's size)")
     p.add_argument("--json", metavar="PATH", help="also write the full report (per-frame values) as JSON")
     p.add_argument("--dilate", type=int, metavar="PX", help="safety margin used for the coverage column")
+    s = p.add_argument_group("hard-case suite (--suite)")
+    s.add_argument("--suite", action="store_true",
+                   help="the hard cases (random cut-outs and paths over generated scenes: pan, small, foliage, "
+                        "talking, shake, tiny, cut), several seeds each: the default unless --background, "
+                        "--object, --occluder, --trajectory, --size or --dilate asks for the trajectory benchmark")
+    s.add_argument("--case", action="append", metavar="NAME",
+                   help="run only these cases (repeatable; default all)")
+    s.add_argument("--seeds", type=int, metavar="N", help="seeds per case: 0..N-1 (default 3)")
+    s.add_argument("--photos", metavar="DIR",
+                   help="folder of photos for backgrounds and object textures (default: synthetic textures); "
+                        "the even-numbered files are used, the odd ones are kept for --held-out")
+    s.add_argument("--held-out", action="store_true",
+                   help="run the held-out seeds (1000, 1001) on the other half of --photos")
     add_config_flag(p)
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    from streamfill.errors import InputError
+    from streamfill.eval.masks import evaluate_suite
+
+    if args.seeds is not None and args.seeds < 1:
+        raise InputError(f"--seeds {args.seeds}: at least 1")
+    if args.seeds is not None and args.held_out:
+        raise InputError("--held-out runs its own seeds: drop --seeds")
+
+    def progress(r) -> None:
+        print(f"  {r.case} seed {r.seed}: mean IoU {r.mean_iou:.3f}, min {r.min_iou:.3f}", file=sys.stderr)
+
+    report = evaluate_suite(tuple(args.case or ()) or None,
+                            tuple(range(args.seeds)) if args.seeds is not None else None,
+                            photos=args.photos, held_out=args.held_out, frames=args.frames or 90,
+                            config=config_from_args(args), progress=progress)
+    print(report.table())
+    if args.json:
+        try:
+            Path(args.json).write_text(report.to_json())
+        except OSError as exc:
+            raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
 
 
 def _run_masks(args: argparse.Namespace) -> int:
     from streamfill.errors import InputError
     from streamfill.eval.masks import STANDARD, evaluate_masks
 
+    classic = bool(args.background or args.object or args.object_mask or args.occluder or args.trajectory
+                   or args.size or args.dilate is not None)
+    if args.suite and classic:
+        raise InputError("--suite makes its own scenes: drop --background/--object/--occluder/--trajectory/--size")
+    if not classic:
+        return _run_suite(args)
+    if args.case or args.photos or args.held_out:
+        raise InputError("--case, --photos and --held-out belong to --suite")
     size = None
     if args.size:
         try:
@@ -48,7 +95,8 @@ def _run_masks(args: argparse.Namespace) -> int:
         size = (w, h)
     report = evaluate_masks(
         args.background, args.object, args.object_mask, trajectories=tuple(args.trajectory or STANDARD),
-        frames=args.frames, size=size, config=config_from_args(args), occluder_path=args.occluder,
+        frames=150 if args.frames is None else args.frames, size=size, config=config_from_args(args),
+        occluder_path=args.occluder,
     )
     print(report.table())
     if args.json:

@@ -19,15 +19,23 @@ def add_parser(sub) -> None:
     p.add_argument("--sketch", help="sketch image, non-black = edge to follow (used inside the hole)")
     p.add_argument("-o", "--output", required=True, help="output image (format from the suffix)")
     p.add_argument("--weights", help="generator .safetensors (default: the shipped weights)")
-    p.add_argument("--engine", choices=("deepfill", "telea", "ns"), default="deepfill",
-                   help="deepfill (default) or a classical OpenCV method for comparison")
-    p.add_argument("--dilate", type=int, default=0, metavar="PX", help="grow the mask by PX pixels first")
+    p.add_argument("--engine", choices=("deepfill", "telea", "ns", "fsr_fast", "fsr_best"), default="deepfill",
+                   help="deepfill (default) or a classical OpenCV method: telea, ns, or OpenCV contrib's frequency-"
+                        "selective reconstruction fsr_fast (~1 s per 256 px crop) / fsr_best (~30 s; slow, often the "
+                        "best classical result on still pictures)")
+    p.add_argument("--dilate", type=int, metavar="PX",
+                   help="safety margin: grow the mask by PX pixels (default: [mask] dilate, 4, as in process)")
+    p.add_argument("--feather", type=int, metavar="PX",
+                   help="soften the paste over PX pixels inside the safety margin (default: [mask] feather, 3)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--config", metavar="TOML", help="streamfill config ([crop] working sizes, [mask] feather)")
+    p.add_argument("--config", metavar="TOML",
+                   help="streamfill config ([crop] working sizes, [mask] dilate and feather)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import numpy as np
 
     from streamfill.config import load_config
@@ -47,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if mask.shape != image.shape[:2]:
         raise MaskError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
     mask = np.where(mask > 127, 255, 0).astype(np.uint8)
-    if args.dilate < 0:
-        raise InputError(f"--dilate {args.dilate}: must be >= 0")
-    if args.dilate:
-        mask = dilate(mask, args.dilate)
+    for flag in ("dilate", "feather"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise InputError(f"--{flag} {value}: must be >= 0")
     sketch = None
     if args.sketch is not None:
         sketch = read_image(args.sketch, grey=True)
@@ -59,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                              f"{image.shape[1]}x{image.shape[0]}")
         sketch = np.where(sketch > 127, 255, 0).astype(np.uint8)
     cfg = load_config(args.config)
+    cfg = dataclasses.replace(cfg, mask=dataclasses.replace(
+        cfg.mask, **{k: getattr(args, k) for k in ("dilate", "feather") if getattr(args, k) is not None}))
+    mask = dilate(mask, cfg.mask.dilate)
     if args.engine == "deepfill":
         from streamfill.backends.torch import TorchInpainter
 

@@ -82,7 +82,17 @@ def _line(s: api.LiveStats) -> str:
     lat = s.interval_latency_ms
     return (f"live {s.seconds:6.1f} s  in {s.interval_input_fps:5.1f} fps  out {s.interval_output_fps:5.1f} fps  "
             f"dropped {s.dropped} (+{s.interval_dropped})  latency ms p50 {_fmt_ms(lat.get('p50'))} "
-            f"p95 {_fmt_ms(lat.get('p95'))} p99 {_fmt_ms(lat.get('p99'))}")
+            f"p95 {_fmt_ms(lat.get('p95'))} p99 {_fmt_ms(lat.get('p99'))}{_track_note(s)}")
+
+
+def _track_note(s: api.LiveStats) -> str:
+    """``"  track lost since frame 176"`` (or the frames lost so far) for the stats lines, else ""."""
+    t = s.track or {}
+    if t.get("lost_since") is not None:
+        return f"  track lost since frame {t['lost_since']}; send a box"
+    if t.get("lost_frames"):
+        return f"  track was lost on {t['lost_frames']} frames"
+    return ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"live: {s.frames_in} frames in, {s.frames_out} out, {s.dropped} dropped "
           f"({s.dropped_capture} before masks, {s.dropped_masks} before completion, {s.dropped_at_stop} at stop) "
           f"in {s.seconds:.1f} s; {s.output_fps:.1f} fps out; latency ms p50 {_fmt_ms(lat.get('p50'))} "
-          f"p95 {_fmt_ms(lat.get('p95'))} p99 {_fmt_ms(lat.get('p99'))}; ended: {s.stopped_by}", file=sys.stderr)
+          f"p95 {_fmt_ms(lat.get('p95'))} p99 {_fmt_ms(lat.get('p99'))}; ended: {s.stopped_by}{_track_note(s)}",
+          file=sys.stderr)
     if result.record:
         print(f"recorded {result.record}", file=sys.stderr)
     if result.mask_misses:

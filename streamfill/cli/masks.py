@@ -79,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.finish()
     if not args.quiet:
+        from streamfill.cli.process import _lost_note
+
         extra = f" and {result.preview}" if result.preview else ""
-        print(f"wrote {result.output}{extra}: {result.frames} frames ({result.masked} with a mask) in "
+        print(f"wrote {result.output}{extra}: {result.frames} frames ({result.masked} with a mask"
+              f"{_lost_note(result)}) in "
               f"{result.seconds:.1f} s", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ from streamfill.cli.common import (
     add_config_flag,
     add_encode_flags,
     add_fill_flags,
+    add_ray_flags,
     add_temporal_flags,
     config_from_args,
     print_engine_note,
@@ -46,6 +47,7 @@ def add_parser(sub) -> None:
     add_fill_flags(p)
     add_temporal_flags(p)
     add_encode_flags(p)
+    add_ray_flags(p, chunks=True)
     add_config_flag(p)
     p.set_defaults(func=run, interrupt_note="partial output discarded")
 
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     config = merge(config_from_args(args), {"io": {"salvage": True if args.salvage else None}})
     if not args.quiet:
         print_engine_note(config)
+    if args.ray or args.chunk_seconds is not None:
+        return run_chunked(args, config)
     bar = ProgressBar("process", enabled=not args.quiet)
     try:
         mask = args.mask
@@ -65,10 +69,78 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.finish()
     if not args.quiet:
-        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled) in "
+        lost = _lost_note(result)
+        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled{lost}) in "
               f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
         if result.skipped_streams:
             print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
         if result.pts_adjusted:
             print(f"note: {result.pts_adjusted} repeated timestamps were moved by one tick", file=sys.stderr)
     return 0
+
+
+def run_chunked(args: argparse.Namespace, config) -> int:
+    """`process --ray ADDRESS [--chunk-seconds N]` (or `--chunk-seconds N` alone: chunks one after another
+    here): masks in one serial pass, chunks rendered by the workers, segments joined (streamfill.distributed)."""
+    from streamfill.distributed import LocalExecutor, process_chunked
+    from streamfill.errors import InputError
+
+    given = [flag for flag, value in (("--start", args.start), ("--end", args.end), ("--sink", args.sink),
+                                      ("--mask-source", args.mask_source), ("--fps", args.fps)) if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} cannot be combined with --ray/--chunk-seconds (run without them)")
+    bars = {}
+
+    def progress(stage, done, total):
+        if stage not in bars:
+            for bar in bars.values():
+                bar.finish()
+            label = "masks and cuts (serial pass)" if stage == "masks" else "render (all workers)"
+            bars[stage] = ProgressBar(label, enabled=not args.quiet)
+        bars[stage](done, total)
+
+    preroll = None
+    if args.preroll is not None:
+        if args.preroll == "shot":
+            preroll = 10**9  # clamped to the start of each chunk's shot
+        elif args.preroll.isdigit():
+            preroll = int(args.preroll)
+        else:
+            raise InputError(f"--preroll {args.preroll}: expected a number of frames or 'shot'")
+    executor = None
+    try:
+        if args.ray:
+            from streamfill.distributed import ray_backend
+
+            ray_backend.connect(args.ray, timeout=args.ray_timeout)
+            executor = ray_backend.RayExecutor(config, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                                               cpus_per_worker=args.cpus_per_worker)
+        else:
+            executor = LocalExecutor(config)
+        result = process_chunked(args.input, args.output, mask=args.mask, config=config, executor=executor,
+                                 chunk_seconds=args.chunk_seconds or 10.0, preroll=preroll,
+                                 cuts_only=args.chunk_at == "cuts",
+                                 mask_options=mask_options(args),
+                                 progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.finish()
+        if executor is not None:
+            executor.close()
+    if not args.quiet:
+        print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled) in {result.seconds:.1f} s, "
+              f"{result.fps:.1f} fps; {result.chunks} chunks ({result.cuts_used} at scene cuts) on "
+              f"{len(result.nodes)} node(s); pre-roll {min(result.preroll, result.frames)}, "
+              f"post-roll {result.postroll} frames; "
+              f"serial pass {result.analyse_seconds:.1f} s, join {result.join_seconds:.1f} s", file=sys.stderr)
+        if result.skipped_streams:
+            print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
+    return 0
+
+
+def _lost_note(result) -> str:
+    """``"; track lost on 424 frames: 176-599"`` for a summary line, or "" when the track never was."""
+    if not result.lost_frames:
+        return ""
+    spans = ", ".join(f"{a}-{b}" for a, b in result.lost[:5]) + (", ..." if len(result.lost) > 5 else "")
+    return f"; track lost on {result.lost_frames} frames: {spans}"

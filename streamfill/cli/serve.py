@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
                    help="bytes of requests held (waiting or being filled) before 'busy' replies (default 256 MiB)")
     p.add_argument("--max-message-bytes", type=int, metavar="N", help="largest accepted message part")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing while serving")
+    p.add_argument("--temporal", choices=("off", "fast", "quality"), default="off",
+                   help="off: each frame alone (default); fast | quality: per stream, pixels from the stream's "
+                        "earlier frames first (look-back only, like live runs), the engine for the rest")
     add_fill_flags(p)
     add_config_flag(p)
     p.set_defaults(func=run)
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         stats = api.serve(args.bind, config=config, curve_keys=args.curve_keys, insecure=args.insecure,
-                          on_ready=ready)
+                          on_ready=ready, temporal=args.temporal)
     except KeyboardInterrupt:
         return 0
     if not args.quiet:

@@ -38,13 +38,22 @@ def add_parser(sub) -> None:
     ex.add_argument("--discriminator", action="store_true",
                     help="also write OUTPUT_STEM.discriminator.safetensors (fp16)")
     ex.set_defaults(func=run_export)
-    ev = actions.add_parser("eval", help="compare weights with Telea inside free-form holes on whole photos")
+    ev = actions.add_parser("eval", help="compare weights with classical methods inside free-form holes on "
+                            "whole photos (the hole blanked: no method sees the truth)")
     ev.add_argument("--data", nargs="+", required=True, help="photos (files or folders) never used in training")
     ev.add_argument("--weights", help="generator .safetensors (default: the shipped weights)")
     ev.add_argument("--max-side", type=int, default=512, help="downscale photos to this longer side first")
     ev.add_argument("--masks-per-image", type=int, default=2)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, default=0, help="first seed of the holes")
+    ev.add_argument("--seeds", type=int, default=1, help="number of seeds (seed, seed+1, ...; default 1)")
+    ev.add_argument("--method", action="append", metavar="NAME",
+                    help=f"methods to run, repeatable (default all available: {', '.join(EVAL_METHODS)})")
     ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument("--results", metavar="JSON",
+                    help="also write a benchmark result file (benchmarks/results/ schema) with per-seed rows")
+    ev.add_argument("--title", default="Filling holes in never-seen photos (hole blanked)",
+                    help="title of the --results section")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     ev.set_defaults(func=run_eval)
     mk = actions.add_parser("masks", help="write a PNG contact sheet of random training masks")
     mk.add_argument("-o", "--output", required=True, help="output PNG")
@@ -170,33 +179,110 @@ def run_masks(args: argparse.Namespace) -> int:
     return 0
 
 
+EVAL_METHODS = {
+    # name: (engine, [mask] dilate, [mask] feather, description)
+    "streamfill": ("deepfill", 4, 3, "streamfill image, CLI defaults (dilate 4, feather 3)"),
+    "streamfill feather 0": ("deepfill", 4, 0, "dilate 4, feather 0"),
+    "streamfill dilate 0": ("deepfill", 0, 0, "the user's mask only (no margin, so no feather)"),
+    "streamfill+sketch": ("deepfill", 4, 3, "CLI defaults + oracle sketch (Canny of the true image in the hole)"),
+    "telea": ("telea", 0, 0, "OpenCV Telea (radius 5) on the user's mask"),
+    "telea dilate 4": ("telea", 4, 3, "streamfill image --engine telea, CLI defaults (dilate 4, feather 3)"),
+    "ns": ("ns", 0, 0, "OpenCV Navier-Stokes (radius 5) on the user's mask"),
+    "fsr_fast": ("fsr_fast", 0, 0, "OpenCV xphoto FSR_FAST on the user's mask (needs opencv-contrib)"),
+    "fsr_best": ("fsr_best", 0, 0, "OpenCV xphoto FSR_BEST on the user's mask (needs opencv-contrib)"),
+}
+
+
 def run_eval(args: argparse.Namespace) -> int:
     import json
+    import os
 
-    from streamfill.backends.classical import ClassicalInpainter
-    from streamfill.backends.torch import TorchInpainter
+    import numpy as np
+
+    from streamfill.backends.classical import ClassicalInpainter, available_methods
     from streamfill.config import CropConfig, MaskConfig
     from streamfill.errors import InputError
+    from streamfill.masks.ops import dilate
     from streamfill.pipeline.complete import Completer
     from streamfill.train.evaluate import evaluate_methods, load_photos
 
-    if args.max_side < 64 or args.masks_per_image < 1:
-        raise InputError("--max-side must be >= 64 and --masks-per-image >= 1")
+    if args.max_side < 64 or args.masks_per_image < 1 or args.seeds < 1:
+        raise InputError("--max-side must be >= 64, --masks-per-image and --seeds >= 1")
+    names = args.method or list(EVAL_METHODS)
+    for n in names:
+        if n not in EVAL_METHODS:
+            raise InputError(f"--method {n!r}: known: {', '.join(EVAL_METHODS)}")
     photos = load_photos(args.data, args.max_side)
     if not photos:
         raise InputError("no photos found in --data")
-    deep = Completer(TorchInpainter.from_weights(args.weights), CropConfig(), MaskConfig())
-    telea = Completer(ClassicalInpainter("telea", 5), CropConfig(), MaskConfig())
-    methods = {
-        "deepfill": lambda img, m, s: deep.fill(img, m),
-        "deepfill+sketch": lambda img, m, s: deep.fill(img, m, s),
-        "telea": lambda img, m, s: telea.fill(img, m),
-    }
-    result = evaluate_methods(photos, methods, masks_per_image=args.masks_per_image, seed=args.seed)
+    unavailable = [n for n in names if EVAL_METHODS[n][0] not in ("deepfill", *available_methods())]
+    for n in unavailable:
+        print(f"{n}: unavailable (OpenCV without the contrib modules: pip install opencv-contrib-python-headless)",
+              file=sys.stderr)
+    names = [n for n in names if n not in unavailable]
+    generator = None
+    methods = {}
+    for n in names:
+        engine, margin, feather, _ = EVAL_METHODS[n]
+        if engine == "deepfill":
+            if generator is None:
+                from streamfill.backends.torch import TorchInpainter
+
+                generator = TorchInpainter.from_weights(args.weights)
+            inpainter = generator
+        else:
+            inpainter = ClassicalInpainter(engine, 5)
+        completer = Completer(inpainter, CropConfig(), MaskConfig(dilate=margin, feather=feather))
+
+        def fill(img, m, s, completer=completer, margin=margin):
+            return completer.fill(img, dilate(m, margin), s)
+
+        methods[n] = fill
+
+    def progress(name, done, total):
+        if not args.quiet:
+            print(f"\r{done}/{total} fills", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    per_seed = {}
+    loads = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        per_seed[seed] = evaluate_methods(photos, methods, masks_per_image=args.masks_per_image, seed=seed,
+                                          progress=progress)
+        loads.append(os.getloadavg())
+    result = {}
+    for n in names:
+        rows = [per_seed[s][n] for s in per_seed]
+        result[n] = {
+            "l1": float(np.mean([r["l1"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows])),
+            "worst_seed_l1": float(max(r["l1"] for r in rows)), "worst_seed_psnr": float(min(r["psnr"] for r in rows)),
+            "worst_sample_l1": float(max(r["worst_l1"] for r in rows)), "samples": int(sum(r["samples"] for r in rows)),
+        }
+    if args.results:
+        from streamfill.eval.results import command_line, make_result, write_result
+
+        table = [[n, s, round(per_seed[s][n]["l1"] * 100, 2), round(per_seed[s][n]["psnr"], 2),
+                  round(per_seed[s][n]["worst_l1"] * 100, 2), per_seed[s][n]["samples"]]
+                 for n in names for s in per_seed]
+        summary = {f"{n}: mean L1 % / worst seed L1 % / mean PSNR dB":
+                   f"{result[n]['l1'] * 100:.2f} / {result[n]['worst_seed_l1'] * 100:.2f} / {result[n]['psnr']:.2f}"
+                   for n in names}
+        notes = (f"{len(photos)} photos never used in training ({', '.join(sorted(p for p, _ in photos))}), "
+                 f"longer side <= {args.max_side}, {args.masks_per_image} seeded free-form hole(s) per photo and "
+                 f"seed. Every method gets the photo with the hole blanked (black); errors are inside the user's "
+                 f"hole on [0, 1] (L1 pooled over hole pixels, PSNR the mean over samples). Methods: "
+                 + "; ".join(f"{n} = {EVAL_METHODS[n][3]}" for n in names) + ".")
+        mean_load = [round(float(np.mean([v[i] for v in loads])), 2) for i in range(3)]
+        write_result(args.results, make_result(
+            Path(args.results).stem, args.title, command=command_line(),
+            columns=["method", "seed", "L1 % in hole", "PSNR dB in hole", "worst sample L1 %", "samples"],
+            rows=table, summary=summary, notes=notes, load_avg=mean_load))
+        print(f"wrote {args.results}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({"methods": result, "per_seed": {str(k): v for k, v in per_seed.items()}}, indent=2))
     else:
-        print(f"{len(photos)} photos x {args.masks_per_image} free-form holes, longer side <= {args.max_side}:")
+        print(f"{len(photos)} photos x {args.masks_per_image} free-form holes x {args.seeds} seed(s), longer side "
+              f"<= {args.max_side}, hole blanked:")
         for name, r in result.items():
-            print(f"  {name:16s} L1 {r['l1']:.4f}  L2 {r['l2']:.5f}  PSNR {r['psnr']:.2f} dB")
+            print(f"  {name:22s} L1 {r['l1'] * 100:.2f} % (worst seed {r['worst_seed_l1'] * 100:.2f} %)  "
+                  f"PSNR {r['psnr']:.2f} dB (worst seed {r['worst_seed_psnr']:.2f})")
     return 0

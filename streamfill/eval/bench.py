@@ -1,11 +1,14 @@
 """``streamfill bench``: speed and memory of the inpainting engines, and an end-to-end run on a clip.
 
 Engine rows: for each engine, working size and batch, the time of one ``inpaint`` call on random crops with a
-centred hole, divided by the batch (ms per crop): median and 95th percentile over ``runs`` timed calls after
-``warmup`` untimed ones, crops per second, and peak memory (CUDA: peak allocated bytes; CPU: the process's peak
-resident set, reset before the engine's warm-up where Linux allows it). Engines of one (size, batch) are timed
-round-robin - one call each in turn - so that a neighbour's load on a shared machine hits them alike and their
-ratio is fair.
+centred hole, divided by the batch (ms per crop): median and 95th percentile of the wall time over ``runs``
+timed calls after ``warmup`` untimed ones, the median CPU time of the process over the same calls (all its
+threads: what the call cost the machine, much less sensitive to other jobs than the wall time), crops per
+second, peak memory (CUDA: peak allocated bytes; CPU: the process's peak resident set, reset before the
+engine's warm-up where Linux allows it), and the 1-minute load average before and after the row. Engines of one
+(size, batch) are timed interleaved - one call each in turn, the order reversed every other run (A B B A ...) -
+so that a neighbour's load on a shared machine hits them alike; a speed-up is the median over runs of the
+ratio of the two calls of the same run (``speedups``).
 
 End-to-end: decode -> synthetic occluder mask (streamfill.masks.synthetic) -> completion -> encode (H.264 into
 a temporary file), each stage timed per frame. Nothing here prints; progress goes to a callback.
@@ -49,6 +52,10 @@ class BenchRow:
     runs: int
     setup_s: float
     reason: str | None = None
+    cpu_median_ms: float = 0.0
+    load_avg: tuple[float, float] | None = None      # 1-minute load average before and after the row
+    wall_ms: list[float] = field(default_factory=list)  # per run, in run order (for same-run ratios)
+    cpu_ms: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -190,12 +197,17 @@ def bench_engines(config: Config, engines: Sequence[str], sizes: Sequence[int], 
                     item.inpainter.inpaint(images, masks)
                 peaks[item.engine] = meter.stop()
             times: dict[str, list[float]] = {item.engine: [] for item in loaded}
+            cpu: dict[str, list[float]] = {item.engine: [] for item in loaded}
+            load_before = _load()
             for r in range(runs):
                 say(f"{size}x{size} x{batch}: run {r + 1}/{runs}")
-                for item in loaded:
-                    t0 = time.perf_counter()
+                for item in (loaded if r % 2 == 0 else loaded[::-1]):
+                    c0, t0 = time.process_time(), time.perf_counter()
                     item.inpainter.inpaint(images, masks)
-                    times[item.engine].append((time.perf_counter() - t0) * 1000 / batch)
+                    t1, c1 = time.perf_counter(), time.process_time()
+                    times[item.engine].append((t1 - t0) * 1000 / batch)
+                    cpu[item.engine].append((c1 - c0) * 1000 / batch)
+            load = (load_before, _load())
             for item in loaded:
                 t = times[item.engine]
                 med = statistics.median(t)
@@ -204,16 +216,48 @@ def bench_engines(config: Config, engines: Sequence[str], sizes: Sequence[int], 
                     batch=batch, precision=item.choice.precision, median_ms=med, p95_ms=percentile(t, 95),
                     crops_per_s=1000.0 / med if med > 0 else 0.0, peak_mb=peaks[item.engine], runs=runs,
                     setup_s=item.setup_s, reason=item.choice.reason,
+                    cpu_median_ms=statistics.median(cpu[item.engine]), load_avg=load, wall_ms=t,
+                    cpu_ms=cpu[item.engine],
                 ))
     return rows
 
 
-def speedups(rows: Sequence[BenchRow], baseline: str = "torch") -> list[tuple[str, int, int, float]]:
-    """(engine, size, batch, baseline median / engine median) for every row that has a ``baseline`` row
-    (matched on ``backend``) at the same size and batch."""
-    base = {(r.size, r.batch): r.median_ms for r in rows if r.backend == baseline}
-    return [(r.engine, r.size, r.batch, base[(r.size, r.batch)] / r.median_ms)
-            for r in rows if r.backend != baseline and (r.size, r.batch) in base and r.median_ms > 0]
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def same_run_ratio(base: Sequence[float], other: Sequence[float]) -> float:
+    """The median over runs of ``base[i] / other[i]`` (two calls timed in the same run)."""
+    ratios = [b / o for b, o in zip(base, other, strict=True) if o > 0]
+    return statistics.median(ratios) if ratios else 0.0
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """``engine`` vs the baseline at one size and batch: medians of same-run ratios of wall and CPU time."""
+
+    engine: str
+    size: int
+    batch: int
+    wall: float
+    cpu: float
+
+
+def speedups(rows: Sequence[BenchRow], baseline: str = "torch") -> list[Speedup]:
+    """For every row that has a ``baseline`` row (matched on ``backend``) at the same size and batch: the
+    median over runs of (baseline time / engine time) of the same run, for wall and CPU time."""
+    base = {(r.size, r.batch): r for r in rows if r.backend == baseline}
+    out = []
+    for r in rows:
+        b = base.get((r.size, r.batch))
+        if r.backend == baseline or b is None or not r.wall_ms:
+            continue
+        out.append(Speedup(r.engine, r.size, r.batch, same_run_ratio(b.wall_ms, r.wall_ms),
+                           same_run_ratio(b.cpu_ms, r.cpu_ms)))
+    return out
 
 
 def bench_clip(config: Config, engine: str, clip: str | os.PathLike | None = None, frames: int | None = 25,

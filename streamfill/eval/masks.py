@@ -283,3 +283,201 @@ def evaluate_masks(
         "mask_dilate": config.mask.dilate,
     }
     return MaskEvalReport(results, setting)
+
+
+# -- the hard-case suite (``streamfill eval masks --suite``) -------------------------------------------------
+
+SUITE_SEEDS = 3  # seeds per case by default
+HELD_OUT_SEEDS = (1000, 1001)  # run only with held_out=True: not looked at while tuning
+
+
+@dataclass
+class SceneResult:
+    """One case and seed of :mod:`streamfill.masks.scenes`; per-frame lists include frame 0 (the keyframe)."""
+
+    case: str
+    seed: int
+    size: tuple[int, int]
+    object_px: float  # the object's longer side at frame 0, px
+    iou: list[float] = field(default_factory=list)
+    area_change: list[float] = field(default_factory=list)  # per frame: mask's area change against the truth's
+    cpu_ms: list[float] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    truth_absent: list[int] = field(default_factory=list)  # frames with no visible object
+
+    @property
+    def mean_iou(self) -> float:
+        return float(np.mean(self.iou[1:]))
+
+    @property
+    def min_iou(self) -> float:
+        return float(np.min(self.iou[1:]))
+
+    @property
+    def max_area_change(self) -> float:
+        return float(np.max(self.area_change[1:]))
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        """Median CPU (process) time of the tracker per frame, keyframe excluded."""
+        return float(np.median(self.cpu_ms[1:]))
+
+    def to_dict(self, per_frame: bool = True) -> dict:
+        d = {
+            "case": self.case, "seed": self.seed, "size": list(self.size), "object_px": round(self.object_px, 1),
+            "frames": len(self.iou), "mean_iou": self.mean_iou, "min_iou": self.min_iou,
+            "max_area_change": self.max_area_change, "cpu_ms_per_frame": self.cpu_ms_per_frame,
+            "min_confidence": float(np.min(self.confidence[1:])), "lost": [list(r) for r in self.lost],
+        }
+        if per_frame:
+            d.update(iou=self.iou, area_change=self.area_change, cpu_ms=self.cpu_ms, confidence=self.confidence)
+        return d
+
+
+def _area_change(pred: int, prev_pred: int, gt: int, prev_gt: int) -> float:
+    """How much more (or less) the mask's area changed than the truth's from one frame to the next, as a
+    factor >= 1 (areas + 1 px, so that an empty mask on an absent object counts as no change)."""
+    rp = (pred + 1.0) / (prev_pred + 1.0)
+    rt = (gt + 1.0) / (prev_gt + 1.0)
+    return float(max(rp / rt, rt / rp))
+
+
+def evaluate_scene(case: str, seed: int, pictures=(), *, frames: int = 90, config: Config | None = None,
+                   size: tuple[int, int] | None = None) -> SceneResult:
+    """Render ``case``/``seed`` (all frames first, so rendering never counts as tracking time), track from
+    frame 0's true mask and score every frame. Time is CPU time of this process (all its threads)."""
+    from streamfill.masks import scenes
+
+    config = config or Config()
+    rendered = list(scenes.render(case, seed, pictures, frames=frames, size=size))
+    h, w = rendered[0].truth.shape
+    ys, xs = np.nonzero(rendered[0].truth)
+    obj = float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) if len(ys) else 0.0
+    result = SceneResult(case, seed, (w, h), obj)
+    lost: list[tuple[int, int]] = []
+    tracker = FlowTracker([Keyframe(0, mask=np.where(rendered[0].truth, 255, 0).astype(np.uint8))], config.track,
+                          dilate=0, on_warning=lambda message: None, on_lost=lambda a, b: lost.append((a, b)))
+    source = (Frame(image=f.image, pts=t, time_base=Fraction(1, 25), index=t) for t, f in enumerate(rendered))
+    pairs = tracker.pair(source)
+    prev_pred = prev_gt = 0
+    while True:
+        t0 = time.process_time()
+        try:
+            frame, mask = next(pairs)
+        except StopIteration:
+            break
+        result.cpu_ms.append((time.process_time() - t0) * 1000.0)
+        gt = rendered[frame.index].truth
+        rendered[frame.index] = None  # free as we go
+        m = mask > 127
+        result.iou.append(_iou(m, gt))
+        a, b = int(np.count_nonzero(m)), int(np.count_nonzero(gt))
+        result.area_change.append(1.0 if frame.index == 0 else _area_change(a, prev_pred, b, prev_gt))
+        prev_pred, prev_gt = a, b
+        result.confidence.append(float(tracker.confidence))
+        if b == 0:
+            result.truth_absent.append(frame.index)
+    result.lost = lost
+    return result
+
+
+@dataclass
+class SuiteReport:
+    results: list[SceneResult]
+    setting: dict
+
+    def by_case(self) -> dict[str, list[SceneResult]]:
+        out: dict[str, list[SceneResult]] = {}
+        for r in self.results:
+            out.setdefault(r.case, []).append(r)
+        return out
+
+    def summary(self) -> dict:
+        big = [r.cpu_ms_per_frame for r in self.results if r.size == (768, 576)]
+        return {
+            "runs": len(self.results),
+            "mean_iou": float(np.mean([r.mean_iou for r in self.results])),
+            "worst_mean_iou": float(np.min([r.mean_iou for r in self.results])),
+            "worst_min_iou": float(np.min([r.min_iou for r in self.results])),
+            "max_area_change": float(np.max([r.max_area_change for r in self.results])),
+            "cpu_ms_per_frame_median_768x576": float(np.median(big)) if big else None,
+            "cpu_ms_per_frame_median_all": float(np.median([r.cpu_ms_per_frame for r in self.results])),
+        }
+
+    def to_dict(self, per_frame: bool = True) -> dict:
+        return {"setting": self.setting, "summary": self.summary(),
+                "runs": [r.to_dict(per_frame) for r in self.results]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def table(self) -> str:
+        head = (f"{'case':<8} {'seed':>5} {'size':>8} {'obj px':>6} {'mean IoU':>8} {'min IoU':>8} "
+                f"{'area x':>7} {'CPU ms':>7} {'min conf':>8}  lost")
+        rows = [head, "-" * len(head)]
+        for case, runs in self.by_case().items():
+            for r in runs:
+                lost = ", ".join(f"{a}-{b}" for a, b in r.lost) or "-"
+                rows.append(f"{case:<8} {r.seed:>5} {r.size[0]:>4}x{r.size[1]:<3} {r.object_px:6.0f} "
+                            f"{r.mean_iou:8.3f} {r.min_iou:8.3f} {r.max_area_change:7.2f} "
+                            f"{r.cpu_ms_per_frame:7.1f} {min(r.confidence[1:]):8.2f}  {lost}")
+            worst = min(runs, key=lambda r: r.mean_iou)
+            rows.append(f"{case:<8} {'mean':>5} {'':>8} {'':>6} {np.mean([r.mean_iou for r in runs]):8.3f} "
+                        f"{min(r.min_iou for r in runs):8.3f} {max(r.max_area_change for r in runs):7.2f} "
+                        f"{np.median([r.cpu_ms_per_frame for r in runs]):7.1f}  worst seed {worst.seed}")
+        s = self.summary()
+        rows.append("-" * len(head))
+        big = s["cpu_ms_per_frame_median_768x576"]
+        rows.append(f"all: mean IoU {s['mean_iou']:.3f}, worst seed mean {s['worst_mean_iou']:.3f}, worst frame "
+                    f"{s['worst_min_iou']:.3f}, max area change x{s['max_area_change']:.2f}, CPU ms/frame median "
+                    + (f"{big:.1f} at 768x576" if big is not None else f"{s['cpu_ms_per_frame_median_all']:.1f}"))
+        return "\n".join(rows)
+
+
+def load_pictures(folder: str | Path | None, part: str = "tune") -> list[np.ndarray]:
+    """The photos in ``folder`` (JPEG/PNG, sorted by name), split in two: ``part = "tune"`` gives the even
+    positions, ``"held_out"`` the odd ones (so held-out runs use pictures never seen while tuning).
+    None gives [] (synthetic textures)."""
+    if folder is None:
+        return []
+    from streamfill.masks.cutouts import read_rgb
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"--photos {folder}: not a folder")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if len(files) < 2:
+        raise InputError(f"--photos {folder}: needs at least two JPEG/PNG pictures")
+    files = files[0::2] if part == "tune" else files[1::2]
+    return [read_rgb(p) for p in files]
+
+
+def evaluate_suite(cases: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None, *,
+                   photos: str | Path | None = None, held_out: bool = False, frames: int = 90,
+                   config: Config | None = None,
+                   progress: Callable[[SceneResult], None] | None = None) -> SuiteReport:
+    """Every case of ``cases`` (default all of :data:`streamfill.masks.scenes.CASES`) for every seed
+    (default ``0 .. SUITE_SEEDS-1``; with ``held_out`` the held-out seeds and the other half of the photos)."""
+    from streamfill.masks import scenes
+
+    cases = tuple(cases or scenes.CASES)
+    unknown = [c for c in cases if c not in scenes.CASES]
+    if unknown:
+        raise InputError(f"unknown case {unknown[0]!r} (known: {', '.join(scenes.CASES)})")
+    if frames < 2:
+        raise InputError(f"--frames {frames}: the benchmark needs at least 2 frames")
+    seeds = tuple(seeds if seeds is not None else (HELD_OUT_SEEDS if held_out else range(SUITE_SEEDS)))
+    config = config or Config()
+    pictures = load_pictures(photos, "held_out" if held_out else "tune")
+    results = []
+    for case in cases:
+        for seed in seeds:
+            r = evaluate_scene(case, seed, pictures, frames=frames, config=config)
+            results.append(r)
+            if progress is not None:
+                progress(r)
+    setting = {"cases": list(cases), "seeds": list(seeds), "held_out": held_out, "frames": frames,
+               "photos": "photos" if photos is not None else "synthetic",
+               "track": {k: getattr(config.track, k) for k in config.track.__dataclass_fields__}}
+    return SuiteReport(results, setting)

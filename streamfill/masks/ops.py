@@ -34,6 +34,33 @@ def feather_alpha(mask: np.ndarray, pixels: int) -> np.ndarray:
     return np.clip(dist / float(pixels + 1), 0.0, 1.0).astype(np.float32)
 
 
+def paste_alpha(hole: np.ndarray, feather: int, margin: int) -> np.ndarray:
+    """Blend weights for pasting a fill into a hole that is the user's mask grown by ``margin`` pixels (as
+    :func:`dilate` grows it): H x W float32 in [0, 1], 0 outside the hole, 1 on every pixel the user marked.
+
+    The feather (a rise over ``min(feather, margin)`` pixels from the hole's border) lives only inside the
+    safety margin: everywhere the hole shrunk back by ``margin`` (which holds the user's mask: eroding a
+    dilation by the same element gives its closing, a superset) the weight is 1, so the marked pixels never
+    reach the output, not even in part. ``margin`` 0 (no safety margin) means no feather."""
+    inside = hole > 0
+    width = min(int(feather), int(margin))
+    if width <= 0 or not inside.any():
+        return inside.astype(np.float32)
+    alpha = feather_alpha(inside.astype(np.uint8), width)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    core = cv2.erode(inside.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    alpha[core] = 1.0
+    return alpha
+
+
+def blank_hole(image: np.ndarray, hole: np.ndarray, value: int = 0) -> np.ndarray:
+    """A copy of ``image`` (H x W x C or N x H x W x C uint8) with every hole pixel (``hole`` non-zero, same
+    leading shape) set to ``value``: what every engine receives, so that no engine sees what the user marked."""
+    out = np.array(image, copy=True)
+    out[np.asarray(hole) > 0] = value
+    return out
+
+
 def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1), exclusive ends, of the hole; None for an empty mask."""
     ys = np.flatnonzero(mask.any(axis=1))

@@ -1,6 +1,10 @@
 """Frame completion by crop-and-stitch: cut each hole out with context, fill it at a working size with an
-Inpainter, resize back, and paste only inside the (feathered) hole. Pixels outside the hole are returned
-exactly as they came in, at any resolution."""
+Inpainter, resize back, and paste only inside the hole. Pixels outside the hole are returned exactly as they
+came in, at any resolution.
+
+The paste rule (DESIGN.md): the hole is the user's mask grown by ``[mask] dilate``; the engine receives the
+crop with every hole pixel blanked (it never sees what the user marked), and the feather softens the paste only
+inside that safety margin, so the marked pixels never reach the output; with no margin there is no feather."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import cv2
 import numpy as np
 
 from streamfill.config import CropConfig, MaskConfig
-from streamfill.masks import feather_alpha
+from streamfill.masks import blank_hole, paste_alpha
 from streamfill.pipeline.crop import Crop, plan_crops
 from streamfill.types import Frame, Inpainter
 
@@ -35,15 +39,19 @@ def _resize_hole(hole: np.ndarray, size: int) -> np.ndarray:
 class Completer:
     """Fills the holes of whole frames through an ``Inpainter`` working on crops.
 
-    ``fill(image, mask, guidance=None)``: image H x W x 3 uint8 RGB, mask H x W uint8 (non-zero = hole),
-    guidance optional H x W uint8 sketch. Returns H x W x 3 uint8; identical to ``image`` outside the hole
-    (the same object when the mask is empty: the engine is skipped).
+    ``fill(image, mask, guidance=None)``: image H x W x 3 uint8 RGB, mask H x W uint8 (non-zero = hole): the
+    user's mask already grown by ``mask.dilate`` (as every mask source yields it), guidance optional H x W uint8
+    sketch. Returns H x W x 3 uint8; identical to ``image`` outside the hole (the same object when the mask is
+    empty: the engine is skipped). The engine gets the crops with the hole blanked (black); the feather
+    (``mask.feather``, at most ``mask.dilate`` pixels) blends the fill with the input only inside the margin.
     """
 
     def __init__(self, inpainter: Inpainter, crop: CropConfig | None = None, mask: MaskConfig | None = None):
         self.inpainter = inpainter
         self.crop = crop or CropConfig()
-        self.feather = (mask or MaskConfig()).feather
+        mask = mask or MaskConfig()
+        self.feather = mask.feather
+        self.margin = mask.dilate
         self.crops_filled = 0
         self.frames_filled = 0
 
@@ -65,7 +73,8 @@ class Completer:
             by_size[c.size].append(c)
         out = image.copy()
         for size, group in by_size.items():
-            imgs = np.stack([_resize(image[c.y0:c.y1, c.x0:c.x1], size, size) for c in group])
+            imgs = np.stack([_resize(blank_hole(image[c.y0:c.y1, c.x0:c.x1], hole[c.y0:c.y1, c.x0:c.x1]), size, size)
+                             for c in group])
             holes = np.stack([_resize_hole(hole[c.y0:c.y1, c.x0:c.x1], size) for c in group])
             guide = None
             if guidance is not None:
@@ -80,7 +89,7 @@ class Completer:
         region = (slice(c.y0, c.y1), slice(c.x0, c.x1))
         own = np.isin(labels[region], c.labels) & hole[region]
         back = _resize(filled, c.width, c.height).astype(np.float32)
-        alpha = feather_alpha(hole[region].astype(np.uint8), self.feather)[..., None]
+        alpha = paste_alpha(hole[region], self.feather, self.margin)[..., None]
         src = image[region].astype(np.float32)
         blended = np.clip(np.rint(src + (back - src) * alpha), 0, 255).astype(np.uint8)
         out[region] = np.where(own[..., None], blended, out[region])

@@ -144,6 +144,10 @@ class LiveStats:
     interval_latency_ms: dict[str, float | None] = field(default_factory=dict)
     stopped_by: str = ""
     final: bool = False
+    # Mask tracking (when the masks come from a tracker): ``confidence`` of the latest mask (0-1, None when
+    # not tracking), ``lost_since`` (first frame of the lost stretch going on now, else None), ``lost``
+    # (finished lost stretches [first, last], the latest 20), ``lost_frames`` (frames in lost stretches).
+    track: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,6 +173,10 @@ class Retarget:
         self._clear = False
         self._lock = threading.Lock()
         self.retargets = 0
+        self._tracker: Any = None  # the mask source of the current target
+        self.last_index = -1
+        self._lost: list[list[int]] = []  # lost stretches of earlier targets
+        self._lost_frames = 0
         self.last_shape: tuple[int, int] | None = None  # (H, W) of the latest frame seen
 
     def retarget(self, target: Any) -> None:
@@ -192,6 +200,26 @@ class Retarget:
                 return True, self._pending.pop()
             return False, None
 
+    def _retire(self) -> None:
+        old = self._tracker
+        if old is not None:
+            since = getattr(old, "lost_since", None)
+            self._lost += [list(r) for r in getattr(old, "lost", [])]
+            if since is not None:
+                self._lost.append([since, self.last_index])
+            self._lost = self._lost[-20:]
+            self._lost_frames += int(getattr(old, "lost_frames", 0))
+
+    def track_status(self) -> dict[str, Any]:
+        """The tracking part of the live statistics (see ``LiveStats.track``); safe from any thread."""
+        t = self._tracker
+        lost = self._lost + ([list(r) for r in getattr(t, "lost", [])] if t is not None else [])
+        conf = getattr(t, "confidence", None) if t is not None else None
+        return {"confidence": None if conf is None else round(float(conf), 3),
+                "lost_since": getattr(t, "lost_since", None) if t is not None else None,
+                "lost": lost[-20:],
+                "lost_frames": self._lost_frames + (int(getattr(t, "lost_frames", 0)) if t is not None else 0)}
+
     def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
         slot: list[Frame] = []
 
@@ -204,12 +232,15 @@ class Retarget:
         try:
             for frame in frames:
                 self.last_shape = frame.image.shape[:2]
+                self.last_index = frame.index
                 changed, target = self._take()
                 if changed:
                     if inner is not None:
                         with contextlib.suppress(Exception):
                             inner.close()
-                    inner = None if target is None else iter(self.factory(frame.index, target).pair(feed()))
+                    self._retire()
+                    self._tracker = None if target is None else self.factory(frame.index, target)
+                    inner = None if self._tracker is None else iter(self._tracker.pair(feed()))
                     self.retargets += started
                     started = True
                 if inner is None:
@@ -450,6 +481,9 @@ class LiveEngine:
             interval_output_fps=round((fout - lout) / dt, 2), interval_dropped=dc + dm - ldrop,
             interval_latency_ms=self._interval.summary_ms(), final=final,
         )
+        status = getattr(self.masks, "track_status", None)
+        if callable(status):
+            s.track = status()
         return s
 
     def run(self) -> LiveStats:

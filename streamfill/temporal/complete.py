@@ -29,8 +29,11 @@ gathers candidates:
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
 as in Poisson-style cloning), which also absorbs lighting changes; ring pixels whose difference strays far
-from the ring's median (someone standing at the border) are left out of it. The paste is feathered inside
-the hole only; pixels outside the hole are returned exactly as they came in.
+from the ring's median (someone standing at the border) are left out of it. The paste is feathered only inside
+the safety margin (the hole is the user's mask grown by ``margin``; ``masks.paste_alpha``), so the pixels the
+user marked never reach the output; pixels outside the hole are returned exactly as they came in. The engine
+is handed the frame with every hole pixel already replaced (propagated, or interpolated from around), and the
+completer blanks its hole before the engine sees it.
 
 Modes: ``fast`` (DIS fast preset, chains stop once every pixel has a candidate, offset seam) and ``quality``
 (DIS medium, candidates from the whole window blended, membrane seam).
@@ -52,7 +55,7 @@ import numpy as np
 
 from streamfill.config import TemporalConfig
 from streamfill.errors import MaskError
-from streamfill.masks import feather_alpha
+from streamfill.masks import paste_alpha
 from streamfill.temporal.background import BackgroundMemory, Placement
 from streamfill.temporal.flow import (
     Flow,
@@ -127,16 +130,19 @@ class TemporalCompletion:
 
     ``fill``: the per-frame filler for never-seen regions (e.g. ``pipeline.complete.Completer.fill``).
     ``config``: ``TemporalConfig`` (``mode`` must be fast or quality). ``feather``: pixels over which the
-    paste rises to full strength inside the hole (as ``[mask] feather``).
+    paste rises to full strength inside the hole (as ``[mask] feather``), never more than ``margin``: how far
+    the masks were grown beyond what the user marked (``[mask] dilate``; 0 = no feather).
     """
 
-    def __init__(self, fill: Fill, config: TemporalConfig | None = None, *, feather: int = 3) -> None:
+    def __init__(self, fill: Fill, config: TemporalConfig | None = None, *, feather: int = 3,
+                 margin: int = 0) -> None:
         self.fill = fill
         self.config = config or TemporalConfig()
         if self.config.mode == "off":
             self.config = dataclasses.replace(self.config, mode="fast")
         self.quality = self.config.mode == "quality"
         self.feather = int(feather)
+        self.margin = int(margin)
         window = self.config.window or (QUALITY_WINDOW if self.quality else FAST_WINDOW)
         self.ahead = 0 if self.config.live else window
         self.back = max(1, window)
@@ -323,9 +329,11 @@ class TemporalCompletion:
 
         missing = hole & ~known
         specks, large = _split(missing, self.config.speck_area)
-        if specks.any():
+        if missing.any():
+            # specks keep this interpolation; large parts hold it only until the engine fills them (so the frame
+            # handed to the engine, and any blend at their edge, carries nothing of the marked pixels)
             base = np.where(hole[..., None], cand, image[y0:y1, x0:x1].astype(np.float32))
-            cand = np.where(specks[..., None], smooth_fill(base, ~missing), cand)
+            cand = np.where(missing[..., None], smooth_fill(base, ~missing), cand)
         stats = self.stats.pixels
         stats["flow"] += int((hole & (flow_w > bg_w)).sum())
         stats["background"] += int((hole & (bg_w >= flow_w) & (bg_w > 0)).sum())
@@ -335,10 +343,9 @@ class TemporalCompletion:
 
         out = image.copy()
         src = image[y0:y1, x0:x1].astype(np.float32)
-        alpha = feather_alpha(hole.astype(np.uint8), self.feather)[..., None]
-        filled = hole & ~large
+        alpha = paste_alpha(hole, self.feather, self.margin)[..., None]
         blend = np.clip(np.rint(src + (cand - src) * alpha), 0, 255).astype(np.uint8)
-        out[y0:y1, x0:x1] = np.where(filled[..., None], blend, image[y0:y1, x0:x1])
+        out[y0:y1, x0:x1] = np.where(hole[..., None], blend, image[y0:y1, x0:x1])
         if large.any():
             grow = cv2.dilate(large.astype(np.uint8), _disc(2)) > 0
             mask = np.zeros((H, W), np.uint8)

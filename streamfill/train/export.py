@@ -121,7 +121,8 @@ def model_card(
     if last:
         lines += [
             f"At step {last.get('step', step)}, {cfg.data.val_samples} fixed validation crops of "
-            f"{cfg.data.crop} px with free-form holes, from photos/frames held out of training:",
+            f"{cfg.data.crop} px with free-form holes, from photos/frames held out of training (every method "
+            "sees the crop with the hole blanked):",
             "",
             "| method | L1 | L2 | PSNR (dB) |",
             "|---|---:|---:|---:|",

@@ -36,5 +36,7 @@ def telea_fill(images: np.ndarray, masks: np.ndarray, radius: int = 5) -> np.nda
     out = np.empty_like(images)
     for i in range(len(images)):
         m = (masks[i] > 0).astype(np.uint8) * 255
-        out[i] = cv2.inpaint(np.ascontiguousarray(images[i]), m, radius, cv2.INPAINT_TELEA)
+        src = np.ascontiguousarray(images[i]).copy()
+        src[m > 0] = 0  # the hole is blanked: no method sees the truth there
+        out[i] = cv2.inpaint(src, m, radius, cv2.INPAINT_TELEA)
     return out

@@ -370,7 +370,9 @@ class ServeService:
             self._count("errors")
             return protocol.error_reply(exc)
         try:
-            out = self.fill(msg.image, msg.mask)
+            # a fill that keeps per-stream state (serve --temporal) is also given the message
+            out = (self.fill(msg.image, msg.mask, msg) if getattr(self.fill, "takes_message", False)
+                   else self.fill(msg.image, msg.mask))
             if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == msg.image.shape):
                 raise TransportError(f"fill returned {getattr(out, 'shape', type(out).__name__)} "
                                      f"{getattr(out, 'dtype', '')}, expected {msg.image.shape} uint8")

@@ -1,0 +1,413 @@
+"""GStreamer element ``streamfill``: removes an object from every video frame through ``streamfill serve``.
+
+Load it with Debian's ``gstreamer1.0-python3-plugin-loader`` + ``python3-gst-1.0`` by pointing
+``GST_PLUGIN_PATH`` at ``plugins/gstreamer`` (the loader imports ``python/*.py`` from there)::
+
+    streamfill serve --bind tcp://127.0.0.1:5555 &
+    GST_PLUGIN_PATH=plugins/gstreamer gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
+        streamfill endpoint=tcp://127.0.0.1:5555 mask=mask.png ! videoconvert ! x264enc ! mp4mux ! \
+        filesink location=out.mp4
+
+It is a ``GstBase.BaseTransform`` working in place on RGB buffers (pts, dts, duration, offsets and flags are
+the input's): each buffer is sent to serve with its mask and replaced by the filled picture. A plain
+transform suffices because serve completes each frame on its own (no look-ahead window), so one buffer
+in gives one buffer out, straight away. The element runs in the system ``python3`` and imports only
+numpy, pyzmq and ``streamfill.protocol`` (through ``plugins/hostlink.py``, which finds the checkout this
+file lives in; ``STREAMFILL_HOME`` overrides it).
+
+Masks (255 = remove): ``mask`` = a mask image for every frame, a folder of per-frame mask images (sorted by
+name), or a mask video (frame N masks frame N); files are decoded by GStreamer itself. Or ``box`` =
+"x,y,w,h" on the first frame, followed through the clip with ``track=true`` (numpy cross-correlation).
+``on-error``: ``fail`` posts an error on the bus and stops the pipeline when serve is down or refuses a
+frame; ``passthrough`` forwards such frames unchanged and counts them (``passed-through``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstBase", "1.0")
+gi.require_version("GstVideo", "1.0")
+import numpy as np  # noqa: E402
+from gi.repository import GLib, GObject, Gst, GstBase, GstVideo  # noqa: E402
+
+Gst.init(None)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # plugins/ (hostlink.py)
+import hostlink  # noqa: E402
+
+CAPS = Gst.Caps.from_string("video/x-raw,format=RGB,width=[1,32768],height=[1,32768],framerate=[0/1,2147483647/1]")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+DOWN_RETRY_S = 2.0  # passthrough: after a failure, frames pass unchanged for this long before serve is tried again
+
+
+class MaskFileError(Exception):
+    """A mask file, folder or video cannot be used (one-line message)."""
+
+
+def _decode_grey(path: str, timeout: float = 10.0):
+    """Open ``path`` (any image or video GStreamer decodes) as a GRAY8 appsink pipeline."""
+    pipeline = Gst.parse_launch("filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=GRAY8 ! "
+                                "appsink name=sink sync=false max-buffers=4")
+    pipeline.get_by_name("src").set_property("location", path)
+    sink = pipeline.get_by_name("sink")
+    pipeline.set_state(Gst.State.PAUSED)
+    change, _, _ = pipeline.get_state(int(timeout * Gst.SECOND))
+    if change == Gst.StateChangeReturn.FAILURE:
+        message = _bus_error(pipeline)
+        pipeline.set_state(Gst.State.NULL)
+        raise MaskFileError(f"cannot decode mask {path}: {message}")
+    pipeline.set_state(Gst.State.PLAYING)
+    return pipeline, sink
+
+
+def _bus_error(pipeline) -> str:
+    msg = pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
+    if msg is None:
+        return "not a picture or video GStreamer can decode"
+    err, _ = msg.parse_error()
+    return err.message
+
+
+def _sample_array(sample) -> np.ndarray:
+    info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())
+    buf = sample.get_buffer()
+    ok, mapped = buf.map(Gst.MapFlags.READ)
+    if not ok:
+        raise MaskFileError("cannot read a decoded mask buffer")
+    try:
+        rows = np.ndarray((info.height, info.stride[0]), np.uint8, buffer=mapped.data)
+        return rows[:, :info.width].copy()
+    finally:
+        buf.unmap(mapped)
+
+
+class MaskReader:
+    """Masks by frame index from an image (same mask for every frame), a folder of images, or a video."""
+
+    def __init__(self, path: str, width: int, height: int, timeout: float = 10.0):
+        self.path, self.size, self.timeout = path, (height, width), timeout
+        self.files: list[str] | None = None
+        self.static: np.ndarray | None = None
+        self._pipeline = self._sink = None
+        self._pos, self._last = -1, None
+        p = Path(path)
+        if p.is_dir():
+            self.files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not self.files:
+                raise MaskFileError(f"mask folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            return
+        if not p.is_file():
+            raise MaskFileError(f"mask {path} does not exist")
+        try:
+            self._open()
+            first = self._next()
+            if first is None:
+                raise MaskFileError(f"mask {path} has no frames")
+            second = self._next()
+        except BaseException:
+            self.close()
+            raise
+        if second is None:  # one picture: the mask of every frame
+            self.static = first
+            self.close()
+        else:
+            self._open()
+
+    def _open(self) -> None:
+        self.close()
+        self._pipeline, self._sink = _decode_grey(self.path, self.timeout)
+        self._pos = -1
+
+    def _next(self) -> np.ndarray | None:
+        sample = self._sink.emit("try-pull-sample", int(self.timeout * Gst.SECOND))
+        if sample is None:
+            if not self._sink.get_property("eos"):
+                message = _bus_error(self._pipeline)
+                raise MaskFileError(f"mask {self.path}: no frame within {self.timeout:g} s ({message})")
+            return None
+        self._pos += 1
+        return self._check(_sample_array(sample))
+
+    def _check(self, mask: np.ndarray) -> np.ndarray:
+        if mask.shape != self.size:
+            raise MaskFileError(f"mask {self.path} is {mask.shape[1]}x{mask.shape[0]} but the frames are "
+                                f"{self.size[1]}x{self.size[0]}")
+        return mask
+
+    def get(self, index: int) -> np.ndarray:
+        """The H x W uint8 mask of frame ``index`` (0-based)."""
+        if self.static is not None:
+            return self.static
+        if self.files is not None:
+            if index >= len(self.files):
+                raise MaskFileError(f"mask folder {self.path} has {len(self.files)} masks; frame {index} has none")
+            pipeline, sink = _decode_grey(self.files[index], self.timeout)
+            try:
+                sample = sink.emit("try-pull-sample", int(self.timeout * Gst.SECOND))
+                if sample is None:
+                    raise MaskFileError(f"mask {self.files[index]} cannot be decoded")
+                return self._check(_sample_array(sample))
+            finally:
+                pipeline.set_state(Gst.State.NULL)
+        if index < self._pos or self._pipeline is None:
+            self._open()  # a seek went back: read the mask video again from its start
+        while self._pos < index:
+            mask = self._next()
+            if mask is None:
+                raise MaskFileError(f"mask video {self.path} has {self._pos + 1} frames; frame {index} has no mask")
+            self._last = mask
+        return self._last
+
+    def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.set_state(Gst.State.NULL)
+            self._pipeline = self._sink = None
+
+
+class StreamfillFilter(GstBase.BaseTransform):
+    __gtype_name__ = "GstStreamfill"
+    __gstmetadata__ = ("streamfill", "Filter/Effect/Video",
+                       "Removes an object from video frames with streamfill serve (plugins/PROTOCOL.md)",
+                       "streamfill")
+    __gsttemplates__ = (Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS, CAPS),
+                        Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS, CAPS))
+    __gproperties__ = {
+        "endpoint": (str, "endpoint", "streamfill serve endpoint", "tcp://127.0.0.1:5555",
+                     GObject.ParamFlags.READWRITE),
+        "mask": (str, "mask", "mask image, folder of per-frame masks, or mask video (white = remove)", None,
+                 GObject.ParamFlags.READWRITE),
+        "box": (str, "box", "x,y,w,h of the object on the first frame (pixels), instead of mask", None,
+                GObject.ParamFlags.READWRITE),
+        "track": (bool, "track", "follow the box through the frames", False, GObject.ParamFlags.READWRITE),
+        "on-error": (str, "on-error", "when serve is down or refuses a frame: fail (error on the bus) or "
+                     "passthrough (frame unchanged, counted)", "fail", GObject.ParamFlags.READWRITE),
+        "timeout": (float, "timeout", "seconds to wait for each frame before resending", 0.1, 3600.0, 10.0,
+                    GObject.ParamFlags.READWRITE),
+        "retries": (int, "retries", "resends on a fresh socket before giving up on a frame", 0, 100, 2,
+                    GObject.ParamFlags.READWRITE),
+        "latency": (int, "latency", "processing latency reported to the pipeline, ms (raised when frames take "
+                    "longer)", 0, 3600000, 100, GObject.ParamFlags.READWRITE),
+        "stream": (str, "stream", "stream id sent to serve (default: unique per element; serve --temporal keeps "
+                   "one history per stream)", None, GObject.ParamFlags.READWRITE),
+        "curve-keys": (str, "curve-keys", "folder from `streamfill keys` for a CURVE server", None,
+                       GObject.ParamFlags.READWRITE),
+        "frames-filled": (GObject.TYPE_UINT64, "frames-filled", "frames filled by serve", 0, GLib.MAXUINT64, 0,
+                          GObject.ParamFlags.READABLE),
+        "passed-through": (GObject.TYPE_UINT64, "passed-through", "frames forwarded unchanged after an error",
+                           0, GLib.MAXUINT64, 0, GObject.ParamFlags.READABLE),
+    }
+
+    def __init__(self):
+        super().__init__()
+        self.props_ = {"endpoint": "tcp://127.0.0.1:5555", "mask": None, "box": None, "track": False,
+                       "on-error": "fail", "timeout": 10.0, "retries": 2, "latency": 100, "stream": None,
+                       "curve-keys": None}
+        self.filled = self.passed = 0
+        self.client = None
+        self.masks: MaskReader | None = None
+        self.tracker = None
+        self.box = None
+        self.width = self.height = self.stride = 0
+        self.fps = (0, 1)
+        self.count = 0
+        self.pts0 = None
+        self.down_until = 0.0
+        self.warned = False
+        self.set_in_place(True)
+        self.set_passthrough(False)
+
+    # -- properties ----------------------------------------------------------------------------------------
+
+    def do_get_property(self, prop):
+        if prop.name == "frames-filled":
+            return self.filled
+        if prop.name == "passed-through":
+            return self.passed
+        return self.props_[prop.name]
+
+    def do_set_property(self, prop, value):
+        self.props_[prop.name] = value
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def _error(self, text: str, debug: str = "") -> None:
+        self.post_message(Gst.Message.new_error(
+            self, GLib.Error.new_literal(Gst.ResourceError.quark(), text, Gst.ResourceError.FAILED), debug))
+
+    def do_start(self):
+        p = self.props_
+        if p["on-error"] not in ("fail", "passthrough"):
+            self._error(f"streamfill: on-error={p['on-error']!r} must be fail or passthrough")
+            return False
+        if bool(p["mask"]) == bool(p["box"]):
+            self._error("streamfill: set exactly one of mask=PATH or box=x,y,w,h")
+            return False
+        if p["box"]:
+            try:
+                self.box = hostlink.parse_box(p["box"])
+            except ValueError as exc:
+                self._error(f"streamfill: {exc}")
+                return False
+        if p["mask"] and not Path(p["mask"]).exists():
+            self._error(f"streamfill: mask {p['mask']} does not exist")
+            return False
+        if p["track"] and not p["box"]:
+            self._error("streamfill: track=true follows a box: set box=x,y,w,h")
+            return False
+        self.filled = self.passed = self.count = 0
+        self.pts0, self.tracker, self.down_until, self.warned = None, None, 0.0, False
+        try:
+            self.client = hostlink.ServeClient(p["endpoint"], timeout=p["timeout"], retries=p["retries"],
+                                               stream=p["stream"] or f"gst-{os.getpid()}-{self.get_name()}",
+                                               name="streamfill-gstreamer",
+                                               curve_keys=p["curve-keys"])
+        except (hostlink.HostError, OSError, ValueError) as exc:
+            self._error(f"streamfill: {exc}")
+            return False
+        try:
+            self.client.hello()
+        except hostlink.HostError as exc:
+            if p["on-error"] == "fail":
+                self._error(f"streamfill: {exc}")
+                return False
+            self._went_down(exc)
+        return True
+
+    def do_stop(self):
+        if self.client is not None:
+            self.client.bye(self.count)
+            self.client.close()
+            self.client = None
+        if self.masks is not None:
+            self.masks.close()
+            self.masks = None
+        return True
+
+    def do_set_caps(self, incaps, outcaps):
+        info = GstVideo.VideoInfo.new_from_caps(incaps)
+        self.width, self.height, self.stride = info.width, info.height, info.stride[0]
+        self.fps = (info.fps_n, info.fps_d)
+        if self.props_["mask"] and (self.masks is None or self.masks.size != (self.height, self.width)):
+            if self.masks is not None:
+                self.masks.close()
+            try:
+                self.masks = MaskReader(self.props_["mask"], self.width, self.height)
+            except MaskFileError as exc:
+                self._error(f"streamfill: {exc}")
+                return False
+        self.tracker = None
+        return True
+
+    # -- events and queries --------------------------------------------------------------------------------
+
+    def do_sink_event(self, event):
+        if event.type == Gst.EventType.FLUSH_STOP:
+            self.tracker = None  # after a flushing seek the box is followed again from box=
+        elif event.type == Gst.EventType.EOS and self.client is not None and self.passed:
+            self.post_message(Gst.Message.new_warning(
+                self, GLib.Error.new_literal(Gst.CoreError.quark(), f"streamfill: {self.passed} frames passed "
+                                             "through unchanged (serve unavailable)", Gst.CoreError.FAILED), ""))
+        return GstBase.BaseTransform.do_sink_event(self, event)
+
+    def do_gst_base_transform_query(self, direction, query):  # BaseTransform::query (Element has one too)
+        if query.type == Gst.QueryType.LATENCY and direction == Gst.PadDirection.SRC:
+            ok = self.sinkpad.peer_query(query)
+            if ok:
+                live, lo, hi = query.parse_latency()
+                ours = self.props_["latency"] * Gst.MSECOND
+                query.set_latency(live, lo + ours, hi if hi == Gst.CLOCK_TIME_NONE else hi + ours)
+            return ok
+        return GstBase.BaseTransform.do_query(self, direction, query)
+
+    # -- frames --------------------------------------------------------------------------------------------
+
+    def _index(self, buf) -> int:
+        pts = buf.pts
+        fps_n, fps_d = self.fps
+        if pts == Gst.CLOCK_TIME_NONE or fps_n <= 0:
+            return self.count
+        if self.pts0 is None:
+            self.pts0 = pts
+        return max(0, int(round((pts - self.pts0) * fps_n / (fps_d * Gst.SECOND))))
+
+    def _mask(self, index: int, image: np.ndarray) -> np.ndarray:
+        if self.masks is not None:
+            return self.masks.get(index)
+        if self.props_["track"]:
+            if self.tracker is None:
+                self.tracker = hostlink.BoxTracker(image, self.box)
+            else:
+                self.tracker.update(image)
+            return hostlink.box_mask(self.tracker.box, self.height, self.width)
+        return hostlink.box_mask(self.box, self.height, self.width)
+
+    def _went_down(self, exc) -> None:
+        self.down_until = time.monotonic() + DOWN_RETRY_S
+        if not self.warned:
+            self.warned = True
+            self.post_message(Gst.Message.new_warning(
+                self, GLib.Error.new_literal(Gst.ResourceError.quark(), f"streamfill: {exc}; passing frames "
+                                             "through unchanged", Gst.ResourceError.FAILED), ""))
+
+    def do_transform_ip(self, buf):
+        index = self._index(buf)
+        self.count += 1
+        passthrough = self.props_["on-error"] == "passthrough"
+        if passthrough and self.down_until:
+            # serve was down: frames pass at once, and a quick hello (not a full frame timeout) checks it again
+            if time.monotonic() < self.down_until:
+                self.passed += 1
+                return Gst.FlowReturn.OK
+            try:
+                self.client.hello(timeout=min(0.5, self.props_["timeout"]), retries=0)
+            except hostlink.HostError as exc:
+                self._went_down(exc)
+                self.passed += 1
+                return Gst.FlowReturn.OK
+        ok, mapped = buf.map(Gst.MapFlags.READ | Gst.MapFlags.WRITE)
+        if not ok:
+            self._error("streamfill: cannot map the buffer for writing")
+            return Gst.FlowReturn.ERROR
+        try:
+            rows = np.ndarray((self.height, self.stride), np.uint8, buffer=mapped.data)
+            image = rows[:, :self.width * 3].reshape(self.height, self.width, 3)
+            try:
+                mask = self._mask(index, image)
+            except MaskFileError as exc:
+                self._error(f"streamfill: {exc}")
+                return Gst.FlowReturn.ERROR
+            pts = None if buf.pts == Gst.CLOCK_TIME_NONE else int(buf.pts)
+            started = time.monotonic()
+            try:
+                result = self.client.fill(image, mask, index=index, pts=pts, time_base=(1, Gst.SECOND))
+            except hostlink.HostError as exc:
+                if not passthrough:
+                    self._error(f"streamfill: frame {index}: {exc}")
+                    return Gst.FlowReturn.ERROR
+                self._went_down(exc)
+                self.passed += 1
+                return Gst.FlowReturn.OK
+            image[...] = result
+            self.filled += 1
+            self.down_until = 0.0
+            self._raise_latency(time.monotonic() - started)
+        finally:
+            buf.unmap(mapped)
+        return Gst.FlowReturn.OK
+
+    def _raise_latency(self, seconds: float) -> None:
+        """Report a higher latency (and ask the pipeline to recompute it) when frames take longer."""
+        ms = int(seconds * 1000) + 1
+        if ms > self.props_["latency"] * 1.5:
+            self.props_["latency"] = ms
+            self.post_message(Gst.Message.new_latency(self))
+
+
+GObject.type_register(StreamfillFilter)
+__gstelementfactory__ = ("streamfill", Gst.Rank.NONE, StreamfillFilter)

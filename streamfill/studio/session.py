@@ -1,0 +1,484 @@
+"""The studio's state, without any web framework: clips opened (from the root folder or uploaded), their
+preview frames, tracked masks and weak frames, and the background jobs (tracking, removal) with progress.
+
+Everything heavy goes through ``streamfill.api`` / ``streamfill.io``: the numbers (frame indices, counts)
+the page shows are streamfill's own. One job runs at a time (the machine's cores are the limit); others
+wait in a queue. Jobs live as long as the server, so a page reload finds them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import queue
+import re
+import secrets
+import shutil
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from streamfill import api, io
+from streamfill.build import MaskOptions
+from streamfill.config import ENGINES, TEMPORAL_MODES, Config, merge
+from streamfill.errors import DecodeError, InputError, MaskError, StreamfillError
+from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_jpeg, encode_png, fit
+from streamfill.masks.track import Keyframe
+from streamfill.studio.weak import spans, weak_frames
+
+PREVIEW_MAX = (1280, 720)  # the page shows frames at most this size; masks stay at full resolution
+PROXY_QUALITY = 80
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits: upload size (bytes), largest frame (pixels, 8K UHD by default), mask upload size."""
+
+    max_upload: int = 2 * 1024**3
+    max_pixels: int = 7680 * 4320
+    max_mask_bytes: int = 16 * 1024**2
+    max_keyframes: int = 200
+    proxy_bytes: int = 768 * 1024**2  # preview JPEGs decoded ahead for scrubbing, all clips together
+
+
+class Cancelled(StreamfillError):
+    """A job stopped because the user pressed Cancel."""
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str  # "track" | "remove"
+    clip: str
+    total: int | None
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    done: int = 0
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    output: str | None = None  # file name of the result (download)
+    options: dict = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def snapshot(self) -> dict:
+        now = self.finished or time.monotonic()
+        elapsed = (now - self.started) if self.started else 0.0
+        fps = self.done / elapsed if elapsed > 0 and self.done else 0.0
+        eta = None
+        if self.state == "running" and self.total and fps > 0:
+            eta = max(0.0, (self.total - self.done) / fps)
+        percent = 100.0 if self.state == "done" else (100.0 * self.done / self.total if self.total else None)
+        return {"id": self.id, "kind": self.kind, "clip": self.clip, "state": self.state, "done": self.done,
+                "total": self.total, "percent": None if percent is None else round(min(percent, 100.0), 1),
+                "fps": round(fps, 2), "eta": None if eta is None else round(eta, 1),
+                "elapsed": round(elapsed, 1), "error": self.error, "warnings": list(self.warnings),
+                "output": self.output, "options": dict(self.options)}
+
+
+class Clip:
+    """One opened video: random access to its frames, a small cache of preview JPEGs, its masks and result."""
+
+    def __init__(self, id: str, path: Path, name: str, work: Path, limits: Limits, config: Config,
+                 proxies: Proxies | None = None) -> None:
+        self.id, self.path, self.name, self.work = id, path, name, work
+        self.seeker = FrameSeeker(path, threads=config.io.decode_threads).open()
+        info = self.seeker.info
+        if info.width * info.height > limits.max_pixels:
+            self.seeker.close()
+            raise InputError(f"{name}: frames of {info.width}x{info.height} are larger than this studio "
+                             f"accepts ({limits.max_pixels} pixels)")
+        self.info = info
+        self.preview = fit(info.width, info.height, *PREVIEW_MAX)
+        self._cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.masks: Path | None = None  # lossless mask video of the last tracking
+        self.mask_seeker: FrameSeeker | None = None
+        self.track: dict | None = None  # areas, weak frames, keyframes
+        self.result: Path | None = None
+        self.result_seeker: FrameSeeker | None = None
+        # Scrub proxies: every frame's preview JPEG, decoded ahead in order by a background thread, so that a
+        # jump anywhere is answered from memory (a seek in a long-GOP file decodes up to a whole GOP).
+        self.proxies: dict[int, bytes] = {}
+        self._proxy_pool = proxies
+        self._closed = threading.Event()
+        if proxies is not None:
+            threading.Thread(target=self._build_proxies, name=f"studio-proxies-{id}", daemon=True).start()
+
+    def _build_proxies(self) -> None:
+        pool = self._proxy_pool
+        try:
+            with io.open_video(self.path, threads=1) as reader:
+                for frame in reader:
+                    while not pool.idle.wait(0.5):  # pause while a job runs
+                        if self._closed.is_set():
+                            return
+                    if self._closed.is_set() or not pool.take(0):
+                        return
+                    data = encode_jpeg(frame.image, size=self.preview, quality=PROXY_QUALITY)
+                    if not pool.take(len(data)):
+                        return
+                    self.proxies[frame.index] = data
+        except StreamfillError:
+            return  # the seek path still answers; a broken tail shows up when that frame is asked for
+
+    # -- frames ----------------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        i = self.info
+        fps = float(i.fps) if i.fps else None
+        return {"id": self.id, "name": self.name, "width": i.width, "height": i.height, "frames": self.seeker.count,
+                "fps": fps, "fps_fraction": [i.fps.numerator, i.fps.denominator] if i.fps else None,
+                "duration": i.duration, "codec": i.codec, "preview": list(self.preview),
+                "track": self.track, "result": self.result.name if self.result else None,
+                "has_masks": self.masks is not None}
+
+    def _cached(self, key: tuple, make: Callable[[], bytes], size: int = 256) -> bytes:
+        with self._cache_lock:
+            data = self._cache.get(key)
+            if data is not None:
+                self._cache.move_to_end(key)
+                return data
+        data = make()
+        with self._cache_lock:
+            self._cache[key] = data
+            while len(self._cache) > size:
+                self._cache.popitem(last=False)
+        return data
+
+    def frame_jpeg(self, index: int, which: str = "source") -> tuple[bytes, float]:
+        """Preview JPEG of frame ``index`` of the source or the result, and its time (s, from its pts)."""
+        seeker = self.seeker if which == "source" else self.result_seeker
+        if seeker is None:
+            raise InputError("there is no result yet: run Remove first")
+        self._check_index(index)
+        if which == "source" and index in self.proxies:
+            return self.proxies[index], self.seeker.time_of(index)
+        data = self._cached((which, index, str(self.result)),
+                            lambda: encode_jpeg(seeker.frame(index).image, size=self.preview,
+                                                           quality=PROXY_QUALITY))
+        return data, self.seeker.time_of(index)
+
+    def mask_png(self, index: int) -> bytes:
+        """The tracked mask of frame ``index`` at preview size (grey PNG, 255 = remove)."""
+        if self.mask_seeker is None:
+            raise InputError("no masks yet: draw on a frame and press Track")
+        self._check_index(index)
+        return self._cached(("mask", index, str(self.masks)),
+                            lambda: encode_png(self.mask_seeker.frame(index).image.max(axis=2), size=self.preview))
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.seeker.count:
+            raise InputError(f"frame {index} is outside the clip (0-{self.seeker.count - 1})")
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._proxy_pool is not None:
+            self._proxy_pool.give(sum(len(d) for d in self.proxies.values()))
+        for s in (self.seeker, self.mask_seeker, self.result_seeker):
+            if s is not None:
+                s.close()
+
+
+class Proxies:
+    """The memory budget shared by all clips' scrub proxies, and the gate that pauses them while a job runs."""
+
+    def __init__(self, budget: int) -> None:
+        self.left = budget
+        self.idle = threading.Event()
+        self.idle.set()
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self.left or self.left <= 0:
+                return False
+            self.left -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.left += size
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG header, or None when ``data`` is not a PNG (checked before decoding)."""
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
+class Studio:
+    """All clips and jobs of one server. ``root``: the folder clips are opened from (resolved); ``work``:
+    where uploads, masks and results are written."""
+
+    def __init__(self, root: str | os.PathLike, work: str | os.PathLike, *, limits: Limits | None = None,
+                 config: Config | None = None) -> None:
+        self.root = Path(os.path.realpath(root))
+        if not self.root.is_dir():
+            raise InputError(f"--root {root}: not a folder")
+        self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or Limits()
+        self.config = config or Config()
+        self.clips: dict[str, Clip] = {}
+        self.jobs: dict[str, Job] = {}
+        self.proxies = Proxies(self.limits.proxy_bytes) if self.limits.proxy_bytes > 0 else None
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="streamfill-studio-jobs", daemon=True)
+        self._worker.start()
+
+    # -- clips -----------------------------------------------------------------------------------------
+    def open_clip(self, path: Path, name: str) -> Clip:
+        with self._lock:
+            for clip in self.clips.values():
+                if clip.path == path:
+                    return clip
+        clip_id = secrets.token_hex(6)
+        work = self.work / clip_id
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            clip = Clip(clip_id, path, name, work, self.limits, self.config, self.proxies)
+        except StreamfillError as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            detail = re.sub(r"\[Errno -?\d+\] ", "", _without_paths(str(exc), {path: name}))
+            if isinstance(exc, DecodeError):
+                raise InputError(f"{name} is not a video streamfill can read ({detail})") from None
+            raise type(exc)(detail) from None
+        with self._lock:
+            self.clips[clip_id] = clip
+        return clip
+
+    def clip(self, clip_id: str) -> Clip:
+        try:
+            return self.clips[clip_id]
+        except KeyError:
+            raise InputError("unknown clip (the server was restarted?): open it again") from None
+
+    def upload_path(self, name: str) -> Path:
+        """A fresh place for an uploaded file (its name kept, made safe)."""
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(name or "upload").name)[-100:]
+        folder = self.work / "uploads" / secrets.token_hex(6)
+        folder.mkdir(parents=True)
+        return folder / (safe.lstrip(".") or "upload")
+
+    def open_upload(self, path: Path) -> Clip:
+        """Open an uploaded file; anything that is not a video is refused with one line (and removed)."""
+        try:
+            if path.stat().st_size == 0:
+                raise InputError("the upload is empty")
+            return self.open_clip(path, path.name)
+        except BaseException:
+            self.discard_upload(path)
+            raise
+
+    def discard_upload(self, path: Path) -> None:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+    # -- keyframes and jobs ----------------------------------------------------------------------------
+    def keyframes(self, clip: Clip, items: list) -> list[Keyframe]:
+        """Keyframes from the page: ``{"index": K, "box": [x, y, w, h]}`` or ``{"index": K, "mask": PNG bytes}``
+        (full resolution, white = remove). Raises InputError/MaskError with a message for the page."""
+        if not isinstance(items, list) or not items:
+            raise InputError("nothing to track: paint over the object (or draw a box) on a frame first")
+        if len(items) > self.limits.max_keyframes:
+            raise InputError(f"too many keyframes ({len(items)}; at most {self.limits.max_keyframes})")
+        w, h = clip.info.width, clip.info.height
+        keys = []
+        for item in items:
+            index = item.get("index") if isinstance(item, dict) else None
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < clip.seeker.count:
+                raise InputError(f"keyframe at frame {index!r}: not a frame of this clip")
+            if item.get("box") is not None:
+                box = item["box"]
+                if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+                    raise InputError(f"keyframe {index}: the box must be four whole numbers x, y, w, h")
+                x, y, bw, bh = box
+                x, y = max(0, x), max(0, y)
+                bw, bh = min(bw, w - x), min(bh, h - y)
+                if bw < 2 or bh < 2:
+                    raise InputError(f"keyframe {index}: the box is empty or outside the frame")
+                keys.append(Keyframe(index=index, box=(x, y, bw, bh)))
+                continue
+            data = item.get("mask")
+            if not isinstance(data, bytes | bytearray) or not data:
+                raise InputError(f"keyframe {index}: no mask")
+            if len(data) > self.limits.max_mask_bytes:
+                raise MaskError(f"keyframe {index}: the mask is larger than {self.limits.max_mask_bytes} bytes")
+            size = png_size(bytes(data))
+            if size is None:
+                raise MaskError(f"keyframe {index}: the mask is not a PNG picture")
+            if size != (w, h):
+                raise MaskError(f"keyframe {index}: the mask is {size[0]}x{size[1]} but the clip is {w}x{h}")
+            mask = decode_png_mask(bytes(data))
+            if not (mask > 127).any():
+                raise MaskError(f"keyframe {index}: the mask is empty (nothing painted)")
+            keys.append(Keyframe(index=index, mask=np.ascontiguousarray(mask)))
+        return keys
+
+    def start_track(self, clip: Clip, keys: list[Keyframe]) -> Job:
+        job = self._new_job("track", clip, {"keyframes": sorted(k.index for k in keys)})
+        self._queue.put((job, lambda: self._run_track(job, clip, keys)))
+        return job
+
+    def start_remove(self, clip: Clip, engine: str, temporal: str) -> Job:
+        if engine not in ENGINES:
+            raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+        if temporal not in TEMPORAL_MODES:
+            raise InputError(f"unknown temporal mode {temporal!r} (known: {', '.join(TEMPORAL_MODES)})")
+        if clip.masks is None:
+            raise InputError("no masks yet: draw on a frame and press Track before Remove")
+        job = self._new_job("remove", clip, {"engine": engine, "temporal": temporal})
+        self._queue.put((job, lambda: self._run_remove(job, clip, engine, temporal)))
+        return job
+
+    def job(self, job_id: str) -> Job:
+        try:
+            return self.jobs[job_id]
+        except KeyError:
+            raise InputError("unknown job (the server was restarted?)") from None
+
+    def cancel(self, job: Job) -> None:
+        job.cancel.set()
+        if job.state == "queued":
+            job.state = "cancelled"
+            job.finished = time.monotonic()
+
+    def _new_job(self, kind: str, clip: Clip, options: dict) -> Job:
+        with self._lock:
+            busy = [j for j in self.jobs.values() if j.clip == clip.id and j.state in ("queued", "running")]
+            if busy:
+                raise InputError(f"a {busy[0].kind} job is already running for this clip: wait or cancel it")
+            job = Job(id=secrets.token_hex(6), kind=kind, clip=clip.id, total=clip.seeker.count, options=options)
+            self.jobs[job.id] = job
+        return job
+
+    def _progress(self, job: Job):
+        def progress(done: int, total: int | None) -> None:
+            job.done = done
+            if total:
+                job.total = total
+            if job.cancel.is_set():
+                raise Cancelled("cancelled")
+        return progress
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:  # close()
+                return
+            job, run = item
+            if job.state == "cancelled":
+                continue
+            job.state, job.started = "running", time.monotonic()
+            if self.proxies is not None:
+                self.proxies.idle.clear()
+            try:
+                run()
+                job.state = "done"
+            except Cancelled:
+                job.state = "cancelled"
+            except StreamfillError as exc:
+                clip = self.clips.get(job.clip)
+                names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
+                job.state, job.error = "failed", " ".join(_without_paths(str(exc), names).split())
+            except Exception as exc:  # noqa: BLE001 - a job's failure is reported on the page, never lost
+                job.state, job.error = "failed", f"internal error ({type(exc).__name__}: {exc})"
+            finally:
+                job.finished = time.monotonic()
+                if self.proxies is not None:
+                    self.proxies.idle.set()
+
+    def _run_track(self, job: Job, clip: Clip, keys: list[Keyframe]) -> None:
+        out = clip.work / f"masks-{job.id}.mkv"
+        options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append)
+        result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
+                                 progress=self._progress(job))
+        areas, seeker = self._areas(out, job)
+        # What the tracker reports, when it does: per-frame confidence, or the stretches where it lost the object.
+        weak, signal = weak_frames(areas, [k.index for k in keys], getattr(result, "confidence", None),
+                                   getattr(result, "lost", None))
+        old = (clip.masks, clip.mask_seeker)
+        clip.masks, clip.mask_seeker = out, seeker
+        clip.track = {"job": job.id, "frames": result.frames, "masked": result.masked,
+                      "keyframes": sorted(k.index for k in keys), "weak": weak, "weak_spans": spans(weak),
+                      "signal": signal, "areas": areas}
+        job.output = out.name
+        self._drop(*old)
+
+    def _areas(self, masks: Path, job: Job) -> tuple[list[int], FrameSeeker]:
+        """Mask pixels per frame (read back from the mask video) and a seeker on it."""
+        frames, _ = io.read_grey_sequence(masks)
+        areas = []
+        for grey in frames:
+            areas.append(int(np.count_nonzero(grey > 127)))
+        return areas, FrameSeeker(masks).open()
+
+    def _run_remove(self, job: Job, clip: Clip, engine: str, temporal: str) -> None:
+        stem = Path(clip.name).stem
+        out = clip.work / f"{stem}-removed-{job.id}.mp4"
+        config = merge(self.config, {"engine": {"name": engine}, "temporal": {"mode": temporal}})
+        api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job))
+        old = (clip.result, clip.result_seeker)
+        clip.result, clip.result_seeker = out, FrameSeeker(out).open()
+        job.output = out.name
+        self._drop(*old)
+
+    @staticmethod
+    def _drop(path: Path | None, seeker: FrameSeeker | None) -> None:
+        if seeker is not None:
+            seeker.close()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def file_of(self, job: Job) -> Path:
+        """The finished file a job made (result video or mask video), for download."""
+        if job.state != "done" or job.output is None:
+            raise InputError("this job has no finished output to download")
+        path = self.clip(job.clip).work / job.output
+        if not path.is_file():
+            raise InputError("that output was replaced by a newer run")
+        return path
+
+    def state(self) -> dict:
+        return {"clips": [c.describe() for c in self.clips.values()],
+                "jobs": [j.snapshot() for j in self.jobs.values()],
+                "engines": list(ENGINES), "temporal_modes": list(TEMPORAL_MODES),
+                "default_engine": self.config.engine.name, "default_temporal": self.config.temporal.mode,
+                "limits": dataclasses.asdict(self.limits)}
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.proxies is not None:
+            self.proxies.idle.set()
+        for job in self.jobs.values():
+            job.cancel.set()
+        self._queue.put(None)
+        self._worker.join(timeout=10)
+        for clip in self.clips.values():
+            clip.close()
+
+
+def _without_paths(message: str, names: dict) -> str:
+    """``message`` with the server's own paths replaced by what the page calls them (the clip's name)."""
+    for path, name in names.items():
+        message = message.replace(f"'{path}'", name).replace(str(path), name)
+    return message
+
+
+class UploadTooLarge(InputError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file is larger than this studio accepts ({limit / 1024**2:.0f} MB; "
+                         "start it with a larger --max-upload)")

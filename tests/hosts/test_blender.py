@@ -1,0 +1,124 @@
+"""The Blender Video Sequencer add-on (plugins/blender) run headless against `streamfill serve`:
+`blender -b --factory-startup --python-exit-code 1 -P tests/hosts/blender_check.py` (in Blender's own Python).
+
+Skipped, with one line, only where Blender (or pyzmq for its Python) is not installed (.ci/run installs
+Debian's blender and python3-zmq)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import frame_image, free_port, host_env, moving_square, write_rgb_clip
+
+W, H, N = 96, 64, 8
+CHECK = Path(__file__).with_name("blender_check.py")
+SIDE = 12
+
+
+@pytest.fixture(scope="module")
+def blender(tmp_path_factory):
+    env = host_env(tmp_path_factory.mktemp("blender"))
+    exe = shutil.which("blender", path=env["PATH"])
+    if exe is None:
+        pytest.skip("Blender is not installed (Debian: apt-get install blender python3-zmq)")
+    probe = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr",
+                            "import numpy, zmq"], env=env, capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("Blender's Python lacks numpy or pyzmq (Debian: apt-get install python3-numpy python3-zmq)")
+    return exe, env
+
+
+def _run(blender, clip: Path, endpoint: str, out: Path, box: str) -> subprocess.CompletedProcess:
+    exe, env = blender
+    return subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(CHECK), "--",
+                           str(clip), endpoint, str(out), box], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_remove_object_operator_headless(blender, serve, tmp_path):
+    frames = [frame_image(i, H, W, SIDE) for i in range(N)]
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, frames)
+    mid = N // 2
+    x, y = moving_square(mid, H, W, SIDE)
+    out = tmp_path / "out"
+    out.mkdir()
+    run = _run(blender, clip, serve, out, f"{x - 1},{y - 1},{SIDE + 2},{SIDE + 2}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == N
+    for kind, channel in (("MASK", 2), ("BOX", 3)):  # the second fill goes above the first
+        r = summary["runs"][kind]
+        assert r["elements"] == N and r["channel"] == channel
+        assert all(r["hole_changed"]) and not any(r["outside_changed"])
+        assert len(list(Path(r["folder"]).glob("fill_*.png"))) == N
+    # the box run, against the clip's own pixels: the square is gone on every frame (tracked from the middle
+    # frame forwards and backwards) and nothing changed away from it
+    for i in range(N):
+        filled = np.load(out / f"box_{i:03d}.npy")
+        sx, sy = moving_square(i, H, W, SIDE)
+        square = np.zeros((H, W), bool)
+        square[sy:sy + SIDE, sx:sx + SIDE] = True
+        red = (filled[..., 0] > 200) & (filled[..., 1] < 60) & (filled[..., 2] < 60)
+        assert not (red & square).any(), f"frame {i}: part of the square is left"
+        near = np.zeros((H, W), bool)
+        near[max(0, sy - 8):sy + SIDE + 8, max(0, sx - 8):sx + SIDE + 8] = True
+        assert np.array_equal(filled[~near], frames[i][~near]), f"frame {i}: pixels away from the object changed"
+
+
+@pytest.mark.slow
+def test_server_down_is_one_clear_error(blender, tmp_path):
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
+    exe, env = blender
+    script = tmp_path / "down.py"
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    script.write_text(
+        "import bpy, importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+        "s = bpy.context.scene; seq = s.sequence_editor_create()\n"
+        f"seq.active_strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
+        f"s.streamfill.endpoint = 'tcp://127.0.0.1:{free_port()}'; s.streamfill.timeout = 0.3\n"
+        "s.streamfill.retries = 0; s.streamfill.mask_kind = 'BOX'\n"
+        "try:\n    r = bpy.ops.sequencer.streamfill_remove_object()\nexcept RuntimeError as e:\n    r = str(e)\n"
+        "print('RESULT', r)\nprint('STRIPS', len(seq.sequences_all))\n")
+    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    text = run.stdout + run.stderr
+    assert "no answer from streamfill serve" in text, text[-2000:]
+    strips = [line for line in run.stdout.splitlines() if line.startswith("STRIPS")]
+    assert strips == ["STRIPS 1"], text[-2000:]  # the clip's strip only: nothing was added
+    assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_interactive_run_and_esc_cancel(blender, serve, tmp_path):
+    """The modal path a click takes (timer ticks, Esc) in a real window on Xvfb: one run finishes and adds
+    the strip; a second, cancelled with Esc after its first frames, adds nothing and leaves no files."""
+    exe, env = blender
+    xvfb = shutil.which("xvfb-run", path=env["PATH"])
+    if xvfb is None:
+        pytest.skip("xvfb-run is not installed (Debian: apt-get install xvfb xauth): the modal path needs a display")
+    frames = 24
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W) for i in range(frames)])
+    out = tmp_path / "out"
+    out.mkdir()
+    run = subprocess.run([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code", "1",
+                          "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), serve, str(out)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert (out / "ui.json").exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((out / "ui.json").read_text())
+    assert report["error"] is None, report
+    assert report["invoke"] == ["RUNNING_MODAL"] and report["invoke_cancel"] == ["RUNNING_MODAL"]
+    assert report["finished_strips"] == ["clip", "clip fill"]
+    assert report["fill"] == {"channel": 2, "elements": frames, "start": 1}
+    assert report["frames_before_esc"] >= 3
+    assert report["cancelled_strips"] == ["clip", "clip fill"]  # nothing added by the cancelled run
+    assert report["new_folders_after_cancel"] == []  # and its frames were deleted

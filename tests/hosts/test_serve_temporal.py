@@ -1,0 +1,63 @@
+"""`streamfill serve --temporal`: per-stream look-back temporal completion (build.make_temporal_fill), the
+serve side of the host integrations' temporal mode. No host application needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import moving_square
+
+from streamfill import build, protocol
+from streamfill.config import Config, merge
+
+H, W, N = 48, 72, 8
+
+
+def _clip():
+    y, x = np.mgrid[0:H, 0:W]
+    background = np.stack([(x * 5 + y * 2) % 256, (y * 4 + 30) % 256, ((x // 6 + y // 6) % 2) * 140 + 60],
+                          axis=-1).astype(np.uint8)
+    for i in range(N):
+        sx, sy = moving_square(i, H, W)
+        image = background.copy()
+        image[sy:sy + 12, sx:sx + 12] = (230, 20, 20)
+        mask = np.zeros((H, W), np.uint8)
+        mask[sy - 1:sy + 13, sx - 1:sx + 13] = 255
+        yield image, mask
+
+
+def _message(image, mask, index, stream):
+    return protocol.decode(protocol.encode_frame(image, mask=mask, index=index, pts=index * 40, time_base=(1, 1000),
+                                                 stream=stream))
+
+
+def test_streams_are_independent_and_restart_on_a_jump():
+    config = merge(Config(), {"temporal": {"mode": "fast"}})
+    clip = list(_clip())
+    alone = build.make_temporal_fill(config)
+    reference = [alone(img, m, _message(img, m, i, "a")) for i, (img, m) in enumerate(clip)]
+    # look-back: later frames get the background that earlier frames showed, so they differ from frame-alone fills
+    per_frame = build.make_fill(config)
+    assert not np.array_equal(reference[-1], per_frame(*clip[-1]))
+
+    fill = build.make_temporal_fill(config)
+    for i, (img, m) in enumerate(clip):  # two streams interleaved on one server: each as if alone
+        assert np.array_equal(fill(img, m, _message(img, m, i, "a")), reference[i])
+        assert np.array_equal(fill(img, m, _message(img, m, i, "b")), reference[i])
+    # a jump back (a seek) starts the stream again: frame 6 after frame 7 is filled as a first frame
+    img, m = clip[6]
+    restarted = fill(img, m, _message(img, m, 6, "a"))
+    fresh = build.make_temporal_fill(config)
+    assert np.array_equal(restarted, fresh(img, m, _message(img, m, 6, "x")))
+    assert not np.array_equal(restarted, reference[6])
+
+
+def test_a_failed_frame_does_not_break_the_stream():
+    config = merge(Config(), {"temporal": {"mode": "fast"}})
+    clip = list(_clip())
+    fill = build.make_temporal_fill(config)
+    img, m = clip[0]
+    with pytest.raises(Exception):  # noqa: B017 - a wrong-size mask fails this frame (serve: fill_failed)
+        fill(img, m[:10], _message(img, m, 0, "a"))
+    out = fill(img, m, _message(img, m, 1, "a"))  # the next frame is filled (the stream started again)
+    assert out.shape == img.shape and not np.array_equal(out, img)

@@ -1,0 +1,398 @@
+"""Chunked runs (process --ray / --chunk-seconds) and batches: the output is the one a single machine writes.
+
+Fast tests run the chunks in this process (LocalExecutor); the slow ones use a two-node Ray cluster in one
+process (ray.cluster_utils.Cluster, 2 nodes x 1 CPU)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from chunk_media import make_two_shot_clip
+from media import write_png
+
+from streamfill import api
+from streamfill.config import load_config
+from streamfill.distributed import LocalExecutor, process_chunked
+from streamfill.distributed import chunks as chunks_mod
+from streamfill.errors import DistributedError, OutputError
+from streamfill.io.segments import join_segments
+
+H, W = 64, 96
+
+
+def _hole() -> np.ndarray:
+    m = np.zeros((H, W), np.uint8)
+    m[22:42, 36:60] = 255
+    return m
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chunked")
+    src = d / "two_shots.mp4"
+    make_two_shot_clip(src, frames=48, cut=24, width=W, height=H, gop=8)
+    write_png(d / "hole.png", _hole())
+    return d, src, d / "hole.png"
+
+
+def _frames(path):
+    with av.open(str(path)) as c:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+def _packets(path, kind):
+    with av.open(str(path)) as c:
+        return [(bytes(p), p.pts) for p in c.demux(**{kind: 0}) if p.size]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _check_same_as_single(single: Path, chunked: Path, result, hole: np.ndarray) -> None:
+    """The contract: same frame count and pts, same audio packets, pixels outside the hole bit-exact (lossless),
+    inside the hole >= 40 dB at chunk borders and bit-exact where the border is a scene cut."""
+    a, b = _frames(single), _frames(chunked)
+    assert len(a) == len(b) == result.frames
+    assert [p for p, _ in a] == [p for p, _ in b]
+    assert _packets(single, "audio") == _packets(chunked, "audio")
+    inside = hole > 0
+    dilated = np.zeros_like(inside)
+    ys, xs = np.nonzero(inside)
+    dilated[max(0, ys.min() - 8):ys.max() + 9, max(0, xs.min() - 8):xs.max() + 9] = True  # hole + margin
+    for (_, x), (_, y) in zip(a, b, strict=True):
+        assert np.array_equal(x[~dilated], y[~dilated])
+    assert len(result.starts) >= 3 and result.cut_starts, result.starts
+    for s in result.starts[1:]:
+        for i in (s - 1, s):
+            assert _psnr(a[i][1][dilated], b[i][1][dilated]) >= 40.0, (i, result.starts)
+    for s in result.cut_starts:
+        for i in (s - 1, s, s + 1):
+            assert np.array_equal(a[i][1], b[i][1]), (i, result.cut_starts)
+
+
+def test_plan_cuts_at_the_scene_cut_and_at_keyframes(clip, tmp_path):
+    _, src, hole = clip
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    analysis = chunks_mod.analyse(src, hole, cfg, tmp_path)
+    assert analysis.cuts == [24]
+    assert analysis.keyframes[:3] == [0, 8, 16]
+    plan = chunks_mod.plan(analysis, cfg, chunk_seconds=0.34, source=str(src), work_dir=tmp_path, suffix=".mkv")
+    starts = [c.frames[0] for c in plan]
+    assert 24 in starts and starts[0] == 0
+    assert all(s == 24 or s in analysis.keyframes for s in starts)
+    assert sum(c.size for c in plan) == 48
+    pre, post = chunks_mod.rolls(cfg)
+    assert (pre, post) == (20, 10)  # window 10 + background memory 5 samples x stride 2; window ahead
+    second = plan[1]
+    assert second.own_from == min(pre, second.frames[0])  # pre-roll decoded, not written
+    assert len(second.pts) == second.own_from + second.size + min(post, 24 - second.frames[1] - 1)  # stops at the cut
+    at_cut = next(c for c in plan if c.frames[0] == 24)
+    assert at_cut.starts_at_cut and at_cut.own_from == 0  # a shot's first chunk needs no pre-roll
+    assert chunks_mod.rolls(load_config(None, {"temporal": {"mode": "off"}})) == (0, 0)
+    shots = chunks_mod.plan(analysis, cfg, chunk_seconds=0.34, source=str(src), work_dir=tmp_path, suffix=".mkv",
+                            cuts_only=True)
+    assert [c.frames for c in shots] == [(0, 23), (24, 47)] and shots[1].own_from == 0
+
+
+def test_shot_split_restarts_the_completion_at_each_cut(clip):
+    from streamfill import build
+    from streamfill.io import VideoReader
+    from streamfill.masks import StaticMask
+
+    _, src, hole = clip
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    made = []
+
+    def factory():
+        made.append(build.make_completion(cfg))
+        return made[-1]
+
+    from streamfill.pipeline.shots import ShotSplit
+
+    split = ShotSplit(factory, cfg.track.cut_threshold)
+    with VideoReader(src) as r:
+        out = list(split.stream(StaticMask(_hole(), cfg.mask).pair(r)))
+    assert [f.index for f in out] == list(range(48))
+    assert split.cuts == [24] and len(made) == 2
+    assert [m.stats.frames for m in made] == [24, 24] and split.frames_filled == 48
+
+
+def test_chunked_run_matches_a_single_run(clip, tmp_path):
+    _, src, hole = clip
+    cfg = load_config(None, {"io": {"lossless": True}, "temporal": {"mode": "fast"}})
+    api.process(src, tmp_path / "single.mkv", mask=hole, config=cfg)
+    result = process_chunked(src, tmp_path / "chunked.mkv", mask=hole, config=cfg, executor=LocalExecutor(cfg),
+                             chunk_seconds=0.34)
+    assert result.chunks >= 4 and result.frames == 48 and result.filled == 48
+    _check_same_as_single(tmp_path / "single.mkv", tmp_path / "chunked.mkv", result, _hole())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # work folder removed
+
+
+def test_per_frame_masks_go_through_the_serial_pass(clip, tmp_path):
+    _, src, _ = clip
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(48):
+        m = np.zeros((H, W), np.uint8)
+        x = 5 + i
+        m[20:40, x:x + 16] = 255
+        write_png(masks / f"{i:03d}.png", m)
+    cfg = load_config(None, {"io": {"lossless": True}, "temporal": {"mode": "off"}})
+    api.process(src, tmp_path / "single.mkv", mask=masks, config=cfg)
+    result = process_chunked(src, tmp_path / "chunked.mkv", mask=masks, config=cfg, executor=LocalExecutor(cfg),
+                             chunk_seconds=0.34)
+    a, b = _frames(tmp_path / "single.mkv"), _frames(tmp_path / "chunked.mkv")
+    assert result.chunks >= 4
+    assert [p for p, _ in a] == [p for p, _ in b]
+    assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b, strict=True))  # temporal off: exact
+
+
+def test_h264_with_b_frames_and_variable_frame_rate_joins_with_the_single_run_pts(tmp_path):
+    src = tmp_path / "vfr.mp4"
+    make_two_shot_clip(src, frames=40, cut=20, width=W, height=H, gop=8, vfr=True)
+    write_png(tmp_path / "hole.png", _hole())
+    cfg = load_config(None, {"temporal": {"mode": "off"}, "io": {"preset": "veryfast"}})
+    api.process(src, tmp_path / "single.mp4", mask=tmp_path / "hole.png", config=cfg)
+    result = process_chunked(src, tmp_path / "chunked.mp4", mask=tmp_path / "hole.png", config=cfg,
+                             executor=LocalExecutor(cfg), chunk_seconds=0.3)
+    assert result.chunks >= 3
+    a, b = _frames(tmp_path / "single.mp4"), _frames(tmp_path / "chunked.mp4")
+    assert len(a) == len(b) == 40
+    assert [p for p, _ in a] == [p for p, _ in b]
+    with av.open(str(tmp_path / "chunked.mp4")) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+        assert any(p.pts != p.dts for p in packets)  # B-frames really reorder
+        dts = [p.dts for p in packets]
+    assert all(y > x for x, y in zip(dts, dts[1:], strict=False))
+    assert all(p.dts <= p.pts for p in packets)
+    assert _packets(tmp_path / "single.mp4", "audio") == _packets(tmp_path / "chunked.mp4", "audio")
+
+
+def test_join_refuses_segments_encoded_differently(tmp_path):
+    from media import make_video
+
+    make_video(tmp_path / "a.mp4", frames=4, width=64, height=48)
+    make_video(tmp_path / "b.mp4", frames=4, width=96, height=64)
+    with pytest.raises(OutputError, match="encoded differently"):
+        join_segments([tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]
+
+
+def test_a_chunk_failing_twice_fails_the_run_naming_it(clip, tmp_path, monkeypatch):
+    _, src, hole = clip
+    cfg = load_config(None, {"temporal": {"mode": "off"}})
+    real = chunks_mod.render_chunk
+    calls = []
+
+    def flaky(chunk, config, **kw):
+        calls.append(chunk.id)
+        if chunk.id == 1:
+            raise OSError("disk vanished")
+        return real(chunk, config, **kw)
+
+    monkeypatch.setattr(chunks_mod, "render_chunk", flaky)
+    with pytest.raises(DistributedError, match=r"chunk 1 \(frames 8-15\) failed twice: OSError: disk vanished"):
+        process_chunked(src, tmp_path / "out.mp4", mask=hole, config=cfg, executor=LocalExecutor(cfg),
+                        chunk_seconds=0.34)
+    assert calls.count(1) == 2
+    assert list(tmp_path.iterdir()) == []  # nothing under the final name, work folder removed
+
+
+def _run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "streamfill", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_batch_with_a_corrupt_clip_keeps_the_good_outputs(clip, tmp_path):
+    _, src, hole = clip
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    from media import make_video
+
+    make_video(tmp_path / "other.mp4", frames=6, width=W, height=H)
+    out = tmp_path / "out"
+    r = _run_cli("batch", src, bad, tmp_path / "other.mp4", "--out-dir", out, "--mask", hole, "--temporal", "off")
+    assert r.returncode == 1
+    assert (out / "two_shots.mp4").exists() and (out / "other.mp4").exists()
+    assert not (out / "broken.mp4").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["other.mp4", "two_shots.mp4"]  # no partial files
+    assert "1 of 3 clips failed" in r.stderr and "broken.mp4: cannot" in r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["clip", "frames", "filled", "seconds", "status"]
+    assert any("two_shots.mp4" in ln and " 48 " in ln and ln.endswith("ok") for ln in lines)
+    assert any("broken.mp4" in ln and ln.endswith("failed") for ln in lines)
+
+
+def test_batch_in_a_process_pool(tmp_path):
+    from media import make_video
+
+    from streamfill.distributed import batch_jobs, run_batch_local
+
+    for name in ("a", "b"):
+        make_video(tmp_path / f"{name}.mp4", frames=5, width=64, height=48)
+    m = np.zeros((48, 64), np.uint8)
+    m[10:20, 10:30] = 255
+    write_png(tmp_path / "m.png", m)
+    cfg = load_config(None, {"temporal": {"mode": "off"}})
+    jobs = batch_jobs([str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), str(tmp_path / "missing.mp4")],
+                      tmp_path / "out", mask=str(tmp_path / "m.png"), config=cfg)
+    results = run_batch_local(jobs, cfg, jobs_parallel=2)
+    assert [(r.status, r.frames) for r in results] == [("ok", 5), ("ok", 5), ("failed", 0)]
+    assert "missing.mp4" in results[2].reason
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+
+
+def test_wrong_ray_address_is_one_line_without_a_hang(clip, tmp_path):
+    _, src, hole = clip
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    r = _run_cli("process", src, "-o", tmp_path / "o.mp4", "--mask", hole, "--ray", f"127.0.0.1:{port}", timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "no Ray cluster at 127.0.0.1" in r.stderr
+    assert time.monotonic() - t0 < 30
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.slow
+def test_ray_address_that_is_not_a_ray_head_times_out(clip, tmp_path):
+    _, src, hole = clip
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # accepts connections, never speaks
+    port = server.getsockname()[1]
+    try:
+        t0 = time.monotonic()
+        r = _run_cli("process", src, "-o", tmp_path / "o.mp4", "--mask", hole, "--ray", f"127.0.0.1:{port}",
+                     "--ray-timeout", "4", timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        server.close()
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+    assert took < 25
+
+
+# -- a two-node Ray cluster in this process ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster():
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from streamfill.distributed import ray_backend
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    ray_backend.connect(c.address)
+    yield c
+    ray_backend.shutdown()
+    c.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_cluster_chunked_run_matches_a_single_run(cluster, clip, tmp_path):
+    from streamfill.distributed.ray_backend import RayExecutor
+
+    _, src, hole = clip
+    cfg = load_config(None, {"io": {"lossless": True}, "temporal": {"mode": "fast"}})
+    api.process(src, tmp_path / "single.mkv", mask=hole, config=cfg)
+    seen = []
+    executor = RayExecutor(cfg)
+    try:
+        result = process_chunked(src, tmp_path / "ray.mkv", mask=hole, config=cfg, executor=executor,
+                                 chunk_seconds=0.34, progress=lambda stage, d, t: seen.append((stage, d, t)))
+    finally:
+        executor.close()
+    assert len(result.nodes) == 2  # both worker nodes rendered chunks
+    _check_same_as_single(tmp_path / "single.mkv", tmp_path / "ray.mkv", result, _hole())
+    render = [d for stage, d, _ in seen if stage == "render"]
+    assert render[-1] == 48 and render == sorted(render)  # one bar, fed by all workers, ends at the total
+
+
+@pytest.mark.slow
+def test_ray_batch_with_a_corrupt_clip(cluster, clip, tmp_path):
+    from streamfill.distributed import batch_jobs
+    from streamfill.distributed.ray_backend import RayExecutor
+
+    _, src, hole = clip
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    cfg = load_config(None, {"temporal": {"mode": "off"}})
+    jobs = batch_jobs([str(src), str(bad)], tmp_path / "out", mask=str(hole), config=cfg)
+    executor = RayExecutor(cfg)
+    try:
+        results = executor.clips(jobs)
+    finally:
+        executor.close()
+    assert [r.status for r in results] == ["ok", "failed"]
+    assert results[0].frames == 48 and "bad.mp4" in results[1].reason
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["two_shots.mp4"]
+
+
+@pytest.mark.slow
+def test_cli_process_and_batch_on_the_cluster(cluster, clip, tmp_path):
+    _, src, hole = clip
+    r = _run_cli("process", src, "-o", tmp_path / "out.mkv", "--mask", hole, "--lossless", "--ray", cluster.address,
+                 "--chunk-seconds", "0.5", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "48 frames" in r.stderr and "at scene cuts" in r.stderr
+    assert len(_frames(tmp_path / "out.mkv")) == 48
+    r = _run_cli("batch", src, "--out-dir", tmp_path / "b", "--mask", hole, "--temporal", "off", "--ray",
+                 cluster.address, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 clips done, 48 frames" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "out.mkv"]  # no work folder left
+
+
+@pytest.mark.slow
+def test_ray_node_removed_mid_job(cluster, tmp_path):
+    """A third node joins, takes chunks, and is removed while the job runs: its chunks are retried on the
+    others and the output is complete, or the run fails with one line and writes nothing."""
+    from streamfill.distributed.ray_backend import RayExecutor
+
+    src = tmp_path / "long.mp4"
+    make_two_shot_clip(src, frames=96, cut=48, width=W, height=H, gop=8)
+    write_png(tmp_path / "hole.png", _hole())
+    node = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    cfg = load_config(None, {"io": {"lossless": True}, "temporal": {"mode": "fast"}})
+    executor = RayExecutor(cfg, workers=3)
+    started = threading.Event()
+    outcome = {}
+
+    def job():
+        try:
+            outcome["result"] = process_chunked(
+                src, tmp_path / "out.mkv", mask=tmp_path / "hole.png", config=cfg, executor=executor,
+                chunk_seconds=0.34, progress=lambda stage, d, t: stage == "render" and d > 0 and started.set())
+        except DistributedError as exc:
+            outcome["error"] = exc
+
+    t = threading.Thread(target=job)
+    t.start()
+    assert started.wait(120)
+    cluster.remove_node(node)
+    t.join(300)
+    executor.close()
+    assert not t.is_alive()
+    print(f"lost workers: {executor.lost_workers}, outcome: {sorted(outcome)}")
+    if "result" in outcome:
+        assert outcome["result"].frames == 96
+        assert len(_frames(tmp_path / "out.mkv")) == 96
+    else:
+        assert "\n" not in str(outcome["error"])
+        assert not (tmp_path / "out.mkv").exists()

@@ -1,0 +1,392 @@
+"""`streamfill studio`: the HTTP API through Starlette's test client, the path rules, the limits, the jobs
+(track, remove, cancel), random access to frames, and the weak-track signal."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+import cv2  # noqa: E402
+from media import make_video  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+from studio_helpers import disc_mask, make_object_clip, object_at  # noqa: E402
+
+from streamfill import io  # noqa: E402
+from streamfill.io.seek import FrameSeeker  # noqa: E402
+from streamfill.studio.app import create_app  # noqa: E402
+from streamfill.studio.session import Limits, Studio  # noqa: E402
+from streamfill.studio.weak import spans, weak_frames  # noqa: E402
+
+W, H, FRAMES = 160, 96, 12
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    make_object_clip(root / "clip.mp4", frames=FRAMES, width=W, height=H)
+    (root / "notes.mp4").write_bytes(b"not a video")
+    (tmp_path / "secret.mp4").write_bytes(b"outside the root")
+    make_video(tmp_path / "outside.mp4", frames=3)
+    return root
+
+
+@pytest.fixture
+def studio(root, tmp_path):
+    s = Studio(root, tmp_path / "work", limits=Limits(max_upload=2_000_000))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(studio):
+    with TestClient(create_app(studio), base_url="http://127.0.0.1:7860") as c:
+        yield c
+
+
+def png_data_url(mask: np.ndarray) -> str:
+    ok, data = cv2.imencode(".png", mask)
+    return "data:image/png;base64," + base64.b64encode(data.tobytes()).decode()
+
+
+def wait_job(client, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = client.get(f"/api/jobs/{job_id}").json()
+        if snap["state"] in ("done", "failed", "cancelled"):
+            return snap
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {snap}")
+
+
+def open_clip(client, path="clip.mp4"):
+    r = client.post("/api/open", json={"path": path})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# -- frames ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("x264", [{}, {"preset": "medium", "bf": "3", "b-pyramid": "normal", "g": "250"}],
+                         ids=["intra-12", "b-frames-long-gop"])
+def test_frame_seeker_matches_sequential_decoding(tmp_path, x264):
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=x264)
+    with io.open_video(path) as reader:
+        ref = list(reader)
+    order = list(np.random.default_rng(0).permutation(30)) + list(range(30))
+    with FrameSeeker(path) as seeker:
+        assert seeker.count == 30
+        for i in order:
+            f = seeker.frame(int(i))
+            assert f.index == i and f.pts == ref[i].pts and np.array_equal(f.image, ref[i].image)
+        with pytest.raises(ValueError, match="outside the clip"):
+            seeker.frame(30)
+
+
+def test_open_and_frames(client):
+    clip = open_clip(client)
+    assert (clip["width"], clip["height"], clip["frames"], clip["fps"]) == (W, H, FRAMES, 25.0)
+    assert clip["preview"] == [W, H]
+    r = client.get(f"/api/clips/{clip['id']}/frames/5")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert float(r.headers["x-frame-time"]) == pytest.approx(5 / 25)
+    image = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (H, W, 3)
+    r = client.get(f"/api/clips/{clip['id']}/frames/{FRAMES}")
+    assert r.status_code == 400 and "outside the clip" in r.json()["error"]
+    assert client.post("/api/open", json={"path": "clip.mp4"}).json()["id"] == clip["id"]  # opened once
+    r = client.get(f"/api/clips/{clip['id']}/masks/0")
+    assert r.status_code == 400 and "press Track" in r.json()["error"]
+    assert client.get("/api/clips/nope/frames/0").json()["error"].startswith("unknown clip")
+
+
+@pytest.mark.slow
+def test_four_k_preview_is_downscaled_and_masks_stay_full_size(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    make_object_clip(root / "uhd.mp4", frames=2, width=3840, height=2160)
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))  # the seek path, nothing beside it
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client, "uhd.mp4")
+            assert clip["preview"] == [1280, 720]
+            r = client.get(f"/api/clips/{clip['id']}/frames/1")
+            assert cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR).shape == (720, 1280, 3)
+            mask = disc_mask(0, 3840, 2160)
+            r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0,
+                                                                                  "mask": png_data_url(mask)}]})
+            assert r.status_code == 200, r.text
+            assert wait_job(client, r.json()["id"], 120)["state"] == "done"
+            masks = studio.clip(clip["id"]).masks
+            with io.open_video(masks) as reader:
+                first = next(iter(reader))
+            assert first.image.shape == (2160, 3840, 3)
+            assert np.array_equal(first.image.max(axis=2) > 127, mask > 127)  # the keyframe, pixel for pixel
+            r = client.get(f"/api/clips/{clip['id']}/masks/0")
+            assert cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_GRAYSCALE).shape == (720, 1280)
+    finally:
+        studio.close()
+
+
+# -- paths -------------------------------------------------------------------------------------------------
+def test_listing_shows_videos_and_folders_only_inside_root(client, root, tmp_path):
+    os.symlink(tmp_path / "secret.mp4", root / "link-out.mp4")
+    os.symlink(tmp_path, root / "dir-out")
+    os.symlink(root / "clip.mp4", root / "sub" / "link-in.mp4")
+    (root / "readme.txt").write_text("x")
+    listing = client.get("/api/files").json()
+    assert [d["name"] for d in listing["dirs"]] == ["sub"]
+    assert [f["name"] for f in listing["files"]] == ["clip.mp4", "notes.mp4"]
+    assert listing["parent"] is None
+    sub = client.get("/api/files", params={"path": "sub"}).json()
+    assert [f["path"] for f in sub["files"]] == ["sub/link-in.mp4"] and sub["parent"] == ""
+    assert open_clip(client, "sub/link-in.mp4")["frames"] == FRAMES  # a link that stays inside is fine
+
+
+@pytest.mark.parametrize("path", ["..", "../", "../secret.mp4", "sub/../../secret.mp4", "/etc/passwd",
+                                  "//etc/passwd", "link-out.mp4", "dir-out", "dir-out/secret.mp4", "sub\\..\\..",
+                                  "~/secret.mp4", "clip.mp4\x00.txt", "%2e%2e/secret.mp4", "..%2fsecret.mp4",
+                                  "%252e%252e%252fsecret.mp4", "C:/Windows"])
+def test_nothing_outside_root_is_read_or_listed(client, root, tmp_path, path):
+    os.symlink(tmp_path / "outside.mp4", root / "link-out.mp4")
+    os.symlink(tmp_path, root / "dir-out")
+    for r in (client.get("/api/files", params={"path": path}), client.post("/api/open", json={"path": path})):
+        assert r.status_code == 404, (path, r.status_code, r.text)
+        text = r.json()["error"]
+        assert str(tmp_path) not in text and "\n" not in text
+    assert client.get("/api/state").json()["clips"] == []
+
+
+@pytest.mark.parametrize("raw", ["/api/files?path=..", "/api/files?path=%2e%2e", "/api/files?path=%2E%2E%2F",
+                                 "/api/files?path=..%2F..%2Fetc", "/api/files?path=%2Fetc",
+                                 "/static/..%2f..%2fsession.py", "/static/%2e%2e/session.py",
+                                 "/static/../app.py"])
+def test_url_encoded_escapes(client, raw):
+    r = client.get(raw)
+    assert r.status_code == 404, (raw, r.status_code)
+    assert b"import" not in r.content
+
+
+# -- security ----------------------------------------------------------------------------------------------
+def test_token_is_required_when_given(studio):
+    with TestClient(create_app(studio, token="s3cret-token"), base_url="http://192.168.1.5:7860") as c:
+        r = c.get("/api/state")
+        assert r.status_code == 403 and "token" in r.json()["error"]
+        assert c.get("/api/state", params={"token": "wrong-token"}).status_code == 403
+        assert c.get("/api/state", headers={"X-Streamfill-Token": "s3cret-token"}).status_code == 200
+        page = c.get("/", params={"token": "s3cret-token"})
+        assert page.status_code == 200 and "streamfill studio" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "httponly" in page.headers["set-cookie"].lower()
+        assert c.get("/api/state").status_code == 200  # the cookie the page got
+
+
+def test_loopback_only_answers_loopback_hosts_and_own_origin(studio):
+    with TestClient(create_app(studio), base_url="http://evil.example:7860") as c:
+        r = c.get("/api/state")
+        assert r.status_code == 403 and "loopback" in r.json()["error"]  # DNS rebinding
+    with TestClient(create_app(studio), base_url="http://localhost:7860") as c:
+        assert c.get("/api/state").status_code == 200
+        r = c.post("/api/open", json={"path": "clip.mp4"}, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and "own page" in r.json()["error"]
+        assert c.post("/api/open", json={"path": "clip.mp4"}, headers={"Origin": "http://localhost:7860"}).is_success
+
+
+@pytest.mark.slow
+def test_cli_refuses_other_hosts_without_token(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "streamfill", "studio", "--host", "0.0.0.0", "--root", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and "--token" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "streamfill", "studio", "--root", str(tmp_path / "nope"),
+                          "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "not a folder" in run.stderr and "Traceback" not in run.stderr
+
+
+# -- uploads -----------------------------------------------------------------------------------------------
+def test_upload(client, studio, tmp_path):
+    data = (tmp_path / "root" / "clip.mp4").read_bytes()
+    r = client.post("/api/upload", params={"name": "../../my clip.mp4"}, content=data)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "my_clip.mp4" and r.json()["frames"] == FRAMES
+    assert studio.clip(r.json()["id"]).path.is_relative_to(studio.work)
+    r = client.post("/api/upload", params={"name": "x.mp4"}, content=b"definitely not a video" * 10)
+    assert r.status_code == 400 and r.json()["error"].startswith("x.mp4 is not a video")
+    r = client.post("/api/upload", params={"name": "big.mp4"}, content=b"\0" * 2_000_001)
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
+    r = client.post("/api/upload", params={"name": "empty.mp4"}, content=b"")
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+    uploads = list((studio.work / "uploads").iterdir())
+    assert len(uploads) == 1  # the refused ones left nothing behind
+
+
+def test_frame_size_limit(root, tmp_path):
+    studio = Studio(root, tmp_path / "w", limits=Limits(max_pixels=100 * 60))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as c:
+            r = c.post("/api/open", json={"path": "clip.mp4"})
+            assert r.status_code == 400 and "larger than this studio accepts" in r.json()["error"]
+    finally:
+        studio.close()
+
+
+def test_not_a_video_in_root(client):
+    r = client.post("/api/open", json={"path": "notes.mp4"})
+    assert r.status_code == 400 and "notes.mp4" in r.json()["error"] and "/" not in r.json()["error"].split(":")[0]
+    assert client.post("/api/open", content=b"{nope").json()["error"] == "the request is not valid JSON"
+
+
+# -- tracking, removal, jobs -------------------------------------------------------------------------------
+@pytest.mark.parametrize("item, message", [
+    ({"index": 0, "mask": png_data_url(np.zeros((H, W), np.uint8))}, "empty"),
+    ({"index": 0, "mask": png_data_url(np.full((H // 2, W), 255, np.uint8))}, f"but the clip is {W}x{H}"),
+    ({"index": 0, "mask": "data:image/png;base64,@@@"}, "not valid base64"),
+    ({"index": 0, "mask": base64.b64encode(b"GIF89a....").decode()}, "not a PNG"),
+    ({"index": FRAMES, "box": [1, 1, 10, 10]}, "not a frame of this clip"),
+    ({"index": 0, "box": [W + 5, 1, 10, 10]}, "outside the frame"),
+    ({"index": 0, "box": "1,2,3,4"}, "four whole numbers"),
+])
+def test_bad_keyframes_get_one_clear_message(client, item, message):
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [item]})
+    assert r.status_code in (400, 422) and message in r.json()["error"], r.text
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": []})
+    assert "nothing to track" in r.json()["error"]
+
+
+def test_track_then_remove_then_download(client, studio, tmp_path):
+    clip = open_clip(client)
+    keys = [{"index": 0, "mask": png_data_url(disc_mask(0, W, H))}, {"index": 8, "box": [60, 30, 50, 40]}]
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": keys})
+    assert r.status_code == 200 and r.json()["kind"] == "track"
+    snap = wait_job(client, r.json()["id"])
+    assert snap["state"] == "done" and snap["percent"] == 100.0 and snap["done"] == FRAMES, snap
+    info = client.get(f"/api/clips/{clip['id']}").json()
+    track = info["track"]
+    assert track["frames"] == FRAMES and track["keyframes"] == [0, 8] and len(track["areas"]) == FRAMES
+    assert track["signal"] in ("area", "confidence", "lost") and info["has_masks"]
+    mask = client.get(f"/api/clips/{clip['id']}/masks/3")
+    grey = cv2.imdecode(np.frombuffer(mask.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+    ys, xs = np.nonzero(grey > 127)
+    cx, cy, _ = object_at(3, W, H)
+    assert abs(xs.mean() - cx) < 4 and abs(ys.mean() - cy) < 4
+
+    masks = tmp_path / "masks.mkv"
+    masks.write_bytes(client.get(f"/api/clips/{clip['id']}/masks.mkv").content)
+    with io.open_video(masks) as reader:
+        assert sum(1 for _ in reader) == FRAMES  # usable by `process --mask`
+
+    r = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "warp9", "temporal": "off"})
+    assert r.status_code == 400 and "unknown engine" in r.json()["error"]
+    r = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"})
+    job = r.json()
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as events:
+        states = [line for line in events.iter_lines() if line.startswith("data:")]
+    assert '"state": "done"' in states[-1] and '"percent": 100.0' in states[-1]
+    out = tmp_path / "out.mp4"
+    r = client.get(f"/api/jobs/{job['id']}/download")
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    out.write_bytes(r.content)
+    with io.open_video(out) as reader:
+        frames = list(reader)
+    assert len(frames) == FRAMES
+    cx, cy, rad = object_at(5, W, H)
+    patch = frames[5].image[cy - rad // 2:cy + rad // 2, cx - rad // 2:cx + rad // 2].astype(int)
+    assert patch[..., 2].mean() < 180  # the blue disc is gone
+    r = client.get(f"/api/clips/{clip['id']}/frames/5", params={"which": "result"})
+    assert r.status_code == 200
+    assert client.get(f"/api/clips/{clip['id']}").json()["result"] == wait_job(client, job["id"])["output"]
+
+
+def test_remove_needs_masks_and_one_job_per_clip(client):
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea"})
+    assert r.status_code == 400 and "press Track" in r.json()["error"]
+
+
+def test_cancel_stops_a_job_and_leaves_no_output(client, studio, monkeypatch):
+    from streamfill.studio import session
+
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    started = []
+
+    def slow_process(input, output, *, mask, config, progress):
+        open(output, "wb").close()  # what a real run leaves under a temporary name
+        for i in range(10_000):
+            started.append(i)
+            progress(i, 10_000)
+            time.sleep(0.01)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(session.api, "process", slow_process)
+    job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert r.status_code == 400 and "already running" in r.json()["error"]
+    while not started:
+        time.sleep(0.01)
+    snap = client.get(f"/api/jobs/{job['id']}").json()
+    assert snap["state"] == "running" and snap["total"] == 10_000
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    assert wait_job(client, job["id"])["state"] == "cancelled"
+    assert len(started) < 10_000
+    r = client.get(f"/api/jobs/{job['id']}/download")
+    assert r.status_code == 400 and "no finished output" in r.json()["error"]
+
+
+def test_failed_job_reports_one_line(client, studio, monkeypatch):
+    from streamfill.errors import EngineError
+    from streamfill.studio import session
+
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    wait_job(client, r.json()["id"])
+
+    def broken(*args, **kwargs):
+        raise EngineError("no weights for engine onnx:\n   see the docs")
+
+    monkeypatch.setattr(session.api, "process", broken)
+    job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "onnx"}).json()
+    snap = wait_job(client, job["id"])
+    assert snap["state"] == "failed" and snap["error"] == "no weights for engine onnx: see the docs"
+
+
+# -- weak tracking ------------------------------------------------------------------------------------------
+def test_weak_frames_from_area_and_confidence():
+    areas = [1000, 980, 990, 300, 0, 950, 1010, 4000, 1000, 1020]
+    weak, signal = weak_frames(areas, [0, 9])
+    assert signal == "area" and weak == [3, 4, 7, 8]  # collapse, loss, balloon and the jump back from it
+    assert spans(weak) == [(3, 4), (7, 8)]
+    conf = [1, 0.9, 0.2, 0.8, 0.1, 0.9, 0.9, 0.9, 0.9, 0.4]
+    assert weak_frames(areas, [0, 9], conf) == ([2, 4], "confidence")  # a keyframe is never weak
+    assert weak_frames([0, 0, 0], [0]) == ([], "area")  # nothing drawn, nothing to judge
+    assert weak_frames(areas, [0, 9], lost=[(2, 4), (8, 12)]) == ([2, 3, 4, 8], "lost")  # the tracker's word
+    assert weak_frames(areas, [0, 9], lost=[]) == ([], "lost")
+
+
+def test_scrub_proxies_are_the_frames_the_seek_path_gives(root, tmp_path):
+    from streamfill.io.seek import encode_jpeg
+    from streamfill.studio.session import PROXY_QUALITY
+
+    studio = Studio(root, tmp_path / "w")
+    try:
+        clip = studio.open_clip(root / "clip.mp4", "clip.mp4")
+        deadline = time.monotonic() + 30
+        while len(clip.proxies) < FRAMES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(clip.proxies) == list(range(FRAMES))
+        for i in (0, 7, 3, FRAMES - 1):
+            expected = encode_jpeg(clip.seeker.frame(i).image, size=clip.preview, quality=PROXY_QUALITY)
+            assert clip.frame_jpeg(i)[0] == expected
+    finally:
+        studio.close()
+    assert studio.proxies.left == studio.limits.proxy_bytes  # the memory went back when the clip closed

@@ -1,0 +1,248 @@
+"""End to end in a real headless Chromium (Debian's chromium + chromium-driver, driven by selenium): open a
+clip, paint over the object, track, scrub, remove, download. Marked ``browser``; CI runs them
+(STREAMFILL_BROWSER_TESTS=1 makes a missing browser a failure instead of a skip).
+
+Set STREAMFILL_STUDIO_SCREENSHOT=PATH to keep the screenshot the README shows (docs/images/studio.png)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+selenium = pytest.importorskip("selenium")
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from studio_helpers import make_object_clip, object_at, running_studio  # noqa: E402
+
+from streamfill import io  # noqa: E402
+from streamfill.studio.session import Studio  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+DRIVER = "/usr/bin/chromedriver"
+FRAMES, W, H = 24, 640, 360
+
+
+@pytest.fixture
+def browser(tmp_path, request):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        if os.environ.get("STREAMFILL_BROWSER_TESTS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    except BaseException:
+        # the test failed: keep what the page looked like (STREAMFILL_FAILURE_DIR, default the test's tmp dir)
+        shot = Path(os.environ.get("STREAMFILL_FAILURE_DIR", tmp_path)) / f"{request.node.name}-failure.png"
+        driver.save_screenshot(str(shot))
+        print(f"screenshot of the failure: {shot}")
+        raise
+    finally:
+        driver.quit()
+
+
+def wait(driver, condition, what, timeout=30):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+    except TimeoutException:
+        message = driver.find_element(By.ID, "message").text
+        raise AssertionError(f"timed out waiting for {what}; page message: {message!r}") from None
+
+
+def save_small_png(driver, path, limit=200_000):
+    """A screenshot of the page as a PNG under ``limit`` bytes (scaled down and posterised as needed)."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(driver.get_screenshot_as_png(), np.uint8), cv2.IMREAD_COLOR)
+    for width, levels in ((1280, 256), (1100, 64), (960, 32), (800, 16)):
+        small = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])),
+                           interpolation=cv2.INTER_AREA)
+        step = 256 // levels
+        small = (small // step) * step + step // 2 if levels < 256 else small
+        ok, data = cv2.imencode(".png", small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if len(data) <= limit:
+            break
+    Path(path).write_bytes(data.tobytes())
+
+
+def canvas_point(driver, view, x, y):
+    """Offset from the canvas centre (what selenium's actions use) of frame pixel (x, y)."""
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", view)
+    return round((x / W - 0.5) * rect[0]), round((y / H - 0.5) * rect[1])
+
+
+def test_draw_track_scrub_remove_download(browser, tmp_path):
+    driver = browser
+    root = tmp_path / "root"
+    root.mkdir()
+    make_object_clip(root / "clip.mp4", frames=FRAMES, width=W, height=H)
+    studio = Studio(root, tmp_path / "work")
+    t0 = time.monotonic()
+    try:
+        with running_studio(studio) as url:
+            driver.get(url)
+            # open the clip through the file browser
+            driver.find_element(By.ID, "open-btn").click()
+            item = wait(driver, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                           if "clip.mp4" in li.text], "the file list")[0]
+            item.click()
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0")
+            assert driver.find_element(By.ID, "frame-count").text == str(FRAMES - 1)
+            assert driver.find_element(By.ID, "timecode").text == "00:00:00:00"
+
+            # paint over the disc on frame 0 with the mouse
+            driver.execute_script("const s = document.getElementById('size'); s.value = 24;"
+                                  "s.dispatchEvent(new Event('input'));")
+            view = driver.find_element(By.ID, "view")
+            cx, cy, r = object_at(0, W, H)
+            d = r - 12
+            points = [(cx - d + 8, cy - 24), (cx + d - 8, cy - 24), (cx + d, cy - 8), (cx - d, cy - 8),
+                      (cx - d, cy + 8), (cx + d, cy + 8), (cx + d - 8, cy + 24), (cx - d + 8, cy + 24)]
+            chain = ActionChains(driver, duration=20)
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, *points[0])).click_and_hold()
+            for p in points[1:]:
+                chain.move_to_element_with_offset(view, *canvas_point(driver, view, *p))
+            chain.release().perform()
+            drawn = driver.execute_script("return window.studio.maskCoverage()")
+            assert drawn["pixels"] > 3.14 * r * r * 0.7, drawn
+            assert "keyframe" in driver.find_element(By.ID, "keyframe-flag").text
+
+            # track, then scrub with the keyboard to frame N and check the overlay follows the disc
+            driver.find_element(By.ID, "track").click()
+            wait(driver, lambda d: "frames masked" in d.find_element(By.ID, "track-info").text, "tracking", 60)
+            n = 15
+            body = driver.find_element(By.TAG_NAME, "body")
+            for _ in range(n):
+                body.send_keys(Keys.ARROW_RIGHT)
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == str(n), f"frame {n}")
+            assert driver.find_element(By.ID, "frame-number").get_attribute("value") == str(n)
+            assert driver.find_element(By.ID, "timecode").text == f"00:00:00:{n:02d}"
+            cov = driver.execute_script("return window.studio.maskCoverage()")
+            ex, ey, _ = object_at(n, W, H)
+            assert cov["index"] == n and cov["box"] is not None, cov
+            bx, by, bw, bh = cov["box"]
+            assert abs(bx + bw / 2 - ex) < 12 and abs(by + bh / 2 - ey) < 12, (cov, ex, ey)
+            assert 0.6 < cov["pixels"] / (3.14 * r * r) < 1.8, cov
+            assert driver.find_element(By.ID, "masks-link").is_displayed()
+
+            # remove (per-frame telea: quick), reload the page while it runs, wait for 100 %
+            Select(driver.find_element(By.ID, "engine")).select_by_value("telea")
+            Select(driver.find_element(By.ID, "temporal")).select_by_value("off")
+            driver.find_element(By.ID, "remove").click()
+            wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-job")
+                 in ("running", "done"), "the removal to start")
+            driver.refresh()
+            wait(driver, lambda d: d.find_element(By.ID, "download").is_displayed(), "the removal", 90)
+            assert driver.find_element(By.ID, "progress").get_attribute("value") in ("100", "100.0") or \
+                driver.find_element(By.ID, "job").get_attribute("hidden") is not None
+            compare = driver.find_element(By.ID, "compare")
+            if not compare.is_selected():
+                compare.click()
+            wait(driver, lambda d: d.execute_script("return window.studio.state.resultImage !== null"), "the result")
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == str(n),
+                 "the frame shown before the reload")
+
+            # download the result and the masks the links point at; every frame is there
+            href = driver.find_element(By.ID, "download").get_attribute("href")
+            out = tmp_path / "result.mp4"
+            with urllib.request.urlopen(href, timeout=30) as response, open(out, "wb") as fh:
+                shutil.copyfileobj(response, fh)
+            with io.open_video(out) as reader:
+                assert sum(1 for _ in reader) == FRAMES
+            masks_href = driver.find_element(By.ID, "masks-link").get_attribute("href")
+            masks = tmp_path / "masks.mkv"
+            with urllib.request.urlopen(masks_href, timeout=30) as response, open(masks, "wb") as fh:
+                shutil.copyfileobj(response, fh)
+            with io.open_video(masks) as reader:
+                assert sum(1 for _ in reader) == FRAMES
+
+            keep = os.environ.get("STREAMFILL_STUDIO_SCREENSHOT")
+            if keep:  # the README's picture: the wipe across the disc at frame 12, half before, half after
+                cx = object_at(12, W, H)[0]
+                driver.execute_script(f"window.studio.state.wipe = {cx / W}; window.studio.show(12);")
+                wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "12", "frame 12")
+                save_small_png(driver, keep)
+    finally:
+        studio.close()
+    assert time.monotonic() - t0 < 120, "the whole flow must take under 2 minutes"
+
+
+def test_bad_input_shows_one_message(browser, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "notes.mp4").write_bytes(b"this is not a video at all")
+    studio = Studio(root, tmp_path / "work")
+    try:
+        with running_studio(studio) as url:
+            browser.get(url)
+            browser.find_element(By.ID, "open-btn").click()  # the file browser opens and closes
+            wait(browser, lambda d: d.find_element(By.ID, "browser").get_attribute("open") is not None, "the dialog")
+            browser.find_element(By.CSS_SELECTOR, "#browser button[value=cancel]").click()
+            wait(browser, lambda d: d.find_element(By.ID, "browser").get_attribute("open") is None, "it to close")
+            browser.find_element(By.ID, "open-btn").click()
+            wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                     if "notes.mp4" in li.text], "the file list")[0].click()
+            message = wait(browser, lambda d: d.find_element(By.ID, "message").text if
+                           d.find_element(By.ID, "message").is_displayed() and "opening" not in
+                           d.find_element(By.ID, "message").text else None, "an error message")
+            assert "notes.mp4" in message and "\n" not in message
+            # Track with nothing drawn: a clear message too (no clip: "open a clip first")
+            browser.find_element(By.ID, "track").click()
+            wait(browser, lambda d: "open a clip first" in d.find_element(By.ID, "message").text, "a message")
+            # an upload that is not a video
+            bad = tmp_path / "holiday.mp4"
+            bad.write_bytes(b"\x00\x01 certainly not a video" * 100)
+            browser.find_element(By.ID, "upload").send_keys(str(bad))
+            wait(browser, lambda d: d.find_element(By.ID, "message").text.startswith("holiday.mp4 is not a video"),
+                 "the upload's message")
+            # an upload that is a video opens
+            make_object_clip(tmp_path / "mine.mp4", frames=3, width=160, height=96)
+            browser.find_element(By.ID, "upload").send_keys(str(tmp_path / "mine.mp4"))
+            wait(browser, lambda d: d.find_element(By.ID, "clip-name").text == "mine.mp4", "the uploaded clip")
+            wait(browser, lambda d: not d.find_element(By.ID, "message").is_displayed(), "the message to clear")
+    finally:
+        studio.close()
+
+
+def test_token_url_works_and_other_pages_are_refused(browser, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    make_object_clip(root / "clip.mp4", frames=4, width=160, height=96)
+    studio = Studio(root, tmp_path / "work")
+    try:
+        with running_studio(studio, token="t0ken-for-test") as url:
+            browser.get(url)  # no token: refused
+            assert "missing or wrong token" in browser.find_element(By.TAG_NAME, "body").text
+            browser.get(url + "?token=t0ken-for-test")  # the printed URL: the page keeps the token in a cookie
+            wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engine option")) > 0, "the engines")
+            browser.find_element(By.ID, "open-btn").click()
+            wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                     if "clip.mp4" in li.text], "the file list")[0].click()
+            wait(browser, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0")
+    finally:
+        studio.close()
