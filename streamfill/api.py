@@ -40,6 +40,7 @@ class ProcessResult:
     pts_adjusted: int = 0
     lost: list[tuple[int, int]] = field(default_factory=list)  # mask tracking lost at these frames (first, last)
     lost_frames: int = 0  # frames in those stretches
+    notes: list[str] = field(default_factory=list)  # e.g. a header that overstated the frame count
 
     @property
     def fps(self) -> float:
@@ -91,7 +92,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
     return ProcessResult(output=str(output), frames=stats.frames, filled=completer.frames_filled,
                          seconds=time.perf_counter() - t0, skipped_streams=list(out.skipped_streams),
                          pts_adjusted=out.pts_adjusted, lost=list(getattr(masks, "lost", [])),
-                         lost_frames=int(getattr(masks, "lost_frames", 0)))
+                         lost_frames=int(getattr(masks, "lost_frames", 0)), notes=list(getattr(reader, "notes", [])))
 
 
 @dataclass
@@ -103,6 +104,7 @@ class MasksResult:
     seconds: float
     lost: list[tuple[int, int]] = field(default_factory=list)  # mask tracking lost at these frames (first, last)
     lost_frames: int = 0  # frames in those stretches
+    notes: list[str] = field(default_factory=list)
 
 
 def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | None,
@@ -155,7 +157,8 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
                     progress(frames, total)
     return MasksResult(output=str(output), preview=str(preview) if preview is not None else None,
                        frames=frames, masked=masked, seconds=time.perf_counter() - t0,
-                       lost=list(getattr(masks, "lost", [])), lost_frames=int(getattr(masks, "lost_frames", 0)))
+                       lost=list(getattr(masks, "lost", [])), lost_frames=int(getattr(masks, "lost_frames", 0)),
+                       notes=list(getattr(reader, "notes", [])))
 
 
 def _mark_lost(image: np.ndarray) -> None:

@@ -244,7 +244,8 @@ def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptio
 def open_source(path: str | Path, config: Config, *, fps: float | Fraction | None = None,
                 start: float | None = None, end: float | None = None):
     """An opened frame reader (context manager) for a file, URL, device or image folder."""
-    reader = io.open_video(path, fps=fps, threads=config.io.decode_threads, start=start, end=end)
+    reader = io.open_video(path, fps=fps, threads=config.io.decode_threads, start=start, end=end,
+                           salvage=config.io.salvage)
     return reader.open()
 
 

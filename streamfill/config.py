@@ -44,6 +44,7 @@ class IOConfig:
     preset: str = "medium"
     lossless: bool = False
     decode_threads: int = 0
+    salvage: bool = False
 
     def __post_init__(self) -> None:
         check_range("io.crf", self.crf, 0, 51)
@@ -219,6 +220,7 @@ class TransportConfig:
     max_message_bytes: int = 128 * 1024 * 1024
     max_side: int = 16384
     queue: int = 32
+    queue_bytes: int = 256 * 1024 * 1024
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -235,6 +237,7 @@ class TransportConfig:
         check_range("transport.max_message_bytes", self.max_message_bytes, 1024, 2**31 - 1)
         check_range("transport.max_side", self.max_side, 16, 32768)
         check_range("transport.queue", self.queue, 1, 10000)
+        check_range("transport.queue_bytes", self.queue_bytes, 1024 * 1024, 2**40)
         check_range("transport.workers", self.workers, 1, 64)
 
 

@@ -21,7 +21,7 @@ import importlib
 import json
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -114,8 +114,12 @@ class Message:
 
 
 def header_bytes(header: dict) -> bytes:
-    """The compact UTF-8 JSON form of a header dict."""
-    return json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The compact UTF-8 JSON form of a header dict. Raises ``ProtocolError`` for a string that cannot be
+    UTF-8 (a lone surrogate) or a value JSON cannot hold (NaN, infinity, other objects)."""
+    try:
+        return json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError) as exc:
+        raise ProtocolError(f"header cannot be written as UTF-8 JSON ({exc})") from None
 
 
 def _common(type_: str, stream: str | None, req: int | None, extra: dict | None) -> dict:
@@ -250,7 +254,7 @@ def error_reply(exc: MessageError, **extra) -> list:
     h = exc.header
     req = h.get("req") if _is_int(h.get("req"), 0, MAX_INT) else None
     index = h.get("index") if _is_int(h.get("index"), 0, MAX_INT) else None
-    stream = h.get("stream") if isinstance(h.get("stream"), str) and len(h["stream"]) <= MAX_STRING else None
+    stream = h.get("stream") if _is_text(h.get("stream")) and len(h["stream"]) <= MAX_STRING else None
     fields = {"versions": list(SUPPORTED_VERSIONS)} if exc.code == "unsupported_version" else {}
     fields.update(extra)
     return encode_error(exc.code, exc.detail, stream=stream, index=index, req=req, extra=fields or None)
@@ -299,6 +303,46 @@ def _is_int(value: Any, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
+def _is_text(value: Any) -> bool:
+    """A str that UTF-8 can hold (JSON's ``\\ud800`` escapes decode to lone surrogates, which it cannot)."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_strings(value: Any) -> bool:
+    """Whether any key or string inside a parsed JSON value is not valid Unicode text (iterative walk)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _is_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range for a double")
+    return value
+
+
 def _int_field(header: dict, key: str, lo: int, hi: int, *, required: bool = True) -> int | None:
     if key not in header:
         if required:
@@ -328,11 +372,17 @@ def parse_header(parts: Sequence[Any]) -> dict:
     if raw.nbytes > MAX_HEADER_BYTES:
         raise MessageError("too_large", f"header is {raw.nbytes} bytes; the limit is {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(raw.tobytes().decode("utf-8"))
+        header = json.loads(raw.tobytes().decode("utf-8"), parse_constant=_no_constants,
+                            parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MessageError("bad_json", f"header is not UTF-8 JSON ({exc})") from None
+        raise MessageError("bad_json", f"header is not UTF-8 JSON ({str(exc)[:200]})") from None
     if not isinstance(header, dict):
         raise MessageError("bad_json", f"header must be a JSON object, got {type(header).__name__}")
+    if _bad_strings(header):
+        # A \ud800-style escape of a lone surrogate is valid JSON but no UTF-8 text: nothing could echo it.
+        req = header.get("req")
+        raise MessageError("bad_json", "header holds a string that is not valid Unicode (an escaped lone "
+                           "surrogate such as \\ud800)", {"req": req} if _is_int(req, 0, MAX_INT) else None)
     if "v" not in header:
         raise MessageError("bad_header", "header needs field 'v' (protocol version)", header)
     if not _is_int(header["v"], 0, 65535):
@@ -353,12 +403,21 @@ def parse_header(parts: Sequence[Any]) -> dict:
     return header
 
 
-def decode(parts: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_side: int = MAX_SIDE) -> Message:
+def decode(parts: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_side: int = MAX_SIDE,
+           decoder: Decoder | None = None) -> Message:
     """Validate and decode one multipart message. Raises ``MessageError`` (with a ``code``) on any problem.
 
     ``parts``: the frames of the message without any routing envelope (bytes, memoryview or zmq.Frame).
     ``max_bytes``: the largest decoded payload (and encoded part) accepted; ``max_side``: the largest
-    width or height. Raw payloads are returned as read-only zero-copy views on ``parts``.
+    width or height. Raw payloads are returned as read-only zero-copy views on ``parts``. ``decoder``: an
+    optional C decoder for PNG/JPEG pixels (see ``Decoder``); without it PNG is decoded here with zlib and
+    numpy and JPEG with OpenCV.
+
+    Checks run in a fixed order and the first that fails decides the error code (plugins/PROTOCOL.md 7.1):
+    parts present, header size, JSON and its strings, ``v``, ``type``, ``req``, ``stream``, number of
+    payloads, then per type ``index``, ``width``, ``height``, ``channels``, ``dtype``, ``pts``,
+    ``time_base``, declared size, ``encoding``/``reply_encoding``, the image payload, ``mask_encoding`` and
+    the mask payload.
     """
     header = parse_header(parts)
     kind = header["type"]
@@ -404,13 +463,14 @@ def decode(parts: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_side
     encoding = _encoding_field(header, "encoding")
     if kind == "frame" and "reply_encoding" in header:
         _encoding_field(header, "reply_encoding")
-    first = _decode_payload(parts[1], encoding, height, width, channels, max_bytes, header)
+    first = _decode_payload(parts[1], encoding, height, width, channels, max_bytes, header, decoder=decoder)
     if kind == "mask":
         return Message(header, mask=first)
     mask = None
     if n_payloads == 2:
         mask_encoding = _encoding_field(header, "mask_encoding")
-        mask = _decode_payload(parts[2], mask_encoding, height, width, 1, max_bytes, header, what="mask")
+        mask = _decode_payload(parts[2], mask_encoding, height, width, 1, max_bytes, header, what="mask",
+                               decoder=decoder)
     return Message(header, image=first, mask=mask)
 
 
@@ -425,7 +485,7 @@ def _encoding_field(header: dict, key: str) -> str:
 
 
 def _decode_payload(part, encoding: str, height: int, width: int, channels: int, max_bytes: int,
-                    header: dict, what: str = "payload") -> np.ndarray:
+                    header: dict, what: str = "payload", decoder: Decoder | None = None) -> np.ndarray:
     buf = _as_buffer(part)
     expected = height * width * channels
     shape = (height, width) if channels == 1 else (height, width, channels)
@@ -438,7 +498,7 @@ def _decode_payload(part, encoding: str, height: int, width: int, channels: int,
         return np.frombuffer(buf, dtype=np.uint8).reshape(shape)
     try:
         if encoding == "png":
-            array = decode_png(buf, max_bytes=max_bytes, expect=(height, width, channels))
+            array = decode_png(buf, max_bytes=max_bytes, expect=(height, width, channels), decoder=decoder)
         else:
             if channels != 3:
                 raise MessageError("unsupported_encoding", "jpeg is for images only", header)
@@ -446,7 +506,7 @@ def _decode_payload(part, encoding: str, height: int, width: int, channels: int,
             if size != (height, width):
                 raise MessageError("bad_payload", f"JPEG is {size[1]}x{size[0]} but the header says "
                                    f"{width}x{height}")
-            array = decode_jpeg(buf)
+            array = decode_jpeg(buf, decoder=decoder)
     except MessageError as exc:
         raise MessageError(exc.code, f"{what}: {exc.detail}", header) from None
     if array.shape != shape:
@@ -471,27 +531,76 @@ def encode_png(array: np.ndarray, *, level: int = 3) -> bytes:
     h, w = int(array.shape[0]), int(array.shape[1])
     channels = 1 if array.ndim == 2 else 3
     rows = np.ascontiguousarray(array).reshape(h, w * channels)
-    filtered = np.empty((h, w * channels + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # "Up" filter on every row: difference to the row above
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    # "Up" filter on every row (difference to the row above), filtered and compressed in strips of rows so
+    # that a big frame costs one strip of extra memory, not a filtered copy of the whole picture.
+    compressor = zlib.compressobj(level)
+    pieces = []
+    strip = max(1, (1 << 20) // (w * channels + 1))
+    for y0 in range(0, h, strip):
+        y1 = min(h, y0 + strip)
+        filtered = np.empty((y1 - y0, w * channels + 1), dtype=np.uint8)
+        filtered[:, 0] = 2
+        if y0 == 0:
+            filtered[0, 1:] = rows[0]
+            np.subtract(rows[1:y1], rows[:y1 - 1], out=filtered[1:, 1:])
+        else:
+            np.subtract(rows[y0:y1], rows[y0 - 1:y1 - 1], out=filtered[:, 1:])
+        pieces.append(compressor.compress(filtered))
+    pieces.append(compressor.flush())
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if channels == 1 else 2, 0, 0, 0)
-    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", ihdr),
-                     _chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)), _chunk(b"IEND", b"")))
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", b"".join(pieces)), _chunk(b"IEND", b"")))
+
+
+def _scan_zlib(data: bytes, expected: int, row: int) -> np.ndarray:
+    """Inflate ``data`` in 1 MiB pieces without keeping them: check that it inflates to exactly ``expected``
+    bytes and ends there; return the first byte of every ``row`` bytes (the PNG filter bytes)."""
+    inflater = zlib.decompressobj()
+    filters = bytearray()
+    total, pending, piece_max = 0, data, 1 << 20
+    try:
+        while True:
+            piece = inflater.decompress(pending, piece_max)
+            pending = inflater.unconsumed_tail
+            filters += piece[(-total) % row::row]
+            total += len(piece)
+            if total > expected:
+                raise MessageError("bad_payload", f"PNG data inflates to more than {expected} bytes")
+            if not pending and len(piece) < piece_max:
+                break
+    except zlib.error as exc:
+        raise MessageError("bad_payload", f"PNG data does not inflate ({exc})") from None
+    if total != expected:
+        raise MessageError("bad_payload", f"PNG data inflates to {total} bytes, expected {expected}")
+    if not inflater.eof or inflater.unused_data:
+        raise MessageError("bad_payload", "PNG zlib stream is incomplete or followed by extra data")
+    return np.frombuffer(bytes(filters), dtype=np.uint8)
+
+
+Decoder = Callable[[bytes, str, bool], np.ndarray]
+"""``decoder(data, encoding, grey) -> array``: an optional C decoder for PNG/JPEG payloads (``streamfill
+serve`` passes FFmpeg's, see ``streamfill.io.payload``). It is called only after the payload was validated
+and its size checked; it returns H x W uint8 (``grey``) or H x W x 3 uint8 RGB and raises ``ValueError``
+when the data does not decode."""
 
 
 def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
-               expect: tuple[int, int, int] | None = None) -> np.ndarray:
+               expect: tuple[int, int, int] | None = None, decoder: Decoder | None = None) -> np.ndarray:
     """Decode an 8-bit, non-interlaced greyscale (H x W) or RGB (H x W x 3) PNG into a uint8 array.
 
     Any PNG filter type is accepted. Raises ``MessageError`` (``bad_payload``, ``too_large``,
     ``unsupported_encoding``) on anything else; the decompressed size is bounded by the IHDR dimensions,
-    which must equal ``expect`` = (height, width, channels) when given (checked before inflating).
+    which must equal ``expect`` = (height, width, channels) when given (checked before inflating). The
+    chunk CRCs, the zlib stream (complete, nothing after it) and every row's filter byte are checked here.
+
+    Rows are unfiltered with numpy; filters 3 (Average) and 4 (Paeth) depend on the byte to their left
+    and are sequential, so when a row uses them the picture goes to ``decoder`` (a C decoder) if given;
+    without one they are unfiltered in pure Python (about 0.3 us per byte: fine for plugin-sized frames,
+    which streamfill always sends with filter 2).
     """
     buf = bytes(_as_buffer(data))
     if not buf.startswith(_PNG_SIGNATURE):
         raise MessageError("bad_payload", "not a PNG (bad signature)")
-    pos, ihdr, idat = len(_PNG_SIGNATURE), None, []
+    pos, ihdr, idat, chunks = len(_PNG_SIGNATURE), None, [], []
     while True:
         if pos + 8 > len(buf):
             raise MessageError("bad_payload", "PNG is truncated (no IEND chunk)")
@@ -503,17 +612,20 @@ def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
         (crc,) = struct.unpack(">I", buf[end:end + 4])
         if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
             raise MessageError("bad_payload", f"PNG chunk {kind!r} has a bad CRC")
-        pos = end + 4
         if ihdr is None:
             if kind != b"IHDR" or length != 13:
                 raise MessageError("bad_payload", "PNG does not start with an IHDR chunk")
             ihdr = struct.unpack(">IIBBBBB", body)
+            chunks.append(buf[pos:end + 4])
         elif kind == b"IDAT":
             idat.append(body)
+            chunks.append(buf[pos:end + 4])
         elif kind == b"IEND":
+            chunks.append(buf[pos:end + 4])
             break
         elif kind[0:1].isupper() and kind != b"PLTE":
             raise MessageError("unsupported_encoding", f"PNG critical chunk {kind!r} is not supported")
+        pos = end + 4
     width, height, depth, colour, compression, filter_method, interlace = ihdr
     if colour not in (0, 2) or depth != 8 or compression or filter_method or interlace:
         raise MessageError("unsupported_encoding", "only 8-bit non-interlaced greyscale or RGB PNGs are "
@@ -526,31 +638,58 @@ def decode_png(data: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise MessageError("too_large", f"PNG of {width}x{height}x{channels} exceeds the limits")
     stride = width * channels
     expected = height * (stride + 1)
+    if decoder is not None:
+        filters = _scan_zlib(b"".join(idat), expected, stride + 1)  # checks without holding the pixels
+        if (filters > 4).any():
+            raise MessageError("bad_payload", "PNG uses an unknown row filter type")
+        if (filters >= 3).any():
+            return _decode_with(decoder, b"".join((_PNG_SIGNATURE, *chunks)), "png", (height, width, channels))
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(b"".join(idat), expected + 1)
+        rest = inflater.decompress(inflater.unconsumed_tail, 1) if inflater.unconsumed_tail else b""
     except zlib.error as exc:
         raise MessageError("bad_payload", f"PNG data does not inflate ({exc})") from None
-    if len(raw) != expected or inflater.unconsumed_tail:
-        more = "+" if inflater.unconsumed_tail else ""
+    if len(raw) != expected or rest:
+        more = "+" if rest else ""
         raise MessageError("bad_payload", f"PNG data inflates to {len(raw)}{more} bytes, expected {expected}")
+    if not inflater.eof or inflater.unused_data:
+        raise MessageError("bad_payload", "PNG zlib stream is incomplete or followed by extra data")
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, stride + 1)
-    if (rows[:, 0] > 4).any():
+    filters = rows[:, 0]
+    if (filters > 4).any():
         raise MessageError("bad_payload", "PNG uses an unknown row filter type")
     out = np.empty((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.uint8)
-    for y in range(height):
-        kind, line = int(rows[y, 0]), rows[y, 1:]
-        if kind == 0:
-            out[y] = line
-        elif kind == 1:
-            out[y] = line.reshape(width, channels).cumsum(axis=0, dtype=np.uint8).reshape(stride)
-        elif kind == 2:
-            np.add(line, prev, out=out[y])
-        else:
-            out[y] = _unfilter_sequential(kind, line, prev, channels)
-        prev = out[y]
+    if not filters.any():
+        out[:] = rows[:, 1:]
+    elif (filters == 2).all():
+        np.cumsum(rows[:, 1:], axis=0, dtype=np.uint8, out=out)  # "Up" on every row: what streamfill writes
+    else:
+        prev = np.zeros(stride, dtype=np.uint8)
+        for y in range(height):
+            kind, line = int(filters[y]), rows[y, 1:]
+            if kind == 0:
+                out[y] = line
+            elif kind == 1:
+                out[y] = line.reshape(width, channels).cumsum(axis=0, dtype=np.uint8).reshape(stride)
+            elif kind == 2:
+                np.add(line, prev, out=out[y])
+            else:
+                out[y] = _unfilter_sequential(kind, line, prev, channels)
+            prev = out[y]
     return out.reshape(height, width) if channels == 1 else out.reshape(height, width, 3)
+
+
+def _decode_with(decoder: Decoder, data: bytes, encoding: str, shape: tuple[int, int, int]) -> np.ndarray:
+    height, width, channels = shape
+    try:
+        array = decoder(data, encoding, channels == 1)
+    except (ValueError, MemoryError) as exc:
+        raise MessageError("bad_payload", f"{encoding} does not decode ({str(exc)[:200]})") from None
+    want = (height, width) if channels == 1 else (height, width, 3)
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.shape != want:
+        raise MessageError("bad_payload", f"{encoding} decodes to {getattr(array, 'shape', None)}, expected {want}")
+    return array
 
 
 def _unfilter_sequential(kind: int, line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
@@ -631,10 +770,27 @@ def jpeg_size(data: Any) -> tuple[int, int]:
     raise MessageError("bad_payload", "JPEG has no frame header")
 
 
-def decode_jpeg(data: Any) -> np.ndarray:
-    """Decode a JPEG into an H x W x 3 uint8 RGB array."""
+MAX_JPEG_SCANS = 64
+
+
+def decode_jpeg(data: Any, *, decoder: Decoder | None = None) -> np.ndarray:
+    """Decode a JPEG into an H x W x 3 uint8 RGB array (with ``decoder`` when given, else OpenCV).
+
+    A progressive JPEG with more than ``MAX_JPEG_SCANS`` scans is refused (``bad_payload``): each scan
+    passes over the whole picture, so thousands of tiny scans would cost seconds of CPU per message."""
+    view = _as_buffer(data)
+    if bytes(view).count(b"\xff\xda") > MAX_JPEG_SCANS:  # SOS markers (0xFF is stuffed inside scan data)
+        raise MessageError("bad_payload", f"JPEG has more than {MAX_JPEG_SCANS} scans")
+    if decoder is not None:
+        try:
+            array = decoder(bytes(view), "jpeg", False)
+        except (ValueError, MemoryError) as exc:
+            raise MessageError("bad_payload", f"JPEG cannot be decoded ({str(exc)[:200]})") from None
+        if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3:
+            raise MessageError("bad_payload", "JPEG cannot be decoded")
+        return array
     cv2 = _cv2()
-    array = np.frombuffer(_as_buffer(data), dtype=np.uint8)
+    array = np.frombuffer(view, dtype=np.uint8)
     image = cv2.imdecode(array, cv2.IMREAD_COLOR) if array.size else None
     if image is None or image.ndim != 3:
         raise MessageError("bad_payload", "JPEG cannot be decoded")

@@ -25,7 +25,8 @@ COMMANDS = ["process", "info", "demo", "serve", "keys", "weights", "train", "liv
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM turned into an exception so that `finally` blocks discard partial outputs."""
+    """SIGTERM (or SIGHUP: the terminal closed) turned into an exception so that `finally` blocks discard
+    partial outputs."""
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess test
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = os.environ.get("STREAMFILL_DEBUG") == "1"
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    hangup = signal.signal(signal.SIGHUP, _on_sigterm) if hasattr(signal, "SIGHUP") else None
     notes = _show_notes()
     try:
         return int(args.func(args) or 0)
@@ -126,4 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if hangup is not None:
+            signal.signal(signal.SIGHUP, hangup)
         logging.getLogger("streamfill").removeHandler(notes)

@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     data = {
         "path": info.path, "format": info.format, "codec": info.codec, "width": info.width,
         "height": info.height, "fps": fps, "time_base": str(info.time_base), "frames": info.frame_count,
+        "frames_estimated": info.frame_count_estimated,
         "duration": info.duration, "rotation": info.rotation, "pix_fmt": info.pix_fmt,
         "audio": info.has_audio,
         "streams": [{"index": s.index, "type": s.type, "codec": s.codec, "detail": s.detail}
@@ -35,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"  video      {info.codec} {info.width}x{info.height} {info.pix_fmt}"
           + (f", rotated {info.rotation} deg" if info.rotation else ""))
     print(f"  fps        {fps:.3f}" if fps else "  fps        unknown")
-    print(f"  frames     {info.frame_count if info.frame_count is not None else 'unknown'}")
+    if info.frame_count is None:
+        frames = "unknown"
+    elif info.frame_count_estimated:
+        frames = f"~{info.frame_count} (estimated from duration x fps)"
+    else:
+        frames = str(info.frame_count)
+    print(f"  frames     {frames}")
     print(f"  duration   {info.duration:.3f} s" if info.duration else "  duration   unknown")
     print(f"  time base  {info.time_base}")
     if not info.other_streams:

@@ -11,6 +11,7 @@ import sys
 
 from streamfill import api
 from streamfill.cli.common import ProgressBar, add_config_flag, add_encode_flags, config_from_args
+from streamfill.config import merge
 
 
 def add_mask_flags(p: argparse.ArgumentParser, what) -> None:
@@ -60,13 +61,16 @@ def add_parser(sub) -> None:
     p.add_argument("--start", type=float, metavar="SEC", help="first second (frames keep their pts)")
     p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--salvage", action="store_true",
+                   help="a decode error part-way through the input keeps the frames decoded before it (with a "
+                        "note) instead of failing")
     add_encode_flags(p)
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    config = merge(config_from_args(args), {"io": {"salvage": True if args.salvage else None}})
     bar = ProgressBar("masks", enabled=not args.quiet)
     try:
         result = api.write_masks(args.input, args.output, mask=args.mask, mask_options=mask_options(args),

@@ -17,6 +17,7 @@ from streamfill.cli.common import (
     print_engine_note,
 )
 from streamfill.cli.masks import add_mask_flags, mask_options
+from streamfill.config import merge
 
 
 def add_parser(sub) -> None:
@@ -40,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--start", type=float, metavar="SEC", help="first second to process (frames keep their pts)")
     p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--salvage", action="store_true",
+                   help="a decode error part-way through the input keeps the frames decoded before it (with a "
+                        "note) instead of failing")
     add_fill_flags(p)
     add_temporal_flags(p)
     add_encode_flags(p)
@@ -49,7 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    config = merge(config_from_args(args), {"io": {"salvage": True if args.salvage else None}})
     if not args.quiet:
         print_engine_note(config)
     if args.ray or args.chunk_seconds is not None:

@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
                    help="allow a non-loopback --bind without --curve-keys (anyone who can reach it can use it)")
     p.add_argument("--workers", type=int, metavar="N", help="completion threads (default 1)")
     p.add_argument("--queue", type=int, metavar="N", help="requests waiting before 'busy' replies (default 32)")
+    p.add_argument("--queue-bytes", type=int, metavar="N",
+                   help="bytes of requests held (waiting or being filled) before 'busy' replies (default 256 MiB)")
     p.add_argument("--max-message-bytes", type=int, metavar="N", help="largest accepted message part")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing while serving")
     p.add_argument("--temporal", choices=("off", "fast", "quality"), default="off",
@@ -35,7 +37,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = merge(config_from_args(args), {"transport": {
-        "workers": args.workers, "queue": args.queue, "max_message_bytes": args.max_message_bytes}})
+        "workers": args.workers, "queue": args.queue, "queue_bytes": args.queue_bytes,
+        "max_message_bytes": args.max_message_bytes}})
 
     def ready(endpoint: str) -> None:
         if not args.quiet:
@@ -48,5 +51,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     if not args.quiet:
-        print(f"streamfill serve: {stats['results']} frames filled, {stats['errors']} errors", file=sys.stderr)
+        internal = f" ({stats['internal']} internal: rerun with STREAMFILL_DEBUG=1 for tracebacks)" \
+            if stats.get("internal") else ""
+        print(f"streamfill serve: {stats['results']} frames filled, {stats['errors']} errors{internal}",
+              file=sys.stderr)
     return 0

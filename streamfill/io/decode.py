@@ -6,6 +6,7 @@ context manager. Memory is flat in clip length: one frame at a time (plus FFmpeg
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from streamfill.errors import DecodeError, InputError
 from streamfill.types import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class VideoInfo:
     pix_fmt: str
     other_streams: tuple[StreamInfo, ...] = ()
     declared_frames: int | None = None  # the container's own frame count, when it stores one
+    frame_count_estimated: bool = False  # frame_count is duration x fps (the container stores no count)
 
     @property
     def has_audio(self) -> bool:
@@ -62,16 +65,17 @@ def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns))
 
 
-def _av_error(path: str, exc: Exception) -> DecodeError:
-    return DecodeError(f"cannot decode {path}: {exc}")
-
-
 class VideoReader:
     """Decodes the first video stream of a file, URL or device with PyAV.
 
     Iterating yields Frames in presentation order with the source pts and time base; frames with no pts get
     one derived from the previous frame. ``start``/``end`` (seconds) restrict the range; frames keep their
     source index and pts. Raises DecodeError for a source that is missing, not video, corrupt or empty.
+
+    A container whose header overstates its length (a frame count or duration the stream does not reach)
+    is not an error when decoding ends cleanly: the frames it holds are read and a note is logged (and kept
+    in ``notes``). A decode error part-way through raises DecodeError, unless ``salvage``: then iteration
+    stops at the error, keeping the frames decoded so far, with a note.
     """
 
     def __init__(
@@ -83,8 +87,11 @@ class VideoReader:
         end: float | None = None,
         options: dict[str, str] | None = None,
         format: str | None = None,
+        salvage: bool = False,
     ) -> None:
         self.path = str(path)
+        self.salvage = salvage
+        self.notes: list[str] = []
         self._threads = threads
         self._start = start
         self._end = end
@@ -149,8 +156,10 @@ class VideoReader:
         elif c.duration is not None:
             duration = c.duration / av.time_base
         count = s.frames or None
+        estimated = False
         if count is None and duration and fps:
             count = round(duration * fps)
+            estimated = True
         others = []
         for st in c.streams:
             if st.index == s.index:
@@ -176,6 +185,7 @@ class VideoReader:
             pix_fmt=str(cc.format.name) if cc.format else "?",
             other_streams=tuple(others),
             declared_frames=s.frames or None,
+            frame_count_estimated=estimated,
         )
 
     # -- frames ----------------------------------------------------------------------------------------
@@ -192,8 +202,10 @@ class VideoReader:
         index = -1
         last_pts = None
         rotation = self.info.rotation
+        damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
         try:
             for packet in self._container.demux(s):
+                damaged += bool(packet.is_corrupt)
                 for vf in packet.decode():
                     pts = vf.pts
                     if pts is None:
@@ -210,23 +222,39 @@ class VideoReader:
                     self.frames_decoded += 1
                     yield Frame(image=image, pts=int(pts), time_base=tb, index=index)
         except av.FFmpegError as exc:
-            raise _av_error(self.path, exc) from None
+            if not (self.salvage and self.frames_decoded):
+                hint = "; --salvage keeps the frames decoded before it" if self.frames_decoded else ""
+                raise DecodeError(f"cannot decode {self.path}: decode error after {self.frames_decoded} "
+                                  f"frames ({exc}){hint}") from None
+            self._note(f"{self.path}: decode error after frame {index} ({exc}); kept the "
+                       f"{self.frames_decoded} frames decoded before it (--salvage)")
+            return
         whole = self._start is None and self._end is None
         if self.frames_decoded == 0 and whole:
             raise DecodeError(f"{self.path} has no decodable video frames")
         declared = self.info.declared_frames
+        short = None
         if whole and declared and self.frames_decoded < declared:
-            raise DecodeError(
-                f"{self.path} is truncated or corrupt: decoded {self.frames_decoded} of {declared} frames"
-            )
+            short = f"the header says {declared} frames but the video ends after {self.frames_decoded}"
         duration = self.info.duration
         if whole and not declared and duration and last_pts is not None and self.info.fps:
             missing = duration - float(last_pts * tb) - float(1 / self.info.fps)
             if missing > max(0.5, 3 / float(self.info.fps)):
-                raise DecodeError(
-                    f"{self.path} is truncated or corrupt: video stops at {float(last_pts * tb):.2f} s "
-                    f"of {duration:.2f} s"
-                )
+                short = f"the header says {duration:.2f} s but the video ends at {float(last_pts * tb):.2f} s"
+        if short and damaged:
+            if not self.salvage:
+                raise DecodeError(f"{self.path} is truncated or corrupt: {short}, in a damaged packet; "
+                                  f"--salvage keeps the {self.frames_decoded} frames decoded")
+            self._note(f"{self.path} is truncated or corrupt: {short}; kept the {self.frames_decoded} frames "
+                       "decoded (--salvage)")
+        elif short:
+            self._note(f"{self.path}: {short}, cleanly; using the {self.frames_decoded} frames it holds")
+        elif damaged:
+            self._note(f"{self.path}: {damaged} damaged packet(s); the decoder concealed the damage")
+
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        _log.warning("note: %s", message)
 
 
 def _first_frame_rotation(path: str) -> int:
@@ -260,6 +288,7 @@ class ImageSequenceReader:
         self.files: list[Path] = []
         self.info: VideoInfo | None = None
         self.frames_decoded = 0
+        self.notes: list[str] = []
 
     def open(self) -> ImageSequenceReader:
         if not self.folder.is_dir():
@@ -325,14 +354,14 @@ def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
 
 
 def open_video(path: str | os.PathLike, *, fps: float | Fraction | None = None, threads: int = 0,
-               start: float | None = None, end: float | None = None):
+               start: float | None = None, end: float | None = None, salvage: bool = False):
     """Open a video file, URL, device or (with ``fps``) a folder of images. Returns an unopened reader; use
     it as a context manager: ``with open_video(p) as r: info = r.info; for frame in r: ...``."""
     if os.path.isdir(str(path)):
         if fps is None:
             raise InputError(f"{path} is a folder: pass --fps to read it as an image sequence")
         return ImageSequenceReader(path, fps, start=start, end=end)
-    return VideoReader(path, threads=threads, start=start, end=end)
+    return VideoReader(path, threads=threads, start=start, end=end, salvage=salvage)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

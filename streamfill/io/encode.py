@@ -9,7 +9,9 @@ subtitle and other streams of ``remux_from`` are copied packet by packet (no re-
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +26,8 @@ from streamfill.io.decode import IMAGE_SUFFIXES, VideoInfo
 from streamfill.types import Frame
 
 REMUX_TYPES = ("audio", "subtitle")
+_PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>\d+)(\.[A-Za-z0-9]+)?$")
+_log = logging.getLogger(__name__)
 LOSSLESS_SUFFIXES = (".mkv", ".avi")
 
 
@@ -70,6 +74,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     tmp = _temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path.parent)
         tmp.write_bytes(encoded.tobytes())
         os.replace(tmp, path)
     except OSError as exc:
@@ -88,6 +93,47 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _temp_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+
+
+def _pid_running(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it runs, as another user
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
+    """Remove the partial outputs (``.NAME.partial-PID[.ext]`` files and PNG-sequence folders) in ``folder``
+    whose process PID no longer runs: leftovers of a run that was killed outright (``kill -9``, power loss),
+    which no exit handler could clean. Returns what was removed and logs one line when anything was.
+    (Every exit streamfill controls removes its own partial output.)"""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if match is None or _pid_running(int(match["pid"])):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    if removed:
+        _log.warning("removed %d stale partial output%s left by processes that no longer run: %s", len(removed),
+                     "" if len(removed) == 1 else "s", ", ".join(p.name for p in removed))
+    return removed
 
 
 class _AtomicWriter:
@@ -147,6 +193,7 @@ class VideoWriter(_AtomicWriter):
         suffix = self.path.suffix.lower()
         if self.config.lossless and suffix not in LOSSLESS_SUFFIXES:
             raise OutputError(f"lossless output needs a .mkv name, got {self.path.name}")
+        remove_stale_partials(self.path.parent)
         try:
             # Keep source timestamps as they are: FFmpeg would otherwise shift every stream when one starts
             # below zero (AAC priming), moving all video pts.
@@ -319,6 +366,7 @@ class PngSequenceWriter(_AtomicWriter):
     def open(self) -> None:
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise OutputError(f"output folder {self.path} exists and is not empty")
+        remove_stale_partials(self.path.parent)
         try:
             self._tmp.mkdir(parents=False)
             self._csv = open(self._tmp / "timestamps.csv", "w")  # noqa: SIM115 - closed in close()/abort()

@@ -42,7 +42,8 @@ def generate_keys(directory: str | Path, *, overwrite: bool = False) -> dict[str
     directory = Path(directory)
     names = ("server.key", "server.key_secret", "client.key", "client.key_secret")
     if not overwrite and any((directory / n).exists() for n in names):
-        raise OutputError(f"{directory} already holds keys; remove them or pass overwrite")
+        raise OutputError(f"{directory} already holds keys; remove them or pass --force (overwrite=True from "
+                          "Python) to replace them")
     try:
         (directory / "authorized").mkdir(parents=True, exist_ok=True)
         for name in ("server", "client"):

@@ -1,10 +1,16 @@
 """``streamfill serve``: host applications send frame + mask over ZeroMQ and get the filled frame back.
 
-One I/O thread owns a ROUTER socket (many clients at once) and hands requests to worker threads through
-bounded queues; each client is always served by the same worker, so its results come back in request order.
-A full queue is answered with a ``busy`` error, every bad request with an ``error`` message (see
-plugins/PROTOCOL.md); the service keeps serving. Parts larger than ``max_message_bytes`` make libzmq drop
-the connection (ZMQ_MAXMSGSIZE); declared sizes over the limits get a ``too_large`` error.
+One I/O thread owns a ROUTER socket (many clients at once) and hands requests to worker threads through a
+fair queue: round-robin across clients, first-in first-out within one client, and at most one request of a
+client in work at a time, so its results come back in request order and one heavy client cannot hold up
+the others for more than one request each. The queue is bounded in requests (``queue``) and in bytes
+(``queue_bytes``: requests received and not yet answered); a request beyond either bound, or beyond half of
+either for one client, is answered at once with a ``busy`` error. Every bad request gets an ``error``
+message (see plugins/PROTOCOL.md); an unexpected exception while handling one becomes an ``internal`` error
+reply for that request (its traceback is logged once per place under ``STREAMFILL_DEBUG=1``) and the
+service keeps serving. Parts larger than ``max_message_bytes`` make libzmq drop the connection
+(ZMQ_MAXMSGSIZE); declared sizes over the limits get a ``too_large`` error. PNG and JPEG payloads are
+decoded by FFmpeg (C, quiet) after the protocol has validated them.
 
 The completion function is injected: ``fill(image, mask) -> image`` with image H x W x 3 uint8 RGB
 (read-only, do not modify it), mask H x W uint8 (255 = fill), result H x W x 3 uint8 RGB.
@@ -15,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import queue
+import logging
+import os
 import threading
-import zlib
+import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,11 +35,95 @@ import zmq
 from streamfill import __version__, protocol
 from streamfill.config import TransportConfig
 from streamfill.errors import TransportError
+from streamfill.io.payload import decode_still
 from streamfill.transport import keys as keyfiles
 from streamfill.transport._zmq import attach, check_endpoint, make_socket
 
 FillFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _ids = itertools.count()
+_log = logging.getLogger(__name__)
+
+
+class FairQueue:
+    """Requests waiting for a worker, kept per client.
+
+    ``put`` refuses (returns the reason) when ``max_items`` requests already wait, when the bytes held
+    (waiting or in work) would pass ``max_bytes``, or when this client would hold more than half of either
+    (a first request always fits when nothing at all is held, so any accepted message size can get through).
+    ``get`` hands out the next request round-robin across clients that have none in work; ``done`` releases
+    it (call it once the reply is on its way, so a client's replies cannot overtake each other).
+    """
+
+    def __init__(self, max_items: int, max_bytes: int) -> None:
+        self.max_items = max(1, int(max_items))
+        self.max_bytes = max(1, int(max_bytes))
+        self._cond = threading.Condition()
+        self._pending: dict[bytes, deque] = {}
+        self._ready: deque[bytes] = deque()
+        self._working: dict[bytes, int] = {}
+        self._bytes: dict[bytes, int] = {}
+        self._count: dict[bytes, int] = {}
+        self.items = 0
+        self.bytes = 0
+
+    def put(self, client: bytes, item, nbytes: int) -> str | None:
+        with self._cond:
+            mine_items, mine_bytes = self._count.get(client, 0), self._bytes.get(client, 0)
+            if self.items >= self.max_items:
+                return f"queue full ({self.items} requests waiting)"
+            if mine_items >= max(1, self.max_items // 2):
+                return f"this client already has {mine_items} requests waiting"
+            if self.bytes and self.bytes + nbytes > self.max_bytes:
+                return f"queue full ({self.bytes} bytes held, limit {self.max_bytes})"
+            if mine_bytes and mine_bytes + nbytes > self.max_bytes // 2:
+                return f"this client already holds {mine_bytes} bytes (limit {self.max_bytes // 2} per client)"
+            queue = self._pending.get(client)
+            if queue is None:
+                queue = self._pending[client] = deque()
+                if client not in self._working:
+                    self._ready.append(client)
+            queue.append((item, nbytes))
+            self._count[client] = mine_items + 1
+            self._bytes[client] = mine_bytes + nbytes
+            self.items += 1
+            self.bytes += nbytes
+            self._cond.notify()
+            return None
+
+    def get(self, timeout: float):
+        """``(client, item)`` of the next request, or None after ``timeout`` seconds."""
+        with self._cond:
+            if not self._ready and not self._cond.wait_for(lambda: bool(self._ready), timeout):
+                return None
+            client = self._ready.popleft()
+            queue = self._pending[client]
+            item, nbytes = queue.popleft()
+            if not queue:
+                del self._pending[client]
+            self._working[client] = nbytes
+            self._count[client] -= 1
+            self.items -= 1
+            return client, item
+
+    def done(self, client: bytes) -> None:
+        with self._cond:
+            nbytes = self._working.pop(client, None)
+            if nbytes is None:
+                return
+            self.bytes -= nbytes
+            left = self._bytes.get(client, 0) - nbytes
+            if left > 0 or self._count.get(client):
+                self._bytes[client] = left
+            else:
+                self._bytes.pop(client, None)
+                self._count.pop(client, None)
+            if client in self._pending:
+                self._ready.append(client)  # to the back: the other clients go first
+                self._cond.notify()
+
+
+def _decoder(data: bytes, encoding: str, grey: bool) -> np.ndarray:
+    return decode_still(data, encoding, grey=grey)
 
 
 class ServeService:
@@ -54,7 +146,7 @@ class ServeService:
         self.info = dict(info or {})
         self.stop_event = stop or threading.Event()
         self.endpoint: str | None = None
-        self.stats = {"requests": 0, "results": 0, "errors": 0, "busy": 0, "fill_failed": 0}
+        self.stats = {"requests": 0, "results": 0, "errors": 0, "busy": 0, "fill_failed": 0, "internal": 0}
         self.last_fill_error: str | None = None
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -63,8 +155,9 @@ class ServeService:
         self._ctx: zmq.Context | None = None
         self._auth = None
         self._inproc = f"inproc://streamfill-serve-{next(_ids)}"
-        n = self.config.workers
-        self._queues = [queue.Queue(maxsize=max(1, self.config.queue // n)) for _ in range(n)]
+        self.last_internal_error: str | None = None
+        self._logged: set[tuple] = set()
+        self._queue = FairQueue(self.config.queue, self.config.queue_bytes)
 
     # -------------------------------------------------------------------------------------- lifecycle
 
@@ -150,8 +243,8 @@ class ServeService:
                 keyfiles.apply_server(router, server_keys)
             self.endpoint = attach(router, self.bind, bind=True)
             pull.bind(self._inproc)
-            for i, q in enumerate(self._queues):
-                worker = threading.Thread(target=self._guard, args=(self._work, q),
+            for i in range(cfg.workers):
+                worker = threading.Thread(target=self._guard, args=(self._work,),
                                           name=f"streamfill-serve-worker-{i}", daemon=True)
                 self._threads.append(worker)
                 worker.start()
@@ -175,70 +268,95 @@ class ServeService:
                 parts = pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            client = parts[0].bytes
             # ROUTER drops replies to clients that are gone or not reading (never blocks)
             with contextlib.suppress(zmq.Again):
                 router.send_multipart(parts, zmq.NOBLOCK, copy=False)
+            self._queue.done(client)  # only now may this client's next request start: replies stay in order
 
     def _take_requests(self, router: zmq.Socket) -> None:
-        n = len(self._queues)
         for _ in range(64):
             try:
                 parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._count("requests")
-            identity = parts[0]
-            if len(parts) >= 2 and len(parts[1]) == 0:
-                envelope, body = parts[:2], parts[2:]  # REQ-style: routing id + empty delimiter
-            else:
-                envelope, body = parts[:1], parts[1:]
-            q = self._queues[zlib.crc32(identity.bytes) % n if n > 1 else 0]
             try:
-                q.put_nowait((envelope, body))
-            except queue.Full:
-                self._count("busy")
-                self._count("errors")
-                header = _peek(body)
-                reply = protocol.error_reply(protocol.MessageError(
-                    "busy", f"queue full ({q.maxsize} waiting); retry later", header))
-                with contextlib.suppress(zmq.Again):
-                    router.send_multipart(envelope + reply, zmq.NOBLOCK)
+                self._take(router, parts)
+            except Exception as exc:  # noqa: BLE001 - one message must never stop the I/O thread
+                self._internal(exc, "taking a request")
+
+    def _take(self, router: zmq.Socket, parts: list) -> None:
+        self._count("requests")
+        identity = parts[0]
+        if len(parts) >= 2 and len(parts[1]) == 0:
+            envelope, body = parts[:2], parts[2:]  # REQ-style: routing id + empty delimiter
+        else:
+            envelope, body = parts[:1], parts[1:]
+        nbytes = sum(len(p) for p in body)
+        refused = self._queue.put(identity.bytes, (envelope, body), nbytes)
+        if refused is not None:
+            self._count("busy")
+            self._count("errors")
+            reply = protocol.error_reply(protocol.MessageError(
+                "busy", f"{refused}; retry later", _peek(body)))
+            with contextlib.suppress(zmq.Again):
+                router.send_multipart(envelope + reply, zmq.NOBLOCK)
 
     # ----------------------------------------------------------------------------------------- worker
 
-    def _work(self, q: queue.Queue) -> None:
+    def _work(self) -> None:
         push = make_socket(self._ctx, zmq.PUSH)
         push.setsockopt(zmq.SNDTIMEO, 100)
         try:
             push.connect(self._inproc)
             while not self.stop_event.is_set():
-                try:
-                    envelope, body = q.get(timeout=0.1)
-                except queue.Empty:
+                got = self._queue.get(0.1)
+                if got is None:
                     continue
-                reply = self.handle(body)
+                client, (envelope, body) = got
+                try:
+                    reply = self.handle(body)
+                except Exception as exc:  # noqa: BLE001 - becomes an `internal` reply; the service goes on
+                    reply = self._internal(exc, "handling a request", _peek(body))
                 while not self.stop_event.is_set():
                     try:
                         push.send_multipart(envelope + reply, copy=False)
                         break
                     except zmq.Again:
                         continue
+                else:
+                    self._queue.done(client)
         finally:
             push.close(0)
+
+    def _internal(self, exc: BaseException, doing: str, header: dict | None = None) -> list:
+        """Count an unexpected exception, log its traceback once per place (STREAMFILL_DEBUG=1), and
+        return the ``internal`` error reply for the request it hit."""
+        self._count("internal")
+        self._count("errors")
+        self.last_internal_error = f"{type(exc).__name__}: {exc}"[:300]
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = (type(exc).__name__, *((frames[-1].filename, frames[-1].lineno) if frames else ()))
+        if os.environ.get("STREAMFILL_DEBUG") == "1" and where not in self._logged:
+            self._logged.add(where)
+            _log.error("serve: internal error while %s (logged once per place)", doing, exc_info=exc)
+        return protocol.error_reply(protocol.MessageError(
+            "internal", f"unexpected failure in the service ({type(exc).__name__})", header))
 
     def handle(self, body: list) -> list:
         """The reply parts (without envelope) to one request's parts. Never raises for bad input."""
         cfg = self.config
         try:
-            msg = protocol.decode(body, max_bytes=cfg.max_message_bytes, max_side=cfg.max_side)
+            msg = protocol.decode(body, max_bytes=cfg.max_message_bytes, max_side=cfg.max_side,
+                                  decoder=_decoder)
             if msg.type == "hello":
                 version = protocol.negotiate(msg.header.get("versions", [msg.header["v"]]))
-                encodings = ["raw", "png"] + (["jpeg"] if protocol.jpeg_available() else [])
                 return protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
                                              stream=msg.stream or None,
                                              extra={**self.info, "role": "serve",
                                                     "max_message_bytes": cfg.max_message_bytes,
-                                                    "max_side": cfg.max_side, "encodings": encodings})
+                                                    "max_side": cfg.max_side, "encodings": list(protocol.ENCODINGS),
+                                                    "queue": cfg.queue, "queue_bytes": cfg.queue_bytes})
             if msg.type == "bye":
                 return protocol.encode_bye(stream=msg.stream or None, req=msg.req)
             if msg.type != "frame":

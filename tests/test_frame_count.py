@@ -1,0 +1,142 @@
+"""Inputs real users have (issue 17): headers that overstate the length, truncated files, `--salvage`,
+and `info` saying which frame counts are estimates."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import make_video, write_png
+
+from streamfill import api
+from streamfill.cli import main
+from streamfill.config import Config
+from streamfill.errors import DecodeError
+from streamfill.io import open_video
+
+
+def overstated_avi(path: Path, frames: int = 10, claims: int = 444) -> Path:
+    """An AVI holding ``frames`` frames whose headers (avih total frames, strh length) claim ``claims``:
+    complete packets, a clean end, the count of the issue's real-world file."""
+    make_video(path, frames=frames, codec="mpeg4")
+    data = bytearray(path.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    assert avih > 0 and strh > 0 and data[strh + 8:strh + 12] == b"vids"
+    assert struct.unpack("<I", data[avih + 24:avih + 28])[0] == frames
+    assert struct.unpack("<I", data[strh + 40:strh + 44])[0] == frames
+    data[avih + 24:avih + 28] = struct.pack("<I", claims)
+    data[strh + 40:strh + 44] = struct.pack("<I", claims)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def overstated_mkv(path: Path, frames: int = 10, seconds: float = 3.6) -> Path:
+    """A Matroska file of ``frames`` frames at 25 fps whose Segment Duration claims ``seconds``."""
+    make_video(path, frames=frames, codec="ffv1")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Duration element, 8-byte float, in milliseconds
+    assert at > 0 and struct.unpack(">d", data[at + 3:at + 11])[0] == frames * 40
+    data[at + 3:at + 11] = struct.pack(">d", seconds * 1000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def truncated_mp4(tmp_path: Path) -> Path:
+    src = tmp_path / "whole.mp4"
+    make_video(src, frames=60, width=96, height=64, options={"movflags": "+faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.6)])
+    return cut
+
+
+def mask_png(tmp_path: Path, h: int = 64, w: int = 96) -> Path:
+    m = np.zeros((h, w), np.uint8)
+    m[20:40, 30:60] = 255
+    write_png(tmp_path / "m.png", m)
+    return tmp_path / "m.png"
+
+
+def count_frames(path: Path) -> int:
+    with open_video(path) as r:
+        return sum(1 for _ in r)
+
+
+@pytest.mark.parametrize("make", [overstated_avi, overstated_mkv])
+def test_overstated_header_reads_every_frame_with_a_note(tmp_path, make, caplog):
+    src = make(tmp_path / ("in.avi" if make is overstated_avi else "in.mkv"))
+    with caplog.at_level("WARNING", logger="streamfill"), open_video(src) as r:
+        frames = list(r)
+        assert len(frames) == 10 and [f.index for f in frames] == list(range(10))
+        assert len(r.notes) == 1 and ("444 frames" in r.notes[0] or "3.60 s" in r.notes[0])
+    assert len([rec for rec in caplog.records if "note:" in rec.getMessage()]) == 1
+
+
+def test_process_masks_and_eval_temporal_accept_an_overstated_avi(tmp_path, capsys):
+    src = overstated_avi(tmp_path / "in.avi")
+    mask = mask_png(tmp_path)
+    out = tmp_path / "out.mp4"
+    assert main(["process", str(src), "-o", str(out), "--mask", str(mask), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert count_frames(out) == 10
+    notes = [line for line in err.splitlines() if "444" in line]
+    assert len(notes) == 1 and "10" in notes[0] and "Traceback" not in err
+    masks_out = tmp_path / "masks.mkv"
+    assert main(["masks", str(src), "-o", str(masks_out), "--mask", str(mask), "-q"]) == 0
+    assert count_frames(masks_out) == 10
+    assert main(["eval", "temporal", str(src), "--frames", "20", "--width", "0", "--method", "classical"]) == 0
+    assert "classical" in capsys.readouterr().out
+
+
+def test_truncated_file_still_fails_loudly_and_salvage_keeps_what_decoded(tmp_path, capsys):
+    cut = truncated_mp4(tmp_path)
+    mask = mask_png(tmp_path)
+    out = tmp_path / "out.mp4"
+    assert main(["process", str(cut), "-o", str(out), "--mask", str(mask), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "truncated or corrupt" in err and "--salvage" in err and not out.exists()
+    assert main(["process", str(cut), "-o", str(out), "--mask", str(mask), "-q", "--salvage"]) == 0
+    err = capsys.readouterr().err
+    kept = count_frames(out)
+    assert 20 < kept < 60 and f"kept the {kept} frames" in err
+    masks_out = tmp_path / "masks.mkv"
+    assert main(["masks", str(cut), "-o", str(masks_out), "--mask", str(mask), "-q", "--salvage"]) == 0
+    assert count_frames(masks_out) == kept
+
+
+def test_salvage_through_the_api(tmp_path):
+    import dataclasses
+
+    cut = truncated_mp4(tmp_path)
+    config = Config()
+    with pytest.raises(DecodeError):
+        api.process(cut, tmp_path / "a.mp4", mask=mask_png(tmp_path), config=config)
+    salvage = dataclasses.replace(config, io=dataclasses.replace(config.io, salvage=True))
+    result = api.process(cut, tmp_path / "b.mp4", mask=mask_png(tmp_path), config=salvage)
+    assert result.frames == count_frames(tmp_path / "b.mp4") and result.notes and "salvage" in result.notes[0]
+
+
+def test_info_marks_estimated_counts(tmp_path, capsys):
+    mkv = tmp_path / "v.mkv"
+    make_video(mkv, frames=10, codec="ffv1")
+    assert main(["info", str(mkv)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "frames" in x)
+    assert "~10 (estimated from duration x fps)" in line
+    assert main(["info", str(mkv), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["frames"] == 10 and data["frames_estimated"] is True
+    mp4 = tmp_path / "v.mp4"
+    make_video(mp4, frames=10)
+    assert main(["info", str(mp4)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "frames" in x)
+    assert line.split() == ["frames", "10"]
+
+
+def test_keys_names_the_real_flag(tmp_path, capsys):
+    assert main(["keys", str(tmp_path / "k")]) == 0
+    assert main(["keys", str(tmp_path / "k")]) == 1
+    err = capsys.readouterr().err
+    assert "--force" in err and "pass overwrite" not in err
+    assert main(["keys", str(tmp_path / "k"), "--force"]) == 0

@@ -1,0 +1,92 @@
+"""No leftovers (issue 17): partial outputs are removed on every exit streamfill controls, and the ones a
+killed process (kill -9) could not remove are removed by the next run into the same folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import make_video, write_png
+
+from streamfill.io.encode import remove_stale_partials
+
+
+def _setup(tmp_path: Path, frames: int = 150) -> tuple[Path, Path]:
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=frames, width=320, height=240)
+    m = np.zeros((240, 320), np.uint8)
+    m[80:160, 100:220] = 255
+    write_png(tmp_path / "m.png", m)
+    return src, tmp_path / "m.png"
+
+
+def _partials(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
+
+
+def _start(src: Path, out: Path, mask: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "process", str(src), "-o", str(out), "--mask",
+                             str(mask), "--preset", "veryslow", "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not _partials(out.parent) and proc.poll() is None:
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.slow
+def test_kill_9_leftover_is_removed_by_the_next_run_with_one_line(tmp_path):
+    src, mask = _setup(tmp_path)
+    out = tmp_path / "out.mp4"
+    proc = _start(src, out, mask)
+    time.sleep(0.3)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate(timeout=30)
+    left = _partials(tmp_path)
+    assert left == [f".out.partial-{proc.pid}.mp4"] and not out.exists()
+    second = subprocess.run([sys.executable, "-m", "streamfill", "process", str(src), "-o",
+                             str(tmp_path / "again.mp4"), "--mask", str(mask), "--preset", "ultrafast", "-q"],
+                            stderr=subprocess.PIPE, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert _partials(tmp_path) == [] and (tmp_path / "again.mp4").exists()
+    lines = [line for line in second.stderr.splitlines() if "stale partial" in line]
+    assert len(lines) == 1 and left[0] in lines[0] and "Traceback" not in second.stderr
+
+
+@pytest.mark.slow
+def test_sighup_removes_the_partial_output(tmp_path):
+    src, mask = _setup(tmp_path)
+    out = tmp_path / "out.mp4"
+    proc = _start(src, out, mask)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert _partials(tmp_path) == [] and not out.exists()
+
+
+def test_only_partials_of_dead_processes_are_removed(tmp_path, caplog):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        names = [f".a.partial-{dead_pid}.mp4", f".b.partial-{alive.pid}.mp4", f".c.partial-{os.getpid()}.mkv",
+                 "a.partial-1.mp4", ".notes.txt", f".d.partial-{dead_pid}x.mp4"]
+        for name in names:
+            (tmp_path / name).write_bytes(b"x")
+        seq = tmp_path / f".frames.partial-{dead_pid}"
+        seq.mkdir()
+        (seq / "000000.png").write_bytes(b"x")
+        with caplog.at_level("WARNING", logger="streamfill"):
+            removed = remove_stale_partials(tmp_path)
+        assert sorted(p.name for p in removed) == sorted([names[0], seq.name])
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+        assert len(caplog.records) == 1 and "2 stale partial outputs" in caplog.records[0].getMessage()
+    finally:
+        alive.kill()
+        alive.wait()
