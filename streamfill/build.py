@@ -153,6 +153,12 @@ def make_completion(config: Config, inpainter: Inpainter | None = None) -> Compl
     completer = make_completer(config, inpainter)
     if config.temporal.mode == "off":
         return completer
+    return _temporal_completion(completer, config)
+
+
+def _temporal_completion(completer: Completer, config: Config) -> TemporalCompletion:
+    """Temporal completion whose never-seen regions go to ``completer.fill``; the paste is feathered only
+    inside the safety margin (``[mask] dilate``), as for every completion."""
     return TemporalCompletion(completer.fill, config.temporal, feather=config.mask.feather,
                               margin=config.mask.dilate)
 
@@ -349,8 +355,7 @@ def make_temporal_fill(config: Config, *, max_streams: int = 4):
         with guard:
             state = streams.pop(key, None)
             if state is None or state.next_index != index:
-                state = _StreamState(TemporalCompletion(completer.fill, config.temporal,
-                                                        feather=config.mask.feather))
+                state = _StreamState(_temporal_completion(completer, config))
             streams[key] = state  # most recently used last
             while len(streams) > max_streams:
                 streams.pop(next(iter(streams)))
