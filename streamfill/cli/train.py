@@ -26,6 +26,13 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, help="batch size")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--init-weights", metavar="W|shipped",
+                   help="a new run starts its generator from this weights file ('shipped' = the packaged weights); "
+                   "with --resume it applies only while RUN_DIR has no checkpoint yet")
+    p.add_argument("--ckpt-minutes", type=float, metavar="M",
+                   help="also checkpoint every M minutes of wall-clock time (train.ckpt_minutes)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="stop (with a checkpoint) after M minutes of wall-clock time: one session's share")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="train_action", metavar="ACTION")
@@ -124,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise InputError("streamfill train needs --out RUN_DIR (or an action: export, masks)")
+    if args.minutes is not None and args.minutes <= 0:
+        raise InputError(f"--minutes {args.minutes:g}: must be > 0")
     overrides = {"train": {"steps": args.steps, "batch": args.batch, "device": args.device,
-                           "threads": args.threads}}
+                           "threads": args.threads, "init_weights": args.init_weights,
+                           "ckpt_minutes": args.ckpt_minutes}}
     trainer = prepare_run(args.out, config_path=args.config, data_paths=args.data, resume=args.resume,
                           overrides=overrides)
     progress = TrainProgress(quiet=args.quiet)
@@ -143,9 +153,14 @@ def run(args: argparse.Namespace) -> int:
         print("\nstop requested: finishing this step and writing a checkpoint (again to abort)",
               file=sys.stderr, flush=True)
 
+    deadline = None if args.minutes is None else time.monotonic() + args.minutes * 60
+
+    def should_stop() -> bool:
+        return stop["requested"] or (deadline is not None and time.monotonic() >= deadline)
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        state = trainer.run(progress, stop=lambda: stop["requested"])
+        state = trainer.run(progress, stop=should_stop)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
