@@ -128,3 +128,33 @@ def test_bad_minutes_and_missing_init_weights_are_one_line_errors(tmp_path, phot
                  "--init-weights", str(tmp_path / "missing.safetensors"), "--quiet"]) != 0
     err = capsys.readouterr().err
     assert "missing.safetensors" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_export_reruns_the_heldout_evaluation_into_the_card(tmp_path, photos):
+    from streamfill.eval.results import load_results
+
+    run = tmp_path / "run"
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet", "--steps", "1"]) == 0
+    heldout = write_photos(tmp_path / "heldout", count=2, seed=9)
+    out = tmp_path / "ship" / "w.safetensors"
+    res = tmp_path / "results" / "heldout_export.json"
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout", str(heldout), "--heldout-seeds", "2",
+                 "--heldout-max-side", "96", "--heldout-method", "streamfill dilate 0", "--heldout-method", "telea",
+                 "--heldout-results", str(res)]) == 0
+    card = (out.parent / "MODEL_CARD.md").read_text()
+    assert "## Held-out photos (hole blanked)" in card and "2 photos never used in training" in card
+    table = [line for line in card.splitlines() if line.startswith("| streamfill dilate 0") or
+             line.startswith("| telea")]
+    assert len(table) == 2
+    l1 = {line.split(" (")[0][2:]: float(line.split("|")[2]) for line in table}
+    assert all(0 < v < 100 for v in l1.values()) and l1["streamfill dilate 0"] != l1["telea"]
+    assert "streamfill dilate 0 / telea = " in card
+    assert out.is_file() and not list(out.parent.glob("*.partial*"))
+    (result,) = load_results(res.parent)
+    assert len(result["rows"]) == 4 and str(tmp_path) not in json.dumps(result)
+    # a bad held-out path fails before anything is replaced
+    before = out.read_bytes()
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout", str(tmp_path / "none")]) != 0
+    assert out.read_bytes() == before
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout-results", str(res)]) != 0
