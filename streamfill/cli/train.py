@@ -4,6 +4,7 @@ training masks."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -26,6 +27,13 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, help="batch size")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--init-weights", metavar="W|shipped",
+                   help="a new run starts its generator from this weights file ('shipped' = the packaged weights); "
+                   "with --resume it applies only while RUN_DIR has no checkpoint yet")
+    p.add_argument("--ckpt-minutes", type=float, metavar="M",
+                   help="also checkpoint every M minutes of wall-clock time (train.ckpt_minutes)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="stop (with a checkpoint) after M minutes of wall-clock time: one session's share")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="train_action", metavar="ACTION")
@@ -37,6 +45,15 @@ def add_parser(sub) -> None:
     ex.add_argument("--hardware", default="", help="hardware line for the card, e.g. '2-core CPU, no GPU'")
     ex.add_argument("--discriminator", action="store_true",
                     help="also write OUTPUT_STEM.discriminator.safetensors (fp16)")
+    ex.add_argument("--heldout", nargs="+", metavar="PATH",
+                    help="re-run the held-out evaluation (hole blanked) of the exported weights on these photos "
+                    "(never trained on) and put the table into the model card")
+    ex.add_argument("--heldout-seeds", type=int, default=3, help="seeds of the held-out holes (default 3)")
+    ex.add_argument("--heldout-max-side", type=int, default=256, help="downscale held-out photos first (256)")
+    ex.add_argument("--heldout-method", action="append", metavar="NAME",
+                    help=f"methods of the held-out table, repeatable (default: {', '.join(HELDOUT_DEFAULT)})")
+    ex.add_argument("--heldout-results", metavar="JSON",
+                    help="also write the held-out table as a benchmark result file (benchmarks/results/ schema)")
     ex.set_defaults(func=run_export)
     ev = actions.add_parser("eval", help="compare weights with classical methods inside free-form holes on "
                             "whole photos (the hole blanked: no method sees the truth)")
@@ -124,8 +141,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise InputError("streamfill train needs --out RUN_DIR (or an action: export, masks)")
+    if args.minutes is not None and args.minutes <= 0:
+        raise InputError(f"--minutes {args.minutes:g}: must be > 0")
     overrides = {"train": {"steps": args.steps, "batch": args.batch, "device": args.device,
-                           "threads": args.threads}}
+                           "threads": args.threads, "init_weights": args.init_weights,
+                           "ckpt_minutes": args.ckpt_minutes}}
     trainer = prepare_run(args.out, config_path=args.config, data_paths=args.data, resume=args.resume,
                           overrides=overrides)
     progress = TrainProgress(quiet=args.quiet)
@@ -143,9 +163,14 @@ def run(args: argparse.Namespace) -> int:
         print("\nstop requested: finishing this step and writing a checkpoint (again to abort)",
               file=sys.stderr, flush=True)
 
+    deadline = None if args.minutes is None else time.monotonic() + args.minutes * 60
+
+    def should_stop() -> bool:
+        return stop["requested"] or (deadline is not None and time.monotonic() >= deadline)
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        state = trainer.run(progress, stop=lambda: stop["requested"])
+        state = trainer.run(progress, stop=should_stop)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -156,10 +181,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from streamfill.errors import InputError
     from streamfill.train.export import export_run
 
+    heldout = None
+    if args.heldout:
+        names = args.heldout_method or list(HELDOUT_DEFAULT)
+        _check_eval_args(names, args.heldout_max_side, 1, args.heldout_seeds)
+        photos = _load_heldout(args.heldout, args.heldout_max_side)
+
+        def heldout(weights: Path) -> str:
+            evaluation = _evaluate(photos, names, weights=str(weights), masks_per_image=1, seed=0,
+                                   seeds=args.heldout_seeds, quiet=True)
+            if args.heldout_results:
+                _write_eval_results(args.heldout_results, evaluation, photos, args.heldout_max_side, 1,
+                                    "Held-out photos at export (hole blanked)")
+            return heldout_markdown(evaluation, photos, args.heldout_max_side, args.heldout_seeds)
+    elif args.heldout_results:
+        raise InputError("--heldout-results needs --heldout PHOTOS")
     result = export_run(args.run_dir, args.output, card_path=args.card, sources=args.sources,
-                        hardware=args.hardware, discriminator=args.discriminator)
+                        hardware=args.hardware, discriminator=args.discriminator, heldout=heldout)
     print(f"wrote {result.weights} ({result.weights.stat().st_size / 1e6:.1f} MB, step {result.step}) "
           f"and {result.card}")
     return 0
@@ -193,28 +234,42 @@ EVAL_METHODS = {
 }
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    import json
+HELDOUT_DEFAULT = ("streamfill dilate 0", "streamfill", "telea", "telea dilate 4", "ns", "fsr_fast")
+"""The model card's held-out table (FSR_BEST costs ~30 s of CPU per 256 px photo: add it with --heldout-method)."""
+
+
+def _check_eval_args(names, max_side: int, masks_per_image: int, seeds: int) -> None:
+    from streamfill.errors import InputError
+
+    if max_side < 64 or masks_per_image < 1 or seeds < 1:
+        raise InputError("--max-side must be >= 64, --masks-per-image and --seeds >= 1")
+    for n in names:
+        if n not in EVAL_METHODS:
+            raise InputError(f"method {n!r}: known: {', '.join(EVAL_METHODS)}")
+
+
+def _load_heldout(paths, max_side: int):
+    from streamfill.errors import InputError
+    from streamfill.train.evaluate import load_photos
+
+    photos = load_photos(paths, max_side)
+    if not photos:
+        raise InputError("no photos found in the held-out paths")
+    return photos
+
+
+def _evaluate(photos, names, *, weights, masks_per_image: int, seed: int, seeds: int, quiet: bool) -> dict:
+    """Run the blanked-hole evaluation: {"names", "result" (per method: means and worst), "per_seed", "loads"}."""
     import os
 
     import numpy as np
 
     from streamfill.backends.classical import ClassicalInpainter, available_methods
     from streamfill.config import CropConfig, MaskConfig
-    from streamfill.errors import InputError
     from streamfill.masks.ops import dilate
     from streamfill.pipeline.complete import Completer
-    from streamfill.train.evaluate import evaluate_methods, load_photos
+    from streamfill.train.evaluate import evaluate_methods
 
-    if args.max_side < 64 or args.masks_per_image < 1 or args.seeds < 1:
-        raise InputError("--max-side must be >= 64, --masks-per-image and --seeds >= 1")
-    names = args.method or list(EVAL_METHODS)
-    for n in names:
-        if n not in EVAL_METHODS:
-            raise InputError(f"--method {n!r}: known: {', '.join(EVAL_METHODS)}")
-    photos = load_photos(args.data, args.max_side)
-    if not photos:
-        raise InputError("no photos found in --data")
     unavailable = [n for n in names if EVAL_METHODS[n][0] not in ("deepfill", *available_methods())]
     for n in unavailable:
         print(f"{n}: unavailable (OpenCV without the contrib modules: pip install opencv-contrib-python-headless)",
@@ -228,7 +283,7 @@ def run_eval(args: argparse.Namespace) -> int:
             if generator is None:
                 from streamfill.backends.torch import TorchInpainter
 
-                generator = TorchInpainter.from_weights(args.weights)
+                generator = TorchInpainter.from_weights(weights)
             inpainter = generator
         else:
             inpainter = ClassicalInpainter(engine, 5)
@@ -240,43 +295,90 @@ def run_eval(args: argparse.Namespace) -> int:
         methods[n] = fill
 
     def progress(name, done, total):
-        if not args.quiet:
+        if not quiet:
             print(f"\r{done}/{total} fills", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
     per_seed = {}
     loads = []
-    for seed in range(args.seed, args.seed + args.seeds):
-        per_seed[seed] = evaluate_methods(photos, methods, masks_per_image=args.masks_per_image, seed=seed,
-                                          progress=progress)
+    for sd in range(seed, seed + seeds):
+        per_seed[sd] = evaluate_methods(photos, methods, masks_per_image=masks_per_image, seed=sd,
+                                        progress=progress)
         loads.append(os.getloadavg())
     result = {}
     for n in names:
-        rows = [per_seed[s][n] for s in per_seed]
+        rows = [per_seed[sd][n] for sd in per_seed]
         result[n] = {
             "l1": float(np.mean([r["l1"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows])),
             "worst_seed_l1": float(max(r["l1"] for r in rows)), "worst_seed_psnr": float(min(r["psnr"] for r in rows)),
             "worst_sample_l1": float(max(r["worst_l1"] for r in rows)), "samples": int(sum(r["samples"] for r in rows)),
         }
-    if args.results:
-        from streamfill.eval.results import command_line, make_result, write_result
+    return {"names": names, "result": result, "per_seed": per_seed, "loads": loads}
 
-        table = [[n, s, round(per_seed[s][n]["l1"] * 100, 2), round(per_seed[s][n]["psnr"], 2),
-                  round(per_seed[s][n]["worst_l1"] * 100, 2), per_seed[s][n]["samples"]]
-                 for n in names for s in per_seed]
-        summary = {f"{n}: mean L1 % / worst seed L1 % / mean PSNR dB":
-                   f"{result[n]['l1'] * 100:.2f} / {result[n]['worst_seed_l1'] * 100:.2f} / {result[n]['psnr']:.2f}"
-                   for n in names}
-        notes = (f"{len(photos)} photos never used in training ({', '.join(sorted(p for p, _ in photos))}), "
-                 f"longer side <= {args.max_side}, {args.masks_per_image} seeded free-form hole(s) per photo and "
-                 f"seed. Every method gets the photo with the hole blanked (black); errors are inside the user's "
-                 f"hole on [0, 1] (L1 pooled over hole pixels, PSNR the mean over samples). Methods: "
-                 + "; ".join(f"{n} = {EVAL_METHODS[n][3]}" for n in names) + ".")
-        mean_load = [round(float(np.mean([v[i] for v in loads])), 2) for i in range(3)]
-        write_result(args.results, make_result(
-            Path(args.results).stem, args.title, command=command_line(),
-            columns=["method", "seed", "L1 % in hole", "PSNR dB in hole", "worst sample L1 %", "samples"],
-            rows=table, summary=summary, notes=notes, load_avg=mean_load))
-        print(f"wrote {args.results}", file=sys.stderr)
+
+def _write_eval_results(path, evaluation, photos, max_side: int, masks_per_image: int, title: str) -> None:
+    import numpy as np
+
+    from streamfill.eval.results import command_line, make_result, write_result
+
+    names, result, per_seed, loads = (evaluation[k] for k in ("names", "result", "per_seed", "loads"))
+    table = [[n, sd, round(per_seed[sd][n]["l1"] * 100, 2), round(per_seed[sd][n]["psnr"], 2),
+              round(per_seed[sd][n]["worst_l1"] * 100, 2), per_seed[sd][n]["samples"]]
+             for n in names for sd in per_seed]
+    summary = {f"{n}: mean L1 % / worst seed L1 % / mean PSNR dB":
+               f"{result[n]['l1'] * 100:.2f} / {result[n]['worst_seed_l1'] * 100:.2f} / {result[n]['psnr']:.2f}"
+               for n in names}
+    notes = (f"{len(photos)} photos never used in training ({', '.join(sorted(p for p, _ in photos))}), "
+             f"longer side <= {max_side}, {masks_per_image} seeded free-form hole(s) per photo and "
+             f"seed. Every method gets the photo with the hole blanked (black); errors are inside the user's "
+             f"hole on [0, 1] (L1 pooled over hole pixels, PSNR the mean over samples). Methods: "
+             + "; ".join(f"{n} = {EVAL_METHODS[n][3]}" for n in names) + ".")
+    mean_load = [round(float(np.mean([v[i] for v in loads])), 2) for i in range(3)]
+    write_result(path, make_result(
+        Path(path).stem, title, command=command_line(),
+        columns=["method", "seed", "L1 % in hole", "PSNR dB in hole", "worst sample L1 %", "samples"],
+        rows=table, summary=summary, notes=notes, load_avg=mean_load))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def heldout_markdown(evaluation, photos, max_side: int, seeds: int) -> str:
+    """The model card's held-out section: a table of every method, and the ratios the acceptance is stated in."""
+    import platform
+
+    result, loads = evaluation["result"], evaluation["loads"]
+    load = max(v[0] for v in loads) if loads else float("nan")
+    lines = [
+        f"Re-measured at export on {len(photos)} photos never used in training, longer side <= {max_side}, one "
+        f"seeded free-form hole per photo and seed, {seeds} seed(s); every method gets the photo with the hole "
+        "**blanked**; L1 (x100, on [0, 1]) and PSNR inside the user's hole. Machine: "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average up to {load:.1f}. "
+        "`streamfill train export --heldout`; the same figures as `streamfill train eval`.",
+        "",
+        "| method | mean L1 % | worst seed L1 % | mean PSNR dB | worst seed PSNR dB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for n, r in result.items():
+        lines.append(f"| {n} ({EVAL_METHODS[n][3]}) | {r['l1'] * 100:.2f} | {r['worst_seed_l1'] * 100:.2f} | "
+                     f"{r['psnr']:.2f} | {r['worst_seed_psnr']:.2f} |")
+    pairs = [("streamfill dilate 0", "telea"), ("streamfill", "telea dilate 4"), ("streamfill dilate 0", "fsr_best"),
+             ("streamfill dilate 0", "fsr_fast")]
+    ratios = [f"{a} / {b} = {result[a]['l1'] / result[b]['l1']:.3f}" for a, b in pairs
+              if a in result and b in result and result[b]["l1"] > 0]
+    if ratios:
+        lines += ["", "Mean L1 ratios at equal settings (< 1: the generator is better): " + "; ".join(ratios) + "."]
+    return "\n".join(lines)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    names = args.method or list(EVAL_METHODS)
+    _check_eval_args(names, args.max_side, args.masks_per_image, args.seeds)
+    photos = _load_heldout(args.data, args.max_side)
+    evaluation = _evaluate(photos, names, weights=args.weights, masks_per_image=args.masks_per_image,
+                           seed=args.seed, seeds=args.seeds, quiet=args.quiet)
+    result, per_seed = evaluation["result"], evaluation["per_seed"]
+    if args.results:
+        _write_eval_results(args.results, evaluation, photos, args.max_side, args.masks_per_image, args.title)
     if args.json:
         print(json.dumps({"methods": result, "per_seed": {str(k): v for k, v in per_seed.items()}}, indent=2))
     else:

@@ -48,7 +48,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class MaskGenConfig:
-    """Random training holes: the paper's free-form strokes, boxes and object-shaped blobs.
+    """Random training holes: the paper's free-form strokes, boxes, object-shaped blobs and object cut-outs.
+
+    With ``stamp_prob`` > 0 that share of holes is the silhouette of one or more object cut-outs from
+    ``stamp_dir`` (e.g. the ``masks/`` folder written by ``scripts/build_train_pool.py``: tuxpaint stamps),
+    scaled, rotated, flipped and placed at random, grown like a user's mask; the rest are free-form.
 
     Stroke widths and the box size are given for a 256 px crop and scale linearly with the crop size; the
     stroke segment length is drawn around the crop's diagonal / 8 as in the paper.
@@ -70,6 +74,12 @@ class MaskGenConfig:
     blob_max: float = 0.5
     max_coverage: float = 0.6  # masks covering more than this are redrawn
     min_coverage: float = 0.01  # and masks covering less
+    stamp_dir: str = ""  # folder of object cut-outs (PNG with alpha, or grey: >= 128 = object); "" = none
+    stamp_prob: float = 0.0  # share of holes that are object cut-outs instead of strokes/box/blob
+    stamp_min: float = 0.2  # cut-out's longer side as a fraction of the crop side
+    stamp_max: float = 0.6
+    stamp_count: int = 1  # up to this many cut-outs per object hole (1..stamp_count, uniform)
+    stamp_strokes: float = 0.0  # probability that free-form strokes are added to an object hole
 
     def __post_init__(self) -> None:
         check_range("masks.strokes_min", self.strokes_min, 0, 64)
@@ -88,7 +98,16 @@ class MaskGenConfig:
         check_range("masks.blob_max", self.blob_max, self.blob_min, 1.0)
         check_range("masks.max_coverage", self.max_coverage, 0.01, 1.0)
         check_range("masks.min_coverage", self.min_coverage, 0.0, self.max_coverage)
-        if self.strokes_max == 0 and self.box_prob == 0 and self.blob_prob == 0:
+        if not isinstance(self.stamp_dir, str):
+            raise ConfigError(f"masks.stamp_dir = {self.stamp_dir!r}: expected a folder path string (\"\" = none)")
+        check_range("masks.stamp_prob", self.stamp_prob, 0.0, 1.0)
+        check_range("masks.stamp_min", self.stamp_min, 0.01, 1.0)
+        check_range("masks.stamp_max", self.stamp_max, self.stamp_min, 1.0)
+        check_range("masks.stamp_count", self.stamp_count, 1, 16)
+        check_range("masks.stamp_strokes", self.stamp_strokes, 0.0, 1.0)
+        if self.stamp_prob > 0 and not self.stamp_dir:
+            raise ConfigError(f"masks.stamp_prob = {self.stamp_prob:g} needs masks.stamp_dir (a folder of cut-outs)")
+        if self.strokes_max == 0 and self.box_prob == 0 and self.blob_prob == 0 and self.stamp_prob < 1:
             raise ConfigError("masks: strokes_max = 0, box_prob = 0 and blob_prob = 0 would give empty holes")
 
 
@@ -160,6 +179,17 @@ class DiscriminatorConfig:
 
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("lsuv", "identity", "default")
+SHIPPED_WEIGHTS = "shipped"
+
+
+def shipped_weights_path() -> Path:
+    """The generator weights inside the package (``train.init_weights = "shipped"``)."""
+    return Path(__file__).resolve().parent.parent / "data" / "deepfill_default.safetensors"
+
+
+def resolve_init_weights(value: str) -> str:
+    """``train.init_weights`` as a path: "shipped" -> the packaged weights; other values unchanged."""
+    return str(shipped_weights_path()) if value == SHIPPED_WEIGHTS else value
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -177,7 +207,9 @@ class ScheduleConfig:
     ckpt_every: int = 1000  # checkpoint (also written at the end of a run)
     keep_checkpoints: int = 3  # older numbered checkpoints are deleted (latest.pt is always kept)
     init: str = "lsuv"  # generator init of a fresh run: lsuv (unit variance) | identity (RGB copy) | default
-    init_weights: str = ""  # fresh run: start the generator from this weights file (same cnum/guidance), after init
+    init_weights: str = ""  # fresh run: start the generator from this weights file (same cnum/guidance), after init;
+    # "shipped" = the weights inside the package (streamfill/data/deepfill_default.safetensors)
+    ckpt_minutes: float = 0.0  # also checkpoint whenever this many minutes passed since the last one (0 = off)
 
     def __post_init__(self) -> None:
         check_range("train.batch", self.batch, 1, 4096)
@@ -190,6 +222,7 @@ class ScheduleConfig:
             check_range(f"train.{key}", getattr(self, key), 1, 10**9)
         check_range("train.keep_checkpoints", self.keep_checkpoints, 1, 10**6)
         check_choice("train.init", self.init, INITS)
+        check_range("train.ckpt_minutes", self.ckpt_minutes, 0.0, 10_000.0)
         if not isinstance(self.init_weights, str):
             raise ConfigError(f"train.init_weights = {self.init_weights!r}: expected a path string (\"\" = none)")
 

@@ -7,6 +7,7 @@ import os
 import platform
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,7 @@ def model_card(
     hardware: str,
     history: list[dict[str, Any]],
     run_dir: Path | None = None,
+    heldout: str | None = None,
 ) -> str:
     """The model card text (Markdown) for an exported checkpoint."""
     step = int(state["step"])
@@ -142,6 +144,8 @@ def model_card(
         lines += ["Validation L1 over training (step: streamfill / Telea): "
                   + ", ".join(f"{h['step']}: {h['val_l1']:.4f}/{h['telea_l1']:.4f}"
                               for h in history[:: max(1, len(history) // 8)]), ""]
+    if heldout:
+        lines += ["## Held-out photos (hole blanked)", "", heldout.strip(), ""]
     notes = run_dir / "NOTES.md" if run_dir is not None else None
     if notes is not None and notes.is_file():
         lines += ["## Run notes", "", notes.read_text(encoding="utf-8").strip(), ""]
@@ -184,10 +188,13 @@ def export_run(
     sources: str | os.PathLike | None = None,
     hardware: str = "",
     discriminator: bool = False,
+    heldout: Callable[[Path], str] | None = None,
 ) -> ExportResult:
     """Write the generator of ``run`` (a run directory: its latest checkpoint; or a checkpoint file) as fp16
     safetensors to ``output`` and a model card next to it (``MODEL_CARD.md`` unless ``card_path``). With
-    ``discriminator``, also ``<output stem>.discriminator.safetensors`` (fp16 SN-PatchGAN state dict)."""
+    ``discriminator``, also ``<output stem>.discriminator.safetensors`` (fp16 SN-PatchGAN state dict).
+    ``heldout(weights_path)``, when given, is called on the written weights and returns a Markdown section
+    (the held-out evaluation with the hole blanked) that goes into the card: each shipping export re-measures."""
     from streamfill.model import Generator, save_generator
 
     run = Path(run)
@@ -215,8 +222,15 @@ def export_run(
         "validation": last,
         "licence_note": "trained by streamfill from scratch; data licences in MODEL_CARD.md",
     }
-    save_generator(generator, output, metadata=provenance, dtype=torch.float16)
-    os.chmod(output, 0o644)  # package data: world-readable whatever the umask of the writer
+    staged = output.with_name(output.stem + ".partial.safetensors")
+    save_generator(generator, staged, metadata=provenance, dtype=torch.float16)
+    os.chmod(staged, 0o644)  # package data: world-readable whatever the umask of the writer
+    try:
+        heldout_text = heldout(staged) if heldout is not None else None  # measured before anything is replaced
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    os.replace(staged, output)
     if discriminator:
         from safetensors.torch import save_file
 
@@ -229,6 +243,8 @@ def export_run(
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
                       data_paths=data_paths, sources=sources, hardware=hardware, history=history,
-                      run_dir=run_dir)
-    card.write_text(text, encoding="utf-8")
+                      run_dir=run_dir, heldout=heldout_text)
+    tmp = card.with_name(card.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, card)
     return ExportResult(output, card, int(state["step"]))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from streamfill.errors import ConfigError, InputError, WeightsError
-from streamfill.train.config import TrainConfig, train_config_from_dict
+from streamfill.train.config import TrainConfig, resolve_init_weights, train_config_from_dict
 from streamfill.train.data import Batch, TrainData, make_batch, validation_set
 from streamfill.train.metrics import hole_metrics, telea_fill
 from streamfill.train.tensors import fill_batch, from_images, start_kwargs, to_images, to_masks
@@ -218,7 +218,7 @@ class Trainer:
             lsuv_init(self.generator, image, mask, guidance)
         source_prefill = "none"
         if self.cfg.train.init_weights:
-            source_prefill = load_init_weights(self.generator, self.cfg.train.init_weights)
+            source_prefill = load_init_weights(self.generator, resolve_init_weights(self.cfg.train.init_weights))
         prefill = getattr(getattr(self.generator, "config", None), "prefill", "none")
         if prefill != "none" and source_prefill != prefill:
             with torch.no_grad():
@@ -413,7 +413,8 @@ class Trainer:
 
         ``callback`` receives dicts with ``event`` = "step" (after every step: step, total, losses, it/s),
         "val" (metrics), "sample" (path), "checkpoint" (path). ``stop()`` returning True ends the run early
-        (a checkpoint is written first)."""
+        (a checkpoint is written first). Checkpoints are written every ``ckpt_every`` steps, and also whenever
+        ``ckpt_minutes`` (> 0) of wall-clock time passed since the last one (long runs on a busy machine)."""
         sched = self.cfg.train
         emit = callback or (lambda _e: None)
         if self.run_dir is not None:
@@ -422,6 +423,7 @@ class Trainer:
         rate = 0.0
         last = time.perf_counter()
         last_step = self.state.step
+        last_ckpt = time.monotonic()
         while self.state.step < sched.steps:
             logs = self.train_step()
             step = self.state.step
@@ -441,8 +443,10 @@ class Trainer:
             if step % sched.sample_every == 0 and self.run_dir is not None:
                 emit({"event": "sample", "step": step, "path": str(self.write_samples())})
             done = step >= sched.steps or (stop is not None and stop())
-            if (step % sched.ckpt_every == 0 or done) and self.run_dir is not None:
+            timed = sched.ckpt_minutes > 0 and time.monotonic() - last_ckpt >= sched.ckpt_minutes * 60
+            if (step % sched.ckpt_every == 0 or done or timed) and self.run_dir is not None:
                 emit({"event": "checkpoint", "step": step, "path": str(self.write_checkpoint())})
+                last_ckpt = time.monotonic()
             if done:
                 break
         return self.state

@@ -1,4 +1,5 @@
-"""Random training holes: free-form strokes (the DeepFill v2 paper's algorithm), boxes, object-shaped blobs.
+"""Random training holes: free-form strokes (the DeepFill v2 paper's algorithm), boxes, object-shaped blobs, and
+the silhouettes of real object cut-outs (``masks.stamp_dir``: PNGs with alpha, e.g. tuxpaint's stamps).
 
 Every function takes a ``numpy.random.Generator`` so that a seed reproduces the exact masks. Masks are
 H x W uint8 with 255 = hole, 0 = known (the project's mask convention).
@@ -7,10 +8,13 @@ H x W uint8 with 255 = hole, 0 = known (the project's mask convention).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from streamfill.errors import InputError
 from streamfill.train.config import MaskGenConfig
 
 REFERENCE_SIZE = 256
@@ -93,16 +97,93 @@ def blob_mask(rng: np.random.Generator, height: int, width: int, cfg: MaskGenCon
     return cv2.dilate(mask, kernel)
 
 
+STAMP_SUFFIXES = (".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+@lru_cache(maxsize=4)
+def load_stamps(folder: str) -> tuple[np.ndarray, ...]:
+    """The object silhouettes in ``folder`` (sorted by name, searched recursively): H x W uint8, 255 = object.
+    The alpha channel of RGBA/grey-alpha files, else the grey level; >= 128 counts as object; each silhouette is
+    cropped to its bounding box. Cached per folder. Raises InputError for a missing or empty folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"masks.stamp_dir {folder!r}: no such folder")
+    shapes = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in STAMP_SUFFIXES):
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            continue
+        if image.ndim == 3 and image.shape[2] in (2, 4):
+            plane = image[..., -1]
+        elif image.ndim == 3:
+            plane = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        else:
+            plane = image
+        if plane.dtype != np.uint8:
+            plane = (plane.astype(np.float32) * (255.0 / max(1.0, float(np.iinfo(plane.dtype).max)))).astype(np.uint8)
+        shape = np.where(plane >= 128, 255, 0).astype(np.uint8)
+        ys, xs = np.nonzero(shape)
+        if len(ys) == 0:
+            continue
+        shapes.append(np.ascontiguousarray(shape[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]))
+    if not shapes:
+        raise InputError(f"masks.stamp_dir {folder!r}: no cut-outs (PNG with alpha, or grey) found")
+    return tuple(shapes)
+
+
+def stamp_mask(rng: np.random.Generator, height: int, width: int, cfg: MaskGenConfig) -> np.ndarray:
+    """An object-shaped hole from real cut-outs: 1..``stamp_count`` silhouettes from ``stamp_dir``, each scaled so
+    its longer side is uniform in [stamp_min, stamp_max] of the crop side, rotated by up to +-20 degrees, flipped
+    with probability 1/2, placed at random (it may leave the crop), then grown by 1/64 of the crop side as a
+    segmentation mask would be; free-form strokes are added with ``stamp_strokes``."""
+    shapes = load_stamps(cfg.stamp_dir)
+    mask = np.zeros((height, width), np.uint8)
+    side = min(height, width)
+    for _ in range(int(rng.integers(1, cfg.stamp_count + 1))):
+        shape = shapes[int(rng.integers(0, len(shapes)))]
+        if rng.random() < 0.5:
+            shape = shape[:, ::-1]
+        sh, sw = shape.shape
+        target = rng.uniform(cfg.stamp_min, cfg.stamp_max) * side
+        scale = target / max(sh, sw)
+        angle = float(rng.uniform(-20.0, 20.0))
+        # scale and rotate about the centre into a canvas big enough for any rotation
+        diag = max(4, math.ceil(math.hypot(sh, sw) * scale) + 2)
+        m = cv2.getRotationMatrix2D(((sw - 1) / 2, (sh - 1) / 2), angle, scale)
+        m[:, 2] += np.array([(diag - 1) / 2, (diag - 1) / 2]) - np.array([(sw - 1) / 2, (sh - 1) / 2])
+        warped = cv2.warpAffine(np.ascontiguousarray(shape), m, (diag, diag), flags=cv2.INTER_LINEAR,
+                                borderValue=0)
+        warped = np.where(warped >= 128, 255, 0).astype(np.uint8)
+        cy = int(rng.integers(0, height))
+        cx = int(rng.integers(0, width))
+        top, left = cy - diag // 2, cx - diag // 2
+        y0, x0 = max(0, top), max(0, left)
+        y1, x1 = min(height, top + diag), min(width, left + diag)
+        if y1 > y0 and x1 > x0:
+            mask[y0:y1, x0:x1] |= warped[y0 - top : y1 - top, x0 - left : x1 - left]
+    grow = max(1, round(side / 64))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    mask = cv2.dilate(mask, kernel)
+    if cfg.stamp_strokes > 0 and rng.random() < cfg.stamp_strokes and cfg.strokes_max > 0:
+        mask |= stroke_mask(rng, height, width, cfg)
+    return mask
+
+
 def random_mask(rng: np.random.Generator, height: int, width: int, cfg: MaskGenConfig) -> np.ndarray:
-    """One training hole: strokes, plus a box with ``box_prob``, plus a blob with ``blob_prob``; redrawn (up to
-    32 times) until the covered fraction lies in [min_coverage, max_coverage]. H x W uint8, 255 = hole."""
+    """One training hole: with ``stamp_prob`` an object cut-out hole (``stamp_mask``); otherwise strokes, plus a
+    box with ``box_prob``, plus a blob with ``blob_prob``. Redrawn (up to 32 times) until the covered fraction
+    lies in [min_coverage, max_coverage]. H x W uint8, 255 = hole. With ``stamp_prob`` = 0 no random number is
+    drawn for the choice, so existing seeds give the same masks as before."""
     mask = np.zeros((height, width), np.uint8)
     for _ in range(32):
-        mask = stroke_mask(rng, height, width, cfg) if cfg.strokes_max > 0 else np.zeros_like(mask)
-        if rng.random() < cfg.box_prob:
-            mask |= box_mask(rng, height, width, cfg)
-        if rng.random() < cfg.blob_prob:
-            mask |= blob_mask(rng, height, width, cfg)
+        if cfg.stamp_prob > 0 and rng.random() < cfg.stamp_prob:
+            mask = stamp_mask(rng, height, width, cfg)
+        else:
+            mask = stroke_mask(rng, height, width, cfg) if cfg.strokes_max > 0 else np.zeros_like(mask)
+            if rng.random() < cfg.box_prob:
+                mask |= box_mask(rng, height, width, cfg)
+            if rng.random() < cfg.blob_prob:
+                mask |= blob_mask(rng, height, width, cfg)
         coverage = float(np.count_nonzero(mask)) / mask.size
         if cfg.min_coverage <= coverage <= cfg.max_coverage:
             return mask

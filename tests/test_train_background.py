@@ -1,0 +1,160 @@
+"""Training as a background job over many sessions: start from a weights file (or the shipped one), resume the
+local optimiser state when present, checkpoint every N minutes, stop after M minutes. Tiny data and models."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import tiny_config, write_photos
+
+from streamfill.cli import main
+from streamfill.config import ModelConfig
+from streamfill.model import Generator, save_generator
+from streamfill.train.config import load_train_config, resolve_init_weights, shipped_weights_path
+from streamfill.train.data import TrainData
+from streamfill.train.loop import Trainer, read_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = str(ROOT / "configs" / "train" / "tiny.toml")
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    return write_photos(tmp_path / "photos")
+
+
+def _weights(tmp_path, name, seed):
+    torch.manual_seed(seed)
+    g = Generator(ModelConfig(cnum=8, guidance=True))  # tiny.toml's generator
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return save_generator(g, tmp_path / name), g.state_dict()
+
+
+def _max_diff(a, b):
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in b)
+
+
+@pytest.mark.slow
+def test_resume_starts_from_weights_then_from_the_local_state(tmp_path, photos):
+    w1, s1 = _weights(tmp_path, "a.safetensors", 1)
+    w2, s2 = _weights(tmp_path, "b.safetensors", 2)
+    run = tmp_path / "run"
+    base = ["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--resume", "--quiet"]
+    # no checkpoint yet: a fresh run from the weights file (one Adam step of lr 1e-4 moves a weight by <= ~1e-4)
+    assert main([*base, "--init-weights", str(w1), "--steps", "1"]) == 0
+    first = read_checkpoint(run)
+    assert first["step"] == 1
+    assert _max_diff(first["generator"], s1) < 2e-3
+    assert _max_diff(first["generator"], s2) > 1e-2
+    assert first["opt_g"]["state"]  # the optimiser state is kept locally
+    # a checkpoint exists: --resume continues it (step count, Adam moments); another weights file is ignored
+    assert main([*base, "--init-weights", str(w2), "--steps", "2"]) == 0
+    second = read_checkpoint(run)
+    assert second["step"] == 2
+    assert _max_diff(second["generator"], first["generator"]) < 2e-3
+    assert _max_diff(second["generator"], s2) > 1e-2
+    assert int(second["opt_g"]["state"][0]["step"]) == 2
+
+
+def test_shipped_weights_name(tmp_path):
+    path = shipped_weights_path()
+    assert path.name == "deepfill_default.safetensors" and path.is_file()
+    assert resolve_init_weights("shipped") == str(path)
+    assert resolve_init_weights("x.safetensors") == "x.safetensors"
+
+
+def test_continue_config_loads_and_matches_the_shipped_model(tmp_path):
+    from streamfill.model import read_metadata
+
+    cfg = load_train_config(ROOT / "configs" / "train" / "cpu-continue.toml")
+    assert cfg.train.init_weights == "shipped" and cfg.train.ckpt_minutes > 0
+    assert 0 < cfg.masks.stamp_prob < 1 and cfg.masks.stamp_dir
+    shipped = read_metadata(shipped_weights_path())["model_config"]
+    assert shipped.cnum == cfg.model["cnum"] and shipped.prefill == cfg.model["prefill"]
+    assert shipped.guidance == cfg.sketch.enabled
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_the_shipped_weights(tmp_path, photos):
+    from streamfill.model.weights import read_weights
+
+    cfg = tiny_config(model={"cnum": 24, "prefill": "pushpull"}, discriminator={"cnum": 8},
+                      train={"init_weights": "shipped", "steps": 1, "batch": 1})
+    data = TrainData([photos], cfg.data, seed=cfg.train.seed).open()
+    trainer = Trainer(cfg, data)
+    trainer.initialise()
+    tensors, _ = read_weights(shipped_weights_path())
+    got = trainer.generator.state_dict()
+    for key, value in tensors.items():
+        torch.testing.assert_close(got[key].float(), value.float(), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_checkpoint_every_n_minutes(tmp_path, photos):
+    cfg = tiny_config(train={"steps": 3, "ckpt_every": 1000, "ckpt_minutes": 1e-6, "keep_checkpoints": 10})
+    data = TrainData([photos], cfg.data, seed=cfg.train.seed).open()
+    events = []
+    trainer = Trainer(cfg, data, run_dir=tmp_path / "run")
+    trainer.initialise()
+    trainer.run(events.append)
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == [1, 2, 3]
+    # off (0): only the step schedule and the end of the run
+    cfg0 = tiny_config(train={"steps": 3, "ckpt_every": 1000, "ckpt_minutes": 0.0})
+    events0 = []
+    trainer0 = Trainer(cfg0, data, run_dir=tmp_path / "run0")
+    trainer0.initialise()
+    trainer0.run(events0.append)
+    assert [e["step"] for e in events0 if e["event"] == "checkpoint"] == [3]
+
+
+def test_minutes_budget_stops_with_a_checkpoint(tmp_path, photos):
+    run = tmp_path / "run"
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet",
+                 "--steps", "50", "--minutes", "0.000001"]) == 0
+    state = read_checkpoint(run)
+    assert state["step"] == 1  # stopped after the first step, checkpoint written
+    record = json.loads((run / "run.json").read_text())
+    assert record["config"]["train"]["steps"] == 50
+
+
+def test_bad_minutes_and_missing_init_weights_are_one_line_errors(tmp_path, photos, capsys):
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(tmp_path / "r"),
+                 "--minutes", "0"]) != 0
+    assert "--minutes" in capsys.readouterr().err
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(tmp_path / "r2"),
+                 "--init-weights", str(tmp_path / "missing.safetensors"), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "missing.safetensors" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_export_reruns_the_heldout_evaluation_into_the_card(tmp_path, photos):
+    from streamfill.eval.results import load_results
+
+    run = tmp_path / "run"
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet", "--steps", "1"]) == 0
+    heldout = write_photos(tmp_path / "heldout", count=2, seed=9)
+    out = tmp_path / "ship" / "w.safetensors"
+    res = tmp_path / "results" / "heldout_export.json"
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout", str(heldout), "--heldout-seeds", "2",
+                 "--heldout-max-side", "96", "--heldout-method", "streamfill dilate 0", "--heldout-method", "telea",
+                 "--heldout-results", str(res)]) == 0
+    card = (out.parent / "MODEL_CARD.md").read_text()
+    assert "## Held-out photos (hole blanked)" in card and "2 photos never used in training" in card
+    table = [line for line in card.splitlines() if line.startswith("| streamfill dilate 0") or
+             line.startswith("| telea")]
+    assert len(table) == 2
+    l1 = {line.split(" (")[0][2:]: float(line.split("|")[2]) for line in table}
+    assert all(0 < v < 100 for v in l1.values()) and l1["streamfill dilate 0"] != l1["telea"]
+    assert "streamfill dilate 0 / telea = " in card
+    assert out.is_file() and not list(out.parent.glob("*.partial*"))
+    (result,) = load_results(res.parent)
+    assert len(result["rows"]) == 4 and str(tmp_path) not in json.dumps(result)
+    # a bad held-out path fails before anything is replaced
+    before = out.read_bytes()
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout", str(tmp_path / "none")]) != 0
+    assert out.read_bytes() == before
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout-results", str(res)]) != 0
