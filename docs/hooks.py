@@ -446,7 +446,8 @@ def measurements(folder: Path | None = None) -> tuple[str, list[str]]:
                      f"**File**: `benchmarks/results/{path.name}`.")
         versions = data.get("versions")
         if isinstance(versions, dict) and versions:
-            lines += ["", "**Versions**: " + ", ".join(f"{_text(k)} {_text(str(v))}" for k, v in versions.items())
+            lines += ["", "**Versions**: " + ", ".join(f"{_text(k)} {_text(str(v)) if v is not None else '–'}"
+                                                          for k, v in versions.items())
                       + "."]
         if data.get("command"):
             lines += ["", "```sh", str(data["command"]).strip(), "```"]

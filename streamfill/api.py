@@ -317,6 +317,9 @@ class LiveResult:
 
 def _parse_box(box) -> tuple[int, int, int, int]:
     if isinstance(box, str):
+        if "@" in box:
+            raise InputError(f"box {box!r}: a live box is x,y,w,h at the current frame (no @FRAME; "
+                             "re-target while running with --control)")
         return tuple(int(v) for v in parse_box(box).box)
     try:
         values = tuple(int(v) for v in box)

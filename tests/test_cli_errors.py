@@ -182,3 +182,14 @@ def test_demo_runs_and_temporal_beats_per_frame(tmp_path, capsys):
     for r in (per_frame, temporal):
         for p in (r.input, r.output, r.side_by_side):
             assert (tmp_path / p).exists()
+
+
+def test_a_file_that_is_not_a_video_is_named_without_an_errno(tmp_path):
+    """FFmpeg's error number means nothing to a user: the line says what is wrong and nothing else."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")
+    run = subprocess.run([sys.executable, "-m", "streamfill", "info", str(notes)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open" in lines[0] and "Errno" not in lines[0], run.stderr

@@ -390,3 +390,11 @@ def test_api_live_temporal_look_back_and_motion_masks(tmp_path: Path):
     r = api.live(str(clip), motion=True, record=tmp_path / "m.mp4", config=config)
     check_accounting(r.stats)
     assert r.stats.frames_out == 12
+
+
+def test_live_box_with_a_frame_number_is_refused(tmp_path: Path):
+    """A live run starts at the current frame: ``x,y,w,h@K`` cannot be honoured and must not be dropped silently."""
+    make_video(tmp_path / "clip.mp4", frames=3)
+    with pytest.raises(InputError, match="no @FRAME"):
+        api.live(str(tmp_path / "clip.mp4"), box="10,10,20,20@5", record=str(tmp_path / "out.mp4"))
+    assert not (tmp_path / "out.mp4").exists()

@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     src = p.add_argument_group("source")
     src.add_argument("--source", required=True, metavar="SRC",
                      help="camera (/dev/video0), URL (rtsp://, http://, srt://...), zmq:[sub|pull:]ENDPOINT, or a "
-                          "video file (use --realtime to play it at its frame rate, like a camera)")
+                          "video file (use --realtime to play it at its frame rate, like a camera; without it "
+                          "most frames of a file are dropped, as a slow camera's would be: process keeps every frame)")
     src.add_argument("--size", metavar="WxH", help="camera capture size, e.g. 640x480")
     src.add_argument("--fps", type=float, help="camera frame rate")
     src.add_argument("--input-format", metavar="FMT", help="camera pixel/compression format, e.g. mjpeg or yuyv422")

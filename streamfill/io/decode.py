@@ -112,7 +112,7 @@ class VideoReader:
         try:
             self._container = av.open(self.path, mode="r", options=self._options, format=self._format)
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise DecodeError(f"cannot open {self.path} as video: {exc}") from None
+            raise DecodeError(f"cannot open {self.path} as video: {getattr(exc, 'strerror', None) or exc}") from None
         streams = [s for s in self._container.streams if s.type == "video"]
         # Skip attached pictures (cover art), which are "video" streams holding one still image.
         streams = [s for s in streams if not (s.disposition & av.stream.Disposition.attached_pic)] or streams
