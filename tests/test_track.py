@@ -374,7 +374,8 @@ def test_a_jump_the_flow_missed_is_found_again_by_the_wider_search():
     grey0, grey1 = (np.asarray(np.dot(i[..., :3], [0.299, 0.587, 0.114]), np.uint8) for i in (img0, img1))
     p.start(img0, grey0, mask0)
     guess = np.eye(2, 3)  # the flow saw no motion
-    warp, rho = p._reseek(grey1, guess, guess, 0.0)
+    assert p._reseek(grey1, guess, guess, 0.0)[1] == 0.0  # without the picture's colours: not trusted
+    warp, rho = p._reseek(grey1, guess, guess, 0.0, img1)
     assert rho >= TrackConfig().anchor_corr and p.reseeks == 1
     moved = cv2.warpAffine(p.tmpl[1], warp, (W, H)) > 0.5
     assert _iou(moved.astype(np.uint8) * 255, mask1.astype(np.uint8) * 255) >= 0.8

@@ -353,15 +353,15 @@ class _Propagator:
         out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
         return out, float(rho)
 
-    def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray,
-                rho: float) -> tuple[np.ndarray, float]:
+    def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray, rho: float,
+                rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """The alignment failed outright near ``guess``: look for the template again in a wider window
         (normalised cross-correlation of its picture, turned and scaled as ``guess`` has it, translation
         only, over about the object's size each way), and align (ECC) from the best place found. A jump the
         flow missed (a shake, with motion blur) otherwise leaves the guess several px off, ECC cannot reach
         the object from there, and once the newest look replaces the anchor the offset is kept for good
-        (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on).
-        Returns (warp, correlation) as ``_refine``."""
+        (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on). ``rgb`` (the
+        whole working frame) checks the colours of the place found. Returns (warp, correlation) as ``_refine``."""
         tg, tsoft, (tx, ty), _ = self.tmpl
         ls, ang, aniso = _decompose(guess)
         if self.tmpl_std < _ECC_MIN_STD or abs(ls) > 0.3 or abs(aniso) > 0.2:
@@ -401,7 +401,14 @@ class _Propagator:
         x, y, w, h = cv2.boundingRect(shape)
         roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
         warp, r = self._refine(grey, moved, visible, roi)
-        if r > rho and r >= self.cfg.anchor_corr:
+        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
+            # The colours must agree too: the object's colours under the shape found again at least as well
+            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
+            # 20-40 px object, and the mask jumped off the object).
+            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            if _agreement(rgb, at, self.ref_hist) < _agreement(rgb, before, self.ref_hist):
+                return refined, rho
             self.reseeks += 1
             return warp, r
         return refined, rho
@@ -519,7 +526,7 @@ class _Propagator:
             refined, rho = self._refine(grey, guess, visible, (x0, y0, x1, y1))
             ecc_rho, reseeks = rho, self.reseeks
             if rho < _RESEEK_ABRUPT:
-                refined, rho = self._reseek(grey, guess, refined, rho)
+                refined, rho = self._reseek(grey, guess, refined, rho, full_rgb)
             # Found again by the wider search: the guess's motion is what failed, so the fit is bounded
             # against the last anchor, by the per-frame bound.
             base, slack = (previous, 1.0) if self.reseeks > reseeks else (guess, 0.5)
@@ -604,6 +611,11 @@ class _Propagator:
         bc = float(np.sum(np.sqrt(_colour_hist(rgb, obj) * self.ref_hist)))
         colour_score = min(1.0, max(0.0, (bc - _COLOUR_LOW) / (_COLOUR_HIGH - _COLOUR_LOW)))
         return float(min(area_score, colour_score))
+
+
+def _agreement(rgb: np.ndarray, where: np.ndarray, ref: np.ndarray) -> float:
+    """Bhattacharyya coefficient between the colours of ``rgb`` where ``where`` is true and ``ref``."""
+    return float(np.sum(np.sqrt(_colour_hist(rgb, where) * ref)))
 
 
 def _colour_hist(rgb: np.ndarray, where: np.ndarray) -> np.ndarray:
