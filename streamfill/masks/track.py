@@ -16,6 +16,10 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
    frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
 
+Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
+keyframe's shape moved there; when the alignment fails outright (a blurred jump the flow missed), the template
+is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``).
+
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
 more than the fitted scale change explains (x1.3 at least) in one frame (else the plain flow result, then
