@@ -6,6 +6,7 @@ import json
 import warnings
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -354,3 +355,29 @@ def test_live_retarget_reports_the_track_state_for_stats_and_the_control_socket(
     assert 20 <= states[30]["lost_since"] <= 24  # lost now, reported while it goes on
     assert states[-1]["lost_frames"] >= 15
     assert "track" in LiveStats().as_dict()
+
+
+def test_a_jump_the_flow_missed_is_found_again_by_the_wider_search():
+    from streamfill.masks.track import _Propagator
+
+    bg = next(cutouts.synthetic_backgrounds(H, W, 3))
+    cut = cutouts.textured_cutout(96, 4)
+
+    def shot(cx, cy, angle):
+        layer = cutouts.place(cut, cutouts.Pose(cx / W, cy / H, 1.0, angle), (H, W), 44)
+        image, visible = cutouts.composite(bg, [layer])
+        return image, (visible[0] > 0.5).astype(np.float32)
+
+    img0, mask0 = shot(90, 70, 0.0)
+    img1, mask1 = shot(104, 58, 6.0)  # 14 px right, 12 px up, turned 6 degrees: beyond ECC's reach
+    p = _Propagator(TrackConfig(), (W, H))
+    grey0, grey1 = (np.asarray(np.dot(i[..., :3], [0.299, 0.587, 0.114]), np.uint8) for i in (img0, img1))
+    p.start(img0, grey0, mask0)
+    guess = np.eye(2, 3)  # the flow saw no motion
+    assert p._reseek(grey1, guess, guess, 0.0)[1] == 0.0  # without the picture's colours: not trusted
+    warp, rho = p._reseek(grey1, guess, guess, 0.0, img1)
+    assert rho >= TrackConfig().anchor_corr and p.reseeks == 1
+    moved = cv2.warpAffine(p.tmpl[1], warp, (W, H)) > 0.5
+    assert _iou(moved.astype(np.uint8) * 255, mask1.astype(np.uint8) * 255) >= 0.8
+    # Without the wider search the guess is where the object was: a third or more of it outside.
+    assert _iou(mask0.astype(np.uint8) * 255, mask1.astype(np.uint8) * 255) < 0.5

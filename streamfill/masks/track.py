@@ -16,6 +16,10 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
    frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
 
+Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
+keyframe's shape moved there; when the alignment fails outright (a blurred jump the flow missed), the template
+is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``).
+
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
 more than the fitted scale change explains (x1.3 at least) in one frame (else the plain flow result, then
@@ -95,6 +99,11 @@ _AREA_SLACK = 6.0  # px of growth always allowed (tiny masks)
 _ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
 _ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
 _ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
+# Re-seeking a lost anchor (see _Propagator._reseek): the template is kept through this many frames without
+# a match when it had matched at least _RESEEK_RUN frames in a row before.
+_RESEEK_GRACE, _RESEEK_RUN = 3, 3
+_RESEEK_ABRUPT = 0.5  # ... and the loss was abrupt: the alignment correlated below this
+_RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
 # Track confidence (see _Propagator._confidence).
 _LOST_AREA = 1.0  # area score = area / (this x the keyframe's area), capped at 1: lost below 30 % of it
 _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
@@ -214,6 +223,7 @@ class _Propagator:
         self.velocity = np.eye(2, 3, dtype=np.float64)
         self.recent_scale = 0.0  # recent |log scale| per frame of the object's accepted motion
         self.recent_angle = 0.0  # recent |rotation| per frame, radians
+        self.reseeks = 0  # anchors found again by the wider search (see _reseek)
         self.rejected = 0  # updates refused by the motion bounds (for tests and statistics)
         self.confidence = 1.0
         obj = self.state > 0.5
@@ -241,6 +251,7 @@ class _Propagator:
         self.anchor = np.eye(2, 3, dtype=np.float64)
         self.misses = 0
         self.matched = 0
+        self.run_before_loss = 0  # matches in a row before the current loss of the match
         self.proven = False
         self.rigidity = 0.0
         if cv2.countNonZero(obj) < 16:
@@ -345,6 +356,66 @@ class _Propagator:
         out = warp.astype(np.float64)
         out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
         return out, float(rho)
+
+    def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray, rho: float,
+                rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """The alignment failed outright near ``guess``: look for the template again in a wider window
+        (normalised cross-correlation of its picture, turned and scaled as ``guess`` has it, translation
+        only, over about the object's size each way), and align (ECC) from the best place found. A jump the
+        flow missed (a shake, with motion blur) otherwise leaves the guess several px off, ECC cannot reach
+        the object from there, and once the newest look replaces the anchor the offset is kept for good
+        (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on). ``rgb`` (the
+        whole working frame) checks the colours of the place found. Returns (warp, correlation) as ``_refine``."""
+        tg, tsoft, (tx, ty), _ = self.tmpl
+        ls, ang, aniso = _decompose(guess)
+        if self.tmpl_std < _ECC_MIN_STD or abs(ls) > 0.3 or abs(aniso) > 0.2:
+            return refined, rho
+        th, tw = tg.shape
+        H, W = grey.shape
+        # The template's picture turned and scaled as the guess has it; the search uses its central part
+        # (inside the turned crop at any angle).
+        side = int(0.7 * min(th, tw) * float(np.exp(ls)))
+        if side < 12:
+            return refined, rho
+        centre = np.array([tx + (tw - 1) / 2.0, ty + (th - 1) / 2.0])
+        predicted = guess[:, :2] @ centre + guess[:, 2]  # where the template's centre should be now
+        turn = guess[:, :2].copy()
+        shift = np.array([(side - 1) / 2.0, (side - 1) / 2.0]) - turn @ np.array([(tw - 1) / 2.0, (th - 1) / 2.0])
+        patch = cv2.warpAffine(tg, np.hstack([turn, shift[:, None]]), (side, side), flags=cv2.INTER_LINEAR)
+        m = max(12, round(0.6 * max(th, tw)))
+        half = side // 2
+        sx0, sy0 = max(0, int(predicted[0]) - half - m), max(0, int(predicted[1]) - half - m)
+        sx1, sy1 = min(W, int(predicted[0]) + half + m), min(H, int(predicted[1]) + half + m)
+        if sx1 - sx0 < side + 2 or sy1 - sy0 < side + 2 or float(np.std(patch)) < _ECC_MIN_STD:
+            return refined, rho
+        score = cv2.matchTemplate(np.ascontiguousarray(grey[sy0:sy1, sx0:sx1], np.float32), patch,
+                                  cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(score)
+        if not np.isfinite(best):
+            return refined, rho
+        found = np.array([bx + sx0 + (side - 1) / 2.0, by + sy0 + (side - 1) / 2.0])
+        if np.hypot(*(found - predicted)) < max(4.0, _RESEEK_JUMP * side):
+            # Near the guess: a template that no longer fits (the object turned, changed its look) rather
+            # than a jump; kept alive by a near-miss here it would hold back the newest look.
+            return refined, rho
+        moved = guess.copy()
+        moved[:, 2] += found - predicted
+        shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
+        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
+        x, y, w, h = cv2.boundingRect(shape)
+        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
+        warp, r = self._refine(grey, moved, visible, roi)
+        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
+            # The colours must agree too: the object's colours under the shape found again at least as well
+            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
+            # 20-40 px object, and the mask jumped off the object).
+            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            if _agreement(rgb, at, self.ref_hist) < _agreement(rgb, before, self.ref_hist):
+                return refined, rho
+            self.reseeks += 1
+            return warp, r
+        return refined, rho
 
     def _learn(self, rgb: np.ndarray, obj: np.ndarray, trusted: np.ndarray | None, rate: float | None) -> None:
         o8 = obj.astype(np.uint8)
@@ -457,7 +528,13 @@ class _Propagator:
             inner = cv2.erode(shape & (follows & trusted).astype(np.uint8), self.k5)
             visible[y0:y1, x0:x1] = inner | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
             refined, rho = self._refine(grey, guess, visible, (x0, y0, x1, y1))
-            if rho >= cfg.anchor_corr and not self._plausible(_compose(refined, _invert(guess)), 0.5):
+            ecc_rho, reseeks = rho, self.reseeks
+            if rho < _RESEEK_ABRUPT:
+                refined, rho = self._reseek(grey, guess, refined, rho, full_rgb)
+            # Found again by the wider search: the guess's motion is what failed, so the fit is bounded
+            # against the last anchor, by the per-frame bound.
+            base, slack = (previous, 1.0) if self.reseeks > reseeks else (guess, 0.5)
+            if rho >= cfg.anchor_corr and not self._plausible(_compose(refined, _invert(base)), slack):
                 # The alignment's own correction is bounded too (half the per-frame bound): a well-correlated
                 # but much larger or slanted fit (seen: x13 the area at correlation 0.92) is refused.
                 self.rejected += 1
@@ -469,6 +546,9 @@ class _Propagator:
             else:
                 if self.misses == 0:
                     self.proven = self.matched >= _PROVEN
+                    # An abrupt loss (the alignment failed outright, as on a blurred jump) rather than a
+                    # template that slowly stopped fitting.
+                    self.run_before_loss = self.matched if ecc_rho < _RESEEK_ABRUPT else 0
                     self.matched = 0
                 self.misses += 1
                 self.anchor = guess
@@ -512,7 +592,11 @@ class _Propagator:
         self.prev_grey = grey
         self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
         self.confidence = self._confidence(rgb, keep, area)
-        if not anchored:
+        # A template that had matched for a while survives a short, abrupt loss of the match (a blurred jump the
+        # flow missed): the mask of those frames may be off, and taking it as the new look would keep the
+        # offset for good; the wider search (_reseek) finds the object again from the old look.
+        grace = anchored or (0 < self.misses <= _RESEEK_GRACE and self.run_before_loss >= _RESEEK_RUN)
+        if not grace:
             self._set_template(grey, state)  # appearance changed: anchor to the newest look
         if cfg.model_rate > 0:
             full_trusted = np.zeros(state.shape, bool)
@@ -531,6 +615,11 @@ class _Propagator:
         bc = float(np.sum(np.sqrt(_colour_hist(rgb, obj) * self.ref_hist)))
         colour_score = min(1.0, max(0.0, (bc - _COLOUR_LOW) / (_COLOUR_HIGH - _COLOUR_LOW)))
         return float(min(area_score, colour_score))
+
+
+def _agreement(rgb: np.ndarray, where: np.ndarray, ref: np.ndarray) -> float:
+    """Bhattacharyya coefficient between the colours of ``rgb`` where ``where`` is true and ``ref``."""
+    return float(np.sum(np.sqrt(_colour_hist(rgb, where) * ref)))
 
 
 def _colour_hist(rgb: np.ndarray, where: np.ndarray) -> np.ndarray:
