@@ -11,42 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
-from pathlib import Path
-
-
-def _machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "load_avg": [round(v, 2) for v in os.getloadavg()]}
-
-
-def _versions() -> dict:
-    import cv2
-
-    import streamfill
-
-    out = {"streamfill": getattr(streamfill, "__version__", "dev"), "python": platform.python_version(),
-           "opencv": cv2.__version__}
-    for name in ("torch", "onnxruntime"):
-        try:
-            out[name] = __import__(name).__version__
-        except ImportError:
-            out[name] = None
-    return out
-
 
 FRESH_SEEDS = (2000, 2001)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streamfill.eval import results
     from streamfill.eval.masks import evaluate_suite
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([part, r.case, r.seed, f"{r.size[0]}x{r.size[1]}", round(r.object_px), round(r.mean_iou, 3),
                          round(r.min_iou, 3), round(r.max_area_change, 2), round(r.cpu_ms_per_frame, 1),
                          ";".join(f"{a}-{b}" for a, b in r.lost) or "-"])
-    machine = _machine()
+    machine = results.machine()
     machine["load_avg_at_start"] = load_before
     result = {
         "item": "tracking",
         "title": "Mask tracking on the hard-case suite (streamfill eval masks)",
         "date": datetime.date.today().isoformat(),
         "machine": machine,
-        "versions": _versions(),
+        "versions": results.versions(),
         "command": f"python benchmarks/tracking.py --photos PHOTOS --frames {args.frames}",
         "columns": ["part", "case", "seed", "frame size", "object px", "mean IoU", "min IoU",
                     "max area change (x, vs truth)", "CPU ms/frame (median)", "lost stretches reported"],

@@ -62,14 +62,7 @@ def _run_suite(args: argparse.Namespace) -> int:
                             tuple(range(args.seeds)) if args.seeds is not None else None,
                             photos=args.photos, held_out=args.held_out, frames=args.frames or 90,
                             config=config_from_args(args), progress=progress)
-    print(report.table())
-    if args.json:
-        try:
-            Path(args.json).write_text(report.to_json())
-        except OSError as exc:
-            raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0
+    return _print_report(report, args.json)
 
 
 def _run_masks(args: argparse.Namespace) -> int:
@@ -98,14 +91,7 @@ def _run_masks(args: argparse.Namespace) -> int:
         frames=150 if args.frames is None else args.frames, size=size, config=config_from_args(args),
         occluder_path=args.occluder,
     )
-    print(report.table())
-    if args.json:
-        try:
-            Path(args.json).write_text(report.to_json())
-        except OSError as exc:
-            raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0
+    return _print_report(report, args.json)
 
 
 def _add_temporal(p: argparse.ArgumentParser) -> None:
@@ -210,3 +196,17 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return int(args.func(args) or 0)
+
+
+def _print_report(report, json_path: str | None) -> int:
+    """Print an evaluation's table; with ``--json PATH`` also write its JSON (one line on stderr says so)."""
+    from streamfill.errors import InputError
+
+    print(report.table())
+    if json_path:
+        try:
+            Path(json_path).write_text(report.to_json())
+        except OSError as exc:
+            raise InputError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        print(f"wrote {json_path}", file=sys.stderr)
+    return 0
