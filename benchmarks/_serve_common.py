@@ -1,11 +1,9 @@
 """Helpers shared by benchmarks/fuzz_serve.py and benchmarks/load_serve.py: start a real `streamfill serve`
-process, read its RSS, and describe the machine for benchmarks/results/*.json."""
+process, read its RSS and CPU time. (Machine and versions of a result: streamfill.eval.results.)"""
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -49,30 +47,3 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine() -> dict:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "gpu": None,
-            "load_avg": [round(x, 2) for x in os.getloadavg()]}
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for key, dist in (("streamfill", "streamfill"), ("torch", "torch"), ("opencv", "opencv-python-headless"),
-                      ("onnxruntime", "onnxruntime"), ("pyzmq", "pyzmq"), ("av", "av")):
-        try:
-            out[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            try:
-                out[key] = importlib.metadata.version(dist.replace("-headless", ""))
-            except importlib.metadata.PackageNotFoundError:
-                out[key] = None
-    return out

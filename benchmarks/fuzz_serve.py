@@ -33,9 +33,10 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve_common import cpu_seconds, machine, rss_mb, start_serve, versions  # noqa: E402
+from _serve_common import cpu_seconds, rss_mb, start_serve  # noqa: E402
 
 from streamfill import protocol as P  # noqa: E402
+from streamfill.eval.results import machine, versions, write_result  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_fuzz.json"
 
@@ -307,8 +308,7 @@ def _run(args, rng, base, tmp, proc, endpoint) -> int:
     }
     if err_lines:
         result["stderr_sample"] = err_lines[:5]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(summary, indent=2))
     return 0 if summary["passed"] else 1
 

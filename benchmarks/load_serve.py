@@ -32,9 +32,10 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve_common import cpu_seconds, machine, rss_mb, start_serve, versions  # noqa: E402
+from _serve_common import cpu_seconds, rss_mb, start_serve  # noqa: E402
 
 from streamfill import protocol as P  # noqa: E402
+from streamfill.eval.results import machine, versions, write_result  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 GROW = 6  # the service grows holes by mask_dilate (4); compare pixels farther away than this
@@ -242,8 +243,7 @@ def main() -> int:
                   "loaded round trips."),
         "phases": phases,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(summary, indent=2))
     return 0 if summary["passed"] else 1
 
