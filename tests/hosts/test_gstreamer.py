@@ -203,9 +203,10 @@ def test_element_imports_only_numpy_zmq_and_protocol(gst):
 
 class _FlakyServe:
     """A stand-in for serve on loopback that answers the first ``answer`` frames (the image, unchanged)
-    and then goes silent, as a server that hangs or dies mid-stream does."""
+    and then goes silent, as a server that hangs or dies mid-stream does. With ``lookahead`` it says so in
+    its hello and answers look-ahead frames that many frames late (deferred replies)."""
 
-    def __init__(self, answer: int):
+    def __init__(self, answer: int, lookahead: int = 0):
         import threading
 
         import zmq
@@ -219,6 +220,7 @@ class _FlakyServe:
         port = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.stop = threading.Event()
+        held = []
 
         def loop():
             while not self.stop.is_set():
@@ -228,12 +230,17 @@ class _FlakyServe:
                 envelope, body = parts[:2], parts[2:]
                 msg = protocol.decode(body)
                 if msg.type == "hello":
-                    self.sock.send_multipart(envelope + protocol.encode_hello(version=1, req=msg.req))
+                    self.sock.send_multipart(envelope + protocol.encode_hello(
+                        version=1, req=msg.req, extra={"lookahead": lookahead}))
                 elif msg.type == "frame":
                     self.frames += 1
-                    if self.frames <= self.answer:
+                    held.append(msg)
+                    if self.frames > self.answer:
+                        continue
+                    while len(held) > (lookahead if msg.header.get("lookahead") else 0):
+                        done = held.pop(0)
                         self.sock.send_multipart(envelope + [bytes(p) for p in protocol.encode_result(
-                            msg.image, index=msg.index, pts=msg.pts, req=msg.req, stream=msg.stream or None)])
+                            done.image, index=done.index, pts=done.pts, req=done.req, stream=done.stream or None)])
 
         self.thread = threading.Thread(target=loop, daemon=True)
         self.thread.start()
@@ -243,6 +250,29 @@ class _FlakyServe:
         self.thread.join(5)
         self.sock.close(0)
         self.ctx.term()
+
+
+@pytest.mark.parametrize("mode", ["fail", "passthrough"])
+def test_lookahead_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
+    """Look-ahead (serve holds 3 frames): serve answers frames 0-2 (as frames 3-5 come), then goes silent. `fail`
+    stops with the first unanswered frame; `passthrough` forwards the held frames unchanged, in order, and
+    every frame comes out with its pts."""
+    d, frames, _ = media
+    fake = _FlakyServe(answer=6, lookahead=3)
+    try:
+        result, got = _check(gst, tmp_path / mode, d / "clip.mkv", f"endpoint={fake.endpoint}",
+                             f"mask={d / 'still.png'}", f"on-error={mode}", "timeout=0.3", "retries=0")
+    finally:
+        fake.close()
+    if mode == "fail":
+        assert result["error"].startswith("streamfill: frame ") and "no answer from streamfill serve at " \
+            f"{fake.endpoint} for frame 3 after 1 tries of 0.3 s" in result["error"], result["error"]
+        assert len(got) == 3 and result["frames_filled"] == 3
+    else:
+        assert result["error"] is None and len(got) == N
+        assert result["pts"] == [i * 10**9 // FPS for i in range(N)]
+        assert result["frames_filled"] == 3 and result["passed_through"] == N - 3
+        assert all(np.array_equal(got[i], frames[i]) for i in range(N))
 
 
 @pytest.mark.parametrize("mode", ["fail", "passthrough"])
