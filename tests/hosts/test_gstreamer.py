@@ -354,6 +354,7 @@ def test_temporal_serve_matches_process(gst, tmp_path):
     assert result["latency"][1] == result["upstream_latency"][1] + 100 * 10**6 + (window + 2) * 10**9 // FPS
     assert back_result["latency"][1] == back_result["upstream_latency"][1] + 100 * 10**6
     assert back_result["error"] is None and back_result["pts"] == result["pts"]
+    assert window <= max(result["lag"]) <= window + 2 and max(back_result["lag"]) == 0  # frames held
     assert seek_result["seeked"] and seek_result["error"] is None
     assert seek_result["pts"] == [i * 10**9 // FPS for i in range(5, n)]
 

@@ -8,10 +8,17 @@ Load it with Debian's ``gstreamer1.0-python3-plugin-loader`` + ``python3-gst-1.0
         streamfill endpoint=tcp://127.0.0.1:5555 mask=mask.png ! videoconvert ! x264enc ! mp4mux ! \
         filesink location=out.mp4
 
-It is a ``GstBase.BaseTransform`` working in place on RGB buffers (pts, dts, duration, offsets and flags are
-the input's): each buffer is sent to serve with its mask and replaced by the filled picture. A plain
-transform suffices because serve completes each frame on its own (no look-ahead window), so one buffer
-in gives one buffer out, straight away. The element runs in the system ``python3`` and imports only
+It is a ``GstBase.BaseTransform`` on RGB buffers (pts, dts, duration and offsets are the input's). With a
+per-frame serve (and ``temporal=lookback``) it works in place: each buffer is sent with its mask and
+replaced by the filled picture, one in, one out. With ``serve --temporal fast|quality`` and
+``temporal=lookahead`` (the default) serve answers frame t only once it has seen frame t + window, as
+``streamfill process`` does on a clip (plugins/PROTOCOL.md 6.1.1): ``transform_ip`` then sends the
+picture, keeps the buffer's fields, returns GST_BASE_TRANSFORM_FLOW_DROPPED and pushes the results that
+have come back as new buffers with those fields, in order. It waits for serve only when more than window +
+``SLACK`` frames are unanswered; the latency query adds (window + ``SLACK``) frame durations; EOS (and new
+caps) drains what serve holds; a flushing seek drops the held frames and tells serve to drop its own. A
+BaseTransform still fits (caps, allocation, QoS and the latency query come from it; only the push is
+deferred); an aggregator is for several input pads. The element runs in the system ``python3`` and imports only
 numpy, pyzmq and ``streamfill.protocol`` (through ``plugins/hostlink.py``, which finds the checkout this
 file lives in; ``STREAMFILL_HOME`` overrides it).
 
@@ -332,10 +339,9 @@ class StreamfillFilter(GstBase.BaseTransform):
                 self.held = {}
                 self.client.forget()
                 self.stale = True
-        elif event.type in (Gst.EventType.EOS, Gst.EventType.CAPS) and self.held:
-            # look-ahead: the frames serve still holds come out before EOS (or a change of size)
-            if self._drain() != Gst.FlowReturn.OK:
-                return False
+        elif event.type in (Gst.EventType.EOS, Gst.EventType.CAPS) and self.held and \
+                self._drain() != Gst.FlowReturn.OK:
+            return False  # look-ahead: the frames serve still holds come out before EOS (or a change of size)
         if event.type == Gst.EventType.EOS and self.client is not None and self.passed:
             self.post_message(Gst.Message.new_warning(
                 self, GLib.Error.new_literal(Gst.CoreError.quark(), f"streamfill: {self.passed} frames passed "
