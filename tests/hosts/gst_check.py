@@ -6,7 +6,8 @@ Runs ``filesrc ! decodebin ! videoconvert ! streamfill PROPS ! appsink`` to EOS,
 flushing seek to FRAME once prerolled, and writes OUT_DIR/frames.npy (N x H x W x 3 uint8 RGB, in output
 order) and OUT_DIR/result.json: the pts of every output buffer (ns), the pipeline's latency query answer
 (live, min ns, max ns), the element's counters, for each output buffer how many frames the element held
-then (``lag``: input buffers taken minus output buffers pushed, this one included), or the first bus error. Used by tests/hosts/test_gstreamer.py.
+then (``lag``: input buffers taken minus output buffers pushed, this one included), or the first bus error.
+Used by tests/hosts/test_gstreamer.py.
 """
 
 from __future__ import annotations

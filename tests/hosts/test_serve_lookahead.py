@@ -224,3 +224,17 @@ def test_hostlink_client_pipelines_and_drains(service):
         fill.drain("h", discard=True)
         got = client.drain()
         assert [index for _, index, _ in got] == [1, 2, 3] and client.unanswered == 0
+        # serve loses frames the client is owed: the wait times out and every unanswered frame is resent
+        for i, (img, m) in enumerate(clip[:WINDOW]):
+            client.send(img, m, index=i)
+        deadline = time.monotonic() + 10
+        while getattr(fill._streams.get("h"), "next_index", 0) != WINDOW and time.monotonic() < deadline:
+            time.sleep(0.02)
+        fill.drain("h", discard=True)
+        for i in (WINDOW, WINDOW + 1):
+            client.send(*clip[i], index=i)
+        started = time.monotonic()
+        got = client.results(wait=True)
+        assert time.monotonic() - started >= 0.9 and [index for _, index, _ in got][:1] == [0]
+        got += client.drain()
+        assert [index for _, index, _ in got] == list(range(WINDOW + 2)) and client.unanswered == 0
