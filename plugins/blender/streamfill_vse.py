@@ -6,7 +6,9 @@ through the strip with "Track"), and press "Remove object". Each frame of the st
 ``streamfill serve`` with its mask; the clean frames come back as a PNG sequence that is added as a new
 image strip in the channel above the original, over the same frames (a "fill layer"). Progress shows in
 the status bar and the window's progress cursor; Esc cancels (nothing is added, the frames written so far
-are deleted).
+are deleted). With ``streamfill serve --temporal fast|quality`` frames are sent pipelined on a look-ahead
+stream (plugins/PROTOCOL.md 6.1.1) and written as their results come back, so the strip equals what
+``streamfill process`` makes of the clip.
 
 The add-on runs inside Blender's Python and imports only numpy, pyzmq and ``streamfill.protocol`` (via
 ``plugins/hostlink.py``): Debian's ``blender`` uses the system python3, so ``apt-get install python3-zmq``
