@@ -381,7 +381,7 @@ class ServeService:
     def _deferred(self) -> bool:
         return callable(getattr(self.fill, "submit", None)) and getattr(self.fill, "lookahead", 0) > 0
 
-    def _results(self, done: list, header: dict) -> list[list]:
+    def _results(self, done: list) -> list[list]:
         """Replies for frames a look-ahead stream completed: ``[(request header, image or exception)]``."""
         out = []
         for held, image in done:
@@ -428,8 +428,7 @@ class ServeService:
             if msg.type == "bye":
                 done = []
                 if self._deferred():
-                    done = self._results(self.fill.drain(msg.stream, discard=msg.header.get("discard", False)),
-                                         msg.header)
+                    done = self._results(self.fill.drain(msg.stream, discard=msg.header.get("discard", False)))
                 return [*done, protocol.encode_bye(stream=msg.stream or None, req=msg.req)]
             if msg.type != "frame":
                 raise protocol.MessageError("unexpected_type", f"serve takes frame, hello or bye, not {msg.type}",
@@ -441,7 +440,7 @@ class ServeService:
             self._count("errors")
             return [protocol.error_reply(exc)]
         if msg.header.get("lookahead") and self._deferred():
-            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True), msg.header)
+            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True))
         try:
             # a fill that keeps per-stream state (serve --temporal) is also given the message
             out = (self.fill(msg.image, msg.mask, msg) if getattr(self.fill, "takes_message", False)
