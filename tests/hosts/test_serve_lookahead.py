@@ -238,3 +238,24 @@ def test_hostlink_client_pipelines_and_drains(service):
         assert time.monotonic() - started >= 0.9 and [index for _, index, _ in got][:1] == [0]
         got += client.drain()
         assert [index for _, index, _ in got] == list(range(WINDOW + 2)) and client.unanswered == 0
+
+
+def test_quality_mode_lookahead_matches_process():
+    """The same through `submit`/`drain` in quality mode (its own flow preset, membrane seam, blending)."""
+    config = merge(Config(), {"temporal": {"mode": "quality", "window": WINDOW}})
+    clip = list(_clip())
+    pairs = ((Frame(img, i * 40, Fraction(1, 1000), i), prepare(m, config.mask)) for i, (img, m) in enumerate(clip))
+    want = [f.image for f in build.make_clip_completion(config).stream(pairs)]
+    fill = build.make_temporal_fill(config)
+    got = []
+    try:
+        for i, (img, m) in enumerate(clip):
+            message = P.decode(_frame(img, m, i, req=i, stream="q"))
+            out = fill.submit(img, m, message, lookahead=True)
+            assert [h["index"] for h, _ in out] == ([i - WINDOW] if i >= WINDOW else [])
+            got += out
+        got += fill.drain("q")
+    finally:
+        fill.close()
+    assert [h["req"] for h, _ in got] == list(range(len(clip)))
+    assert all(np.array_equal(image, want[i]) for i, (_, image) in enumerate(got))
