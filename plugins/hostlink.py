@@ -188,11 +188,11 @@ class ServeClient:
     def send(self, image: np.ndarray, mask: np.ndarray, *, index: int, pts: int | None = None,
              time_base: tuple[int, int] | None = None) -> int:
         """Send one frame of a look-ahead stream without waiting; returns its ``req``. Its result comes
-        later from ``results`` (after ``lookahead`` more frames, or from ``drain``). ``image`` and ``mask``
-        are copied."""
+        later from ``results`` (after ``lookahead`` more frames, or from ``drain``). The message is copied
+        (kept for resends), so the arrays may change once this returns."""
         self._req += 1
-        parts = protocol.encode_frame(np.array(image, np.uint8, order="C"), index=index, pts=pts,
-                                      time_base=time_base, mask=np.array(mask, np.uint8, order="C"),
+        parts = protocol.encode_frame(np.ascontiguousarray(image), index=index, pts=pts,
+                                      time_base=time_base, mask=np.ascontiguousarray(mask),
                                       stream=self.stream or None, req=self._req, encoding=self.encoding,
                                       mask_encoding="raw" if self.encoding == "raw" else "png",
                                       extra={"lookahead": True})
