@@ -176,6 +176,57 @@ def test_scene_cut_detector():
     b[..., 2] = 200
     b[::2, :, 0] = 90
     assert d.update(b)
+    # A cut between two shots of the same colours (here the very same colour histogram: the picture turned
+    # upside down) is found by the structure test; the colour test alone missed such a cut in the suite.
+    d = SceneCutDetector(0.4)
+    assert not d.update(a) and not d.update(np.roll(a, 2, axis=0))
+    assert d.update(np.ascontiguousarray(a[::-1, ::-1]))
+    assert d.last_distance < 0.4 and d.last_correlation < 0.5
+    plain = np.full_like(a, 120)  # plain frames: no structure to compare, so only the colour test counts
+    d = SceneCutDetector(0.4)
+    assert not d.update(plain) and not d.update(plain + 3) and d.last_correlation == 1.0
+
+
+def test_a_cut_to_a_shot_of_the_same_colours_stops_tracking():
+    a, ta = _clip(8, seed=2)
+    b = [Frame(np.ascontiguousarray(f.image[::-1, ::-1]), pts=f.pts, time_base=f.time_base, index=8 + f.index)
+         for f in a[:4]]
+    messages = []
+    out = list(FlowTracker([Keyframe(0, mask=ta[0])], on_warning=messages.append).pair(a + b))
+    assert any("scene cut at frame 8" in m for m in messages)
+    assert out[7][1].any() and all(not m.any() for _, m in out[8:])
+
+
+def test_no_code_path_grows_the_mask_more_than_the_bound_in_one_frame(monkeypatch):
+    """Whatever path makes a frame's mask (here every one is forced to return a huge shape: the anchor's
+    alignment, the wider search, the colour pull / clean-up), the area yielded grows at most x_MAX_AREA_STEP
+    (plus a few px) per frame."""
+    from streamfill.masks import track
+
+    frames, truth = _clip(12, seed=1, size=40)
+    finish = track._Propagator._finish
+
+    def huge(self, warped, rgb, trusted, colour=True):
+        obj, p = finish(self, warped, rgb, trusted, colour)
+        return np.ones_like(obj), np.ones_like(p)  # the whole region of interest
+
+    def far(self, grey, guess, *args, **kwargs):
+        out = guess.copy()
+        out[:, :2] *= 3.0  # x9 the area, well correlated
+        return out, 0.99
+
+    monkeypatch.setattr(track._Propagator, "_finish", huge)
+    monkeypatch.setattr(track._Propagator, "_refine", far)
+    monkeypatch.setattr(track._Propagator, "_reseek", far)
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])])
+    areas = [int((m > 127).sum()) for _, m in tracker.pair(frames)]
+    for before, after in zip(areas[:-1], areas[1:], strict=True):
+        assert after <= track._MAX_AREA_STEP * before + 2 * track._AREA_SLACK, areas
+    # and from an empty mask, a few px per frame, not the whole shape at once
+    empty = np.zeros((H, W), np.uint8)
+    tracker = FlowTracker([Keyframe(0, mask=empty)], on_warning=lambda m: None)
+    areas = [int((m > 127).sum()) for _, m in tracker.pair(frames[:4])]
+    assert areas[0] == 0 and areas[1] <= 2 * track._AREA_SLACK
 
 
 def test_flow_keeps_two_pyramid_levels_for_mid_sized_objects():

@@ -95,6 +95,7 @@ _SEP_LOW = 0.2
 _BAND_SHARE = 0.2  # colour band at most this share of the object's longer side
 _MAX_GROWTH = 1.3  # the mask's area may grow at most this much per frame beyond the fitted scale change
 _AREA_SLACK = 6.0  # px of growth always allowed (tiny masks)
+_MAX_AREA_STEP = 1.6  # ... and never more than this factor in one frame, whatever the fitted motion
 # ECC alignment guards (see _Propagator._refine).
 _ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
 _ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
@@ -567,20 +568,29 @@ class _Propagator:
             warped = np.where(follows, rigid, dense).astype(np.float32)
         obj, p = self._finish(warped, rgb, trusted)
         # A single frame never multiplies the area: growth beyond what the object's own motion explains
-        # (its scale change squared, at least _MAX_GROWTH) falls back to the plain flow result, then to the
-        # previous shape moved by the object's motion.
+        # (its scale change squared, at least _MAX_GROWTH, at most _MAX_AREA_STEP) falls back to the plain
+        # flow result, then to the previous shape moved by the object's motion, and last to the previous
+        # binary mask shifted by whole pixels (its area cannot grow). Whatever path made the mask (anchor,
+        # re-seek, flow, colour pull), the bound holds; an empty previous mask regrows by _AREA_SLACK px,
+        # then by the same factor.
         area = float(cv2.countNonZero(obj))
         ls = _decompose(step)[0] if step is not None else 0.0
-        grow = max(_MAX_GROWTH, 1.1 * float(np.exp(2 * ls)))
-        if self.area > 0 and area > grow * self.area + _AREA_SLACK:
+        limit = min(_MAX_AREA_STEP, max(_MAX_GROWTH, 1.1 * float(np.exp(2 * ls)))) * self.area + _AREA_SLACK
+        if area > limit:
             self.rejected += 1
             anchored = False
+            to_roi = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
             obj, p = self._finish(dense, rgb, trusted)
-            if cv2.countNonZero(obj) > grow * self.area + _AREA_SLACK:
-                moved = cv2.warpAffine(full_state, _compose(np.array([[1, 0, -x0], [0, 1, -y0]], np.float64),
-                                                            step if step is not None else np.eye(2, 3)),
+            if cv2.countNonZero(obj) > limit:
+                moved = cv2.warpAffine(full_state, _compose(to_roi, step if step is not None else np.eye(2, 3)),
                                        (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
                 obj, p = self._finish(moved, rgb, trusted, colour=False)
+            if cv2.countNonZero(obj) > limit:
+                shift = _translation_of(step, full_state) if step is not None else np.eye(2, 3)
+                shift[:, 2] = np.rint(shift[:, 2])
+                prev = (full_state > 0.5).astype(np.uint8)
+                obj = cv2.warpAffine(prev, _compose(to_roi, shift), (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST)
+                p = obj.astype(np.float32)
             area = float(cv2.countNonZero(obj))
         keep = obj.astype(bool)
         # The state stays soft (sub-pixel edges) but agrees with the cleaned binary mask.
