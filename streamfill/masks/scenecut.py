@@ -4,9 +4,10 @@ A cut is a frame whose content differs abruptly from the previous frame's, by ei
 (64 px wide) copies, each combined with the mean absolute difference of their grey levels (a real change):
 
 - colour: the Bhattacharyya distance between their hue-saturation histograms is over the threshold;
-- structure: not even a fifth of the picture's detail is found again: over 16 px blocks, the best normalised
-  cross-correlation of the grey detail (shifts of up to ``_MAX_SHIFT`` tiny px, for pans and shake), its 80th
-  percentile below ``_MIN_CORRELATION``. A cut between two shots of similar colours (two green landscapes)
+- structure: not even a fifth of the picture's detail is found again: once the whole picture's shift is
+  undone (phase correlation), over 16 px blocks, the best normalised cross-correlation of the grey detail
+  (shifts of up to ``_MAX_SHIFT`` tiny px more, for rotation and parallax), its 80th percentile below
+  ``_MIN_CORRELATION``. A cut between two shots of similar colours (two green landscapes)
   passes the colour test, but there the picture's structure changes everywhere (0.1-0.45 against 0.77-1.0
   between frames of one shot on the tracking suite's cases, shake and 176x144 frames included), while an
   object entering or an occluder changes only part of it (0.91 for one covering a quarter of the frame).
@@ -23,7 +24,7 @@ import numpy as np
 _TINY_WIDTH = 64
 _MIN_CHANGE = 0.04  # mean absolute grey difference (0-1) a cut needs as well
 _MIN_CORRELATION = 0.55  # structure test: block correlation (see _correlation) below this = a cut
-_MAX_SHIFT = 3  # ... over shifts of up to this many tiny px (~36 px of a 768 px frame)
+_MAX_SHIFT = 3  # ... over shifts of up to this many tiny px beyond the whole picture's shift
 _DETAIL_SIGMA = 3.0  # ... of the pictures' detail (minus a Gaussian blur of this sigma, tiny px)
 _BLOCK = 16  # ... per block of this many tiny px
 _MIN_STD = 3.0  # ... of blocks that vary at least this much (grey levels) in both pictures
@@ -87,13 +88,25 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     # Structure only: without the large-scale shading, any two smooth blocks correlate (a ramp matches a ramp).
     a = a - cv2.GaussianBlur(a, (0, 0), _DETAIL_SIGMA)
     b = b - cv2.GaussianBlur(b, (0, 0), _DETAIL_SIGMA)
+    # The whole picture's shift too (a fast pan or a shake on a small frame moves it more than the blocks'
+    # search reaches): each block counts at its best, at its own place or at the shifted one.
+    (dx, dy), _ = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((w, h), cv2.CV_32F))
+    pictures = [b]
+    if np.isfinite(dx) and np.isfinite(dy) and abs(dx) < w / 2 and abs(dy) < h / 2 and np.hypot(dx, dy) > m:
+        back = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]])
+        pictures.append(cv2.warpAffine(b, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
     scores = []
     for y in range(0, h - n + 1, n):
         for x in range(0, w - n + 1, n):
-            tb = np.ascontiguousarray(b[y : y + n, x : x + n])
             region = np.ascontiguousarray(a[max(0, y - m) : min(h, y + n + m), max(0, x - m) : min(w, x + n + m)])
-            if cv2.meanStdDev(tb)[1][0, 0] < _MIN_STD or cv2.meanStdDev(a[y : y + n, x : x + n])[1][0, 0] < _MIN_STD:
+            if cv2.meanStdDev(a[y : y + n, x : x + n])[1][0, 0] < _MIN_STD:
                 continue
-            best = float(cv2.matchTemplate(region, tb, cv2.TM_CCOEFF_NORMED).max())
-            scores.append(best if np.isfinite(best) else 1.0)
+            best = []
+            for picture in pictures:
+                tb = np.ascontiguousarray(picture[y : y + n, x : x + n])
+                if cv2.meanStdDev(tb)[1][0, 0] >= _MIN_STD:
+                    r = float(cv2.matchTemplate(region, tb, cv2.TM_CCOEFF_NORMED).max())
+                    best.append(r if np.isfinite(r) else 1.0)
+            if best:
+                scores.append(max(best))
     return float(np.quantile(scores, _KEPT_SHARE)) if len(scores) >= _MIN_BLOCKS else 1.0
