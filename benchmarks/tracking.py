@@ -20,7 +20,9 @@ import sys
 FRESH_SEEDS = (2000, 2001)
 FRESH_SEEDS_2 = (3000, 3001, 3002)
 _CHILD = """
-import json, sys
+import json, os, sys
+import streamfill
+assert streamfill.__file__.startswith(os.getcwd()), streamfill.__file__  # the other checkout's, not this one
 from streamfill.eval.masks import evaluate_suite
 seeds = tuple(json.loads(sys.argv[1]))
 report = evaluate_suite(seeds=seeds, photos=sys.argv[2], held_out=True, frames=int(sys.argv[3]))
@@ -58,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         parts[part] = report.summary()
         rows += [_row(part, r) for r in report.to_dict(per_frame=False)["runs"]]
     if args.before:
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(args.before))
-        out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(FRESH_SEEDS_2), args.photos, str(args.frames)],
-                             env=env, capture_output=True, text=True, check=True)
+        # Run from inside that folder: ``python -c`` puts the working folder first on the import path.
+        before_dir = os.path.abspath(args.before)
+        env = dict(os.environ, PYTHONPATH=before_dir)
+        out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(FRESH_SEEDS_2), os.path.abspath(args.photos),
+                              str(args.frames)], env=env, cwd=before_dir, capture_output=True, text=True, check=True)
         before = json.loads(out.stdout)
         parts["fresh 3000, before"] = before["summary"]
         rows += [_row("fresh 3000, before", r) for r in before["runs"]]
