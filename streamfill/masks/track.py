@@ -22,10 +22,13 @@ is searched for in a wider window and taken back if it correlates and its colour
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
-more than the fitted scale change explains (x1.3 at least) in one frame (else the plain flow result, then
-the previous shape moved, is used). Each mask gets a confidence (area kept, colours still the object's);
-a run of low-confidence frames is a lost stretch, reported once through ``on_warning`` / ``on_lost`` and
-kept in ``lost`` / ``lost_frames`` / ``lost_since`` (see :class:`FlowTracker`).
+more than the fitted scale change explains (x1.3 at least, x1.6 at most) in one frame (else the plain flow
+result, then the previous shape moved, then the previous mask shifted by whole pixels, is used): whatever
+path made a mask, the bound holds. A camera jump (the picture's shift around the object changing abruptly,
+phase correlation) starts the flow from the object's last motion plus the jump (``_camera_jump``). Each
+mask gets a confidence (area kept, colours still the object's); a run of low-confidence frames is a lost
+stretch, reported once through ``on_warning`` / ``on_lost`` and kept in ``lost`` / ``lost_frames`` /
+``lost_since`` (see :class:`FlowTracker`).
 
 Keyframes (:class:`Keyframe`) give a mask or a box for frame ``K`` (a ``Frame.index``). Frames after a
 keyframe are tracked forward from it; frames before the first keyframe are tracked backward from it; a later
