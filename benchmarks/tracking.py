@@ -1,19 +1,40 @@
 """Mask tracking on the hard-case suite: writes benchmarks/results/tracking.json (the format BENCHMARKS.md is
 rendered from). Runs `streamfill eval masks` (the suite: every case, seeds 0-2, on the even-numbered photos of
-PHOTOS), then its held-out part (seeds 1000-1001 on the odd-numbered photos) and fresh held-out seeds
-(2000-2001, same photos), and reports them separately.
+PHOTOS), then its held-out part (seeds 1000-1001 on the odd-numbered photos), the fresh seeds 2000-2001 (same
+photos) and the fresh seeds 3000-3002 (same photos), and reports them separately. With ``--before DIR`` (a
+folder holding another checkout's ``streamfill`` package, e.g. the main branch before a change), the seeds
+3000-3002 are also run with that tracker, as the baseline beside them.
 
-    python benchmarks/tracking.py --photos DIR [-o benchmarks/results/tracking.json] [--frames 90]
+    python benchmarks/tracking.py --photos DIR [--before DIR] [-o benchmarks/results/tracking.json] [--frames 90]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
+import subprocess
 import sys
 
 FRESH_SEEDS = (2000, 2001)
+FRESH_SEEDS_2 = (3000, 3001, 3002)
+_CHILD = """
+import json, os, sys
+import streamfill
+assert streamfill.__file__.startswith(os.getcwd()), streamfill.__file__  # the other checkout's, not this one
+from streamfill.eval.masks import evaluate_suite
+seeds = tuple(json.loads(sys.argv[1]))
+report = evaluate_suite(seeds=seeds, photos=sys.argv[2], held_out=True, frames=int(sys.argv[3]))
+print(json.dumps({"summary": report.summary(), "runs": report.to_dict(per_frame=False)["runs"]}))
+"""
+
+
+def _row(part: str, r: dict) -> list:
+    return [part, r["case"], r["seed"], f"{r['size'][0]}x{r['size'][1]}", round(r["object_px"]),
+            round(r["mean_iou"], 3), round(r["min_iou"], 3), round(r["max_area_change"], 2),
+            round(r["cpu_ms_per_frame"], 1),
+            ";".join(f"{a}-{b}" for a, b in r["lost"]) or "-"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,31 +43,44 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photos", required=True, help="folder of photos (backgrounds and object textures)")
+    p.add_argument("--before", help="folder holding another checkout's streamfill package: the baseline tracker")
     p.add_argument("-o", "--output", default="benchmarks/results/tracking.json")
     p.add_argument("--frames", type=int, default=90)
     args = p.parse_args(argv)
     load_before = [round(v, 2) for v in os.getloadavg()]
     rows, parts = [], {}
     # "fresh": seeds nobody looked at while tuning (on the held-out photos), the honest held-out figure once
-    # the first held-out seeds had been looked at.
-    for part, held, seeds in (("tuning", False, None), ("held-out", True, None), ("fresh", True, FRESH_SEEDS)):
+    # the first held-out seeds had been looked at; 2000-2001 were looked at after their first run, so the
+    # seeds 3000-3002 are the fresh ones now.
+    for part, held, seeds in (("tuning", False, None), ("held-out", True, None), ("fresh 2000", True, FRESH_SEEDS),
+                              ("fresh 3000", True, FRESH_SEEDS_2)):
         report = evaluate_suite(seeds=seeds, photos=args.photos, held_out=held, frames=args.frames,
                                 progress=lambda r: print(f"  {r.case} {r.seed}: {r.mean_iou:.3f}", file=sys.stderr))
         print(report.table())
         parts[part] = report.summary()
-        for r in report.results:
-            rows.append([part, r.case, r.seed, f"{r.size[0]}x{r.size[1]}", round(r.object_px), round(r.mean_iou, 3),
-                         round(r.min_iou, 3), round(r.max_area_change, 2), round(r.cpu_ms_per_frame, 1),
-                         ";".join(f"{a}-{b}" for a, b in r.lost) or "-"])
+        rows += [_row(part, r) for r in report.to_dict(per_frame=False)["runs"]]
+    if args.before:
+        # Run from inside that folder: ``python -c`` puts the working folder first on the import path.
+        before_dir = os.path.abspath(args.before)
+        env = dict(os.environ, PYTHONPATH=before_dir)
+        out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(FRESH_SEEDS_2), os.path.abspath(args.photos),
+                              str(args.frames)], env=env, cwd=before_dir, capture_output=True, text=True, check=True)
+        before = json.loads(out.stdout)
+        parts["fresh 3000, before"] = before["summary"]
+        rows += [_row("fresh 3000, before", r) for r in before["runs"]]
     machine = results.machine()
     machine["load_avg_at_start"] = load_before
+    machine["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    command = f"python benchmarks/tracking.py --photos PHOTOS --frames {args.frames}"
+    if args.before:
+        command += " --before MAIN_CHECKOUT"
     result = {
         "item": "tracking",
         "title": "Mask tracking on the hard-case suite (streamfill eval masks)",
         "date": datetime.date.today().isoformat(),
         "machine": machine,
         "versions": results.versions(),
-        "command": f"python benchmarks/tracking.py --photos PHOTOS --frames {args.frames}",
+        "command": command,
         "columns": ["part", "case", "seed", "frame size", "object px", "mean IoU", "min IoU",
                     "max area change (x, vs truth)", "CPU ms/frame (median)", "lost stretches reported"],
         "rows": rows,
@@ -58,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             "(176x144), cut (scene cut to another photo two thirds in; the object is absent after it). 90 frames "
             "each; the tracker starts from frame 0's true mask. PHOTOS = the project's training photos (even "
             "positions for tuning seeds 0-2, odd positions for the held-out seeds 1000-1001 and the fresh seeds "
-            "2000-2001; held-out shake 1000 was looked at while fixing its failure, so 'fresh' (run once, at "
-            "the end) is the honest held-out figure). CPU time is process time (all threads) of the tracker "
+            "2000-2001 and 3000-3002). Held-out and fresh 2000 seeds were looked at while fixing their failures "
+            "(shake 1000, talking 1000, cut 2001), so 'fresh 3000' (run once, at the end) is the honest held-out "
+            "figure; 'fresh 3000, before' is the tracker of the main branch before this change on the same "
+            "scenes (MAIN_CHECKOUT = a checkout of it). CPU time is process time (all threads) of the tracker "
             "alone, on a shared machine: treat it as an upper bound. The area change is how much more (or less) "
             "the mask's area changed from one frame to the next than the truth's did (1 = the same)."
         ),

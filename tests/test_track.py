@@ -176,6 +176,68 @@ def test_scene_cut_detector():
     b[..., 2] = 200
     b[::2, :, 0] = 90
     assert d.update(b)
+    # A cut between two shots of the same colours (here the very same colour histogram: the picture's tiles
+    # shuffled) is found by the structure test; the colour test alone missed such a cut in the suite.
+    d = SceneCutDetector(0.4)
+    assert not d.update(a) and not d.update(np.roll(a, 2, axis=0))
+    assert not d.update(np.roll(a, (17, -23), axis=(0, 1)))  # nor a big jump of the whole picture (a shake)
+    assert d.update(_shuffled(a))
+    assert d.last_distance < 0.4 and d.last_correlation < 0.5
+    plain = np.full_like(a, 120)  # plain frames: no structure to compare, so only the colour test counts
+    d = SceneCutDetector(0.4)
+    assert not d.update(plain) and not d.update(plain + 3) and d.last_correlation == 1.0
+
+
+def _shuffled(image: np.ndarray, tile: int = 24) -> np.ndarray:
+    """The picture's tiles in a random order: the same colours, another picture."""
+    h, w = image.shape[:2]
+    tiles = [image[y : y + tile, x : x + tile] for y in range(0, h, tile) for x in range(0, w, tile)]
+    out = np.empty_like(image)
+    for i, j in enumerate(np.random.default_rng(0).permutation(len(tiles))):
+        y, x = divmod(i, w // tile)
+        out[y * tile : (y + 1) * tile, x * tile : (x + 1) * tile] = tiles[j]
+    return out
+
+
+def test_a_cut_to_a_shot_of_the_same_colours_stops_tracking():
+    a, ta = _clip(8, seed=2)
+    b = [Frame(_shuffled(f.image), pts=f.pts, time_base=f.time_base, index=8 + f.index) for f in a[:4]]
+    messages = []
+    out = list(FlowTracker([Keyframe(0, mask=ta[0])], on_warning=messages.append).pair(a + b))
+    assert any("scene cut at frame 8" in m for m in messages)
+    assert out[7][1].any() and all(not m.any() for _, m in out[8:])
+
+
+def test_no_code_path_grows_the_mask_more_than_the_bound_in_one_frame(monkeypatch):
+    """Whatever path makes a frame's mask (here every one is forced to return a huge shape: the anchor's
+    alignment, the wider search, the colour pull / clean-up), the area yielded grows at most x_MAX_AREA_STEP
+    (plus a few px) per frame."""
+    from streamfill.masks import track
+
+    frames, truth = _clip(12, seed=1, size=40)
+    finish = track._Propagator._finish
+
+    def huge(self, warped, rgb, trusted, colour=True):
+        obj, p = finish(self, warped, rgb, trusted, colour)
+        return np.ones_like(obj), np.ones_like(p)  # the whole region of interest
+
+    def far(self, grey, guess, *args, **kwargs):
+        out = guess.copy()
+        out[:, :2] *= 3.0  # x9 the area, well correlated
+        return out, 0.99
+
+    monkeypatch.setattr(track._Propagator, "_finish", huge)
+    monkeypatch.setattr(track._Propagator, "_refine", far)
+    monkeypatch.setattr(track._Propagator, "_reseek", far)
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])])
+    areas = [int((m > 127).sum()) for _, m in tracker.pair(frames)]
+    for before, after in zip(areas[:-1], areas[1:], strict=True):
+        assert after <= track._MAX_AREA_STEP * before + 2 * track._AREA_SLACK, areas
+    # and from an empty mask, a few px per frame, not the whole shape at once
+    empty = np.zeros((H, W), np.uint8)
+    tracker = FlowTracker([Keyframe(0, mask=empty)], on_warning=lambda m: None)
+    areas = [int((m > 127).sum()) for _, m in tracker.pair(frames[:4])]
+    assert areas[0] == 0 and areas[1] <= 2 * track._AREA_SLACK
 
 
 def test_flow_keeps_two_pyramid_levels_for_mid_sized_objects():
@@ -381,3 +443,48 @@ def test_a_jump_the_flow_missed_is_found_again_by_the_wider_search():
     assert _iou(moved.astype(np.uint8) * 255, mask1.astype(np.uint8) * 255) >= 0.8
     # Without the wider search the guess is where the object was: a third or more of it outside.
     assert _iou(mask0.astype(np.uint8) * 255, mask1.astype(np.uint8) * 255) < 0.5
+
+
+def _pose_clip(poses, size, seed=0, shifts=None):
+    """Frames of one textured object at ``poses`` (cutouts.Pose per frame) over a still textured background;
+    ``shifts[t]`` (dx, dy) moves the whole picture (a camera jump). Returns frames and true masks."""
+    bg = next(cutouts.synthetic_backgrounds(H + 80, W + 80, seed))
+    cut = cutouts.textured_cutout(96, seed + 1)
+    frames, truth = [], []
+    for t, pose in enumerate(poses):
+        dx, dy = shifts[t] if shifts is not None else (0, 0)
+        view = np.ascontiguousarray(bg[40 - dy : 40 - dy + H, 40 - dx : 40 - dx + W])
+        pose = cutouts.Pose(pose.cx + dx / W, pose.cy + dy / H, pose.scale, pose.angle)
+        image, visible = cutouts.composite(view, [cutouts.place(cut, pose, (H, W), size)])
+        frames.append(Frame(image=image, pts=t, time_base=Fraction(1, 25), index=t))
+        truth.append(np.where(visible[0] > 0.5, 255, 0).astype(np.uint8))
+    return frames, truth
+
+
+def test_a_small_growing_object_keeps_its_size():
+    """A 24 px object growing by half over 60 frames: its template is aligned by translation only (too small
+    for an affine fit), so its scale is measured against the template too, not only summed from the flow
+    (which left the mask at 0.87-0.90 of the object's area over the last frames)."""
+    n = 60
+    poses = [cutouts.Pose(0.4 + 0.003 * t, 0.5, 1.0 + 0.5 * t / (n - 1), 0.0) for t in range(n)]
+    frames, truth = _pose_clip(poses, 24, seed=4)
+    out = [m for _, m in FlowTracker([Keyframe(0, mask=truth[0])]).pair(frames)]
+    ratio = [(m > 127).sum() / (g > 127).sum() for m, g in zip(out[-10:], truth[-10:], strict=True)]
+    ious = [_iou(m, g) for m, g in zip(out, truth, strict=True)]
+    assert min(ratio) >= 0.91 and min(ious) >= 0.8, (ratio, min(ious))
+
+
+def test_a_camera_jump_is_followed():
+    """The whole picture jumps 22 px in one frame, with motion blur (a shake): the flow starts from the jump,
+    measured around the object, and the mask stays on it (from zero, the flow lost it: IoU 0.07 then)."""
+    from streamfill.masks import scenes
+
+    n = 10
+    poses = [cutouts.Pose(0.3 + 0.003 * t, 0.3) for t in range(n)]
+    shifts = [(0, 0)] * 6 + [(-12, 18)] * (n - 6)
+    frames, truth = _pose_clip(poses, 30, seed=6, shifts=shifts)
+    f = frames[6]
+    frames[6] = Frame(scenes._motion_blur(f.image, -12.0, 18.0), pts=f.pts, time_base=f.time_base, index=f.index)
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])])
+    ious = [_iou(m, g) for (_, m), g in zip(tracker.pair(frames), truth, strict=True)]
+    assert min(ious) >= 0.75, [round(v, 2) for v in ious]
