@@ -31,6 +31,7 @@ LEAD_S = 0.4  # a backward drag: the decoder aims this many seconds of the drag'
 SPEED_WINDOW_S = 0.3  # the drag's speed is measured over the requests of this last stretch of time
 EMIT_S = 0.08  # on a long decode, a preview of the frame reached is kept this often (approximate answers)
 ACTIVE_S = 0.6  # the proxy builder waits until the page has not asked for a frame for this long
+TRAIL = 24  # in a long GOP, a spare decoder waits this many frames behind the frame shown
 CHUNK = 32  # the proxy builder's unit: whole GOPs, at least this many frames
 
 
@@ -39,6 +40,9 @@ class Scrubber:
 
     def __init__(self, seeker: FrameSeeker, size: tuple[int, int], quality: int, *, cache: int = 512) -> None:
         self.seeker, self.size, self.quality = seeker, size, quality
+        # a long GOP: a second decoder, for jumps and to stand a little behind the frame shown (see _behind)
+        gaps = [b - a for a, b in zip(seeker.keyframes, seeker.keyframes[1:] + [seeker.count], strict=True)]
+        self.decoders = [seeker] + ([seeker.sibling()] if max(gaps) > 3 * TRAIL else [])
         self.proxies: dict[int, bytes] = {}  # written by the proxy builder only
         self._cache: OrderedDict[int, bytes] = OrderedDict()  # previews the scrub decoder made (exact frames)
         self._cache_size = cache
@@ -106,6 +110,8 @@ class Scrubber:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout=10)  # the decoder stops between two packets; then the file can be closed
+        for spare in self.decoders[1:]:
+            spare.close()
 
     # -- the decoder's side ------------------------------------------------------------------------------
     def _speed(self, now: float) -> float:
@@ -115,18 +121,23 @@ class Scrubber:
             return 0.0
         return (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
 
-    def _plan(self) -> int | None:
-        """The frame the decoder should go to now, or None when there is nothing worth doing."""
+    def _best(self, target: int) -> tuple[int, FrameSeeker]:
+        """``target`` and the decoder that reaches it decoding the fewest frames (the main one on a tie)."""
+        return target, min(self.decoders, key=lambda d: d.cost(target))
+
+    def _plan(self) -> tuple[int, FrameSeeker] | None:
+        """The frame a decoder should go to now and which one, or None when there is nothing worth doing."""
         if self._pointer is None:
             return None
         index, exact = self._pointer
         if exact:
             if self.have(index) is None:
-                return index
-            # answered from memory: still bring the decoder there when the next step or play will need it
-            if self.seeker.position == index or (index + 1 < self.seeker.count and self.have(index + 1)):
-                return None
-            return index
+                return self._best(index)
+            # answered from memory: still bring a decoder there when the next step or play will need it
+            if any(d.position == index for d in self.decoders) or (index + 1 < self.seeker.count
+                                                                   and self.have(index + 1)):
+                return self._behind(index)
+            return self._best(index)
         if self.have(index) is not None:
             return None
         key = self.seeker.keyframe_before(index)
@@ -134,10 +145,23 @@ class Scrubber:
         speed = self._speed(time.monotonic())
         if speed < 0:
             aim = max(key, index + int(speed * LEAD_S))
-        at = self.seeker.position
-        if key <= at <= index and at >= aim:
+        if any(key <= d.position <= index and d.position >= aim for d in self.decoders):
             return None  # between the aim and the pointer: going on would only overtake the pointer
-        return aim  # (even when the aim has a preview already: the point is to have the decoder there)
+        return self._best(aim)  # (even when the aim has a preview already: the point is to have a decoder there)
+
+    def _behind(self, index: int) -> tuple[int, FrameSeeker] | None:
+        """Idle, the exact frame ``index`` shown: the spare decoder goes to ``TRAIL`` frames before it, so that
+        a step or a short drag backward deep in a long GOP does not decode the GOP from its keyframe again."""
+        if len(self.decoders) < 2:
+            return None
+        trail = index - TRAIL
+        if trail - self.seeker.keyframe_before(index) < TRAIL:
+            return None  # near the keyframe: a seek is cheap anyway
+        if all(self.have(i) is not None for i in range(trail, index)):
+            return None  # the proxies have it all
+        if any(trail - TRAIL // 2 <= d.position < index for d in self.decoders):
+            return None  # a decoder stands behind already
+        return trail, max(self.decoders, key=lambda d: (d.position != index, d is not self.seeker))
 
     def _emit(self, decoded: Decoded) -> None:
         """A frame passed on the way: keep a preview of keyframes, and of one frame every ``EMIT_S``."""
@@ -176,8 +200,9 @@ class Scrubber:
         while True:
             with self._cond:
                 while not self._closed:
-                    target = self._plan()
-                    if target is not None:
+                    plan = self._plan()
+                    if plan is not None:
+                        target, decoder = plan
                         break
                     self.busy = False
                     self._cond.wait(0.1)  # the drag's speed changes with time: plan again now and then
@@ -186,8 +211,8 @@ class Scrubber:
                 gen = self._gen
                 self.busy = True
             try:
-                decoded = self.seeker.decode_to(target, stop=lambda g=gen: self._gen != g or self._closed,
-                                                on_frame=self._emit)
+                decoded = decoder.decode_to(target, stop=lambda g=gen: self._gen != g or self._closed,
+                                            on_frame=self._emit)
                 if decoded is not None:
                     self._store(decoded)
             except StreamfillError as exc:

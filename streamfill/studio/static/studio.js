@@ -153,6 +153,8 @@ async function image(url) {
 
 let loading = false;
 let wanted = {index: 0, exact: true};
+let lastApprox = 0;
+const APPROX_MS = 50;
 // Show frame ``index``; while a frame is loading only the latest request is kept (fast scrubbing).
 // ``exact = false`` (the scrubber is being dragged): the server answers at once with the nearest frame it has
 // decoded and moves its decoder toward the pointer; such a frame is marked approximate ("≈ frame N") until
@@ -170,6 +172,11 @@ async function show(index, exact = true) {
   loading = true;
   try {
     while (true) {
+      if (!wanted.exact) {  // while dragging, at most one request per APPROX_MS (the decoder needs the cores)
+        const left = APPROX_MS - (performance.now() - lastApprox);
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
+        lastApprox = performance.now();
+      }
       const i = wanted.index;
       const jump = wanted.exact && !S.approx && S.shownIndex >= 0 && Math.abs(i - S.shownIndex) > 1;
       const ex = wanted.exact && !jump;
