@@ -474,13 +474,13 @@ def test_backward_drag_aims_the_decoder_behind_the_pointer(tmp_path):
         scrubber = Scrubber(seeker, (64, 48), 80)
         try:
             now = time.monotonic()
-            with scrubber._cond:  # the pointer went from 28 to 20 in 0.2 s: 40 frames/s backward
-                scrubber._trail.extend([(now - 0.2, 28), (now, 20)])
+            with scrubber._cond:  # the pointer went from 24 to 20 in 0.1 s: 40 frames/s backward
+                scrubber._trail.extend([(now - 0.1, 24), (now, 20)])
                 scrubber._pointer = (20, False)
                 aim = scrubber._plan()[0]
                 assert abs(aim - (20 - 40 * LEAD_S)) <= 1 and aim < 20
                 scrubber._trail.clear()
-                scrubber._trail.extend([(now - 0.2, 12), (now, 20)])  # forward: the pointer itself
+                scrubber._trail.extend([(now - 0.1, 16), (now, 20)])  # forward: the pointer itself
                 assert scrubber._plan()[0] == 20
                 scrubber._pointer = (20, True)  # released: exactly there
                 assert scrubber._plan()[0] == 20

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from streamfill.errors import StreamfillError
 from streamfill.io.seek import Decoded, FrameSeeker, preview_jpeg
 
-LEAD_S = 0.4  # a backward drag: the decoder aims this many seconds of the drag's motion behind the pointer
-SPEED_WINDOW_S = 0.3  # the drag's speed is measured over the requests of this last stretch of time
+LEAD_S = 0.2  # a backward drag: the decoder aims this many seconds of the drag's motion behind the pointer
+SPEED_WINDOW_S = 0.15  # the drag's speed is measured over the requests of this last stretch of time
 EMIT_S = 0.08  # on a long decode, a preview of the frame reached is kept this often (approximate answers)
 ACTIVE_S = 0.6  # the proxy builder waits until the page has not asked for a frame for this long
 TRAIL = 24  # in a long GOP, a spare decoder waits this many frames behind the frame shown
