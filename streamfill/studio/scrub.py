@@ -31,6 +31,8 @@ LEAD_S = 0.2  # a backward drag: the decoder aims this many seconds of the drag'
 SPEED_WINDOW_S = 0.15  # the drag's speed is measured over the requests of this last stretch of time
 EMIT_S = 0.08  # on a long decode, a preview of the frame reached is kept this often (approximate answers)
 ACTIVE_S = 0.6  # the proxy builder waits until the page has not asked for a frame for this long
+NEAR = 8  # while dragging, a frame at most this many decoded frames away is waited for (up to NEAR_WAIT_S)
+NEAR_WAIT_S = 0.15
 TRAIL = 24  # in a long GOP, a spare decoder waits this many frames behind the frame shown
 CHUNK = 32  # the proxy builder's unit: whole GOPs, at least this many frames
 
@@ -73,7 +75,8 @@ class Scrubber:
 
     def request(self, index: int, *, exact: bool, timeout: float = 60.0) -> tuple[bytes, int, bool]:
         """(JPEG, index of the frame in it, exact?) for frame ``index``. ``exact=False`` answers at once with
-        the nearest preview there is (waiting only when there is none at all yet); ``exact=True`` waits for
+        the nearest preview there is (waiting only when there is none at all yet, or briefly when a decoder is
+        at most ``NEAR`` frames from it: then the answer is usually exact); ``exact=True`` waits for
         the frame itself, unless a newer request comes first (then: the nearest one, not exact)."""
         now = time.monotonic()
         with self._cond:
@@ -85,17 +88,20 @@ class Scrubber:
                 return data, index, True
             self._gen += 1
             gen = self._gen
-            self._pointer = (index, exact)
+            # a frame a few decoded frames away is worth a short wait even while dragging: then it is exact
+            close_by = not exact and min(d.cost(index) for d in self.decoders) <= NEAR
+            self._pointer = (index, exact or close_by)
             self._cond.notify_all()
-            if exact:
+            if exact or close_by:
                 self._cond.wait_for(lambda: self._closed or self.have(index) is not None or self._gen != gen
-                                    or (self._failed is not None and self._failed[0] == gen), timeout)
+                                    or (self._failed is not None and self._failed[0] == gen),
+                                    timeout if exact else NEAR_WAIT_S)
                 data = self.have(index)
                 if data is not None:
                     return data, index, True
                 if self._failed is not None and self._failed[0] == gen:
                     raise self._failed[1]
-            else:
+            if not exact:
                 self._cond.wait_for(lambda: self._closed or self.nearest(index) is not None
                                     or (self._failed is not None and self._failed[0] == gen), timeout)
             near = self.nearest(index)
