@@ -73,6 +73,8 @@ class ServeClient:
         self._ctx = zmq.Context()
         self._sock = None
         self._req = 0
+        self._sent: dict[int, tuple[int, list]] = {}  # look-ahead: req -> (index, parts), oldest first
+        self._bye: tuple[int, list] | None = None  # the drain's bye, until its reply
 
     # -- socket --------------------------------------------------------------------------------------------
 
@@ -169,6 +171,161 @@ class ServeClient:
         if msg.type != "result" or msg.image is None or msg.image.shape != image.shape:
             raise HostError(f"streamfill serve answered frame {index} with {msg.type} of the wrong size")
         return msg.image
+
+    # -- look-ahead: deferred replies (PROTOCOL.md 6.1.1) ---------------------------------------------------
+
+    @property
+    def lookahead(self) -> int:
+        """Frames serve holds before it answers a look-ahead stream (its hello reply; 0: answers at once)."""
+        value = self.info.get("lookahead", 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    @property
+    def unanswered(self) -> int:
+        """Frames sent with ``send`` and not answered yet."""
+        return len(self._sent)
+
+    def send(self, image: np.ndarray, mask: np.ndarray, *, index: int, pts: int | None = None,
+             time_base: tuple[int, int] | None = None) -> int:
+        """Send one frame of a look-ahead stream without waiting; returns its ``req``. Its result comes
+        later from ``results`` (after ``lookahead`` more frames, or from ``drain``). The message is copied
+        (kept for resends), so the arrays may change once this returns."""
+        self._req += 1
+        parts = protocol.encode_frame(np.ascontiguousarray(image), index=index, pts=pts,
+                                      time_base=time_base, mask=np.ascontiguousarray(mask),
+                                      stream=self.stream or None, req=self._req, encoding=self.encoding,
+                                      mask_encoding="raw" if self.encoding == "raw" else "png",
+                                      extra={"lookahead": True})
+        parts = [bytes(p) for p in parts]
+        self._sent[self._req] = (index, parts)
+        if self._sock is None:
+            self._sock = self._connect()
+        self._sock.send_multipart([b""] + parts)
+        return self._req
+
+    def _resend_all(self) -> None:
+        """Lazy pirate for a look-ahead stream: a fresh socket, then every unanswered frame again, oldest
+        first (serve starts the stream afresh at the oldest; replies to the old socket are lost)."""
+        self._reset()
+        for _, parts in self._sent.values():
+            self._sock.send_multipart([b""] + parts)
+        if self._bye is not None:
+            self._sock.send_multipart([b""] + self._bye[1])
+
+    def results(self, *, wait: bool = False, cancel=None) -> list[tuple[int, int, np.ndarray]]:
+        """The results that have arrived, as ``[(req, index, image)]`` in arrival order (serve's: index
+        order). ``wait``: block until at least one arrives (``timeout`` each try, fresh-socket resends of
+        every unanswered frame, ``retries`` times, then ``HostError``). ``cancel()``: returning True stops
+        the wait (an element flushing). An ``error`` reply to a sent frame raises ``HostError``."""
+        got: list[tuple[int, int, np.ndarray]] = []
+        if self._sock is None:
+            self._sock = self._connect()
+        tries = 0
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self._sock.poll(0 if (got or not wait) else 50):
+                got.extend(self._take(self._sock.recv_multipart(copy=False)))
+                continue
+            if got or not wait or not self._sent:
+                return got
+            if cancel is not None and cancel():
+                return got
+            if time.monotonic() < deadline:
+                continue
+            tries += 1
+            if tries > self.retries:
+                first = next(iter(self._sent.values()))[0]
+                raise HostError(f"no answer from streamfill serve at {self.endpoint} for frame {first} after "
+                                f"{tries} tries of {self.timeout:g} s (is `streamfill serve --bind "
+                                f"{self.endpoint}` running?)")
+            self._resend_all()
+            deadline = time.monotonic() + self.timeout
+
+    def _take(self, raw) -> list[tuple[int, int, np.ndarray]]:
+        try:
+            msg = protocol.decode(raw[1:] if len(raw[0]) == 0 else raw)
+        except protocol.MessageError as exc:
+            raise HostError(f"streamfill serve sent a bad reply: {exc}") from None
+        if self._bye is not None and msg.req == self._bye[0] and msg.type in ("bye", "error"):
+            if msg.type == "error" and msg.header.get("code") == "busy":
+                time.sleep(0.02)
+                self._sock.send_multipart([b""] + self._bye[1])
+                return []
+            self._bye = None
+            if msg.type == "error":
+                raise HostError(f"streamfill serve could not finish the stream: {msg.header.get('code')}: "
+                                f"{msg.header.get('message')}")
+            return []
+        sent = self._sent.get(msg.req) if msg.req is not None else None
+        if sent is None:
+            return []  # a late reply to a frame resent or forgotten (a flush)
+        if msg.type == "error" and msg.header.get("code") == "busy":
+            time.sleep(0.02)
+            self._resend_all()  # serve dropped it: everything after it must follow it again
+            return []
+        del self._sent[msg.req]
+        if msg.type == "error":
+            raise HostError(f"streamfill serve refused frame {sent[0]}: {msg.header.get('code')}: "
+                            f"{msg.header.get('message')}")
+        if msg.type != "result" or msg.image is None:
+            raise HostError(f"streamfill serve answered frame {sent[0]} with {msg.type}")
+        return [(msg.req, sent[0], msg.image)]
+
+    def drain(self, cancel=None) -> list[tuple[int, int, np.ndarray]]:
+        """End the look-ahead stream: ask serve for every held frame (a ``bye``) and return their results
+        (as ``results``) once the ``bye`` reply has come. Frames still unanswered then were lost by serve
+        (it restarted or dropped the stream): they are sent again, as after a timeout."""
+        if self._sock is None:
+            self._sock = self._connect()
+        got: list[tuple[int, int, np.ndarray]] = []
+        tries = 0
+        while True:
+            self._req += 1
+            self._bye = (self._req, [bytes(p) for p in protocol.encode_bye(stream=self.stream or None,
+                                                                             req=self._req)])
+            self._sock.send_multipart([b""] + self._bye[1])
+            deadline = time.monotonic() + self.timeout
+            while self._bye is not None:
+                if self._sock.poll(50):
+                    got.extend(self._take(self._sock.recv_multipart(copy=False)))
+                    deadline = time.monotonic() + self.timeout
+                    continue
+                if cancel is not None and cancel():
+                    self._bye = None
+                    return got
+                if time.monotonic() < deadline:
+                    continue
+                tries += 1
+                if tries > self.retries:
+                    self._bye = None
+                    raise HostError(f"no answer from streamfill serve at {self.endpoint} to the end of the "
+                                    f"stream after {tries} tries of {self.timeout:g} s")
+                self._resend_all()
+                deadline = time.monotonic() + self.timeout
+            if not self._sent:
+                return got
+            tries += 1
+            if tries > self.retries:
+                raise HostError(f"streamfill serve lost {len(self._sent)} frames of stream {self.stream!r} "
+                                f"(from frame {next(iter(self._sent.values()))[0]})")
+            self._resend_all()
+
+    def forget(self) -> None:
+        """Drop every unanswered frame (a flush): their late results are ignored."""
+        self._sent.clear()
+        self._bye = None
+
+    def discard(self) -> None:
+        """Tell serve to drop what it holds of this stream (best effort, no wait) and forget it here."""
+        self.forget()
+        if self._sock is None:
+            return
+        self._req += 1
+        try:
+            header = {"v": protocol.VERSION, "type": "bye", "stream": self.stream, "req": self._req, "discard": True}
+            self._sock.send_multipart([b"", protocol.header_bytes(header)], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
 
     def bye(self, count: int | None = None) -> None:
         """Tell serve the stream ended (best effort: a short wait, no retries)."""

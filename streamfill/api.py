@@ -199,7 +199,8 @@ def serve(bind: str = "tcp://127.0.0.1:5555", *, config: Config | None = None,
     ``result`` messages with the filled frame. Binding beyond loopback requires ``curve_keys`` (a
     ``streamfill keys`` directory) unless ``insecure``. ``on_ready(endpoint)`` is called once bound.
     ``fill`` replaces the completion function (default: ``build.make_fill(config)``). ``temporal`` =
-    ``fast`` or ``quality`` fills each stream with look-back temporal completion (``build.make_temporal_fill``).
+    ``fast`` or ``quality`` fills each stream with temporal completion (``build.make_temporal_fill``): look-back,
+    or look-ahead for frames that ask for it (answered once their window has come; plugins/PROTOCOL.md 6.1.1).
     """
     config = config or Config()
     if not transport.is_loopback(bind) and curve_keys is None and not insecure:
@@ -212,12 +213,17 @@ def serve(bind: str = "tcp://127.0.0.1:5555", *, config: Config | None = None,
             merge(config, {"temporal": {"mode": temporal}}))
     service = transport.ServeService(bind, fill, config.transport,
                                      curve_dir=curve_keys, stop=stop,
-                                     info={"mask_dilate": config.mask.dilate, "mask_threshold": config.mask.threshold})
-    with service:
-        if on_ready is not None:
-            on_ready(service.endpoint)
-        while not service.wait(0.5):
-            pass
+                                     info={"mask_dilate": config.mask.dilate, "mask_threshold": config.mask.threshold,
+                                           "temporal": temporal})
+    try:
+        with service:
+            if on_ready is not None:
+                on_ready(service.endpoint)
+            while not service.wait(0.5):
+                pass
+    finally:
+        if hasattr(fill, "close"):
+            fill.close()  # per-stream temporal completions (their threads and held frames)
     return dict(service.stats)
 
 

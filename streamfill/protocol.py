@@ -354,6 +354,11 @@ def _int_field(header: dict, key: str, lo: int, hi: int, *, required: bool = Tru
     return value
 
 
+def _bool_field(header: dict, key: str) -> None:
+    if key in header and not isinstance(header[key], bool):
+        raise MessageError("bad_header", f"{key} = {str(header[key])[:40]!r}: must be true or false", header)
+
+
 def _as_buffer(part: Any) -> memoryview:
     try:
         view = memoryview(part)
@@ -436,6 +441,7 @@ def decode(parts: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_side
         return Message(header)
     if kind == "bye":
         _int_field(header, "count", 0, MAX_INT, required=False)
+        _bool_field(header, "discard")
         return Message(header)
 
     _int_field(header, "index", 0, MAX_INT)
@@ -457,6 +463,8 @@ def decode(parts: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_side
                 and _is_int(tb[1], 1, 2**31 - 1)):
             raise MessageError("bad_header", f"time_base = {tb!r}: must be [numerator, denominator], "
                                "integers in [1, 2147483647]", header)
+    if kind == "frame":
+        _bool_field(header, "lookahead")
     if width * height * channels > max_bytes:
         raise MessageError("too_large", f"{width}x{height}x{channels} = {width * height * channels} bytes "
                            f"exceeds the limit of {max_bytes}", header)

@@ -6,7 +6,9 @@ through the strip with "Track"), and press "Remove object". Each frame of the st
 ``streamfill serve`` with its mask; the clean frames come back as a PNG sequence that is added as a new
 image strip in the channel above the original, over the same frames (a "fill layer"). Progress shows in
 the status bar and the window's progress cursor; Esc cancels (nothing is added, the frames written so far
-are deleted).
+are deleted). With ``streamfill serve --temporal fast|quality`` frames are sent pipelined on a look-ahead
+stream (plugins/PROTOCOL.md 6.1.1) and written as their results come back, so the strip equals what
+``streamfill process`` makes of the clip.
 
 The add-on runs inside Blender's Python and imports only numpy, pyzmq and ``streamfill.protocol`` (via
 ``plugins/hostlink.py``): Debian's ``blender`` uses the system python3, so ``apt-get install python3-zmq``
@@ -167,7 +169,10 @@ class FillJob:
         self.order = list(range(start, self.last)) + list(range(start - 1, self.first - 1, -1))
         self.start = start
         self.tracker = None
-        self.done = 0
+        self.done = 0     # frames written
+        self.sent = 0     # frames sent (look-ahead: ahead of done by up to the window)
+        self.frame_of: dict[int, int] = {}  # look-ahead: req -> clip frame
+        self.index = 0    # look-ahead: the frame's index in the current serve stream
         self.reader = self.out = None
         # serve first: when it is down, nothing is created
         self.client = link.ServeClient(settings.endpoint, timeout=settings.timeout, retries=settings.retries,
@@ -208,19 +213,54 @@ class FillJob:
             self.tracker.update(image)
         return hostlink.box_mask(self.tracker.box, *image.shape[:2])
 
-    def step(self) -> bool:
-        """Fill the next frame; False when all are done."""
-        if self.done >= self.total:
-            return False
-        frame = self.order[self.done]
-        image = self.reader.read(frame)
-        mask = self._mask(frame, image)
-        result = self.client.fill(image, mask, index=frame - self.first, pts=frame - self.first,
-                                  time_base=(int(self.scene.render.fps_base * 1000), int(self.scene.render.fps * 1000)))
+    @property
+    def lookahead(self) -> bool:
+        """serve holds a look-ahead window (``serve --temporal``): frames are sent pipelined, as ``process``
+        completes a clip, and their results written as they come back."""
+        return self.client is not None and self.client.lookahead > 0
+
+    def _write(self, frame: int, result: np.ndarray) -> None:
         path = self.out / f"fill_{frame - self.first:06d}.png"
         path.write_bytes(hostlink.protocol.encode_png(result, level=1))
         self.done += 1
+
+    def step(self) -> bool:
+        """Fill the next frame (look-ahead: send it and write the results that came back); False when all
+        are done."""
+        if self.done >= self.total:
+            return False
+        time_base = (int(self.scene.render.fps_base * 1000), int(self.scene.render.fps * 1000))
+        if not self.lookahead:
+            frame = self.order[self.done]
+            image = self.reader.read(frame)
+            result = self.client.fill(image, self._mask(frame, image), index=frame - self.first,
+                                      pts=frame - self.first, time_base=time_base)
+            self._write(frame, result)
+            return self.done < self.total
+        if self.sent < self.total:
+            frame = self.order[self.sent]
+            if frame == self.start - 1 and self.sent:
+                # box + track from a middle frame: after the frames from it to the end, those before it go
+                # backwards (following the box) as a second stream, itself a clip in reverse
+                self._collect(self.client.drain())
+                self.client.stream, self.index = f"{self.client.stream}:back", 0
+            image = self.reader.read(frame)
+            req = self.client.send(image, self._mask(frame, image), index=self.index, pts=frame - self.first,
+                                   time_base=time_base)
+            self.frame_of[req] = frame
+            self.sent += 1
+            self.index += 1
+            done = self.client.results()
+            while not done and self.client.unanswered > self.client.lookahead + 2:
+                done = self.client.results(wait=True)
+            self._collect(done)
+        else:
+            self._collect(self.client.drain())
         return self.done < self.total
+
+    def _collect(self, done) -> None:
+        for req, _, result in done:
+            self._write(self.frame_of.pop(req), result)
 
     def finish(self):
         """Add the clean frames as an image strip above the original; returns it."""
@@ -242,7 +282,10 @@ class FillJob:
             self.reader.close()
             self.reader = None
         if self.client is not None:
-            self.client.bye(self.done)
+            if self.client.unanswered:
+                self.client.discard()  # cancelled: serve drops the frames it holds
+            else:
+                self.client.bye(self.done)
             self.client.close()
             self.client = None
         if not keep and self.out is not None:

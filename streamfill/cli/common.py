@@ -13,6 +13,17 @@ def add_config_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="TOML", help="configuration file (default: built-in defaults)")
 
 
+def add_read_flags(p: argparse.ArgumentParser) -> None:
+    """What part of the input to read, shared by `process` and `masks`: --fps, --start, --end, --salvage, -q."""
+    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
+    p.add_argument("--start", type=float, metavar="SEC", help="first second to read (frames keep their pts)")
+    p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--salvage", action="store_true",
+                   help="a decode error part-way through the input keeps the frames decoded before it (with a "
+                        "note) instead of failing")
+
+
 def add_encode_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output encoding")
     g.add_argument("--crf", type=int, help="x264 quality, 0-51, lower is better (default 18)")

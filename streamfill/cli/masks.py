@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from streamfill import api
-from streamfill.cli.common import ProgressBar, add_config_flag, add_encode_flags, config_from_args
+from streamfill.cli.common import ProgressBar, add_config_flag, add_encode_flags, add_read_flags, config_from_args
 from streamfill.config import merge
 
 
@@ -57,13 +57,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dilate", type=int, metavar="PX",
                    help="safety margin drawn in the preview and added by process (default 4); the mask file "
                         "stores the object itself")
-    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
-    p.add_argument("--start", type=float, metavar="SEC", help="first second (frames keep their pts)")
-    p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.add_argument("--salvage", action="store_true",
-                   help="a decode error part-way through the input keeps the frames decoded before it (with a "
-                        "note) instead of failing")
+    add_read_flags(p)
     add_encode_flags(p)
     add_config_flag(p)
     p.set_defaults(func=run)

@@ -12,6 +12,7 @@ from streamfill.cli.common import (
     add_encode_flags,
     add_fill_flags,
     add_ray_flags,
+    add_read_flags,
     add_temporal_flags,
     config_from_args,
     print_engine_note,
@@ -38,13 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sink", metavar="zmq:ENDPOINT",
                    help="also send every output frame over ZeroMQ: zmq:[push|pub:]ENDPOINT (push connects to a "
                         "receiver, pub binds for viewers)")
-    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
-    p.add_argument("--start", type=float, metavar="SEC", help="first second to process (frames keep their pts)")
-    p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.add_argument("--salvage", action="store_true",
-                   help="a decode error part-way through the input keeps the frames decoded before it (with a "
-                        "note) instead of failing")
+    add_read_flags(p)
     add_fill_flags(p)
     add_temporal_flags(p)
     add_encode_flags(p)

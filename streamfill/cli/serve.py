@@ -28,8 +28,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-message-bytes", type=int, metavar="N", help="largest accepted message part")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing while serving")
     p.add_argument("--temporal", choices=("off", "fast", "quality"), default="off",
-                   help="off: each frame alone (default); fast | quality: per stream, pixels from the stream's "
-                        "earlier frames first (look-back only, like live runs), the engine for the rest")
+                   help="off: each frame alone (default); fast | quality: per stream, real pixels from the "
+                        "stream's other frames first, the engine for the rest: from earlier frames (look-back, "
+                        "answered at once), or, for clients that ask (lookahead), as `process` does, answered "
+                        "once the window of later frames has come")
     add_fill_flags(p)
     add_config_flag(p)
     p.set_defaults(func=run)

@@ -13,7 +13,13 @@ service keeps serving. Parts larger than ``max_message_bytes`` make libzmq drop 
 decoded by FFmpeg (C, quiet) after the protocol has validated them.
 
 The completion function is injected: ``fill(image, mask) -> image`` with image H x W x 3 uint8 RGB
-(read-only, do not modify it), mask H x W uint8 (255 = fill), result H x W x 3 uint8 RGB.
+(read-only, do not modify it), mask H x W uint8 (255 = fill), result H x W x 3 uint8 RGB. A fill with
+per-stream state (``build.TemporalFill``, ``serve --temporal``) is also given the message; when it has a
+look-ahead window (``lookahead`` > 0, ``submit``, ``drain``, ``expire``), ``frame`` requests that ask for it
+get deferred replies (plugins/PROTOCOL.md 6.1.1): zero or more ``result`` messages, each echoing its own
+request, and ``bye`` drains the stream. A worker hands each reply to the I/O thread with a flag frame that
+marks the request's last one, so the fair queue releases the client only then; idle workers let the fill
+drop streams whose clients went quiet.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -158,6 +165,7 @@ class ServeService:
         self.last_internal_error: str | None = None
         self._logged: set[tuple] = set()
         self._queue = FairQueue(self.config.queue, self.config.queue_bytes)
+        self._expired_at = 0.0
 
     # -------------------------------------------------------------------------------------- lifecycle
 
@@ -268,11 +276,14 @@ class ServeService:
                 parts = pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            last, parts = parts[0].bytes == b"1", parts[1:]  # a worker's flag: the request's last reply
             client = parts[0].bytes
-            # ROUTER drops replies to clients that are gone or not reading (never blocks)
-            with contextlib.suppress(zmq.Again):
-                router.send_multipart(parts, zmq.NOBLOCK, copy=False)
-            self._queue.done(client)  # only now may this client's next request start: replies stay in order
+            if len(parts) > 1:
+                # ROUTER drops replies to clients that are gone or not reading (never blocks)
+                with contextlib.suppress(zmq.Again):
+                    router.send_multipart(parts, zmq.NOBLOCK, copy=False)
+            if last:
+                self._queue.done(client)  # only now may this client's next request start: replies stay in order
 
     def _take_requests(self, router: zmq.Socket) -> None:
         for _ in range(64):
@@ -312,19 +323,25 @@ class ServeService:
             while not self.stop_event.is_set():
                 got = self._queue.get(0.1)
                 if got is None:
+                    self._expire()
                     continue
                 client, (envelope, body) = got
                 try:
-                    reply = self.handle(body)
+                    replies = self.replies(body)
                 except Exception as exc:  # noqa: BLE001 - becomes an `internal` reply; the service goes on
-                    reply = self._internal(exc, "handling a request", _peek(body))
-                while not self.stop_event.is_set():
-                    try:
-                        push.send_multipart(envelope + reply, copy=False)
-                        break
-                    except zmq.Again:
-                        continue
-                else:
+                    replies = [self._internal(exc, "handling a request", _peek(body))]
+                # every reply carries a flag frame for the I/O thread (b"1" on the last one); a request
+                # answered by nothing yet (a look-ahead frame) sends just the flag and the client's id
+                messages = [[b"0"] + envelope + reply for reply in replies] or [[b"0", envelope[0]]]
+                messages[-1][0] = b"1"
+                for message in messages:
+                    while not self.stop_event.is_set():
+                        try:
+                            push.send_multipart(message, copy=False)
+                            break
+                        except zmq.Again:
+                            continue
+                if self.stop_event.is_set():
                     self._queue.done(client)
         finally:
             push.close(0)
@@ -343,32 +360,87 @@ class ServeService:
         return protocol.error_reply(protocol.MessageError(
             "internal", f"unexpected failure in the service ({type(exc).__name__})", header))
 
+    def _expire(self) -> None:
+        """Let a fill with per-stream state drop streams whose clients went quiet (at most once a second)."""
+        expire = getattr(self.fill, "expire", None)
+        now = time.monotonic()
+        if expire is None or now - self._expired_at < 1.0:
+            return
+        self._expired_at = now
+        try:
+            expire()
+        except Exception as exc:  # noqa: BLE001 - counted and logged like any internal failure
+            self._internal(exc, "expiring idle streams")
+
     def handle(self, body: list) -> list:
-        """The reply parts (without envelope) to one request's parts. Never raises for bad input."""
+        """The last reply's parts (without envelope) to one request's parts (``[]`` when a look-ahead frame
+        is answered by nothing yet). Never raises for bad input."""
+        replies = self.replies(body)
+        return replies[-1] if replies else []
+
+    def _deferred(self) -> bool:
+        return callable(getattr(self.fill, "submit", None)) and getattr(self.fill, "lookahead", 0) > 0
+
+    def _results(self, done: list) -> list[list]:
+        """Replies for frames a look-ahead stream completed: ``[(request header, image or exception)]``."""
+        out = []
+        for held, image in done:
+            if isinstance(image, BaseException):
+                self.last_fill_error = f"{type(image).__name__}: {image}"
+                self._count("fill_failed")
+                self._count("errors")
+                out.append(protocol.error_reply(protocol.MessageError(
+                    "fill_failed", f"{self.last_fill_error} (stream {held.get('stream', '')!r} starts afresh)",
+                    held)))
+                continue
+            out.append(self._result(image, protocol.Message(held)))
+        return out
+
+    def _result(self, out: np.ndarray, msg: protocol.Message) -> list:
+        encoding = msg.header.get("reply_encoding", msg.header.get("encoding", "raw"))
+        try:
+            reply = protocol.encode_result(out, index=msg.index, pts=msg.pts, time_base=msg.time_base,
+                                           stream=msg.stream or None, req=msg.req, encoding=encoding,
+                                           jpeg_quality=self.config.jpeg_quality)
+        except protocol.MessageError as exc:
+            self._count("errors")
+            return protocol.error_reply(protocol.MessageError(exc.code, exc.detail, msg.header))
+        self._count("results")
+        return reply
+
+    def replies(self, body: list) -> list[list]:
+        """Every reply (parts without envelope, in order) to one request's parts: one, except on a look-ahead
+        stream (plugins/PROTOCOL.md 6.1.1), where a ``frame`` gets the results its stream completed now (none
+        while the window fills) and a ``bye`` the rest, then the ``bye`` reply. Never raises for bad input."""
         cfg = self.config
         try:
             msg = protocol.decode(body, max_bytes=cfg.max_message_bytes, max_side=cfg.max_side,
                                   decoder=_decoder)
             if msg.type == "hello":
                 version = protocol.negotiate(msg.header.get("versions", [msg.header["v"]]))
-                return protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
+                return [protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
                                              stream=msg.stream or None,
                                              extra={**self.info, "role": "serve",
                                                     "max_message_bytes": cfg.max_message_bytes,
                                                     "max_side": cfg.max_side, "encodings": list(protocol.ENCODINGS),
-                                                    "queue": cfg.queue, "queue_bytes": cfg.queue_bytes})
+                                                    "queue": cfg.queue, "queue_bytes": cfg.queue_bytes,
+                                                    "lookahead": self.fill.lookahead if self._deferred() else 0})]
             if msg.type == "bye":
-                return protocol.encode_bye(stream=msg.stream or None, req=msg.req)
+                done = []
+                if self._deferred():
+                    done = self._results(self.fill.drain(msg.stream, discard=msg.header.get("discard", False)))
+                return [*done, protocol.encode_bye(stream=msg.stream or None, req=msg.req)]
             if msg.type != "frame":
                 raise protocol.MessageError("unexpected_type", f"serve takes frame, hello or bye, not {msg.type}",
                                             msg.header)
             if msg.mask is None:
                 raise protocol.MessageError("bad_message", "serve needs a frame message with 2 payload parts: "
                                             "image and mask", msg.header)
-            encoding = msg.header.get("reply_encoding", msg.header.get("encoding", "raw"))
         except protocol.MessageError as exc:
             self._count("errors")
-            return protocol.error_reply(exc)
+            return [protocol.error_reply(exc)]
+        if msg.header.get("lookahead") and self._deferred():
+            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True))
         try:
             # a fill that keeps per-stream state (serve --temporal) is also given the message
             out = (self.fill(msg.image, msg.mask, msg) if getattr(self.fill, "takes_message", False)
@@ -380,17 +452,8 @@ class ServeService:
             self.last_fill_error = f"{type(exc).__name__}: {exc}"
             self._count("fill_failed")
             self._count("errors")
-            return protocol.error_reply(protocol.MessageError("fill_failed", self.last_fill_error, msg.header))
-        tb = msg.time_base
-        try:
-            reply = protocol.encode_result(out, index=msg.index, pts=msg.pts, time_base=tb,
-                                           stream=msg.stream or None, req=msg.req, encoding=encoding,
-                                           jpeg_quality=cfg.jpeg_quality)
-        except protocol.MessageError as exc:
-            self._count("errors")
-            return protocol.error_reply(protocol.MessageError(exc.code, exc.detail, msg.header))
-        self._count("results")
-        return reply
+            return [protocol.error_reply(protocol.MessageError("fill_failed", self.last_fill_error, msg.header))]
+        return [self._result(out, msg)]
 
 
 def _peek(body: list) -> dict:

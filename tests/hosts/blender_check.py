@@ -94,7 +94,9 @@ for kind in ("MASK", "BOX"):
             filled = load(folder / fill.elements[i].filename)
             diff = (filled != original).any(axis=2)
             if kind == "MASK":
-                hole = reader.mask(frame) > 127
+                rendered = reader.mask(frame)
+                np.save(out / f"maskimage_{i:03d}.npy", rendered)  # what the add-on sent (for process)
+                hole = rendered > 127
                 allowed = grown(hole, 5)
             else:
                 allowed = np.zeros(diff.shape, bool)

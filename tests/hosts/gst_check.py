@@ -5,7 +5,9 @@
 Runs ``filesrc ! decodebin ! videoconvert ! streamfill PROPS ! appsink`` to EOS, optionally after a
 flushing seek to FRAME once prerolled, and writes OUT_DIR/frames.npy (N x H x W x 3 uint8 RGB, in output
 order) and OUT_DIR/result.json: the pts of every output buffer (ns), the pipeline's latency query answer
-(live, min ns, max ns) and the element's counters, or the first bus error. Used by tests/hosts/test_gstreamer.py.
+(live, min ns, max ns), the element's counters, for each output buffer how many frames the element held
+then (``lag``: input buffers taken minus output buffers pushed, this one included), or the first bus error.
+Used by tests/hosts/test_gstreamer.py.
 """
 
 from __future__ import annotations
@@ -40,7 +42,19 @@ def main() -> int:
         key, value = prop.split("=", 1)
         Gst.util_set_object_arg(element, key, value)  # as gst-launch-1.0 parses PROP=VALUE
     sink = pipeline.get_by_name("sink")
-    result = {"pts": [], "error": None}
+    result = {"pts": [], "error": None, "lag": []}
+    seen = [0]
+
+    def count_in(pad, info):
+        seen[0] += 1
+        return Gst.PadProbeReturn.OK
+
+    def lag_out(pad, info):  # input buffers the element had taken when it pushed this one, minus those pushed
+        result["lag"].append(seen[0] - len(result["lag"]) - 1)
+        return Gst.PadProbeReturn.OK
+
+    element.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count_in)
+    element.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, lag_out)
     frames = []
     bus = pipeline.get_bus()
 

@@ -72,6 +72,47 @@ def test_remove_object_operator_headless(blender, serve, tmp_path):
 
 
 @pytest.mark.slow
+def test_temporal_lookahead_matches_process(blender, tmp_path):
+    """Against `serve --temporal fast` the add-on sends frames pipelined (look-ahead, as `process` completes a
+    clip): the Mask-datablock run's frames are within 0.5 dB in the hole of `process --temporal fast` on the
+    same clip and the masks Blender rendered, over every frame (measured: identical)."""
+    import subprocess as sp
+    import sys
+
+    from conftest import read_frames, running_serve, write_grey_clip
+
+    n = 14
+    frames = [frame_image(i, H, W, SIDE) for i in range(n)]
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, frames)
+    out = tmp_path / "out"
+    out.mkdir()
+    x, y = moving_square(n // 2, H, W, SIDE)
+    with running_serve("--temporal", "fast") as endpoint:
+        run = _run(blender, clip, endpoint, out, f"{x - 1},{y - 1},{SIDE + 2},{SIDE + 2}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"]["MASK"]["elements"] == n and summary["runs"]["BOX"]["elements"] == n
+    masks = [np.load(out / f"maskimage_{i:03d}.npy") for i in range(n)]
+    write_grey_clip(tmp_path / "masks.mkv", masks)
+    ref = sp.run([sys.executable, "-m", "streamfill", "process", str(clip), "--mask", str(tmp_path / "masks.mkv"),
+                  "--temporal", "fast", "--lossless", "-q", "-o", str(tmp_path / "ref.mkv")],
+                 capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    want = read_frames(tmp_path / "ref.mkv")[0]
+    got = [np.load(out / f"mask_{i:03d}.npy") for i in range(n)]
+    hole = np.stack(masks) > 127
+    clean = np.stack([frame_image(i, H, W, side=0) for i in range(n)])[hole]  # the clip without the square
+
+    def psnr(images) -> float:
+        mse = float(np.mean((np.stack(images).astype(np.float64)[hole] - clean) ** 2))
+        return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+    print("hole PSNR over the clip, dB: Blender", psnr(got), "process", psnr(want))
+    assert abs(psnr(got) - psnr(want)) <= 0.5
+
+
+@pytest.mark.slow
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])

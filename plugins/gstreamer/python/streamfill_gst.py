@@ -8,10 +8,17 @@ Load it with Debian's ``gstreamer1.0-python3-plugin-loader`` + ``python3-gst-1.0
         streamfill endpoint=tcp://127.0.0.1:5555 mask=mask.png ! videoconvert ! x264enc ! mp4mux ! \
         filesink location=out.mp4
 
-It is a ``GstBase.BaseTransform`` working in place on RGB buffers (pts, dts, duration, offsets and flags are
-the input's): each buffer is sent to serve with its mask and replaced by the filled picture. A plain
-transform suffices because serve completes each frame on its own (no look-ahead window), so one buffer
-in gives one buffer out, straight away. The element runs in the system ``python3`` and imports only
+It is a ``GstBase.BaseTransform`` on RGB buffers (pts, dts, duration and offsets are the input's). With a
+per-frame serve (and ``temporal=lookback``) it works in place: each buffer is sent with its mask and
+replaced by the filled picture, one in, one out. With ``serve --temporal fast|quality`` and
+``temporal=lookahead`` (the default) serve answers frame t only once it has seen frame t + window, as
+``streamfill process`` does on a clip (plugins/PROTOCOL.md 6.1.1): ``transform_ip`` then sends the
+picture, keeps the buffer's fields, returns GST_BASE_TRANSFORM_FLOW_DROPPED and pushes the results that
+have come back as new buffers with those fields, in order. It waits for serve only when more than window +
+``SLACK`` frames are unanswered; the latency query adds (window + ``SLACK``) frame durations; EOS (and new
+caps) drains what serve holds; a flushing seek drops the held frames and tells serve to drop its own. A
+BaseTransform still fits (caps, allocation, QoS and the latency query come from it; only the push is
+deferred); an aggregator is for several input pads. The element runs in the system ``python3`` and imports only
 numpy, pyzmq and ``streamfill.protocol`` (through ``plugins/hostlink.py``, which finds the checkout this
 file lives in; ``STREAMFILL_HOME`` overrides it).
 
@@ -43,6 +50,8 @@ import hostlink  # noqa: E402
 
 CAPS = Gst.Caps.from_string("video/x-raw,format=RGB,width=[1,32768],height=[1,32768],framerate=[0/1,2147483647/1]")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+FLOW_DROPPED = Gst.FlowReturn.CUSTOM_SUCCESS  # GST_BASE_TRANSFORM_FLOW_DROPPED: nothing is pushed for this buffer
+SLACK = 2  # look-ahead: frames in flight to serve beyond its window before the element waits for a result
 DOWN_RETRY_S = 2.0  # passthrough: after a failure, frames pass unchanged for this long before serve is tried again
 
 
@@ -195,6 +204,9 @@ class StreamfillFilter(GstBase.BaseTransform):
                     "longer)", 0, 3600000, 100, GObject.ParamFlags.READWRITE),
         "stream": (str, "stream", "stream id sent to serve (default: unique per element; serve --temporal keeps "
                    "one history per stream)", None, GObject.ParamFlags.READWRITE),
+        "temporal": (str, "temporal", "with serve --temporal: lookahead (as `streamfill process`: frames are held "
+                     "until serve has seen the window of later frames; adds that latency) or lookback (each "
+                     "frame answered at once from earlier frames)", "lookahead", GObject.ParamFlags.READWRITE),
         "curve-keys": (str, "curve-keys", "folder from `streamfill keys` for a CURVE server", None,
                        GObject.ParamFlags.READWRITE),
         "frames-filled": (GObject.TYPE_UINT64, "frames-filled", "frames filled by serve", 0, GLib.MAXUINT64, 0,
@@ -207,7 +219,7 @@ class StreamfillFilter(GstBase.BaseTransform):
         super().__init__()
         self.props_ = {"endpoint": "tcp://127.0.0.1:5555", "mask": None, "box": None, "track": False,
                        "on-error": "fail", "timeout": 10.0, "retries": 2, "latency": 100, "stream": None,
-                       "curve-keys": None}
+                       "curve-keys": None, "temporal": "lookahead"}
         self.filled = self.passed = 0
         self.client = None
         self.masks: MaskReader | None = None
@@ -219,6 +231,9 @@ class StreamfillFilter(GstBase.BaseTransform):
         self.pts0 = None
         self.down_until = 0.0
         self.warned = False
+        self.held: dict[int, tuple[dict, np.ndarray]] = {}  # look-ahead: req -> (buffer fields, image), in order
+        self.flushing = False
+        self.stale = False  # a flush dropped frames serve may still hold: tell it before the next frame
         self.set_in_place(True)
         self.set_passthrough(False)
 
@@ -245,6 +260,9 @@ class StreamfillFilter(GstBase.BaseTransform):
         if p["on-error"] not in ("fail", "passthrough"):
             self._error(f"streamfill: on-error={p['on-error']!r} must be fail or passthrough")
             return False
+        if p["temporal"] not in ("lookahead", "lookback"):
+            self._error(f"streamfill: temporal={p['temporal']!r} must be lookahead or lookback")
+            return False
         if bool(p["mask"]) == bool(p["box"]):
             self._error("streamfill: set exactly one of mask=PATH or box=x,y,w,h")
             return False
@@ -262,6 +280,7 @@ class StreamfillFilter(GstBase.BaseTransform):
             return False
         self.filled = self.passed = self.count = 0
         self.pts0, self.tracker, self.down_until, self.warned = None, None, 0.0, False
+        self.held, self.flushing, self.stale = {}, False, False
         try:
             self.client = hostlink.ServeClient(p["endpoint"], timeout=p["timeout"], retries=p["retries"],
                                                stream=p["stream"] or f"gst-{os.getpid()}-{self.get_name()}",
@@ -281,12 +300,16 @@ class StreamfillFilter(GstBase.BaseTransform):
 
     def do_stop(self):
         if self.client is not None:
-            self.client.bye(self.count)
+            if self.held or self.client.unanswered:
+                self.client.discard()  # stopped before EOS: serve may drop what it holds
+            else:
+                self.client.bye(self.count)
             self.client.close()
             self.client = None
         if self.masks is not None:
             self.masks.close()
             self.masks = None
+        self.held = {}
         return True
 
     def do_set_caps(self, incaps, outcaps):
@@ -307,9 +330,19 @@ class StreamfillFilter(GstBase.BaseTransform):
     # -- events and queries --------------------------------------------------------------------------------
 
     def do_sink_event(self, event):
-        if event.type == Gst.EventType.FLUSH_STOP:
+        if event.type == Gst.EventType.FLUSH_START:
+            self.flushing = True  # a wait for serve in the streaming thread gives up
+        elif event.type == Gst.EventType.FLUSH_STOP:
             self.tracker = None  # after a flushing seek the box is followed again from box=
-        elif event.type == Gst.EventType.EOS and self.client is not None and self.passed:
+            self.flushing = False
+            if self.held or (self.client is not None and self.client.unanswered):
+                self.held = {}
+                self.client.forget()
+                self.stale = True
+        elif event.type in (Gst.EventType.EOS, Gst.EventType.CAPS) and self.held and \
+                self._drain() != Gst.FlowReturn.OK:
+            return False  # look-ahead: the frames serve still holds come out before EOS (or a change of size)
+        if event.type == Gst.EventType.EOS and self.client is not None and self.passed:
             self.post_message(Gst.Message.new_warning(
                 self, GLib.Error.new_literal(Gst.CoreError.quark(), f"streamfill: {self.passed} frames passed "
                                              "through unchanged (serve unavailable)", Gst.CoreError.FAILED), ""))
@@ -320,7 +353,7 @@ class StreamfillFilter(GstBase.BaseTransform):
             ok = self.sinkpad.peer_query(query)
             if ok:
                 live, lo, hi = query.parse_latency()
-                ours = self.props_["latency"] * Gst.MSECOND
+                ours = self.props_["latency"] * Gst.MSECOND + self._held_latency()
                 query.set_latency(live, lo + ours, hi if hi == Gst.CLOCK_TIME_NONE else hi + ours)
             return ok
         return GstBase.BaseTransform.do_query(self, direction, query)
@@ -370,6 +403,8 @@ class StreamfillFilter(GstBase.BaseTransform):
                 self._went_down(exc)
                 self.passed += 1
                 return Gst.FlowReturn.OK
+        if self._lookahead():
+            return self._defer(buf, index)
         ok, mapped = buf.map(Gst.MapFlags.READ | Gst.MapFlags.WRITE)
         if not ok:
             self._error("streamfill: cannot map the buffer for writing")
@@ -400,6 +435,103 @@ class StreamfillFilter(GstBase.BaseTransform):
         finally:
             buf.unmap(mapped)
         return Gst.FlowReturn.OK
+
+    # -- look-ahead: frames held until serve answers them -------------------------------------------------
+
+    def _lookahead(self) -> bool:
+        """Frames go out pipelined when serve holds a look-ahead window (its hello says ``lookahead``)."""
+        return self.props_["temporal"] == "lookahead" and self.client is not None and self.client.lookahead > 0
+
+    def _held_latency(self) -> int:
+        """ns of look-ahead latency: the window plus the frames in flight, at the stream's frame rate."""
+        if not self._lookahead():
+            return 0
+        fps_n, fps_d = self.fps
+        if fps_n <= 0:
+            return 0
+        return (self.client.lookahead + SLACK) * Gst.SECOND * fps_d // fps_n
+
+    def _defer(self, buf, index: int):
+        """Send this buffer's picture, keep its fields, push every result that has come; the buffer itself
+        is dropped here (its picture comes out later, in a new buffer with the same fields)."""
+        if self.stale:
+            self.client.discard()
+            self.stale = False
+        ok, mapped = buf.map(Gst.MapFlags.READ)
+        if not ok:
+            self._error("streamfill: cannot map the buffer")
+            return Gst.FlowReturn.ERROR
+        try:
+            rows = np.ndarray((self.height, self.stride), np.uint8, buffer=mapped.data)
+            image = rows[:, :self.width * 3].reshape(self.height, self.width, 3).copy()
+        finally:
+            buf.unmap(mapped)
+        try:
+            mask = self._mask(index, image)
+        except MaskFileError as exc:
+            self._error(f"streamfill: {exc}")
+            return Gst.FlowReturn.ERROR
+        fields = {"pts": buf.pts, "dts": buf.dts, "duration": buf.duration, "offset": buf.offset,
+                  "offset_end": buf.offset_end}
+        pts = None if buf.pts == Gst.CLOCK_TIME_NONE else int(buf.pts)
+        try:
+            req = self.client.send(image, mask, index=index, pts=pts, time_base=(1, Gst.SECOND))
+            self.held[req] = (fields, image)
+            done = self.client.results()
+            while not done and self.client.unanswered > self.client.lookahead + SLACK and not self.flushing:
+                done = self.client.results(wait=True, cancel=lambda: self.flushing)
+        except hostlink.HostError as exc:
+            return self._failed(exc, f"frame {index}: ")
+        if self.flushing:
+            return Gst.FlowReturn.FLUSHING
+        return self._push_results(done)
+
+    def _push_results(self, done) -> Gst.FlowReturn:
+        ret = Gst.FlowReturn.OK
+        for req, _, image in done:
+            fields, _ = self.held.pop(req, (None, None))
+            if fields is None:
+                continue
+            ret = self._push(fields, image)
+            self.filled += 1
+            if ret != Gst.FlowReturn.OK:
+                break
+        return FLOW_DROPPED if ret == Gst.FlowReturn.OK else ret
+
+    def _push(self, fields: dict, image: np.ndarray) -> Gst.FlowReturn:
+        """A new buffer with ``image`` (rows padded to the negotiated stride) and the input's fields."""
+        rows = np.zeros((self.height, self.stride), np.uint8)
+        rows[:, :self.width * 3] = np.asarray(image).reshape(self.height, self.width * 3)
+        out = Gst.Buffer.new_wrapped(rows.tobytes())
+        for key, value in fields.items():
+            setattr(out, key, value)
+        return self.srcpad.push(out)
+
+    def _failed(self, exc, what: str = "") -> Gst.FlowReturn:
+        """serve failed a look-ahead stream: fail, or push every held frame unchanged (passthrough)."""
+        if self.props_["on-error"] != "passthrough":
+            self._error(f"streamfill: {what}{exc}")
+            return Gst.FlowReturn.ERROR
+        self._went_down(exc)
+        held, self.held = self.held, {}
+        self.client.forget()
+        self.stale = True
+        ret = Gst.FlowReturn.OK
+        for fields, image in held.values():
+            self.passed += 1
+            if ret == Gst.FlowReturn.OK:
+                ret = self._push(fields, image)
+        return FLOW_DROPPED if ret == Gst.FlowReturn.OK else ret
+
+    def _drain(self) -> Gst.FlowReturn:
+        """EOS (or new caps): the results of every held frame, pushed in order."""
+        try:
+            done = self.client.drain(cancel=lambda: self.flushing)
+        except hostlink.HostError as exc:
+            ret = self._failed(exc, "end of stream: ")
+            return Gst.FlowReturn.OK if ret == FLOW_DROPPED else ret
+        ret = self._push_results(done)
+        return Gst.FlowReturn.OK if ret == FLOW_DROPPED else ret
 
     def _raise_latency(self, seconds: float) -> None:
         """Report a higher latency (and ask the pipeline to recompute it) when frames take longer."""
