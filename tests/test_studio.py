@@ -486,3 +486,23 @@ def test_backward_drag_aims_the_decoder_behind_the_pointer(tmp_path):
                 assert scrubber._plan()[0] == 20
         finally:
             scrubber.close()
+
+
+def test_a_request_waiting_for_a_frame_is_answered_when_the_proxy_builder_makes_it(tmp_path):
+    from streamfill.studio.scrub import Scrubber
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=12, width=64, height=48)
+    with FrameSeeker(path) as seeker:
+        scrubber = Scrubber(seeker, (64, 48), 80)
+        try:
+            # the scrub decoder is kept busy elsewhere; the frame arrives from the proxy builder only
+            with scrubber._cond:
+                scrubber._plan = lambda: None
+            t0 = time.monotonic()
+            import threading
+
+            threading.Timer(0.2, lambda: scrubber.add_proxy(5, b"jpeg")).start()
+            assert scrubber.request(5, exact=True, timeout=10) == (b"jpeg", 5, True)
+            assert time.monotonic() - t0 < 5
+        finally:
+            scrubber.close()

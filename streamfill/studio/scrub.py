@@ -201,6 +201,7 @@ class Scrubber:
         with self._cond:
             self._known(index)
             self.proxies[index] = data
+            self._cond.notify_all()  # a request may be waiting for this very frame
 
     def _run(self) -> None:
         while True:
