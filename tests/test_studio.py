@@ -390,3 +390,119 @@ def test_scrub_proxies_are_the_frames_the_seek_path_gives(root, tmp_path):
     finally:
         studio.close()
     assert studio.proxies.left == studio.limits.proxy_bytes  # the memory went back when the clip closed
+
+
+# -- scrubbing: decoder that follows the pointer, approximate answers while dragging --------------------------
+LONG_GOP = {"preset": "medium", "bf": "3", "b-pyramid": "normal", "g": "250"}
+
+
+def sequential_previews(path, size):
+    """Preview pixels of every frame by decoding the whole file in order, every picture decoded."""
+    with FrameSeeker(path) as seeker:
+        return [seeker.decode_to(i, skip=False).preview_bgr(size) for i in range(seeker.count)]
+
+
+def test_decode_to_stops_between_packets_and_goes_on_with_the_same_pixels(tmp_path):
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
+    with io.open_video(path) as reader:
+        ref = [f.image for f in reader]
+    size = (32, 24)
+    previews = sequential_previews(path, size)
+    with FrameSeeker(path) as seeker:
+        assert seeker.keyframes == [0]
+        asked = []
+        assert seeker.decode_to(25, stop=lambda: len(asked) > 3 or asked.append(1)) is None  # stopped early
+        assert 0 <= seeker.position < 25 or seeker.position == -1
+        seen = []
+        d = seeker.decode_to(25, on_frame=lambda f: seen.append(f.index))  # goes on from there: no seek
+        assert seeker.seeks == 0 and d.index == 25 and np.array_equal(d.rgb(), ref[25])
+        assert seen == sorted(seen) and all(i < 25 for i in seen)
+        # unreferenced pictures before the target are skipped (fewer frames seen than the gap), the target is exact
+        assert len(seen) < 25
+        assert np.array_equal(d.preview_bgr(size), previews[25])
+        for i in (3, 29, 11, 12):  # backward (seek), forward in the GOP (on), each the same as in order
+            d = seeker.decode_to(i)
+            assert d.index == i and np.array_equal(d.rgb(), ref[i]) and np.array_equal(d.preview_bgr(size), previews[i])
+    with FrameSeeker(make_object_clip(tmp_path / "k.mp4", frames=30, width=64, height=48)) as seeker:
+        assert seeker.keyframes == [0, 12, 24]
+        assert seeker.keyframe_before(11) == 0 and seeker.keyframe_before(12) == 12 and seeker.keyframe_before(29) == 24
+
+
+def test_scrub_answers_approximate_during_a_drag_and_exact_on_release(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    path = make_object_clip(root / "long.mp4", frames=30, width=W, height=H, x264=LONG_GOP)
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))  # every frame from the decoder
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client, "long.mp4")
+            url = f"/api/clips/{clip['id']}/frames/"
+            r = client.get(url + "0")
+            assert (r.headers["x-frame-index"], r.headers["x-frame-exact"]) == ("0", "1")
+            first = r.content
+            # dragging: answers come at once; a picture is marked exact only when it is the frame asked for
+            for pointer in (8, 16, 24, 27):
+                r = client.get(url + f"{pointer}?approx=1")
+                assert r.status_code == 200
+                shown, exact = int(r.headers["x-frame-index"]), r.headers["x-frame-exact"] == "1"
+                assert exact == (shown == pointer) and 0 <= shown < 30
+                assert float(r.headers["x-frame-time"]) == pytest.approx(shown / 25, abs=1e-3)
+                if shown == 0:
+                    assert r.content == first
+            # release: the exact frame, the same picture as decoding every frame in order
+            r = client.get(url + "27")
+            assert (r.headers["x-frame-index"], r.headers["x-frame-exact"]) == ("27", "1")
+            expected = sequential_previews(path, tuple(clip["preview"]))[27]
+            got = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+            direct = cv2.imdecode(cv2.imencode(".jpg", expected, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_COLOR)
+            assert np.array_equal(got, direct)
+            # an approximate request for a frame that is there now is exact
+            r = client.get(url + "27?approx=1")
+            assert (r.headers["x-frame-index"], r.headers["x-frame-exact"]) == ("27", "1")
+            # and the next frame (a step) follows from the decoder standing there
+            r = client.get(url + "28")
+            assert (r.headers["x-frame-index"], r.headers["x-frame-exact"]) == ("28", "1")
+    finally:
+        studio.close()
+
+
+def test_backward_drag_aims_the_decoder_behind_the_pointer(tmp_path):
+    from streamfill.studio.scrub import LEAD_S, Scrubber
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
+    with FrameSeeker(path) as seeker:
+        scrubber = Scrubber(seeker, (64, 48), 80)
+        try:
+            now = time.monotonic()
+            with scrubber._cond:  # the pointer went from 24 to 20 in 0.1 s: 40 frames/s backward
+                scrubber._trail.extend([(now - 0.1, 24), (now, 20)])
+                scrubber._pointer = (20, False)
+                aim = scrubber._plan()[0]
+                assert abs(aim - (20 - 40 * LEAD_S)) <= 1 and aim < 20
+                scrubber._trail.clear()
+                scrubber._trail.extend([(now - 0.1, 16), (now, 20)])  # forward: the pointer itself
+                assert scrubber._plan()[0] == 20
+                scrubber._pointer = (20, True)  # released: exactly there
+                assert scrubber._plan()[0] == 20
+        finally:
+            scrubber.close()
+
+
+def test_a_request_waiting_for_a_frame_is_answered_when_the_proxy_builder_makes_it(tmp_path):
+    from streamfill.studio.scrub import Scrubber
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=12, width=64, height=48)
+    with FrameSeeker(path) as seeker:
+        scrubber = Scrubber(seeker, (64, 48), 80)
+        try:
+            # the scrub decoder is kept busy elsewhere; the frame arrives from the proxy builder only
+            with scrubber._cond:
+                scrubber._plan = lambda: None
+            t0 = time.monotonic()
+            import threading
+
+            threading.Timer(0.2, lambda: scrubber.add_proxy(5, b"jpeg")).start()
+            assert scrubber.request(5, exact=True, timeout=10) == (b"jpeg", 5, True)
+            assert time.monotonic() - t0 < 5
+        finally:
+            scrubber.close()

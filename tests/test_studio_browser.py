@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 selenium = pytest.importorskip("selenium")
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -67,7 +67,9 @@ def browser(tmp_path, request):
 
 def wait(driver, condition, what, timeout=30):
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+        # an element the page re-rendered while it was looked at (the file list) is looked for again
+        return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d))
     except TimeoutException:
         message = driver.find_element(By.ID, "message").text
         raise AssertionError(f"timed out waiting for {what}; page message: {message!r}") from None
@@ -135,6 +137,24 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             # track, then scrub with the keyboard to frame N and check the overlay follows the disc
             driver.find_element(By.ID, "track").click()
             wait(driver, lambda d: "frames masked" in d.find_element(By.ID, "track-info").text, "tracking", 60)
+
+            # drag the scrubber with the mouse: on release the exact frame under the thumb is shown (not marked
+            # approximate), whatever was shown during the drag
+            scrubber = driver.find_element(By.ID, "scrubber")
+            width = scrubber.size["width"]
+            chain = ActionChains(driver, duration=30)
+            chain.move_to_element_with_offset(scrubber, -width // 2 + 4, 0).click_and_hold()
+            for x in (-width // 4, 0, width // 8, width // 5):
+                chain.move_to_element_with_offset(scrubber, x, 0)
+            chain.release().perform()
+            released = int(scrubber.get_attribute("value"))
+            assert released > FRAMES // 2
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == str(released)
+                 and d.find_element(By.ID, "view").get_attribute("data-exact") == "1", f"exact frame {released}")
+            assert driver.find_element(By.ID, "approx-flag").text == ""
+            assert driver.find_element(By.ID, "frame-number").get_attribute("value") == str(released)
+            driver.execute_script("window.studio.show(0)")
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0 again")
             n = 15
             body = driver.find_element(By.TAG_NAME, "body")
             for _ in range(n):

@@ -2,8 +2,11 @@
 
 ``FrameSeeker`` numbers frames the way :class:`streamfill.io.VideoReader` does (0-based, presentation
 order): on open it reads every packet's pts once (demuxing only, no decoding), sorts them, and frame ``i`` is
-the picture with the ``i``-th smallest pts. A request for frame ``i`` seeks to the keyframe before it and
-decodes forward; a request just after the last frame returned continues decoding without seeking (playback).
+the picture with the ``i``-th smallest pts; the same pass notes which frames are keyframes. A request for
+frame ``i`` either decodes on from where the decoder stands (when no keyframe lies closer to ``i``) or seeks to
+the keyframe before ``i``; on the way, pictures no other picture refers to are not decoded at all.
+``decode_to`` can be interrupted between packets (``stop``), leaving the decoder where it got to, so a caller
+can move the target while a user drags a scrubber.
 
 Preview helpers: ``fit`` (the size a preview gets), ``encode_jpeg`` (RGB) and ``encode_png`` (grey masks).
 """
@@ -11,8 +14,10 @@ Preview helpers: ``fit`` (the size a preview gets), ``encode_jpeg`` (RGB) and ``
 from __future__ import annotations
 
 import bisect
+import collections
 import os
 import threading
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -23,7 +28,31 @@ from streamfill.errors import DecodeError, InputError
 from streamfill.io.decode import VideoInfo, VideoReader, _rotate
 from streamfill.types import Frame
 
-_CONTINUE = 48  # a request at most this many frames after the last one decodes on instead of seeking
+_SEEK_COST = 3  # a seek (flush, demuxer seek) costs about as much as decoding this many frames
+
+
+class Decoded:
+    """One decoded picture of a ``FrameSeeker``: its index and pts, full-resolution RGB (bit-exact, as
+    :class:`streamfill.io.VideoReader` gives it) or a preview scaled straight from the decoder's YUV."""
+
+    def __init__(self, vf: av.VideoFrame, index: int, rotation: int) -> None:
+        self._vf, self.index, self.pts, self._rotation = vf, index, int(vf.pts), rotation
+
+    def rgb(self) -> np.ndarray:
+        return _rotate(self._vf.to_ndarray(format="rgb24"), self._rotation)
+
+    def preview_bgr(self, size: tuple[int, int]) -> np.ndarray:
+        """H x W x 3 BGR at ``size`` = (w, h) (after rotation): one libswscale pass (area filter) from the
+        decoder's picture, several times cheaper than a full-size RGB conversion and a resize."""
+        w, h = size
+        turns = (round(self._rotation / 90) % 4) if self._rotation else 0
+        if turns % 2:
+            w, h = h, w
+        if (w, h) == (self._vf.width, self._vf.height):
+            image = self._vf.to_ndarray(format="bgr24")
+        else:
+            image = self._vf.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
+        return _rotate(image, self._rotation)
 
 
 class FrameSeeker:
@@ -31,21 +60,27 @@ class FrameSeeker:
 
     Thread-safe (one lock). Frames are H x W x 3 uint8 RGB with their source pts and time base, rotation
     applied. ``count`` is the number of video packets with a timestamp (for files whose every packet is one
-    picture, the number of frames). Raises InputError for an index out of range, DecodeError when the file
-    cannot be read.
+    picture, the number of frames); ``keyframes`` the indices of the frames a seek can start from. Raises
+    InputError for an index out of range, DecodeError when the file cannot be read.
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike, *, threads: int = 0, thread_type: str = "AUTO") -> None:
         self.path = str(path)
         self._threads = threads
+        self._thread_type = thread_type
         self._lock = threading.Lock()
         self._container = None
         self._stream = None
         self._decoder = None
         self._last = -1  # index of the last frame the decoder returned
+        self._base = 0  # index of the keyframe the decoder started from
+        self._aim: int | None = None  # pts of the packet up to which unreferenced pictures are skipped
+        self._fed: collections.deque = collections.deque(maxlen=64)  # pts of the last packets decoded
         self.info: VideoInfo | None = None
         self.pts: list[int] = []
+        self.keyframes: list[int] = [0]
         self.seeks = 0  # how many requests needed a seek (for benchmarks)
+        self.decoded = 0  # packets given to the decoder, skipped ones included (for benchmarks)
 
     def open(self) -> FrameSeeker:
         with VideoReader(self.path) as probe:
@@ -53,16 +88,18 @@ class FrameSeeker:
         try:
             self._container = av.open(self.path, mode="r")
             self._stream = self._container.streams.video[0]
-            self._stream.thread_type = "AUTO"
+            self._stream.thread_type = self._thread_type
             if self._threads:
                 self._stream.thread_count = self._threads
-            pts = set()
+            pts, keys = set(), set()
             for packet in self._container.demux(self._stream):
                 if packet.size == 0:
                     continue
                 p = packet.pts if packet.pts is not None else packet.dts
                 if p is not None:
                     pts.add(int(p))
+                    if packet.is_keyframe:
+                        keys.add(int(p))
             self.pts = sorted(pts)
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             self.close()
@@ -70,18 +107,53 @@ class FrameSeeker:
         if not self.pts:
             self.close()
             raise DecodeError(f"{self.path} has no video frames with timestamps")
+        self.keyframes = sorted({0} | {bisect.bisect_left(self.pts, k) for k in keys})
         self._rewind()
         return self
+
+    def sibling(self, *, threads: int | None = None) -> FrameSeeker:
+        """A second, independent decoder on the same file, opened without indexing it again."""
+        other = FrameSeeker(self.path, threads=self._threads if threads is None else threads,
+                            thread_type=self._thread_type)
+        other.info, other.pts, other.keyframes = self.info, self.pts, self.keyframes
+        try:
+            other._container = av.open(self.path, mode="r")
+            other._stream = other._container.streams.video[0]
+            other._stream.thread_type = other._thread_type
+            if other._threads:
+                other._stream.thread_count = other._threads
+            other._rewind()
+        except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+            other.close()
+            raise DecodeError(f"cannot open {self.path}: {exc}") from None
+        return other
 
     @property
     def count(self) -> int:
         return len(self.pts)
 
+    @property
+    def position(self) -> int:
+        """Index of the last frame the decoder returned (-1 right after a seek or open)."""
+        return self._last
+
+    def keyframe_before(self, index: int) -> int:
+        """The index of the last keyframe at or before frame ``index``."""
+        return self.keyframes[max(0, bisect.bisect_right(self.keyframes, index) - 1)]
+
+    def cost(self, index: int) -> int:
+        """About how many frames must be decoded to return frame ``index`` from where the decoder stands."""
+        seek = index - self.keyframe_before(index) + _SEEK_COST
+        if self._decoder is not None and index > self._last and index >= self._base:
+            return min(seek, index - max(self._last, self._base - 1))
+        return seek
+
     def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-        self._decoder = None
+        with self._lock:
+            if self._container is not None:
+                self._container.close()
+                self._container = None
+            self._decoder = None
 
     def __enter__(self) -> FrameSeeker:
         return self.open() if self._container is None else self
@@ -89,71 +161,107 @@ class FrameSeeker:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _rewind(self, target_pts: int | None = None, *, skip: bool = False) -> None:
-        if target_pts is None:
-            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
-        else:
-            self._container.seek(target_pts, stream=self._stream, backward=True, any_frame=False)
-        self._decoder = self._decode(target_pts if skip else None)
+    def _rewind(self, index: int | None = None) -> None:
+        target = self.pts[index] if index is not None else self.pts[0]
+        self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        self._stream.codec_context.skip_frame = "DEFAULT"
+        self._decoder = self._decode()
+        self._fed.clear()
         self._last = -1
+        self._base = self.keyframe_before(index) if index is not None else 0
 
-    def _decode(self, target_pts: int | None):
-        """Decoded frames from the current position. With ``target_pts``, the packets before the target's own
-        packet are decoded with FFmpeg's ``skip_frame = NONREF``: pictures no other picture refers to are not
-        decoded at all (they would be thrown away on the way to the target; the others come out identical),
-        which makes a jump in a long-GOP file about 40 % cheaper. From the target's packet on, every picture is
-        decoded, so playback can go on from there."""
+    def _decode(self):
+        """Decoded frames from the current position, and ``None`` after each packet (a point to stop at).
+        While ``self._aim`` is set, packets before the aim's own packet are decoded with FFmpeg's
+        ``skip_frame = NONREF``: pictures no other picture refers to are not decoded at all (they would be
+        thrown away on the way to the target; the others come out identical), which makes a jump in a
+        long-GOP file about 40 % cheaper. From the aim's packet on, every picture is decoded."""
         cc = self._stream.codec_context
-        cc.skip_frame = "NONREF" if target_pts is not None else "DEFAULT"
         for packet in self._container.demux(self._stream):
-            if target_pts is not None and packet.pts is not None and packet.pts == target_pts:
-                cc.skip_frame = "DEFAULT"
-                target_pts = None
+            aim = self._aim
+            if aim is not None and packet.pts is not None and packet.pts == aim:
+                self._aim = aim = None
+            want = "NONREF" if aim is not None else "DEFAULT"
+            if str(getattr(cc.skip_frame, "name", cc.skip_frame)) != want:
+                cc.skip_frame = want
+            if packet.pts is not None:
+                self._fed.append(int(packet.pts))
+            self.decoded += 1
             yield from packet.decode()
+            yield None
+        self._aim = None
         cc.skip_frame = "DEFAULT"
 
-    def _next(self) -> tuple[int, av.VideoFrame] | None:
-        for vf in self._decoder:
-            p = vf.pts
-            if p is None:
-                continue
-            i = bisect.bisect_left(self.pts, p)
-            return min(i, self.count - 1), vf
-        return None
-
-    def frame(self, index: int) -> Frame:
-        """Frame ``index`` (0 <= index < count)."""
+    def decode_to(self, index: int, *, stop: Callable[[], bool] | None = None,
+                  on_frame: Callable[[Decoded], None] | None = None, skip: bool = True) -> Decoded | None:
+        """Decode frame ``index`` (0 <= index < count): on from where the decoder stands, or after a seek to
+        the keyframe before it, whichever decodes fewer frames. ``stop`` is asked after every packet; when it
+        says True, returns None and the decoder stays where it got to (a later call goes on from there).
+        ``on_frame`` sees every frame decoded on the way. ``skip=False`` decodes every picture."""
         if not 0 <= index < self.count:
             raise InputError(f"frame {index} is outside the clip (0-{self.count - 1})")
         if self._container is None:
             raise DecodeError(f"{self.path} is not open")
         with self._lock:
             try:
-                return self._frame(index)
+                return self._decode_to(index, stop, on_frame, skip)
             except av.FFmpegError as exc:
                 self._decoder = None
                 raise DecodeError(f"cannot decode frame {index} of {self.path}: {exc}") from None
 
-    def _frame(self, index: int) -> Frame:
+    def _decode_to(self, index, stop, on_frame, skip) -> Decoded | None:
         target = self.pts[index]
-        # Plans, in order: decode on (the next frames), a seek skipping unreferenced pictures, a plain seek,
-        # decoding from the start (the seek landed after the frame, or a picture was missing).
-        plans = [None, ("seek", True), ("seek", False), ("start", False)]
-        if self._decoder is None or not (self._last < index <= self._last + _CONTINUE):
+        # Plans, in order: decode on, a seek skipping unreferenced pictures, a plain seek, decoding from the
+        # start (the seek landed after the frame, or a picture was missing).
+        plans = ["on", "seek-skip", "seek", "start"]
+        seek = index - self.keyframe_before(index) + _SEEK_COST
+        if (self._decoder is None or index <= self._last or index < self._base
+                or index - max(self._last, self._base - 1) > seek):
             plans = plans[1:]
+        if not skip:
+            plans = [p for p in plans if p != "seek-skip"]
+        rotation = self.info.rotation
         for plan in plans:
-            if plan is not None:
+            if plan != "on":
                 self.seeks += 1
-                self._rewind(target if plan[0] == "seek" else None, skip=plan[1])
-            got = self._next()
-            while got is not None and got[0] < index:
-                got = self._next()
-            if got is not None and got[0] == index:
+                self._rewind(index if plan.startswith("seek") else None)
+            # Skip unreferenced pictures up to the target's packet, unless that packet is already decoded.
+            self._aim = target if plan != "seek" and skip and target not in self._fed else None
+            while True:
+                got = self._next(stop)
+                if got is None:
+                    break
+                if got == "stop":
+                    return None
                 i, vf = got
                 self._last = i
-                image = _rotate(vf.to_ndarray(format="rgb24"), getattr(vf, "rotation", 0) or self.info.rotation)
-                return Frame(image=image, pts=int(vf.pts), time_base=self.info.time_base, index=i)
+                if i >= index:
+                    self._aim = None
+                    if i == index:
+                        return Decoded(vf, i, getattr(vf, "rotation", 0) or rotation)
+                    break
+                if on_frame is not None:
+                    on_frame(Decoded(vf, i, getattr(vf, "rotation", 0) or rotation))
         raise DecodeError(f"{self.path}: frame {index} (pts {target}) could not be decoded")
+
+    def _next(self, stop):
+        for vf in self._decoder:
+            if vf is None:
+                if stop is not None and stop():
+                    return "stop"
+                continue
+            p = vf.pts
+            if p is None:
+                continue
+            i = bisect.bisect_left(self.pts, p)
+            return min(i, self.count - 1), vf
+        self._decoder = None
+        return None
+
+    def frame(self, index: int) -> Frame:
+        """Frame ``index`` (0 <= index < count), full resolution RGB."""
+        decoded = self.decode_to(index)
+        return Frame(image=decoded.rgb(), pts=decoded.pts, time_base=self.info.time_base, index=decoded.index)
 
     def time_of(self, index: int) -> float:
         """Presentation time (seconds) of frame ``index``, from its pts."""
@@ -172,6 +280,14 @@ def encode_jpeg(image: np.ndarray, *, size: tuple[int, int] | None = None, quali
     if size is not None and (image.shape[1], image.shape[0]) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DecodeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def preview_jpeg(decoded: Decoded, size: tuple[int, int], *, quality: int = 85) -> bytes:
+    """JPEG bytes of a decoded picture scaled straight to ``size`` = (w, h) (see ``Decoded.preview_bgr``)."""
+    ok, buf = cv2.imencode(".jpg", decoded.preview_bgr(size), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise DecodeError("JPEG encoding failed")
     return buf.tobytes()

@@ -144,14 +144,22 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
         return JSONResponse(studio.clip(request.path_params["clip"]).describe())
 
     def frame(request: Request) -> Response:
+        """A preview JPEG. Source frames: ``?approx=1`` (the pointer during a drag) answers at once with the
+        nearest frame decoded so far; ``X-Frame-Index`` says which frame the picture is, ``X-Frame-Exact``
+        whether it is the one asked for (the page marks the others approximate)."""
         clip = studio.clip(request.path_params["clip"])
         which = request.query_params.get("which", "source")
         if which not in ("source", "result"):
             raise InputError("which= must be source or result")
-        data, t = clip.frame_jpeg(request.path_params["index"], which)
+        index = request.path_params["index"]
+        if which == "source":
+            data, shown, exact = clip.scrub(index, exact=request.query_params.get("approx") not in ("1", "true"))
+        else:
+            data, _ = clip.frame_jpeg(index, which)
+            shown, exact = index, True
         return Response(data, media_type="image/jpeg",
-                        headers={"Cache-Control": "no-cache", "X-Frame-Time": f"{t:.6f}",
-                                 "X-Frame-Index": str(request.path_params["index"])})
+                        headers={"Cache-Control": "no-cache", "X-Frame-Time": f"{clip.seeker.time_of(shown):.6f}",
+                                 "X-Frame-Index": str(shown), "X-Frame-Exact": "1" if exact else "0"})
 
     def mask(request: Request) -> Response:
         clip = studio.clip(request.path_params["clip"])

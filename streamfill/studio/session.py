@@ -29,8 +29,9 @@ from streamfill import api, io
 from streamfill.build import MaskOptions
 from streamfill.config import ENGINES, TEMPORAL_MODES, Config, merge
 from streamfill.errors import DecodeError, InputError, MaskError, StreamfillError
-from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_jpeg, encode_png, fit
+from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_png, fit, preview_jpeg
 from streamfill.masks.track import Keyframe
+from streamfill.studio.scrub import ProxyBuilder, Scrubber
 from streamfill.studio.weak import spans, weak_frames
 
 PREVIEW_MAX = (1280, 720)  # the page shows frames at most this size; masks stay at full resolution
@@ -104,30 +105,16 @@ class Clip:
         self.track: dict | None = None  # areas, weak frames, keyframes
         self.result: Path | None = None
         self.result_seeker: FrameSeeker | None = None
-        # Scrub proxies: every frame's preview JPEG, decoded ahead in order by a background thread, so that a
-        # jump anywhere is answered from memory (a seek in a long-GOP file decodes up to a whole GOP).
-        self.proxies: dict[int, bytes] = {}
+        # The source's previews: a decoder that follows the page's pointer, and every frame's preview JPEG
+        # decoded ahead by a background thread (nearest the playhead first), so that a jump anywhere is
+        # soon answered from memory (a seek in a long-GOP file decodes up to a whole GOP).
+        self.scrubber = Scrubber(self.seeker, self.preview, PROXY_QUALITY)
+        self.proxies = self.scrubber.proxies
         self._proxy_pool = proxies
-        self._closed = threading.Event()
+        self._builder = None
         if proxies is not None:
-            threading.Thread(target=self._build_proxies, name=f"studio-proxies-{id}", daemon=True).start()
-
-    def _build_proxies(self) -> None:
-        pool = self._proxy_pool
-        try:
-            with io.open_video(self.path, threads=1) as reader:
-                for frame in reader:
-                    while not pool.idle.wait(0.5):  # pause while a job runs
-                        if self._closed.is_set():
-                            return
-                    if self._closed.is_set() or not pool.take(0):
-                        return
-                    data = encode_jpeg(frame.image, size=self.preview, quality=PROXY_QUALITY)
-                    if not pool.take(len(data)):
-                        return
-                    self.proxies[frame.index] = data
-        except StreamfillError:
-            return  # the seek path still answers; a broken tail shows up when that frame is asked for
+            self._builder = ProxyBuilder(self.scrubber, str(path), paused=lambda: not proxies.idle.is_set(),
+                                         take=proxies.take)
 
     # -- frames ----------------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -154,16 +141,23 @@ class Clip:
 
     def frame_jpeg(self, index: int, which: str = "source") -> tuple[bytes, float]:
         """Preview JPEG of frame ``index`` of the source or the result, and its time (s, from its pts)."""
-        seeker = self.seeker if which == "source" else self.result_seeker
+        if which == "source":
+            data, _, _ = self.scrub(index, exact=True)
+            return data, self.seeker.time_of(index)
+        seeker = self.result_seeker
         if seeker is None:
             raise InputError("there is no result yet: run Remove first")
         self._check_index(index)
-        if which == "source" and index in self.proxies:
-            return self.proxies[index], self.seeker.time_of(index)
         data = self._cached((which, index, str(self.result)),
-                            lambda: encode_jpeg(seeker.frame(index).image, size=self.preview,
-                                                           quality=PROXY_QUALITY))
+                            lambda: preview_jpeg(seeker.decode_to(index), self.preview, quality=PROXY_QUALITY))
         return data, self.seeker.time_of(index)
+
+    def scrub(self, index: int, *, exact: bool) -> tuple[bytes, int, bool]:
+        """Preview JPEG of a source frame while scrubbing: (JPEG, the frame it shows, is it frame ``index``).
+        ``exact=False`` (the pointer during a drag) answers at once with the nearest frame there is;
+        ``exact=True`` waits for frame ``index`` itself (see ``streamfill.studio.scrub``)."""
+        self._check_index(index)
+        return self.scrubber.request(index, exact=exact)
 
     def mask_png(self, index: int) -> bytes:
         """The tracked mask of frame ``index`` at preview size (grey PNG, 255 = remove)."""
@@ -178,7 +172,9 @@ class Clip:
             raise InputError(f"frame {index} is outside the clip (0-{self.seeker.count - 1})")
 
     def close(self) -> None:
-        self._closed.set()
+        self.scrubber.close()
+        if self._builder is not None:
+            self._builder.close()
         if self._proxy_pool is not None:
             self._proxy_pool.give(sum(len(d) for d in self.proxies.values()))
         for s in (self.seeker, self.mask_seeker, self.result_seeker):

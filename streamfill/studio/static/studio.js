@@ -20,6 +20,7 @@ const S = {
   events: null,
   result: null,          // {job, name} of the finished removal
   frameImage: null, resultImage: null, maskImage: null, shownIndex: -1, frameTime: 0,
+  approx: false,         // the frame shown is not the one asked for yet (while scrubbing)
 };
 const view = $("view");
 const ctx = view.getContext("2d");
@@ -108,7 +109,7 @@ function loadKeys() {
 async function setClip(clip, frame) {
   S.clip = clip;
   localStorage.setItem("streamfill.studio.clip", clip.id);
-  S.undo = []; S.index = 0; S.shownIndex = -1; S.result = null; S.compare = false; S.stale = false;
+  S.undo = []; S.index = 0; S.shownIndex = -1; S.approx = false; S.result = null; S.compare = false; S.stale = false;
   loadKeys();
   view.width = clip.preview[0]; view.height = clip.preview[1];
   maskLayer.width = view.width; maskLayer.height = view.height;
@@ -144,16 +145,25 @@ function timecode(seconds, fps) {
 async function image(url) {
   const response = await api(url);
   const blob = await response.blob();
-  return {bitmap: await createImageBitmap(blob), time: parseFloat(response.headers.get("X-Frame-Time") || "0")};
+  const h = response.headers;
+  return {bitmap: await createImageBitmap(blob), time: parseFloat(h.get("X-Frame-Time") || "0"),
+          index: h.has("X-Frame-Index") ? parseInt(h.get("X-Frame-Index"), 10) : null,
+          exact: h.get("X-Frame-Exact") !== "0"};
 }
 
 let loading = false;
-let wanted = 0;
+let wanted = {index: 0, exact: true};
+let lastApprox = 0;
+const APPROX_MS = 50;
 // Show frame ``index``; while a frame is loading only the latest request is kept (fast scrubbing).
-async function show(index) {
+// ``exact = false`` (the scrubber is being dragged): the server answers at once with the nearest frame it has
+// decoded and moves its decoder toward the pointer; such a frame is marked approximate ("≈ frame N") until
+// the exact one arrives (on release). A jump from an exact frame first shows the nearest one, then the exact.
+async function show(index, exact = true) {
   if (!S.clip) return;
   index = Math.max(0, Math.min(S.clip.frames - 1, index | 0));
-  S.index = wanted = index;
+  S.index = index;
+  wanted = {index, exact};
   try { localStorage.setItem(`streamfill.studio.frame.${S.clip.id}`, String(index)); } catch (err) { /* full */ }
   $("scrubber").value = index;
   $("frame-number").value = index;
@@ -162,18 +172,28 @@ async function show(index) {
   loading = true;
   try {
     while (true) {
-      const i = wanted;
+      if (!wanted.exact) {  // while dragging, at most one request per APPROX_MS (the decoder needs the cores)
+        const left = APPROX_MS - (performance.now() - lastApprox);
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
+        lastApprox = performance.now();
+      }
+      const i = wanted.index;
+      const jump = wanted.exact && !S.approx && S.shownIndex >= 0 && Math.abs(i - S.shownIndex) > 1;
+      const ex = wanted.exact && !jump;
       const base = `api/clips/${S.clip.id}`;
-      const jobs = [image(`${base}/frames/${i}`)];
+      const frame = await image(`${base}/frames/${i}` + (ex ? "" : "?approx=1"));
+      const shown = frame.index === null ? i : frame.index;
+      const exactHere = frame.exact && shown === i;
       const tracked = S.clip.track && S.overlay;
-      jobs.push(tracked ? image(`${base}/masks/${i}`) : Promise.resolve(null));
-      jobs.push(S.compare && S.clip.result ? image(`${base}/frames/${i}?which=result`) : Promise.resolve(null));
-      const [frame, mask, result] = await Promise.all(jobs);
+      const [mask, result] = await Promise.all([
+        tracked ? image(`${base}/masks/${shown}`) : Promise.resolve(null),
+        S.compare && S.clip.result ? image(`${base}/frames/${shown}?which=result`) : Promise.resolve(null)]);
       S.frameImage = frame.bitmap; S.maskImage = mask && mask.bitmap; S.resultImage = result && result.bitmap;
-      S.frameTime = frame.time; S.shownIndex = i;
+      S.frameTime = frame.time; S.shownIndex = shown; S.approx = !exactHere;
       $("timecode").textContent = timecode(frame.time, S.clip.fps);
+      $("approx-flag").textContent = exactHere ? "" : `≈ showing frame ${shown}`;
       render();
-      if (wanted === i) break;
+      if (wanted.index === i && (exactHere || !wanted.exact)) break;
     }
   } catch (err) {
     say(err.message);
@@ -209,6 +229,7 @@ function renderMaskLayer() {
 function render() {
   if (!S.frameImage) return;
   view.dataset.index = String(S.shownIndex);
+  view.dataset.exact = S.approx ? "0" : "1";
   ctx.globalAlpha = 1;
   ctx.drawImage(S.frameImage, 0, 0, view.width, view.height);
   if (S.compare && S.resultImage) {
@@ -514,7 +535,9 @@ $("upload").addEventListener("change", guard(async () => {
   $("upload").value = "";
   if (file) await upload(file);
 }));
-$("scrubber").addEventListener("input", () => { stopPlaying(); show(+$("scrubber").value); });
+// dragging the scrubber sends the pointer's frame (approximate answers); the release asks for the exact frame
+$("scrubber").addEventListener("input", () => { stopPlaying(); show(+$("scrubber").value, false); });
+$("scrubber").addEventListener("change", () => { stopPlaying(); show(+$("scrubber").value, true); });
 $("frame-number").addEventListener("change", () => { stopPlaying(); show(+$("frame-number").value); });
 $("prev").addEventListener("click", () => { stopPlaying(); show(S.index - 1); });
 $("next").addEventListener("click", () => { stopPlaying(); show(S.index + 1); });
