@@ -33,6 +33,15 @@ do not continue the frame outside (``_misfits``: the background where a subject 
 a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
+Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
+predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
+by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
+pixels (``_probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
+engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole goes
+to the engine (all of a connected part once most of it does). In ``quality`` the engine's fill is then
+averaged with the previous output along the flow (``ENGINE_SMOOTH``), as carried pixels are. It costs one
+extra engine run per frame with a hole, so ``fast`` skips it.
+
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
 as in Poisson-style cloning), which also absorbs lighting changes; ring pixels whose difference strays far
