@@ -1,7 +1,10 @@
 """Summarise `streamfill eval temporal --corpus --json` runs into benchmarks/results/temporal.json.
 
 Usage: python benchmarks/temporal_corpus.py OUT.json RUN.json [RUN.json ...] [--held-out HELD.json ...]
-       [--command "the command line"]
+       [--command "the command line"] [--item NAME] [--title TEXT] [--split NAME]
+
+(--item/--title name the result file's item and title, default "temporal"; --split labels the first runs'
+rows, default "dev", e.g. "fresh" for seeds nobody tuned on.)
 
 Each RUN.json is a list of per-clip results (as `eval temporal --json` writes); runs of the same clips with
 different methods (e.g. the baselines in one run, the temporal modes in another) are merged by (case, seed).
@@ -100,11 +103,14 @@ def summarise(clips, best=None):
 def main(argv):
     out = argv[0]
     rest = argv[1:]
-    command = ""
-    if "--command" in rest:
-        k = rest.index("--command")
-        command = rest[k + 1]
-        rest = rest[:k] + rest[k + 2:]
+    opts = {"--command": "", "--item": "temporal", "--split": "dev",
+            "--title": "Temporal completion on the generated development corpus"}
+    for key in opts:
+        if key in rest:
+            k = rest.index(key)
+            opts[key] = rest[k + 1]
+            rest = rest[:k] + rest[k + 2:]
+    command = opts["--command"]
     held = []
     if "--held-out" in rest:
         k = rest.index("--held-out")
@@ -115,7 +121,8 @@ def main(argv):
                f"best ({best}) - generator, worst seed dB", "generator TC", "nearest TC", "fast TC", "quality TC"]
     rows = []
     summary = {"best_temporal_mode": best}
-    for split, per_case in (("dev", dev), ("held-out", summarise(complete(load(held)), best)[0] if held else {})):
+    held_cases = summarise(complete(load(held)), best)[0] if held else {}
+    for split, per_case in ((opts["--split"], dev), ("held-out", held_cases)):
         if not per_case:
             continue
         for case, r in per_case.items():
@@ -151,7 +158,7 @@ def main(argv):
     for mod in ("streamfill", "torch", "cv2", "onnxruntime"):
         with contextlib.suppress(Exception):
             versions["opencv" if mod == "cv2" else mod] = __import__(mod).__version__
-    doc = {"item": "temporal", "title": "Temporal completion on the generated development corpus",
+    doc = {"item": opts["--item"], "title": opts["--title"],
            "date": date.today().isoformat(),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None,
                        "load_avg": [round(x, 2) for x in os.getloadavg()]},

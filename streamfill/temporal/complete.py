@@ -33,6 +33,15 @@ do not continue the frame outside (``_misfits``: the background where a subject 
 a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
+Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
+predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
+by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
+pixels (``_probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
+engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole goes
+to the engine (all of a connected part once most of it does). In ``quality`` the engine's fill is then
+averaged with the previous output along the flow (``ENGINE_SMOOTH``), as carried pixels are. It costs one
+extra engine run per frame with a hole, so ``fast`` skips it.
+
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
 as in Poisson-style cloning), which also absorbs lighting changes; ring pixels whose difference strays far
@@ -103,6 +112,12 @@ CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the fl
 SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the ring's median and still count (quality)
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
+ENGINE_SMOOTH = 0.3      # quality: share of the previous output (along the flow) in each engine-filled pixel
+PROBE = True             # quality: test propagation against the engine on held-out known pixels around the hole
+PROBE_FAST = False       # fast: probe too (off: its engine run and ring errors cost fast's throughput)
+PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the probe (its paste feathers there)
+PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
+PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 
 
 @dataclass
@@ -135,6 +150,7 @@ class TemporalStats:
     frames_filled: int = 0
     keyframes: int = 0
     background_resets: int = 0
+    probes: int = 0
     pixels: dict[str, int] = field(default_factory=lambda: {
         "bracket": 0, "flow": 0, "background": 0, "previous": 0, "speck": 0, "engine": 0})
 
@@ -352,11 +368,17 @@ class TemporalCompletion:
                 self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & hole).sum())
 
         misfit = np.zeros(hole.shape, bool)
-        if ARBITRATE and (hole & have).any():
-            misfit = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
+        if PROBE and (self.quality or PROBE_FAST) and (hole & have).any():
+            misfit = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand)
             if misfit.any():
                 have = have & ~misfit
-                self.stats.pixels["misfit"] = self.stats.pixels.get("misfit", 0) + int(misfit.sum())
+                self.stats.pixels["probe"] = self.stats.pixels.get("probe", 0) + int(misfit.sum())
+        if ARBITRATE and (hole & have).any():
+            off = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
+            if off.any():
+                have = have & ~off
+                misfit |= off
+                self.stats.pixels["misfit"] = self.stats.pixels.get("misfit", 0) + int(off.sum())
 
         uncovered = (region & ~have).any()
         previous = None  # the previous output read along the flow, once: (carried, valid, filtered)
@@ -406,12 +428,52 @@ class TemporalCompletion:
             # the engine sees, inside the never-seen part, the smooth guess pasted above (interpolated from
             # around it), not whatever the hole showed (black, the occluder: a dark line along the edge)
             engine = self.fill(out, mask)
+            if self.quality and previous is not None and ENGINE_SMOOTH > 0:
+                # the engine's fill is filtered along the flow like carried pixels: it invents each frame anew,
+                # and the previous frame's invention, moved along, is as good a guess (steadier, and averaged)
+                sel = previous[1] & large
+                box_e = engine[y0:y1, x0:x1].astype(np.float32)
+                box_e[sel] = (1.0 - ENGINE_SMOOTH) * box_e[sel] + ENGINE_SMOOTH * previous[2][sel]
+                engine = engine.copy()
+                engine[y0:y1, x0:x1] = np.clip(np.rint(box_e), 0, 255).astype(np.uint8)
             keep = np.zeros((H, W), bool)
             keep[y0:y1, x0:x1] = hole
             out = np.where(keep[..., None], engine, out)
             self.stats.keyframes += 1
             stats["engine"] += int(large.sum())
         return out
+
+    def _probe(self, image, box, hole, region, have, cand) -> np.ndarray:
+        """h x w bool: the parts of the hole where propagation is not trusted, by held-out evidence. The ring of
+        known pixels around the hole is treated as missing: propagation's prediction of it (``cand`` there, from
+        other frames: the same flow, memory and copies as inside the hole) and the engine's (``fill`` run with
+        the ring, a gap beyond it and the hole all hidden, so it sees none of them) are compared with the
+        frame's real ring pixels; each error is carried smoothly into the hole, and where propagation's exceeds
+        ``PROBE_RATIO`` x the engine's (non-rigid motion, blur, a wrong flow), the engine fills instead."""
+        x0, y0, x1, y1 = box
+        ring = region & ~hole & have
+        if ring.sum() < RING_MIN:
+            return np.zeros(hole.shape, bool)
+        H, W = image.shape[:2]
+        full = np.zeros((H, W), np.uint8)
+        full[y0:y1, x0:x1] = region
+        hidden = cv2.dilate(full, _disc(PROBE_GAP))
+        engine = self.fill(image, hidden * np.uint8(255))[y0:y1, x0:x1].astype(np.float32)
+        frame = image[y0:y1, x0:x1].astype(np.float32)
+        e_eng = smooth_fill(np.where(ring, np.abs(engine - frame).mean(axis=2), 0.0).astype(np.float32), ring)
+        e_prop = _ring_error(frame, cand, ring)
+        self.stats.probes += 1
+        misfit = hole & have & (e_prop > PROBE_RATIO * e_eng)
+        if misfit.any():
+            # a part of the hole mostly given away goes to the engine whole: the rest of it came along the same
+            # flow, and the engine fills better without that context
+            n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+            got = np.bincount(labels[hole & have], minlength=n)
+            lost = np.bincount(labels[misfit], minlength=n)
+            whole = lost > PROBE_ALL * np.maximum(got, 1)
+            whole[0] = False
+            misfit |= whole[labels] & have & hole
+        return misfit
 
     @staticmethod
     def _misfits(frame, hole, region, have, cand, cheap: bool = False) -> np.ndarray:
