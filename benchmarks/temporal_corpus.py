@@ -101,6 +101,9 @@ def summarise(clips, best=None):
 
 
 def main(argv):
+    if not argv or argv[0] in ("-h", "--help") or argv[0].startswith("-"):
+        print(__doc__.strip())
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     out = argv[0]
     rest = argv[1:]
     opts = {"--command": "", "--item": "temporal", "--split": "dev",
