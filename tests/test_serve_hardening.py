@@ -121,7 +121,7 @@ def test_issue_repro_lone_surrogate_hello_does_not_stop_cli_serve(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            _, err = proc.communicate(timeout=10)
+            _, err = proc.communicate(timeout=30)  # generous: a loaded CI machine
         finally:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
