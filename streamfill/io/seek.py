@@ -86,11 +86,7 @@ class FrameSeeker:
         with VideoReader(self.path) as probe:
             self.info = probe.info
         try:
-            self._container = av.open(self.path, mode="r")
-            self._stream = self._container.streams.video[0]
-            self._stream.thread_type = self._thread_type
-            if self._threads:
-                self._stream.thread_count = self._threads
+            self._open_container()
             pts, keys = set(), set()
             for packet in self._container.demux(self._stream):
                 if packet.size == 0:
@@ -111,17 +107,20 @@ class FrameSeeker:
         self._rewind()
         return self
 
+    def _open_container(self) -> None:
+        self._container = av.open(self.path, mode="r")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = self._thread_type
+        if self._threads:
+            self._stream.thread_count = self._threads
+
     def sibling(self, *, threads: int | None = None) -> FrameSeeker:
         """A second, independent decoder on the same file, opened without indexing it again."""
         other = FrameSeeker(self.path, threads=self._threads if threads is None else threads,
                             thread_type=self._thread_type)
         other.info, other.pts, other.keyframes = self.info, self.pts, self.keyframes
         try:
-            other._container = av.open(self.path, mode="r")
-            other._stream = other._container.streams.video[0]
-            other._stream.thread_type = other._thread_type
-            if other._threads:
-                other._stream.thread_count = other._threads
+            other._open_container()
             other._rewind()
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             other.close()
