@@ -16,16 +16,11 @@ import zlib
 import numpy as np
 import pytest
 import zmq
+from serve_helpers import Dealer, invert_in_hole, service
 
 from streamfill import protocol as P
 from streamfill.config import MaskConfig, TransportConfig
 from streamfill.transport import ServeService
-
-
-def invert_in_hole(image, mask):
-    out = image.copy()
-    out[mask > 127] = 255 - out[mask > 127]
-    return out
 
 
 def pair(i, h=24, w=32):
@@ -36,41 +31,11 @@ def pair(i, h=24, w=32):
     return image, mask
 
 
-class Dealer:
-    def __init__(self, ctx, ep):
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        self.sock.connect(ep)
-
-    def send(self, parts):
-        self.sock.send_multipart([b""] + list(parts))
-
-    def recv(self, timeout=5.0):
-        if not self.sock.poll(int(timeout * 1000)):
-            return None
-        parts = self.sock.recv_multipart()
-        assert parts[0] == b""
-        return P.decode(parts[1:])
-
-    def ask(self, parts, timeout=5.0):
-        self.send(parts)
-        return self.recv(timeout)
-
-    def close(self):
-        self.sock.close(0)
-
-
 @pytest.fixture
 def ctx():
     c = zmq.Context()
     yield c
     c.destroy(linger=0)
-
-
-@contextlib.contextmanager
-def service(fill=invert_in_hole, **cfg):
-    with ServeService("tcp://127.0.0.1:0", fill, TransportConfig(**cfg)) as svc:
-        yield svc
 
 
 def wait_in_work(svc, n: int = 1, timeout: float = 10.0) -> None:

@@ -5,7 +5,6 @@ Every test is bounded in time: sockets poll with timeouts and the services stop 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from serve_helpers import Dealer, invert_in_hole, service
 
 from streamfill import protocol as P
 from streamfill.config import TransportConfig
@@ -51,13 +51,6 @@ def endpoint(kind: str, tmp_path: Path, name: str = "ep") -> str:
     return free_tcp() if kind == "tcp" else f"ipc://{tmp_path}/{name}.ipc"
 
 
-def invert_in_hole(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A deterministic stand-in for completion: pixels under the mask are inverted."""
-    out = image.copy()
-    out[mask > 127] = 255 - out[mask > 127]
-    return out
-
-
 def make_pair(i: int, h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(i)
     image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -71,49 +64,11 @@ def frames(n: int, h: int = 48, w: int = 64):
         yield Frame(image=make_pair(i, h, w)[0], pts=2 * i, time_base=Fraction(1, 50), index=i)
 
 
-class Dealer:
-    """A raw test client: DEALER with the REQ-style empty delimiter."""
-
-    def __init__(self, ctx: zmq.Context, ep: str, curve=None, delimiter: bool = True):
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        if curve is not None:
-            self.sock.curve_publickey, self.sock.curve_secretkey = curve.public, curve.secret
-            self.sock.curve_serverkey = curve.server_public
-        self.sock.connect(ep)
-        self.delimiter = delimiter
-
-    def send(self, parts):
-        self.sock.send_multipart(([b""] if self.delimiter else []) + list(parts), copy=False)
-
-    def recv(self, timeout=5.0):
-        if not self.sock.poll(int(timeout * 1000)):
-            return None
-        parts = self.sock.recv_multipart()
-        if self.delimiter:
-            assert parts[0] == b""
-            parts = parts[1:]
-        return P.decode(parts)
-
-    def ask(self, parts, timeout=5.0):
-        self.send(parts)
-        return self.recv(timeout)
-
-    def close(self):
-        self.sock.close(0)
-
-
 @pytest.fixture
 def ctx():
     c = zmq.Context()
     yield c
     c.destroy(linger=0)
-
-
-@contextlib.contextmanager
-def service(ep="tcp://127.0.0.1:0", fill=invert_in_hole, **cfg):
-    with ServeService(ep, fill, TransportConfig(**cfg)) as svc:
-        yield svc
 
 
 # ------------------------------------------------------------------------------------------------ serve
