@@ -46,6 +46,26 @@ def moving_square(index: int, height: int, width: int, side: int = 12, step: int
     return (8 + index * step) % max(1, width - side - 8), (height - side) // 2
 
 
+def still_background(height: int, width: int) -> np.ndarray:
+    """The still textured background of ``square_over_background`` (H x W x 3 uint8 RGB)."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([(x * 5 + y * 2) % 256, (y * 4 + 30) % 256, ((x // 6 + y // 6) % 2) * 140 + 60],
+                    axis=-1).astype(np.uint8)
+
+
+def square_over_background(count: int, height: int, width: int):
+    """(image, mask) pairs: a red 12 px square crossing ``still_background`` (the truth under the hole), the
+    mask the square grown by 1 px."""
+    background = still_background(height, width)
+    for i in range(count):
+        sx, sy = moving_square(i, height, width)
+        image = background.copy()
+        image[sy:sy + 12, sx:sx + 12] = (230, 20, 20)
+        mask = np.zeros((height, width), np.uint8)
+        mask[sy - 1:sy + 13, sx - 1:sx + 13] = 255
+        yield image, mask
+
+
 def frame_image(index: int, height: int, width: int, side: int = 12) -> np.ndarray:
     """A textured RGB frame with a red square that moves right by 3 px a frame (H x W x 3 uint8)."""
     y, x = np.mgrid[0:height, 0:width]

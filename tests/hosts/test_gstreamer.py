@@ -14,7 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, frame_image, free_port, host_env, moving_square, read_frames, write_grey_clip, write_rgb_clip
+from conftest import (
+    ROOT,
+    frame_image,
+    free_port,
+    host_env,
+    moving_square,
+    read_frames,
+    square_over_background,
+    still_background,
+    write_grey_clip,
+    write_rgb_clip,
+)
 from media import write_png
 
 W, H, N, FPS = 96, 64, 12, 25
@@ -302,18 +313,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def _temporal_clip(tmp_path: Path, n: int):
     """A square crossing a still textured background (known: the truth under the hole), as lossless clips."""
-    y, x = np.mgrid[0:H, 0:W]
-    background = np.stack([(x * 5 + y * 2) % 256, (y * 4 + 30) % 256, ((x // 6 + y // 6) % 2) * 140 + 60],
-                          axis=-1).astype(np.uint8)
-    frames, masks = [], []
-    for i in range(n):
-        sx, sy = moving_square(i, H, W)
-        image = background.copy()
-        image[sy:sy + 12, sx:sx + 12] = (230, 20, 20)
-        m = np.zeros((H, W), np.uint8)
-        m[sy - 1:sy + 13, sx - 1:sx + 13] = 255
-        frames.append(image)
-        masks.append(m)
+    background = still_background(H, W)
+    pairs = list(square_over_background(n, H, W))
+    frames, masks = [p[0] for p in pairs], [p[1] for p in pairs]
     write_rgb_clip(tmp_path / "clip.mkv", frames, FPS)
     write_grey_clip(tmp_path / "masks.mkv", masks, FPS)
     return background, frames, masks

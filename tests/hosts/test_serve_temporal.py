@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import moving_square
+from conftest import square_over_background
 
 from streamfill import build, protocol
 from streamfill.config import Config, merge
@@ -14,16 +14,7 @@ H, W, N = 48, 72, 8
 
 
 def _clip():
-    y, x = np.mgrid[0:H, 0:W]
-    background = np.stack([(x * 5 + y * 2) % 256, (y * 4 + 30) % 256, ((x // 6 + y // 6) % 2) * 140 + 60],
-                          axis=-1).astype(np.uint8)
-    for i in range(N):
-        sx, sy = moving_square(i, H, W)
-        image = background.copy()
-        image[sy:sy + 12, sx:sx + 12] = (230, 20, 20)
-        mask = np.zeros((H, W), np.uint8)
-        mask[sy - 1:sy + 13, sx - 1:sx + 13] = 255
-        yield image, mask
+    return square_over_background(N, H, W)
 
 
 def _message(image, mask, index, stream):
