@@ -234,7 +234,7 @@ class _Propagator:
         self.state = mask_small.astype(np.float32)
         self.prev_grey = grey
         self.global_motion = np.zeros(2)  # the picture's last shift around the object (working px), see step
-        self.jumps = 0  # frames whose flow started from a camera jump (for tests and statistics)
+        self._hann_win: np.ndarray | None = None  # phase-correlation window, kept while its size holds
         self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
         self.velocity = np.eye(2, 3, dtype=np.float64)
         self.recent_scale = 0.0  # recent |log scale| per frame of the object's accepted motion
@@ -334,14 +334,18 @@ class _Propagator:
         limit = max(10.0, 3.0 * float(np.median(diff)))
         return diff <= limit
 
-    def _roi(self, extra: float = 0.0) -> tuple[int, int, int, int]:
-        """Region (x0, y0, x1, y1) the object can reach in one frame: its box plus a generous margin (plus
-        ``extra`` px, a camera jump)."""
-        H, W = self.state.shape
+    def _box(self) -> tuple[int, int, int, int] | None:
+        """The object's bounding box (x, y, w, h) in the current state, or None when the mask is empty."""
         obj = (self.state > 0.5).astype(np.uint8)
-        if not obj.any():
+        return cv2.boundingRect(obj) if obj.any() else None
+
+    def _roi(self, box: tuple[int, int, int, int] | None, extra: float = 0.0) -> tuple[int, int, int, int]:
+        """Region (x0, y0, x1, y1) the object (``box``, from ``_box``) can reach in one frame: its box plus a
+        generous margin (plus ``extra`` px, a camera jump)."""
+        H, W = self.state.shape
+        if box is None:
             return 0, 0, W, H
-        x, y, w, h = cv2.boundingRect(obj)
+        x, y, w, h = box
         m = max(24, round(0.3 * max(w, h)), 4 * self.cfg.band) + int(np.ceil(extra))
         return max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
 
@@ -369,30 +373,28 @@ class _Propagator:
         rho, warp = _ecc(tg, image, crop, mask, affine)
         if rho <= 0.0:
             return guess, 0.0
-        if not affine and _ECC_SCALE_STEP > 0:
+        if not affine:
             # Translation only leaves the scale to the fitted motion, whose small bias added up: a 29 px
             # object growing by 25 % was anchored 18 % too small after 80 frames (small seed 0). So the scale
             # is measured too, against the template (no build-up): translation ECC from the warp scaled by
             # +-_ECC_SCALE_STEP about the template's centre, and a parabola through the three correlations.
             centre = np.array([(tg.shape[1] - 1) / 2.0, (tg.shape[0] - 1) / 2.0])
-            tries = {0.0: (rho, warp)}
-            for d in (-_ECC_SCALE_STEP, _ECC_SCALE_STEP):
+
+            def at_scale(d: float) -> tuple[float, np.ndarray]:
                 scaled = warp.copy()
                 scaled[:, :2] *= float(np.exp(d))
                 scaled[:, 2] += (warp[:, :2] - scaled[:, :2]) @ centre
-                tries[d] = _ecc(tg, image, scaled, mask, False)
-            lo, mid, hi = tries[-_ECC_SCALE_STEP][0], rho, tries[_ECC_SCALE_STEP][0]
+                return _ecc(tg, image, scaled, mask, False)
+
+            low, high = at_scale(-_ECC_SCALE_STEP), at_scale(_ECC_SCALE_STEP)
+            lo, mid, hi = low[0], rho, high[0]
             curve = lo + hi - 2.0 * mid
             if min(lo, hi) > 0.0 and curve < 0.0:
-                d = float(np.clip(0.5 * (lo - hi) / curve, -1.0, 1.0)) * _ECC_SCALE_STEP
-                scaled = warp.copy()
-                scaled[:, :2] *= float(np.exp(d))
-                scaled[:, 2] += (warp[:, :2] - scaled[:, :2]) @ centre
-                r, w = _ecc(tg, image, scaled, mask, False)
+                r, w = at_scale(float(np.clip(0.5 * (lo - hi) / curve, -1.0, 1.0)) * _ECC_SCALE_STEP)
                 if r > rho:
                     rho, warp = r, w
             elif max(lo, hi) > rho:
-                rho, warp = tries[-_ECC_SCALE_STEP] if lo > hi else tries[_ECC_SCALE_STEP]
+                rho, warp = low if lo > hi else high
         out = warp.astype(np.float64)
         out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
         return out, float(rho)
@@ -483,7 +485,7 @@ class _Propagator:
             self._dis_shape = shape
         return self._dis
 
-    def _camera_jump(self, grey: np.ndarray) -> np.ndarray:
+    def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """The change of the picture's shift around the object (phase correlation of the previous and the new
         frame in a window of ``_JUMP_WINDOW`` x the object's size about it, on a copy at most ``_JUMP_SIDE``
         px across; working px) since the previous frame, when it is a jump (at least ``_JUMP_MIN`` px,
@@ -492,10 +494,9 @@ class _Propagator:
         the whole frame: the camera's shake turns the picture too, so far from the centre the shift differs
         (held-out shake seed 1000, frame 9: the whole frame moved 5 px up, the object 19 px)."""
         H, W = grey.shape
-        obj = (self.state > 0.5).astype(np.uint8)
-        if not obj.any():
+        if box is None:
             return np.zeros(2)
-        x, y, w, h = cv2.boundingRect(obj)
+        x, y, w, h = box
         half = int(min(max(H, W), max(48, _JUMP_WINDOW * max(w, h)))) // 2
         cx, cy = x + w // 2, y + h // 2
         x0, y0 = max(0, min(W - 2 * half, cx - half)), max(0, min(H - 2 * half, cy - half))
@@ -513,7 +514,7 @@ class _Propagator:
         return change if np.hypot(*change) >= _JUMP_MIN else np.zeros(2)
 
     def _hann(self, shape: tuple[int, int]) -> np.ndarray:
-        if getattr(self, "_hann_win", None) is None or self._hann_win.shape != shape:
+        if self._hann_win is None or self._hann_win.shape != shape:
             self._hann_win = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
         return self._hann_win
 
@@ -549,8 +550,10 @@ class _Propagator:
         a region of interest around the object, so the cost follows the object's size, not the frame's.
         Sets ``self.confidence`` (0-1) for the new mask."""
         cfg = self.cfg
-        jump = self._camera_jump(grey)
-        x0, y0, x1, y1 = self._roi(float(np.hypot(*jump)))
+        box = self._box()
+        jump = self._camera_jump(grey, box)
+        x0, y0, x1, y1 = self._roi(box, float(np.hypot(*jump)))
+        to_roi = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
         full_state, full_rgb = self.state, rgb
         prev = np.ascontiguousarray(self.prev_grey[y0:y1, x0:x1])
         cur = np.ascontiguousarray(grey[y0:y1, x0:x1])
@@ -561,7 +564,6 @@ class _Propagator:
             # The camera jumped (shake): the flow starts from the object's last motion plus the jump, which
             # DIS alone, from zero, missed with motion blur (held-out shake seed 1000: a 20 px jump of a 42 px
             # object, IoU 0.27 in that frame).
-            self.jumps += 1
             start = _translation_of(self.velocity, full_state)[:, 2] + jump
             init = np.empty(cur.shape + (2,), np.float32)
             init[..., 0], init[..., 1] = start[0], start[1]
@@ -595,7 +597,6 @@ class _Propagator:
         anchored = False
         if step is not None:
             size = (x1 - x0, y1 - y0)
-            to_roi = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
             previous = self.anchor
             guess = _compose(step, previous)
             # Pixels whose (trusted) flow does not follow the object's motion are not the object's:
@@ -643,7 +644,7 @@ class _Propagator:
             # only for an object that moves rigidly (it had matched for a while before, e.g. an occlusion
             # now, or one similarity explains its flow): a deforming one is followed by the flow alone.
             moves_rigidly = self.proven or self.rigidity >= _RIGID_INLIERS
-            if self.misses > 0 and _HIDDEN_SHARE > 0:
+            if self.misses > 0:
                 # ... and only while part of it is hidden now (pixels not following its motion, or where the
                 # flow is not trusted): a template that stops matching while the whole object is seen to
                 # move with its flow means the object changed its look (non-rigid, turning, scaling), and
@@ -673,7 +674,6 @@ class _Propagator:
         if area > limit:
             self.rejected += 1
             anchored = False
-            to_roi = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
             obj, p = self._finish(dense, rgb, trusted)
             if cv2.countNonZero(obj) > limit:
                 moved = cv2.warpAffine(full_state, _compose(to_roi, step if step is not None else np.eye(2, 3)),
