@@ -64,10 +64,9 @@ class FrameSeeker:
     InputError for an index out of range, DecodeError when the file cannot be read.
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int = 0, thread_type: str = "AUTO") -> None:
+    def __init__(self, path: str | os.PathLike, *, threads: int = 0) -> None:
         self.path = str(path)
         self._threads = threads
-        self._thread_type = thread_type
         self._lock = threading.Lock()
         self._container = None
         self._stream = None
@@ -80,7 +79,6 @@ class FrameSeeker:
         self.pts: list[int] = []
         self.keyframes: list[int] = [0]
         self.seeks = 0  # how many requests needed a seek (for benchmarks)
-        self.decoded = 0  # packets given to the decoder, skipped ones included (for benchmarks)
 
     def open(self) -> FrameSeeker:
         with VideoReader(self.path) as probe:
@@ -110,14 +108,13 @@ class FrameSeeker:
     def _open_container(self) -> None:
         self._container = av.open(self.path, mode="r")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = self._thread_type
+        self._stream.thread_type = "AUTO"
         if self._threads:
             self._stream.thread_count = self._threads
 
     def sibling(self, *, threads: int | None = None) -> FrameSeeker:
         """A second, independent decoder on the same file, opened without indexing it again."""
-        other = FrameSeeker(self.path, threads=self._threads if threads is None else threads,
-                            thread_type=self._thread_type)
+        other = FrameSeeker(self.path, threads=self._threads if threads is None else threads)
         other.info, other.pts, other.keyframes = self.info, self.pts, self.keyframes
         try:
             other._open_container()
@@ -142,10 +139,19 @@ class FrameSeeker:
 
     def cost(self, index: int) -> int:
         """About how many frames must be decoded to return frame ``index`` from where the decoder stands."""
-        seek = index - self.keyframe_before(index) + _SEEK_COST
+        on = self._on_cost(index)
+        seek = self._seek_cost(index)
+        return seek if on is None else min(seek, on)
+
+    def _seek_cost(self, index: int) -> int:
+        return index - self.keyframe_before(index) + _SEEK_COST
+
+    def _on_cost(self, index: int) -> int | None:
+        """Frames to decode to reach ``index`` by decoding on from where the decoder stands; None when
+        decoding on cannot reach it (no decoder, or the frame is behind it)."""
         if self._decoder is not None and index > self._last and index >= self._base:
-            return min(seek, index - max(self._last, self._base - 1))
-        return seek
+            return index - max(self._last, self._base - 1)
+        return None
 
     def close(self) -> None:
         with self._lock:
@@ -176,16 +182,16 @@ class FrameSeeker:
         thrown away on the way to the target; the others come out identical), which makes a jump in a
         long-GOP file about 40 % cheaper. From the aim's packet on, every picture is decoded."""
         cc = self._stream.codec_context
+        mode = "DEFAULT"  # _rewind set it; only this generator changes it while it runs
         for packet in self._container.demux(self._stream):
             aim = self._aim
             if aim is not None and packet.pts is not None and packet.pts == aim:
                 self._aim = aim = None
             want = "NONREF" if aim is not None else "DEFAULT"
-            if str(getattr(cc.skip_frame, "name", cc.skip_frame)) != want:
-                cc.skip_frame = want
+            if want != mode:
+                cc.skip_frame = mode = want
             if packet.pts is not None:
                 self._fed.append(int(packet.pts))
-            self.decoded += 1
             yield from packet.decode()
             yield None
         self._aim = None
@@ -213,9 +219,8 @@ class FrameSeeker:
         # Plans, in order: decode on, a seek skipping unreferenced pictures, a plain seek, decoding from the
         # start (the seek landed after the frame, or a picture was missing).
         plans = ["on", "seek-skip", "seek", "start"]
-        seek = index - self.keyframe_before(index) + _SEEK_COST
-        if (self._decoder is None or index <= self._last or index < self._base
-                or index - max(self._last, self._base - 1) > seek):
+        on = self._on_cost(index)
+        if on is None or on > self._seek_cost(index):
             plans = plans[1:]
         if not skip:
             plans = [p for p in plans if p != "seek-skip"]

@@ -234,9 +234,8 @@ class ProxyBuilder:
     """Fills ``scrubber.proxies`` in the background (see the module doc). ``paused()``: wait while True;
     ``take(size)``: the shared memory budget (False: stop)."""
 
-    def __init__(self, scrubber: Scrubber, path: str, *, paused: Callable[[], bool],
-                 take: Callable[[int], bool]) -> None:
-        self.scrubber, self.path, self.paused, self.take = scrubber, path, paused, take
+    def __init__(self, scrubber: Scrubber, *, paused: Callable[[], bool], take: Callable[[int], bool]) -> None:
+        self.scrubber, self.paused, self.take = scrubber, paused, take
         self._closed = threading.Event()
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="studio-proxies", daemon=True)

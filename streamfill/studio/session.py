@@ -113,7 +113,7 @@ class Clip:
         self._proxy_pool = proxies
         self._builder = None
         if proxies is not None:
-            self._builder = ProxyBuilder(self.scrubber, str(path), paused=lambda: not proxies.idle.is_set(),
+            self._builder = ProxyBuilder(self.scrubber, paused=lambda: not proxies.idle.is_set(),
                                          take=proxies.take)
 
     # -- frames ----------------------------------------------------------------------------------------
