@@ -148,6 +148,10 @@ class ServeService:
                  info: dict | None = None):
         self.bind = check_endpoint(bind)
         self.fill = fill
+        # a fill with a look-ahead window answers look-ahead frames later (see the module doc)
+        self._lookahead = (fill.lookahead if callable(getattr(fill, "submit", None))
+                           and getattr(fill, "lookahead", 0) > 0 else 0)
+        self._expire_fill = getattr(fill, "expire", None)
         self.config = config or TransportConfig()
         self.curve_dir = curve_dir
         self.info = dict(info or {})
@@ -362,13 +366,12 @@ class ServeService:
 
     def _expire(self) -> None:
         """Let a fill with per-stream state drop streams whose clients went quiet (at most once a second)."""
-        expire = getattr(self.fill, "expire", None)
         now = time.monotonic()
-        if expire is None or now - self._expired_at < 1.0:
+        if self._expire_fill is None or now - self._expired_at < 1.0:
             return
         self._expired_at = now
         try:
-            expire()
+            self._expire_fill()
         except Exception as exc:  # noqa: BLE001 - counted and logged like any internal failure
             self._internal(exc, "expiring idle streams")
 
@@ -378,22 +381,21 @@ class ServeService:
         replies = self.replies(body)
         return replies[-1] if replies else []
 
-    def _deferred(self) -> bool:
-        return callable(getattr(self.fill, "submit", None)) and getattr(self.fill, "lookahead", 0) > 0
+    def _fill_failed(self, exc: BaseException, header: dict, note: str = "") -> list:
+        """The ``fill_failed`` reply to the request ``header`` (counted; kept in ``last_fill_error``)."""
+        self.last_fill_error = f"{type(exc).__name__}: {exc}"
+        self._count("fill_failed")
+        self._count("errors")
+        return protocol.error_reply(protocol.MessageError("fill_failed", self.last_fill_error + note, header))
 
     def _results(self, done: list) -> list[list]:
         """Replies for frames a look-ahead stream completed: ``[(request header, image or exception)]``."""
         out = []
         for held, image in done:
             if isinstance(image, BaseException):
-                self.last_fill_error = f"{type(image).__name__}: {image}"
-                self._count("fill_failed")
-                self._count("errors")
-                out.append(protocol.error_reply(protocol.MessageError(
-                    "fill_failed", f"{self.last_fill_error} (stream {held.get('stream', '')!r} starts afresh)",
-                    held)))
-                continue
-            out.append(self._result(image, protocol.Message(held)))
+                out.append(self._fill_failed(image, held, f" (stream {held.get('stream', '')!r} starts afresh)"))
+            else:
+                out.append(self._result(image, protocol.Message(held)))
         return out
 
     def _result(self, out: np.ndarray, msg: protocol.Message) -> list:
@@ -424,10 +426,10 @@ class ServeService:
                                                     "max_message_bytes": cfg.max_message_bytes,
                                                     "max_side": cfg.max_side, "encodings": list(protocol.ENCODINGS),
                                                     "queue": cfg.queue, "queue_bytes": cfg.queue_bytes,
-                                                    "lookahead": self.fill.lookahead if self._deferred() else 0})]
+                                                    "lookahead": self._lookahead})]
             if msg.type == "bye":
                 done = []
-                if self._deferred():
+                if self._lookahead:
                     done = self._results(self.fill.drain(msg.stream, discard=msg.header.get("discard", False)))
                 return [*done, protocol.encode_bye(stream=msg.stream or None, req=msg.req)]
             if msg.type != "frame":
@@ -439,7 +441,7 @@ class ServeService:
         except protocol.MessageError as exc:
             self._count("errors")
             return [protocol.error_reply(exc)]
-        if msg.header.get("lookahead") and self._deferred():
+        if msg.header.get("lookahead") and self._lookahead:
             return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True))
         try:
             # a fill that keeps per-stream state (serve --temporal) is also given the message
@@ -449,10 +451,7 @@ class ServeService:
                 raise TransportError(f"fill returned {getattr(out, 'shape', type(out).__name__)} "
                                      f"{getattr(out, 'dtype', '')}, expected {msg.image.shape} uint8")
         except Exception as exc:  # noqa: BLE001 - reported to the client as fill_failed, counted, kept
-            self.last_fill_error = f"{type(exc).__name__}: {exc}"
-            self._count("fill_failed")
-            self._count("errors")
-            return [protocol.error_reply(protocol.MessageError("fill_failed", self.last_fill_error, msg.header))]
+            return [self._fill_failed(exc, msg.header)]
         return [self._result(out, msg)]
 
 
