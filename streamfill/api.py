@@ -252,7 +252,7 @@ def demo(out_dir: str | Path, *, config: Config | None = None, progress: Progres
     """The main job on the bundled clip: a moving occluder is painted on, then removed using its mask.
 
     Writes ``demo_input.mp4`` (occluded), ``demo_output.mp4`` (filled) and ``demo_side_by_side.mp4``
-    into ``out_dir`` and returns the PSNR (dB) of the filled region against the clean original (and of the
+    (``.mkv`` with ``[io] lossless``) into ``out_dir`` and returns the PSNR (dB) of the filled region against the clean original (and of the
     occluded input there, for reference)."""
     config = config or Config()
     out = Path(out_dir)
@@ -260,7 +260,8 @@ def demo(out_dir: str | Path, *, config: Config | None = None, progress: Progres
     clip = demo_clip()
     occluder = MovingOccluder(seed=7)
     completion = build.make_completion(config)
-    paths = {k: out / f"demo_{k}.mp4" for k in ("input", "output", "side_by_side")}
+    suffix = ".mkv" if config.io.lossless else ".mp4"  # lossless output is FFV1, which needs MKV
+    paths = {k: out / f"demo_{k}{suffix}" for k in ("input", "output", "side_by_side")}
     for p in paths.values():
         io.check_output_path(p, inputs=(clip,))
     sse = sse_in = 0.0

@@ -184,6 +184,16 @@ def test_demo_runs_and_temporal_beats_per_frame(tmp_path, capsys):
             assert (tmp_path / p).exists()
 
 
+@pytest.mark.slow
+def test_demo_lossless_writes_mkv(tmp_path):
+    """`demo --lossless` offers FFV1, which needs MKV: the demo's videos get that suffix (it failed on .mp4)."""
+    run = subprocess.run([sys.executable, "-m", "streamfill", "demo", "--lossless", "--temporal", "off", "-o",
+                          str(tmp_path / "d")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "demo_input.mkv", "demo_output.mkv", "demo_side_by_side.mkv"]
+
+
 def test_a_file_that_is_not_a_video_is_named_without_an_errno(tmp_path):
     """FFmpeg's error number means nothing to a user: the line says what is wrong and nothing else."""
     notes = tmp_path / "notes.txt"
