@@ -114,7 +114,6 @@ SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may
 TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
 ENGINE_SMOOTH = 0.3      # quality: share of the previous output (along the flow) in each engine-filled pixel
 PROBE = True             # quality: test propagation against the engine on held-out known pixels around the hole
-PROBE_FAST = False       # fast: probe too (off: its engine run and ring errors cost fast's throughput)
 PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the probe (its paste feathers there)
 PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
@@ -368,7 +367,8 @@ class TemporalCompletion:
                 self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & hole).sum())
 
         misfit = np.zeros(hole.shape, bool)
-        if PROBE and (self.quality or PROBE_FAST) and (hole & have).any():
+        # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)
+        if PROBE and self.quality and (hole & have).any():
             misfit = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand)
             if misfit.any():
                 have = have & ~misfit
@@ -428,14 +428,14 @@ class TemporalCompletion:
             # the engine sees, inside the never-seen part, the smooth guess pasted above (interpolated from
             # around it), not whatever the hole showed (black, the occluder: a dark line along the edge)
             engine = self.fill(out, mask)
-            if self.quality and previous is not None and ENGINE_SMOOTH > 0:
+            sel = previous[1] & large if self.quality and previous is not None else None
+            if sel is not None and sel.any():
                 # the engine's fill is filtered along the flow like carried pixels: it invents each frame anew,
                 # and the previous frame's invention, moved along, is as good a guess (steadier, and averaged)
-                sel = previous[1] & large
-                box_e = engine[y0:y1, x0:x1].astype(np.float32)
-                box_e[sel] = (1.0 - ENGINE_SMOOTH) * box_e[sel] + ENGINE_SMOOTH * previous[2][sel]
                 engine = engine.copy()
-                engine[y0:y1, x0:x1] = np.clip(np.rint(box_e), 0, 255).astype(np.uint8)
+                box_e = engine[y0:y1, x0:x1]
+                mixed = (1.0 - ENGINE_SMOOTH) * box_e[sel].astype(np.float32) + ENGINE_SMOOTH * previous[2][sel]
+                box_e[sel] = np.clip(np.rint(mixed.astype(np.float32)), 0, 255).astype(np.uint8)
             keep = np.zeros((H, W), bool)
             keep[y0:y1, x0:x1] = hole
             out = np.where(keep[..., None], engine, out)
