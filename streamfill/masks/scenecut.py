@@ -68,9 +68,10 @@ class SceneCutDetector:
             # keeps a colour shift of an unchanged picture from counting.
             self.last_distance = dist
             # The structure test only where it can decide (it costs about as much as the rest).
-            check = mad > _MIN_CHANGE and dist <= self.threshold
-            self.last_correlation = _correlation(self._prev_grey, grey) if check else 1.0
-            cut = mad > _MIN_CHANGE and (dist > self.threshold or self.last_correlation < _MIN_CORRELATION)
+            changed = mad > _MIN_CHANGE
+            self.last_correlation = (_correlation(self._prev_grey, grey) if changed and dist <= self.threshold
+                                     else 1.0)
+            cut = changed and (dist > self.threshold or self.last_correlation < _MIN_CORRELATION)
         self._prev_hist = hist
         self._prev_grey = grey
         return cut
@@ -98,9 +99,9 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     scores = []
     for y in range(0, h - n + 1, n):
         for x in range(0, w - n + 1, n):
-            region = np.ascontiguousarray(a[max(0, y - m) : min(h, y + n + m), max(0, x - m) : min(w, x + n + m)])
             if cv2.meanStdDev(a[y : y + n, x : x + n])[1][0, 0] < _MIN_STD:
                 continue
+            region = np.ascontiguousarray(a[max(0, y - m) : min(h, y + n + m), max(0, x - m) : min(w, x + n + m)])
             best = []
             for picture in pictures:
                 tb = np.ascontiguousarray(picture[y : y + n, x : x + n])
