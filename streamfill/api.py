@@ -252,8 +252,8 @@ def demo(out_dir: str | Path, *, config: Config | None = None, progress: Progres
     """The main job on the bundled clip: a moving occluder is painted on, then removed using its mask.
 
     Writes ``demo_input.mp4`` (occluded), ``demo_output.mp4`` (filled) and ``demo_side_by_side.mp4``
-    (``.mkv`` with ``[io] lossless``) into ``out_dir`` and returns the PSNR (dB) of the filled region against the clean original (and of the
-    occluded input there, for reference)."""
+    (``.mkv`` with ``[io] lossless``) into ``out_dir`` and returns the PSNR (dB) of the filled region against
+    the clean original (and of the occluded input there, for reference)."""
     config = config or Config()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
