@@ -17,6 +17,7 @@ in pixels with (0, 0) the top-left corner.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -132,11 +133,7 @@ class ServeClient:
                 self._sock.send_multipart([b""] + parts, copy=False)
                 deadline = time.monotonic() + timeout
                 continue
-            raw = self._sock.recv_multipart(copy=False)
-            try:
-                msg = protocol.decode(raw[1:] if len(raw[0]) == 0 else raw)
-            except protocol.MessageError as exc:
-                raise HostError(f"streamfill serve sent a bad reply to {what}: {exc}") from None
+            msg = _decode_reply(self._sock.recv_multipart(copy=False), f" to {what}")
             if msg.req != req:
                 continue  # a late reply to a request resent or abandoned earlier
             if msg.type == "error" and msg.header.get("code") == "busy":
@@ -162,15 +159,19 @@ class ServeClient:
     def fill(self, image: np.ndarray, mask: np.ndarray, *, index: int, pts: int | None = None,
              time_base: tuple[int, int] | None = None) -> np.ndarray:
         """The filled image (H x W x 3 uint8 RGB) for ``image`` and ``mask`` (H x W uint8, 255 = fill)."""
-        self._req += 1
-        parts = protocol.encode_frame(np.ascontiguousarray(image), index=index, pts=pts, time_base=time_base,
-                                      mask=np.ascontiguousarray(mask), stream=self.stream or None, req=self._req,
-                                      encoding=self.encoding,
-                                      mask_encoding="raw" if self.encoding == "raw" else "png")
+        parts = self._frame(image, mask, index, pts, time_base)
         msg = self._ask(parts, self._req, f"frame {index}")
         if msg.type != "result" or msg.image is None or msg.image.shape != image.shape:
             raise HostError(f"streamfill serve answered frame {index} with {msg.type} of the wrong size")
         return msg.image
+
+    def _frame(self, image, mask, index, pts, time_base, extra=None) -> list:
+        """The parts of a ``frame`` request under a new ``req`` (``self._req``)."""
+        self._req += 1
+        return protocol.encode_frame(np.ascontiguousarray(image), index=index, pts=pts, time_base=time_base,
+                                     mask=np.ascontiguousarray(mask), stream=self.stream or None, req=self._req,
+                                     encoding=self.encoding, mask_encoding="raw" if self.encoding == "raw" else "png",
+                                     extra=extra)
 
     # -- look-ahead: deferred replies (PROTOCOL.md 6.1.1) ---------------------------------------------------
 
@@ -190,13 +191,7 @@ class ServeClient:
         """Send one frame of a look-ahead stream without waiting; returns its ``req``. Its result comes
         later from ``results`` (after ``lookahead`` more frames, or from ``drain``). The message is copied
         (kept for resends), so the arrays may change once this returns."""
-        self._req += 1
-        parts = protocol.encode_frame(np.ascontiguousarray(image), index=index, pts=pts,
-                                      time_base=time_base, mask=np.ascontiguousarray(mask),
-                                      stream=self.stream or None, req=self._req, encoding=self.encoding,
-                                      mask_encoding="raw" if self.encoding == "raw" else "png",
-                                      extra={"lookahead": True})
-        parts = [bytes(p) for p in parts]
+        parts = [bytes(p) for p in self._frame(image, mask, index, pts, time_base, {"lookahead": True})]
         self._sent[self._req] = (index, parts)
         if self._sock is None:
             self._sock = self._connect()
@@ -242,10 +237,7 @@ class ServeClient:
             deadline = time.monotonic() + self.timeout
 
     def _take(self, raw) -> list[tuple[int, int, np.ndarray]]:
-        try:
-            msg = protocol.decode(raw[1:] if len(raw[0]) == 0 else raw)
-        except protocol.MessageError as exc:
-            raise HostError(f"streamfill serve sent a bad reply: {exc}") from None
+        msg = _decode_reply(raw)
         if self._bye is not None and msg.req == self._bye[0] and msg.type in ("bye", "error"):
             if msg.type == "error" and msg.header.get("code") == "busy":
                 time.sleep(0.02)
@@ -321,11 +313,9 @@ class ServeClient:
         if self._sock is None:
             return
         self._req += 1
-        try:
-            header = {"v": protocol.VERSION, "type": "bye", "stream": self.stream, "req": self._req, "discard": True}
-            self._sock.send_multipart([b"", protocol.header_bytes(header)], zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.send_multipart([b""] + protocol.encode_bye(stream=self.stream or None, req=self._req,
+                                                                    discard=True), zmq.NOBLOCK)
 
     def bye(self, count: int | None = None) -> None:
         """Tell serve the stream ended (best effort: a short wait, no retries)."""
@@ -435,3 +425,11 @@ class BoxTracker:
             ox, oy = self._offset
             self.box = (self._patch[0] + ox, self._patch[1] + oy, self.box[2], self.box[3])
         return self.box
+
+
+def _decode_reply(raw, what: str = ""):
+    """A reply's message (the empty delimiter frame dropped); ``HostError`` for one that does not parse."""
+    try:
+        return protocol.decode(raw[1:] if len(raw[0]) == 0 else raw)
+    except protocol.MessageError as exc:
+        raise HostError(f"streamfill serve sent a bad reply{what}: {exc}") from None

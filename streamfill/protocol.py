@@ -274,13 +274,16 @@ def encode_hello(
 
 
 def encode_bye(*, stream: str | None = None, count: int | None = None, req: int | None = None,
-               reason: str | None = None) -> list:
-    """Parts of a ``bye``: the sender is done with ``stream`` after ``count`` frames (both optional)."""
+               reason: str | None = None, discard: bool = False) -> list:
+    """Parts of a ``bye``: the sender is done with ``stream`` after ``count`` frames (both optional);
+    ``discard``: serve drops what it holds of a look-ahead stream instead of answering it (PROTOCOL.md 6.1.1)."""
     fields: dict[str, Any] = {}
     if count is not None:
         fields["count"] = int(count)
     if reason:
         fields["reason"] = reason
+    if discard:
+        fields["discard"] = True
     return [header_bytes(_common("bye", stream, req, fields))]
 
 
