@@ -172,9 +172,9 @@ def test_cli_weights_import_and_info(tmp_path, capsys):
 
 
 def test_shipped_weights_load_with_their_architecture_and_card():
-    from streamfill.backends.torch import default_weights_path
+    from streamfill.backends.neural import default_weights
 
-    path = default_weights_path()
+    path = default_weights()
     assert path.stat().st_size < 16 * 1024 * 1024
     meta = read_metadata(path)
     config = meta["model_config"]

@@ -58,16 +58,17 @@ class InpaintGraph(nn.Module):
         return refined * mask + image * (1.0 - mask)
 
 
-def check_batch(images: np.ndarray, masks: np.ndarray, guidance: np.ndarray | None) -> None:
+def check_batch(images: np.ndarray, masks: np.ndarray, guidance: np.ndarray | None, *,
+                any_size: bool = False) -> None:
     """Raise InputError unless images N x H x W x 3 uint8, masks N x H x W, guidance N x H x W or None, with
-    H and W multiples of 8 (the crop buckets guarantee it)."""
+    H and W multiples of 8 (the crop buckets guarantee it) unless ``any_size`` (eager torch pads itself)."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise InputError(f"images must be N x H x W x 3 uint8, got {images.shape} {images.dtype}")
     if masks.shape != images.shape[:3]:
         raise InputError(f"masks must be N x H x W = {images.shape[:3]}, got {masks.shape}")
     if guidance is not None and guidance.shape != images.shape[:3]:
         raise InputError(f"guidance must be N x H x W = {images.shape[:3]}, got {guidance.shape}")
-    if images.shape[1] % 8 or images.shape[2] % 8:
+    if not any_size and (images.shape[1] % 8 or images.shape[2] % 8):
         raise InputError(f"crop size {images.shape[1]}x{images.shape[2]}: H and W must be multiples of 8")
 
 

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamfill.errors import EngineError, InputError
-
-DEFAULT_WEIGHTS_NAME = "deepfill_default.safetensors"
-
-
-def default_weights_path() -> Path:
-    """The generator weights shipped inside the package (trained by streamfill; see data/MODEL_CARD.md)."""
-    return Path(__file__).resolve().parent.parent / "data" / DEFAULT_WEIGHTS_NAME
+from streamfill.backends.neural import InpaintGraph, TorchExecutor, check_batch, resolve_weights
+from streamfill.errors import EngineError
 
 
 class TorchInpainter:
@@ -46,8 +39,6 @@ class TorchInpainter:
             self.generator = self.generator.to(memory_format=torch.channels_last)
         self._executor = None
         if self.device.type == "cuda":  # pinned host buffers, non-blocking copies, one CUDA stream
-            from streamfill.backends.neural import InpaintGraph, TorchExecutor
-
             self._graph = InpaintGraph(self.generator)
             self._executor = TorchExecutor(str(self.device), dtype, autocast=False,
                                            channels_last=self.channels_last, guided=self.guided)
@@ -58,19 +49,14 @@ class TorchInpainter:
         """Load a generator weights file (default: the shipped weights) and wrap it."""
         from streamfill.model import load_generator
 
-        path = Path(path) if path is not None else default_weights_path()
+        path = resolve_weights(None if path is None else str(path))
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("device 'cuda' requested but no CUDA GPU is available")
         return cls(load_generator(path), device=device, dtype=dtype, batch=batch)
 
     @torch.no_grad()
     def inpaint(self, images: np.ndarray, masks: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise InputError(f"images must be N x H x W x 3 uint8, got {images.shape} {images.dtype}")
-        if masks.shape != images.shape[:3]:
-            raise InputError(f"masks must be N x H x W = {images.shape[:3]}, got {masks.shape}")
-        if guidance is not None and guidance.shape != images.shape[:3]:
-            raise InputError(f"guidance must be N x H x W = {images.shape[:3]}, got {guidance.shape}")
+        check_batch(images, masks, guidance, any_size=True)
         n, h, w = images.shape[:3]
         sided = self.sided and guidance is not None and bool(guidance.any())
         if self._executor is not None and h % 8 == 0 and w % 8 == 0 and not sided:

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from streamfill.backends.torch import default_weights_path
+    from streamfill.backends.neural import resolve_weights
     from streamfill.config import MaskConfig
     from streamfill.errors import InputError
     from streamfill.io import is_image_file, open_video, read_grey_sequence, read_image
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--device cuda but no CUDA GPU is available")
     cfg = FinetuneConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, margin=args.margin,
                          max_frames=args.max_frames, seed=args.seed)
-    base = Path(args.weights) if args.weights else default_weights_path()
+    base = resolve_weights(args.weights)
     generator = load_generator(base)
     mask_cfg = MaskConfig(dilate=0)
     if is_image_file(args.mask):
