@@ -215,26 +215,40 @@ class ServeClient:
         got: list[tuple[int, int, np.ndarray]] = []
         if self._sock is None:
             self._sock = self._connect()
-        tries = 0
+        self._collect(got)
+        if wait and not got and self._sent:
+            self._pump(got, lambda: bool(got) or not self._sent, cancel,
+                       lambda: f"for frame {next(iter(self._sent.values()))[0]}")
+            self._collect(got)
+        return got
+
+    def _collect(self, got: list) -> None:
+        """Take every reply already waiting, without blocking."""
+        while self._sock.poll(0):
+            got.extend(self._take(self._sock.recv_multipart(copy=False)))
+
+    def _pump(self, got: list, finished, cancel, what, tries: int = 0) -> int | None:
+        """Take replies into ``got`` until ``finished()`` (returns the tries used so far) or ``cancel()``
+        (None). After ``timeout`` without a reply every unanswered frame is sent again on a fresh socket; the
+        try after ``retries`` (counting the ``tries`` already used) raises ``HostError`` naming ``what()``."""
         deadline = time.monotonic() + self.timeout
-        while True:
-            if self._sock.poll(0 if (got or not wait) else 50):
+        while not finished():
+            if self._sock.poll(50):
                 got.extend(self._take(self._sock.recv_multipart(copy=False)))
+                deadline = time.monotonic() + self.timeout
                 continue
-            if got or not wait or not self._sent:
-                return got
             if cancel is not None and cancel():
-                return got
+                return False
             if time.monotonic() < deadline:
                 continue
             tries += 1
             if tries > self.retries:
-                first = next(iter(self._sent.values()))[0]
-                raise HostError(f"no answer from streamfill serve at {self.endpoint} for frame {first} after "
-                                f"{tries} tries of {self.timeout:g} s (is `streamfill serve --bind "
-                                f"{self.endpoint}` running?)")
+                raise HostError(f"no answer from streamfill serve at {self.endpoint} {what()} after {tries} "
+                                f"tries of {self.timeout:g} s (is `streamfill serve --bind {self.endpoint}` "
+                                "running?)")
             self._resend_all()
             deadline = time.monotonic() + self.timeout
+        return tries
 
     def _take(self, raw) -> list[tuple[int, int, np.ndarray]]:
         msg = _decode_reply(raw)
@@ -276,25 +290,13 @@ class ServeClient:
             self._bye = (self._req, [bytes(p) for p in protocol.encode_bye(stream=self.stream or None,
                                                                              req=self._req)])
             self._sock.send_multipart([b""] + self._bye[1])
-            deadline = time.monotonic() + self.timeout
-            while self._bye is not None:
-                if self._sock.poll(50):
-                    got.extend(self._take(self._sock.recv_multipart(copy=False)))
-                    deadline = time.monotonic() + self.timeout
-                    continue
-                if cancel is not None and cancel():
+            try:
+                tries = self._pump(got, lambda: self._bye is None, cancel, lambda: "to the end of the stream",
+                                   tries)
+            finally:
+                if self._bye is not None:  # cancelled or failed: nothing waits for the bye's reply any more
                     self._bye = None
-                    return got
-                if time.monotonic() < deadline:
-                    continue
-                tries += 1
-                if tries > self.retries:
-                    self._bye = None
-                    raise HostError(f"no answer from streamfill serve at {self.endpoint} to the end of the "
-                                    f"stream after {tries} tries of {self.timeout:g} s")
-                self._resend_all()
-                deadline = time.monotonic() + self.timeout
-            if not self._sent:
+            if tries is None or not self._sent:
                 return got
             tries += 1
             if tries > self.retries:
