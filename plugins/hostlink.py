@@ -222,6 +222,15 @@ class ServeClient:
             self._collect(got)
         return got
 
+    def window(self, *, slack: int = 2, cancel=None) -> list[tuple[int, int, np.ndarray]]:
+        """The send window of a look-ahead stream: the results that have arrived (as ``results``), waiting
+        for at least one while more than ``lookahead + slack`` frames are unanswered (``cancel`` as in
+        ``results``). Call it after each ``send``."""
+        done = self.results()
+        while not done and self.unanswered > self.lookahead + slack and not (cancel is not None and cancel()):
+            done = self.results(wait=True, cancel=cancel)
+        return done
+
     def _collect(self, got: list) -> None:
         """Take every reply already waiting, without blocking."""
         while self._sock.poll(0):

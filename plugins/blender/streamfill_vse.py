@@ -250,10 +250,7 @@ class FillJob:
             self.frame_of[req] = frame
             self.sent += 1
             self.index += 1
-            done = self.client.results()
-            while not done and self.client.unanswered > self.client.lookahead + 2:
-                done = self.client.results(wait=True)
-            self._collect(done)
+            self._collect(self.client.window(slack=2))
         else:
             self._collect(self.client.drain())
         return self.done < self.total

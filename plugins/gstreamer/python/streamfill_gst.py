@@ -477,9 +477,7 @@ class StreamfillFilter(GstBase.BaseTransform):
         try:
             req = self.client.send(image, mask, index=index, pts=pts, time_base=(1, Gst.SECOND))
             self.held[req] = (fields, image)
-            done = self.client.results()
-            while not done and self.client.unanswered > self.client.lookahead + SLACK and not self.flushing:
-                done = self.client.results(wait=True, cancel=lambda: self.flushing)
+            done = self.client.window(slack=SLACK, cancel=lambda: self.flushing)
         except hostlink.HostError as exc:
             return self._failed(exc, f"frame {index}: ")
         if self.flushing:
