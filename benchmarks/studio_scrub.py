@@ -19,9 +19,11 @@ starts the studio's real HTTP server (uvicorn on loopback) on each and plays wha
   * step: the next frame (arrow key, playback).
 
 States: "cold": no scrub proxies at all (``Limits(proxy_bytes=0)``: every frame comes from a decoder, as for
-a clip longer than the proxy budget, or right after opening); "warm": the default studio after its
-background pass made every frame's preview ("warm-up" row: from opening the clip to every frame ready,
-wall and CPU, nobody scrubbing).
+a clip longer than the proxy budget); "fresh": the default studio, the user starts dragging as soon as the
+clip is open (the background pass that makes every frame's preview runs meanwhile, at the lowest CPU
+priority); "warm": the default studio after that pass is done ("warm-up" row: from opening the clip to
+every frame ready, wall and CPU, nobody scrubbing). ``--pause-proxies``: the background pass waits while
+the user scrubs instead of running at a low priority (the studio before; for an A/B).
 
 For each case: median, worst and mean of wall time, of the process's CPU time over the same stretch (all
 threads: FFmpeg's, uvicorn's, this client's) and the pictures the scrub decoders decoded in that stretch
@@ -221,11 +223,17 @@ def main() -> None:
     parser.add_argument("--keep", help="a folder to keep the encoded clips in and reuse them from")
     parser.add_argument("--release-waits", action="store_true",
                         help="the release waits for a drag request in flight (the page before it dropped them)")
+    parser.add_argument("--pause-proxies", action="store_true",
+                        help="the background pass waits while the user scrubs (the studio before)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from streamfill.eval.results import make_result, write_result
+    from streamfill.studio import scrub
     from streamfill.studio.session import Limits, Studio
+
+    if args.pause_proxies:
+        scrub.BACKGROUND_NICE = None
 
     rows, summary, loads = [], {}, []
     began = time.perf_counter()
@@ -243,12 +251,12 @@ def main() -> None:
                 if kept is not None:
                     kept.parent.mkdir(parents=True, exist_ok=True)
                     kept.write_bytes(clip_path.read_bytes())
-            for state in ("cold", "warm"):
+            for state in ("cold", "fresh", "warm"):
                 pooled = {}
                 studio = None
                 for seed in args.seed:
                     if studio is None:
-                        limits = Limits() if state == "warm" else Limits(proxy_bytes=0)
+                        limits = Limits(proxy_bytes=0) if state == "cold" else Limits()
                         studio = Studio(root, Path(tmp) / f"w-{name}-{state}-{seed}", limits=limits)
                         server = Server(studio)
                         c0, w0 = time.process_time(), time.perf_counter()
@@ -269,14 +277,21 @@ def main() -> None:
                                      *stats(wall), *stats(cpu), statistics.median(dec), max(dec)])
                         pooled.setdefault(kind, []).extend(values)
                     loads.append(os.getloadavg())
-                    print(rows[-3], f"load {loads[-1][0]:.1f}", flush=True)
-                    if state == "cold":  # a fresh studio per seed: cold again
+                    print(*(r for r in rows[-4:] if r[2] == seed and r[1] == state), f"load {loads[-1][0]:.1f}",
+                          sep="\n", flush=True)
+                    if state == "fresh":
+                        rows.append([label, state, seed, "frames with a proxy after these actions",
+                                     len(clip.proxies), None, None, None, None, None, None, None])
+                        pooled.setdefault("proxies", []).append(len(clip.proxies))
+                    if state != "warm":  # a new studio per seed: cold (fresh) again
                         server.close()
                         studio.close()
                         studio = None
                 if studio is not None:
                     server.close()
                     studio.close()
+                if "proxies" in pooled:
+                    summary[f"{name} fresh: frames with a proxy after each seed's actions"] = pooled.pop("proxies")
                 for kind, values in pooled.items():
                     wall = [v[0] for v in values]
                     summary[f"{name} {state} {kind}: wall ms median / worst"] = list(stats(wall)[:2])
@@ -292,7 +307,9 @@ def main() -> None:
         "studio", "studio: from releasing the scrubber to the exact 1080p frame shown",
         command="python benchmarks/studio_scrub.py bigbuckbunny.mp4 "
                 f"--frames {args.frames} --clip {' '.join(args.clip)} "
-                f"--seed {' '.join(map(str, args.seed))} --drags {args.drags}",
+                f"--seed {' '.join(map(str, args.seed))} --drags {args.drags}"
+                + (" --release-waits" if args.release_waits else "")
+                + (" --pause-proxies" if args.pause_proxies else ""),
         columns=["clip", "proxies", "seed", "case", "wall ms median", "wall ms worst", "wall ms mean",
                  "CPU ms median", "CPU ms worst", "CPU ms mean", "pictures decoded median",
                  "pictures decoded worst"],
@@ -304,9 +321,10 @@ def main() -> None:
             "with the nearest frame it has, marked approximate, and moves its decoder toward the pointer; on "
             "release the page drops a drag request in flight and asks for the exact frame at once). 'click': "
             "a jump with no drag before it; 'step': the next frame. 'cold': no scrub proxies (every frame from "
-            "a decoder: a clip right after opening, or longer than the proxy budget); 'warm': after the "
-            "background pass made every frame's preview ('warm-up' row: seconds from opening to every frame "
-            "ready, nobody scrubbing). CPU: the process's over the same stretch, all threads; 'pictures "
+            "a decoder, as for a clip longer than the proxy budget); 'fresh': the user drags as soon as the "
+            "clip is open, while the background pass makes every frame's preview at the lowest CPU priority; "
+            "'warm': after that pass ('warm-up' row: seconds from opening to every frame ready, nobody "
+            "scrubbing). CPU: the process's over the same stretch, all threads; 'pictures "
             "decoded': by the scrub decoders in that stretch (a 1080p picture costs about 4 ms of one core, "
             "whatever the load). Wall times are on a shared 2-core machine: its load average is in 'machine' "
             "(mean of samples after each case). The page's own JPEG decode and draw are not included."))

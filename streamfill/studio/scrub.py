@@ -18,14 +18,19 @@ so one that overtook the pointer would have to start again from the keyframe. A 
 decoding between two packets; the decoder keeps what it got and the plan is made again.
 
 The proxy builder decodes every frame once into a preview JPEG with a second decoder (threaded like the
-scrub decoder: it has the cores to itself), GOP by GOP, nearest to the playhead first, starting as soon as
-the clip is open, and waits while the user scrubs (the cores are the scrub decoder's then; it stops
-between two packets) or while a job runs.
+scrub decoder), GOP by GOP, nearest to the playhead first, starting as soon as the clip is open, so that
+soon every frame is answered from memory. It runs at the lowest CPU priority (its thread and the decoder
+threads it starts: ``BACKGROUND_NICE``), so it goes on while the user drags and takes only the CPU time
+the scrub decoder leaves; it stands aside (between two packets) while a release or a click waits for its
+exact frame. Where a thread's priority cannot be lowered (not Linux), it waits while the user scrubs
+instead. It waits while a job runs.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -37,7 +42,8 @@ from streamfill.io.seek import Decoded, FrameSeeker, preview_jpeg
 LEAD_S = 0.2  # a backward drag: the decoder aims this many seconds of the drag's motion behind the pointer
 SPEED_WINDOW_S = 0.15  # the drag's speed is measured over the requests of this last stretch of time
 EMIT_S = 0.08  # on a long decode, a preview of the frame reached is kept this often (approximate answers)
-ACTIVE_S = 0.6  # the proxy builder waits until the page has not asked for a frame for this long
+ACTIVE_S = 0.6  # without a lower priority, the proxy builder waits until the page has not asked for this long
+BACKGROUND_NICE: int | None = 19  # the proxy builder's niceness (None: wait while the user scrubs instead)
 NEAR = 8  # while dragging, a frame at most this many decoded frames away is waited for (up to NEAR_WAIT_S)
 NEAR_WAIT_S = 0.15
 TRAIL = 24  # in a long GOP, a spare decoder waits this many frames behind the frame shown
@@ -262,16 +268,21 @@ class ProxyBuilder:
         self.scrubber, self.paused, self.take = scrubber, paused, take
         self._closed = threading.Event()
         self.done = threading.Event()
+        self.background = False  # runs at a lower priority (then it does not wait for the user)
         self._thread = threading.Thread(target=self._run, name="studio-proxies", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         self._closed.set()
+        self._thread.join(timeout=10)  # it stops between two packets; then its file is closed
 
     def _waiting(self) -> bool:
+        if self._closed.is_set() or self.paused():
+            return True
         s = self.scrubber
-        return (self._closed.is_set() or self.paused() or s.busy
-                or time.monotonic() - s.last_request < ACTIVE_S)
+        if self.background:  # it only stands aside while a release or a click waits for its exact frame
+            return s._exact_waiting > 0
+        return s.busy or time.monotonic() - s.last_request < ACTIVE_S
 
     def _chunks(self, seeker: FrameSeeker) -> list[tuple[int, int]]:
         starts = [k for k in seeker.keyframes]
@@ -284,8 +295,9 @@ class ProxyBuilder:
 
     def _run(self) -> None:
         proxies = self.scrubber.proxies
+        self.background = lower_priority(BACKGROUND_NICE)  # before the decoder (and its threads) start
         try:
-            with self.scrubber.seeker.sibling() as seeker:  # both cores while the user does not scrub
+            with self.scrubber.seeker.sibling() as seeker:  # threaded: at the lowest priority, idle CPU only
                 chunks = self._chunks(seeker)
                 left = set(range(len(chunks)))
                 while left:
@@ -314,3 +326,15 @@ class ProxyBuilder:
             return  # the scrub decoder still answers; a broken tail shows up when that frame is asked for
         finally:
             self.done.set()
+
+
+def lower_priority(nice: int | None) -> bool:
+    """Give the calling thread, and the threads it starts from now on, the niceness ``nice`` (Linux: a
+    thread's niceness is its own and new threads inherit it). False where that cannot be done."""
+    if nice is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError:
+        return False
+    return True
