@@ -1,6 +1,7 @@
 """Benchmark (not a test): how long after the user releases the scrubber `streamfill studio` shows the exact frame.
 
-One command, under 3 minutes on 2 quiet cores (a third of it making the clips; --keep DIR reuses them):
+One command, from the repository root, under 3 minutes on 2 quiet cores (a third of it making the clips;
+--keep DIR reuses them):
 
     python benchmarks/studio_scrub.py bigbuckbunny.mp4
 
@@ -27,7 +28,8 @@ the user scrubs instead of running at a low priority (the studio before; for an 
 
 For each case: median, worst and mean of wall time, of the process's CPU time over the same stretch (all
 threads: FFmpeg's, uvicorn's, this client's) and the pictures the scrub decoders decoded in that stretch
-(independent of the machine's load: at 1080p a picture costs about 4 ms of one core). The load average is
+(independent of the machine's load: a 1080p picture is a few ms of one core; unreferenced pictures
+are skipped, not decoded). The load average is
 sampled after each case. The page's own JPEG decode and draw are not included. Results go to
 benchmarks/results/studio.json (then ``streamfill bench --report`` renders BENCHMARKS.md).
 """
