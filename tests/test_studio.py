@@ -7,6 +7,7 @@ import base64
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -499,10 +500,103 @@ def test_a_request_waiting_for_a_frame_is_answered_when_the_proxy_builder_makes_
             with scrubber._cond:
                 scrubber._plan = lambda: None
             t0 = time.monotonic()
-            import threading
-
             threading.Timer(0.2, lambda: scrubber.add_proxy(5, b"jpeg")).start()
             assert scrubber.request(5, exact=True, timeout=10) == (b"jpeg", 5, True)
             assert time.monotonic() - t0 < 5
         finally:
+            scrubber.close()
+
+
+def test_the_release_pre_empts_drag_requests(tmp_path, monkeypatch):
+    from streamfill.studio import scrub
+
+    monkeypatch.setattr(scrub, "NEAR_WAIT_S", 30.0)  # a drag request near the decoder would wait long
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
+    with FrameSeeker(path) as seeker:
+        scrubber = scrub.Scrubber(seeker, (64, 48), 80)
+        try:
+            with scrubber._cond:
+                scrubber._plan = lambda: None  # the decoder stands still: only the requests move
+            scrubber.add_proxy(0, b"k0")
+            got = {}
+
+            def ask(name, index, exact):
+                got[name] = scrubber.request(index, exact=exact, timeout=20)
+
+            drag = threading.Thread(target=ask, args=("drag", 4, False))
+            drag.start()  # 4 frames from the keyframe: waits for the exact picture
+            time.sleep(0.2)
+            assert drag.is_alive()
+            t0 = time.monotonic()
+            release = threading.Thread(target=ask, args=("release", 20, True))
+            release.start()
+            drag.join(timeout=5)  # the release wakes it at once: the nearest picture, marked approximate
+            assert not drag.is_alive() and time.monotonic() - t0 < 5 and got["drag"] == (b"k0", 0, False)
+            # a drag request sent before the release and arriving after it is answered from memory and does
+            # not take the decoder from the exact frame
+            gen = scrubber._gen
+            assert scrubber.request(3, exact=False) == (b"k0", 0, False)
+            assert scrubber._gen == gen and scrubber._pointer == (20, True) and release.is_alive()
+            scrubber.add_proxy(20, b"k20")
+            release.join(timeout=5)
+            assert got["release"] == (b"k20", 20, True)
+        finally:
+            scrubber.close()
+
+
+def test_no_preview_is_made_on_the_way_while_an_exact_frame_is_waited_for(tmp_path):
+    from streamfill.studio.scrub import Scrubber
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
+    with FrameSeeker(path) as seeker:
+        scrubber = Scrubber(seeker, (64, 48), 80)
+        try:
+            with scrubber._cond:
+                scrubber._plan = lambda: None
+            with FrameSeeker(path) as other:
+                passed = other.decode_to(0)  # a keyframe: kept during a drag
+                scrubber._pointer = (20, True)
+                scrubber._emit(passed)
+                assert scrubber.have(0) is None
+                scrubber._pointer = (20, False)
+                scrubber._emit(passed)
+                assert scrubber.have(0) is not None
+        finally:
+            scrubber.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is a Linux feature")
+def test_proxies_are_built_at_low_priority_while_the_user_drags(tmp_path):
+    from streamfill.studio.scrub import BACKGROUND_NICE, ProxyBuilder, Scrubber
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=40, width=64, height=48, x264=LONG_GOP)
+    with FrameSeeker(path) as seeker:
+        scrubber = Scrubber(seeker, (64, 48), 80)
+        nice = {}
+        builder = None
+        try:
+            with scrubber._cond:
+                scrubber._plan = lambda: None  # the scrub decoder stands still; the page drags all along
+                scrubber.add_proxy(0, b"k0")
+
+            def take(size):
+                nice.setdefault("builder", os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+                return True
+
+            builder = ProxyBuilder(scrubber, paused=lambda: False, take=take)
+            t0 = time.monotonic()
+            while len(scrubber.proxies) < 40 and time.monotonic() - t0 < 20:
+                scrubber.request(int(time.monotonic() * 100) % 40, exact=False)  # a request every 20 ms
+                time.sleep(0.02)
+            assert len(scrubber.proxies) == 40 and builder.background  # built during the drag
+            assert nice["builder"] == BACKGROUND_NICE
+            assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != BACKGROUND_NICE
+            with scrubber._cond:  # a release waiting for its exact frame: the builder stands aside
+                scrubber._exact_waiting = 1
+                assert builder._waiting()
+                scrubber._exact_waiting = 0
+                assert not builder._waiting()
+        finally:
+            if builder is not None:
+                builder.close()
             scrubber.close()

@@ -79,6 +79,7 @@ class FrameSeeker:
         self.pts: list[int] = []
         self.keyframes: list[int] = [0]
         self.seeks = 0  # how many requests needed a seek (for benchmarks)
+        self.decoded = 0  # how many pictures the decoder returned (for benchmarks)
 
     def open(self) -> FrameSeeker:
         with VideoReader(self.path) as probe:
@@ -257,6 +258,7 @@ class FrameSeeker:
             p = vf.pts
             if p is None:
                 continue
+            self.decoded += 1
             i = bisect.bisect_left(self.pts, p)
             return min(i, self.count - 1), vf
         self._decoder = None

@@ -6,19 +6,31 @@ marked approximate unless it is the very frame, and the decoder moves toward the
 On release the page asks for the exact frame, which waits for the decoder; since the decoder followed the
 drag, it is then usually a few frames away instead of a whole GOP.
 
+An exact request pre-empts everything else: the page drops a drag request still in flight and sends it at
+once; it wakes a drag request waiting on the server (that one answers with the nearest preview), the decoder
+drops an approximate aim between two packets, and no preview of a frame passed on the way is made while it
+waits (each would cost a JPEG encode on the release's path). A drag request that reaches the server while an
+exact one waits (it was sent before the release) is answered from memory and moves nothing.
+
 The decoder's aim during a drag: the pointer itself when it moves forward; when it moves backward, a point
 behind it (``LEAD_S`` seconds of the drag's speed, never before the keyframe): a decoder cannot step back,
 so one that overtook the pointer would have to start again from the keyframe. A new request interrupts the
 decoding between two packets; the decoder keeps what it got and the plan is made again.
 
-The proxy builder decodes every frame once into a preview JPEG with a second decoder, GOP by GOP, nearest
-to the playhead first, and waits while the user scrubs (the two cores are the scrub decoder's then) or while
-a job runs.
+The proxy builder decodes every frame once into a preview JPEG with a second decoder (threaded like the
+scrub decoder), GOP by GOP, nearest to the playhead first, starting as soon as the clip is open, so that
+soon every frame is answered from memory. It runs at the lowest CPU priority (its thread and the decoder
+threads it starts: ``BACKGROUND_NICE``), so it goes on while the user drags and takes only the CPU time
+the scrub decoder leaves; it stands aside (between two packets) while a release or a click waits for its
+exact frame. Where a thread's priority cannot be lowered (not Linux), it waits while the user scrubs
+instead. It waits while a job runs.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -30,7 +42,8 @@ from streamfill.io.seek import Decoded, FrameSeeker, preview_jpeg
 LEAD_S = 0.2  # a backward drag: the decoder aims this many seconds of the drag's motion behind the pointer
 SPEED_WINDOW_S = 0.15  # the drag's speed is measured over the requests of this last stretch of time
 EMIT_S = 0.08  # on a long decode, a preview of the frame reached is kept this often (approximate answers)
-ACTIVE_S = 0.6  # the proxy builder waits until the page has not asked for a frame for this long
+ACTIVE_S = 0.6  # without a lower priority, the proxy builder waits until the page has not asked for this long
+BACKGROUND_NICE: int | None = 19  # the proxy builder's niceness (None: wait while the user scrubs instead)
 NEAR = 8  # while dragging, a frame at most this many decoded frames away is waited for (up to NEAR_WAIT_S)
 NEAR_WAIT_S = 0.15
 TRAIL = 24  # in a long GOP, a spare decoder waits this many frames behind the frame shown
@@ -54,6 +67,7 @@ class Scrubber:
         self._gen = 0  # bumped by every request: the decoder re-plans
         self._trail: deque = deque(maxlen=16)  # (time, index) of recent requests: the drag's speed
         self._failed: tuple[int, StreamfillError] | None = None  # (generation, error) of a failed decode
+        self._exact_waiting = 0  # exact requests waiting for the decoder: drag requests may not re-plan then
         self._emitted = 0.0
         self.busy = False  # the decoder is working
         self.last_request = 0.0  # time.monotonic() of the latest request
@@ -80,7 +94,15 @@ class Scrubber:
         the frame itself, unless a newer request comes first (then: the nearest one, not exact)."""
         now = time.monotonic()
         with self._cond:
-            self.last_request, self.playhead = now, index
+            self.last_request = now
+            if not exact and self._exact_waiting:
+                # sent before a release (the page dropped it): it must not take the decoder from the exact frame
+                self._cond.wait_for(lambda: self._closed or self.nearest(index) is not None, timeout)
+                near = self.nearest(index)
+                if near is None:
+                    raise StreamfillError(f"frame {index} could not be decoded in {timeout:.0f} s")
+                return self.have(near), near, near == index
+            self.playhead = index
             self._trail.append((now, index))
             data = self.have(index)
             if data is not None:
@@ -93,9 +115,13 @@ class Scrubber:
             self._pointer = (index, exact or close_by)
             self._cond.notify_all()
             if exact or close_by:
-                self._cond.wait_for(lambda: self._closed or self.have(index) is not None or self._gen != gen
-                                    or (self._failed is not None and self._failed[0] == gen),
-                                    timeout if exact else NEAR_WAIT_S)
+                self._exact_waiting += exact
+                try:
+                    self._cond.wait_for(lambda: self._closed or self.have(index) is not None or self._gen != gen
+                                        or (self._failed is not None and self._failed[0] == gen),
+                                        timeout if exact else NEAR_WAIT_S)
+                finally:
+                    self._exact_waiting -= exact
                 data = self.have(index)
                 if data is not None:
                     return data, index, True
@@ -170,7 +196,11 @@ class Scrubber:
         return trail, max(self.decoders, key=lambda d: (d.position != index, d is not self.seeker))
 
     def _emit(self, decoded: Decoded) -> None:
-        """A frame passed on the way: keep a preview of keyframes, and of one frame every ``EMIT_S``."""
+        """A frame passed on the way during a drag: keep a preview of keyframes, and of one frame every
+        ``EMIT_S`` (the drag's approximate answers). None while a request waits for an exact frame."""
+        pointer = self._pointer
+        if pointer is None or pointer[1]:
+            return
         now = time.monotonic()
         if now - self._emitted >= EMIT_S or self.seeker.keyframe_before(decoded.index) == decoded.index:
             self._emitted = now
@@ -238,16 +268,21 @@ class ProxyBuilder:
         self.scrubber, self.paused, self.take = scrubber, paused, take
         self._closed = threading.Event()
         self.done = threading.Event()
+        self.background = False  # runs at a lower priority (then it does not wait for the user)
         self._thread = threading.Thread(target=self._run, name="studio-proxies", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         self._closed.set()
+        self._thread.join(timeout=10)  # it stops between two packets; then its file is closed
 
     def _waiting(self) -> bool:
+        if self._closed.is_set() or self.paused():
+            return True
         s = self.scrubber
-        return (self._closed.is_set() or self.paused() or s.busy
-                or time.monotonic() - s.last_request < ACTIVE_S)
+        if self.background:  # it only stands aside while a release or a click waits for its exact frame
+            return s._exact_waiting > 0
+        return s.busy or time.monotonic() - s.last_request < ACTIVE_S
 
     def _chunks(self, seeker: FrameSeeker) -> list[tuple[int, int]]:
         starts = [k for k in seeker.keyframes]
@@ -260,8 +295,9 @@ class ProxyBuilder:
 
     def _run(self) -> None:
         proxies = self.scrubber.proxies
+        self.background = lower_priority(BACKGROUND_NICE)  # before the decoder (and its threads) start
         try:
-            with self.scrubber.seeker.sibling(threads=1) as seeker:
+            with self.scrubber.seeker.sibling() as seeker:  # threaded: at the lowest priority, idle CPU only
                 chunks = self._chunks(seeker)
                 left = set(range(len(chunks)))
                 while left:
@@ -290,3 +326,15 @@ class ProxyBuilder:
             return  # the scrub decoder still answers; a broken tail shows up when that frame is asked for
         finally:
             self.done.set()
+
+
+def lower_priority(nice: int | None) -> bool:
+    """Give the calling thread, and the threads it starts from now on, the niceness ``nice`` (Linux: a
+    thread's niceness is its own and new threads inherit it). False where that cannot be done."""
+    if nice is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError:
+        return False
+    return True

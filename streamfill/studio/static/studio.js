@@ -142,8 +142,8 @@ function timecode(seconds, fps) {
   return `${p(Math.floor(whole / 3600))}:${p(Math.floor(whole / 60) % 60)}:${p(whole % 60)}:${p(ff)}`;
 }
 
-async function image(url) {
-  const response = await api(url);
+async function image(url, signal) {
+  const response = await api(url, signal ? {signal} : undefined);
   const blob = await response.blob();
   const h = response.headers;
   return {bitmap: await createImageBitmap(blob), time: parseFloat(h.get("X-Frame-Time") || "0"),
@@ -154,11 +154,14 @@ async function image(url) {
 let loading = false;
 let wanted = {index: 0, exact: true};
 let lastApprox = 0;
+let inflight = null;  // the AbortController of an approximate (drag) request in flight
+let wake = null;      // ends the pause between two drag requests early
 const APPROX_MS = 50;
 // Show frame ``index``; while a frame is loading only the latest request is kept (fast scrubbing).
 // ``exact = false`` (the scrubber is being dragged): the server answers at once with the nearest frame it has
 // decoded and moves its decoder toward the pointer; such a frame is marked approximate ("≈ frame N") until
 // the exact one arrives (on release). A jump from an exact frame first shows the nearest one, then the exact.
+// The release never waits behind a drag request: one in flight is dropped and the exact request sent at once.
 async function show(index, exact = true) {
   if (!S.clip) return;
   index = Math.max(0, Math.min(S.clip.frames - 1, index | 0));
@@ -168,20 +171,37 @@ async function show(index, exact = true) {
   $("scrubber").value = index;
   $("frame-number").value = index;
   updateKeyFlag();
-  if (loading) return;
+  if (loading) {
+    if (exact) {
+      if (inflight) inflight.abort();
+      if (wake) wake();
+    }
+    return;
+  }
   loading = true;
   try {
     while (true) {
       if (!wanted.exact) {  // while dragging, at most one request per APPROX_MS (the decoder needs the cores)
         const left = APPROX_MS - (performance.now() - lastApprox);
-        if (left > 0) await new Promise((r) => setTimeout(r, left));
+        if (left > 0) await new Promise((r) => { wake = r; setTimeout(r, left); });
+        wake = null;
         lastApprox = performance.now();
       }
       const i = wanted.index;
       const jump = wanted.exact && !S.approx && S.shownIndex >= 0 && Math.abs(i - S.shownIndex) > 1;
       const ex = wanted.exact && !jump;
       const base = `api/clips/${S.clip.id}`;
-      const frame = await image(`${base}/frames/${i}` + (ex ? "" : "?approx=1"));
+      const control = ex ? null : new AbortController();
+      inflight = control;
+      let frame;
+      try {
+        frame = await image(`${base}/frames/${i}` + (ex ? "" : "?approx=1"), control && control.signal);
+      } catch (err) {
+        if (control && control.signal.aborted) continue;  // dropped for the release: ask for the exact frame
+        throw err;
+      } finally {
+        inflight = null;
+      }
       const shown = frame.index === null ? i : frame.index;
       const exactHere = frame.exact && shown === i;
       const tracked = S.clip.track && S.overlay;
