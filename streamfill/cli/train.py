@@ -231,6 +231,8 @@ EVAL_METHODS = {
     "ns": ("ns", 0, 0, "OpenCV Navier-Stokes (radius 5) on the user's mask"),
     "fsr_fast": ("fsr_fast", 0, 0, "OpenCV xphoto FSR_FAST on the user's mask (needs opencv-contrib)"),
     "fsr_best": ("fsr_best", 0, 0, "OpenCV xphoto FSR_BEST on the user's mask (needs opencv-contrib)"),
+    "fsr_fast dilate 4": ("fsr_fast", 4, 3, "streamfill image --engine fsr_fast, CLI defaults (dilate 4, feather 3)"),
+    "fsr_best dilate 4": ("fsr_best", 4, 3, "streamfill image --engine fsr_best, CLI defaults (dilate 4, feather 3)"),
 }
 
 
@@ -359,8 +361,9 @@ def heldout_markdown(evaluation, photos, max_side: int, seeds: int) -> str:
     for n, r in result.items():
         lines.append(f"| {n} ({EVAL_METHODS[n][3]}) | {r['l1'] * 100:.2f} | {r['worst_seed_l1'] * 100:.2f} | "
                      f"{r['psnr']:.2f} | {r['worst_seed_psnr']:.2f} |")
-    pairs = [("streamfill dilate 0", "telea"), ("streamfill", "telea dilate 4"), ("streamfill dilate 0", "fsr_best"),
-             ("streamfill dilate 0", "fsr_fast")]
+    pairs = [("streamfill dilate 0", "telea"), ("streamfill", "telea dilate 4"),
+             ("streamfill dilate 0", "fsr_best"), ("streamfill", "fsr_best dilate 4"),
+             ("streamfill dilate 0", "fsr_fast"), ("streamfill", "fsr_fast dilate 4")]
     ratios = [f"{a} / {b} = {result[a]['l1'] / result[b]['l1']:.3f}" for a, b in pairs
               if a in result and b in result and result[b]["l1"] > 0]
     if ratios:
