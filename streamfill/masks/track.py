@@ -19,9 +19,6 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
 Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
 keyframe's shape moved there; when the alignment fails outright (a blurred jump the flow missed), the template
 is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``).
-When the alignment stops fitting because the object deformed, the template's picture is registered to the new
-frame with dense flow (``_register``); if it fits then, the keyframe's template is kept and its shape follows
-that flow, rather than being replaced by the current mask with whatever that mask had lost.
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
@@ -130,9 +127,6 @@ _TARGET_SIDE = 64
 _MAX_UPSCALE = 1.0
 _UPSCALE_PIXELS = 400_000
 _COLOUR_LOW, _COLOUR_HIGH = 0.35, 0.75
-# Non-rigid registration of the template (see _Propagator._register): the flow is trusted where the template's
-# picture has at least this much texture (mean |Sobel x| + |Sobel y| over 5 x 5 px; grey levels), less below.
-_REGISTER_TEXTURE = 100.0
 
 
 class TrackingWarning(UserWarning):
@@ -247,8 +241,6 @@ class _Propagator:
         self.recent_angle = 0.0  # recent |rotation| per frame, radians
         self.reseeks = 0  # anchors found again by the wider search (see _reseek)
         self.rejected = 0  # updates refused by the motion bounds (for tests and statistics)
-        self.registered = 0  # frames whose match was kept by the non-rigid registration (see _register)
-        self._registered_shape: np.ndarray | None = None
         self.confidence = 1.0
         obj = self.state > 0.5
         # The colour band scales with the object: a 4 px band around a 20 px object could double its area
@@ -635,19 +627,6 @@ class _Propagator:
                 # but much larger or slanted fit (seen: x13 the area at correlation 0.92) is refused.
                 self.rejected += 1
                 rho = 0.0
-            self._registered_shape = None
-            if 0.0 < rho < cfg.anchor_corr and self.misses == 0:
-                # The alignment (a similarity or translation) stopped fitting, but the object may only have
-                # deformed: the template's picture, moved there, is registered to the new frame with dense flow;
-                # when it then fits, the template is kept and its shape follows that flow. Without this the
-                # template was replaced by the newest look, the current mask, and whatever the mask had lost by
-                # then was lost for good (a deforming 24 px object whose flat green half looks like the green
-                # background behind it: the mask kept only its textured half, `tiny` seed 3001).
-                shape = cv2.warpAffine(self.tmpl[1], _compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
-                registered, corr = self._register(cur, shape, _compose(to_roi, refined), dis)
-                if corr >= cfg.anchor_corr:
-                    rho, self._registered_shape = corr, registered
-                    self.registered += 1
             if rho >= cfg.anchor_corr:
                 self.misses = 0
                 self.matched += 1
@@ -676,10 +655,7 @@ class _Propagator:
             if self.misses == 0 or (moves_rigidly and self.misses <= cfg.anchor_patience):
                 # The keyframe's shape, moved to now: parts hidden for a while come back with it.
                 anchored = True
-                if self._registered_shape is not None:
-                    rigid = self._registered_shape
-                else:
-                    rigid = cv2.warpAffine(self.tmpl[1], _compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
+                rigid = cv2.warpAffine(self.tmpl[1], _compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
                 # The anchored shape is trusted: the flow may only take pixels away from it (occluders).
                 dense = np.minimum(dense, rigid)
             else:
@@ -731,33 +707,6 @@ class _Propagator:
             full_trusted[y0:y1, x0:x1] = trusted
             self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
         return state
-
-    def _register(self, cur: np.ndarray, shape: np.ndarray, to_now: np.ndarray, dis) -> tuple[np.ndarray, float]:
-        """Non-rigid registration of the template to the current frame. ``to_now`` maps the template frame to
-        the region of interest ``cur`` (grey); ``shape`` is the template's soft mask moved by it. The template's
-        picture, moved the same way and pasted over ``cur`` (so that the flow outside it is zero), is registered
-        to ``cur`` with DIS flow, damped where the picture is too plain to tell (``_REGISTER_TEXTURE``; on a
-        plain patch the flow is free to slide). Returns (``shape`` carried along that flow, the normalised
-        correlation of the registered picture with ``cur`` over the registered shape and 2 px around it)."""
-        tg, _, (tx, ty), _ = self.tmpl
-        m = _compose(to_now, np.array([[1, 0, tx], [0, 1, ty]], np.float64))
-        h, w = cur.shape
-        pic = cv2.warpAffine(tg, m, (w, h), flags=cv2.INTER_LINEAR)
-        inside = cv2.warpAffine(np.ones(tg.shape, np.float32), m, (w, h), flags=cv2.INTER_LINEAR) > 0.999
-        comp = np.clip(np.where(inside, pic, cur.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
-        f = dis.calc(cur, comp, None)
-        c32 = comp.astype(np.float32)
-        texture = cv2.blur(np.abs(cv2.Sobel(c32, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(c32, cv2.CV_32F, 0, 1)), (5, 5))
-        f *= np.clip(texture / _REGISTER_TEXTURE, 0.0, 1.0)[..., None]
-        gx, gy = self.gx[:h, :w] + f[..., 0], self.gy[:h, :w] + f[..., 1]
-        out = cv2.remap(shape, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        where = cv2.dilate((out > 0.5).astype(np.uint8), self.k5).astype(bool)
-        if np.count_nonzero(where) < _ECC_MIN_PIXELS:
-            return out, 0.0
-        a = cv2.remap(c32, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[where]
-        b = cur[where].astype(np.float32)
-        a, b = a - a.mean(), b - b.mean()
-        return out, float((a * b).sum() / (np.sqrt(float((a * a).sum()) * float((b * b).sum())) + 1e-6))
 
     def _confidence(self, rgb: np.ndarray, obj: np.ndarray, area: float) -> float:
         """How sure the track is that the mask is on the object, 0-1: the smaller of an area score (the mask's
