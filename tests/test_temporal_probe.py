@@ -12,6 +12,7 @@ import numpy as np
 from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion
 from streamfill.temporal import complete as tc
+from streamfill.temporal.flow import Flow
 from streamfill.types import Frame
 
 H, W = 64, 96
@@ -100,3 +101,64 @@ def test_quality_sends_a_part_propagated_wrongly_to_the_engine(monkeypatch):
     assert len(out) == n
     assert comp.stats.probes > 0
     assert comp.stats.pixels.get("probe", 0) > 0
+
+
+def _still_slots(comp, n, hole_at):
+    """Slots of a still clip of ``n`` frames (one picture) with a disc hole in frame ``hole_at`` only."""
+    comp._flow = Flow("medium")
+    image = picture(5)
+    slots = []
+    for i in range(n):
+        hole = np.zeros((H, W), np.uint8)
+        if i == hole_at:
+            cv2.circle(hole, (W // 2, H // 2), 9, 255, -1)
+        slots.append(comp._ingest(Frame(image=image, pts=i, time_base=Fraction(1, 25), index=i), hole))
+    return slots
+
+
+def test_flow_candidates_can_be_asked_to_come_from_far_frames():
+    """The age-matched probe gathers the ring's candidates only from frames at least as far as the hole's
+    sources; the gather reports the distance its candidates came from."""
+    comp = TemporalCompletion(lambda img, mask: img, TemporalConfig(mode="quality", background=False))
+    buf = _still_slots(comp, 9, 4)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    ring = (cv2.dilate(buf[4].hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~buf[4].hole
+
+    def mean_age(floor):
+        acc = np.zeros((H, W, 3), np.float32)
+        wsum = np.zeros((H, W), np.float32)
+        age = np.zeros((H, W), np.float32)
+        total = comp._gather_flow(buf, 4, xs, ys, ring, acc, wsum, age, floor)
+        got = total > 0
+        assert got[ring].mean() > 0.9
+        return float((age[got] / total[got]).min()), float((age[got] / total[got]).mean())
+
+    nearest, _ = mean_age(None)
+    far, _ = mean_age(np.where(ring, 3.0, np.inf).astype(np.float32))
+    assert nearest < 2.5                                  # unrestricted: mostly the nearest frames
+    assert far >= 3.0                                     # nothing nearer than three frames counted
+
+
+def test_quality_carries_nothing_into_a_part_the_probe_gave_away(monkeypatch):
+    """Where the probe distrusts a part of the hole, the previous output (carried along the same flow) is not
+    used there either: that part goes to the engine whole."""
+    n = 8
+
+    def fill(img, mask):
+        return np.where(mask[..., None] > 0, np.uint8(100), img)
+
+    def pairs():
+        for i in range(n):
+            image = picture(100 + i)                      # every frame a new picture: propagation is wrong
+            hole = np.zeros((H, W), np.uint8)
+            cv2.circle(hole, (W // 2 + 2 * i, H // 2), 14, 255, -1)
+            yield Frame(image=image, pts=i, time_base=Fraction(1, 25), index=i), hole
+
+    carried = {}
+    for flag in (False, True):
+        monkeypatch.setattr(tc, "PROBE_CARRY", flag)
+        comp = TemporalCompletion(fill, TemporalConfig(mode="quality", background=False, window=3))
+        assert len(list(comp.stream(pairs()))) == n
+        carried[flag] = comp.stats.pixels["previous"]
+    assert carried[False] > 0
+    assert carried[True] < 0.2 * carried[False]

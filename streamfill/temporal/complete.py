@@ -38,9 +38,14 @@ predicted twice, by propagation (the candidates gathered there from other frames
 by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
 pixels (``_probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
 engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole goes
-to the engine (all of a connected part once most of it does). In ``quality`` the engine's fill is then
-averaged with the previous output along the flow (``ENGINE_SMOOTH``), as carried pixels are. It costs one
-extra engine run per frame with a hole, so ``fast`` skips it.
+to the engine (all of a connected part once most of it does). The comparison is age-matched (``PROBE_AGE``):
+the hole's real pixels come from frames further away than the ring's (the occluder hid them longer), and
+blur, deformation and flow drift grow with that distance, so the ring's flow candidates are gathered again
+from frames at least as far as the median distance of the hole part's own (``_aged_ring``). A part given away
+whole takes nothing carried from the previous output either (``PROBE_CARRY``: it comes along the same flow).
+In ``quality`` the engine's fill is then averaged with the previous output along the flow
+(``ENGINE_SMOOTH``), as carried pixels are. It costs one extra engine run per frame with a hole, so ``fast``
+skips it.
 
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
@@ -112,10 +117,13 @@ CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the fl
 SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the ring's median and still count (quality)
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
-ENGINE_SMOOTH = 0.3      # quality: share of the previous output (along the flow) in each engine-filled pixel
+ENGINE_SMOOTH = 0.45     # quality: share of the previous output (along the flow) in each engine-filled pixel
 PROBE = True             # quality: test propagation against the engine on held-out known pixels around the hole
 PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the probe (its paste feathers there)
 PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
+PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
+PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
+PROBE_CARRY = True       # quality: a hole part the probe gave away whole takes nothing carried from the previous output
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 
 
@@ -180,6 +188,7 @@ class TemporalCompletion:
         self._flow: Flow | None = None
         self._memory: BackgroundMemory | None = None
         self.max_held = 0
+        self._given_away: np.ndarray | None = None   # parts of the current hole the probe gave away whole
 
     @property
     def frames_filled(self) -> int:
@@ -325,7 +334,8 @@ class TemporalCompletion:
         todo = region & (bracket_w == 0)
         if not self.quality:
             todo &= bg_w < BACKGROUND_TRUST
-        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum) if todo.any() else np.zeros_like(wsum)
+        age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
+        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age) if todo.any() else np.zeros_like(wsum)
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
         # frame is the truth), below.
@@ -367,9 +377,13 @@ class TemporalCompletion:
                 self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & hole).sum())
 
         misfit = np.zeros(hole.shape, bool)
+        self._given_away = None
         # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)
         if PROBE and self.quality and (hole & have).any():
-            misfit = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand)
+            aged = None
+            if age is not None:
+                aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w)
+            misfit = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
             if misfit.any():
                 have = have & ~misfit
                 self.stats.pixels["probe"] = self.stats.pixels.get("probe", 0) + int(misfit.sum())
@@ -389,6 +403,9 @@ class TemporalCompletion:
         prev_used = np.zeros(hole.shape, bool)
         if previous is not None and uncovered:
             prev_used = previous[1] & ~have & region & ~misfit
+            if PROBE_CARRY and self._given_away is not None:
+                # the previous output comes along the same flow the probe just distrusted in this part
+                prev_used &= ~self._given_away
             cand[prev_used] = previous[0][prev_used]
 
         known = have | prev_used
@@ -443,7 +460,37 @@ class TemporalCompletion:
             stats["engine"] += int(large.sum())
         return out
 
-    def _probe(self, image, box, hole, region, have, cand) -> np.ndarray:
+    def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w):
+        """The ring's propagated colours as old as the hole's: where the hole's real pixels come along the flow,
+        they come from frames further away (the occluder hid them longer) than the ring's, which are seen a
+        frame or two away; a ring predicted from its own nearest frames says little about the hole (blur,
+        deformation and flow drift grow with the distance). Per part of the hole, the median distance of its
+        flow candidates is carried to the ring, and the ring's flow candidates are gathered again from frames
+        at least that far. Returns (colour h x w x 3, found h x w bool, led: the ring pixels where the flow
+        leads) or None."""
+        got = hole & (flow_w > 0)
+        if not got.any():
+            return None
+        mean_age = np.zeros(hole.shape, np.float32)
+        mean_age[got] = age[got] / flow_w[got]
+        n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+        part = np.zeros(hole.shape, np.float32)
+        for k in range(1, n):
+            sel = got & (labels == k)
+            if sel.any():
+                part[sel] = np.quantile(mean_age[sel], PROBE_AGE_QUANTILE)
+        need = smooth_fill(part, got)
+        ring = region & ~hole & (flow_w > other_w)
+        floor = np.where(ring, np.maximum(1.0, np.floor(need)), np.inf).astype(np.float32)
+        if not (need[ring] > 1.0).any():
+            return None
+        acc = np.zeros((*hole.shape, 3), np.float32)
+        wsum = np.zeros(hole.shape, np.float32)
+        found = self._gather_flow(buf, i, xs, ys, ring, acc, wsum, min_dist=floor) > 0
+        colour = acc / np.maximum(wsum, 1e-6)[..., None]
+        return colour, found & ring, ring
+
+    def _probe(self, image, box, hole, region, have, cand, aged=None) -> np.ndarray:
         """h x w bool: the parts of the hole where propagation is not trusted, by held-out evidence. The ring of
         known pixels around the hole is treated as missing: propagation's prediction of it (``cand`` there, from
         other frames: the same flow, memory and copies as inside the hole) and the engine's (``fill`` run with
@@ -461,6 +508,12 @@ class TemporalCompletion:
         engine = self.fill(image, hidden * np.uint8(255))[y0:y1, x0:x1].astype(np.float32)
         frame = image[y0:y1, x0:x1].astype(np.float32)
         e_eng = smooth_fill(np.where(ring, np.abs(engine - frame).mean(axis=2), 0.0).astype(np.float32), ring)
+        if aged is not None:
+            colour, found, led = aged
+            ring_aged = ring & (found | ~led)    # flow-led ring pixels with no candidate that old say nothing
+            if ring_aged.sum() >= RING_MIN:
+                cand = np.where(found[..., None], colour, cand)
+                ring = ring_aged
         e_prop = _ring_error(frame, cand, ring)
         self.stats.probes += 1
         misfit = hole & have & (e_prop > PROBE_RATIO * e_eng)
@@ -473,6 +526,7 @@ class TemporalCompletion:
             whole = lost > PROBE_ALL * np.maximum(got, 1)
             whole[0] = False
             misfit |= whole[labels] & have & hole
+            self._given_away = whole[labels] & hole   # read by _complete (PROBE_CARRY)
         return misfit
 
     @staticmethod
@@ -580,10 +634,13 @@ class TemporalCompletion:
         nearest = np.where((db <= da)[..., None], before, after)
         return 0.5 * (before + after), same, nearest, fb | fa
 
-    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum) -> np.ndarray:
+    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None) -> np.ndarray:
         """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
         boxes) for the ``region`` pixels; returns the per-pixel weight they contributed. Chains are kept as
-        flat arrays of the pixels still followed (``fast`` stops following a pixel once it has a candidate)."""
+        flat arrays of the pixels still followed (``fast`` stops following a pixel once it has a candidate).
+        ``age`` (h x w, optional): receives the weighted distance in frames of each candidate (divide by the
+        returned weight for the mean); ``min_dist`` (h x w, optional): per pixel, the nearest frame distance whose
+        candidates count (the chains still pass through nearer frames)."""
         slot = buf[i]
         H, W = slot.hole.shape
         h, w = slot.small.shape
@@ -593,7 +650,9 @@ class TemporalCompletion:
         flat_acc = acc.reshape(-1, 3)
         flat_w = wsum.reshape(-1)
         flat_total = total.reshape(-1)
+        flat_age = None if age is None else age.reshape(-1)
         start = np.flatnonzero(region.reshape(-1))
+        floor = None if min_dist is None else min_dist.reshape(-1)
         chains = [{"dir": d, "k": i, "idx": start, "x": xs.reshape(-1)[start].copy(),
                    "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32)} for d in (1, -1)]
         for dist in range(1, max(i, len(buf) - 1 - i) + 1):
@@ -630,6 +689,8 @@ class TemporalCompletion:
                 target = buf[nxt]
                 real = np.ones(c["idx"].size, bool) if target.empty else \
                     sample_points(target.unsafe, c["x"], c["y"], nearest=True, border=1) == 0
+                if floor is not None:
+                    real &= floor[c["idx"]] <= dist
                 if not real.any():
                     continue
                 idx = c["idx"][real]
@@ -638,6 +699,8 @@ class TemporalCompletion:
                 flat_acc[idx] += colour * wgt[:, None]      # idx has no repeats within one chain
                 flat_w[idx] += wgt
                 flat_total[idx] += wgt
+                if flat_age is not None:
+                    flat_age[idx] += wgt * dist
         return total
 
     def _from_previous(self, buf, i, xs, ys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
