@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import subprocess
 import sys
@@ -467,44 +468,49 @@ def test_scrub_answers_approximate_during_a_drag_and_exact_on_release(tmp_path):
         studio.close()
 
 
-def test_backward_drag_aims_the_decoder_behind_the_pointer(tmp_path):
-    from streamfill.studio.scrub import LEAD_S, Scrubber
+@contextlib.contextmanager
+def scrubber_for(path, still: bool = False):
+    """A Scrubber (64x48 previews) on ``path``, closed afterwards; ``still``: its decoder never moves, only the
+    requests do."""
+    from streamfill.studio.scrub import Scrubber
 
-    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
     with FrameSeeker(path) as seeker:
         scrubber = Scrubber(seeker, (64, 48), 80)
         try:
-            now = time.monotonic()
-            with scrubber._cond:  # the pointer went from 24 to 20 in 0.1 s: 40 frames/s backward
-                scrubber._trail.extend([(now - 0.1, 24), (now, 20)])
-                scrubber._pointer = (20, False)
-                aim = scrubber._plan()[0]
-                assert abs(aim - (20 - 40 * LEAD_S)) <= 1 and aim < 20
-                scrubber._trail.clear()
-                scrubber._trail.extend([(now - 0.1, 16), (now, 20)])  # forward: the pointer itself
-                assert scrubber._plan()[0] == 20
-                scrubber._pointer = (20, True)  # released: exactly there
-                assert scrubber._plan()[0] == 20
+            if still:
+                with scrubber._cond:
+                    scrubber._plan = lambda: None
+            yield scrubber
         finally:
             scrubber.close()
+
+
+def test_backward_drag_aims_the_decoder_behind_the_pointer(tmp_path):
+    from streamfill.studio.scrub import LEAD_S
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
+    with scrubber_for(path) as scrubber:
+        now = time.monotonic()
+        with scrubber._cond:  # the pointer went from 24 to 20 in 0.1 s: 40 frames/s backward
+            scrubber._trail.extend([(now - 0.1, 24), (now, 20)])
+            scrubber._pointer = (20, False)
+            aim = scrubber._plan()[0]
+            assert abs(aim - (20 - 40 * LEAD_S)) <= 1 and aim < 20
+            scrubber._trail.clear()
+            scrubber._trail.extend([(now - 0.1, 16), (now, 20)])  # forward: the pointer itself
+            assert scrubber._plan()[0] == 20
+            scrubber._pointer = (20, True)  # released: exactly there
+            assert scrubber._plan()[0] == 20
 
 
 def test_a_request_waiting_for_a_frame_is_answered_when_the_proxy_builder_makes_it(tmp_path):
-    from streamfill.studio.scrub import Scrubber
 
     path = make_object_clip(tmp_path / "c.mp4", frames=12, width=64, height=48)
-    with FrameSeeker(path) as seeker:
-        scrubber = Scrubber(seeker, (64, 48), 80)
-        try:
-            # the scrub decoder is kept busy elsewhere; the frame arrives from the proxy builder only
-            with scrubber._cond:
-                scrubber._plan = lambda: None
-            t0 = time.monotonic()
-            threading.Timer(0.2, lambda: scrubber.add_proxy(5, b"jpeg")).start()
-            assert scrubber.request(5, exact=True, timeout=10) == (b"jpeg", 5, True)
-            assert time.monotonic() - t0 < 5
-        finally:
-            scrubber.close()
+    with scrubber_for(path, still=True) as scrubber:  # the frame arrives from the proxy builder only
+        t0 = time.monotonic()
+        threading.Timer(0.2, lambda: scrubber.add_proxy(5, b"jpeg")).start()
+        assert scrubber.request(5, exact=True, timeout=10) == (b"jpeg", 5, True)
+        assert time.monotonic() - t0 < 5
 
 
 def test_the_release_pre_empts_drag_requests(tmp_path, monkeypatch):
@@ -512,57 +518,43 @@ def test_the_release_pre_empts_drag_requests(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scrub, "NEAR_WAIT_S", 30.0)  # a drag request near the decoder would wait long
     path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
-    with FrameSeeker(path) as seeker:
-        scrubber = scrub.Scrubber(seeker, (64, 48), 80)
-        try:
-            with scrubber._cond:
-                scrubber._plan = lambda: None  # the decoder stands still: only the requests move
-            scrubber.add_proxy(0, b"k0")
-            got = {}
+    with scrubber_for(path, still=True) as scrubber:
+        scrubber.add_proxy(0, b"k0")
+        got = {}
 
-            def ask(name, index, exact):
-                got[name] = scrubber.request(index, exact=exact, timeout=20)
+        def ask(name, index, exact):
+            got[name] = scrubber.request(index, exact=exact, timeout=20)
 
-            drag = threading.Thread(target=ask, args=("drag", 4, False))
-            drag.start()  # 4 frames from the keyframe: waits for the exact picture
-            time.sleep(0.2)
-            assert drag.is_alive()
-            t0 = time.monotonic()
-            release = threading.Thread(target=ask, args=("release", 20, True))
-            release.start()
-            drag.join(timeout=5)  # the release wakes it at once: the nearest picture, marked approximate
-            assert not drag.is_alive() and time.monotonic() - t0 < 5 and got["drag"] == (b"k0", 0, False)
-            # a drag request sent before the release and arriving after it is answered from memory and does
-            # not take the decoder from the exact frame
-            gen = scrubber._gen
-            assert scrubber.request(3, exact=False) == (b"k0", 0, False)
-            assert scrubber._gen == gen and scrubber._pointer == (20, True) and release.is_alive()
-            scrubber.add_proxy(20, b"k20")
-            release.join(timeout=5)
-            assert got["release"] == (b"k20", 20, True)
-        finally:
-            scrubber.close()
+        drag = threading.Thread(target=ask, args=("drag", 4, False))
+        drag.start()  # 4 frames from the keyframe: waits for the exact picture
+        time.sleep(0.2)
+        assert drag.is_alive()
+        t0 = time.monotonic()
+        release = threading.Thread(target=ask, args=("release", 20, True))
+        release.start()
+        drag.join(timeout=5)  # the release wakes it at once: the nearest picture, marked approximate
+        assert not drag.is_alive() and time.monotonic() - t0 < 5 and got["drag"] == (b"k0", 0, False)
+        # a drag request sent before the release and arriving after it is answered from memory and does
+        # not take the decoder from the exact frame
+        gen = scrubber._gen
+        assert scrubber.request(3, exact=False) == (b"k0", 0, False)
+        assert scrubber._gen == gen and scrubber._pointer == (20, True) and release.is_alive()
+        scrubber.add_proxy(20, b"k20")
+        release.join(timeout=5)
+        assert got["release"] == (b"k20", 20, True)
 
 
 def test_no_preview_is_made_on_the_way_while_an_exact_frame_is_waited_for(tmp_path):
-    from streamfill.studio.scrub import Scrubber
 
     path = make_object_clip(tmp_path / "c.mp4", frames=30, width=64, height=48, x264=LONG_GOP)
-    with FrameSeeker(path) as seeker:
-        scrubber = Scrubber(seeker, (64, 48), 80)
-        try:
-            with scrubber._cond:
-                scrubber._plan = lambda: None
-            with FrameSeeker(path) as other:
-                passed = other.decode_to(0)  # a keyframe: kept during a drag
-                scrubber._pointer = (20, True)
-                scrubber._emit(passed)
-                assert scrubber.have(0) is None
-                scrubber._pointer = (20, False)
-                scrubber._emit(passed)
-                assert scrubber.have(0) is not None
-        finally:
-            scrubber.close()
+    with scrubber_for(path, still=True) as scrubber, FrameSeeker(path) as other:
+        passed = other.decode_to(0)  # a keyframe: kept during a drag
+        scrubber._pointer = (20, True)
+        scrubber._emit(passed)
+        assert scrubber.have(0) is None
+        scrubber._pointer = (20, False)
+        scrubber._emit(passed)
+        assert scrubber.have(0) is not None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is a Linux feature")
