@@ -263,18 +263,26 @@ class _FlakyServe:
         self.ctx.term()
 
 
-@pytest.mark.parametrize("mode", ["fail", "passthrough"])
-def test_lookahead_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
-    """Look-ahead (serve holds 3 frames): serve answers frames 0-2 (as frames 3-5 come), then goes silent. `fail`
-    stops with the first unanswered frame; `passthrough` forwards the held frames unchanged, in order, and
-    every frame comes out with its pts."""
-    d, frames, _ = media
-    fake = _FlakyServe(answer=6, lookahead=3)
+def _against_flaky_serve(gst, media, tmp_path, mode, **serve):
+    """The element over the still-mask clip against a ``_FlakyServe(**serve)`` (closed afterwards) with
+    ``on-error=mode``, a 0.3 s timeout and no retries: ``(fake, result, got)``."""
+    d = media[0]
+    fake = _FlakyServe(**serve)
     try:
         result, got = _check(gst, tmp_path / mode, d / "clip.mkv", f"endpoint={fake.endpoint}",
                              f"mask={d / 'still.png'}", f"on-error={mode}", "timeout=0.3", "retries=0")
     finally:
         fake.close()
+    return fake, result, got
+
+
+@pytest.mark.parametrize("mode", ["fail", "passthrough"])
+def test_lookahead_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
+    """Look-ahead (serve holds 3 frames): serve answers frames 0-2 (as frames 3-5 come), then goes silent. `fail`
+    stops with the first unanswered frame; `passthrough` forwards the held frames unchanged, in order, and
+    every frame comes out with its pts."""
+    frames = media[1]
+    fake, result, got = _against_flaky_serve(gst, media, tmp_path, mode, answer=6, lookahead=3)
     if mode == "fail":
         assert result["error"].startswith("streamfill: frame ") and "no answer from streamfill serve at " \
             f"{fake.endpoint} for frame 3 after 1 tries of 0.3 s" in result["error"], result["error"]
@@ -288,13 +296,8 @@ def test_lookahead_server_stops_answering_mid_stream(gst, media, tmp_path, mode)
 
 @pytest.mark.parametrize("mode", ["fail", "passthrough"])
 def test_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
-    d, frames, _ = media
-    fake = _FlakyServe(answer=4)
-    try:
-        result, got = _check(gst, tmp_path / mode, d / "clip.mkv", f"endpoint={fake.endpoint}",
-                             f"mask={d / 'still.png'}", f"on-error={mode}", "timeout=0.3", "retries=0")
-    finally:
-        fake.close()
+    frames = media[1]
+    fake, result, got = _against_flaky_serve(gst, media, tmp_path, mode, answer=4)
     if mode == "fail":
         assert result["error"] == ("streamfill: frame 4: no answer from streamfill serve at "
                                    f"{fake.endpoint} for frame 4 after 1 tries of 0.3 s (is `streamfill serve "
