@@ -34,7 +34,7 @@ def setup(seed: int = 0):
 
 def probe(fill, cand, image, hole, region):
     tcomp = TemporalCompletion(fill, TemporalConfig(mode="quality"))
-    return tcomp._probe(image, (0, 0, W, H), hole, region, region.copy(), cand), tcomp
+    return tcomp._probe(image, (0, 0, W, H), hole, region, region.copy(), cand)[0], tcomp
 
 
 def test_probe_hides_the_ring_from_the_engine():

@@ -188,7 +188,6 @@ class TemporalCompletion:
         self._flow: Flow | None = None
         self._memory: BackgroundMemory | None = None
         self.max_held = 0
-        self._given_away: np.ndarray | None = None   # parts of the current hole the probe gave away whole
 
     @property
     def frames_filled(self) -> int:
@@ -377,13 +376,13 @@ class TemporalCompletion:
                 self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & hole).sum())
 
         misfit = np.zeros(hole.shape, bool)
-        self._given_away = None
+        given_away = None   # parts of the hole the probe gave away whole
         # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)
         if PROBE and self.quality and (hole & have).any():
             aged = None
             if age is not None:
                 aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w)
-            misfit = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
+            misfit, given_away = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
             if misfit.any():
                 have = have & ~misfit
                 self.stats.pixels["probe"] = self.stats.pixels.get("probe", 0) + int(misfit.sum())
@@ -403,9 +402,9 @@ class TemporalCompletion:
         prev_used = np.zeros(hole.shape, bool)
         if previous is not None and uncovered:
             prev_used = previous[1] & ~have & region & ~misfit
-            if PROBE_CARRY and self._given_away is not None:
+            if PROBE_CARRY and given_away is not None:
                 # the previous output comes along the same flow the probe just distrusted in this part
-                prev_used &= ~self._given_away
+                prev_used &= ~given_away
             cand[prev_used] = previous[0][prev_used]
 
         known = have | prev_used
@@ -490,8 +489,9 @@ class TemporalCompletion:
         colour = acc / np.maximum(wsum, 1e-6)[..., None]
         return colour, found & ring, ring
 
-    def _probe(self, image, box, hole, region, have, cand, aged=None) -> np.ndarray:
-        """h x w bool: the parts of the hole where propagation is not trusted, by held-out evidence. The ring of
+    def _probe(self, image, box, hole, region, have, cand, aged=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(misfit, given_away)``, h x w bool: the parts of the hole where propagation is not trusted, by
+        held-out evidence, and the connected parts of the hole given away whole (None when none is). The ring of
         known pixels around the hole is treated as missing: propagation's prediction of it (``cand`` there, from
         other frames: the same flow, memory and copies as inside the hole) and the engine's (``fill`` run with
         the ring, a gap beyond it and the hole all hidden, so it sees none of them) are compared with the
@@ -500,7 +500,7 @@ class TemporalCompletion:
         x0, y0, x1, y1 = box
         ring = region & ~hole & have
         if ring.sum() < RING_MIN:
-            return np.zeros(hole.shape, bool)
+            return np.zeros(hole.shape, bool), None
         H, W = image.shape[:2]
         full = np.zeros((H, W), np.uint8)
         full[y0:y1, x0:x1] = region
@@ -517,6 +517,7 @@ class TemporalCompletion:
         e_prop = _ring_error(frame, cand, ring)
         self.stats.probes += 1
         misfit = hole & have & (e_prop > PROBE_RATIO * e_eng)
+        given_away = None
         if misfit.any():
             # a part of the hole mostly given away goes to the engine whole: the rest of it came along the same
             # flow, and the engine fills better without that context
@@ -525,9 +526,9 @@ class TemporalCompletion:
             lost = np.bincount(labels[misfit], minlength=n)
             whole = lost > PROBE_ALL * np.maximum(got, 1)
             whole[0] = False
-            misfit |= whole[labels] & have & hole
-            self._given_away = whole[labels] & hole   # read by _complete (PROBE_CARRY)
-        return misfit
+            given_away = whole[labels] & hole
+            misfit |= given_away & have
+        return misfit, given_away
 
     @staticmethod
     def _misfits(frame, hole, region, have, cand, cheap: bool = False) -> np.ndarray:
