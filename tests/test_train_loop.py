@@ -159,3 +159,26 @@ def test_init_weights_start_a_residual_generator_at_its_prefill(tmp_path, photos
                                              train={"init_weights": str(other)}))
     with pytest.raises(Exception, match="wrong shapes"):
         bad.initialise()
+
+
+def test_init_weights_of_a_narrower_model_are_widened(tmp_path, photos):
+    from streamfill.config import ModelConfig
+    from streamfill.model import Generator, save_generator
+
+    torch.manual_seed(4)
+    source = Generator(ModelConfig(cnum=8, guidance=True, prefill="pushpull"))
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = save_generator(source, tmp_path / "narrow.safetensors")
+    cfg = tiny_config(model={"cnum": 12, "prefill": "pushpull"}, train={"init_weights": str(path), "init": "default"})
+    trainer = make_trainer(tmp_path, cfg)
+    trainer.initialise()
+    assert trainer.generator.coarse.conv1.conv.weight.shape[0] == 12  # 2 x (12 / 2) gated outputs
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 4:20] = 1
+    with torch.no_grad():
+        want = source.eval()(image, mask)[1]
+        got = trainer.generator.eval()(image, mask)[1]
+    assert (got - want).abs().mean() < 0.02  # starts where the narrow model stopped (not zeroed, not random)

@@ -138,14 +138,26 @@ def identity_init(generator: torch.nn.Module, *, gate_bias: float = 4.0, noise: 
 
 
 def load_init_weights(generator: torch.nn.Module, path: str | os.PathLike) -> str:
-    """Copy a generator weights file into ``generator`` (its width and guidance channel must match; the
-    prefill may differ, it has no weights). Returns the file's prefill ("none" for files without one)."""
+    """Copy a generator weights file into ``generator`` (its guidance channel must match; the prefill may
+    differ, it has no weights). A file of a narrower ``cnum`` is widened to the generator's width first
+    (:func:`streamfill.model.widen.widen_generator`: the wider network starts computing what the file's
+    does). Returns the file's prefill ("none" for files without one)."""
     from streamfill.model.weights import load_state_into, read_metadata, read_weights
 
     info = read_metadata(path)
     tensors, _ = read_weights(path)
-    load_state_into(generator, tensors, source=f"train.init_weights {path}")
     config = info["model_config"]
+    own = getattr(generator, "config", None)
+    if config is not None and own is not None and config.cnum < own.cnum:
+        from dataclasses import replace
+
+        from streamfill.model.generator import Generator
+        from streamfill.model.widen import widen_generator
+
+        narrow = Generator(replace(own, cnum=config.cnum))
+        load_state_into(narrow, tensors, source=f"train.init_weights {path}")
+        tensors = widen_generator(narrow, own.cnum, noise=0.01).state_dict()
+    load_state_into(generator, tensors, source=f"train.init_weights {path}")
     return config.prefill if config is not None else "none"
 
 
