@@ -126,16 +126,28 @@ def test_identity_init_copies_colours():
         assert torch.allclose(got, torch.tanh(colours), atol=0.05), got
 
 
+def _perturbed(generator, seed):
+    """``generator`` with every weight moved by seeded noise (a stand-in for trained weights)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return generator
+
+
+def _probe():
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 4:20] = 1
+    return image, mask
+
+
 def test_init_weights_start_a_residual_generator_at_its_prefill(tmp_path, photos):
     from streamfill.config import ModelConfig
     from streamfill.model import Generator, save_generator
     from streamfill.model.prefill import pushpull
 
-    torch.manual_seed(3)
-    source = Generator(ModelConfig(cnum=8, guidance=True))  # the tiny config's architecture, no prefill
-    with torch.no_grad():
-        for p in source.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    source = _perturbed(Generator(ModelConfig(cnum=8, guidance=True)), seed=3)  # tiny config's width, no prefill
     path = save_generator(source, tmp_path / "start.safetensors")
     cfg = tiny_config(model={"cnum": 8, "prefill": "pushpull"}, train={"init_weights": str(path), "init": "default"})
     trainer = make_trainer(tmp_path, cfg)
@@ -147,9 +159,7 @@ def test_init_weights_start_a_residual_generator_at_its_prefill(tmp_path, photos
             assert not got[key].any(), key
         else:
             assert torch.equal(got[key], value), key
-    image = torch.rand(1, 3, 32, 32) * 2 - 1
-    mask = torch.zeros(1, 1, 32, 32)
-    mask[..., 8:24, 4:20] = 1
+    image, mask = _probe()
     with torch.no_grad():
         refined = trainer.generator(image, mask)[1]
     torch.testing.assert_close(refined, pushpull(image, 1 - mask), rtol=0, atol=1e-3)  # atanh clamp at 0.999
@@ -165,19 +175,13 @@ def test_init_weights_of_a_narrower_model_are_widened(tmp_path, photos):
     from streamfill.config import ModelConfig
     from streamfill.model import Generator, save_generator
 
-    torch.manual_seed(4)
-    source = Generator(ModelConfig(cnum=8, guidance=True, prefill="pushpull"))
-    with torch.no_grad():
-        for p in source.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    source = _perturbed(Generator(ModelConfig(cnum=8, guidance=True, prefill="pushpull")), seed=4)
     path = save_generator(source, tmp_path / "narrow.safetensors")
     cfg = tiny_config(model={"cnum": 12, "prefill": "pushpull"}, train={"init_weights": str(path), "init": "default"})
     trainer = make_trainer(tmp_path, cfg)
     trainer.initialise()
     assert trainer.generator.coarse.conv1.conv.weight.shape[0] == 12  # 2 x (12 / 2) gated outputs
-    image = torch.rand(1, 3, 32, 32) * 2 - 1
-    mask = torch.zeros(1, 1, 32, 32)
-    mask[..., 8:24, 4:20] = 1
+    image, mask = _probe()
     with torch.no_grad():
         want = source.eval()(image, mask)[1]
         got = trainer.generator.eval()(image, mask)[1]
