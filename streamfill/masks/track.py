@@ -18,7 +18,9 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
 
 Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
 keyframe's shape moved there; when the alignment fails outright (a blurred jump the flow missed), the template
-is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``).
+is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``). When the
+template is replaced by the newest look (the mask as it is), the outgoing template's shape gives back the rim
+of 1 px the mask lost where the colours allow (``_regrow``), so that a loss is not made permanent.
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
