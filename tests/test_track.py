@@ -344,34 +344,6 @@ def test_an_untroubled_track_is_not_reported_lost():
     assert tracker.lost == [] and tracker.lost_frames == 0 and messages == []
 
 
-def test_a_replaced_template_gets_back_the_rim_the_mask_lost_where_colours_allow():
-    """When the template is replaced by the mask as it is, the outgoing template's shape (moved by its anchor)
-    gives back the pixels the mask lost next to its edge (1 px at most) whose colours are not the
-    background's; pixels of background colour, or a regrowth beyond the area allowed, are refused."""
-    from streamfill.masks.track import _Propagator
-
-    yy, xx = np.mgrid[0:64, 0:64]
-    disk = lambda r: (xx - 32) ** 2 + (yy - 32) ** 2 < r**2  # noqa: E731
-    rng = np.random.default_rng(0)
-    rgb = np.where(disk(12)[..., None], [200, 60, 40], [40, 90, 200]).astype(np.int16)
-    rgb = np.clip(rgb + rng.integers(-12, 13, rgb.shape), 0, 255).astype(np.uint8)
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    p = _Propagator(TrackConfig(), (64, 64))
-    p.start(rgb, grey, disk(12).astype(np.float32))
-    eye = np.eye(2, 3)
-    keep = disk(9)  # the mask lost a rim of about 3 px
-    grown = p._regrow(keep, rgb, eye, most=4096)
-    assert grown is not None
-    ring = cv2.dilate(keep.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))).astype(bool)
-    assert (grown >= keep).all() and not (grown & ~ring).any()  # adds, 1 px at most
-    assert np.count_nonzero(grown & ~keep) > 0.8 * np.count_nonzero(ring & disk(12) & ~keep)
-    assert not (grown & ~disk(12)).any()  # never beyond the template's shape
-    assert p._regrow(keep, rgb, eye, most=np.count_nonzero(keep) + 5) is None  # area bound
-    bg = rgb.copy()
-    bg[disk(12) & ~keep] = rgb[0, 0]  # the lost rim has the background's colour now: stays lost
-    assert p._regrow(keep, bg, eye, most=4096) is None
-
-
 def test_motion_bounds_refuse_implausible_steps_and_ecc_guards():
     from streamfill.masks.track import _decompose, _Propagator
 

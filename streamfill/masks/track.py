@@ -18,9 +18,7 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
 
 Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
 keyframe's shape moved there; when the alignment fails outright (a blurred jump the flow missed), the template
-is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``). When the
-template is replaced by the newest look (the mask as it is), the outgoing template's shape gives back the rim
-of 1 px the mask lost where the colours allow (``_regrow``), so that a loss is not made permanent.
+is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``).
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
@@ -129,11 +127,6 @@ _TARGET_SIDE = 64
 _MAX_UPSCALE = 1.0
 _UPSCALE_PIXELS = 400_000
 _COLOUR_LOW, _COLOUR_HIGH = 0.35, 0.75
-# Regrowth when the template is replaced (see _Propagator._regrow): pixels of the outgoing template's shape, as
-# anchored now, at most 1 px outside the mask, whose colours the colour model does not call background.
-_REGROW_POSTERIOR = 0.15
-_REGROW_MAX = 1.3  # ... never growing the mask by more than this factor
-_REGROW_CONFIDENCE = 0.5  # ... and only while the track is this sure of itself (a lost track must not revive)
 
 
 class TrackingWarning(UserWarning):
@@ -708,42 +701,12 @@ class _Propagator:
         # offset for good; the wider search (_reseek) finds the object again from the old look.
         grace = anchored or (0 < self.misses <= _RESEEK_GRACE and self.run_before_loss >= _RESEEK_RUN)
         if not grace:
-            if self.tmpl is not None and self.confidence >= _REGROW_CONFIDENCE:
-                grown = self._regrow(keep, rgb, _compose(to_roi, self.anchor), min(limit, _REGROW_MAX * area))
-                if grown is not None:
-                    local = np.where(grown, np.maximum(local, 0.75), local)
-                    state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
-                    self.area = float(np.count_nonzero(grown))
             self._set_template(grey, state)  # appearance changed: anchor to the newest look
         if cfg.model_rate > 0:
             full_trusted = np.zeros(state.shape, bool)
             full_trusted[y0:y1, x0:x1] = trusted
             self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
         return state
-
-    def _regrow(self, keep: np.ndarray, rgb: np.ndarray, anchor_roi: np.ndarray, most: float) -> np.ndarray | None:
-        """The mask ``keep`` (bool, region of interest) about to become the template, with the pixels given back
-        that the outgoing template's shape, moved by its anchor (``anchor_roi``, template frame -> region),
-        covers at most 1 px outside it and whose colours the colour model gives at least
-        ``_REGROW_POSTERIOR``; None when nothing is added or the result would exceed ``most`` pixels.
-
-        Why: the mask lags a deforming object's outline by a pixel or so where the object's colours are its
-        background's (the colour pull takes those pixels away), and each template replacement made that loss
-        permanent, the new template being the mask as it is (fresh `tiny` seed 3001: recall 0.75-0.85 at
-        precision 0.97). One pixel at a time: a wider regrowth put back stale parts of deforming objects
-        (tuning `talking` seed 2, worst frame 0.851 -> 0.730)."""
-        h, w = keep.shape
-        shape = cv2.warpAffine(self.tmpl[1], anchor_roi, (w, h), flags=cv2.INTER_LINEAR) > 0.5
-        add = shape & ~keep & cv2.dilate(keep.astype(np.uint8), self.k3).astype(bool)
-        ys, xs = np.nonzero(add)
-        if not len(ys) or self.colour.fg is None:
-            return None
-        ok = self.colour.posterior(self.colour.index(rgb[ys, xs])) >= _REGROW_POSTERIOR
-        if not ok.any():
-            return None
-        grown = keep.copy()
-        grown[ys[ok], xs[ok]] = True
-        return grown if np.count_nonzero(grown) <= most else None
 
     def _confidence(self, rgb: np.ndarray, obj: np.ndarray, area: float) -> float:
         """How sure the track is that the mask is on the object, 0-1: the smaller of an area score (the mask's
