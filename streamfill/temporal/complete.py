@@ -123,6 +123,7 @@ PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the
 PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
 PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
 PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
+PROBE_AGE_COPIES = True  # quality: ... and the ring's copies (and flow candidates that replaced them) likewise
 PROBE_CARRY = True       # quality: a hole part the probe gave away whole takes nothing carried from the previous output
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 
@@ -320,9 +321,12 @@ class TemporalCompletion:
             if moving:
                 bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
         bracket_w = np.zeros(hole.shape, np.float32)
+        memory = None
+        # quality: how far (frames) each copy came from, for the probe's age matching
+        copy_age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE and PROBE_AGE_COPIES else None
         if self._memory is not None and slot.placement is not None and not self.config.live:
             memory = None if not bg_w.any() else (colour, bg_w >= 0.9 * BACKGROUND_TRUST)
-            bracket, found, near_colour, nearest = self._bracket(buf, i, xs, ys, memory)
+            bracket, found, near_colour, nearest = self._bracket(buf, i, xs, ys, memory, dist_out=copy_age)
             bracket_w = BRACKET_TRUST * (found & region).astype(np.float32)
             # where before and after differ (swaying leaves, water, a face moving a little), the nearer of the
             # two (the one agreeing with a trusted memory, if one does) beats the memory's median, a blur of
@@ -339,10 +343,12 @@ class TemporalCompletion:
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
         # frame is the truth), below.
         rival = None
+        age_f = w_f = None
         if ARBITRATE and self.quality and bracket_w.any():  # fast: DIS on every still frame cost 20 % fps
             acc_f = np.zeros_like(acc)
             w_f = np.zeros_like(wsum)
-            if self._gather_flow(buf, i, xs, ys, region & (bracket_w > 0), acc_f, w_f).any():
+            age_f = None if copy_age is None else np.zeros_like(wsum)
+            if self._gather_flow(buf, i, xs, ys, region & (bracket_w > 0), acc_f, w_f, age_f).any():
                 rival = (acc_f, w_f)
         if bg_w.any():
             if self.quality and moving:
@@ -358,6 +364,7 @@ class TemporalCompletion:
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
+        switch = np.zeros(hole.shape, bool)
         if rival is not None:
             # per part of the hole, the source that predicts the ring better (by SWITCH_RATIO) wins: where the
             # scene moves on its own (leaves, water, a face) real pixels along the flow beat a copy from the same
@@ -381,7 +388,12 @@ class TemporalCompletion:
         if PROBE and self.quality and (hole & have).any():
             aged = None
             if age is not None:
-                aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w)
+                copies = None
+                if copy_age is not None and (bracket_w > 0).any():
+                    if age_f is not None and switch.any():
+                        copy_age = np.where(switch, age_f / np.maximum(w_f, 1e-6), copy_age)
+                    copies = (copy_age, bracket_w > 0, switch, memory, moving)
+                aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w, copies)
             misfit, given_away = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
             if misfit.any():
                 have = have & ~misfit
@@ -459,35 +471,74 @@ class TemporalCompletion:
             stats["engine"] += int(large.sum())
         return out
 
-    def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w):
+    def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w, copies=None):
         """The ring's propagated colours as old as the hole's: where the hole's real pixels come along the flow,
         they come from frames further away (the occluder hid them longer) than the ring's, which are seen a
         frame or two away; a ring predicted from its own nearest frames says little about the hole (blur,
         deformation and flow drift grow with the distance). Per part of the hole, the median distance of its
         flow candidates is carried to the ring, and the ring's flow candidates are gathered again from frames
         at least that far. Returns (colour h x w x 3, found h x w bool, led: the ring pixels where the flow
-        leads) or None."""
-        got = hole & (flow_w > 0)
-        if not got.any():
-            return None
-        mean_age = np.zeros(hole.shape, np.float32)
-        mean_age[got] = age[got] / flow_w[got]
+        leads) or None.
+
+        ``copies`` (``PROBE_AGE_COPIES``; fixed or shaking camera): (distance h x w of each copy, or of the flow
+        candidates where they replaced the copies, copied h x w bool, switched h x w bool, memory, moving): the
+        ring's copies are taken again from frames at least as far as the hole part's copies came from (a
+        subject that deforms or bobs under the occluder: the copies of the hole came from frames where it stood
+        elsewhere, those of the ring from the next frame), and the switched ring pixels' flow candidates
+        likewise."""
         n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-        part = np.zeros(hole.shape, np.float32)
-        for k in range(1, n):
-            sel = got & (labels == k)
-            if sel.any():
-                part[sel] = np.quantile(mean_age[sel], PROBE_AGE_QUANTILE)
-        need = smooth_fill(part, got)
-        ring = region & ~hole & (flow_w > other_w)
-        floor = np.where(ring, np.maximum(1.0, np.floor(need)), np.inf).astype(np.float32)
-        if not (need[ring] > 1.0).any():
+
+        def carried(src_age, got):
+            part = np.zeros(hole.shape, np.float32)
+            for k in range(1, n):
+                sel = got & (labels == k)
+                if sel.any():
+                    part[sel] = np.quantile(src_age[sel], PROBE_AGE_QUANTILE)
+            return smooth_fill(part, got)
+
+        colour = np.zeros((*hole.shape, 3), np.float32)
+        found = np.zeros(hole.shape, bool)
+        led = np.zeros(hole.shape, bool)
+        floor = np.full(hole.shape, np.inf, np.float32)
+        got = hole & (flow_w > 0)
+        if got.any():
+            mean_age = np.zeros(hole.shape, np.float32)
+            mean_age[got] = age[got] / flow_w[got]
+            need = carried(mean_age, got)
+            ring = region & ~hole & (flow_w > other_w)
+            if (need[ring] > 1.0).any():
+                floor[ring] = np.maximum(1.0, np.floor(need[ring]))
+                led |= ring
+        if copies is not None:
+            copy_age, copied, switch, memory, moving = copies
+            got = hole & copied & (copy_age > 0) & np.isfinite(copy_age)
+            ring = region & ~hole & copied
+            if got.any() and ring.any():
+                need = carried(np.where(got, copy_age, 0.0).astype(np.float32), got)
+                if (need[ring] > 1.0).any():
+                    floor_c = np.where(ring, np.maximum(1.0, np.floor(need)), np.inf).astype(np.float32)
+                    plain = ring & ~switch
+                    if plain.any():
+                        mean, same, near_colour, either = self._bracket(
+                            buf, i, xs, ys, memory, min_dist=np.where(plain, floor_c, np.inf))
+                        ok_same = plain & same
+                        ok_near = plain & either & ~same & (not moving)
+                        colour[ok_same] = mean[ok_same]
+                        colour[ok_near] = near_colour[ok_near]
+                        found |= ok_same | ok_near
+                        led |= plain
+                    floor[ring & switch] = floor_c[ring & switch]
+                    led |= ring & switch
+        flowed = led & np.isfinite(floor)
+        if not led.any():
             return None
-        acc = np.zeros((*hole.shape, 3), np.float32)
-        wsum = np.zeros(hole.shape, np.float32)
-        found = self._gather_flow(buf, i, xs, ys, ring, acc, wsum, min_dist=floor) > 0
-        colour = acc / np.maximum(wsum, 1e-6)[..., None]
-        return colour, found & ring, ring
+        if flowed.any():
+            acc = np.zeros((*hole.shape, 3), np.float32)
+            wsum = np.zeros(hole.shape, np.float32)
+            hit = (self._gather_flow(buf, i, xs, ys, flowed, acc, wsum, min_dist=floor) > 0) & flowed
+            colour[hit] = acc[hit] / wsum[hit][:, None]
+            found |= hit
+        return colour, found & led, led
 
     def _probe(self, image, box, hole, region, have, cand, aged=None) -> tuple[np.ndarray, np.ndarray | None]:
         """``(misfit, given_away)``, h x w bool: the parts of the hole where propagation is not trusted, by
@@ -579,13 +630,16 @@ class TemporalCompletion:
         fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
         return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
 
-    def _bracket(self, buf, i, xs, ys, memory=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _bracket(self, buf, i, xs, ys, memory=None, min_dist=None, dist_out=None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Fixed or shaking camera: per pixel of the box, the nearest frame before and the nearest frame after
         (within the window, same background epoch, aligned by the background placements) where the pixel is
         not in the hole. Where both exist and show the same colour (``BRACKET_LEVEL``), the place did not
         change while it was hidden: that colour is the answer, whatever it shows (background, or someone
-        standing still). ``xs``, ``ys``: the box's pixel coordinates (h x w float32). Returns (colour h x w x 3
-        float32, found h x w bool)."""
+        standing still). ``xs``, ``ys``: the box's pixel coordinates (h x w float32). ``min_dist`` (h x w,
+        optional): per pixel, the nearest frame distance that may answer; ``dist_out`` (h x w float32, optional):
+        receives the distance of the nearer side found. Returns (mean of before and after h x w x 3 float32,
+        same h x w bool, the nearer side's colour, found on either side)."""
         slot = buf[i]
         shape = xs.shape
         x0, y0 = int(xs[0, 0]), int(ys[0, 0])
@@ -593,6 +647,7 @@ class TemporalCompletion:
         epoch = slot.placement.epoch
         inv = None if slot.placement.warp is None else cv2.invertAffineTransform(slot.placement.warp)
         sides = []
+        raw = []
         for d in (-1, 1):
             colour = np.zeros((*shape, 3), np.float32)
             found = np.zeros(shape, bool)
@@ -622,9 +677,12 @@ class TemporalCompletion:
                     free = inside if other.empty else inside & (sample(other.unsafe, px, py, nearest=True,
                                                                        border=1) == 0)
                 new = free & ~found
+                if min_dist is not None:
+                    new &= min_dist <= abs(k - d - i)
                 colour[new] = image[new]
                 dist[new] = abs(k - d - i)
                 found |= new
+            raw.append(dist.copy())
             if memory is not None:  # a side that disagrees with a trusted memory comes after one that agrees
                 mem_colour, trusted = memory
                 off = trusted & (np.abs(colour - mem_colour).max(axis=2) > BRACKET_LEVEL)
@@ -633,6 +691,8 @@ class TemporalCompletion:
         (before, fb, db), (after, fa, da) = sides
         same = fb & fa & (np.abs(before - after).max(axis=2) <= BRACKET_LEVEL)
         nearest = np.where((db <= da)[..., None], before, after)
+        if dist_out is not None:
+            dist_out[...] = np.minimum(raw[0], raw[1])
         return 0.5 * (before + after), same, nearest, fb | fa
 
     def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None) -> np.ndarray:
