@@ -124,7 +124,14 @@ PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exc
 PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
 PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
 PROBE_AGE_COPIES = True  # quality: ... and the ring's copies (and flow candidates that replaced them) likewise
+PROBE_AGE_ONE_SIDED = True  # ... only copies found on one side (no frame before and after both showed them)
+PROBE_AGE_COPY_SHARE = 0.5  # ... from frames at least this share of the hole part's copies' distance
 PROBE_CARRY = True       # quality: a hole part the probe gave away whole takes nothing carried from the previous output
+DRIFT_MAX = 1.5          # fast: px a flow chain may drift through flow completed across holes (0 = off)
+DRIFT_TOL = 1.5          # fast: px of border spread per frame pair taken as noise (parallax edges, bad matches)
+DRIFT_MEMORY = True      # fast, moving camera: a part the guard gives away takes the memory's guesses with it
+DRIFT_CARRY = True       # fast: ... and what the guard refused is not carried from the previous output either
+DRIFT_ALL = 0.5          # fast: share of a hole part refused by the guard above which all of it goes to the engine
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 
 
@@ -141,6 +148,8 @@ class _Slot:
     bwd: np.ndarray | None = None         # completed flow to the previous frame
     err_bwd: np.ndarray | None = None
     cut_after: bool = False
+    drift_fwd: float = 0.0                # fast: how far (px) the flow completed in the hole may be off, per step
+    drift_bwd: float = 0.0
     paired: bool = False                  # flows to the next frame computed
     out: np.ndarray | None = None
 
@@ -268,6 +277,10 @@ class TemporalCompletion:
         bad_g = b.hole_small | (err_g > thr) | self._lands_in(g, a.hole_small)
         outside = ~a.hole_small
         a.cut_after = bool(outside.any()) and float((err_f[outside] > thr).mean()) > CUT_SHARE
+        if not self.quality and DRIFT_MAX > 0:
+            scale = a.hole.shape[1] / a.small.shape[1]
+            a.drift_fwd = max(0.0, _border_spread(f, err_f, a.hole_small, thr) * scale - DRIFT_TOL)
+            b.drift_bwd = max(0.0, _border_spread(g, err_g, b.hole_small, thr) * scale - DRIFT_TOL)
         fc = complete_flow(f, bad_f)
         gc = complete_flow(g, bad_g)
         a.fwd, b.bwd = fc, gc
@@ -339,6 +352,7 @@ class TemporalCompletion:
             todo &= bg_w < BACKGROUND_TRUST
         age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
         flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age) if todo.any() else np.zeros_like(wsum)
+        drifted = self._drifted if todo.any() and not self.quality else None
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
         # frame is the truth), below.
@@ -384,6 +398,27 @@ class TemporalCompletion:
 
         misfit = np.zeros(hole.shape, bool)
         given_away = None   # parts of the hole the probe gave away whole
+        if drifted is not None and (drifted & hole & ~have).any():
+            self.stats.pixels["drifted"] = self.stats.pixels.get("drifted", 0) + int((drifted & hole & ~have).sum())
+        if drifted is not None and DRIFT_ALL < 1.0 and (drifted & hole & ~have).any():
+            # fast: a part of the hole mostly refused by the drift guard goes to the engine whole (a patchwork of
+            # short chains and engine fills is worse than either)
+            n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+            size = np.bincount(labels[hole], minlength=n)
+            lost = np.bincount(labels[drifted & hole & ~have], minlength=n)
+            if moving and DRIFT_MEMORY and max(slot.drift_fwd, slot.drift_bwd) > 0:
+                # once the camera has moved, the memory is a rigid guess at what the refused chains show (a scene
+                # whose parts move against each other, here, around this frame's hole): the share counts among the
+                # pixels the chains were for, and the memory goes with them
+                lost = np.bincount(labels[drifted & hole], minlength=n)
+                size = np.bincount(labels[todo & hole], minlength=n)
+            whole = lost > DRIFT_ALL * np.maximum(size, 1)
+            whole[0] = False
+            if whole.any():
+                given_away = whole[labels] & hole
+                drifted = drifted | given_away
+                misfit |= given_away & have
+                have = have & ~given_away
         # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)
         if PROBE and self.quality and (hole & have).any():
             aged = None
@@ -391,7 +426,7 @@ class TemporalCompletion:
                 copies = None
                 if copy_age is not None and (bracket_w > 0).any():
                     if age_f is not None and switch.any():
-                        copy_age = np.where(switch, age_f / np.maximum(w_f, 1e-6), copy_age)
+                        copy_age = np.where(switch & np.isfinite(copy_age), age_f / np.maximum(w_f, 1e-6), copy_age)
                     copies = (copy_age, bracket_w > 0, switch, memory, moving)
                 aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w, copies)
             misfit, given_away = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
@@ -414,6 +449,10 @@ class TemporalCompletion:
         prev_used = np.zeros(hole.shape, bool)
         if previous is not None and uncovered:
             prev_used = previous[1] & ~have & region & ~misfit
+            if drifted is not None and DRIFT_CARRY:
+                # fast: what the guard refused came along flow interpolated across a hole whose border moves
+                # in several ways; the previous output would come along that same flow
+                prev_used &= ~drifted
             if PROBE_CARRY and given_away is not None:
                 # the previous output comes along the same flow the probe just distrusted in this part
                 prev_used &= ~given_away
@@ -516,7 +555,8 @@ class TemporalCompletion:
             if got.any() and ring.any():
                 need = carried(np.where(got, copy_age, 0.0).astype(np.float32), got)
                 if (need[ring] > 1.0).any():
-                    floor_c = np.where(ring, np.maximum(1.0, np.floor(need)), np.inf).astype(np.float32)
+                    floor_c = np.where(ring, np.maximum(1.0, np.floor(PROBE_AGE_COPY_SHARE * need)),
+                                       np.inf).astype(np.float32)
                     plain = ring & ~switch
                     if plain.any():
                         mean, same, near_colour, either = self._bracket(
@@ -693,6 +733,9 @@ class TemporalCompletion:
         nearest = np.where((db <= da)[..., None], before, after)
         if dist_out is not None:
             dist_out[...] = np.minimum(raw[0], raw[1])
+            if PROBE_AGE_ONE_SIDED:
+                # copies found on both sides are bracketed in time: they are left out of the age matching
+                dist_out[fb & fa] = np.inf
         return 0.5 * (before + after), same, nearest, fb | fa
 
     def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None) -> np.ndarray:
@@ -715,7 +758,10 @@ class TemporalCompletion:
         start = np.flatnonzero(region.reshape(-1))
         floor = None if min_dist is None else min_dist.reshape(-1)
         chains = [{"dir": d, "k": i, "idx": start, "x": xs.reshape(-1)[start].copy(),
-                   "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32)} for d in (1, -1)]
+                   "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32),
+                   "drift": np.zeros(start.size, np.float32)} for d in (1, -1)]
+        guard = not self.quality and DRIFT_MAX > 0
+        self._drifted = np.zeros(region.shape, bool)
         for dist in range(1, max(i, len(buf) - 1 - i) + 1):
             for c in chains:
                 if c["idx"].size == 0:
@@ -735,6 +781,11 @@ class TemporalCompletion:
                 v = (c["y"] + 0.5) * sy - 0.5
                 f = sample_points(flow, u, v)
                 e = sample_points(err, u, v, border=1e3)
+                if guard:
+                    spread = buf[k].drift_fwd if d > 0 else buf[k].drift_bwd
+                    if spread > 0 and not buf[k].empty:
+                        inside = sample_points(buf[k].hole_small.view(np.uint8), u, v, nearest=True) > 0
+                        c["drift"] += spread * inside
                 c["x"] += f[:, 0] / sx
                 c["y"] += f[:, 1] / sy
                 c["err"] += e
@@ -742,8 +793,13 @@ class TemporalCompletion:
                 keep = (c["x"] > -0.5) & (c["x"] < W - 0.5) & (c["y"] > -0.5) & (c["y"] < H - 0.5) & (e < thr)
                 if not self.quality:
                     keep &= flat_total[c["idx"]] == 0
+                if guard:
+                    drifted = c["drift"] > DRIFT_MAX
+                    if drifted.any():
+                        self._drifted.reshape(-1)[c["idx"][drifted]] = True
+                    keep &= ~drifted
                 if not keep.all():
-                    for key in ("idx", "x", "y", "err"):
+                    for key in ("idx", "x", "y", "err", "drift"):
                         c[key] = c[key][keep]
                 if c["idx"].size == 0:
                     continue
@@ -813,6 +869,25 @@ def _ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.nda
     d -= np.median(d[ring], axis=0)
     err = np.abs(d).mean(axis=2)
     return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
+
+
+def _border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
+    """How far the flow completed inside ``hole`` may be off (flow-grid px): the RMS residual of an affine fit
+    to the consistent flow in a band around it. Where the border moves as one (a pan, a zoom, a still scene)
+    the smooth interpolation across the hole is right; where one side moves against the other (a subject
+    standing up next to still grass), the interpolated flow is a guess of about this error per frame."""
+    if not hole.any():
+        return 0.0
+    band = (cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~hole & (err <= thr)
+    ys, xs = np.nonzero(band)
+    if xs.size < 20:
+        return 0.0
+    a = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
+    v = flow[ys, xs].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, v, rcond=None)
+    r = v - a @ coef
+    r = (r * r).sum(axis=1)
+    return float(np.sqrt(r.mean()))
 
 
 def _camera_shift(placement: Placement, width: int, height: int) -> float:
