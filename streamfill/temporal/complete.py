@@ -33,6 +33,12 @@ do not continue the frame outside (``_misfits``: the background where a subject 
 a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
+Drift guard (``fast``, ``DRIFT_MAX``): the flow inside a hole is interpolated from its border; where the border
+moves in several ways (``_border_spread``: the residual of an affine fit to the flow around the hole), that
+interpolation is a guess, and a chain that drifts too far through such guesses is refused; what it would have
+brought goes to the engine (not to the previous output, which comes along the same flow), the whole part when
+most of it is refused.
+
 Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
 predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
 by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
@@ -351,8 +357,10 @@ class TemporalCompletion:
         if not self.quality:
             todo &= bg_w < BACKGROUND_TRUST
         age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
-        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age) if todo.any() else np.zeros_like(wsum)
-        drifted = self._drifted if todo.any() and not self.quality else None
+        # fast: the pixels whose chains the drift guard refused
+        drifted = np.zeros(hole.shape, bool) if not self.quality and DRIFT_MAX > 0 else None
+        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age, drifted=drifted) if todo.any() \
+            else np.zeros_like(wsum)
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
         # frame is the truth), below.
@@ -521,10 +529,11 @@ class TemporalCompletion:
 
         ``copies`` (``PROBE_AGE_COPIES``; fixed or shaking camera): (distance h x w of each copy, or of the flow
         candidates where they replaced the copies, copied h x w bool, switched h x w bool, memory, moving): the
-        ring's copies are taken again from frames at least as far as the hole part's copies came from (a
-        subject that deforms or bobs under the occluder: the copies of the hole came from frames where it stood
-        elsewhere, those of the ring from the next frame), and the switched ring pixels' flow candidates
-        likewise."""
+        ring's copies are taken again from frames at least ``PROBE_AGE_COPY_SHARE`` x as far as the hole part's
+        copies came from (a subject that deforms or bobs under the occluder: the copies of the hole came from
+        frames where it stood elsewhere, those of the ring from the next frame), and the switched ring pixels'
+        flow candidates likewise. With ``PROBE_AGE_ONE_SIDED`` only copies found on one side count (the
+        distance is inf where frames before and after both showed the pixel)."""
         n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
 
         def carried(src_age, got):
@@ -738,13 +747,17 @@ class TemporalCompletion:
                 dist_out[fb & fa] = np.inf
         return 0.5 * (before + after), same, nearest, fb | fa
 
-    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None) -> np.ndarray:
+    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None, drifted=None
+                     ) -> np.ndarray:
         """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
         boxes) for the ``region`` pixels; returns the per-pixel weight they contributed. Chains are kept as
         flat arrays of the pixels still followed (``fast`` stops following a pixel once it has a candidate).
         ``age`` (h x w, optional): receives the weighted distance in frames of each candidate (divide by the
         returned weight for the mean); ``min_dist`` (h x w, optional): per pixel, the nearest frame distance whose
-        candidates count (the chains still pass through nearer frames)."""
+        candidates count (the chains still pass through nearer frames); ``drifted`` (h x w bool, optional: the
+        drift guard, ``DRIFT_MAX``): chains are refused once they have drifted more than ``DRIFT_MAX`` px through
+        flow completed across holes whose border moves in several ways (``_border_spread``), and their pixels
+        are marked here."""
         slot = buf[i]
         H, W = slot.hole.shape
         h, w = slot.small.shape
@@ -760,8 +773,8 @@ class TemporalCompletion:
         chains = [{"dir": d, "k": i, "idx": start, "x": xs.reshape(-1)[start].copy(),
                    "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32),
                    "drift": np.zeros(start.size, np.float32)} for d in (1, -1)]
-        guard = not self.quality and DRIFT_MAX > 0
-        self._drifted = np.zeros(region.shape, bool)
+        guard = drifted is not None and DRIFT_MAX > 0
+        flat_drifted = None if drifted is None else drifted.reshape(-1)
         for dist in range(1, max(i, len(buf) - 1 - i) + 1):
             for c in chains:
                 if c["idx"].size == 0:
@@ -794,10 +807,10 @@ class TemporalCompletion:
                 if not self.quality:
                     keep &= flat_total[c["idx"]] == 0
                 if guard:
-                    drifted = c["drift"] > DRIFT_MAX
-                    if drifted.any():
-                        self._drifted.reshape(-1)[c["idx"][drifted]] = True
-                    keep &= ~drifted
+                    gone = c["drift"] > DRIFT_MAX
+                    if gone.any():
+                        flat_drifted[c["idx"][gone]] = True
+                    keep &= ~gone
                 if not keep.all():
                     for key in ("idx", "x", "y", "err", "drift"):
                         c[key] = c[key][keep]
