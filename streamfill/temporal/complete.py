@@ -33,6 +33,12 @@ do not continue the frame outside (``_misfits``: the background where a subject 
 a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
+Drift guard (``fast``, ``DRIFT_MAX``): the flow inside a hole is interpolated from its border; where the border
+moves in several ways (``_border_spread``: the residual of an affine fit to the flow around the hole), that
+interpolation is a guess, and a chain that drifts too far through such guesses is refused; what it would have
+brought goes to the engine (not to the previous output, which comes along the same flow), the whole part when
+most of it is refused.
+
 Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
 predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
 by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
@@ -123,7 +129,15 @@ PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the
 PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
 PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
 PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
+PROBE_AGE_COPIES = True  # quality: ... and the ring's copies (and flow candidates that replaced them) likewise
+PROBE_AGE_ONE_SIDED = True  # ... only copies found on one side (no frame before and after both showed them)
+PROBE_AGE_COPY_SHARE = 0.5  # ... from frames at least this share of the hole part's copies' distance
 PROBE_CARRY = True       # quality: a hole part the probe gave away whole takes nothing carried from the previous output
+DRIFT_MAX = 1.5          # fast: px a flow chain may drift through flow completed across holes (0 = off)
+DRIFT_TOL = 1.5          # fast: px of border spread per frame pair taken as noise (parallax edges, bad matches)
+DRIFT_MEMORY = True      # fast, moving camera: a part the guard gives away takes the memory's guesses with it
+DRIFT_CARRY = True       # fast: ... and what the guard refused is not carried from the previous output either
+DRIFT_ALL = 0.5          # fast: share of a hole part refused by the guard above which all of it goes to the engine
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 
 
@@ -140,6 +154,8 @@ class _Slot:
     bwd: np.ndarray | None = None         # completed flow to the previous frame
     err_bwd: np.ndarray | None = None
     cut_after: bool = False
+    drift_fwd: float = 0.0                # fast: how far (px) the flow completed in the hole may be off, per step
+    drift_bwd: float = 0.0
     paired: bool = False                  # flows to the next frame computed
     out: np.ndarray | None = None
 
@@ -267,6 +283,10 @@ class TemporalCompletion:
         bad_g = b.hole_small | (err_g > thr) | self._lands_in(g, a.hole_small)
         outside = ~a.hole_small
         a.cut_after = bool(outside.any()) and float((err_f[outside] > thr).mean()) > CUT_SHARE
+        if not self.quality and DRIFT_MAX > 0:
+            scale = a.hole.shape[1] / a.small.shape[1]
+            a.drift_fwd = max(0.0, _border_spread(f, err_f, a.hole_small, thr) * scale - DRIFT_TOL)
+            b.drift_bwd = max(0.0, _border_spread(g, err_g, b.hole_small, thr) * scale - DRIFT_TOL)
         fc = complete_flow(f, bad_f)
         gc = complete_flow(g, bad_g)
         a.fwd, b.bwd = fc, gc
@@ -320,9 +340,12 @@ class TemporalCompletion:
             if moving:
                 bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
         bracket_w = np.zeros(hole.shape, np.float32)
+        memory = None
+        # quality: how far (frames) each copy came from, for the probe's age matching
+        copy_age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE and PROBE_AGE_COPIES else None
         if self._memory is not None and slot.placement is not None and not self.config.live:
             memory = None if not bg_w.any() else (colour, bg_w >= 0.9 * BACKGROUND_TRUST)
-            bracket, found, near_colour, nearest = self._bracket(buf, i, xs, ys, memory)
+            bracket, found, near_colour, nearest = self._bracket(buf, i, xs, ys, memory, dist_out=copy_age)
             bracket_w = BRACKET_TRUST * (found & region).astype(np.float32)
             # where before and after differ (swaying leaves, water, a face moving a little), the nearer of the
             # two (the one agreeing with a trusted memory, if one does) beats the memory's median, a blur of
@@ -334,15 +357,20 @@ class TemporalCompletion:
         if not self.quality:
             todo &= bg_w < BACKGROUND_TRUST
         age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
-        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age) if todo.any() else np.zeros_like(wsum)
+        # fast: the pixels whose chains the drift guard refused
+        drifted = np.zeros(hole.shape, bool) if not self.quality and DRIFT_MAX > 0 else None
+        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age, drifted=drifted) if todo.any() \
+            else np.zeros_like(wsum)
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
         # frame is the truth), below.
         rival = None
+        age_f = w_f = None
         if ARBITRATE and self.quality and bracket_w.any():  # fast: DIS on every still frame cost 20 % fps
             acc_f = np.zeros_like(acc)
             w_f = np.zeros_like(wsum)
-            if self._gather_flow(buf, i, xs, ys, region & (bracket_w > 0), acc_f, w_f).any():
+            age_f = None if copy_age is None else np.zeros_like(wsum)
+            if self._gather_flow(buf, i, xs, ys, region & (bracket_w > 0), acc_f, w_f, age_f).any():
                 rival = (acc_f, w_f)
         if bg_w.any():
             if self.quality and moving:
@@ -358,6 +386,7 @@ class TemporalCompletion:
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
+        switch = np.zeros(hole.shape, bool)
         if rival is not None:
             # per part of the hole, the source that predicts the ring better (by SWITCH_RATIO) wins: where the
             # scene moves on its own (leaves, water, a face) real pixels along the flow beat a copy from the same
@@ -377,11 +406,37 @@ class TemporalCompletion:
 
         misfit = np.zeros(hole.shape, bool)
         given_away = None   # parts of the hole the probe gave away whole
+        if drifted is not None and (drifted & hole & ~have).any():
+            self.stats.pixels["drifted"] = self.stats.pixels.get("drifted", 0) + int((drifted & hole & ~have).sum())
+        if drifted is not None and DRIFT_ALL < 1.0 and (drifted & hole & ~have).any():
+            # fast: a part of the hole mostly refused by the drift guard goes to the engine whole (a patchwork of
+            # short chains and engine fills is worse than either)
+            n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+            size = np.bincount(labels[hole], minlength=n)
+            lost = np.bincount(labels[drifted & hole & ~have], minlength=n)
+            if moving and DRIFT_MEMORY and max(slot.drift_fwd, slot.drift_bwd) > 0:
+                # once the camera has moved, the memory is a rigid guess at what the refused chains show (a scene
+                # whose parts move against each other, here, around this frame's hole): the share counts among the
+                # pixels the chains were for, and the memory goes with them
+                lost = np.bincount(labels[drifted & hole], minlength=n)
+                size = np.bincount(labels[todo & hole], minlength=n)
+            whole = lost > DRIFT_ALL * np.maximum(size, 1)
+            whole[0] = False
+            if whole.any():
+                given_away = whole[labels] & hole
+                drifted = drifted | given_away
+                misfit |= given_away & have
+                have = have & ~given_away
         # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)
         if PROBE and self.quality and (hole & have).any():
             aged = None
             if age is not None:
-                aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w)
+                copies = None
+                if copy_age is not None and (bracket_w > 0).any():
+                    if age_f is not None and switch.any():
+                        copy_age = np.where(switch & np.isfinite(copy_age), age_f / np.maximum(w_f, 1e-6), copy_age)
+                    copies = (copy_age, bracket_w > 0, switch, memory, moving)
+                aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w, copies)
             misfit, given_away = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
             if misfit.any():
                 have = have & ~misfit
@@ -402,6 +457,10 @@ class TemporalCompletion:
         prev_used = np.zeros(hole.shape, bool)
         if previous is not None and uncovered:
             prev_used = previous[1] & ~have & region & ~misfit
+            if drifted is not None and DRIFT_CARRY:
+                # fast: what the guard refused came along flow interpolated across a hole whose border moves
+                # in several ways; the previous output would come along that same flow
+                prev_used &= ~drifted
             if PROBE_CARRY and given_away is not None:
                 # the previous output comes along the same flow the probe just distrusted in this part
                 prev_used &= ~given_away
@@ -459,35 +518,76 @@ class TemporalCompletion:
             stats["engine"] += int(large.sum())
         return out
 
-    def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w):
+    def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w, copies=None):
         """The ring's propagated colours as old as the hole's: where the hole's real pixels come along the flow,
         they come from frames further away (the occluder hid them longer) than the ring's, which are seen a
         frame or two away; a ring predicted from its own nearest frames says little about the hole (blur,
         deformation and flow drift grow with the distance). Per part of the hole, the median distance of its
         flow candidates is carried to the ring, and the ring's flow candidates are gathered again from frames
         at least that far. Returns (colour h x w x 3, found h x w bool, led: the ring pixels where the flow
-        leads) or None."""
-        got = hole & (flow_w > 0)
-        if not got.any():
-            return None
-        mean_age = np.zeros(hole.shape, np.float32)
-        mean_age[got] = age[got] / flow_w[got]
+        leads) or None.
+
+        ``copies`` (``PROBE_AGE_COPIES``; fixed or shaking camera): (distance h x w of each copy, or of the flow
+        candidates where they replaced the copies, copied h x w bool, switched h x w bool, memory, moving): the
+        ring's copies are taken again from frames at least ``PROBE_AGE_COPY_SHARE`` x as far as the hole part's
+        copies came from (a subject that deforms or bobs under the occluder: the copies of the hole came from
+        frames where it stood elsewhere, those of the ring from the next frame), and the switched ring pixels'
+        flow candidates likewise. With ``PROBE_AGE_ONE_SIDED`` only copies found on one side count (the
+        distance is inf where frames before and after both showed the pixel)."""
         n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-        part = np.zeros(hole.shape, np.float32)
-        for k in range(1, n):
-            sel = got & (labels == k)
-            if sel.any():
-                part[sel] = np.quantile(mean_age[sel], PROBE_AGE_QUANTILE)
-        need = smooth_fill(part, got)
-        ring = region & ~hole & (flow_w > other_w)
-        floor = np.where(ring, np.maximum(1.0, np.floor(need)), np.inf).astype(np.float32)
-        if not (need[ring] > 1.0).any():
+
+        def carried(src_age, got):
+            part = np.zeros(hole.shape, np.float32)
+            for k in range(1, n):
+                sel = got & (labels == k)
+                if sel.any():
+                    part[sel] = np.quantile(src_age[sel], PROBE_AGE_QUANTILE)
+            return smooth_fill(part, got)
+
+        colour = np.zeros((*hole.shape, 3), np.float32)
+        found = np.zeros(hole.shape, bool)
+        led = np.zeros(hole.shape, bool)
+        floor = np.full(hole.shape, np.inf, np.float32)
+        got = hole & (flow_w > 0)
+        if got.any():
+            mean_age = np.zeros(hole.shape, np.float32)
+            mean_age[got] = age[got] / flow_w[got]
+            need = carried(mean_age, got)
+            ring = region & ~hole & (flow_w > other_w)
+            if (need[ring] > 1.0).any():
+                floor[ring] = np.maximum(1.0, np.floor(need[ring]))
+                led |= ring
+        if copies is not None:
+            copy_age, copied, switch, memory, moving = copies
+            got = hole & copied & (copy_age > 0) & np.isfinite(copy_age)
+            ring = region & ~hole & copied
+            if got.any() and ring.any():
+                need = carried(np.where(got, copy_age, 0.0).astype(np.float32), got)
+                if (need[ring] > 1.0).any():
+                    floor_c = np.where(ring, np.maximum(1.0, np.floor(PROBE_AGE_COPY_SHARE * need)),
+                                       np.inf).astype(np.float32)
+                    plain = ring & ~switch
+                    if plain.any():
+                        mean, same, near_colour, either = self._bracket(
+                            buf, i, xs, ys, memory, min_dist=np.where(plain, floor_c, np.inf))
+                        ok_same = plain & same
+                        ok_near = plain & either & ~same & (not moving)
+                        colour[ok_same] = mean[ok_same]
+                        colour[ok_near] = near_colour[ok_near]
+                        found |= ok_same | ok_near
+                        led |= plain
+                    floor[ring & switch] = floor_c[ring & switch]
+                    led |= ring & switch
+        flowed = led & np.isfinite(floor)
+        if not led.any():
             return None
-        acc = np.zeros((*hole.shape, 3), np.float32)
-        wsum = np.zeros(hole.shape, np.float32)
-        found = self._gather_flow(buf, i, xs, ys, ring, acc, wsum, min_dist=floor) > 0
-        colour = acc / np.maximum(wsum, 1e-6)[..., None]
-        return colour, found & ring, ring
+        if flowed.any():
+            acc = np.zeros((*hole.shape, 3), np.float32)
+            wsum = np.zeros(hole.shape, np.float32)
+            hit = (self._gather_flow(buf, i, xs, ys, flowed, acc, wsum, min_dist=floor) > 0) & flowed
+            colour[hit] = acc[hit] / wsum[hit][:, None]
+            found |= hit
+        return colour, found & led, led
 
     def _probe(self, image, box, hole, region, have, cand, aged=None) -> tuple[np.ndarray, np.ndarray | None]:
         """``(misfit, given_away)``, h x w bool: the parts of the hole where propagation is not trusted, by
@@ -579,13 +679,16 @@ class TemporalCompletion:
         fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
         return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
 
-    def _bracket(self, buf, i, xs, ys, memory=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _bracket(self, buf, i, xs, ys, memory=None, min_dist=None, dist_out=None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Fixed or shaking camera: per pixel of the box, the nearest frame before and the nearest frame after
         (within the window, same background epoch, aligned by the background placements) where the pixel is
         not in the hole. Where both exist and show the same colour (``BRACKET_LEVEL``), the place did not
         change while it was hidden: that colour is the answer, whatever it shows (background, or someone
-        standing still). ``xs``, ``ys``: the box's pixel coordinates (h x w float32). Returns (colour h x w x 3
-        float32, found h x w bool)."""
+        standing still). ``xs``, ``ys``: the box's pixel coordinates (h x w float32). ``min_dist`` (h x w,
+        optional): per pixel, the nearest frame distance that may answer; ``dist_out`` (h x w float32, optional):
+        receives the distance of the nearer side found. Returns (mean of before and after h x w x 3 float32,
+        same h x w bool, the nearer side's colour, found on either side)."""
         slot = buf[i]
         shape = xs.shape
         x0, y0 = int(xs[0, 0]), int(ys[0, 0])
@@ -593,6 +696,7 @@ class TemporalCompletion:
         epoch = slot.placement.epoch
         inv = None if slot.placement.warp is None else cv2.invertAffineTransform(slot.placement.warp)
         sides = []
+        raw = []
         for d in (-1, 1):
             colour = np.zeros((*shape, 3), np.float32)
             found = np.zeros(shape, bool)
@@ -622,9 +726,12 @@ class TemporalCompletion:
                     free = inside if other.empty else inside & (sample(other.unsafe, px, py, nearest=True,
                                                                        border=1) == 0)
                 new = free & ~found
+                if min_dist is not None:
+                    new &= min_dist <= abs(k - d - i)
                 colour[new] = image[new]
                 dist[new] = abs(k - d - i)
                 found |= new
+            raw.append(dist.copy())
             if memory is not None:  # a side that disagrees with a trusted memory comes after one that agrees
                 mem_colour, trusted = memory
                 off = trusted & (np.abs(colour - mem_colour).max(axis=2) > BRACKET_LEVEL)
@@ -633,15 +740,24 @@ class TemporalCompletion:
         (before, fb, db), (after, fa, da) = sides
         same = fb & fa & (np.abs(before - after).max(axis=2) <= BRACKET_LEVEL)
         nearest = np.where((db <= da)[..., None], before, after)
+        if dist_out is not None:
+            dist_out[...] = np.minimum(raw[0], raw[1])
+            if PROBE_AGE_ONE_SIDED:
+                # copies found on both sides are bracketed in time: they are left out of the age matching
+                dist_out[fb & fa] = np.inf
         return 0.5 * (before + after), same, nearest, fb | fa
 
-    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None) -> np.ndarray:
+    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None, drifted=None
+                     ) -> np.ndarray:
         """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
         boxes) for the ``region`` pixels; returns the per-pixel weight they contributed. Chains are kept as
         flat arrays of the pixels still followed (``fast`` stops following a pixel once it has a candidate).
         ``age`` (h x w, optional): receives the weighted distance in frames of each candidate (divide by the
         returned weight for the mean); ``min_dist`` (h x w, optional): per pixel, the nearest frame distance whose
-        candidates count (the chains still pass through nearer frames)."""
+        candidates count (the chains still pass through nearer frames); ``drifted`` (h x w bool, optional: the
+        drift guard, ``DRIFT_MAX``): chains are refused once they have drifted more than ``DRIFT_MAX`` px through
+        flow completed across holes whose border moves in several ways (``_border_spread``), and their pixels
+        are marked here."""
         slot = buf[i]
         H, W = slot.hole.shape
         h, w = slot.small.shape
@@ -655,7 +771,10 @@ class TemporalCompletion:
         start = np.flatnonzero(region.reshape(-1))
         floor = None if min_dist is None else min_dist.reshape(-1)
         chains = [{"dir": d, "k": i, "idx": start, "x": xs.reshape(-1)[start].copy(),
-                   "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32)} for d in (1, -1)]
+                   "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32),
+                   "drift": np.zeros(start.size, np.float32)} for d in (1, -1)]
+        guard = drifted is not None and DRIFT_MAX > 0
+        flat_drifted = None if drifted is None else drifted.reshape(-1)
         for dist in range(1, max(i, len(buf) - 1 - i) + 1):
             for c in chains:
                 if c["idx"].size == 0:
@@ -675,6 +794,11 @@ class TemporalCompletion:
                 v = (c["y"] + 0.5) * sy - 0.5
                 f = sample_points(flow, u, v)
                 e = sample_points(err, u, v, border=1e3)
+                if guard:
+                    spread = buf[k].drift_fwd if d > 0 else buf[k].drift_bwd
+                    if spread > 0 and not buf[k].empty:
+                        inside = sample_points(buf[k].hole_small.view(np.uint8), u, v, nearest=True) > 0
+                        c["drift"] += spread * inside
                 c["x"] += f[:, 0] / sx
                 c["y"] += f[:, 1] / sy
                 c["err"] += e
@@ -682,8 +806,13 @@ class TemporalCompletion:
                 keep = (c["x"] > -0.5) & (c["x"] < W - 0.5) & (c["y"] > -0.5) & (c["y"] < H - 0.5) & (e < thr)
                 if not self.quality:
                     keep &= flat_total[c["idx"]] == 0
+                if guard:
+                    gone = c["drift"] > DRIFT_MAX
+                    if gone.any():
+                        flat_drifted[c["idx"][gone]] = True
+                    keep &= ~gone
                 if not keep.all():
-                    for key in ("idx", "x", "y", "err"):
+                    for key in ("idx", "x", "y", "err", "drift"):
                         c[key] = c[key][keep]
                 if c["idx"].size == 0:
                     continue
@@ -753,6 +882,25 @@ def _ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.nda
     d -= np.median(d[ring], axis=0)
     err = np.abs(d).mean(axis=2)
     return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
+
+
+def _border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
+    """How far the flow completed inside ``hole`` may be off (flow-grid px): the RMS residual of an affine fit
+    to the consistent flow in a band around it. Where the border moves as one (a pan, a zoom, a still scene)
+    the smooth interpolation across the hole is right; where one side moves against the other (a subject
+    standing up next to still grass), the interpolated flow is a guess of about this error per frame."""
+    if not hole.any():
+        return 0.0
+    band = (cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~hole & (err <= thr)
+    ys, xs = np.nonzero(band)
+    if xs.size < 20:
+        return 0.0
+    a = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
+    v = flow[ys, xs].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, v, rcond=None)
+    r = v - a @ coef
+    r = (r * r).sum(axis=1)
+    return float(np.sqrt(r.mean()))
 
 
 def _camera_shift(placement: Placement, width: int, height: int) -> float:
