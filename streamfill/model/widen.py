@@ -14,6 +14,8 @@ wider model from where the narrow one stopped instead of from scratch.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -63,8 +65,6 @@ def widen_generator(small: Generator, cnum: int, noise: float = 0.0, seed: int =
     old = small.config.cnum
     if cnum < old:
         raise ValueError(f"cnum {cnum} is narrower than the generator's {old}")
-    from dataclasses import replace
-
     big = Generator(replace(small.config, cnum=cnum))
     rng = np.random.default_rng(seed)  # which channels are copied
     jitter_rng = np.random.default_rng([seed, 1])  # the noise: the same copies with or without it

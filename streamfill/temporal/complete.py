@@ -406,24 +406,21 @@ class TemporalCompletion:
 
         misfit = np.zeros(hole.shape, bool)
         given_away = None   # parts of the hole the probe gave away whole
-        if drifted is not None and (drifted & hole & ~have).any():
-            self.stats.pixels["drifted"] = self.stats.pixels.get("drifted", 0) + int((drifted & hole & ~have).sum())
-        if drifted is not None and DRIFT_ALL < 1.0 and (drifted & hole & ~have).any():
+        refused = None if drifted is None else drifted & hole & ~have
+        if refused is not None and refused.any():
+            self.stats.pixels["drifted"] = self.stats.pixels.get("drifted", 0) + int(refused.sum())
+        if refused is not None and DRIFT_ALL < 1.0 and refused.any():
             # fast: a part of the hole mostly refused by the drift guard goes to the engine whole (a patchwork of
             # short chains and engine fills is worse than either)
-            n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-            size = np.bincount(labels[hole], minlength=n)
-            lost = np.bincount(labels[drifted & hole & ~have], minlength=n)
+            lost, among = refused, hole
             if moving and DRIFT_MEMORY and max(slot.drift_fwd, slot.drift_bwd) > 0:
                 # once the camera has moved, the memory is a rigid guess at what the refused chains show (a scene
                 # whose parts move against each other, here, around this frame's hole): the share counts among the
                 # pixels the chains were for, and the memory goes with them
-                lost = np.bincount(labels[drifted & hole], minlength=n)
-                size = np.bincount(labels[todo & hole], minlength=n)
-            whole = lost > DRIFT_ALL * np.maximum(size, 1)
-            whole[0] = False
+                lost, among = drifted & hole, todo & hole
+            whole = _whole_parts(hole, lost, among, DRIFT_ALL)
             if whole.any():
-                given_away = whole[labels] & hole
+                given_away = whole
                 drifted = drifted | given_away
                 misfit |= given_away & have
                 have = have & ~given_away
@@ -621,12 +618,7 @@ class TemporalCompletion:
         if misfit.any():
             # a part of the hole mostly given away goes to the engine whole: the rest of it came along the same
             # flow, and the engine fills better without that context
-            n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-            got = np.bincount(labels[hole & have], minlength=n)
-            lost = np.bincount(labels[misfit], minlength=n)
-            whole = lost > PROBE_ALL * np.maximum(got, 1)
-            whole[0] = False
-            given_away = whole[labels] & hole
+            given_away = _whole_parts(hole, misfit, hole & have, PROBE_ALL)
             misfit |= given_away & have
         return misfit, given_away
 
@@ -882,6 +874,15 @@ def _ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.nda
     d -= np.median(d[ring], axis=0)
     err = np.abs(d).mean(axis=2)
     return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
+
+
+def _whole_parts(hole: np.ndarray, lost: np.ndarray, among: np.ndarray, share: float) -> np.ndarray:
+    """h x w bool: the connected parts of ``hole`` in which ``lost`` covers more than ``share`` of ``among``."""
+    n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    count = np.bincount(labels[among & hole], minlength=n)
+    whole = np.bincount(labels[lost & hole], minlength=n) > share * np.maximum(count, 1)
+    whole[0] = False
+    return whole[labels] & hole
 
 
 def _border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
