@@ -212,10 +212,10 @@ def test_no_code_path_grows_the_mask_more_than_the_bound_in_one_frame(monkeypatc
     """Whatever path makes a frame's mask (here every one is forced to return a huge shape: the anchor's
     alignment, the wider search, the colour pull / clean-up), the area yielded grows at most x_MAX_AREA_STEP
     (plus a few px) per frame."""
-    from streamfill.masks import track
+    from streamfill.masks import propagate
 
     frames, truth = _clip(12, seed=1, size=40)
-    finish = track._Propagator._finish
+    finish = propagate.Propagator._finish
 
     def huge(self, warped, rgb, trusted, colour=True):
         obj, p = finish(self, warped, rgb, trusted, colour)
@@ -226,25 +226,25 @@ def test_no_code_path_grows_the_mask_more_than_the_bound_in_one_frame(monkeypatc
         out[:, :2] *= 3.0  # x9 the area, well correlated
         return out, 0.99
 
-    monkeypatch.setattr(track._Propagator, "_finish", huge)
-    monkeypatch.setattr(track._Propagator, "_refine", far)
-    monkeypatch.setattr(track._Propagator, "_reseek", far)
+    monkeypatch.setattr(propagate.Propagator, "_finish", huge)
+    monkeypatch.setattr(propagate.Propagator, "_refine", far)
+    monkeypatch.setattr(propagate.Propagator, "_reseek", far)
     tracker = FlowTracker([Keyframe(0, mask=truth[0])])
     areas = [int((m > 127).sum()) for _, m in tracker.pair(frames)]
     for before, after in zip(areas[:-1], areas[1:], strict=True):
-        assert after <= track._MAX_AREA_STEP * before + 2 * track._AREA_SLACK, areas
+        assert after <= propagate._MAX_AREA_STEP * before + 2 * propagate._AREA_SLACK, areas
     # and from an empty mask, a few px per frame, not the whole shape at once
     empty = np.zeros((H, W), np.uint8)
     tracker = FlowTracker([Keyframe(0, mask=empty)], on_warning=lambda m: None)
     areas = [int((m > 127).sum()) for _, m in tracker.pair(frames[:4])]
-    assert areas[0] == 0 and areas[1] <= 2 * track._AREA_SLACK
+    assert areas[0] == 0 and areas[1] <= 2 * propagate._AREA_SLACK
 
 
 def test_flow_keeps_two_pyramid_levels_for_mid_sized_objects():
     # An object region of ~100 working px is where the fast preset's finest DIS level equals the coarsest one
     # OpenCV builds: DIS then ran on a single level and lost the object behind the occluder (mean IoU 0.59,
     # min 0.17 on this very run before the fix).
-    from streamfill.masks.track import _finest_level
+    from streamfill.masks.propagate import _finest_level
 
     assert _finest_level((100, 100), 8, 2) == 1      # coarsest level 2 there: one level below it
     assert _finest_level((40, 40), 8, 2) == 0
@@ -345,14 +345,15 @@ def test_an_untroubled_track_is_not_reported_lost():
 
 
 def test_motion_bounds_refuse_implausible_steps_and_ecc_guards():
-    from streamfill.masks.track import _decompose, _Propagator
+    from streamfill.masks.geometry import decompose
+    from streamfill.masks.propagate import Propagator
 
-    p = _Propagator(TrackConfig(), (64, 64))
+    p = Propagator(TrackConfig(), (64, 64))
     yy, xx = np.mgrid[0:64, 0:64]
     mask = ((xx - 32) ** 2 + (yy - 32) ** 2 < 15**2).astype(np.float32)
     grey = np.full((64, 64), 128, np.uint8)  # a plain object: nothing for ECC to align
     p.start(np.dstack([grey] * 3), grey, mask)
-    ls, ang, aniso = _decompose(np.array([[2.0, 0, 0], [0, 2.0, 0]]))
+    ls, ang, aniso = decompose(np.array([[2.0, 0, 0], [0, 2.0, 0]]))
     assert abs(ls - np.log(2)) < 1e-9 and abs(ang) < 1e-9 and abs(aniso) < 1e-9
     assert p._plausible(np.array([[1.03, 0, 1.0], [0, 1.03, -2.0]]))
     assert not p._plausible(np.array([[3.6, 0, 0], [0, 3.6, 0]]))  # x13 the area in one frame
@@ -420,7 +421,7 @@ def test_live_retarget_reports_the_track_state_for_stats_and_the_control_socket(
 
 
 def test_a_jump_the_flow_missed_is_found_again_by_the_wider_search():
-    from streamfill.masks.track import _Propagator
+    from streamfill.masks.propagate import Propagator
 
     bg = next(cutouts.synthetic_backgrounds(H, W, 3))
     cut = cutouts.textured_cutout(96, 4)
@@ -432,7 +433,7 @@ def test_a_jump_the_flow_missed_is_found_again_by_the_wider_search():
 
     img0, mask0 = shot(90, 70, 0.0)
     img1, mask1 = shot(104, 58, 6.0)  # 14 px right, 12 px up, turned 6 degrees: beyond ECC's reach
-    p = _Propagator(TrackConfig(), (W, H))
+    p = Propagator(TrackConfig(), (W, H))
     grey0, grey1 = (np.asarray(np.dot(i[..., :3], [0.299, 0.587, 0.114]), np.uint8) for i in (img0, img1))
     p.start(img0, grey0, mask0)
     guess = np.eye(2, 3)  # the flow saw no motion

@@ -1,39 +1,21 @@
 """Mask tracking: follow an object from one or more keyframe masks (or boxes) through a clip.
 
-How a mask moves from frame to frame (all at a working resolution: ``[track] scale`` of the frame, raised for
-objects under ~128 px so that they are ~64 working px across, up to full resolution):
+:class:`FlowTracker` is the public tracker (a :class:`~streamfill.types.MaskSource`). How one mask is carried
+from a frame to the next (flow, object motion, appearance anchor, colour pull, bounded motion, confidence) is
+:mod:`streamfill.masks.propagate`; this module decides which frames are tracked from which keyframe, in which
+direction, and what is reported. All tracking runs at a working resolution: ``[track] scale`` of the frame,
+raised for objects under ~128 px so that they are ~64 working px across, up to full resolution
+(``FlowTracker._working_scale``).
 
-1. DIS optical flow (OpenCV, ``[track] preset``) from the new frame back to the previous one; the previous
-   (soft) mask is warped along it.
-2. Forward-backward consistency: the flow is also computed forward; where the two disagree by more than
-   ``[track] fb_threshold`` working-resolution pixels (occlusions, disocclusions, the background uncovered
-   behind a moving object) the warped mask is not trusted.
-3. Drift control: inside a band of ``[track] band`` pixels around the warped mask's edge, the mask is pulled
-   towards the object's appearance: a foreground colour histogram (the object) against a local background
-   histogram (a ring around it), both learnt on the keyframe and updated slowly (``[track] model_rate``).
-   Where the flow is not trusted the colour model decides most; this is also how parts that reappear after
-   an occlusion grow back.
-4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
-   frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
+Keyframes (:class:`Keyframe`, or :func:`parse_box` for ``--box``) give a mask or a box for frame ``K`` (a
+``Frame.index``). Frames after a keyframe are tracked forward from it; frames before the first keyframe are
+tracked backward from it; a later keyframe is a correction: from it on, it wins. With ``[track] backfill = N``
+the N frames before each later keyframe are also re-tracked backward from it, and those backward masks win
+over the forward ones.
 
-Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
-keyframe's shape moved there; when the alignment fails outright (a blurred jump the flow missed), the template
-is searched for in a wider window and taken back if it correlates and its colours agree (``_reseek``).
-
-Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
-change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
-more than the fitted scale change explains (x1.3 at least, x1.6 at most) in one frame (else the plain flow
-result, then the previous shape moved, then the previous mask shifted by whole pixels, is used): whatever
-path made a mask, the bound holds. A camera jump (the picture's shift around the object changing abruptly,
-phase correlation) starts the flow from the object's last motion plus the jump (``_camera_jump``). Each
-mask gets a confidence (area kept, colours still the object's); a run of low-confidence frames is a lost
-stretch, reported once through ``on_warning`` / ``on_lost`` and kept in ``lost`` / ``lost_frames`` /
+Lost track: each mask has a confidence (see :mod:`streamfill.masks.propagate`); a run of low-confidence frames
+is a lost stretch, reported once through ``on_warning`` / ``on_lost`` and kept in ``lost`` / ``lost_frames`` /
 ``lost_since`` (see :class:`FlowTracker`).
-
-Keyframes (:class:`Keyframe`) give a mask or a box for frame ``K`` (a ``Frame.index``). Frames after a
-keyframe are tracked forward from it; frames before the first keyframe are tracked backward from it; a later
-keyframe is a correction: from it on, it wins. With ``[track] backfill = N`` the N frames before each later
-keyframe are also re-tracked backward from it, and those backward masks win over the forward ones.
 
 Scene cuts (:mod:`streamfill.masks.scenecut`) stop tracking: the frames of the new shot get empty masks,
 with a :class:`TrackingWarning` (through :mod:`warnings`, or the ``on_warning`` callback), unless a later
@@ -63,70 +45,17 @@ from streamfill.config import TrackConfig
 from streamfill.errors import InputError, MaskError
 from streamfill.masks.box import segment_box, whole_box
 from streamfill.masks.ops import dilate
+from streamfill.masks.propagate import Propagator
 from streamfill.masks.scenecut import SceneCutDetector
 from streamfill.types import Frame, Mask
 
-_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
-
-
-def _finest_level(shape: tuple[int, int], patch: int, wanted: int) -> int:
-    """The DIS pyramid level to stop at for a region of ``shape`` (h, w): ``wanted`` (the preset's), but below
-    the coarsest level DIS builds for that size (OpenCV's rule), so that at least two levels remain. With the
-    preset's finest level equal to the coarsest (regions of about 64-190 px with the fast preset), DIS ran on
-    one level only and lost track of fast or occluded parts (`streamfill eval masks`, vtest + chelsea: min
-    IoU 0.908 -> 0.947); above it, OpenCV picks its own levels."""
-    h, w = shape
-    coarsest = min(int(np.log2(max(h, w) / (4.0 * patch)) + 0.5), int(np.log2(max(1, min(h, w)) / patch)))
-    return int(max(0, min(wanted, coarsest - 1)))
-
-
-_PROVEN = 8  # consecutive template matches after which a lost match is blamed on an occlusion
-_FIT_INSET = 0.1  # the object's motion is fitted on points this share of its size inside its outline
-_HIDDEN_SHARE = 0.1  # share of the predicted shape that must be hidden to keep a lost anchor's shape
-_RIGID_INLIERS = 0.8  # share of the object's flow one similarity transform explains for it to count as rigid
-# Bounded per-frame motion (see _Propagator._plausible): log-scale and rotation (radians) change per frame
-# allowed beyond twice the object's recent change, their caps, and the anisotropy (log ratio of the axes).
-_SCALE_STEP, _SCALE_CAP = 0.08, 0.2
-_ANGLE_STEP, _ANGLE_CAP = np.radians(10.0), np.radians(25.0)
-_ANISO_STEP = 0.08
-# Colour pull at the edge (see _Propagator.start): from ``[track] reanchor`` for colours that do not tell the
-# object from its surroundings (separation <= _SEP_LOW) up to _PULL_MAX for ones that do perfectly.
-_PULL_MAX = 0.95
-_SEP_LOW = 0.2
-_BAND_SHARE = 0.2  # colour band at most this share of the object's longer side
-_MAX_GROWTH = 1.3  # the mask's area may grow at most this much per frame beyond the fitted scale change
-_AREA_SLACK = 6.0  # px of growth always allowed (tiny masks)
-_MAX_AREA_STEP = 1.6  # ... and never more than this factor in one frame, whatever the fitted motion
-# ECC alignment guards (see _Propagator._refine).
-_ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
-_ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
-_ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
-_ECC_SCALE_STEP = 0.03  # ... and their scale is measured by trying +-this log-scale (see _refine)
-# Re-seeking a lost anchor (see _Propagator._reseek): the template is kept through this many frames without
-# a match when it had matched at least _RESEEK_RUN frames in a row before.
-_RESEEK_GRACE, _RESEEK_RUN = 3, 3
-_RESEEK_ABRUPT = 0.5  # ... and the loss was abrupt: the alignment correlated below this
-_RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
-# Camera jumps (see _Propagator._camera_jump): the picture's shift in a window this many times the object's
-# size about it, on a copy at most _JUMP_SIDE px across, trusted above this phase-correlation response; a
-# change of at least _JUMP_MIN working px starts the flow from it.
-_JUMP_WINDOW = 3.0
-_JUMP_SIDE = 128
-_JUMP_RESPONSE = 0.1
-_JUMP_MIN = 3.0
-# Track confidence (see _Propagator._confidence).
-_LOST_AREA = 1.0  # area score = area / (this x the keyframe's area), capped at 1: lost below 30 % of it
+# Lost track (see FlowTracker._note).
 _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
 _LOST_FRAMES = 5  # ... once this many frames in a row are
 # Working scale (see FlowTracker._working_scale).
 _TARGET_SIDE = 64
 _MAX_UPSCALE = 1.0
 _UPSCALE_PIXELS = 400_000
-_COLOUR_LOW, _COLOUR_HIGH = 0.35, 0.75
 
 
 class TrackingWarning(UserWarning):
@@ -174,625 +103,6 @@ def parse_box(text: str, default_frame: int = 0) -> Keyframe:
 
 def _fmt_box(box: Sequence[int]) -> str:
     return ",".join(str(int(v)) for v in box)
-
-
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-class _ColourModel:
-    """Foreground/background colour histograms over quantised RGB, giving P(object | colour)."""
-
-    def __init__(self, bins: int, rate: float) -> None:
-        self.shift = 8 - int(np.log2(bins))
-        self.bits = int(np.log2(bins))
-        self.n = bins**3
-        self.rate = rate
-        self.fg: np.ndarray | None = None
-        self.bg: np.ndarray | None = None
-
-    def index(self, rgb: np.ndarray) -> np.ndarray:
-        q = (rgb >> self.shift).astype(np.int32)
-        return (q[..., 0] << (2 * self.bits)) | (q[..., 1] << self.bits) | q[..., 2]
-
-    def _hist(self, idx: np.ndarray) -> np.ndarray:
-        h = np.bincount(idx, minlength=self.n).astype(np.float32)
-        # Spread a little mass so that unseen colours are uncertain, not impossible.
-        return (h + 0.1) / (h.sum() + 0.1 * self.n)
-
-    def fit(self, idx: np.ndarray, fg: np.ndarray, bg: np.ndarray, rate: float | None = None) -> None:
-        if not fg.any() or not bg.any():
-            return
-        hf, hb = self._hist(idx[fg]), self._hist(idx[bg])
-        r = 1.0 if self.fg is None or rate is None else rate
-        self.fg = hf if self.fg is None else (1 - r) * self.fg + r * hf
-        self.bg = hb if self.bg is None else (1 - r) * self.bg + r * hb
-
-    def posterior(self, idx: np.ndarray) -> np.ndarray:
-        f, b = self.fg[idx], self.bg[idx]
-        return f / (f + b)
-
-
-class _Propagator:
-    """Carries one soft mask (working resolution, float32 in [0, 1]) from frame to frame."""
-
-    def __init__(self, config: TrackConfig, small_size: tuple[int, int]) -> None:
-        self.cfg = config
-        w, h = small_size
-        self._dis = None
-        self._dis_shape = None
-        self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self.colour = _ColourModel(config.colour_bins, config.model_rate)
-        self.k3 = _disk(1)
-        self.k5 = _disk(2)
-        self.band_k = _disk(max(1, config.band))
-        self.ring_k = _disk(max(2, 3 * config.band))
-        self.state: np.ndarray | None = None
-        self.prev_grey: np.ndarray | None = None
-
-    def start(self, rgb: np.ndarray, grey: np.ndarray, mask_small: np.ndarray) -> None:
-        self.state = mask_small.astype(np.float32)
-        self.prev_grey = grey
-        self.global_motion = np.zeros(2)  # the picture's last shift around the object (working px), see step
-        self._hann_win: np.ndarray | None = None  # phase-correlation window, kept while its size holds
-        self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
-        self.velocity = np.eye(2, 3, dtype=np.float64)
-        self.recent_scale = 0.0  # recent |log scale| per frame of the object's accepted motion
-        self.recent_angle = 0.0  # recent |rotation| per frame, radians
-        self.reseeks = 0  # anchors found again by the wider search (see _reseek)
-        self.rejected = 0  # updates refused by the motion bounds (for tests and statistics)
-        self.confidence = 1.0
-        obj = self.state > 0.5
-        # The colour band scales with the object: a 4 px band around a 20 px object could double its area
-        # in one frame.
-        side = max(cv2.boundingRect(obj.astype(np.uint8))[2:]) if obj.any() else 0
-        self.band = min(self.cfg.band, max(1, round(_BAND_SHARE * side))) if self.cfg.band > 0 else 0
-        self.band_k = _disk(max(1, self.band))
-        self.fit_k = _disk(max(1, round(_FIT_INSET * side)))
-        self.ref_area = float(np.count_nonzero(obj))
-        self.area = self.ref_area
-        self.ref_hist = _colour_hist(rgb, obj)
-        self._set_template(grey, self.state)
-        self._learn(rgb, obj, None, rate=None)
-        # How well colour alone tells the object from its surroundings (1 - Bhattacharyya coefficient of
-        # the two histograms): the colour pull at the edge gets stronger the better it does.
-        sep = 0.0
-        if self.colour.fg is not None:
-            sep = 1.0 - float(np.sum(np.sqrt(self.colour.fg * self.colour.bg)))
-        self.pull = self.cfg.reanchor + (max(self.cfg.reanchor, _PULL_MAX) - self.cfg.reanchor) * max(
-            0.0, (sep - _SEP_LOW) / (1.0 - _SEP_LOW))
-
-    def _set_template(self, grey: np.ndarray, soft: np.ndarray) -> None:
-        """Remember the object's appearance (grey crop) and shape; ``self.anchor`` maps it to now."""
-        obj = (soft > 0.5).astype(np.uint8)
-        self.anchor = np.eye(2, 3, dtype=np.float64)
-        self.misses = 0
-        self.matched = 0
-        self.run_before_loss = 0  # matches in a row before the current loss of the match
-        self.proven = False
-        self.rigidity = 0.0
-        if cv2.countNonZero(obj) < 16:
-            self.tmpl = None
-            return
-        x, y, w, h = cv2.boundingRect(obj)
-        H, W = obj.shape
-        x0, y0, x1, y1 = max(0, x - 4), max(0, y - 4), min(W, x + w + 4), min(H, y + h + 4)
-        blur = cv2.blur(grey[y0:y1, x0:x1], (3, 3)).astype(np.float32)
-        self.tmpl = (grey[y0:y1, x0:x1].astype(np.float32), soft.copy(), (x0, y0), blur)
-        # Over the crop, ring of background included: ECC scores the outline too (see step).
-        self.tmpl_std = float(np.std(self.tmpl[0]))
-
-    def _fit_step(self, fwd: np.ndarray, back: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
-        """Similarity transform (2 x 3, previous -> current frame, frame coordinates) of the object, from the
-        forward flow of its interior pixels that pass the forward-backward check; None when too few do.
-        ``fwd``/``back`` cover the region of interest whose top-left corner is (x0, y0)."""
-        h, w = fwd.shape[:2]
-        obj = (self.state[y0 : y0 + h, x0 : x0 + w] > 0.5).astype(np.uint8)
-        # Points away from the outline: the flow near it is dragged towards the background's motion, which
-        # biased the fitted scale (a steady shrink of ~1 % per frame on a deforming object over a still
-        # background, talking seed 2). Nearer the outline only when too few points are left.
-        ys, xs = np.nonzero(cv2.erode(obj, self.fit_k))
-        if len(ys) < 40:
-            ys, xs = np.nonzero(cv2.erode(obj, self.k3))
-        if len(ys) < 12:
-            return None
-        stride = max(1, len(ys) // 600)
-        ys, xs = ys[::stride], xs[::stride]
-        if self.tmpl is not None and self.misses == 0:
-            # Only points that still look like the anchored object: an occluder sliding over it must not
-            # lend the object its motion.
-            same = self._looks_like_template(xs + x0, ys + y0)
-            if same.sum() >= 12:
-                ys, xs = ys[same], xs[same]
-        f = fwd[ys, xs]
-        qx, qy = xs + f[:, 0], ys + f[:, 1]
-        qxi = np.clip(np.rint(qx).astype(np.int32), 0, w - 1)
-        qyi = np.clip(np.rint(qy).astype(np.int32), 0, h - 1)
-        err = np.hypot(*(back[qyi, qxi] + f).T)
-        ok = err <= max(0.5, self.cfg.fb_threshold)
-        if ok.sum() < 12:
-            return None
-        src = np.stack([xs[ok] + x0, ys[ok] + y0], 1).astype(np.float32)
-        dst = np.stack([qx[ok] + x0, qy[ok] + y0], 1).astype(np.float32)
-        a, inliers = cv2.estimateAffinePartial2D(
-            src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=200, refineIters=10
-        )
-        self.rigidity = float(inliers.mean()) if a is not None and inliers is not None else 0.0
-        return a
-
-    def _looks_like_template(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """For points (frame coordinates) of the previous frame: does the (blurred) picture there match the
-        template's picture at the anchored position? Boolean array."""
-        _, _, (tx, ty), tblur = self.tmpl
-        inv = _invert(self.anchor)
-        u = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2] - tx
-        v = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2] - ty
-        th, tw = tblur.shape
-        ui = np.clip(np.rint(u).astype(np.int32), 0, tw - 1)
-        vi = np.clip(np.rint(v).astype(np.int32), 0, th - 1)
-        diff = np.abs(self.prev_blur[ys, xs] - tblur[vi, ui])
-        limit = max(10.0, 3.0 * float(np.median(diff)))
-        return diff <= limit
-
-    def _box(self) -> tuple[int, int, int, int] | None:
-        """The object's bounding box (x, y, w, h) in the current state, or None when the mask is empty."""
-        obj = (self.state > 0.5).astype(np.uint8)
-        return cv2.boundingRect(obj) if obj.any() else None
-
-    def _roi(self, box: tuple[int, int, int, int] | None, extra: float = 0.0) -> tuple[int, int, int, int]:
-        """Region (x0, y0, x1, y1) the object (``box``, from ``_box``) can reach in one frame: its box plus a
-        generous margin (plus ``extra`` px, a camera jump)."""
-        H, W = self.state.shape
-        if box is None:
-            return 0, 0, W, H
-        x, y, w, h = box
-        m = max(24, round(0.3 * max(w, h)), 4 * self.cfg.band) + int(np.ceil(extra))
-        return max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
-
-    def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray,
-                roi: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
-        """Align the template to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only
-        ``visible`` pixels (uint8, the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
-        Returns (warp, correlation) or (guess, 0) when ECC cannot be trusted.
-
-        Why ECC failed (NaN, "stopped before its convergence") on small or plain objects: an affine warp has six
-        unknowns, and a template of a few hundred pixels, or one with little texture, does not pin them down
-        (the Hessian is near singular); a mask with only a handful of visible pixels gives it nothing to
-        correlate. So: no alignment for a flat template or under ``_ECC_MIN_PIXELS`` visible pixels, a
-        translation-only alignment (two unknowns) for templates under ``_ECC_AFFINE_SIDE`` px, and the input
-        is cropped to the region of interest (the whole frame's gradients were computed every call)."""
-        tg, _, (tx, ty), _ = self.tmpl
-        rx0, ry0, rx1, ry1 = roi
-        mask = visible[ry0:ry1, rx0:rx1]
-        if self.tmpl_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
-            return guess, 0.0
-        affine = min(tg.shape) >= _ECC_AFFINE_SIDE
-        crop = guess.copy()
-        crop[:, 2] = guess[:, :2] @ np.array([tx, ty], np.float64) + guess[:, 2] - np.array([rx0, ry0])
-        image = np.ascontiguousarray(grey[ry0:ry1, rx0:rx1], np.float32)
-        rho, warp = _ecc(tg, image, crop, mask, affine)
-        if rho <= 0.0:
-            return guess, 0.0
-        if not affine:
-            # Translation only leaves the scale to the fitted motion, whose small bias added up: a 29 px
-            # object growing by 25 % was anchored 18 % too small after 80 frames (small seed 0). So the scale
-            # is measured too, against the template (no build-up): translation ECC from the warp scaled by
-            # +-_ECC_SCALE_STEP about the template's centre, and a parabola through the three correlations.
-            centre = np.array([(tg.shape[1] - 1) / 2.0, (tg.shape[0] - 1) / 2.0])
-
-            def at_scale(d: float) -> tuple[float, np.ndarray]:
-                scaled = warp.copy()
-                scaled[:, :2] *= float(np.exp(d))
-                scaled[:, 2] += (warp[:, :2] - scaled[:, :2]) @ centre
-                return _ecc(tg, image, scaled, mask, False)
-
-            low, high = at_scale(-_ECC_SCALE_STEP), at_scale(_ECC_SCALE_STEP)
-            lo, mid, hi = low[0], rho, high[0]
-            curve = lo + hi - 2.0 * mid
-            if min(lo, hi) > 0.0 and curve < 0.0:
-                r, w = at_scale(float(np.clip(0.5 * (lo - hi) / curve, -1.0, 1.0)) * _ECC_SCALE_STEP)
-                if r > rho:
-                    rho, warp = r, w
-            elif max(lo, hi) > rho:
-                rho, warp = low if lo > hi else high
-        out = warp.astype(np.float64)
-        out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
-        return out, float(rho)
-
-    def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray, rho: float,
-                rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """The alignment failed outright near ``guess``: look for the template again in a wider window
-        (normalised cross-correlation of its picture, turned and scaled as ``guess`` has it, translation
-        only, over about the object's size each way), and align (ECC) from the best place found. A jump the
-        flow missed (a shake, with motion blur) otherwise leaves the guess several px off, ECC cannot reach
-        the object from there, and once the newest look replaces the anchor the offset is kept for good
-        (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on). ``rgb`` (the
-        whole working frame) checks the colours of the place found. Returns (warp, correlation) as ``_refine``."""
-        tg, tsoft, (tx, ty), _ = self.tmpl
-        ls, ang, aniso = _decompose(guess)
-        if self.tmpl_std < _ECC_MIN_STD or abs(ls) > 0.3 or abs(aniso) > 0.2:
-            return refined, rho
-        th, tw = tg.shape
-        H, W = grey.shape
-        # The template's picture turned and scaled as the guess has it; the search uses its central part
-        # (inside the turned crop at any angle).
-        side = int(0.7 * min(th, tw) * float(np.exp(ls)))
-        if side < 12:
-            return refined, rho
-        centre = np.array([tx + (tw - 1) / 2.0, ty + (th - 1) / 2.0])
-        predicted = guess[:, :2] @ centre + guess[:, 2]  # where the template's centre should be now
-        turn = guess[:, :2].copy()
-        shift = np.array([(side - 1) / 2.0, (side - 1) / 2.0]) - turn @ np.array([(tw - 1) / 2.0, (th - 1) / 2.0])
-        patch = cv2.warpAffine(tg, np.hstack([turn, shift[:, None]]), (side, side), flags=cv2.INTER_LINEAR)
-        m = max(12, round(0.6 * max(th, tw)))
-        half = side // 2
-        sx0, sy0 = max(0, int(predicted[0]) - half - m), max(0, int(predicted[1]) - half - m)
-        sx1, sy1 = min(W, int(predicted[0]) + half + m), min(H, int(predicted[1]) + half + m)
-        if sx1 - sx0 < side + 2 or sy1 - sy0 < side + 2 or float(np.std(patch)) < _ECC_MIN_STD:
-            return refined, rho
-        score = cv2.matchTemplate(np.ascontiguousarray(grey[sy0:sy1, sx0:sx1], np.float32), patch,
-                                  cv2.TM_CCOEFF_NORMED)
-        _, best, _, (bx, by) = cv2.minMaxLoc(score)
-        if not np.isfinite(best):
-            return refined, rho
-        found = np.array([bx + sx0 + (side - 1) / 2.0, by + sy0 + (side - 1) / 2.0])
-        if np.hypot(*(found - predicted)) < max(4.0, _RESEEK_JUMP * side):
-            # Near the guess: a template that no longer fits (the object turned, changed its look) rather
-            # than a jump; kept alive by a near-miss here it would hold back the newest look.
-            return refined, rho
-        moved = guess.copy()
-        moved[:, 2] += found - predicted
-        shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
-        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
-        x, y, w, h = cv2.boundingRect(shape)
-        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
-        warp, r = self._refine(grey, moved, visible, roi)
-        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
-            # The colours must agree too: the object's colours under the shape found again at least as well
-            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
-            # 20-40 px object, and the mask jumped off the object).
-            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
-            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
-            if _agreement(rgb, at, self.ref_hist) < _agreement(rgb, before, self.ref_hist):
-                return refined, rho
-            self.reseeks += 1
-            return warp, r
-        return refined, rho
-
-    def _learn(self, rgb: np.ndarray, obj: np.ndarray, trusted: np.ndarray | None, rate: float | None) -> None:
-        o8 = obj.astype(np.uint8)
-        if not o8.any():
-            return
-        x, y, w, h = cv2.boundingRect(o8)
-        pad = 3 * self.cfg.band + 2
-        H, W = obj.shape
-        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
-        o = o8[y0:y1, x0:x1]
-        fg = cv2.erode(o, self.k3).astype(bool)
-        bg = cv2.dilate(o, self.ring_k).astype(bool) & ~cv2.dilate(o, self.k3).astype(bool)
-        if trusted is not None:
-            t = trusted[y0:y1, x0:x1]
-            fg &= t
-            bg &= t
-        self.colour.fit(self.colour.index(rgb[y0:y1, x0:x1]), fg, bg, rate)
-
-    def _flow(self, shape: tuple[int, int]):
-        """A DIS instance for this region size. One instance fed regions of changing size gets several
-        times slower (its internal buffers), and creating one costs microseconds, so renew it on a change."""
-        if self._dis is None or self._dis_shape != shape:
-            self._dis = cv2.DISOpticalFlow_create(_PRESETS[self.cfg.preset])
-            self._dis.setFinestScale(_finest_level(shape, self._dis.getPatchSize(), self._dis.getFinestScale()))
-            self._dis_shape = shape
-        return self._dis
-
-    def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
-        """The change of the picture's shift around the object (phase correlation of the previous and the new
-        frame in a window of ``_JUMP_WINDOW`` x the object's size about it, on a copy at most ``_JUMP_SIDE``
-        px across; working px) since the previous frame, when it is a jump (at least ``_JUMP_MIN`` px,
-        clearly found); else zeros. The object's own motion is smooth, a shaking camera's is not: the
-        object's motion now is about its last motion plus this change. Measured around the object, not over
-        the whole frame: the camera's shake turns the picture too, so far from the centre the shift differs
-        (held-out shake seed 1000, frame 9: the whole frame moved 5 px up, the object 19 px)."""
-        H, W = grey.shape
-        if box is None:
-            return np.zeros(2)
-        x, y, w, h = box
-        half = int(min(max(H, W), max(48, _JUMP_WINDOW * max(w, h)))) // 2
-        cx, cy = x + w // 2, y + h // 2
-        x0, y0 = max(0, min(W - 2 * half, cx - half)), max(0, min(H - 2 * half, cy - half))
-        x1, y1 = min(W, x0 + 2 * half), min(H, y0 + 2 * half)
-        a, b = self.prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1]
-        k = max(1.0, max(a.shape) / _JUMP_SIDE)
-        if k > 1.0:
-            size = (max(8, round(a.shape[1] / k)), max(8, round(a.shape[0] / k)))
-            a, b = (cv2.resize(v, size, interpolation=cv2.INTER_AREA) for v in (a, b))
-        a, b = a.astype(np.float32), b.astype(np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(a, b, self._hann(a.shape))
-        shift = np.array([dx, dy]) * k if response >= _JUMP_RESPONSE else self.global_motion
-        change = shift - self.global_motion
-        self.global_motion = shift
-        return change if np.hypot(*change) >= _JUMP_MIN else np.zeros(2)
-
-    def _hann(self, shape: tuple[int, int]) -> np.ndarray:
-        if self._hann_win is None or self._hann_win.shape != shape:
-            self._hann_win = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
-        return self._hann_win
-
-    def _plausible(self, m: np.ndarray, slack: float = 1.0) -> bool:
-        """Is the 2 x 3 per-frame motion ``m`` (previous -> current) within the bounds on scale and rotation
-        change: a little more than the object's recent motion (``_SCALE_STEP`` / ``_ANGLE_STEP`` plus twice
-        the recent per-frame change, capped)?"""
-        ls, ang, aniso = _decompose(m)
-        ls_max = min(_SCALE_CAP, _SCALE_STEP + 2.0 * self.recent_scale) * slack
-        ang_max = min(_ANGLE_CAP, _ANGLE_STEP + 2.0 * self.recent_angle) * slack
-        return abs(ls) <= ls_max and abs(ang) <= ang_max and abs(aniso) <= _ANISO_STEP * slack
-
-    def _finish(self, warped: np.ndarray, rgb: np.ndarray, trusted: np.ndarray, colour: bool = True):
-        """Colour pull in the edge band, re-threshold, clean-up. Returns (binary uint8, soft) of the ROI."""
-        cfg = self.cfg
-        p = warped
-        obj = (warped > 0.5).astype(np.uint8)
-        if colour and cfg.reanchor > 0 and self.band > 0 and self.colour.fg is not None and obj.any():
-            band = cv2.dilate(obj, self.band_k).astype(bool) & ~cv2.erode(obj, self.band_k).astype(bool)
-            ys, xs = np.nonzero(band)
-            if len(ys):
-                post = self.colour.posterior(self.colour.index(rgb[ys, xs]))
-                w = np.where(trusted[ys, xs], self.pull, min(1.0, 2 * self.pull)).astype(np.float32)
-                p = warped.copy()
-                p[ys, xs] = (1 - w) * warped[ys, xs] + w * post
-        obj = (p > 0.5).astype(np.uint8)
-        obj = cv2.morphologyEx(obj, cv2.MORPH_OPEN, self.k3)
-        obj = cv2.morphologyEx(obj, cv2.MORPH_CLOSE, self.k3)
-        return _drop_specks(obj), p
-
-    def step(self, rgb: np.ndarray, grey: np.ndarray) -> np.ndarray:
-        """The soft mask for the next frame (``rgb``/``grey`` at working resolution). Work is confined to
-        a region of interest around the object, so the cost follows the object's size, not the frame's.
-        Sets ``self.confidence`` (0-1) for the new mask."""
-        cfg = self.cfg
-        box = self._box()
-        jump = self._camera_jump(grey, box)
-        x0, y0, x1, y1 = self._roi(box, float(np.hypot(*jump)))
-        to_roi = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
-        full_state, full_rgb = self.state, rgb
-        prev = np.ascontiguousarray(self.prev_grey[y0:y1, x0:x1])
-        cur = np.ascontiguousarray(grey[y0:y1, x0:x1])
-        rgb = rgb[y0:y1, x0:x1]
-        gx, gy = self.gx[y0:y1, x0:x1], self.gy[y0:y1, x0:x1]
-        dis = self._flow(cur.shape)
-        if jump.any():
-            # The camera jumped (shake): the flow starts from the object's last motion plus the jump, which
-            # DIS alone, from zero, missed with motion blur (held-out shake seed 1000: a 20 px jump of a 42 px
-            # object, IoU 0.27 in that frame).
-            start = _translation_of(self.velocity, full_state)[:, 2] + jump
-            init = np.empty(cur.shape + (2,), np.float32)
-            init[..., 0], init[..., 1] = start[0], start[1]
-            fwd = dis.calc(prev, cur, init)
-            back = dis.calc(cur, prev, np.ascontiguousarray(-init))
-        else:
-            back = dis.calc(cur, prev, None)
-            fwd = dis.calc(prev, cur, None)
-        mapx = gx + back[..., 0]  # frame coordinates in the previous frame
-        mapy = gy + back[..., 1]
-        dense = cv2.remap(full_state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        fwd_at = cv2.remap(fwd, mapx - x0, mapy - y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = np.hypot(fwd_at[..., 0] + back[..., 0], fwd_at[..., 1] + back[..., 1])
-        trusted = err <= cfg.fb_threshold if cfg.fb_threshold > 0 else np.ones(dense.shape, bool)
-        warped = dense
-        step = self._fit_step(fwd, back, x0, y0) if self.tmpl is not None else None
-        if step is not None and not self._plausible(step):
-            # Bounded motion: a scale or rotation change far beyond the object's recent motion is a bad fit
-            # (a few points on the background, an occluder); keep the recent motion, else its translation.
-            self.rejected += 1
-            step = self.velocity if self._plausible(self.velocity) else _translation_of(step, full_state)
-            self.rigidity = 0.0
-        if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
-            step = self.velocity  # hidden for now: assume it keeps moving as it did
-            self.misses += 1
-        elif step is not None:
-            self.velocity = step
-            ls, ang, _ = _decompose(step)
-            self.recent_scale = 0.8 * self.recent_scale + 0.2 * abs(ls)
-            self.recent_angle = 0.8 * self.recent_angle + 0.2 * abs(ang)
-        anchored = False
-        if step is not None:
-            size = (x1 - x0, y1 - y0)
-            previous = self.anchor
-            guess = _compose(step, previous)
-            # Pixels whose (trusted) flow does not follow the object's motion are not the object's:
-            # deforming parts, occluders passing in front.
-            inv = _invert(step)
-            rx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
-            ry = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
-            follows = (np.hypot(mapx - rx, mapy - ry) <= cfg.rigid_tolerance) | ~trusted
-            predicted = cv2.warpAffine(self.tmpl[1], _compose(to_roi, guess), size, flags=cv2.INTER_LINEAR)
-            visible = np.zeros(grey.shape, np.uint8)
-            # Scored: the visible interior, plus a band of 2 px on both sides of the predicted outline. The
-            # outline is what pins a plain object down: scored on its flat interior alone, ECC correlated at
-            # 0.99 at a shifted position and the anchor slid off the object (mean IoU 0.81 -> 0.98 on such
-            # a case of the suite).
-            shape = (predicted > 0.5).astype(np.uint8)
-            seen = shape & (follows & trusted).astype(np.uint8)
-            inner = cv2.erode(seen, self.k5)
-            visible[y0:y1, x0:x1] = inner | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
-            refined, rho = self._refine(grey, guess, visible, (x0, y0, x1, y1))
-            ecc_rho, reseeks = rho, self.reseeks
-            if rho < _RESEEK_ABRUPT:
-                refined, rho = self._reseek(grey, guess, refined, rho, full_rgb)
-            # Found again by the wider search: the guess's motion is what failed, so the fit is bounded
-            # against the last anchor, by the per-frame bound.
-            base, slack = (previous, 1.0) if self.reseeks > reseeks else (guess, 0.5)
-            if rho >= cfg.anchor_corr and not self._plausible(_compose(refined, _invert(base)), slack):
-                # The alignment's own correction is bounded too (half the per-frame bound): a well-correlated
-                # but much larger or slanted fit (seen: x13 the area at correlation 0.92) is refused.
-                self.rejected += 1
-                rho = 0.0
-            if rho >= cfg.anchor_corr:
-                self.misses = 0
-                self.matched += 1
-                self.anchor = refined
-            else:
-                if self.misses == 0:
-                    self.proven = self.matched >= _PROVEN
-                    # An abrupt loss (the alignment failed outright, as on a blurred jump) rather than a
-                    # template that slowly stopped fitting.
-                    self.run_before_loss = self.matched if ecc_rho < _RESEEK_ABRUPT else 0
-                    self.matched = 0
-                self.misses += 1
-                self.anchor = guess
-            # The anchored shape is used while the template matches, and through a short loss of the match
-            # only for an object that moves rigidly (it had matched for a while before, e.g. an occlusion
-            # now, or one similarity explains its flow): a deforming one is followed by the flow alone.
-            moves_rigidly = self.proven or self.rigidity >= _RIGID_INLIERS
-            if self.misses > 0:
-                # ... and only while part of it is hidden now (pixels not following its motion, or where the
-                # flow is not trusted): a template that stops matching while the whole object is seen to
-                # move with its flow means the object changed its look (non-rigid, turning, scaling), and
-                # the stale shape, moved on by a slightly biased fitted scale, capped the mask (talking seed
-                # 2: IoU 0.97 -> 0.69 over 25 frames).
-                n_shape = cv2.countNonZero(shape)
-                moves_rigidly = moves_rigidly and cv2.countNonZero(seen) < (1.0 - _HIDDEN_SHARE) * n_shape
-            if self.misses == 0 or (moves_rigidly and self.misses <= cfg.anchor_patience):
-                # The keyframe's shape, moved to now: parts hidden for a while come back with it.
-                anchored = True
-                rigid = cv2.warpAffine(self.tmpl[1], _compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
-                # The anchored shape is trusted: the flow may only take pixels away from it (occluders).
-                dense = np.minimum(dense, rigid)
-            else:
-                rigid = cv2.warpAffine(full_state, _compose(to_roi, step), size, flags=cv2.INTER_LINEAR)
-            warped = np.where(follows, rigid, dense).astype(np.float32)
-        obj, p = self._finish(warped, rgb, trusted)
-        # A single frame never multiplies the area: growth beyond what the object's own motion explains
-        # (its scale change squared, at least _MAX_GROWTH, at most _MAX_AREA_STEP) falls back to the plain
-        # flow result, then to the previous shape moved by the object's motion, and last to the previous
-        # binary mask shifted by whole pixels (its area cannot grow). Whatever path made the mask (anchor,
-        # re-seek, flow, colour pull), the bound holds; an empty previous mask regrows by _AREA_SLACK px,
-        # then by the same factor.
-        area = float(cv2.countNonZero(obj))
-        ls = _decompose(step)[0] if step is not None else 0.0
-        limit = min(_MAX_AREA_STEP, max(_MAX_GROWTH, 1.1 * float(np.exp(2 * ls)))) * self.area + _AREA_SLACK
-        if area > limit:
-            self.rejected += 1
-            anchored = False
-            obj, p = self._finish(dense, rgb, trusted)
-            if cv2.countNonZero(obj) > limit:
-                moved = cv2.warpAffine(full_state, _compose(to_roi, step if step is not None else np.eye(2, 3)),
-                                       (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
-                obj, p = self._finish(moved, rgb, trusted, colour=False)
-            if cv2.countNonZero(obj) > limit:
-                shift = _translation_of(step, full_state) if step is not None else np.eye(2, 3)
-                shift[:, 2] = np.rint(shift[:, 2])
-                prev = (full_state > 0.5).astype(np.uint8)
-                obj = cv2.warpAffine(prev, _compose(to_roi, shift), (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST)
-                p = obj.astype(np.float32)
-            area = float(cv2.countNonZero(obj))
-        keep = obj.astype(bool)
-        # The state stays soft (sub-pixel edges) but agrees with the cleaned binary mask.
-        local = np.where(keep, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
-        state = np.zeros_like(full_state)
-        state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
-        self.state = state
-        self.area = area
-        self.prev_grey = grey
-        self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
-        self.confidence = self._confidence(rgb, keep, area)
-        # A template that had matched for a while survives a short, abrupt loss of the match (a blurred jump the
-        # flow missed): the mask of those frames may be off, and taking it as the new look would keep the
-        # offset for good; the wider search (_reseek) finds the object again from the old look.
-        grace = anchored or (0 < self.misses <= _RESEEK_GRACE and self.run_before_loss >= _RESEEK_RUN)
-        if not grace:
-            self._set_template(grey, state)  # appearance changed: anchor to the newest look
-        if cfg.model_rate > 0:
-            full_trusted = np.zeros(state.shape, bool)
-            full_trusted[y0:y1, x0:x1] = trusted
-            self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
-        return state
-
-    def _confidence(self, rgb: np.ndarray, obj: np.ndarray, area: float) -> float:
-        """How sure the track is that the mask is on the object, 0-1: the smaller of an area score (the mask's
-        area over ``_LOST_AREA`` x the keyframe's, capped at 1) and a colour score (the Bhattacharyya
-        coefficient between the colours under the mask and the keyframe object's, mapped so that
-        ``_COLOUR_LOW`` and below is 0 and ``_COLOUR_HIGH`` and above is 1)."""
-        if area <= 0 or self.ref_area <= 0:
-            return 0.0
-        area_score = min(1.0, area / (_LOST_AREA * self.ref_area))
-        bc = float(np.sum(np.sqrt(_colour_hist(rgb, obj) * self.ref_hist)))
-        colour_score = min(1.0, max(0.0, (bc - _COLOUR_LOW) / (_COLOUR_HIGH - _COLOUR_LOW)))
-        return float(min(area_score, colour_score))
-
-
-def _ecc(template: np.ndarray, image: np.ndarray, warp: np.ndarray, mask: np.ndarray,
-         affine: bool) -> tuple[float, np.ndarray]:
-    """ECC alignment of ``template`` to ``image`` from the 2 x 3 ``warp`` (template -> image coordinates),
-    scoring ``mask``; affine or translation only. (correlation, warp float64), or (0, warp) on failure."""
-    try:
-        rho, out = cv2.findTransformECC(
-            template, image, warp.astype(np.float32), cv2.MOTION_AFFINE if affine else cv2.MOTION_TRANSLATION,
-            (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-3), mask, 3,
-        )
-    except cv2.error:
-        return 0.0, warp
-    if not (np.isfinite(rho) and np.isfinite(out).all()):
-        return 0.0, warp
-    return float(rho), out.astype(np.float64)
-
-
-def _agreement(rgb: np.ndarray, where: np.ndarray, ref: np.ndarray) -> float:
-    """Bhattacharyya coefficient between the colours of ``rgb`` where ``where`` is true and ``ref``."""
-    return float(np.sum(np.sqrt(_colour_hist(rgb, where) * ref)))
-
-
-def _colour_hist(rgb: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Normalised 8 x 8 x 8 RGB histogram (flat, float64) of the pixels of ``rgb`` where ``where`` is true."""
-    q = rgb[where] >> 5
-    if len(q) == 0:
-        return np.zeros(512)
-    idx = (q[:, 0].astype(np.int32) << 6) | (q[:, 1].astype(np.int32) << 3) | q[:, 2]
-    h = np.bincount(idx, minlength=512).astype(np.float64)
-    return h / h.sum()
-
-
-def _decompose(m: np.ndarray) -> tuple[float, float, float]:
-    """(log scale, rotation in radians, log anisotropy) of the linear part of the 2 x 3 affine ``m``."""
-    a = np.asarray(m, np.float64)[:, :2]
-    sv = np.linalg.svd(a, compute_uv=False)
-    if not np.isfinite(sv).all() or sv[1] <= 1e-9:
-        return float("inf"), float("inf"), float("inf")
-    ls = 0.5 * float(np.log(sv[0] * sv[1]))
-    ang = float(np.arctan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1]))
-    return ls, ang, float(np.log(sv[0] / sv[1]))
-
-
-def _translation_of(m: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """The pure translation that moves the mask's centre as ``m`` does."""
-    ys, xs = np.nonzero(state > 0.5)
-    c = np.array([xs.mean(), ys.mean()]) if len(ys) else np.zeros(2)
-    moved = m[:, :2] @ c + m[:, 2]
-    out = np.eye(2, 3, dtype=np.float64)
-    out[:, 2] = moved - c
-    return out
-
-
-def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """2 x 3 affine ``a`` after ``b``."""
-    m = np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]])
-    return m[:2]
-
-
-def _invert(a: np.ndarray) -> np.ndarray:
-    return cv2.invertAffineTransform(a.astype(np.float64))
-
-
-def _drop_specks(obj: np.ndarray) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(obj, connectivity=8)
-    if n <= 2:
-        return obj
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    small = np.nonzero(areas < max(4, 0.02 * areas.sum()))[0] + 1
-    if len(small):
-        obj = obj.copy()
-        obj[np.isin(labels, small)] = 0
-    return obj
 
 
 @dataclass
@@ -888,8 +198,8 @@ class FlowTracker:
 
     def _working_scale(self, w: int, h: int) -> float:
         """``[track] scale``, raised for small objects so that the smallest keyframe object is about
-        ``_TARGET_SIDE`` working px across: up to full resolution, or up to x2 on small frames (while the
-        working frame stays under ``_UPSCALE_PIXELS``)."""
+        ``_TARGET_SIDE`` working px across: up to full resolution (``_MAX_UPSCALE`` = 1; above 1 it would
+        upscale small frames while the working frame stays under ``_UPSCALE_PIXELS``: tried at x2, no better)."""
         sides = []
         for k in self.keyframes:
             if k.box is not None:
@@ -956,7 +266,7 @@ class FlowTracker:
         order = [k.index for k in self.keyframes]
         nxt = 0  # position in ``order`` of the next keyframe not reached yet
         cuts = SceneCutDetector(cfg.cut_threshold)
-        fwd: _Propagator | None = None
+        fwd: Propagator | None = None
         pending: list[_Pending] = []
         dropped_warned = False
         last_index = -1
@@ -998,7 +308,7 @@ class FlowTracker:
                 if pending:
                     yield from self._backward(pending, rgb, grey, ksmall)
                     pending = []
-                fwd = _Propagator(cfg, self._small)
+                fwd = Propagator(cfg, self._small)
                 fwd.start(rgb, grey, ksmall)
                 nxt += 1
                 self._note(frame.index, None)
@@ -1040,7 +350,7 @@ class FlowTracker:
     def _backward(
         self, pending: list[_Pending], rgb: np.ndarray, grey: np.ndarray, key_small: np.ndarray
     ) -> Iterator[tuple[Frame, Mask]]:
-        back = _Propagator(self.config, self._small)
+        back = Propagator(self.config, self._small)
         back.start(rgb, grey, key_small)
         for item in reversed(pending):
             item.soft = back.step(item.rgb, item.grey)  # the later keyframe wins
