@@ -10,7 +10,7 @@ gathers candidates:
    (background, or someone standing still whom the background memory rightly leaves out).
    **Layered copies** (``LAYERED``, ``layers.py``; any camera, not ``live``): the same test along each motion
    found around the hole (a subject moving against a panning background): a pixel seen alike in the nearest
-   frame before and after along one layer's affine motion takes that colour; a layer whose copies predict the
+   frame before and after along one layer's motion takes that colour; a layer whose copies predict the
    ring around the hole worse than the flow does (``LAYER_SWITCH``) gives way.
 2. **Background memory** (``background``): for a fixed or shaking camera, the per-pixel model of the
    unoccluded background (``BackgroundMemory``) offers what the camera saw there before, trusted by its

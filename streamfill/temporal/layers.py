@@ -6,13 +6,13 @@ face against its backdrop), the interpolated flow is a blend of the motions and 
 place. Here the motions are kept apart instead:
 
 1. Points on a ring around the target frame's hole (beyond the band where the flow is not trusted) are followed
-   along the measured flow ``LABEL_STEP`` frames forward and backward, and split into *layers*: up to
-   ``LAYERS`` affine motions fitted in turn by RANSAC to where the points went (sequential RANSAC: the largest
-   coherent group, then the largest in the rest).
-2. Each layer is then followed through the window, frame pair by frame pair: an affine step is fitted to the
-   measured flow at its points that are outside the holes, and all its points move by that step (points
-   that pass through a hole move with their layer instead of being lost), which gives, per frame, the
-   layer's affine map from the target frame.
+   along the measured flow ``LABEL_STEP`` frames forward (backward near the window's end), and split into
+   *layers*: up to ``LAYERS`` motions (similarities: shift, turn, scale) fitted in turn by RANSAC to where
+   the points went (sequential RANSAC: the largest coherent group, then the largest in the rest).
+2. Each layer is then followed through the window, frame pair by frame pair: a similarity is fitted to the
+   measured flow at its points that are outside the holes (least squares, refitted once without the points
+   it does not fit), and all its points move by it (points that pass through a hole move with their layer
+   instead of being lost), which gives, per frame, the layer's map from the target frame.
 3. Every hole pixel is looked up, per layer, in the nearest frame before and the nearest frame after where
    the layer's map lands it outside the hole.
 4. A pixel whose before and after agree (within ``LEVEL``) under one layer gets that colour: two frames seen
@@ -42,7 +42,7 @@ MAX_POINTS = 800    # ring points followed (a regular subsample)
 MIN_POINTS = 30     # points a layer needs (and at least MIN_SHARE of the followed ones)
 MIN_SHARE = 0.08
 LABEL_STEP = 3      # frames between the target and the frame whose positions split the layers
-FIT_INLIERS = 0.5   # share of a layer's points a frame's affine map must fit, else that frame is skipped
+FIT_INLIERS = 0.5   # share of a layer's points a frame pair's step must fit, else the layer stops there
 
 
 def _ransac_px(width: int, height: int) -> float:
