@@ -8,6 +8,10 @@ gathers candidates:
    (in the window, aligned by the background memory's placements) where the pixel is not hidden. If both
    show the same colour, the place did not change while it was hidden: that colour wins, whatever it is
    (background, or someone standing still whom the background memory rightly leaves out).
+   **Layered copies** (``LAYERED``, ``layers.py``; any camera, not ``live``): the same test along each motion
+   found around the hole (a subject moving against a panning background): a pixel seen alike in the nearest
+   frame before and after along one layer's motion takes that colour; a layer whose copies predict the
+   ring around the hole worse than the flow does (``LAYER_SWITCH``) gives way.
 2. **Background memory** (``background``): for a fixed or shaking camera, the per-pixel model of the
    unoccluded background (``BackgroundMemory``) offers what the camera saw there before, trusted by its
    number of observations, its support (do its samples agree?) and, once the camera has moved, by how far
@@ -95,6 +99,7 @@ from streamfill.temporal.flow import (
     shrink_hole,
     smooth_fill,
 )
+from streamfill.temporal.layers import layered_copies
 from streamfill.types import Frame
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -139,6 +144,9 @@ DRIFT_MEMORY = True      # fast, moving camera: a part the guard gives away take
 DRIFT_CARRY = True       # fast: ... and what the guard refused is not carried from the previous output either
 DRIFT_ALL = 0.5          # fast: share of a hole part refused by the guard above which all of it goes to the engine
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
+LAYERED = True           # copies seen alike before and after the hole along one of the motions around it (layers.py)
+LAYER_TRUST = 16.0       # their weight (as the bracket's)
+LAYER_SWITCH = 1.0       # a layer's copies give way where their ring error exceeds this share of the flow's (0 = off)
 
 
 @dataclass
@@ -353,7 +361,15 @@ class TemporalCompletion:
             near = nearest & region & ~found & (not moving)
             bracket[near] = near_colour[near]
             bracket_w[near] = NEAREST_TRUST
-        todo = region & (bracket_w == 0)
+        layer_w = np.zeros(hole.shape, np.float32)
+        if LAYERED and not self.config.live:
+            want = region & (bracket_w == 0)
+            if want.any():
+                layered, layer_of = layered_copies(buf, i, (x0, y0, x1, y1), want, self._pair,
+                                                   self.config.fb_threshold)
+                layer_w = LAYER_TRUST * (layer_of >= 0).astype(np.float32)
+        # flow is gathered for the layers' ring pixels too: the two are compared there (below)
+        todo = region & (bracket_w == 0) & ~(hole & (layer_w > 0))
         if not self.quality:
             todo &= bg_w < BACKGROUND_TRUST
         age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
@@ -361,6 +377,16 @@ class TemporalCompletion:
         drifted = np.zeros(hole.shape, bool) if not self.quality and DRIFT_MAX > 0 else None
         flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age, drifted=drifted) if todo.any() \
             else np.zeros_like(wsum)
+        if layer_w.any() and LAYER_SWITCH > 0:
+            # a layer's copies stay only where they predict the ring around the hole (the frame's truth) about as
+            # well as the flow does: a subject that deforms, or blur, fools the agreement of before and after
+            kept = self._check_layers(image[y0:y1, x0:x1], hole, region, layered, layer_of, layer_w, acc, flow_w)
+            redo = hole & (layer_w > 0) & (kept == 0)
+            if not self.quality:
+                redo &= bg_w < BACKGROUND_TRUST
+            if redo.any():   # the refused layers' hole pixels: flow chains, as for any other pixel
+                flow_w = flow_w + self._gather_flow(buf, i, xs, ys, redo, acc, wsum, age, drifted=drifted)
+            layer_w = kept
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
         # frame is the truth), below.
@@ -377,12 +403,15 @@ class TemporalCompletion:
                 flow_colour = acc / np.maximum(flow_w, 1e-6)[..., None]
                 conflict = (flow_w > FLOW_SOLID) & (np.abs(flow_colour - colour).max(axis=2) > CONFLICT_LEVEL)
                 bg_w[conflict] = 0.0
-            bg_w[bracket_w > 0] = 0.0
+            bg_w[(bracket_w > 0) | (layer_w > 0)] = 0.0
             acc += colour * bg_w[..., None]
             wsum += bg_w
         if bracket_w.any():
             acc += bracket * bracket_w[..., None]
             wsum += bracket_w
+        if layer_w.any():
+            acc += layered * layer_w[..., None]
+            wsum += layer_w
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
@@ -418,7 +447,8 @@ class TemporalCompletion:
                 # whose parts move against each other, here, around this frame's hole): the share counts among the
                 # pixels the chains were for, and the memory goes with them
                 lost, among = drifted & hole, todo & hole
-            whole = _whole_parts(hole, lost, among, DRIFT_ALL)
+            # layered copies (seen alike before and after, not along the refused flow) stay
+            whole = _whole_parts(hole, lost, among, DRIFT_ALL) & (layer_w == 0)
             if whole.any():
                 given_away = whole
                 drifted = drifted | given_away
@@ -485,6 +515,7 @@ class TemporalCompletion:
         stats["flow"] += int((hole & (flow_w > bg_w)).sum())
         stats["background"] += int((hole & (bg_w >= flow_w) & (bg_w > 0)).sum())
         stats["bracket"] += int((hole & (bracket_w > 0)).sum())
+        stats["layered"] = stats.get("layered", 0) + int((hole & (layer_w > 0)).sum())
         stats["previous"] += int((hole & prev_used).sum())
         stats["speck"] += int(specks.sum())
 
@@ -513,6 +544,26 @@ class TemporalCompletion:
             out = np.where(keep[..., None], engine, out)
             self.stats.keyframes += 1
             stats["engine"] += int(large.sum())
+        return out
+
+    def _check_layers(self, frame, hole, region, layered, layer_of, layer_w, acc, flow_w) -> np.ndarray:
+        """``layer_w`` with the pixels of each layer whose ring error exceeds ``LAYER_SWITCH`` x the flow's
+        (on the ring pixels both answer) set to 0. ``acc``/``flow_w``: the flow candidates gathered so far."""
+        ring = region & ~hole & (flow_w > 0)
+        truth = frame.astype(np.float32)
+        flow = acc / np.maximum(flow_w, 1e-6)[..., None]
+        out = layer_w.copy()
+        for layer in np.unique(layer_of[layer_of >= 0]):
+            mine = layer_of == layer
+            both = mine & ring
+            if both.sum() < RING_MIN:
+                continue
+            e_layer = float(np.abs(layered[both] - truth[both]).mean())
+            e_flow = float(np.abs(flow[both] - truth[both]).mean())
+            if e_layer > LAYER_SWITCH * e_flow:
+                out[mine] = 0.0
+                refused = self.stats.pixels.get("layer_refused", 0)
+                self.stats.pixels["layer_refused"] = refused + int((mine & hole).sum())
         return out
 
     def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w, copies=None):
