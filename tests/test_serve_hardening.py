@@ -429,3 +429,31 @@ def test_protocol_md_names_the_section_that_holds_max_side():
 
     text = (Path(__file__).resolve().parents[1] / "plugins" / "PROTOCOL.md").read_text()
     assert "max side (4)" not in text and "1 .. max side (9)" in text
+
+
+@pytest.mark.slow
+def test_close_returns_while_a_worker_is_still_in_a_fill(ctx):
+    """A fill that does not come back (a stuck engine) must not make stopping hang: the worker still holds its
+    socket, so terminating the ZeroMQ context would wait for it forever; close() gives up on it after its join
+    timeout and leaves the daemon thread to the process's exit."""
+    import threading
+
+    gate = threading.Event()
+
+    def stuck(image, mask):
+        gate.wait(60)
+        return image
+
+    image, mask = pair(0)
+    svc = ServeService("tcp://127.0.0.1:0", stuck, TransportConfig(workers=1))
+    svc.__enter__()
+    try:
+        a = Dealer(ctx, svc.endpoint)
+        a.send(P.encode_frame(image, index=0, mask=mask, req=1))
+        wait_in_work(svc)
+        closer = threading.Thread(target=svc.close, daemon=True)
+        closer.start()
+        closer.join(20)
+        assert not closer.is_alive(), "close() hung on a worker stuck in its fill"
+    finally:
+        gate.set()

@@ -218,14 +218,19 @@ class ServeService:
 
     def close(self, *, raise_errors: bool = True) -> None:
         self.stop_event.set()
+        stuck = False
         for thread in self._threads:
             thread.join(5.0)
+            stuck |= thread.is_alive()
         self._threads.clear()
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
         if self._ctx is not None:
-            self._ctx.term()
+            # a thread still inside a fill (a stuck engine) holds its socket, and term() would wait for it
+            # forever: then the context is left to the (daemon) thread and the process's exit
+            if not stuck:
+                self._ctx.term()
             self._ctx = None
         if raise_errors and self._error is not None:
             raise self._error
