@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import struct
@@ -66,7 +67,7 @@ def test_issue_repro_lone_surrogate_hello_does_not_stop_cli_serve(tmp_path):
     """The exact repro of issue 17: a 48-byte hello whose stream is a lone surrogate."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamfill", "serve", "--bind", f"tcp://127.0.0.1:{port}"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     ctx = zmq.Context()
     try:
         line = proc.stderr.readline()
@@ -87,11 +88,29 @@ def test_issue_repro_lone_surrogate_hello_does_not_stop_cli_serve(tmp_path):
         proc.send_signal(signal.SIGINT)
         try:
             _, err = proc.communicate(timeout=30)  # generous: a loaded CI machine
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve did not stop on SIGINT within 30 s: {_why_stuck(proc)}")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
         ctx.destroy(linger=0)
     assert "Traceback" not in err and proc.returncode == 0, err
+
+
+def _why_stuck(proc: subprocess.Popen) -> str:
+    """What a child that ignores SIGINT is doing: its signal masks, then its threads' stacks (faulthandler)."""
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            wanted = ("SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd")
+            masks = " ".join(line.strip() for line in f if line.startswith(wanted))
+    except OSError as exc:
+        masks = f"(no /proc: {exc})"
+    proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER=1: every thread's stack on stderr
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        err = "(no stacks)"
+    return f"{masks}\n{err[-6000:]}"
 
 
 def test_unexpected_exception_in_a_worker_is_an_internal_reply(ctx, monkeypatch, caplog):
