@@ -32,8 +32,8 @@ gathers candidates:
 
 Arbitration by evidence (``ARBITRATE``): on a fixed or shaking camera the copies (bracket, nearest side) and
 real pixels along the flow are both gathered, and per part of the hole the one whose candidates predict the
-ring around the hole better wins (``_ring_error``); then candidates whose colours along the hole's inner edge
-do not continue the frame outside (``_misfits``: the background where a subject now stands, the other side of
+ring around the hole better wins (``ring.ring_error``); then candidates whose colours along the hole's inner edge
+do not continue the frame outside (``ring.misfits``: the background where a subject now stands, the other side of
 a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
@@ -46,7 +46,7 @@ most of it is refused.
 Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
 predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
 by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
-pixels (``_probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
+pixels (``ring.RingChecks._probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
 engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole goes
 to the engine (all of a connected part once most of it does). The comparison is age-matched (``PROBE_AGE``):
 the hole's real pixels come from frames further away than the ring's (the occluder hid them longer), and
@@ -100,6 +100,7 @@ from streamfill.temporal.flow import (
     smooth_fill,
 )
 from streamfill.temporal.layers import layered_copies
+from streamfill.temporal.ring import RingChecks, background_agreement, disc, misfits, ring_error, whole_parts
 from streamfill.types import Frame
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -111,27 +112,18 @@ FLOW_BAND = 6            # flow-grid px around the hole whose flow is not truste
 CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a cut: chains stop there
 BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
-FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the background memory and still agree
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
 BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
 BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
 ARBITRATE = True         # compare sources on the ring (copies vs flow) and drop candidates that misfit it
 SWITCH_RATIO = 1.0       # flow candidates replace the copies where their ring error is below this share of theirs
-RING_MIN = 16            # ring pixels needed to compare sources
-FIT_BAND = 2             # px of the hole's inner edge where candidates are checked against the frame outside
-FIT_LEVEL = 25.0         # 8-bit levels a candidate may differ from the frame's continuation (plus texture) and fit
-FIT_RATIO = 2.0          # ... plus this many times the ring's local variation
 NEAREST_TRUST = 12.0     # weight of the nearer of before/after where they differ (above a trusted memory's 8)
 MOVING_PX = 1.5          # camera motion (px, from the memory's reference) beyond which the memory is a rigid guess
 FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
-SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the ring's median and still count (quality)
-SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
 ENGINE_SMOOTH = 0.45     # quality: share of the previous output (along the flow) in each engine-filled pixel
 PROBE = True             # quality: test propagation against the engine on held-out known pixels around the hole
-PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the probe (its paste feathers there)
-PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
 PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
 PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
 PROBE_AGE_COPIES = True  # quality: ... and the ring's copies (and flow candidates that replaced them) likewise
@@ -143,7 +135,6 @@ DRIFT_TOL = 1.5          # fast: px of border spread per frame pair taken as noi
 DRIFT_MEMORY = True      # fast, moving camera: a part the guard gives away takes the memory's guesses with it
 DRIFT_CARRY = True       # fast: ... and what the guard refused is not carried from the previous output either
 DRIFT_ALL = 0.5          # fast: share of a hole part refused by the guard above which all of it goes to the engine
-PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 LAYERED = True           # copies seen alike before and after the hole along one of the motions around it (layers.py)
 LAYER_TRUST = 16.0       # their weight (as the bracket's)
 LAYER_SWITCH = 1.0       # a layer's copies give way where their ring error exceeds this share of the flow's (0 = off)
@@ -186,7 +177,7 @@ class TemporalStats:
         "bracket": 0, "flow": 0, "background": 0, "previous": 0, "speck": 0, "engine": 0})
 
 
-class TemporalCompletion:
+class TemporalCompletion(RingChecks):
     """The ``Completion`` protocol with a bounded window (see the module docstring).
 
     ``fill``: the per-frame filler for never-seen regions (e.g. ``pipeline.complete.Completer.fill``).
@@ -328,7 +319,7 @@ class TemporalCompletion:
         ring = self.config.seam
         x0, y0, x1, y1 = _bbox(slot.hole, ring + 1, W, H)
         hole = slot.hole[y0:y1, x0:x1]
-        region = hole | (cv2.dilate(hole.astype(np.uint8), _disc(ring)) > 0) if ring > 0 else hole
+        region = hole | (cv2.dilate(hole.astype(np.uint8), disc(ring)) > 0) if ring > 0 else hole
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         acc = np.zeros((*hole.shape, 3), np.float32)
         wsum = np.zeros(hole.shape, np.float32)
@@ -346,7 +337,7 @@ class TemporalCompletion:
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
             if moving:
-                bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
+                bg_w *= background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
         bracket_w = np.zeros(hole.shape, np.float32)
         memory = None
         # quality: how far (frames) each copy came from, for the probe's age matching
@@ -380,7 +371,8 @@ class TemporalCompletion:
         if layer_w.any() and LAYER_SWITCH > 0:
             # a layer's copies stay only where they predict the ring around the hole (the frame's truth) about as
             # well as the flow does: a subject that deforms, or blur, fools the agreement of before and after
-            kept = self._check_layers(image[y0:y1, x0:x1], hole, region, layered, layer_of, layer_w, acc, flow_w)
+            kept = self._check_layers(image[y0:y1, x0:x1], hole, region, layered, layer_of, layer_w, acc, flow_w,
+                                      LAYER_SWITCH)
             redo = hole & (layer_w > 0) & (kept == 0)
             if not self.quality:
                 redo &= bg_w < BACKGROUND_TRUST
@@ -426,8 +418,8 @@ class TemporalCompletion:
             flow_cand[got] = acc_f[got] / w_f[got][:, None]
             box = image[y0:y1, x0:x1].astype(np.float32)
             outside = region & ~hole
-            e_copy = _ring_error(box, cand, outside & have)
-            e_flow = _ring_error(box, flow_cand, outside & got)
+            e_copy = ring_error(box, cand, outside & have)
+            e_flow = ring_error(box, flow_cand, outside & got)
             if e_copy is not None and e_flow is not None:
                 switch = got & (bracket_w > 0) & (e_flow < SWITCH_RATIO * e_copy)
                 cand[switch] = flow_cand[switch]
@@ -448,7 +440,7 @@ class TemporalCompletion:
                 # pixels the chains were for, and the memory goes with them
                 lost, among = drifted & hole, todo & hole
             # layered copies (seen alike before and after, not along the refused flow) stay
-            whole = _whole_parts(hole, lost, among, DRIFT_ALL) & (layer_w == 0)
+            whole = whole_parts(hole, lost, among, DRIFT_ALL) & (layer_w == 0)
             if whole.any():
                 given_away = whole
                 drifted = drifted | given_away
@@ -469,7 +461,7 @@ class TemporalCompletion:
                 have = have & ~misfit
                 self.stats.pixels["probe"] = self.stats.pixels.get("probe", 0) + int(misfit.sum())
         if ARBITRATE and (hole & have).any():
-            off = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
+            off = misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
             if off.any():
                 have = have & ~off
                 misfit |= off
@@ -525,7 +517,7 @@ class TemporalCompletion:
         blend = np.clip(np.rint(src + (cand - src) * alpha), 0, 255).astype(np.uint8)
         out[y0:y1, x0:x1] = np.where(hole[..., None], blend, image[y0:y1, x0:x1])
         if large.any():
-            grow = cv2.dilate(large.astype(np.uint8), _disc(2)) > 0
+            grow = cv2.dilate(large.astype(np.uint8), disc(2)) > 0
             mask = np.zeros((H, W), np.uint8)
             mask[y0:y1, x0:x1] = np.where(grow & hole, np.uint8(255), np.uint8(0))
             # the engine sees, inside the never-seen part, the smooth guess pasted above (interpolated from
@@ -544,26 +536,6 @@ class TemporalCompletion:
             out = np.where(keep[..., None], engine, out)
             self.stats.keyframes += 1
             stats["engine"] += int(large.sum())
-        return out
-
-    def _check_layers(self, frame, hole, region, layered, layer_of, layer_w, acc, flow_w) -> np.ndarray:
-        """``layer_w`` with the pixels of each layer whose ring error exceeds ``LAYER_SWITCH`` x the flow's
-        (on the ring pixels both answer) set to 0. ``acc``/``flow_w``: the flow candidates gathered so far."""
-        ring = region & ~hole & (flow_w > 0)
-        truth = frame.astype(np.float32)
-        flow = acc / np.maximum(flow_w, 1e-6)[..., None]
-        out = layer_w.copy()
-        for layer in np.unique(layer_of[layer_of >= 0]):
-            mine = layer_of == layer
-            both = mine & ring
-            if both.sum() < RING_MIN:
-                continue
-            e_layer = float(np.abs(layered[both] - truth[both]).mean())
-            e_flow = float(np.abs(flow[both] - truth[both]).mean())
-            if e_layer > LAYER_SWITCH * e_flow:
-                out[mine] = 0.0
-                refused = self.stats.pixels.get("layer_refused", 0)
-                self.stats.pixels["layer_refused"] = refused + int((mine & hole).sum())
         return out
 
     def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w, copies=None):
@@ -636,91 +608,6 @@ class TemporalCompletion:
             colour[hit] = acc[hit] / wsum[hit][:, None]
             found |= hit
         return colour, found & led, led
-
-    def _probe(self, image, box, hole, region, have, cand, aged=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(misfit, given_away)``, h x w bool: the parts of the hole where propagation is not trusted, by
-        held-out evidence, and the connected parts of the hole given away whole (None when none is). The ring of
-        known pixels around the hole is treated as missing: propagation's prediction of it (``cand`` there, from
-        other frames: the same flow, memory and copies as inside the hole) and the engine's (``fill`` run with
-        the ring, a gap beyond it and the hole all hidden, so it sees none of them) are compared with the
-        frame's real ring pixels; each error is carried smoothly into the hole, and where propagation's exceeds
-        ``PROBE_RATIO`` x the engine's (non-rigid motion, blur, a wrong flow), the engine fills instead."""
-        x0, y0, x1, y1 = box
-        ring = region & ~hole & have
-        if ring.sum() < RING_MIN:
-            return np.zeros(hole.shape, bool), None
-        H, W = image.shape[:2]
-        full = np.zeros((H, W), np.uint8)
-        full[y0:y1, x0:x1] = region
-        hidden = cv2.dilate(full, _disc(PROBE_GAP))
-        engine = self.fill(image, hidden * np.uint8(255))[y0:y1, x0:x1].astype(np.float32)
-        frame = image[y0:y1, x0:x1].astype(np.float32)
-        e_eng = smooth_fill(np.where(ring, np.abs(engine - frame).mean(axis=2), 0.0).astype(np.float32), ring)
-        if aged is not None:
-            colour, found, led = aged
-            ring_aged = ring & (found | ~led)    # flow-led ring pixels with no candidate that old say nothing
-            if ring_aged.sum() >= RING_MIN:
-                cand = np.where(found[..., None], colour, cand)
-                ring = ring_aged
-        e_prop = _ring_error(frame, cand, ring)
-        self.stats.probes += 1
-        misfit = hole & have & (e_prop > PROBE_RATIO * e_eng)
-        given_away = None
-        if misfit.any():
-            # a part of the hole mostly given away goes to the engine whole: the rest of it came along the same
-            # flow, and the engine fills better without that context
-            given_away = _whole_parts(hole, misfit, hole & have, PROBE_ALL)
-            misfit |= given_away & have
-        return misfit, given_away
-
-    @staticmethod
-    def _misfits(frame, hole, region, have, cand, cheap: bool = False) -> np.ndarray:
-        """h x w bool: the parts of the hole whose real-pixel candidates do not fit the frame around the hole
-        (another frame showed something else there: the background where the subject now stands, a passer-by,
-        the other side of a scene cut). Along the hole's inner edge the candidates are compared with the frame
-        just outside (its smooth continuation into the hole); a difference well above the frame's own texture
-        there (``FIT_LEVEL`` + ``FIT_RATIO`` x the ring's local variation) marks the part of the hole it belongs
-        to, which then goes to the engine instead."""
-        box = frame.astype(np.float32)
-        outside = ~hole
-        if not outside.any():
-            return np.zeros(hole.shape, bool)
-        inner = cv2.erode(hole.astype(np.uint8), _disc(FIT_BAND), borderType=cv2.BORDER_CONSTANT,
-                          borderValue=1) > 0
-        edge = hole & ~inner & have
-        ring = region & ~hole
-        if edge.sum() < RING_MIN or ring.sum() < RING_MIN:
-            return np.zeros(hole.shape, bool)
-        if cheap:
-            # fast: the continuation and the ring's texture as local averages of the pixels outside (box
-            # filters, within 3 px: the band is 2 px deep) instead of push-pull fills (measured 8 % of fps)
-            w = cv2.blur(outside.astype(np.float32), (7, 7))
-            guess = cv2.blur(box * outside[..., None], (7, 7)) / np.maximum(w, 1e-6)[..., None]
-            texture = np.abs(box - cv2.blur(box, (5, 5))).mean(axis=2) * ring
-            t_in = cv2.blur(texture, (9, 9)) / np.maximum(cv2.blur(ring.astype(np.float32), (9, 9)), 1e-6)
-        else:
-            guess = smooth_fill(box, outside)
-            texture = np.abs(box - cv2.blur(guess, (5, 5))).mean(axis=2)
-            t_in = smooth_fill(np.where(ring, texture, 0.0).astype(np.float32), ring)
-        d = np.abs(cand - guess).mean(axis=2)
-        off = edge & (d > FIT_LEVEL + FIT_RATIO * t_in)
-        if not off.any():
-            return off
-        # the share of each part's edge that misfits, carried into the hole
-        share = smooth_fill(off.astype(np.float32), edge)
-        return hole & have & (share > 0.5)
-
-    @staticmethod
-    def _background_agreement(frame, hole, region, colour, count) -> np.ndarray:
-        """h x w in [0, 1]: how far the frame around the hole looks like the background memory, carried
-        smoothly into the hole. Where something else (a person, an animal) stands at the hole's border, the
-        memory's background is probably not what is behind the occluder either: flow decides there."""
-        ring = region & ~hole & (count > 0)
-        if not ring.any():
-            return np.ones(hole.shape, np.float32)
-        dev = np.abs(frame.astype(np.float32) - colour).max(axis=2) > FOREGROUND_LEVEL
-        fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
-        return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
 
     def _bracket(self, buf, i, xs, ys, memory=None, min_dist=None, dist_out=None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -897,44 +784,6 @@ class TemporalCompletion:
         filtered = sample(prev.out, px, py).astype(np.float32) if self.quality else carried
         return carried, ok, filtered
 
-    def _seam(self, frame, hole, region, known, real, cand) -> np.ndarray:
-        """Match the propagated colours to the frame: differences measured on the ring (outside the hole,
-        where the frame is the truth) are added inside the hole."""
-        ring = region & ~hole & real
-        if self.config.seam <= 0 or not ring.any():
-            return cand
-        diff = np.clip(frame.astype(np.float32) - cand, -SEAM_CLIP, SEAM_CLIP)
-        if self.quality:
-            # ring pixels far from the ring's typical difference show something else than what was carried
-            # in (a person at the border): they say nothing about lighting and must not bend the membrane
-            typical = np.median(diff[ring], axis=0)
-            ring = ring & (np.abs(diff - typical).max(axis=2) <= SEAM_OUTLIER)
-            offset = smooth_fill(np.where(ring[..., None], diff, 0), ring)
-        else:
-            offset = np.broadcast_to(np.median(diff[ring], axis=0), cand.shape)
-        return np.where((hole & known)[..., None], cand + offset, cand)
-
-
-def _ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
-    """How far ``cand`` is from the frame on the ``ring`` pixels (mean absolute difference over RGB, after
-    the ring's median offset, which the seam takes out anyway), carried smoothly into the hole: h x w float32,
-    or None when the ring has too few pixels to tell."""
-    if ring.sum() < RING_MIN:
-        return None
-    d = frame - cand
-    d -= np.median(d[ring], axis=0)
-    err = np.abs(d).mean(axis=2)
-    return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
-
-
-def _whole_parts(hole: np.ndarray, lost: np.ndarray, among: np.ndarray, share: float) -> np.ndarray:
-    """h x w bool: the connected parts of ``hole`` in which ``lost`` covers more than ``share`` of ``among``."""
-    n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    count = np.bincount(labels[among & hole], minlength=n)
-    whole = np.bincount(labels[lost & hole], minlength=n) > share * np.maximum(count, 1)
-    whole[0] = False
-    return whole[labels] & hole
-
 
 def _border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
     """How far the flow completed inside ``hole`` may be off (flow-grid px): the RMS residual of an affine fit
@@ -969,10 +818,6 @@ def _bbox(hole: np.ndarray, margin: int, width: int, height: int) -> tuple[int, 
     xs = np.flatnonzero(hole.any(axis=0))
     return (max(0, int(xs[0]) - margin), max(0, int(ys[0]) - margin),
             min(width, int(xs[-1]) + 1 + margin), min(height, int(ys[-1]) + 1 + margin))
-
-
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _split(missing: np.ndarray, speck_area: int) -> tuple[np.ndarray, np.ndarray]:
