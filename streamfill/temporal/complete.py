@@ -31,10 +31,10 @@ gathers candidates:
    pixels already in place as context. Later frames receive them through step 4.
 
 Arbitration by evidence (``ARBITRATE``): on a fixed or shaking camera the copies (bracket, nearest side) and
-real pixels along the flow are both gathered, and per part of the hole the one whose candidates predict the
-ring around the hole better wins (``ring.ring_error``); then candidates whose colours along the hole's inner edge
-do not continue the frame outside (``ring.misfits``: the background where a subject now stands, the other side of
-a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
+real pixels along the flow are both gathered, and per part of the hole the one whose candidates predict the ring
+around the hole better wins (``ring.ring_error``); then candidates whose colours along the hole's inner edge do
+not continue the frame outside (``ring.misfits``: the background where a subject now stands, the other side of a
+cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
 Drift guard (``fast``, ``DRIFT_MAX``): the flow inside a hole is interpolated from its border; where the border
@@ -44,18 +44,18 @@ brought goes to the engine (not to the previous output, which comes along the sa
 most of it is refused.
 
 Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
-predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
-by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
-pixels (``ring.RingChecks._probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
-engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole goes
-to the engine (all of a connected part once most of it does). The comparison is age-matched (``PROBE_AGE``):
-the hole's real pixels come from frames further away than the ring's (the occluder hid them longer), and
-blur, deformation and flow drift grow with that distance, so the ring's flow candidates are gathered again
-from frames at least as far as the median distance of the hole part's own (``_aged_ring``). A part given away
-whole takes nothing carried from the previous output either (``PROBE_CARRY``: it comes along the same flow).
-In ``quality`` the engine's fill is then averaged with the previous output along the flow
-(``ENGINE_SMOOTH``), as carried pixels are. It costs one extra engine run per frame with a hole, so ``fast``
-skips it.
+predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and by the
+engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring pixels
+(``ring.RingChecks._probe``). Where propagation's error, carried into the hole, exceeds ``ring.PROBE_RATIO`` x
+the engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole
+goes to the engine (all of a connected part once most of it does). The comparison is age-matched
+(``PROBE_AGE``): the hole's real pixels come from frames further away than the ring's (the occluder hid them
+longer), and blur, deformation and flow drift grow with that distance, so the ring's flow candidates are
+gathered again from frames at least as far as the median distance of the hole part's own
+(``sources.Sources._aged_ring``). A part given away whole takes nothing carried from the previous output either
+(``PROBE_CARRY``: it comes along the same flow). In ``quality`` the engine's fill is then averaged with the
+previous output along the flow (``ENGINE_SMOOTH``), as carried pixels are. It costs one extra engine run per
+frame with a hole, so ``fast`` skips it.
 
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
@@ -73,6 +73,12 @@ Streaming and memory: frames are answered in order, one per input. At most ``win
 (none when ``live``) and ``max(1, window)`` frames of look-back are held, so at most ``2 * window + 2``
 frames (each: the picture, its output, its hole and flow fields at ``flow_scale``) plus the background model
 (18 bytes per full-resolution pixel with 5 samples), whatever the clip length.
+
+Where it lives: this module holds the streaming window and the orchestration (``TemporalCompletion``, with
+the weights and switches it uses); the sources of real pixels (copies, flow chains, the previous output) are
+in ``sources.py``, the checks against the ring around the hole (arbitration, layer check, probe, misfits,
+seam) in ``ring.py``, the layered copies in ``layers.py``, the background memory in ``background.py`` and
+the flow helpers in ``flow.py``.
 """
 
 from __future__ import annotations
