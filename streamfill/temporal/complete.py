@@ -31,10 +31,10 @@ gathers candidates:
    pixels already in place as context. Later frames receive them through step 4.
 
 Arbitration by evidence (``ARBITRATE``): on a fixed or shaking camera the copies (bracket, nearest side) and
-real pixels along the flow are both gathered, and per part of the hole the one whose candidates predict the
-ring around the hole better wins (``_ring_error``); then candidates whose colours along the hole's inner edge
-do not continue the frame outside (``_misfits``: the background where a subject now stands, the other side of
-a cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
+real pixels along the flow are both gathered, and per part of the hole the one whose candidates predict the ring
+around the hole better wins (``ring.ring_error``); then candidates whose colours along the hole's inner edge do
+not continue the frame outside (``ring.misfits``: the background where a subject now stands, the other side of a
+cut) are dropped, and that part goes to the engine as never seen. Where before and after differ on a still
 camera, the nearer of the two answers (not the memory's median, a blur of moving texture).
 
 Drift guard (``fast``, ``DRIFT_MAX``): the flow inside a hole is interpolated from its border; where the border
@@ -44,18 +44,18 @@ brought goes to the engine (not to the previous output, which comes along the sa
 most of it is refused.
 
 Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
-predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and
-by the engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring
-pixels (``_probe``). Where propagation's error, carried into the hole, exceeds ``PROBE_RATIO`` x the
-engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole goes
-to the engine (all of a connected part once most of it does). The comparison is age-matched (``PROBE_AGE``):
-the hole's real pixels come from frames further away than the ring's (the occluder hid them longer), and
-blur, deformation and flow drift grow with that distance, so the ring's flow candidates are gathered again
-from frames at least as far as the median distance of the hole part's own (``_aged_ring``). A part given away
-whole takes nothing carried from the previous output either (``PROBE_CARRY``: it comes along the same flow).
-In ``quality`` the engine's fill is then averaged with the previous output along the flow
-(``ENGINE_SMOOTH``), as carried pixels are. It costs one extra engine run per frame with a hole, so ``fast``
-skips it.
+predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and by the
+engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring pixels
+(``ring.RingChecks._probe``). Where propagation's error, carried into the hole, exceeds ``ring.PROBE_RATIO`` x
+the engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole
+goes to the engine (all of a connected part once most of it does). The comparison is age-matched
+(``PROBE_AGE``): the hole's real pixels come from frames further away than the ring's (the occluder hid them
+longer), and blur, deformation and flow drift grow with that distance, so the ring's flow candidates are
+gathered again from frames at least as far as the median distance of the hole part's own
+(``sources.Sources._aged_ring``). A part given away whole takes nothing carried from the previous output either
+(``PROBE_CARRY``: it comes along the same flow). In ``quality`` the engine's fill is then averaged with the
+previous output along the flow (``ENGINE_SMOOTH``), as carried pixels are. It costs one extra engine run per
+frame with a hole, so ``fast`` skips it.
 
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
@@ -73,6 +73,12 @@ Streaming and memory: frames are answered in order, one per input. At most ``win
 (none when ``live``) and ``max(1, window)`` frames of look-back are held, so at most ``2 * window + 2``
 frames (each: the picture, its output, its hole and flow fields at ``flow_scale``) plus the background model
 (18 bytes per full-resolution pixel with 5 samples), whatever the clip length.
+
+Where it lives: this module holds the streaming window and the orchestration (``TemporalCompletion``, with
+the weights and switches it uses); the sources of real pixels (copies, flow chains, the previous output) are
+in ``sources.py``, the checks against the ring around the hole (arbitration, layer check, probe, misfits,
+seam) in ``ring.py``, the layered copies in ``layers.py``, the background memory in ``background.py`` and
+the flow helpers in ``flow.py``.
 """
 
 from __future__ import annotations
@@ -95,11 +101,12 @@ from streamfill.temporal.flow import (
     grey_small,
     grid,
     sample,
-    sample_points,
     shrink_hole,
     smooth_fill,
 )
 from streamfill.temporal.layers import layered_copies
+from streamfill.temporal.ring import RingChecks, background_agreement, disc, misfits, ring_error, whole_parts
+from streamfill.temporal.sources import Sources
 from streamfill.types import Frame
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -111,39 +118,25 @@ FLOW_BAND = 6            # flow-grid px around the hole whose flow is not truste
 CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a cut: chains stop there
 BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
-FOREGROUND_LEVEL = 30.0  # 8-bit levels a ring pixel may differ from the background memory and still agree
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
 BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
-BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
 ARBITRATE = True         # compare sources on the ring (copies vs flow) and drop candidates that misfit it
 SWITCH_RATIO = 1.0       # flow candidates replace the copies where their ring error is below this share of theirs
-RING_MIN = 16            # ring pixels needed to compare sources
-FIT_BAND = 2             # px of the hole's inner edge where candidates are checked against the frame outside
-FIT_LEVEL = 25.0         # 8-bit levels a candidate may differ from the frame's continuation (plus texture) and fit
-FIT_RATIO = 2.0          # ... plus this many times the ring's local variation
 NEAREST_TRUST = 12.0     # weight of the nearer of before/after where they differ (above a trusted memory's 8)
 MOVING_PX = 1.5          # camera motion (px, from the memory's reference) beyond which the memory is a rigid guess
 FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) that may overrule the memory (quality)
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
-SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the ring's median and still count (quality)
-SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
 ENGINE_SMOOTH = 0.45     # quality: share of the previous output (along the flow) in each engine-filled pixel
 PROBE = True             # quality: test propagation against the engine on held-out known pixels around the hole
-PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the probe (its paste feathers there)
-PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
 PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
-PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
 PROBE_AGE_COPIES = True  # quality: ... and the ring's copies (and flow candidates that replaced them) likewise
-PROBE_AGE_ONE_SIDED = True  # ... only copies found on one side (no frame before and after both showed them)
-PROBE_AGE_COPY_SHARE = 0.5  # ... from frames at least this share of the hole part's copies' distance
 PROBE_CARRY = True       # quality: a hole part the probe gave away whole takes nothing carried from the previous output
 DRIFT_MAX = 1.5          # fast: px a flow chain may drift through flow completed across holes (0 = off)
 DRIFT_TOL = 1.5          # fast: px of border spread per frame pair taken as noise (parallax edges, bad matches)
 DRIFT_MEMORY = True      # fast, moving camera: a part the guard gives away takes the memory's guesses with it
 DRIFT_CARRY = True       # fast: ... and what the guard refused is not carried from the previous output either
 DRIFT_ALL = 0.5          # fast: share of a hole part refused by the guard above which all of it goes to the engine
-PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 LAYERED = True           # copies seen alike before and after the hole along one of the motions around it (layers.py)
 LAYER_TRUST = 16.0       # their weight (as the bracket's)
 LAYER_SWITCH = 1.0       # a layer's copies give way where their ring error exceeds this share of the flow's (0 = off)
@@ -186,7 +179,7 @@ class TemporalStats:
         "bracket": 0, "flow": 0, "background": 0, "previous": 0, "speck": 0, "engine": 0})
 
 
-class TemporalCompletion:
+class TemporalCompletion(Sources, RingChecks):
     """The ``Completion`` protocol with a bounded window (see the module docstring).
 
     ``fill``: the per-frame filler for never-seen regions (e.g. ``pipeline.complete.Completer.fill``).
@@ -328,7 +321,7 @@ class TemporalCompletion:
         ring = self.config.seam
         x0, y0, x1, y1 = _bbox(slot.hole, ring + 1, W, H)
         hole = slot.hole[y0:y1, x0:x1]
-        region = hole | (cv2.dilate(hole.astype(np.uint8), _disc(ring)) > 0) if ring > 0 else hole
+        region = hole | (cv2.dilate(hole.astype(np.uint8), disc(ring)) > 0) if ring > 0 else hole
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         acc = np.zeros((*hole.shape, 3), np.float32)
         wsum = np.zeros(hole.shape, np.float32)
@@ -346,7 +339,7 @@ class TemporalCompletion:
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
             if moving:
-                bg_w *= self._background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
+                bg_w *= background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
         bracket_w = np.zeros(hole.shape, np.float32)
         memory = None
         # quality: how far (frames) each copy came from, for the probe's age matching
@@ -375,17 +368,19 @@ class TemporalCompletion:
         age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
         # fast: the pixels whose chains the drift guard refused
         drifted = np.zeros(hole.shape, bool) if not self.quality and DRIFT_MAX > 0 else None
-        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age, drifted=drifted) if todo.any() \
-            else np.zeros_like(wsum)
+        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age, drifted=drifted, drift_max=DRIFT_MAX) \
+            if todo.any() else np.zeros_like(wsum)
         if layer_w.any() and LAYER_SWITCH > 0:
             # a layer's copies stay only where they predict the ring around the hole (the frame's truth) about as
             # well as the flow does: a subject that deforms, or blur, fools the agreement of before and after
-            kept = self._check_layers(image[y0:y1, x0:x1], hole, region, layered, layer_of, layer_w, acc, flow_w)
+            kept = self._check_layers(image[y0:y1, x0:x1], hole, region, layered, layer_of, layer_w, acc, flow_w,
+                                      LAYER_SWITCH)
             redo = hole & (layer_w > 0) & (kept == 0)
             if not self.quality:
                 redo &= bg_w < BACKGROUND_TRUST
             if redo.any():   # the refused layers' hole pixels: flow chains, as for any other pixel
-                flow_w = flow_w + self._gather_flow(buf, i, xs, ys, redo, acc, wsum, age, drifted=drifted)
+                flow_w = flow_w + self._gather_flow(buf, i, xs, ys, redo, acc, wsum, age, drifted=drifted,
+                                                    drift_max=DRIFT_MAX)
             layer_w = kept
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
@@ -426,8 +421,8 @@ class TemporalCompletion:
             flow_cand[got] = acc_f[got] / w_f[got][:, None]
             box = image[y0:y1, x0:x1].astype(np.float32)
             outside = region & ~hole
-            e_copy = _ring_error(box, cand, outside & have)
-            e_flow = _ring_error(box, flow_cand, outside & got)
+            e_copy = ring_error(box, cand, outside & have)
+            e_flow = ring_error(box, flow_cand, outside & got)
             if e_copy is not None and e_flow is not None:
                 switch = got & (bracket_w > 0) & (e_flow < SWITCH_RATIO * e_copy)
                 cand[switch] = flow_cand[switch]
@@ -448,7 +443,7 @@ class TemporalCompletion:
                 # pixels the chains were for, and the memory goes with them
                 lost, among = drifted & hole, todo & hole
             # layered copies (seen alike before and after, not along the refused flow) stay
-            whole = _whole_parts(hole, lost, among, DRIFT_ALL) & (layer_w == 0)
+            whole = whole_parts(hole, lost, among, DRIFT_ALL) & (layer_w == 0)
             if whole.any():
                 given_away = whole
                 drifted = drifted | given_away
@@ -469,7 +464,7 @@ class TemporalCompletion:
                 have = have & ~misfit
                 self.stats.pixels["probe"] = self.stats.pixels.get("probe", 0) + int(misfit.sum())
         if ARBITRATE and (hole & have).any():
-            off = self._misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
+            off = misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
             if off.any():
                 have = have & ~off
                 misfit |= off
@@ -525,7 +520,7 @@ class TemporalCompletion:
         blend = np.clip(np.rint(src + (cand - src) * alpha), 0, 255).astype(np.uint8)
         out[y0:y1, x0:x1] = np.where(hole[..., None], blend, image[y0:y1, x0:x1])
         if large.any():
-            grow = cv2.dilate(large.astype(np.uint8), _disc(2)) > 0
+            grow = cv2.dilate(large.astype(np.uint8), disc(2)) > 0
             mask = np.zeros((H, W), np.uint8)
             mask[y0:y1, x0:x1] = np.where(grow & hole, np.uint8(255), np.uint8(0))
             # the engine sees, inside the never-seen part, the smooth guess pasted above (interpolated from
@@ -545,396 +540,6 @@ class TemporalCompletion:
             self.stats.keyframes += 1
             stats["engine"] += int(large.sum())
         return out
-
-    def _check_layers(self, frame, hole, region, layered, layer_of, layer_w, acc, flow_w) -> np.ndarray:
-        """``layer_w`` with the pixels of each layer whose ring error exceeds ``LAYER_SWITCH`` x the flow's
-        (on the ring pixels both answer) set to 0. ``acc``/``flow_w``: the flow candidates gathered so far."""
-        ring = region & ~hole & (flow_w > 0)
-        truth = frame.astype(np.float32)
-        flow = acc / np.maximum(flow_w, 1e-6)[..., None]
-        out = layer_w.copy()
-        for layer in np.unique(layer_of[layer_of >= 0]):
-            mine = layer_of == layer
-            both = mine & ring
-            if both.sum() < RING_MIN:
-                continue
-            e_layer = float(np.abs(layered[both] - truth[both]).mean())
-            e_flow = float(np.abs(flow[both] - truth[both]).mean())
-            if e_layer > LAYER_SWITCH * e_flow:
-                out[mine] = 0.0
-                refused = self.stats.pixels.get("layer_refused", 0)
-                self.stats.pixels["layer_refused"] = refused + int((mine & hole).sum())
-        return out
-
-    def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w, copies=None):
-        """The ring's propagated colours as old as the hole's: where the hole's real pixels come along the flow,
-        they come from frames further away (the occluder hid them longer) than the ring's, which are seen a
-        frame or two away; a ring predicted from its own nearest frames says little about the hole (blur,
-        deformation and flow drift grow with the distance). Per part of the hole, the median distance of its
-        flow candidates is carried to the ring, and the ring's flow candidates are gathered again from frames
-        at least that far. Returns (colour h x w x 3, found h x w bool, led: the ring pixels where the flow
-        leads) or None.
-
-        ``copies`` (``PROBE_AGE_COPIES``; fixed or shaking camera): (distance h x w of each copy, or of the flow
-        candidates where they replaced the copies, copied h x w bool, switched h x w bool, memory, moving): the
-        ring's copies are taken again from frames at least ``PROBE_AGE_COPY_SHARE`` x as far as the hole part's
-        copies came from (a subject that deforms or bobs under the occluder: the copies of the hole came from
-        frames where it stood elsewhere, those of the ring from the next frame), and the switched ring pixels'
-        flow candidates likewise. With ``PROBE_AGE_ONE_SIDED`` only copies found on one side count (the
-        distance is inf where frames before and after both showed the pixel)."""
-        n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-
-        def carried(src_age, got):
-            part = np.zeros(hole.shape, np.float32)
-            for k in range(1, n):
-                sel = got & (labels == k)
-                if sel.any():
-                    part[sel] = np.quantile(src_age[sel], PROBE_AGE_QUANTILE)
-            return smooth_fill(part, got)
-
-        colour = np.zeros((*hole.shape, 3), np.float32)
-        found = np.zeros(hole.shape, bool)
-        led = np.zeros(hole.shape, bool)
-        floor = np.full(hole.shape, np.inf, np.float32)
-        got = hole & (flow_w > 0)
-        if got.any():
-            mean_age = np.zeros(hole.shape, np.float32)
-            mean_age[got] = age[got] / flow_w[got]
-            need = carried(mean_age, got)
-            ring = region & ~hole & (flow_w > other_w)
-            if (need[ring] > 1.0).any():
-                floor[ring] = np.maximum(1.0, np.floor(need[ring]))
-                led |= ring
-        if copies is not None:
-            copy_age, copied, switch, memory, moving = copies
-            got = hole & copied & (copy_age > 0) & np.isfinite(copy_age)
-            ring = region & ~hole & copied
-            if got.any() and ring.any():
-                need = carried(np.where(got, copy_age, 0.0).astype(np.float32), got)
-                if (need[ring] > 1.0).any():
-                    floor_c = np.where(ring, np.maximum(1.0, np.floor(PROBE_AGE_COPY_SHARE * need)),
-                                       np.inf).astype(np.float32)
-                    plain = ring & ~switch
-                    if plain.any():
-                        mean, same, near_colour, either = self._bracket(
-                            buf, i, xs, ys, memory, min_dist=np.where(plain, floor_c, np.inf))
-                        ok_same = plain & same
-                        ok_near = plain & either & ~same & (not moving)
-                        colour[ok_same] = mean[ok_same]
-                        colour[ok_near] = near_colour[ok_near]
-                        found |= ok_same | ok_near
-                        led |= plain
-                    floor[ring & switch] = floor_c[ring & switch]
-                    led |= ring & switch
-        flowed = led & np.isfinite(floor)
-        if not led.any():
-            return None
-        if flowed.any():
-            acc = np.zeros((*hole.shape, 3), np.float32)
-            wsum = np.zeros(hole.shape, np.float32)
-            hit = (self._gather_flow(buf, i, xs, ys, flowed, acc, wsum, min_dist=floor) > 0) & flowed
-            colour[hit] = acc[hit] / wsum[hit][:, None]
-            found |= hit
-        return colour, found & led, led
-
-    def _probe(self, image, box, hole, region, have, cand, aged=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(misfit, given_away)``, h x w bool: the parts of the hole where propagation is not trusted, by
-        held-out evidence, and the connected parts of the hole given away whole (None when none is). The ring of
-        known pixels around the hole is treated as missing: propagation's prediction of it (``cand`` there, from
-        other frames: the same flow, memory and copies as inside the hole) and the engine's (``fill`` run with
-        the ring, a gap beyond it and the hole all hidden, so it sees none of them) are compared with the
-        frame's real ring pixels; each error is carried smoothly into the hole, and where propagation's exceeds
-        ``PROBE_RATIO`` x the engine's (non-rigid motion, blur, a wrong flow), the engine fills instead."""
-        x0, y0, x1, y1 = box
-        ring = region & ~hole & have
-        if ring.sum() < RING_MIN:
-            return np.zeros(hole.shape, bool), None
-        H, W = image.shape[:2]
-        full = np.zeros((H, W), np.uint8)
-        full[y0:y1, x0:x1] = region
-        hidden = cv2.dilate(full, _disc(PROBE_GAP))
-        engine = self.fill(image, hidden * np.uint8(255))[y0:y1, x0:x1].astype(np.float32)
-        frame = image[y0:y1, x0:x1].astype(np.float32)
-        e_eng = smooth_fill(np.where(ring, np.abs(engine - frame).mean(axis=2), 0.0).astype(np.float32), ring)
-        if aged is not None:
-            colour, found, led = aged
-            ring_aged = ring & (found | ~led)    # flow-led ring pixels with no candidate that old say nothing
-            if ring_aged.sum() >= RING_MIN:
-                cand = np.where(found[..., None], colour, cand)
-                ring = ring_aged
-        e_prop = _ring_error(frame, cand, ring)
-        self.stats.probes += 1
-        misfit = hole & have & (e_prop > PROBE_RATIO * e_eng)
-        given_away = None
-        if misfit.any():
-            # a part of the hole mostly given away goes to the engine whole: the rest of it came along the same
-            # flow, and the engine fills better without that context
-            given_away = _whole_parts(hole, misfit, hole & have, PROBE_ALL)
-            misfit |= given_away & have
-        return misfit, given_away
-
-    @staticmethod
-    def _misfits(frame, hole, region, have, cand, cheap: bool = False) -> np.ndarray:
-        """h x w bool: the parts of the hole whose real-pixel candidates do not fit the frame around the hole
-        (another frame showed something else there: the background where the subject now stands, a passer-by,
-        the other side of a scene cut). Along the hole's inner edge the candidates are compared with the frame
-        just outside (its smooth continuation into the hole); a difference well above the frame's own texture
-        there (``FIT_LEVEL`` + ``FIT_RATIO`` x the ring's local variation) marks the part of the hole it belongs
-        to, which then goes to the engine instead."""
-        box = frame.astype(np.float32)
-        outside = ~hole
-        if not outside.any():
-            return np.zeros(hole.shape, bool)
-        inner = cv2.erode(hole.astype(np.uint8), _disc(FIT_BAND), borderType=cv2.BORDER_CONSTANT,
-                          borderValue=1) > 0
-        edge = hole & ~inner & have
-        ring = region & ~hole
-        if edge.sum() < RING_MIN or ring.sum() < RING_MIN:
-            return np.zeros(hole.shape, bool)
-        if cheap:
-            # fast: the continuation and the ring's texture as local averages of the pixels outside (box
-            # filters, within 3 px: the band is 2 px deep) instead of push-pull fills (measured 8 % of fps)
-            w = cv2.blur(outside.astype(np.float32), (7, 7))
-            guess = cv2.blur(box * outside[..., None], (7, 7)) / np.maximum(w, 1e-6)[..., None]
-            texture = np.abs(box - cv2.blur(box, (5, 5))).mean(axis=2) * ring
-            t_in = cv2.blur(texture, (9, 9)) / np.maximum(cv2.blur(ring.astype(np.float32), (9, 9)), 1e-6)
-        else:
-            guess = smooth_fill(box, outside)
-            texture = np.abs(box - cv2.blur(guess, (5, 5))).mean(axis=2)
-            t_in = smooth_fill(np.where(ring, texture, 0.0).astype(np.float32), ring)
-        d = np.abs(cand - guess).mean(axis=2)
-        off = edge & (d > FIT_LEVEL + FIT_RATIO * t_in)
-        if not off.any():
-            return off
-        # the share of each part's edge that misfits, carried into the hole
-        share = smooth_fill(off.astype(np.float32), edge)
-        return hole & have & (share > 0.5)
-
-    @staticmethod
-    def _background_agreement(frame, hole, region, colour, count) -> np.ndarray:
-        """h x w in [0, 1]: how far the frame around the hole looks like the background memory, carried
-        smoothly into the hole. Where something else (a person, an animal) stands at the hole's border, the
-        memory's background is probably not what is behind the occluder either: flow decides there."""
-        ring = region & ~hole & (count > 0)
-        if not ring.any():
-            return np.ones(hole.shape, np.float32)
-        dev = np.abs(frame.astype(np.float32) - colour).max(axis=2) > FOREGROUND_LEVEL
-        fg = smooth_fill(np.where(ring, dev, 0).astype(np.float32), ring)
-        return np.clip(1.0 - 2.0 * fg, 0.0, 1.0)
-
-    def _bracket(self, buf, i, xs, ys, memory=None, min_dist=None, dist_out=None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Fixed or shaking camera: per pixel of the box, the nearest frame before and the nearest frame after
-        (within the window, same background epoch, aligned by the background placements) where the pixel is
-        not in the hole. Where both exist and show the same colour (``BRACKET_LEVEL``), the place did not
-        change while it was hidden: that colour is the answer, whatever it shows (background, or someone
-        standing still). ``xs``, ``ys``: the box's pixel coordinates (h x w float32). ``min_dist`` (h x w,
-        optional): per pixel, the nearest frame distance that may answer; ``dist_out`` (h x w float32, optional):
-        receives the distance of the nearer side found. Returns (mean of before and after h x w x 3 float32,
-        same h x w bool, the nearer side's colour, found on either side)."""
-        slot = buf[i]
-        shape = xs.shape
-        x0, y0 = int(xs[0, 0]), int(ys[0, 0])
-        x1, y1 = x0 + shape[1], y0 + shape[0]
-        epoch = slot.placement.epoch
-        inv = None if slot.placement.warp is None else cv2.invertAffineTransform(slot.placement.warp)
-        sides = []
-        raw = []
-        for d in (-1, 1):
-            colour = np.zeros((*shape, 3), np.float32)
-            found = np.zeros(shape, bool)
-            dist = np.full(shape, np.inf, np.float32)
-            k = i + d
-            while 0 <= k < len(buf) and not found.all():
-                other = buf[k]
-                k += d
-                if other.placement is None or other.placement.epoch != epoch:
-                    break
-                if inv is None and other.placement.warp is None:
-                    image = other.frame.image[y0:y1, x0:x1].astype(np.float32)
-                    free = np.ones(shape, bool) if other.empty else other.unsafe[y0:y1, x0:x1] == 0
-                else:
-                    a = np.eye(3, dtype=np.float32)
-                    if inv is not None:
-                        a[:2] = inv
-                    m = np.eye(3, dtype=np.float32)
-                    if other.placement.warp is not None:
-                        m[:2] = other.placement.warp
-                    a = (m @ a)[:2]
-                    px = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
-                    py = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
-                    image = sample(other.frame.image, px, py).astype(np.float32)
-                    inside = (px > -0.5) & (px < other.hole.shape[1] - 0.5) & (py > -0.5) & \
-                        (py < other.hole.shape[0] - 0.5)
-                    free = inside if other.empty else inside & (sample(other.unsafe, px, py, nearest=True,
-                                                                       border=1) == 0)
-                new = free & ~found
-                if min_dist is not None:
-                    new &= min_dist <= abs(k - d - i)
-                colour[new] = image[new]
-                dist[new] = abs(k - d - i)
-                found |= new
-            raw.append(dist.copy())
-            if memory is not None:  # a side that disagrees with a trusted memory comes after one that agrees
-                mem_colour, trusted = memory
-                off = trusted & (np.abs(colour - mem_colour).max(axis=2) > BRACKET_LEVEL)
-                dist[off & found] += 1000.0
-            sides.append((colour, found, dist))
-        (before, fb, db), (after, fa, da) = sides
-        same = fb & fa & (np.abs(before - after).max(axis=2) <= BRACKET_LEVEL)
-        nearest = np.where((db <= da)[..., None], before, after)
-        if dist_out is not None:
-            dist_out[...] = np.minimum(raw[0], raw[1])
-            if PROBE_AGE_ONE_SIDED:
-                # copies found on both sides are bracketed in time: they are left out of the age matching
-                dist_out[fb & fa] = np.inf
-        return 0.5 * (before + after), same, nearest, fb | fa
-
-    def _gather_flow(self, buf, i, xs, ys, region, acc, wsum, age=None, min_dist=None, drifted=None
-                     ) -> np.ndarray:
-        """Add real-pixel candidates found along forward and backward flow chains into acc/wsum (h x w
-        boxes) for the ``region`` pixels; returns the per-pixel weight they contributed. Chains are kept as
-        flat arrays of the pixels still followed (``fast`` stops following a pixel once it has a candidate).
-        ``age`` (h x w, optional): receives the weighted distance in frames of each candidate (divide by the
-        returned weight for the mean); ``min_dist`` (h x w, optional): per pixel, the nearest frame distance whose
-        candidates count (the chains still pass through nearer frames); ``drifted`` (h x w bool, optional: the
-        drift guard, ``DRIFT_MAX``): chains are refused once they have drifted more than ``DRIFT_MAX`` px through
-        flow completed across holes whose border moves in several ways (``_border_spread``), and their pixels
-        are marked here."""
-        slot = buf[i]
-        H, W = slot.hole.shape
-        h, w = slot.small.shape
-        sx, sy = w / W, h / H
-        thr = self.config.fb_threshold
-        total = np.zeros(region.shape, np.float32)
-        flat_acc = acc.reshape(-1, 3)
-        flat_w = wsum.reshape(-1)
-        flat_total = total.reshape(-1)
-        flat_age = None if age is None else age.reshape(-1)
-        start = np.flatnonzero(region.reshape(-1))
-        floor = None if min_dist is None else min_dist.reshape(-1)
-        chains = [{"dir": d, "k": i, "idx": start, "x": xs.reshape(-1)[start].copy(),
-                   "y": ys.reshape(-1)[start].copy(), "err": np.zeros(start.size, np.float32),
-                   "drift": np.zeros(start.size, np.float32)} for d in (1, -1)]
-        guard = drifted is not None and DRIFT_MAX > 0
-        flat_drifted = None if drifted is None else drifted.reshape(-1)
-        for dist in range(1, max(i, len(buf) - 1 - i) + 1):
-            for c in chains:
-                if c["idx"].size == 0:
-                    continue
-                k, d = c["k"], c["dir"]
-                nxt = k + d
-                if nxt < 0 or nxt >= len(buf):
-                    c["idx"] = c["idx"][:0]
-                    continue
-                a, b = (buf[k], buf[nxt]) if d > 0 else (buf[nxt], buf[k])
-                self._pair(a, b)
-                if a.cut_after:
-                    c["idx"] = c["idx"][:0]
-                    continue
-                flow, err = (buf[k].fwd, buf[k].err_fwd) if d > 0 else (buf[k].bwd, buf[k].err_bwd)
-                u = (c["x"] + 0.5) * sx - 0.5
-                v = (c["y"] + 0.5) * sy - 0.5
-                f = sample_points(flow, u, v)
-                e = sample_points(err, u, v, border=1e3)
-                if guard:
-                    spread = buf[k].drift_fwd if d > 0 else buf[k].drift_bwd
-                    if spread > 0 and not buf[k].empty:
-                        inside = sample_points(buf[k].hole_small.view(np.uint8), u, v, nearest=True) > 0
-                        c["drift"] += spread * inside
-                c["x"] += f[:, 0] / sx
-                c["y"] += f[:, 1] / sy
-                c["err"] += e
-                c["k"] = nxt
-                keep = (c["x"] > -0.5) & (c["x"] < W - 0.5) & (c["y"] > -0.5) & (c["y"] < H - 0.5) & (e < thr)
-                if not self.quality:
-                    keep &= flat_total[c["idx"]] == 0
-                if guard:
-                    gone = c["drift"] > DRIFT_MAX
-                    if gone.any():
-                        flat_drifted[c["idx"][gone]] = True
-                    keep &= ~gone
-                if not keep.all():
-                    for key in ("idx", "x", "y", "err", "drift"):
-                        c[key] = c[key][keep]
-                if c["idx"].size == 0:
-                    continue
-                target = buf[nxt]
-                real = np.ones(c["idx"].size, bool) if target.empty else \
-                    sample_points(target.unsafe, c["x"], c["y"], nearest=True, border=1) == 0
-                if floor is not None:
-                    real &= floor[c["idx"]] <= dist
-                if not real.any():
-                    continue
-                idx = c["idx"][real]
-                wgt = (np.exp(-dist / self.tau) * np.exp(-c["err"][real] / (2 * thr))).astype(np.float32)
-                colour = sample_points(target.frame.image, c["x"][real], c["y"][real]).astype(np.float32)
-                flat_acc[idx] += colour * wgt[:, None]      # idx has no repeats within one chain
-                flat_w[idx] += wgt
-                flat_total[idx] += wgt
-                if flat_age is not None:
-                    flat_age[idx] += wgt * dist
-        return total
-
-    def _from_previous(self, buf, i, xs, ys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The previous output read along the backward flow: (colour read at the nearest pixel h x w x 3
-        float32, valid h x w bool, colour read bilinearly for the quality filter)."""
-        slot, prev = buf[i], buf[i - 1]
-        self._pair(prev, slot)
-        H, W = slot.hole.shape
-        h, w = slot.small.shape
-        sx, sy = w / W, h / H
-        u = (xs + 0.5) * sx - 0.5
-        v = (ys + 0.5) * sy - 0.5
-        f = sample(slot.bwd, u, v)
-        px = xs + f[..., 0] / sx
-        py = ys + f[..., 1] / sy
-        ok = (px > -0.5) & (px < W - 0.5) & (py > -0.5) & (py < H - 0.5)
-        # nearest for what is carried over unchanged: carrying a fill frame after frame must not blur it a little
-        # more each time; bilinear for the quality filter, whose share of each past frame decays geometrically
-        # (on a panning clip nearest reads cost the filter 0.3 dB of detail)
-        carried = sample(prev.out, np.rint(px), np.rint(py), nearest=True).astype(np.float32)
-        filtered = sample(prev.out, px, py).astype(np.float32) if self.quality else carried
-        return carried, ok, filtered
-
-    def _seam(self, frame, hole, region, known, real, cand) -> np.ndarray:
-        """Match the propagated colours to the frame: differences measured on the ring (outside the hole,
-        where the frame is the truth) are added inside the hole."""
-        ring = region & ~hole & real
-        if self.config.seam <= 0 or not ring.any():
-            return cand
-        diff = np.clip(frame.astype(np.float32) - cand, -SEAM_CLIP, SEAM_CLIP)
-        if self.quality:
-            # ring pixels far from the ring's typical difference show something else than what was carried
-            # in (a person at the border): they say nothing about lighting and must not bend the membrane
-            typical = np.median(diff[ring], axis=0)
-            ring = ring & (np.abs(diff - typical).max(axis=2) <= SEAM_OUTLIER)
-            offset = smooth_fill(np.where(ring[..., None], diff, 0), ring)
-        else:
-            offset = np.broadcast_to(np.median(diff[ring], axis=0), cand.shape)
-        return np.where((hole & known)[..., None], cand + offset, cand)
-
-
-def _ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
-    """How far ``cand`` is from the frame on the ``ring`` pixels (mean absolute difference over RGB, after
-    the ring's median offset, which the seam takes out anyway), carried smoothly into the hole: h x w float32,
-    or None when the ring has too few pixels to tell."""
-    if ring.sum() < RING_MIN:
-        return None
-    d = frame - cand
-    d -= np.median(d[ring], axis=0)
-    err = np.abs(d).mean(axis=2)
-    return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
-
-
-def _whole_parts(hole: np.ndarray, lost: np.ndarray, among: np.ndarray, share: float) -> np.ndarray:
-    """h x w bool: the connected parts of ``hole`` in which ``lost`` covers more than ``share`` of ``among``."""
-    n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    count = np.bincount(labels[among & hole], minlength=n)
-    whole = np.bincount(labels[lost & hole], minlength=n) > share * np.maximum(count, 1)
-    whole[0] = False
-    return whole[labels] & hole
-
 
 def _border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
     """How far the flow completed inside ``hole`` may be off (flow-grid px): the RMS residual of an affine fit
@@ -969,10 +574,6 @@ def _bbox(hole: np.ndarray, margin: int, width: int, height: int) -> tuple[int, 
     xs = np.flatnonzero(hole.any(axis=0))
     return (max(0, int(xs[0]) - margin), max(0, int(ys[0]) - margin),
             min(width, int(xs[-1]) + 1 + margin), min(height, int(ys[-1]) + 1 + margin))
-
-
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _split(missing: np.ndarray, speck_area: int) -> tuple[np.ndarray, np.ndarray]:
