@@ -1,0 +1,75 @@
+"""fast: the nearer of before/after taken alone (a one-sided copy) needs a camera that stays put around the frame:
+at the start of a pan (or just after the background memory restarted) the frame is still within ``MOVING_PX``
+of the memory's reference, but the window around it is not, and there the nearer side shows the background
+where a subject moving against it was hidden."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+from test_temporal_layers import picture
+
+from streamfill.config import TemporalConfig
+from streamfill.temporal import TemporalCompletion
+from streamfill.temporal import complete as tc
+from streamfill.types import Frame
+
+H, W, N = 160, 256, 14
+LIMIT = tc.NEAR_MOVING_PX  # the shipped setting
+
+
+def clip(pan: int):
+    """The camera pans ``pan`` px a frame; a textured square moves 5 px a frame to the right; a disc hides its
+    middle in frames 0-3 only (so the first frames have copies after them, none before)."""
+    back = picture(3, H, W + N * pan + 8)
+    square = picture(5, 56, 56, cell=6)
+    for i in range(N):
+        image = back[:, pan * i:pan * i + W].copy()
+        image[50:106, 80 + 5 * i:136 + 5 * i] = square
+        hole = np.zeros((H, W), np.uint8)
+        if i < 4:
+            cv2.circle(hole, (108, 78), 18, 255, -1)
+        shown = image.copy()
+        shown[hole > 0] = (255, 0, 255)
+        yield Frame(image=shown, pts=i, time_base=Fraction(1, 25), index=i), hole
+
+
+def copies(monkeypatch, pan: int, limit: float, mode: str = "fast") -> int:
+    monkeypatch.setattr(tc, "NEAR_MOVING_PX", limit)
+    comp = TemporalCompletion(lambda img, mask: np.where(mask[..., None] > 0, np.uint8(128), img),
+                              TemporalConfig(mode=mode))
+    out = list(comp.stream(clip(pan)))
+    assert len(out) == N
+    return comp.stats.pixels["bracket"]
+
+
+def test_no_one_sided_copies_at_the_start_of_a_pan(monkeypatch):
+    # frames 0 and 1 are within MOVING_PX (1.5 px) of the memory's reference, the window around them is not
+    assert copies(monkeypatch, pan=1, limit=0.0) > 1000   # the rule off: they took one-sided copies
+    assert copies(monkeypatch, pan=1, limit=LIMIT) == 0
+
+
+def test_quality_keeps_them_for_its_arbitration(monkeypatch):
+    # quality weighs copies against the flow on the ring (and the probe): there the rule cost 0.17 dB on average
+    assert copies(monkeypatch, pan=1, limit=LIMIT, mode="quality") == copies(monkeypatch, pan=1, limit=0.0,
+                                                                             mode="quality") > 1000
+
+
+def test_a_fixed_camera_keeps_its_one_sided_copies(monkeypatch):
+    assert copies(monkeypatch, pan=0, limit=LIMIT) > 1000
+
+
+def test_window_moves_compares_every_frame_of_the_window_with_the_same_reference():
+    from streamfill.temporal.background import Placement
+
+    def slot(dx: float, epoch: int = 1):
+        warp = None if dx == 0 else np.float32([[1, 0, dx], [0, 1, 0]])
+        return tc._Slot(frame=None, hole=None, small=None, hole_small=None, placement=Placement(epoch, warp))
+
+    buf = [slot(0.0), slot(1.0), slot(2.0), slot(3.5)]
+    assert tc._window_moves(buf, 0, 64, 48, 3.0)            # 3.5 px from frame 0
+    assert not tc._window_moves(buf, 1, 64, 48, 3.0)        # at most 2.5 px from frame 1
+    buf[3] = slot(3.5, epoch=2)                             # another reference: not comparable
+    assert not tc._window_moves(buf, 0, 64, 48, 3.0)
