@@ -43,6 +43,16 @@ class Placement:
     epoch: int
     warp: np.ndarray | None
 
+    def shift(self, width: int, height: int, other: Placement | None = None) -> float:
+        """How far (px, the largest corner displacement) this frame's view is from ``other``'s (a placement of
+        the same reference; default: the reference itself)."""
+        corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float32)
+
+        def place(p: Placement | None) -> np.ndarray:
+            return corners if p is None or p.warp is None else corners @ p.warp[:, :2].T + p.warp[:, 2]
+
+        return float(np.abs(place(self) - place(other)).max())
+
 
 @dataclass
 class View:
@@ -141,9 +151,7 @@ class BackgroundMemory:
         b = (a @ c + warp[:, 2] + 0.5) / s - 0.5
         full = np.concatenate([a, b[:, None]], axis=1).astype(np.float32)
         h, w = self.count.shape
-        corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float32)
-        moved = corners @ a.T + b - corners
-        if np.abs(moved).max() * s < STATIC_PX:
+        if Placement(self.epoch, full).shift(w, h) * s < STATIC_PX:
             return None
         return full
 

@@ -335,14 +335,7 @@ class TemporalCompletion(Sources, RingChecks):
         # quality real pixels from near frames that disagree with it overrule it. On a fixed camera the memory
         # stays in charge: there a disagreeing flow candidate is far more often a person carried in along a
         # wrong flow than the truth. Pixels the memory knows well need no flow in fast mode.
-        moving = slot.placement is not None and _camera_shift(slot.placement, W, H) > MOVING_PX
-        # fast: the nearer of before/after alone is taken only from a camera that stays put around this frame: the
-        # first frames after the memory's reference (a pan just begun, or restarted) sit within MOVING_PX of it,
-        # and there the nearer side shows the background where a subject that moves against it was hidden
-        # (development corpus, fast: +0.42 dB on average). quality keeps them: its arbitration (ring, probe)
-        # weighs them against the flow, and without them it lost 0.17 dB on average (zoom_parallax 0: -3.5 dB).
-        panning = moving or (not self.quality and NEAR_MOVING_PX > 0
-                             and _window_moves(buf, i, W, H, NEAR_MOVING_PX))
+        moving = slot.placement is not None and slot.placement.shift(W, H) > MOVING_PX
         bg_w = np.zeros(hole.shape, np.float32)
         if self._memory is not None and slot.placement is not None:
             view = self._memory.model(slot.placement, x0, y0, x1, y1)
@@ -362,7 +355,14 @@ class TemporalCompletion(Sources, RingChecks):
             # where before and after differ (swaying leaves, water, a face moving a little), the nearer of the
             # two (the one agreeing with a trusted memory, if one does) beats the memory's median, a blur of
             # the moving texture (measured: foliage 31 -> 34 dB)
-            near = nearest & region & ~found & (not panning)
+            # fast: only from a camera that stays put around this frame: the first frames after the memory's
+            # reference (a pan just begun, or restarted) sit within MOVING_PX of it, and there the nearer side shows
+            # the background where a subject that moves against it was hidden (development corpus, fast: +0.42 dB
+            # on average). quality keeps them: its arbitration (ring, probe) weighs them against the flow, and
+            # without them it lost 0.17 dB on average (zoom_parallax 0: -3.5 dB).
+            still = not moving and (self.quality or NEAR_MOVING_PX <= 0
+                                    or not _window_moves(buf, i, W, H, NEAR_MOVING_PX))
+            near = nearest & region & ~found & still
             bracket[near] = near_colour[near]
             bracket_w[near] = NEAREST_TRUST
         layer_w = np.zeros(hole.shape, np.float32)
@@ -468,7 +468,7 @@ class TemporalCompletion(Sources, RingChecks):
                 if copy_age is not None and (bracket_w > 0).any():
                     if age_f is not None and switch.any():
                         copy_age = np.where(switch & np.isfinite(copy_age), age_f / np.maximum(w_f, 1e-6), copy_age)
-                    copies = (copy_age, bracket_w > 0, switch, memory, panning)
+                    copies = (copy_age, bracket_w > 0, switch, memory, moving)
                 aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w, copies)
             misfit, given_away = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
             if misfit.any():
@@ -575,25 +575,8 @@ def _window_moves(buf: list[_Slot], i: int, width: int, height: int, limit: floa
     """Does the camera move by more than ``limit`` px (at a corner) between frame ``i`` and any other frame of the
     window that shares its background reference?"""
     here = buf[i].placement
-    if here is None:
-        return False
-    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float32)
-
-    def place(p: Placement) -> np.ndarray:
-        return corners if p.warp is None else corners @ p.warp[:, :2].T + p.warp[:, 2]
-
-    mine = place(here)
-    return any(s.placement is not None and s.placement.epoch == here.epoch
-               and float(np.abs(place(s.placement) - mine).max()) > limit for s in buf)
-
-
-def _camera_shift(placement: Placement, width: int, height: int) -> float:
-    """How far (px, the largest corner displacement) the camera has moved from the memory's reference."""
-    if placement.warp is None:
-        return 0.0
-    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float32)
-    moved = corners @ placement.warp[:, :2].T + placement.warp[:, 2] - corners
-    return float(np.abs(moved).max())
+    return here is not None and any(s.placement is not None and s.placement.epoch == here.epoch
+                                    and here.shift(width, height, s.placement) > limit for s in buf)
 
 
 def _bbox(hole: np.ndarray, margin: int, width: int, height: int) -> tuple[int, int, int, int]:

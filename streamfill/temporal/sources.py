@@ -225,7 +225,7 @@ class Sources:
         leads) or None.
 
         ``copies`` (``PROBE_AGE_COPIES``; fixed or shaking camera): (distance h x w of each copy, or of the flow
-        candidates where they replaced the copies, copied h x w bool, switched h x w bool, memory, panning): the
+        candidates where they replaced the copies, copied h x w bool, switched h x w bool, memory, moving): the
         ring's copies are taken again from frames at least ``PROBE_AGE_COPY_SHARE`` x as far as the hole part's
         copies came from (a subject that deforms or bobs under the occluder: the copies of the hole came from
         frames where it stood elsewhere, those of the ring from the next frame), and the switched ring pixels'
@@ -255,7 +255,7 @@ class Sources:
                 floor[ring] = np.maximum(1.0, np.floor(need[ring]))
                 led |= ring
         if copies is not None:
-            copy_age, copied, switch, memory, panning = copies
+            copy_age, copied, switch, memory, moving = copies
             got = hole & copied & (copy_age > 0) & np.isfinite(copy_age)
             ring = region & ~hole & copied
             if got.any() and ring.any():
@@ -268,7 +268,7 @@ class Sources:
                         mean, same, near_colour, either = self._bracket(
                             buf, i, xs, ys, memory, min_dist=np.where(plain, floor_c, np.inf))
                         ok_same = plain & same
-                        ok_near = plain & either & ~same & (not panning)
+                        ok_near = plain & either & ~same & (not moving)
                         colour[ok_same] = mean[ok_same]
                         colour[ok_near] = near_colour[ok_near]
                         found |= ok_same | ok_near
