@@ -538,3 +538,28 @@ def test_an_untrusted_outline_alone_does_not_count_as_hidden():
     left_hidden = shape.copy()
     left_hidden[:, :26] = 0  # an occluder over its left part
     assert _partly_hidden(shape, left_hidden, _disk(2))
+
+
+def test_an_alignment_beside_the_object_does_not_erase_the_mask(monkeypatch):
+    """A well-correlated alignment of the template at a look-alike spot beside a small object (here forced once:
+    25 px to the side of a 28 px object) must agree with the flow about where the object is before its shape
+    replaces the flow's mask; accepted, it erased the mask for good (IoU 0.00 from that frame on)."""
+    from streamfill.masks import propagate
+
+    poses = [cutouts.Pose(0.3 + 0.012 * t, 0.5 + 0.004 * t) for t in range(14)]
+    frames, truth = _pose_clip(poses, 28, seed=1)
+    refine = propagate.Propagator._refine
+    calls = []
+
+    def once_beside(self, grey, guess, *args, **kwargs):
+        calls.append(1)
+        if len(calls) != 6:
+            return refine(self, grey, guess, *args, **kwargs)
+        out = guess.copy()
+        out[0, 2] += 25.0
+        return out, 0.99
+
+    monkeypatch.setattr(propagate.Propagator, "_refine", once_beside)
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])])
+    ious = [_iou(m, g) for (_, m), g in zip(tracker.pair(frames), truth, strict=True)]
+    assert len(calls) >= 6 and min(ious) >= 0.85, [round(v, 2) for v in ious]
