@@ -51,10 +51,13 @@ def _notes(before: bool) -> str:
         "positions for tuning seeds 0-2, odd positions for the held-out seeds 1000-1001 and the fresh seed "
         "groups 2000-8000). Held-out and fresh 2000-7000 seeds were looked at while fixing their failures "
         "(shake 1000, talking 1000, cut 2001, tiny 3001, and this pass: cut 3001, foliage 6001 and tiny 6001 "
-        "among others, on both halves of the photos) and tuning on them, so 'fresh 8000' (8000-8001 run once "
-        "before this table, 8002 never) is the honest held-out figure. "
+        "among others, on both halves of the photos) and tuning on them; 'fresh 8000' was run with the sixth "
+        "round's candidate variants and counted in choosing between them (no constant tuned on it), so it is "
+        "the least seen group, and the next group (9000) is the next honest figure. "
         + ("The 'before' parts are the tracker of the main branch before this change on the same scenes "
-           "(MAIN_CHECKOUT = a checkout of it). " if before else
+           "(MAIN_CHECKOUT = a checkout of it), in a second process that runs them while this one runs the first "
+           "parts: their CPU times come from another moment of a shared machine, so compare trackers' CPU only "
+           "in an interleaved run (docs/guide/tracking.md). " if before else
            "No 'before' part: this tracker is the main branch's (a variant measured against it on these "
            "scenes was dropped, see docs/guide/tracking.md). ")
         + "CPU time is process time (all threads) of the tracker alone, on a shared machine: treat it as an "
