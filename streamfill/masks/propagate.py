@@ -14,7 +14,9 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
    towards the object's appearance: a foreground colour histogram (the object) against a local background
    histogram (a ring around it), both learnt on the keyframe and updated slowly (``[track] model_rate``;
    :class:`~streamfill.masks.colour.ColourModel`). Where the flow is not trusted the colour model decides
-   most; this is also how parts that reappear after an occlusion grow back.
+   most; this is also how parts that reappear after an occlusion grow back. The pull is weighted by how
+   decisive the colour is (``|2 P(object | colour) - 1|``): a colour the object shares with its surroundings
+   leaves the edge where the flow put it.
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
    frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
 
@@ -31,8 +33,9 @@ phase correlation) starts the flow from the object's last motion plus the jump (
 mask gets a confidence (area kept, colours still the object's, ``_confidence``); the tracker turns runs of
 low-confidence frames into lost stretches.
 
-The 2 x 3 transform helpers and the ECC alignment call are in :mod:`streamfill.masks.geometry`, the colour
-statistics in :mod:`streamfill.masks.colour`.
+The template alignment (ECC), the wider re-seek and the camera-jump measurement are in
+:mod:`streamfill.masks.anchor`, the 2 x 3 transform helpers and the ECC call in :mod:`streamfill.masks.geometry`,
+the colour statistics in :mod:`streamfill.masks.colour`.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.colour import ColourModel, agreement, colour_hist
-from streamfill.masks.geometry import compose, decompose, ecc, invert, translation_of
+from streamfill.masks.anchor import AppearanceSearch
+from streamfill.masks.colour import ColourModel, colour_hist
+from streamfill.masks.geometry import compose, decompose, invert, translation_of
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -64,7 +68,8 @@ def _finest_level(shape: tuple[int, int], patch: int, wanted: int) -> int:
 
 _PROVEN = 8  # consecutive template matches after which a lost match is blamed on an occlusion
 _FIT_INSET = 0.1  # the object's motion is fitted on points this share of its size inside its outline
-_HIDDEN_SHARE = 0.1  # share of the predicted shape that must be hidden to keep a lost anchor's shape
+_ANCHOR_AGREE = 0.5  # share of the flow's mask an accepted alignment's shape must cover (see step)
+_HIDDEN_SHARE = 0.1  # share of the predicted shape's interior that must be hidden to keep a lost anchor's shape
 _RIGID_INLIERS = 0.8  # share of the object's flow one similarity transform explains for it to count as rigid
 # Bounded per-frame motion (see Propagator._plausible): log-scale and rotation (radians) change per frame
 # allowed beyond twice the object's recent change, their caps, and the anisotropy (log ratio of the axes).
@@ -79,23 +84,10 @@ _BAND_SHARE = 0.2  # colour band at most this share of the object's longer side
 _MAX_GROWTH = 1.3  # the mask's area may grow at most this much per frame beyond the fitted scale change
 _AREA_SLACK = 6.0  # px of growth always allowed (tiny masks)
 _MAX_AREA_STEP = 1.6  # ... and never more than this factor in one frame, whatever the fitted motion
-# ECC alignment guards (see Propagator._refine).
-_ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
-_ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
-_ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
-_ECC_SCALE_STEP = 0.03  # ... and their scale is measured by trying +-this log-scale (see _refine)
 # Re-seeking a lost anchor (see Propagator._reseek): the template is kept through this many frames without
 # a match when it had matched at least _RESEEK_RUN frames in a row before.
 _RESEEK_GRACE, _RESEEK_RUN = 3, 3
 _RESEEK_ABRUPT = 0.5  # ... and the loss was abrupt: the alignment correlated below this
-_RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
-# Camera jumps (see Propagator._camera_jump): the picture's shift in a window this many times the object's
-# size about it, on a copy at most _JUMP_SIDE px across, trusted above this phase-correlation response; a
-# change of at least _JUMP_MIN working px starts the flow from it.
-_JUMP_WINDOW = 3.0
-_JUMP_SIDE = 128
-_JUMP_RESPONSE = 0.1
-_JUMP_MIN = 3.0
 # Track confidence (see Propagator._confidence).
 # Area score = area / (_LOST_AREA x the keyframe's area), capped at 1: lost below 30 % of it (the tracker's
 # _LOST_CONFIDENCE).
@@ -107,7 +99,7 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-class Propagator:
+class Propagator(AppearanceSearch):
     """Carries one soft mask (working resolution, float32 in [0, 1]) from frame to frame."""
 
     def __init__(self, config: TrackConfig, small_size: tuple[int, int]) -> None:
@@ -243,116 +235,6 @@ class Propagator:
         m = max(24, round(0.3 * max(w, h)), 4 * self.cfg.band) + int(np.ceil(extra))
         return max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
 
-    def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray,
-                roi: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
-        """Align the template to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only
-        ``visible`` pixels (uint8, the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
-        Returns (warp, correlation) or (guess, 0) when ECC cannot be trusted.
-
-        Why ECC failed (NaN, "stopped before its convergence") on small or plain objects: an affine warp has six
-        unknowns, and a template of a few hundred pixels, or one with little texture, does not pin them down
-        (the Hessian is near singular); a mask with only a handful of visible pixels gives it nothing to
-        correlate. So: no alignment for a flat template or under ``_ECC_MIN_PIXELS`` visible pixels, a
-        translation-only alignment (two unknowns) for templates under ``_ECC_AFFINE_SIDE`` px, and the input
-        is cropped to the region of interest (the whole frame's gradients were computed every call)."""
-        tg, _, (tx, ty), _ = self.tmpl
-        rx0, ry0, rx1, ry1 = roi
-        mask = visible[ry0:ry1, rx0:rx1]
-        if self.tmpl_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
-            return guess, 0.0
-        affine = min(tg.shape) >= _ECC_AFFINE_SIDE
-        crop = guess.copy()
-        crop[:, 2] = guess[:, :2] @ np.array([tx, ty], np.float64) + guess[:, 2] - np.array([rx0, ry0])
-        image = np.ascontiguousarray(grey[ry0:ry1, rx0:rx1], np.float32)
-        rho, warp = ecc(tg, image, crop, mask, affine)
-        if rho <= 0.0:
-            return guess, 0.0
-        if not affine:
-            # Translation only leaves the scale to the fitted motion, whose small bias added up: a 29 px
-            # object growing by 25 % was anchored 18 % too small after 80 frames (small seed 0). So the scale
-            # is measured too, against the template (no build-up): translation ECC from the warp scaled by
-            # +-_ECC_SCALE_STEP about the template's centre, and a parabola through the three correlations.
-            centre = np.array([(tg.shape[1] - 1) / 2.0, (tg.shape[0] - 1) / 2.0])
-
-            def at_scale(d: float) -> tuple[float, np.ndarray]:
-                scaled = warp.copy()
-                scaled[:, :2] *= float(np.exp(d))
-                scaled[:, 2] += (warp[:, :2] - scaled[:, :2]) @ centre
-                return ecc(tg, image, scaled, mask, False)
-
-            low, high = at_scale(-_ECC_SCALE_STEP), at_scale(_ECC_SCALE_STEP)
-            lo, mid, hi = low[0], rho, high[0]
-            curve = lo + hi - 2.0 * mid
-            if min(lo, hi) > 0.0 and curve < 0.0:
-                r, w = at_scale(float(np.clip(0.5 * (lo - hi) / curve, -1.0, 1.0)) * _ECC_SCALE_STEP)
-                if r > rho:
-                    rho, warp = r, w
-            elif max(lo, hi) > rho:
-                rho, warp = low if lo > hi else high
-        out = warp.astype(np.float64)
-        out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
-        return out, float(rho)
-
-    def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray, rho: float,
-                rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """The alignment failed outright near ``guess``: look for the template again in a wider window
-        (normalised cross-correlation of its picture, turned and scaled as ``guess`` has it, translation
-        only, over about the object's size each way), and align (ECC) from the best place found. A jump the
-        flow missed (a shake, with motion blur) otherwise leaves the guess several px off, ECC cannot reach
-        the object from there, and once the newest look replaces the anchor the offset is kept for good
-        (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on). ``rgb`` (the
-        whole working frame) checks the colours of the place found. Returns (warp, correlation) as ``_refine``."""
-        tg, tsoft, (tx, ty), _ = self.tmpl
-        ls, ang, aniso = decompose(guess)
-        if self.tmpl_std < _ECC_MIN_STD or abs(ls) > 0.3 or abs(aniso) > 0.2:
-            return refined, rho
-        th, tw = tg.shape
-        H, W = grey.shape
-        # The template's picture turned and scaled as the guess has it; the search uses its central part
-        # (inside the turned crop at any angle).
-        side = int(0.7 * min(th, tw) * float(np.exp(ls)))
-        if side < 12:
-            return refined, rho
-        centre = np.array([tx + (tw - 1) / 2.0, ty + (th - 1) / 2.0])
-        predicted = guess[:, :2] @ centre + guess[:, 2]  # where the template's centre should be now
-        turn = guess[:, :2].copy()
-        shift = np.array([(side - 1) / 2.0, (side - 1) / 2.0]) - turn @ np.array([(tw - 1) / 2.0, (th - 1) / 2.0])
-        patch = cv2.warpAffine(tg, np.hstack([turn, shift[:, None]]), (side, side), flags=cv2.INTER_LINEAR)
-        m = max(12, round(0.6 * max(th, tw)))
-        half = side // 2
-        sx0, sy0 = max(0, int(predicted[0]) - half - m), max(0, int(predicted[1]) - half - m)
-        sx1, sy1 = min(W, int(predicted[0]) + half + m), min(H, int(predicted[1]) + half + m)
-        if sx1 - sx0 < side + 2 or sy1 - sy0 < side + 2 or float(np.std(patch)) < _ECC_MIN_STD:
-            return refined, rho
-        score = cv2.matchTemplate(np.ascontiguousarray(grey[sy0:sy1, sx0:sx1], np.float32), patch,
-                                  cv2.TM_CCOEFF_NORMED)
-        _, best, _, (bx, by) = cv2.minMaxLoc(score)
-        if not np.isfinite(best):
-            return refined, rho
-        found = np.array([bx + sx0 + (side - 1) / 2.0, by + sy0 + (side - 1) / 2.0])
-        if np.hypot(*(found - predicted)) < max(4.0, _RESEEK_JUMP * side):
-            # Near the guess: a template that no longer fits (the object turned, changed its look) rather
-            # than a jump; kept alive by a near-miss here it would hold back the newest look.
-            return refined, rho
-        moved = guess.copy()
-        moved[:, 2] += found - predicted
-        shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
-        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
-        x, y, w, h = cv2.boundingRect(shape)
-        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
-        warp, r = self._refine(grey, moved, visible, roi)
-        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
-            # The colours must agree too: the object's colours under the shape found again at least as well
-            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
-            # 20-40 px object, and the mask jumped off the object).
-            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
-            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
-            if agreement(rgb, at, self.ref_hist) < agreement(rgb, before, self.ref_hist):
-                return refined, rho
-            self.reseeks += 1
-            return warp, r
-        return refined, rho
-
     def _learn(self, rgb: np.ndarray, obj: np.ndarray, trusted: np.ndarray | None, rate: float | None) -> None:
         o8 = obj.astype(np.uint8)
         if not o8.any():
@@ -379,39 +261,6 @@ class Propagator:
             self._dis_shape = shape
         return self._dis
 
-    def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
-        """The change of the picture's shift around the object (phase correlation of the previous and the new
-        frame in a window of ``_JUMP_WINDOW`` x the object's size about it, on a copy at most ``_JUMP_SIDE``
-        px across; working px) since the previous frame, when it is a jump (at least ``_JUMP_MIN`` px,
-        clearly found); else zeros. The object's own motion is smooth, a shaking camera's is not: the
-        object's motion now is about its last motion plus this change. Measured around the object, not over
-        the whole frame: the camera's shake turns the picture too, so far from the centre the shift differs
-        (held-out shake seed 1000, frame 9: the whole frame moved 5 px up, the object 19 px)."""
-        H, W = grey.shape
-        if box is None:
-            return np.zeros(2)
-        x, y, w, h = box
-        half = int(min(max(H, W), max(48, _JUMP_WINDOW * max(w, h)))) // 2
-        cx, cy = x + w // 2, y + h // 2
-        x0, y0 = max(0, min(W - 2 * half, cx - half)), max(0, min(H - 2 * half, cy - half))
-        x1, y1 = min(W, x0 + 2 * half), min(H, y0 + 2 * half)
-        a, b = self.prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1]
-        k = max(1.0, max(a.shape) / _JUMP_SIDE)
-        if k > 1.0:
-            size = (max(8, round(a.shape[1] / k)), max(8, round(a.shape[0] / k)))
-            a, b = (cv2.resize(v, size, interpolation=cv2.INTER_AREA) for v in (a, b))
-        a, b = a.astype(np.float32), b.astype(np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(a, b, self._hann(a.shape))
-        shift = np.array([dx, dy]) * k if response >= _JUMP_RESPONSE else self.global_motion
-        change = shift - self.global_motion
-        self.global_motion = shift
-        return change if np.hypot(*change) >= _JUMP_MIN else np.zeros(2)
-
-    def _hann(self, shape: tuple[int, int]) -> np.ndarray:
-        if self._hann_win is None or self._hann_win.shape != shape:
-            self._hann_win = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
-        return self._hann_win
-
     def _plausible(self, m: np.ndarray, slack: float = 1.0) -> bool:
         """Is the 2 x 3 per-frame motion ``m`` (previous -> current) within the bounds on scale and rotation
         change: a little more than the object's recent motion (``_SCALE_STEP`` / ``_ANGLE_STEP`` plus twice
@@ -432,6 +281,11 @@ class Propagator:
             if len(ys):
                 post = self.colour.posterior(self.colour.index(rgb[ys, xs]))
                 w = np.where(trusted[ys, xs], self.pull, min(1.0, 2 * self.pull)).astype(np.float32)
+                # ... as strong as the colour is decisive: one that the object and its surroundings both show
+                # (the white half of an object on a white wall) says nothing about where the edge is, and
+                # pulling by it ate such parts a pixel or two a frame (`streamfill eval masks`, the benchmark's 175
+                # runs, with the interior and agreement rules of step: worst run's mean IoU 0.76 -> 0.83).
+                w *= np.abs(2.0 * post - 1.0).astype(np.float32)
                 p = warped.copy()
                 p[ys, xs] = (1 - w) * warped[ys, xs] + w * post
         obj = (p > 0.5).astype(np.uint8)
@@ -521,6 +375,19 @@ class Propagator:
                 # but much larger or slanted fit (seen: x13 the area at correlation 0.92) is refused.
                 self.rejected += 1
                 rho = 0.0
+            if rho >= cfg.anchor_corr and self.reseeks == reseeks:
+                # ... and must agree with the flow about where the object is: the anchored shape takes the place
+                # of the flow's mask (below, the flow may only take pixels away from it), so a match on a
+                # look-alike spot beside a small object (translation-only ECC slid 25 px on a 27 px object, at
+                # correlation >= anchor_corr) erased the mask in one frame (held-out `small` 4001: mean IoU
+                # 0.11). The wider re-seek is exempt: it runs when the flow missed a jump.
+                flow_obj = (dense > 0.5).astype(np.uint8)
+                at = (cv2.warpAffine(self.tmpl[1], compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
+                      > 0.5).astype(np.uint8)
+                n_flow = cv2.countNonZero(flow_obj)
+                if n_flow > 0 and cv2.countNonZero(at & flow_obj) < _ANCHOR_AGREE * n_flow:
+                    self.rejected += 1
+                    rho = 0.0
             if rho >= cfg.anchor_corr:
                 self.misses = 0
                 self.matched += 1
@@ -544,8 +411,7 @@ class Propagator:
                 # move with its flow means the object changed its look (non-rigid, turning, scaling), and
                 # the stale shape, moved on by a slightly biased fitted scale, capped the mask (talking seed
                 # 2: IoU 0.97 -> 0.69 over 25 frames).
-                n_shape = cv2.countNonZero(shape)
-                moves_rigidly = moves_rigidly and cv2.countNonZero(seen) < (1.0 - _HIDDEN_SHARE) * n_shape
+                moves_rigidly = moves_rigidly and _partly_hidden(shape, seen, self.k5)
             if self.misses == 0 or (moves_rigidly and self.misses <= cfg.anchor_patience):
                 # The keyframe's shape, moved to now: parts hidden for a while come back with it.
                 anchored = True
@@ -614,6 +480,17 @@ class Propagator:
         colour_score = min(1.0, max(0.0, (bc - _COLOUR_LOW) / (_COLOUR_HIGH - _COLOUR_LOW)))
         return float(min(area_score, colour_score))
 
+
+
+def _partly_hidden(shape: np.ndarray, seen: np.ndarray, kernel: np.ndarray) -> bool:
+    """Is at least ``_HIDDEN_SHARE`` of the object's interior (``shape`` eroded by ``kernel``) not ``seen`` (its
+    flow untrusted, or not following the object's motion)? The outline's own pixels do not count: the flow is
+    rarely trusted on an object's edge, and for a 28 px object that edge alone is more than a tenth of it, so
+    a fully visible object counted as partly hidden and was held to a stale shape that shrank with a biased
+    fitted scale (`streamfill eval masks` cut, seed 3001: mean IoU 0.76 -> 0.97)."""
+    core = cv2.erode(shape, kernel)
+    n = cv2.countNonZero(core)
+    return n > 0 and cv2.countNonZero(seen & core) < (1.0 - _HIDDEN_SHARE) * n
 
 
 def _drop_specks(obj: np.ndarray) -> np.ndarray:

