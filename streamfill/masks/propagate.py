@@ -360,6 +360,8 @@ class Propagator(AppearanceSearch):
             # 0.99 at a shifted position and the anchor slid off the object (mean IoU 0.81 -> 0.98 on such
             # a case of the suite).
             shape = (predicted > 0.5).astype(np.uint8)
+            anchor_shape = predicted  # the template where the anchor puts it (the guess, unless a match moves it)
+            matched = None  # the template where an accepted alignment puts it
             seen = shape & (follows & trusted).astype(np.uint8)
             inner = cv2.erode(seen, self.k5)
             visible[y0:y1, x0:x1] = inner | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
@@ -382,8 +384,8 @@ class Propagator(AppearanceSearch):
                 # correlation >= anchor_corr) erased the mask in one frame (held-out `small` 4001: mean IoU
                 # 0.11). The wider re-seek is exempt: it runs when the flow missed a jump.
                 flow_obj = (dense > 0.5).astype(np.uint8)
-                at = (cv2.warpAffine(self.tmpl[1], compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
-                      > 0.5).astype(np.uint8)
+                matched = cv2.warpAffine(self.tmpl[1], compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
+                at = (matched > 0.5).astype(np.uint8)
                 n_flow = cv2.countNonZero(flow_obj)
                 if n_flow > 0 and cv2.countNonZero(at & flow_obj) < _ANCHOR_AGREE * n_flow:
                     self.rejected += 1
@@ -392,6 +394,8 @@ class Propagator(AppearanceSearch):
                 self.misses = 0
                 self.matched += 1
                 self.anchor = refined
+                anchor_shape = matched if matched is not None else cv2.warpAffine(
+                    self.tmpl[1], compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
             else:
                 if self.misses == 0:
                     self.proven = self.matched >= _PROVEN
@@ -415,7 +419,7 @@ class Propagator(AppearanceSearch):
             if self.misses == 0 or (moves_rigidly and self.misses <= cfg.anchor_patience):
                 # The keyframe's shape, moved to now: parts hidden for a while come back with it.
                 anchored = True
-                rigid = cv2.warpAffine(self.tmpl[1], compose(to_roi, self.anchor), size, flags=cv2.INTER_LINEAR)
+                rigid = anchor_shape
                 # The anchored shape is trusted: the flow may only take pixels away from it (occluders).
                 dense = np.minimum(dense, rigid)
             else:
@@ -479,7 +483,6 @@ class Propagator(AppearanceSearch):
         bc = float(np.sum(np.sqrt(colour_hist(rgb, obj) * self.ref_hist)))
         colour_score = min(1.0, max(0.0, (bc - _COLOUR_LOW) / (_COLOUR_HIGH - _COLOUR_LOW)))
         return float(min(area_score, colour_score))
-
 
 
 def _partly_hidden(shape: np.ndarray, seen: np.ndarray, kernel: np.ndarray) -> bool:
