@@ -79,6 +79,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
     t0 = time.perf_counter()
     with build.open_source(input, config, fps=fps, start=start, end=end) as reader:
         source_info = reader.info
+        _check_start(source_info, start)
         total = _expected_frames(source_info, start, end)
         masks = build.make_mask_source(mask, config, mask_options,
                                        frame_count=source_info.frame_count if start is None else None)
@@ -133,6 +134,7 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
     frames = masked = 0
     with build.open_source(input, raw, fps=fps, start=start, end=end) as reader:
         info_ = reader.info
+        _check_start(info_, start)
         total = _expected_frames(info_, start, end)
         masks = build.make_mask_source(mask, raw, mask_options,
                                        frame_count=info_.frame_count if start is None else None)
@@ -176,6 +178,11 @@ def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     edge = on & ~(np.roll(on, 1, 0) & np.roll(on, -1, 0) & np.roll(on, 1, 1) & np.roll(on, -1, 1))
     out[edge] = (255, 255, 0)
     return out
+
+
+def _check_start(info: io.VideoInfo, start: float | None) -> None:
+    if start is not None and info.duration is not None and start >= info.duration:
+        raise InputError(f"--start {start:g} s is at or past the end of the clip ({info.duration:.2f} s long)")
 
 
 def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None) -> int | None:

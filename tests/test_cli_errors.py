@@ -203,3 +203,36 @@ def test_a_file_that_is_not_a_video_is_named_without_an_errno(tmp_path):
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot open" in lines[0] and "Errno" not in lines[0], run.stderr
+
+
+def test_an_image_that_is_not_an_image_is_named_without_an_errno(capsys, tmp_path, clip):
+    _, mask = clip
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture\n")
+    out = tmp_path / "o.png"
+    code, err = run_cli(capsys, "image", notes, "-o", out, "--mask", mask)
+    assert_one_line_error(code, err, "cannot read image", "notes.png")
+    assert "Errno" not in err
+    assert not out.exists()
+
+
+def test_start_past_the_end_says_how_long_the_clip_is(capsys, tmp_path, clip):
+    src, mask = clip  # 6 frames at 25 fps: 0.24 s
+    out = tmp_path / "o.mp4"
+    code, err = run_cli(capsys, "process", src, "-o", out, "--mask", mask, "--start", "9")
+    assert_one_line_error(code, err, "--start 9 s", "past the end", "0.24 s long")
+    assert not out.exists()
+    code, err = run_cli(capsys, "masks", src, "-o", tmp_path / "masks", "--box", "10,10,20,20", "--start", "9")
+    assert_one_line_error(code, err, "--start 9 s", "past the end")
+
+
+def test_a_keyframe_before_start_names_the_first_frame_read(capsys, tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=12)
+    out = tmp_path / "o.mp4"
+    # --start 0.2 s: the first frame read is frame 5; --box without @K means frame 0, which is skipped
+    code, err = run_cli(capsys, "process", src, "-o", out, "--box", "10,10,20,20", "--start", "0.2")
+    assert_one_line_error(code, err, "keyframe 0 comes before the first frame read (5)", "@5", "--mask-frame 5")
+    assert not out.exists()
+    code, err = run_cli(capsys, "process", src, "-o", out, "--box", "10,10,20,20@5", "--start", "0.2")
+    assert code == 0, err

@@ -343,7 +343,9 @@ def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
             vf = next(c.decode(video=0))
             image = vf.to_ndarray(format="rgba" if grey else "rgb24")
     except (av.FFmpegError, OSError, StopIteration, ValueError, IndexError) as exc:
-        raise DecodeError(f"cannot read image {path}: {exc or 'no picture'}") from None
+        # FFmpeg's errors carry an errno that means nothing to a user ("[Errno 1094995529] Invalid data ...")
+        reason = (getattr(exc, "strerror", None) if isinstance(exc, av.FFmpegError) else None) or str(exc)
+        raise DecodeError(f"cannot read image {path}: {reason or 'no picture'}") from None
     if grey:
         rgb, alpha = image[..., :3], image[..., 3]
         g = rgb.max(axis=2)

@@ -285,6 +285,11 @@ class FlowTracker:
             count += 1
             last_index = frame.index
             if nxt < len(order) and order[nxt] < frame.index:
+                if count == 1:  # the stream starts after it (--start): frame numbers count from the clip's start
+                    raise MaskError(
+                        f"keyframe {order[nxt]} comes before the first frame read ({frame.index}); frame numbers "
+                        f"count from the clip's start: give the keyframe's own, e.g. --box X,Y,W,H@{frame.index} "
+                        f"or --mask-frame {frame.index}")
                 raise MaskError(f"keyframe {order[nxt]} is not in the stream (frame {frame.index} follows it)")
             rgb, grey = self._prepare(frame)
             cut = cuts.update(rgb) and count > 1
