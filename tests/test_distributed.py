@@ -138,6 +138,24 @@ def test_chunked_run_matches_a_single_run(clip, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # work folder removed
 
 
+def test_chunked_webm_output_is_vp9_with_opus_audio(tmp_path):
+    """Segments of a .webm output are WebM (VP9) too, and the source's AAC audio is encoded as Opus when joined."""
+    from media import box_mask, make_video
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=30, audio=True)
+    hole = tmp_path / "m.png"
+    write_png(hole, box_mask(64, 96, 30, 20, 50, 40))
+    cfg = load_config(None, {"temporal": {"mode": "off"}})
+    result = process_chunked(src, tmp_path / "out.webm", mask=hole, config=cfg, executor=LocalExecutor(cfg),
+                             chunk_seconds=0.4)
+    assert result.chunks >= 2 and result.frames == 30
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+        assert c.streams.audio[0].codec_context.name == "opus"
+        assert sum(1 for _ in c.decode(video=0)) == 30
+
+
 def test_per_frame_masks_go_through_the_serial_pass(clip, tmp_path):
     _, src, _ = clip
     masks = tmp_path / "masks"

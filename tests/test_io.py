@@ -8,7 +8,7 @@ from media import audio_packets, box_mask, make_video, read_frames, write_png
 
 from streamfill import api
 from streamfill.config import Config, IOConfig, MaskConfig, load_config
-from streamfill.errors import DecodeError
+from streamfill.errors import DecodeError, OutputError
 from streamfill.io import open_output, open_video
 
 
@@ -60,7 +60,7 @@ def test_variable_frame_rate_pts_survive(tmp_path):
     assert [t for t, _ in read_frames(out)] == [Fraction(p, 1000) for p in pts]
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
 def test_odd_sizes(tmp_path, suffix):
     src = tmp_path / "odd.mkv"
     make_video(src, width=97, height=65, frames=5, codec="ffv1")
@@ -206,3 +206,40 @@ def test_rotation_metadata_is_applied(tmp_path):
     write_png(mask, box_mask(96, 64, 10, 10, 30, 30))
     assert api.process(src, out, mask=mask, config=Config()).frames == 4
     assert read_frames(out)[0][1].shape == (96, 64, 3)  # written upright, without rotation metadata
+
+
+def test_webm_output_is_vp9_with_opus_audio_and_keeps_every_frame(tmp_path):
+    """WebM holds neither H.264 nor AAC: the video is encoded as VP9 and AAC audio as Opus, over the same time
+    span; every frame keeps its pts (Matroska stores milliseconds)."""
+    import av
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=20, audio=True)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(64, 96, 30, 20, 50, 40))
+    out = tmp_path / "out.webm"
+    assert api.process(src, out, mask=mask, config=Config()).frames == 20
+    a, b = read_frames(src), read_frames(out)
+    assert len(b) == 20
+    assert all(abs(ta - tb) <= Fraction(1, 1000) for (ta, _), (tb, _) in zip(a, b, strict=True))
+    keep = box_mask(64, 96, 30, 20, 50, 40) == 0
+    mse = np.mean([np.mean((ia[keep].astype(float) - ib[keep]) ** 2) for (_, ia), (_, ib) in zip(a, b, strict=True)])
+    assert 10 * np.log10(255**2 / mse) > 25
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+        audio = c.streams.audio[0]
+        assert audio.codec_context.name == "opus"
+        times = [float(p.pts * p.time_base) for p in c.demux(audio) if p.pts is not None]
+    with av.open(str(src)) as c:
+        s = c.streams.audio[0]
+        source = [float(p.pts * p.time_base) for p in c.demux(s) if p.pts is not None]
+    assert abs(min(times) - min(source)) < 0.05 and abs(max(times) - max(source)) < 0.05
+
+
+def test_a_container_without_h264_or_vp9_is_refused_before_any_work(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=5)
+    out = tmp_path / "out.gif"
+    with pytest.raises(OutputError, match="cannot hold"):
+        api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())

@@ -224,9 +224,11 @@ def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: st
 
 def segment_suffix(output: Path) -> str:
     """Segments keep the output's timestamps exactly: Matroska for a .mkv output (it stores milliseconds, as
-    the single-machine output does), else NUT, which stores the source time base as it is (an MP4 segment
-    would get its own edit list and timescale, moving pts by a few ticks at every border)."""
-    return ".mkv" if output.suffix.lower() == ".mkv" else ".nut"
+    the single-machine output does; WebM, a Matroska with VP9 video, for a .webm output), else NUT, which
+    stores the source time base as it is (an MP4 segment would get its own edit list and timescale, moving pts
+    by a few ticks at every border)."""
+    suffix = output.suffix.lower()
+    return suffix if suffix in (".mkv", ".webm") else ".nut"
 
 
 def _pairs(chunk: Chunk, frames: Iterable[Frame], config: Config) -> Iterator[tuple[Frame, np.ndarray]]:

@@ -29,6 +29,10 @@ REMUX_TYPES = ("audio", "subtitle")
 _PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>\d+)(\.[A-Za-z0-9]+)?$")
 _log = logging.getLogger(__name__)
 LOSSLESS_SUFFIXES = (".mkv", ".avi")
+VP9_SUFFIXES = (".webm",)  # WebM holds VP8/VP9/AV1 only: VP9 (libvpx) there, H.264 everywhere else
+NO_VIDEO_SUFFIXES = (".ogv", ".ogg", ".gif")  # containers that hold neither (refused before any work)
+VP9_SPEED = {"ultrafast": 8, "superfast": 7, "veryfast": 6, "faster": 5, "fast": 4, "medium": 3, "slow": 2,
+             "slower": 1, "veryslow": 0, "placebo": 0}
 
 
 def is_sequence_path(path: str | os.PathLike) -> bool:
@@ -161,11 +165,13 @@ class _AtomicWriter:
 
 
 class VideoWriter(_AtomicWriter):
-    """Writes Frames as H.264 (libx264) or, with ``config.lossless``, FFV1 RGB in MKV — bit-exact pixels.
+    """Writes Frames as H.264 (libx264; VP9 with libvpx in .webm) or, with ``config.lossless``, FFV1 RGB in MKV
+    — bit-exact pixels.
 
-    ``info`` gives size, frame rate and time base (the source's). H.264 uses yuv420p, or yuv444p when the
-    width or height is odd (4:2:0 cannot hold odd sizes). Streams of ``remux_from`` listed in REMUX_TYPES are
-    copied unchanged, limited to [start, end) seconds when given.
+    ``info`` gives size, frame rate and time base (the source's). H.264 (and VP9) use yuv420p, or yuv444p when
+    the width or height is odd (4:2:0 cannot hold odd sizes). Streams of ``remux_from`` listed in REMUX_TYPES are
+    copied (``Passthrough``: audio the container cannot hold as it is becomes Opus), limited to [start, end)
+    seconds when given.
     """
 
     def __init__(self, path: str | os.PathLike, info: VideoInfo, *, config: IOConfig | None = None,
@@ -183,7 +189,7 @@ class VideoWriter(_AtomicWriter):
         self._src = None
         self._src_packets = None
         self._pending = None
-        self._map: dict[int, object] = {}
+        self._passthrough: Passthrough | None = None
         self._last_pts: int | None = None
         self.frames_written = 0
         self.pts_adjusted = 0
@@ -216,12 +222,26 @@ class VideoWriter(_AtomicWriter):
             stream.pix_fmt = "bgr0"  # 8-bit RGB, bit-exact (this FFV1 build has no gbrp)
             stream.options = {"level": "3", "slices": "4", "slicecrc": "1", "g": "1"}
         else:
-            stream = self._out.add_stream("libx264", rate=rate)
+            suffix = self.path.suffix.lower()
+            if suffix in NO_VIDEO_SUFFIXES:
+                raise OutputError(f"{self.path.name}: a {suffix} file cannot hold the H.264 or VP9 video streamfill "
+                                  f"writes; use .mp4, .mkv, .mov or .webm")
+            vp9 = suffix in VP9_SUFFIXES
+            try:
+                stream = self._out.add_stream("libvpx-vp9" if vp9 else "libx264", rate=rate)
+            except (av.FFmpegError, ValueError) as exc:
+                raise OutputError(f"cannot write video into {self.path.name}: {exc}; use .mp4, .mkv, .mov or .webm"
+                                  ) from None
             odd = info.width % 2 or info.height % 2
             stream.pix_fmt = "yuv444p" if odd else "yuv420p"
-            opts = {"crf": str(cfg.crf), "preset": cfg.preset}
-            if self._tune:
-                opts["tune"] = self._tune
+            if vp9:
+                # constant quality (b=0) on VP9's 0-63 scale; the x264 preset picks the speed (cpu-used 0-8)
+                opts = {"crf": str(round(cfg.crf * 63 / 51)), "b": "0", "row-mt": "1", "deadline": "good",
+                        "cpu-used": str(VP9_SPEED[cfg.preset])}
+            else:
+                opts = {"crf": str(cfg.crf), "preset": cfg.preset}
+                if self._tune:
+                    opts["tune"] = self._tune
             stream.options = opts
         stream.width, stream.height = info.width, info.height
         stream.time_base = info.time_base
@@ -237,19 +257,14 @@ class VideoWriter(_AtomicWriter):
         except (av.FFmpegError, OSError):
             return
         self._src = src
+        self._passthrough = Passthrough(self._out)
         keep = []
         for st in src.streams:
             if st.type not in REMUX_TYPES:
                 if st.type not in ("video",):
                     self.skipped_streams.append(f"#{st.index} {st.type}")
                 continue
-            try:
-                self._map[st.index] = self._out.add_stream_from_template(st)
-            except (av.FFmpegError, ValueError, TypeError) as exc:
-                raise OutputError(
-                    f"cannot copy {st.type} stream #{st.index} ({st.codec_context.name}) into "
-                    f"{self.path.suffix or 'this'} output: {exc}; try a .mkv output"
-                ) from None
+            self._passthrough.add(st, self.path.suffix or "this")
             keep.append(st)
         if keep:
             self._src_packets = src.demux(*keep)
@@ -301,8 +316,7 @@ class VideoWriter(_AtomicWriter):
                 return
             if (self._start is not None and t < self._start) or (self._end is not None and t >= self._end):
                 continue
-            packet.stream = self._map[packet.stream_index]
-            self._out.mux(packet)
+            self._passthrough.mux(packet)
 
     def close(self) -> None:
         if self._out is None:
@@ -311,6 +325,8 @@ class VideoWriter(_AtomicWriter):
             for packet in self._stream.encode(None):
                 self._out.mux(packet)
             self._pump(None)
+            if self._passthrough is not None:
+                self._passthrough.flush()
             self._out.close()
             self._out = None
         except av.FFmpegError as exc:
@@ -343,6 +359,57 @@ class VideoWriter(_AtomicWriter):
                 self._src.close()
             self._src = None
             self._src_packets = None
+
+
+class Passthrough:
+    """The source's audio and subtitle streams in an output ``out`` (an open PyAV output container): copied
+    packet for packet, or, for audio the output cannot hold as it is (AAC in WebM), decoded and encoded as
+    Opus (libopus, 48 kHz, stereo or mono) when the output can hold that."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self._map: dict[int, object] = {}  # source stream index -> output stream
+        self._transcode: set[int] = set()
+
+    def add(self, st, where: str) -> None:
+        """Add source stream ``st``; OutputError (naming ``where``, the output's suffix) when it cannot go in."""
+        try:
+            self._map[st.index] = self.out.add_stream_from_template(st)
+            return
+        except (av.FFmpegError, ValueError, TypeError) as exc:
+            reason = exc
+        if st.type == "audio" and "opus" in (getattr(self.out, "supported_codecs", None) or ()):
+            try:
+                opus = self.out.add_stream("libopus", rate=48000)
+                opus.layout = "mono" if st.codec_context.channels == 1 else "stereo"
+            except (av.FFmpegError, ValueError, TypeError) as exc:
+                reason = exc
+            else:
+                self._map[st.index] = opus
+                self._transcode.add(st.index)
+                return
+        raise OutputError(f"cannot copy {st.type} stream #{st.index} ({st.codec_context.name}) into {where} "
+                          f"output: {reason}; try a .mkv output") from None
+
+    def mux(self, packet) -> None:
+        """Write one demuxed source packet: as it is, or decoded and encoded again."""
+        stream = self._map[packet.stream_index]
+        if packet.stream_index not in self._transcode:
+            packet.stream = stream
+            self.out.mux(packet)
+            return
+        try:
+            for frame in packet.decode():
+                for encoded in stream.encode(frame):
+                    self.out.mux(encoded)
+        except av.FFmpegError as exc:
+            raise OutputError(f"encoding audio stream #{packet.stream_index} as Opus failed: {exc}") from None
+
+    def flush(self) -> None:
+        """Drain the encoders of transcoded streams (at the end)."""
+        for index in self._transcode:
+            for encoded in self._map[index].encode(None):
+                self.out.mux(encoded)
 
 
 def _format_for(suffix: str) -> str | None:

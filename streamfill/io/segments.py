@@ -19,7 +19,7 @@ import av
 
 from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader, _rotate
-from streamfill.io.encode import REMUX_TYPES, _format_for
+from streamfill.io.encode import REMUX_TYPES, Passthrough, _format_for
 from streamfill.types import Frame
 
 
@@ -141,7 +141,7 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
             out_tb = Fraction(time_base) if time_base is not None else Fraction(template.time_base)
             vout = out.add_stream_from_template(template)
             vout.time_base = out_tb
-            src_packets, mapping = _remux_source(stack, out, remux_from, result)
+            src_packets, passthrough = _remux_source(stack, out, remux_from, result)
             last_dts = None
 
             def video_packets():
@@ -202,16 +202,16 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
             for p in video_packets():
                 t = when(p)
                 while pending is not None and when(pending) <= t:
-                    pending.stream = mapping[pending.stream_index]
-                    out.mux(pending)
+                    passthrough.mux(pending)
                     pending = next(src_packets, None)
                 p.stream = vout
                 out.mux(p)
                 result.packets += 1
             while pending is not None:
-                pending.stream = mapping[pending.stream_index]
-                out.mux(pending)
+                passthrough.mux(pending)
                 pending = next(src_packets, None)
+            if passthrough is not None:
+                passthrough.flush()
             out.close()
             ok = True
         except av.FFmpegError as exc:
@@ -256,28 +256,25 @@ def _open(path):
 
 
 def _remux_source(stack, out, remux_from, result: JoinResult):
-    """(packet iterator, {source stream index: output stream}) for the audio/subtitle streams of the source."""
+    """(packet iterator, ``Passthrough`` into ``out``) for the audio/subtitle streams of the source; (None, None)
+    when there are none."""
     if not remux_from or "://" in remux_from or os.path.isdir(remux_from):
-        return None, {}
+        return None, None
     try:
         src = stack.enter_context(av.open(remux_from))
     except (av.FFmpegError, OSError):
-        return None, {}
-    keep, mapping = [], {}
+        return None, None
+    keep, passthrough = [], Passthrough(out)
     for st in src.streams:
         if st.type not in REMUX_TYPES:
             if st.type != "video":
                 result.skipped_streams.append(f"#{st.index} {st.type}")
             continue
-        try:
-            mapping[st.index] = out.add_stream_from_template(st)
-        except (av.FFmpegError, ValueError, TypeError) as exc:
-            raise OutputError(f"cannot copy {st.type} stream #{st.index} into {out.name}: {exc}; try a .mkv output") \
-                from None
+        passthrough.add(st, Path(out.name).suffix or "this")
         keep.append(st)
         result.copied_streams.append(f"#{st.index} {st.type}")
     if not keep:
-        return None, {}
+        return None, None
 
     def packets():
         try:
@@ -288,4 +285,4 @@ def _remux_source(stack, out, remux_from, result: JoinResult):
         except av.FFmpegError:
             return
 
-    return packets(), mapping
+    return packets(), passthrough
