@@ -243,3 +243,29 @@ def test_a_container_without_h264_or_vp9_is_refused_before_any_work(tmp_path):
     with pytest.raises(OutputError, match="cannot hold"):
         api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
     assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_a_high_bit_depth_input_is_noted_as_written_8_bit(tmp_path, caplog):
+    import logging
+
+    import av
+
+    src = tmp_path / "ten.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p10le"
+        for i in range(3):
+            img = np.full((64, 96, 3), 40 * i, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p10le")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    with caplog.at_level(logging.WARNING, logger="streamfill"):
+        api.process(src, tmp_path / "out.mp4", mask=_mask(tmp_path, 64, 96), config=Config())
+    assert any("10-bit (yuv420p10le)" in r.getMessage() and "8-bit" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    plain = tmp_path / "eight.mp4"
+    make_video(plain, frames=3)
+    with caplog.at_level(logging.WARNING, logger="streamfill"):
+        api.process(plain, tmp_path / "out8.mp4", mask=_mask(tmp_path, 64, 96), config=Config())
+    assert not any("-bit" in r.getMessage() for r in caplog.records)

@@ -123,6 +123,20 @@ def test_dilate_adds_a_safety_margin():
         assert (b >= a).all() and (b > 0).sum() > (a > 0).sum()
 
 
+def test_many_cuts_after_the_track_stopped_say_so_once():
+    """A clip of many short shots: the first cut stops the track (one warning); later cuts change nothing and
+    are not announced again, until a keyframe starts a new track."""
+    a, ta = _clip(4, seed=0)
+    shots = [cutouts.textured_image(H, W, seed=20 + k)[..., ::-1].copy() for k in range(6)]
+    rest = [Frame(np.ascontiguousarray(shots[i % 6]), pts=0, time_base=Fraction(1, 50), index=4 + i)
+            for i in range(12)]
+    messages = []
+    out = list(FlowTracker([Keyframe(0, mask=ta[0])], on_warning=messages.append).pair(a + rest))
+    assert len(out) == 16
+    cuts = [m for m in messages if "scene cut" in m]
+    assert len(cuts) == 1 and "scene cut at frame 4: mask tracking stopped" in cuts[0], messages
+
+
 def test_scene_cut_stops_tracking_with_a_warning_or_resumes_from_a_keyframe():
     a, ta = _clip(6, seed=0)
     rng = np.random.default_rng(5)

@@ -216,6 +216,10 @@ class VideoWriter(_AtomicWriter):
 
     def _add_video_stream(self) -> None:
         info, cfg = self.info, self.config
+        bits = _bit_depth(getattr(info, "pix_fmt", None))
+        if bits > 8:
+            _log.warning("note: the input is %d-bit (%s); streamfill works in 8-bit RGB, so %s is 8-bit", bits,
+                         info.pix_fmt, self.path.name)
         rate = info.fps.limit_denominator(1001000) if info.fps else None
         if cfg.lossless:
             stream = self._out.add_stream("ffv1", rate=rate)
@@ -410,6 +414,14 @@ class Passthrough:
         for index in self._transcode:
             for encoded in self._map[index].encode(None):
                 self.out.mux(encoded)
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    """Bits per component of a pixel format name (8 when unknown)."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else 8
+    except (ValueError, TypeError, av.FFmpegError):
+        return 8
 
 
 def _format_for(suffix: str) -> str | None:

@@ -269,6 +269,7 @@ class FlowTracker:
         fwd: Propagator | None = None
         pending: list[_Pending] = []
         dropped_warned = False
+        announced: int | None = -1  # the keyframe named by the last scene-cut message (None: "stopped")
         last_index = -1
         count = 0
         for frame in frames:
@@ -298,13 +299,16 @@ class FlowTracker:
                 pending = []
                 self._close_lost()
                 nk = order[nxt] if nxt < len(order) else None
-                if frame.index in keys:
+                # said once per change: after the track has stopped, or while waiting for the same keyframe, a
+                # further cut changes nothing (a clip of many short shots said it at every cut)
+                if frame.index in keys or (fwd is None and announced == nk):
                     pass
                 elif nk is None:
                     self._warn(f"scene cut at frame {frame.index}: mask tracking stopped (no keyframe after it)")
                     dropped_warned = True
                 else:
                     self._warn(f"scene cut at frame {frame.index}: mask tracking resumes from keyframe {nk}")
+                announced = nk
                 fwd = None
 
             if frame.index in keys:
