@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 
 from streamfill import api
 from streamfill.config import load_config
+from streamfill.eval import results
 
 
 def _object(side: int) -> np.ndarray:
@@ -107,16 +107,6 @@ def removal(record: Path, clip: Path, fps: int, side: int, period: int) -> dict:
             "frames_under_90": round(float(np.mean(np.array(shares) < 0.9)), 3), "frames_scored": len(shares)}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _runs(args, config, clip: Path, box: str, period: int, count: int, tmp: str, first: int) -> list[dict]:
     """``count`` live runs of ``args.seconds`` on ``clip`` (looped, paced), one JSON line each."""
     runs = []
@@ -148,8 +138,6 @@ def _runs(args, config, clip: Path, box: str, period: int, count: int, tmp: str,
 
 
 def _result(args, config, box: str, runs: list[dict]) -> dict:
-    from streamfill.eval import results
-
     plain = [r for r in runs if not r["jump"]] or runs
     columns = ["run", "object path", "output fps", "latency p99 ms", "CPU ms per output frame", "dropped",
                "removed, median frame", "removed, worst frame", "frames under 90 % removed",
@@ -211,18 +199,10 @@ def main() -> None:
             runs += _runs(args, config, clip, box, period, count, tmp, len(runs))
     if not runs:
         p.error("no runs")
-    summary = {"machine": cpu_name(), "clip": Path(args.clip).name, "object": box, "size": args.size,
-               "source_fps": args.fps, "engine": config.engine.name, "runs": len(runs),
-               "median_output_fps": statistics.median(r["output_fps"] for r in runs),
-               "median_p99_ms": statistics.median(r["latency_p99_ms"] for r in runs),
-               "median_cpu_ms_per_frame_out": statistics.median(r["cpu_ms_per_frame_out"] for r in runs),
-               "median_load_avg": statistics.median(r["load_avg_1min"] for r in runs),
-               "track_lost_frames": [r["track_lost_frames"] for r in runs]}
-    print(json.dumps(summary))
+    result = _result(args, config, box, runs)
+    print(json.dumps({**result["summary"], "track lost frames": [r["track_lost_frames"] for r in runs]}))
     if args.json:
-        from streamfill.eval import results
-
-        results.write_result(args.json, _result(args, config, box, runs))
+        results.write_result(args.json, result)
 
 
 if __name__ == "__main__":

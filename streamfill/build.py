@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
@@ -25,6 +26,8 @@ from streamfill.pipeline.live import LazySink, paced
 from streamfill.temporal import TemporalCompletion
 from streamfill.transport.live import ControlServer, FrameSource
 from streamfill.types import Frame, FrameSink, Inpainter, Mask, MaskSource
+
+_log = logging.getLogger(__name__)
 
 INPAINTERS = {
     "telea": lambda config: ClassicalInpainter("telea", config.engine.radius),
@@ -254,8 +257,11 @@ def open_source(path: str | Path, config: Config, *, fps: float | Fraction | Non
                 start: float | None = None, end: float | None = None):
     """An opened frame reader (context manager) for a file, URL, device or image folder."""
     reader = io.open_video(path, fps=fps, threads=config.io.decode_threads, start=start, end=end,
-                           salvage=config.io.salvage)
-    return reader.open()
+                           salvage=config.io.salvage).open()
+    if reader.info.bit_depth > 8:  # said once per run here, not by every writer (a chunked run has one per chunk)
+        _log.warning("note: %s is %d-bit (%s); streamfill works in 8-bit RGB, so its output is 8-bit",
+                     Path(str(path)).name, reader.info.bit_depth, reader.info.pix_fmt)
+    return reader
 
 
 def open_sink(path: str | Path, info: io.VideoInfo, config: Config, *, remux_from: str | None = None,

@@ -56,6 +56,14 @@ class VideoInfo:
     def has_audio(self) -> bool:
         return any(s.type == "audio" for s in self.other_streams)
 
+    @property
+    def bit_depth(self) -> int:
+        """Bits per component of the decoded pixel format (8 when unknown); frames are read as 8-bit RGB."""
+        try:
+            return max(c.bits for c in av.VideoFormat(self.pix_fmt).components)
+        except (ValueError, TypeError, av.FFmpegError):
+            return 8
+
 
 def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""

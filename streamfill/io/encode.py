@@ -20,7 +20,7 @@ import av
 import cv2
 import numpy as np
 
-from streamfill.config import IOConfig
+from streamfill.config import X264_PRESETS, IOConfig
 from streamfill.errors import OutputError
 from streamfill.io.decode import IMAGE_SUFFIXES, VideoInfo
 from streamfill.types import Frame
@@ -31,8 +31,6 @@ _log = logging.getLogger(__name__)
 LOSSLESS_SUFFIXES = (".mkv", ".avi")
 VP9_SUFFIXES = (".webm",)  # WebM holds VP8/VP9/AV1 only: VP9 (libvpx) there, H.264 everywhere else
 NO_VIDEO_SUFFIXES = (".ogv", ".ogg", ".gif")  # containers that hold neither (refused before any work)
-VP9_SPEED = {"ultrafast": 8, "superfast": 7, "veryfast": 6, "faster": 5, "fast": 4, "medium": 3, "slow": 2,
-             "slower": 1, "veryslow": 0, "placebo": 0}
 
 
 def is_sequence_path(path: str | os.PathLike) -> bool:
@@ -216,10 +214,6 @@ class VideoWriter(_AtomicWriter):
 
     def _add_video_stream(self) -> None:
         info, cfg = self.info, self.config
-        bits = _bit_depth(getattr(info, "pix_fmt", None))
-        if bits > 8:
-            _log.warning("note: the input is %d-bit (%s); streamfill works in 8-bit RGB, so %s is 8-bit", bits,
-                         info.pix_fmt, self.path.name)
         rate = info.fps.limit_denominator(1001000) if info.fps else None
         if cfg.lossless:
             stream = self._out.add_stream("ffv1", rate=rate)
@@ -239,9 +233,10 @@ class VideoWriter(_AtomicWriter):
             odd = info.width % 2 or info.height % 2
             stream.pix_fmt = "yuv444p" if odd else "yuv420p"
             if vp9:
-                # constant quality (b=0) on VP9's 0-63 scale; the x264 preset picks the speed (cpu-used 0-8)
+                # constant quality (b=0) on VP9's 0-63 scale; the x264 preset picks the speed (ultrafast: cpu-used 8,
+                # one less per slower preset, down to 0)
                 opts = {"crf": str(round(cfg.crf * 63 / 51)), "b": "0", "row-mt": "1", "deadline": "good",
-                        "cpu-used": str(VP9_SPEED[cfg.preset])}
+                        "cpu-used": str(max(0, 8 - X264_PRESETS.index(cfg.preset)))}
             else:
                 opts = {"crf": str(cfg.crf), "preset": cfg.preset}
                 if self._tune:
@@ -268,7 +263,7 @@ class VideoWriter(_AtomicWriter):
                 if st.type not in ("video",):
                     self.skipped_streams.append(f"#{st.index} {st.type}")
                 continue
-            self._passthrough.add(st, self.path.suffix or "this")
+            self._passthrough.add(st)
             keep.append(st)
         if keep:
             self._src_packets = src.demux(*keep)
@@ -375,8 +370,8 @@ class Passthrough:
         self._map: dict[int, object] = {}  # source stream index -> output stream
         self._transcode: set[int] = set()
 
-    def add(self, st, where: str) -> None:
-        """Add source stream ``st``; OutputError (naming ``where``, the output's suffix) when it cannot go in."""
+    def add(self, st) -> None:
+        """Add source stream ``st``; OutputError when it cannot go in."""
         try:
             self._map[st.index] = self.out.add_stream_from_template(st)
             return
@@ -392,6 +387,7 @@ class Passthrough:
                 self._map[st.index] = opus
                 self._transcode.add(st.index)
                 return
+        where = Path(self.out.name).suffix or "this"
         raise OutputError(f"cannot copy {st.type} stream #{st.index} ({st.codec_context.name}) into {where} "
                           f"output: {reason}; try a .mkv output") from None
 
@@ -414,14 +410,6 @@ class Passthrough:
         for index in self._transcode:
             for encoded in self._map[index].encode(None):
                 self.out.mux(encoded)
-
-
-def _bit_depth(pix_fmt: str | None) -> int:
-    """Bits per component of a pixel format name (8 when unknown)."""
-    try:
-        return max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else 8
-    except (ValueError, TypeError, av.FFmpegError):
-        return 8
 
 
 def _format_for(suffix: str) -> str | None:

@@ -270,7 +270,7 @@ def _remux_source(stack, out, remux_from, result: JoinResult):
             if st.type != "video":
                 result.skipped_streams.append(f"#{st.index} {st.type}")
             continue
-        passthrough.add(st, Path(out.name).suffix or "this")
+        passthrough.add(st)
         keep.append(st)
         result.copied_streams.append(f"#{st.index} {st.type}")
     if not keep:
