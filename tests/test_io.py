@@ -236,6 +236,74 @@ def test_webm_output_is_vp9_with_opus_audio_and_keeps_every_frame(tmp_path):
     assert abs(min(times) - min(source)) < 0.05 and abs(max(times) - max(source)) < 0.05
 
 
+def _clip_with_audio(path, acodec, *, extra_video=False):
+    """20 frames of 96x64 H.264 and 0.8 s of stereo ``acodec`` audio (Matroska: PCM gets no channel layout),
+    optionally a second, smaller video stream."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        extra = None
+        if extra_video:
+            extra = c.add_stream("libx264", rate=25)
+            extra.width, extra.height, extra.pix_fmt = 32, 16, "yuv420p"
+        a = c.add_stream(acodec, rate=48000, layout="stereo")
+        for i in range(20):
+            for stream in (v, extra) if extra else (v,):
+                f = av.VideoFrame.from_ndarray(np.full((stream.height, stream.width, 3), i * 10, np.uint8),
+                                               format="rgb24")
+                f.pts = i
+                for p in stream.encode(f):
+                    c.mux(p)
+        for stream in (v, extra) if extra else (v,):
+            for p in stream.encode():
+                c.mux(p)
+        fmt = a.codec_context.format
+        n = 0
+        while n < 48000 * 20 // 25:
+            shape = (2, 1024) if fmt.is_planar else (1, 2048)
+            samples = np.zeros(shape, {2: np.int16, 4: np.float32 if "flt" in fmt.name else np.int32}[fmt.bytes])
+            af = av.AudioFrame.from_ndarray(samples, format=fmt.name, layout="stereo")
+            af.sample_rate, af.pts = 48000, n
+            n += 1024
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize(("acodec", "suffix"), [("libopus", ".mov"), ("flac", ".mov"), ("pcm_s16le", ".mp4")])
+def test_audio_an_output_cannot_hold_as_it_is_is_encoded_as_aac(tmp_path, caplog, acodec, suffix):
+    """Opus and FLAC pass into a .mov stream template but the header cannot be written; PCM from Matroska (no
+    channel layout) into .mp4 failed only when the finished output was closed. Each is tried first and becomes
+    AAC, with a note."""
+    import logging
+
+    import av
+
+    src = tmp_path / "in.mkv"
+    _clip_with_audio(src, acodec)
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING):
+        assert api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config()).frames == 20
+    assert any("encoded as aac" in r.getMessage() for r in caplog.records)
+    with av.open(str(out)) as c:
+        audio = c.streams.audio[0]
+        assert audio.codec_context.name == "aac"
+        assert sum(1 for p in c.demux(audio) if p.size) > 30   # 0.8 s at 1024 samples a packet
+
+
+def test_streams_left_out_are_named_with_the_reason(tmp_path):
+    """A second video stream is not copied and says so; a PNG folder names the audio it cannot hold."""
+    src = tmp_path / "in.mkv"
+    _clip_with_audio(src, "flac", extra_video=True)
+    result = api.process(src, tmp_path / "out.mkv", mask=_mask(tmp_path, 64, 96), config=Config())
+    assert result.skipped_streams == ["#1 video (only the first video stream is processed)"]
+    folder = api.process(src, tmp_path / "frames", mask=_mask(tmp_path, 64, 96), config=Config())
+    assert "#2 audio (a PNG folder holds pictures only)" in folder.skipped_streams
+
+
 def test_a_container_without_h264_or_vp9_is_refused_before_any_work(tmp_path):
     src = tmp_path / "in.mp4"
     make_video(src, frames=5)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled{lost}) in "
               f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
         if result.skipped_streams:
-            print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
+            print(f"note: not copied: {', '.join(result.skipped_streams)}", file=sys.stderr)
         if result.pts_adjusted:
             print(f"note: {result.pts_adjusted} repeated timestamps were moved by one tick", file=sys.stderr)
     return 0
@@ -130,7 +130,7 @@ def run_chunked(args: argparse.Namespace, config) -> int:
               f"post-roll {result.postroll} frames; "
               f"serial pass {result.analyse_seconds:.1f} s, join {result.join_seconds:.1f} s", file=sys.stderr)
         if result.skipped_streams:
-            print(f"note: not copied (not audio/subtitles): {', '.join(result.skipped_streams)}", file=sys.stderr)
+            print(f"note: not copied: {', '.join(result.skipped_streams)}", file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,7 @@ subtitle and other streams of ``remux_from`` are copied packet by packet (no re-
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -168,8 +169,8 @@ class VideoWriter(_AtomicWriter):
 
     ``info`` gives size, frame rate and time base (the source's). H.264 (and VP9) use yuv420p, or yuv444p when
     the width or height is odd (4:2:0 cannot hold odd sizes). Streams of ``remux_from`` listed in REMUX_TYPES are
-    copied (``Passthrough``: audio the container cannot hold as it is becomes Opus), limited to [start, end)
-    seconds when given.
+    copied (``Passthrough``: audio the container cannot hold as it is becomes AAC, or Opus in WebM), limited to
+    [start, end) seconds when given.
     """
 
     def __init__(self, path: str | os.PathLike, info: VideoInfo, *, config: IOConfig | None = None,
@@ -257,14 +258,10 @@ class VideoWriter(_AtomicWriter):
             return
         self._src = src
         self._passthrough = Passthrough(self._out)
-        keep = []
-        for st in src.streams:
-            if st.type not in REMUX_TYPES:
-                if st.type not in ("video",):
-                    self.skipped_streams.append(f"#{st.index} {st.type}")
-                continue
+        keep, skipped = remux_streams(src)
+        self.skipped_streams.extend(skipped)
+        for st in keep:
             self._passthrough.add(st)
-            keep.append(st)
         if keep:
             self._src_packets = src.demux(*keep)
         else:
@@ -362,39 +359,54 @@ class VideoWriter(_AtomicWriter):
 
 class Passthrough:
     """The source's audio and subtitle streams in an output ``out`` (an open PyAV output container): copied
-    packet for packet, or, for audio the output cannot hold as it is (AAC in WebM), decoded and encoded as
-    Opus (libopus, 48 kHz, stereo or mono) when the output can hold that."""
+    packet for packet where the output can hold them as they are, else (audio) decoded and encoded again as AAC,
+    or Opus where AAC does not fit (WebM).
+
+    Whether a stream can be copied is tried first, on a throw-away output of the same format in memory with the
+    stream's first packets (read again from its file): some streams pass ``add_stream_from_template`` and fail
+    only when the header, a packet or the trailer is written (Opus or FLAC into .mov; PCM with no channel layout,
+    as Matroska stores it, into .mp4, where it failed when the finished output was closed)."""
+
+    TRIAL_PACKETS = 8  # packets of the stream muxed in the trial
+    TRIAL_READ = 2000  # ... found among at most this many packets of the file
+    ENCODERS = ("aac", "libopus")  # audio that cannot be copied is encoded with the first that the output takes
 
     def __init__(self, out) -> None:
         self.out = out
         self._map: dict[int, object] = {}  # source stream index -> output stream
-        self._transcode: set[int] = set()
+        self._transcode: dict[int, str] = {}  # source stream index -> encoder
 
     def add(self, st) -> None:
         """Add source stream ``st``; OutputError when it cannot go in."""
-        try:
+        reason = _trial(self.out.format.name, lambda out: _template_with_packets(out, st))
+        if reason is None:
             self._map[st.index] = self.out.add_stream_from_template(st)
             return
-        except (av.FFmpegError, ValueError, TypeError) as exc:
-            reason = exc
-        if st.type == "audio" and "opus" in (getattr(self.out, "supported_codecs", None) or ()):
-            try:
-                opus = self.out.add_stream("libopus", rate=48000)
-                opus.layout = "mono" if st.codec_context.channels == 1 else "stereo"
-            except (av.FFmpegError, ValueError, TypeError) as exc:
-                reason = exc
-            else:
-                self._map[st.index] = opus
-                self._transcode.add(st.index)
-                return
+        if st.type == "audio":
+            layout = "mono" if st.codec_context.channels == 1 else "stereo"
+            for codec in self.ENCODERS:
+                rate = _encoder_rate(codec, st.codec_context.sample_rate)
+
+                def setup(out, c=codec, r=rate):
+                    _encoder(out, c, r, layout)
+                    return []
+
+                if _trial(self.out.format.name, setup) is None:
+                    self._map[st.index] = _encoder(self.out, codec, rate, layout)
+                    self._transcode[st.index] = codec
+                    _log.warning("note: audio stream #%d (%s) cannot go into a %s file as it is; encoded as %s",
+                                 st.index, st.codec_context.name, Path(self.out.name).suffix or "this",
+                                 codec.removeprefix("lib"))
+                    return
         where = Path(self.out.name).suffix or "this"
         raise OutputError(f"cannot copy {st.type} stream #{st.index} ({st.codec_context.name}) into {where} "
-                          f"output: {reason}; try a .mkv output") from None
+                          f"output: {reason}; try a .mkv output")
 
     def mux(self, packet) -> None:
         """Write one demuxed source packet: as it is, or decoded and encoded again."""
         stream = self._map[packet.stream_index]
-        if packet.stream_index not in self._transcode:
+        codec = self._transcode.get(packet.stream_index)
+        if codec is None:
             packet.stream = stream
             self.out.mux(packet)
             return
@@ -403,13 +415,76 @@ class Passthrough:
                 for encoded in stream.encode(frame):
                     self.out.mux(encoded)
         except av.FFmpegError as exc:
-            raise OutputError(f"encoding audio stream #{packet.stream_index} as Opus failed: {exc}") from None
+            raise OutputError(f"encoding audio stream #{packet.stream_index} as {codec} failed: {exc}") from None
 
     def flush(self) -> None:
         """Drain the encoders of transcoded streams (at the end)."""
         for index in self._transcode:
             for encoded in self._map[index].encode(None):
                 self.out.mux(encoded)
+
+
+def _trial(fmt: str, setup) -> str | None:
+    """None when an output of format ``fmt`` with the streams ``setup(container)`` adds can be written
+    (header, the packets ``setup`` returns, trailer), else why not. In memory; nothing is kept."""
+    out = av.open(io.BytesIO(), mode="w", format=fmt)
+    try:
+        packets = setup(out)
+        out.start_encoding()
+        for packet in packets:
+            out.mux(packet)
+        out.close()
+        return None
+    except (av.FFmpegError, ValueError, TypeError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            out.close()
+        return str(exc).split("; last error log")[0]
+
+
+def _template_with_packets(out, st) -> list:
+    """Add a copy of source stream ``st`` to ``out``; returns its first packets (from the file, opened again),
+    re-labelled for ``out``."""
+    copy = out.add_stream_from_template(st)
+    packets = []
+    with av.open(st.container.name, mode="r") as src:
+        # all streams, so that a sparse one (subtitles) does not read the whole file: TRIAL_READ packets at most
+        for n, packet in enumerate(src.demux()):
+            if n >= Passthrough.TRIAL_READ or len(packets) >= Passthrough.TRIAL_PACKETS:
+                break
+            if packet.stream_index == st.index and packet.dts is not None:
+                packet.stream = copy
+                packets.append(packet)
+    return packets
+
+
+def _encoder(out, codec: str, rate: int, layout: str):
+    stream = out.add_stream(codec, rate=rate)
+    stream.layout = layout
+    return stream
+
+
+def _encoder_rate(codec: str, rate: int) -> int:
+    """The source's sample rate where the encoder takes it, else 48 kHz (Opus: always)."""
+    try:
+        rates = av.Codec(codec, "w").audio_rates
+    except (av.FFmpegError, ValueError):
+        return 48000
+    return rate if rates and rate in rates else 48000
+
+
+def remux_streams(src) -> tuple[list, list[str]]:
+    """The streams of source container ``src`` an output carries over (audio, subtitles), and the others
+    (but the video stream that is processed) as "#2 data (why)" for the run's note."""
+    keep, skipped = [], []
+    main = src.streams.video[0] if src.streams.video else None
+    for st in src.streams:
+        if st.type in REMUX_TYPES:
+            keep.append(st)
+        elif st.type == "video" and st is not main:
+            skipped.append(f"#{st.index} video (only the first video stream is processed)")
+        elif st.type != "video":
+            skipped.append(f"#{st.index} {st.type} (not audio or subtitles)")
+    return keep, skipped
 
 
 def _format_for(suffix: str) -> str | None:
@@ -421,7 +496,8 @@ class PngSequenceWriter(_AtomicWriter):
     frame's index, pts, time base and seconds so no timing is lost. The folder is built under a temporary
     name and renamed when complete; an existing non-empty folder is refused."""
 
-    def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None, **_ignored) -> None:
+    def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None, *,
+                 remux_from: str | None = None, **_ignored) -> None:
         self.path = Path(str(path).rstrip("/\\") or ".")
         self._tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         self._codec = None
@@ -429,6 +505,11 @@ class PngSequenceWriter(_AtomicWriter):
         self.frames_written = 0
         self.skipped_streams: list[str] = []
         self.pts_adjusted = 0
+        if remux_from and "://" not in remux_from and not os.path.isdir(remux_from):
+            with contextlib.suppress(av.FFmpegError, OSError), av.open(remux_from) as src:
+                keep, skipped = remux_streams(src)
+                self.skipped_streams = [f"#{st.index} {st.type} (a PNG folder holds pictures only)" for st in keep]
+                self.skipped_streams += skipped
 
     def open(self) -> None:
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
@@ -481,5 +562,5 @@ def open_output(path: str | os.PathLike, info: VideoInfo, *, config: IOConfig | 
 
     Use as a context manager; frames are committed under the final name only on a clean exit."""
     if is_sequence_path(path):
-        return PngSequenceWriter(path, info)
+        return PngSequenceWriter(path, info, remux_from=remux_from)
     return VideoWriter(path, info, config=config, remux_from=remux_from, start=start, end=end, tune=tune)

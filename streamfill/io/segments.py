@@ -19,7 +19,7 @@ import av
 
 from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader, _rotate
-from streamfill.io.encode import REMUX_TYPES, Passthrough, _format_for
+from streamfill.io.encode import Passthrough, _format_for, remux_streams
 from streamfill.types import Frame
 
 
@@ -264,14 +264,11 @@ def _remux_source(stack, out, remux_from, result: JoinResult):
         src = stack.enter_context(av.open(remux_from))
     except (av.FFmpegError, OSError):
         return None, None
-    keep, passthrough = [], Passthrough(out)
-    for st in src.streams:
-        if st.type not in REMUX_TYPES:
-            if st.type != "video":
-                result.skipped_streams.append(f"#{st.index} {st.type}")
-            continue
+    passthrough = Passthrough(out)
+    keep, skipped = remux_streams(src)
+    result.skipped_streams.extend(skipped)
+    for st in keep:
         passthrough.add(st)
-        keep.append(st)
         result.copied_streams.append(f"#{st.index} {st.type}")
     if not keep:
         return None, None
