@@ -105,3 +105,20 @@ def test_classical_engines_fill_smoothly(method):
     m[0, 18:42, 18:42] = 255
     out = eng.inpaint(img, m)
     assert np.abs(out[0, 20:40, 20:40].astype(int) - (100, 150, 200)).max() <= 4  # the object is gone
+
+
+def test_a_hole_over_the_whole_frame_is_noted_once(caplog, monkeypatch):
+    """An all-white mask (often an inverted one) leaves the engine nothing to fill from: the run says so, once."""
+    import logging
+
+    monkeypatch.setattr(Completer, "_whole_noted", False)
+    completer = Completer(ClassicalInpainter("telea"), CropConfig(), MaskConfig(dilate=0, feather=0))
+    image = np.full((32, 48, 3), 120, np.uint8)
+    part = np.zeros((32, 48), np.uint8)
+    part[8:20, 10:30] = 255
+    with caplog.at_level(logging.WARNING):
+        completer.fill(image, part)
+        assert not caplog.records
+        completer.fill(image, np.full((32, 48), 255, np.uint8))
+        completer.fill(image, np.full((32, 48), 255, np.uint8))
+    assert len(caplog.records) == 1 and "whole frame" in caplog.records[0].getMessage()

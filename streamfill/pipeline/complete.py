@@ -8,6 +8,7 @@ inside that safety margin, so the marked pixels never reach the output; with no 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
@@ -19,6 +20,7 @@ from streamfill.masks import blank_hole, paste_alpha
 from streamfill.pipeline.crop import Crop, plan_crops
 from streamfill.types import Frame, Inpainter
 
+_log = logging.getLogger(__name__)
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if image.shape[1] == width and image.shape[0] == height:
@@ -46,6 +48,8 @@ class Completer:
     (``mask.feather``, at most ``mask.dilate`` pixels) blends the fill with the input only inside the margin.
     """
 
+    _whole_noted = False
+
     def __init__(self, inpainter: Inpainter, crop: CropConfig | None = None, mask: MaskConfig | None = None):
         self.inpainter = inpainter
         self.crop = crop or CropConfig()
@@ -67,6 +71,10 @@ class Completer:
         hole = mask > 0
         if not hole.any():
             return image
+        if hole.all() and not Completer._whole_noted:
+            Completer._whole_noted = True  # once per process: a run may make a completer per shot
+            _log.warning("note: a hole covers the whole frame: the engine has nothing to fill it from (a mask is "
+                         "white where to remove, black elsewhere)")
         crops, labels = plan_crops(hole, self.crop)
         by_size: dict[int, list[Crop]] = defaultdict(list)
         for c in crops:
