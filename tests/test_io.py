@@ -337,3 +337,32 @@ def test_a_high_bit_depth_input_is_noted_as_written_8_bit(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="streamfill"):
         api.process(plain, tmp_path / "out8.mp4", mask=_mask(tmp_path, 64, 96), config=Config())
     assert not any("-bit" in r.getMessage() for r in caplog.records)
+
+
+def test_lossless_output_of_a_one_pixel_wide_clip(tmp_path):
+    """FFV1 version 3 cannot slice a 1 px wide picture (FFmpeg would not open the encoder: "Function not
+    implemented"); such a size gets version 1, still bit-exact."""
+    import av
+
+    src = tmp_path / "thin.mov"
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 256, (40, 1, 3), dtype=np.uint8) for _ in range(4)]
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("png", rate=25)
+        s.width, s.height, s.pix_fmt = 1, 40, "rgb24"
+        for i, picture in enumerate(pictures):
+            f = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    mask = np.zeros((40, 1), np.uint8)
+    mask[10:20] = 255
+    write_png(tmp_path / "m.png", mask)
+    out = tmp_path / "out.mkv"
+    assert api.process(src, out, mask=tmp_path / "m.png", config=lossless_config()).frames == 4
+    got = read_frames(out)
+    assert len(got) == 4
+    for (_, image), picture in zip(got, pictures, strict=True):
+        assert np.array_equal(image[mask == 0], picture[mask == 0])

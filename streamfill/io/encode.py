@@ -219,7 +219,7 @@ class VideoWriter(_AtomicWriter):
         if cfg.lossless:
             stream = self._out.add_stream("ffv1", rate=rate)
             stream.pix_fmt = "bgr0"  # 8-bit RGB, bit-exact (this FFV1 build has no gbrp)
-            stream.options = {"level": "3", "slices": "4", "slicecrc": "1", "g": "1"}
+            stream.options = _ffv1_options(info.width, info.height)
         else:
             suffix = self.path.suffix.lower()
             if suffix in NO_VIDEO_SUFFIXES:
@@ -485,6 +485,21 @@ def remux_streams(src) -> tuple[list, list[str]]:
         elif st.type != "video":
             skipped.append(f"#{st.index} {st.type} (not audio or subtitles)")
     return keep, skipped
+
+
+def _ffv1_options(width: int, height: int) -> dict[str, str]:
+    """FFV1 version 3 (4 slices with checksums: a damaged file loses a slice, not the rest), or version 1 for
+    sizes version 3 cannot slice (a 1 px wide picture; FFmpeg refuses to open the encoder)."""
+    v3 = {"level": "3", "slices": "4", "slicecrc": "1", "g": "1"}
+    try:
+        codec = av.CodecContext.create("ffv1", "w")
+        codec.width, codec.height, codec.pix_fmt = width, height, "bgr0"
+        codec.time_base = Fraction(1, 25)
+        codec.options = v3
+        codec.open()
+        return v3
+    except (av.FFmpegError, ValueError):
+        return {"level": "1", "g": "1"}
 
 
 def _format_for(suffix: str) -> str | None:
