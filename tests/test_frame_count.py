@@ -140,3 +140,18 @@ def test_keys_names_the_real_flag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--force" in err and "pass overwrite" not in err
     assert main(["keys", str(tmp_path / "k"), "--force"]) == 0
+
+
+def test_a_matroska_file_cut_short_is_noted_from_its_track_duration(tmp_path, caplog):
+    """Matroska stores the video track's duration in a tag next to the header; a file cut at 90 % (38 of 40
+    frames, inside the half second the container's duration is allowed for audio running on) is noted."""
+    whole = tmp_path / "whole.mkv"
+    make_video(whole, frames=40, audio=True)
+    cut = tmp_path / "cut.mkv"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.9)])
+    with caplog.at_level("WARNING", logger="streamfill"), open_video(whole) as r:
+        assert sum(1 for _ in r) == 40 and not r.notes
+    with caplog.at_level("WARNING", logger="streamfill"), open_video(cut) as r:
+        n = sum(1 for _ in r)
+        assert 30 < n < 40 and len(r.notes) == 1 and "the header says 1.60 s" in r.notes[0]

@@ -51,6 +51,7 @@ class VideoInfo:
     other_streams: tuple[StreamInfo, ...] = ()
     declared_frames: int | None = None  # the container's own frame count, when it stores one
     frame_count_estimated: bool = False  # frame_count is duration x fps (the container stores no count)
+    track_duration: float | None = None  # the video track's own duration (MP4 track, Matroska tag), when stored
 
     @property
     def has_audio(self) -> bool:
@@ -159,10 +160,13 @@ class VideoReader:
         fps = s.average_rate or s.guessed_rate or s.base_rate
         fps = Fraction(fps) if fps else None
         duration = None
+        track = None
         if s.duration is not None and s.time_base:
-            duration = float(s.duration * s.time_base)
+            duration = track = float(s.duration * s.time_base)
         elif c.duration is not None:
             duration = c.duration / av.time_base
+        if track is None:
+            track = _tag_seconds(s.metadata.get("DURATION"))  # Matroska's per-track tag (FFmpeg writes it)
         count = s.frames or None
         estimated = False
         if count is None and duration and fps:
@@ -193,6 +197,7 @@ class VideoReader:
             pix_fmt=str(cc.format.name) if cc.format else "?",
             other_streams=tuple(others),
             declared_frames=s.frames or None,
+            track_duration=track,
             frame_count_estimated=estimated,
         )
 
@@ -244,11 +249,15 @@ class VideoReader:
         short = None
         if whole and declared and self.frames_decoded < declared:
             short = f"the header says {declared} frames but the video ends after {self.frames_decoded}"
-        duration = self.info.duration
-        if whole and not declared and duration and last_pts is not None and self.info.fps:
-            missing = duration - float(last_pts * tb) - float(1 / self.info.fps)
-            if missing > max(0.5, 3 / float(self.info.fps)):
-                short = f"the header says {duration:.2f} s but the video ends at {float(last_pts * tb):.2f} s"
+        if whole and not declared and last_pts is not None and self.info.fps:
+            # the video track's own duration may be off by about its last frame's length; the container's
+            # covers every stream (audio often runs past the video): a wider margin
+            end, frame = float(last_pts * tb), float(1 / self.info.fps)
+            checks = ((self.info.track_duration, 1.5 * frame), (self.info.duration, max(0.5, 3 * frame)))
+            for duration, margin in checks:
+                if duration and duration - end - frame > margin:
+                    short = f"the header says {duration:.2f} s but the video ends at {end:.2f} s"
+                    break
         if short and damaged:
             if not self.salvage:
                 raise DecodeError(f"{self.path} is truncated or corrupt: {short}, in a damaged packet; "
@@ -263,6 +272,18 @@ class VideoReader:
     def _note(self, message: str) -> None:
         self.notes.append(message)
         _log.warning("note: %s", message)
+
+
+def _tag_seconds(value: str | None) -> float | None:
+    """Seconds of a duration tag "HH:MM:SS.fraction" (Matroska's DURATION), None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        h, m, sec = value.strip().split(":")
+        seconds = int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
 
 
 def _first_frame_rotation(path: str) -> int:
