@@ -40,6 +40,9 @@ def overstated_mkv(path: Path, frames: int = 10, seconds: float = 3.6) -> Path:
     at = data.find(b"\x44\x89\x88")  # Duration element, 8-byte float, in milliseconds
     assert at > 0 and struct.unpack(">d", data[at + 3:at + 11])[0] == frames * 40
     data[at + 3:at + 11] = struct.pack(">d", seconds * 1000)
+    tag = data.find(b"00:00:00.400000000")  # the video track's DURATION tag says the same
+    assert tag > 0
+    data[tag:tag + 18] = f"00:00:{seconds:012.9f}".encode()
     path.write_bytes(bytes(data))
     return path
 
@@ -155,3 +158,32 @@ def test_a_matroska_file_cut_short_is_noted_from_its_track_duration(tmp_path, ca
     with caplog.at_level("WARNING", logger="streamfill"), open_video(cut) as r:
         n = sum(1 for _ in r)
         assert 30 < n < 40 and len(r.notes) == 1 and "the header says 1.60 s" in r.notes[0]
+
+
+def test_audio_running_on_past_the_video_is_not_taken_for_a_cut(tmp_path):
+    """A .mkv whose audio lasts 2 s past its 0.4 s of video: the container's duration is the audio's, the video
+    track's own tag says 0.4 s, and nothing is noted (the container's duration alone called it cut short)."""
+    import av
+
+    path = tmp_path / "long_audio.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        a = c.add_stream("aac", rate=48000, layout="mono")
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 20 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        for k in range(0, 48000 * 24 // 10, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, k
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    with open_video(path) as r:
+        assert r.info.duration > 2.0
+        assert sum(1 for _ in r) == 10 and not r.notes

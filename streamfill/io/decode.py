@@ -213,7 +213,7 @@ class VideoReader:
         # No seeking: frames before ``start`` are decoded and skipped, so that every frame keeps its source
         # index (per-frame masks are matched by it) whatever the container's keyframe layout.
         index = -1
-        last_pts = None
+        first_pts = last_pts = None
         rotation = self.info.rotation
         damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
         try:
@@ -225,6 +225,8 @@ class VideoReader:
                         pts = 0 if last_pts is None else last_pts + step
                     index += 1
                     last_pts = pts
+                    if first_pts is None:
+                        first_pts = pts
                     if start_pts is not None and pts < start_pts:
                         continue
                     if end_pts is not None and pts >= end_pts:
@@ -250,14 +252,17 @@ class VideoReader:
         if whole and declared and self.frames_decoded < declared:
             short = f"the header says {declared} frames but the video ends after {self.frames_decoded}"
         if whole and not declared and last_pts is not None and self.info.fps:
-            # the video track's own duration may be off by about its last frame's length; the container's
-            # covers every stream (audio often runs past the video): a wider margin
+            # the video track's own duration is checked within 1.5 frames (its last frame's length is a guess);
+            # without one, the container's, which covers every stream (audio often runs on): within 0.5 s
             end, frame = float(last_pts * tb), float(1 / self.info.fps)
-            checks = ((self.info.track_duration, 1.5 * frame), (self.info.duration, max(0.5, 3 * frame)))
-            for duration, margin in checks:
-                if duration and duration - end - frame > margin:
-                    short = f"the header says {duration:.2f} s but the video ends at {end:.2f} s"
-                    break
+            if self.info.track_duration:
+                # an MP4 track's duration is a length (its edit list may start it before 0), Matroska's tag the
+                # end time (a clip may start at 10 s): whichever the frames read reach
+                duration, reached, margin = self.info.track_duration, max(end, float((last_pts - first_pts) * tb)), 1.5
+            else:
+                duration, reached, margin = self.info.duration, end, max(3.0, 0.5 / frame)
+            if duration and duration - reached - frame > margin * frame:
+                short = f"the header says {duration:.2f} s but the video ends at {end:.2f} s"
         if short and damaged:
             if not self.salvage:
                 raise DecodeError(f"{self.path} is truncated or corrupt: {short}, in a damaged packet; "
