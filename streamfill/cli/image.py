@@ -11,12 +11,13 @@ def add_parser(sub) -> None:
         "image",
         help="fill the masked region of one image (DeepFill v2; optional sketch to steer the result)",
         description="streamfill image IN --mask M [--sketch S] -o OUT. The mask and sketch are images of the "
-        "same size as IN; white (non-black) mask pixels are filled, non-black sketch pixels are the lines "
+        "same size as IN (turned as shown: a JPEG's EXIF orientation counts); white mask pixels (above [mask] "
+        "threshold, 127; on a transparent layer, what is painted) are filled, white sketch pixels are the lines "
         "the result should follow inside the hole.",
     )
     p.add_argument("input", help="input image (PNG, JPEG, ...)")
-    p.add_argument("--mask", required=True, help="mask image, non-black = fill")
-    p.add_argument("--sketch", help="sketch image, non-black = edge to follow (used inside the hole)")
+    p.add_argument("--mask", required=True, help="mask image, white = fill")
+    p.add_argument("--sketch", help="sketch image, white = edge to follow (used inside the hole)")
     p.add_argument("-o", "--output", required=True, help="output image (format from the suffix)")
     p.add_argument("--weights", help="generator .safetensors (default: the shipped weights)")
     p.add_argument("--engine", choices=("deepfill", "telea", "ns", "fsr_fast", "fsr_best"), default="deepfill",
@@ -36,37 +37,41 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import numpy as np
-
     from streamfill.config import load_config
     from streamfill.errors import InputError, MaskError
-    from streamfill.io import check_image_output, read_image, write_image
-    from streamfill.masks.ops import dilate
+    from streamfill.io import check_image_output, is_image_file, read_image, write_image
+    from streamfill.masks.ops import binarize, dilate
+    from streamfill.masks.static import note_if_empty
     from streamfill.pipeline.complete import Completer
 
     for path in (args.input, args.mask, args.sketch):
+        if path is not None and Path(path).is_dir():
+            raise InputError(f"{path} is a folder; give an image file")
         if path is not None and not Path(path).is_file():
             raise InputError(f"file not found: {path}")
+        if path is not None and Path(path).stat().st_size and not is_image_file(path):
+            raise InputError(f"{path} is not a still picture (a video?); give an image file")
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise InputError("the output would overwrite the input; choose another -o")
     check_image_output(args.output)
-    image = read_image(args.input)
-    mask = read_image(args.mask, grey=True)
-    if mask.shape != image.shape[:2]:
-        raise MaskError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
-    mask = np.where(mask > 127, 255, 0).astype(np.uint8)
     for flag in ("dilate", "feather"):
         value = getattr(args, flag)
         if value is not None and value < 0:
             raise InputError(f"--{flag} {value}: must be >= 0")
+    cfg = load_config(args.config)
+    image = read_image(args.input)
+    mask = read_image(args.mask, grey=True)
+    if mask.shape != image.shape[:2]:
+        raise MaskError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
+    note_if_empty(int(mask.max()), cfg.mask.threshold, args.mask)
+    mask = binarize(mask, cfg.mask.threshold)
     sketch = None
     if args.sketch is not None:
         sketch = read_image(args.sketch, grey=True)
         if sketch.shape != image.shape[:2]:
             raise InputError(f"sketch is {sketch.shape[1]}x{sketch.shape[0]} but the image is "
                              f"{image.shape[1]}x{image.shape[0]}")
-        sketch = np.where(sketch > 127, 255, 0).astype(np.uint8)
-    cfg = load_config(args.config)
+        sketch = binarize(sketch, 127)
     cfg = dataclasses.replace(cfg, mask=dataclasses.replace(
         cfg.mask, **{k: getattr(args, k) for k in ("dilate", "feather") if getattr(args, k) is not None}))
     mask = dilate(mask, cfg.mask.dilate)

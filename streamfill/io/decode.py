@@ -370,23 +370,36 @@ class ImageSequenceReader:
 
 
 def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
-    """Read one image file: H x W x 3 uint8 RGB (or H x W uint8 with ``grey=True``, the max over channels
-    so that any non-black pixel of a coloured mask counts). Raises DecodeError when unreadable."""
+    """Read one image file: H x W x 3 uint8 RGB (or H x W uint8 with ``grey=True``: a mask or sketch, see
+    ``mask_grey``), turned as it is shown (a JPEG's EXIF orientation). Raises DecodeError when unreadable."""
+    if os.path.isdir(str(path)):
+        raise DecodeError(f"cannot read image {path}: it is a folder")
     try:
         with av.open(str(path), mode="r") as c:
             vf = next(c.decode(video=0))
             image = vf.to_ndarray(format="rgba" if grey else "rgb24")
+            turn = getattr(vf, "rotation", 0) or 0
     except (av.FFmpegError, OSError, StopIteration, ValueError, IndexError) as exc:
         # FFmpeg's errors carry an errno that means nothing to a user ("[Errno 1094995529] Invalid data ...")
         reason = (getattr(exc, "strerror", None) if isinstance(exc, av.FFmpegError) else None) or str(exc)
         raise DecodeError(f"cannot read image {path}: {reason or 'no picture'}") from None
+    image = _rotate(image, turn)
     if grey:
-        rgb, alpha = image[..., :3], image[..., 3]
-        g = rgb.max(axis=2)
-        if alpha.min() < 255 and g.max() == 0:  # a transparent PNG whose drawn strokes are only in alpha
-            g = alpha
-        return np.ascontiguousarray(g)
+        return mask_grey(image[..., :3].max(axis=2), image[..., 3])
     return image
+
+
+def mask_grey(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """A mask or sketch picture as H x W uint8 from its brightest colour channel (any colour counts, so red
+    strokes do) and its alpha channel, if any. A picture with transparent pixels is a layer painted on
+    transparency: what is painted (opaque) is what counts, whatever its colour, unless its opaque part is itself
+    a black-and-white mask (then both must say so)."""
+    if alpha is None or alpha.min() == 255:
+        return np.ascontiguousarray(colour)
+    painted = colour[alpha > 127]
+    if painted.size and painted.min() <= 127 < painted.max():
+        return np.ascontiguousarray(np.minimum(colour, alpha))
+    return np.ascontiguousarray(alpha)
 
 
 def open_video(path: str | os.PathLike, *, fps: float | Fraction | None = None, threads: int = 0,
@@ -401,7 +414,18 @@ def open_video(path: str | os.PathLike, *, fps: float | Fraction | None = None, 
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()
+    """A still picture: a file with an image suffix, or one whose contents FFmpeg reads as a single picture
+    (``.jfif``, no suffix)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with av.open(str(p), mode="r") as c:
+            return c.format.name == "image2" or c.format.name.endswith("_pipe")
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 def read_grey_sequence(path: str | os.PathLike) -> tuple[Iterator[np.ndarray], int | None]:

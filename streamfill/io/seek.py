@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from streamfill.errors import DecodeError, InputError
-from streamfill.io.decode import VideoInfo, VideoReader, _rotate
+from streamfill.io.decode import VideoInfo, VideoReader, _rotate, mask_grey
 from streamfill.types import Frame
 
 _SEEK_COST = 3  # a seek (flush, demuxer seek) costs about as much as decoding this many frames
@@ -311,15 +311,12 @@ def encode_png(grey: np.ndarray, *, size: tuple[int, int] | None = None) -> byte
 
 
 def decode_png_mask(data: bytes) -> np.ndarray:
-    """An uploaded mask picture (PNG/JPEG bytes) as H x W uint8: the maximum over colour channels, or the
-    alpha channel when the colours are all black (a transparent stroke layer). Raises InputError."""
+    """An uploaded mask picture (PNG/JPEG bytes) as H x W uint8 (``decode.mask_grey``: the brightest colour
+    channel, or what is painted on a transparent layer). Raises InputError."""
     array = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED) if array.size else None
     if image is None:
         raise InputError("the mask is not a PNG or JPEG picture")
     if image.ndim == 2:
         return image
-    if image.shape[2] == 4:
-        colour = image[..., :3].max(axis=2)
-        return colour if colour.any() else np.ascontiguousarray(image[..., 3])
-    return image.max(axis=2)
+    return mask_grey(image[..., :3].max(axis=2), image[..., 3] if image.shape[2] == 4 else None)

@@ -6,6 +6,7 @@ with MaskError when a mask's size or the number of masks does not match the vide
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -15,10 +16,26 @@ from streamfill.errors import MaskError
 from streamfill.masks.ops import binarize, dilate
 from streamfill.types import Frame, Mask
 
+_log = logging.getLogger(__name__)
+_noted: set[str] = set()  # masks already said to mark nothing (once per process: a chunked run makes several)
+
 
 def prepare(mask: np.ndarray, config: MaskConfig) -> Mask:
     """Threshold then dilate a raw mask (H x W or H x W x C, any values) into H x W uint8 {0, 255}."""
     return dilate(binarize(mask, config.threshold), config.dilate)
+
+
+def note_if_empty(brightest: int, threshold: int, name: str) -> None:
+    """Say so (once per mask) when a mask whose brightest pixel is ``brightest`` marks nothing: all black, or
+    no pixel above the threshold (a mask painted in dark grey, or with values 0/1)."""
+    if brightest > threshold or name in _noted:
+        return
+    _noted.add(name)
+    if brightest == 0:
+        _log.warning("note: mask %s is all black: nothing is removed (white marks what to remove)", name)
+    else:
+        _log.warning("note: mask %s has no pixel above %d (its brightest is %d): nothing is removed; white marks "
+                     "what to remove ([mask] threshold sets the level)", name, threshold, brightest)
 
 
 def _check_size(mask: np.ndarray, frame: Frame, name: str) -> None:
@@ -34,11 +51,15 @@ class StaticMask:
 
     def __init__(self, mask: np.ndarray, config: MaskConfig | None = None, name: str = "image") -> None:
         self.name = name
-        self.mask = prepare(mask, config or MaskConfig())
+        config = config or MaskConfig()
+        self._brightest, self._threshold = int(mask.max()) if mask.size else 0, config.threshold
+        self.mask = prepare(mask, config)
 
     def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
-        for frame in frames:
+        for i, frame in enumerate(frames):
             _check_size(self.mask, frame, self.name)
+            if i == 0:  # once the size is known to fit (a wrong size is the one thing to say then)
+                note_if_empty(self._brightest, self._threshold, self.name)
             yield frame, self.mask
 
 
