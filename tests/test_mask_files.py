@@ -142,3 +142,19 @@ def test_image_refuses_a_video_or_a_folder_as_its_picture(tmp_path, capsys):
     assert_one_line_error(*run_cli(capsys, "image", tmp_path / "folder.png", "--mask", tmp_path / "in.png",
                                    "-o", tmp_path / "o.png"), "is a folder")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_image_says_what_the_output_cannot_keep(tmp_path, caplog):
+    """A picture with transparency, or 16 bits per channel, comes out as 8-bit RGB: the run says so."""
+    bgra = np.full((H, W, 4), 200, np.uint16) * 257
+    bgra[..., 3] = 0
+    bgra[10:50, 10:80, 3] = 65535
+    cv2.imwrite(str(tmp_path / "deep.png"), bgra)
+    mask = np.zeros((H, W), np.uint8)
+    mask[BOX] = 255
+    write_png(tmp_path / "m.png", mask)
+    with caplog.at_level(logging.WARNING):
+        assert main(["image", str(tmp_path / "deep.png"), "--mask", str(tmp_path / "m.png"), "--engine", "telea",
+                     "-o", str(tmp_path / "out.png")]) == 0
+    notes = [r.getMessage() for r in caplog.records if "8-bit RGB" in r.getMessage()]
+    assert len(notes) == 1 and "has transparency and is 16-bit" in notes[0]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+_log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from streamfill.config import load_config
     from streamfill.errors import InputError, MaskError
-    from streamfill.io import check_image_output, is_image_file, read_image, write_image
+    from streamfill.io import check_image_output, is_image_file, picture_format, read_image, write_image
     from streamfill.masks.ops import binarize, dilate
     from streamfill.masks.static import note_if_empty
     from streamfill.pipeline.complete import Completer
@@ -60,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{flag} {value}: must be >= 0")
     cfg = load_config(args.config)
     image = read_image(args.input)
+    alpha, bits = picture_format(args.input)
+    if alpha or bits > 8:
+        what = " and ".join(w for w, lost in (("has transparency", alpha), (f"is {bits}-bit", bits > 8)) if lost)
+        _log.warning("note: %s %s; the output is 8-bit RGB, with no transparency", args.input, what)
     mask = read_image(args.mask, grey=True)
     if mask.shape != image.shape[:2]:
         raise MaskError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")

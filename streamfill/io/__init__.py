@@ -12,6 +12,7 @@ from streamfill.io.decode import (
     VideoReader,
     is_image_file,
     open_video,
+    picture_format,
     read_grey_sequence,
     read_image,
 )
@@ -28,5 +29,5 @@ from streamfill.io.encode import (
 __all__ = [
     "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",
     "VideoWriter", "check_image_output", "check_output_path", "is_image_file", "is_sequence_path", "open_output",
-    "open_video", "read_grey_sequence", "read_image", "write_image",
+    "open_video", "picture_format", "read_grey_sequence", "read_image", "write_image",
 ]

@@ -389,6 +389,18 @@ def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
     return image
 
 
+def picture_format(path: str | os.PathLike) -> tuple[bool, int]:
+    """(has an alpha channel, bits per channel) of an image file's pixel format, as far as its header says
+    ((False, 8) when it cannot tell)."""
+    try:
+        with av.open(str(path), mode="r") as c:
+            fmt = c.streams.video[0].codec_context.format
+            components = fmt.components if fmt is not None else ()
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return False, 8
+    return any(c.is_alpha for c in components), max((c.bits for c in components), default=8)
+
+
 def mask_grey(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """A mask or sketch picture as H x W uint8 from its brightest colour channel (any colour counts, so red
     strokes do) and its alpha channel, if any. A picture with transparent pixels is a layer painted on
