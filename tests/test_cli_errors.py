@@ -236,3 +236,12 @@ def test_a_keyframe_before_start_names_the_first_frame_read(capsys, tmp_path):
     assert not out.exists()
     code, err = run_cli(capsys, "process", src, "-o", out, "--box", "10,10,20,20@5", "--start", "0.2")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("flags", [("--start", "nan"), ("--end", "inf"), ("--chunk-seconds", "0")])
+def test_times_that_are_not_finite_or_zero_chunks_are_refused(capsys, tmp_path, clip, flags):
+    """--start nan was an internal error; --chunk-seconds 0 silently meant 10 s."""
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, *flags), flags[0].lstrip("-"))
+    assert not out.exists()

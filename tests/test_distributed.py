@@ -104,6 +104,18 @@ def test_plan_cuts_at_the_scene_cut_and_at_keyframes(clip, tmp_path):
     assert [c.frames for c in shots] == [(0, 23), (24, 47)] and shots[1].own_from == 0
 
 
+@pytest.mark.parametrize("seconds", [0.04, 0.01, 0.0001])
+def test_plan_with_chunks_of_a_frame_ends(clip, tmp_path, seconds):
+    """A chunk of about one frame: a scene cut at the border was chosen as the next border again and again
+    (the plan never ended and its list grew); now every frame is in exactly one chunk."""
+    _, src, hole = clip
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    analysis = chunks_mod.analyse(src, hole, cfg, tmp_path)
+    plan = chunks_mod.plan(analysis, cfg, chunk_seconds=seconds, source=str(src), work_dir=tmp_path, suffix=".mkv")
+    assert sum(c.size for c in plan) == 48
+    assert [c.frames[0] for c in plan] == sorted({c.frames[0] for c in plan})
+
+
 def test_shot_split_restarts_the_completion_at_each_cut(clip):
     from streamfill import build
     from streamfill.io import VideoReader

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -13,11 +14,22 @@ def add_config_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="TOML", help="configuration file (default: built-in defaults)")
 
 
+def seconds(text: str) -> float:
+    """argparse type of a time or rate: a finite number ("nan" and "inf" are usage errors, not crashes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
 def add_read_flags(p: argparse.ArgumentParser) -> None:
     """What part of the input to read, shared by `process` and `masks`: --fps, --start, --end, --salvage, -q."""
-    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
-    p.add_argument("--start", type=float, metavar="SEC", help="first second to read (frames keep their pts)")
-    p.add_argument("--end", type=float, metavar="SEC", help="stop before this second")
+    p.add_argument("--fps", type=seconds, help="frame rate of an image-sequence input")
+    p.add_argument("--start", type=seconds, metavar="SEC", help="first second to read (frames keep their pts)")
+    p.add_argument("--end", type=seconds, metavar="SEC", help="stop before this second")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--salvage", action="store_true",
                    help="a decode error part-way through the input keeps the frames decoded before it (with a "

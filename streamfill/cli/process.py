@@ -114,7 +114,8 @@ def run_chunked(args: argparse.Namespace, config) -> int:
         else:
             executor = LocalExecutor(config)
         result = process_chunked(args.input, args.output, mask=args.mask, config=config, executor=executor,
-                                 chunk_seconds=args.chunk_seconds or 10.0, preroll=preroll,
+                                 chunk_seconds=10.0 if args.chunk_seconds is None else args.chunk_seconds,
+                                 preroll=preroll,
                                  cuts_only=args.chunk_at == "cuts",
                                  mask_options=mask_options(args),
                                  progress=progress)

@@ -190,7 +190,8 @@ def plan(analysis: Analysis, config: Config, *, chunk_seconds: float, source: st
         want = a + target
         if want >= n:
             break
-        near = [c for c in cuts if a + target // 2 <= c <= a + target + target // 2 and c < n]
+        # (after the border itself: with a chunk of a frame or two, a cut at the border was taken again and again)
+        near = [c for c in cuts if max(a + 1, a + target // 2) <= c <= a + target + target // 2 and c < n]
         if cuts_only:  # shots grouped into chunks of at least the target: identical to one pass
             after = [c for c in cuts if c >= want]
             if not after:
