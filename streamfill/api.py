@@ -74,12 +74,10 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
     its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
     """
     config = config or Config()
-    if start is not None and end is not None and end <= start:
-        raise InputError(f"--end ({end}) must be after --start ({start})")
     t0 = time.perf_counter()
     with build.open_source(input, config, fps=fps, start=start, end=end) as reader:
         source_info = reader.info
-        _check_start(source_info, start)
+        _check_range(source_info, start, end)
         total = _expected_frames(source_info, start, end)
         masks = build.make_mask_source(mask, config, mask_options,
                                        frame_count=source_info.frame_count if start is None else None)
@@ -134,7 +132,7 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
     frames = masked = 0
     with build.open_source(input, raw, fps=fps, start=start, end=end) as reader:
         info_ = reader.info
-        _check_start(info_, start)
+        _check_range(info_, start, end)
         total = _expected_frames(info_, start, end)
         masks = build.make_mask_source(mask, raw, mask_options,
                                        frame_count=info_.frame_count if start is None else None)
@@ -180,9 +178,14 @@ def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_start(info: io.VideoInfo, start: float | None) -> None:
-    if start is not None and info.duration is not None and start >= info.duration:
-        raise InputError(f"--start {start:g} s is at or past the end of the clip ({info.duration:.2f} s long)")
+def _check_range(info: io.VideoInfo, start: float | None, end: float | None) -> None:
+    """--start/--end are the frames' own times (pts): a clip cut from a longer one may start at 5 s."""
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"--end ({end}) must be after --start ({start})")
+    if start is not None and info.duration is not None and start >= info.start_time + info.duration:
+        span = (f"its frames run from {info.start_time:.2f} to {info.start_time + info.duration:.2f} s"
+                if info.start_time else f"{info.duration:.2f} s long")
+        raise InputError(f"--start {start:g} s is at or past the end of the clip ({span})")
 
 
 def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None) -> int | None:
@@ -192,8 +195,9 @@ def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None)
         return info.frame_count
     if info.fps is None or info.duration is None:
         return None
-    a = start or 0.0
-    b = min(end if end is not None else info.duration, info.duration)
+    first, last = info.start_time, info.start_time + info.duration
+    a = max(first, start if start is not None else first)
+    b = min(end if end is not None else last, last)
     return max(0, math.ceil((b - a) * float(info.fps)))
 
 

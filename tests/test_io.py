@@ -8,7 +8,7 @@ from media import audio_packets, box_mask, make_video, read_frames, write_png
 
 from streamfill import api
 from streamfill.config import Config, IOConfig, MaskConfig, load_config
-from streamfill.errors import DecodeError, OutputError
+from streamfill.errors import DecodeError, InputError, OutputError
 from streamfill.io import open_output, open_video
 
 
@@ -366,3 +366,29 @@ def test_lossless_output_of_a_one_pixel_wide_clip(tmp_path):
     assert len(got) == 4
     for (_, image), picture in zip(got, pictures, strict=True):
         assert np.array_equal(image[mask == 0], picture[mask == 0])
+
+
+@pytest.mark.parametrize(("start", "end", "want"), [(0.28, 0.56, range(7, 14)), (0.56, 1.0, range(14, 25))])
+def test_a_range_from_a_frames_own_time_keeps_that_frame(tmp_path, start, end, want):
+    """0.28 s as a float is a hair above 7/25: compared as floats, the frame at pts 3584 (1/12800) was dropped
+    and the one at --end kept."""
+    from streamfill.io import open_video
+
+    src = tmp_path / "in.mp4"
+    pts = make_video(src, frames=30, time_base=Fraction(1, 12800))
+    with open_video(src, start=start, end=end) as r:
+        got = [(f.index, f.pts) for f in r]
+    assert got == [(i, pts[i]) for i in want]
+
+
+def test_a_clip_that_starts_at_5_s_can_be_ranged_from_its_own_times(tmp_path, capsys):
+    """--start is a frame time (pts), like --end: it was checked against the clip's length (2 s) instead of
+    its end (7 s)."""
+    src = tmp_path / "late.mp4"
+    make_video(src, vfr_pts=[5 * 25 + i for i in range(50)])
+    out = tmp_path / "out.mp4"
+    result = api.process(src, out, mask=_mask(tmp_path, 64, 96), start=5.2, end=6.0, config=Config())
+    assert result.frames == 20
+    assert [float(t) for t, _ in read_frames(out)][:2] == [5.2, 5.24]
+    with pytest.raises(InputError, match="run from 5.00 to 7.00 s"):
+        api.process(src, tmp_path / "o2.mp4", mask=_mask(tmp_path, 64, 96), start=7.5, config=Config())

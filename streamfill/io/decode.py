@@ -52,6 +52,7 @@ class VideoInfo:
     declared_frames: int | None = None  # the container's own frame count, when it stores one
     frame_count_estimated: bool = False  # frame_count is duration x fps (the container stores no count)
     track_duration: float | None = None  # the video track's own duration (MP4 track, Matroska tag), when stored
+    start_time: float = 0.0  # seconds of the first frame's pts (a clip cut from a longer one may start at 5 s)
 
     @property
     def has_audio(self) -> bool:
@@ -198,6 +199,7 @@ class VideoReader:
             other_streams=tuple(others),
             declared_frames=s.frames or None,
             track_duration=track,
+            start_time=float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0,
             frame_count_estimated=estimated,
         )
 
@@ -208,8 +210,8 @@ class VideoReader:
         s = self._stream
         tb = self.info.time_base
         step = int(round(1 / (self.info.fps * tb))) if self.info.fps else 1
-        start_pts = None if self._start is None else self._start / tb
-        end_pts = None if self._end is None else self._end / tb
+        start_pts = None if self._start is None else exact_seconds(self._start) / tb
+        end_pts = None if self._end is None else exact_seconds(self._end) / tb
         # No seeking: frames before ``start`` are decoded and skipped, so that every frame keeps its source
         # index (per-frame masks are matched by it) whatever the container's keyframe layout.
         index = -1
@@ -277,6 +279,12 @@ class VideoReader:
     def _note(self, message: str) -> None:
         self.notes.append(message)
         _log.warning("note: %s", message)
+
+
+def exact_seconds(value: float) -> Fraction:
+    """The seconds a user typed, exactly: 0.28 is 7/25 s, not the float just above it, so that a range starting
+    at a frame's time (pts 3584 in 1/12800) keeps that frame."""
+    return Fraction(str(value))
 
 
 def _tag_seconds(value: str | None) -> float | None:
@@ -355,9 +363,9 @@ class ImageSequenceReader:
         tb = self.info.time_base
         for i, path in enumerate(self.files):
             t = i * tb
-            if self._start is not None and t < self._start:
+            if self._start is not None and t < exact_seconds(self._start):
                 continue
-            if self._end is not None and t >= self._end:
+            if self._end is not None and t >= exact_seconds(self._end):
                 return
             image = read_image(path)
             if image.shape[:2] != (self.info.height, self.info.width):
