@@ -76,6 +76,27 @@ def test_masks_command_writes_tracked_masks_and_preview_that_process_reuses(movi
     assert len(read_frames(tmp_path / "b.mp4")) == N
 
 
+@pytest.mark.parametrize("target", ["masks.mkv", "masks/"])
+def test_masks_written_for_a_range_are_used_for_that_range(moving, tmp_path, capsys, target):
+    """`masks --start/--end` then `process --mask ... --start/--end`: the masks start at the range's first frame
+    (a Matroska file keeps its time, a folder lists it); they were matched from the clip's frame 0 and ran out."""
+    clip, _, truth = moving
+    box = ",".join(str(v) for v in _box_of(truth[8])) + "@8"
+    out = tmp_path / target
+    code, err = run_cli(capsys, "masks", clip, "--box", box, "--start", "0.24", "--end", "0.52", "-o", out)
+    assert code == 0, err
+    result = tmp_path / "clean.mp4"
+    code, err = run_cli(capsys, "process", clip, "--mask", out, "--start", "0.24", "--end", "0.52", "-o", result, "-q")
+    assert code == 0, err
+    frames = read_frames(result)
+    assert [t for t, _ in frames] == [Fraction(i, 25) for i in range(6, 13)]
+
+
+def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
 def test_box_and_motion_masks(moving, tmp_path, capsys):
     clip, _, truth = moving
     ys, xs = np.nonzero(truth[0])

@@ -6,6 +6,7 @@ context manager. Memory is flat in clip length: one frame at a time (plus FFmpeg
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Iterator
@@ -448,25 +449,67 @@ def is_image_file(path: str | os.PathLike) -> bool:
         return False
 
 
-def read_grey_sequence(path: str | os.PathLike) -> tuple[Iterator[np.ndarray], int | None]:
-    """Grey frames (H x W uint8, max over colour channels) of a video file or a folder of images sorted by
-    name, for per-frame masks. Returns (iterator, count) — count is None for a video (known once read).
-    Raises InputError/DecodeError when the path is missing, empty or unreadable."""
+class MaskSequence:
+    """Per-frame masks of a mask video or a folder of images (sorted by name), in order: iterating gives H x W
+    uint8 (max over colour channels). Where they start: ``first_index``, the source frame the first mask
+    belongs to when the folder says so (``streamfill masks -o DIR/`` lists each file's source frame in
+    timestamps.csv), else None; ``first_time``, the first mask's time in seconds (a video's, once it is read;
+    a mask video written by ``streamfill masks --start`` keeps the source frames' times)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        self.first_index: int | None = None
+        self.first_time: float | None = None
+        self.count: int | None = None
+        self._reader = None
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise DecodeError(f"mask folder {p} holds no PNG/JPG images")
+            self.count = len(files)
+            self.first_index = _listed_first_index(p / "timestamps.csv", files[0].name)
+            self._it = (read_image(f, grey=True) for f in files)
+        else:
+            self._reader = VideoReader(p).open()
+            self._it = iter(self._reader)
+
+    def __iter__(self) -> MaskSequence:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        try:
+            item = next(self._it)
+        except StopIteration:
+            self.close()
+            raise
+        if self._reader is None:
+            return item
+        if self.first_time is None:
+            self.first_time = float(item.pts * item.time_base)
+        return item.image.max(axis=2)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _listed_first_index(csv_path: Path, first_file: str) -> int | None:
+    """The source frame index timestamps.csv gives for ``first_file`` (None without a matching listing)."""
+    try:
+        with open(csv_path) as fh:
+            for row in csv.DictReader(fh):
+                if row.get("file") == first_file:
+                    return int(row["index"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def read_grey_sequence(path: str | os.PathLike) -> tuple[MaskSequence, int | None]:
+    """Per-frame masks of a video file or a folder of images: (``MaskSequence``, count); count is None for a
+    video (known once read). Raises InputError/DecodeError when the path is missing, empty or unreadable."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"mask not found: {p}")
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DecodeError(f"mask folder {p} holds no PNG/JPG images")
-        return (read_image(f, grey=True) for f in files), len(files)
-    reader = VideoReader(p).open()
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            for frame in reader:
-                yield frame.image.max(axis=2)
-        finally:
-            reader.close()
-
-    return frames(), None
+    masks = MaskSequence(p)
+    return masks, masks.count

@@ -78,25 +78,47 @@ class PerFrameMasks:
         self._masks = iter(masks)
 
     def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
-        read = 0  # masks consumed so far; the next one is mask number `read`
+        read = 0  # masks consumed so far; the next one is mask number `read`, for source frame `read + offset`
+        offset = 0
+        pending = None  # a mask read ahead to find where the sequence starts
         last_index = -1
         first_index = None
         for frame in frames:
             if first_index is None:
                 first_index = frame.index
+                if first_index > 0:
+                    offset, pending = self._start(frame)
             last_index = frame.index
             raw = None
-            while read <= frame.index:
-                try:
-                    raw = next(self._masks)
-                except StopIteration:
-                    total = self.count if self.count is not None else read
-                    raise MaskError(
-                        f"{self.name} has {total} masks but the video has at least {frame.index + 1} frames"
-                    ) from None
+            while read + offset <= frame.index:
+                if pending is not None:
+                    raw, pending = pending, None
+                else:
+                    try:
+                        raw = next(self._masks)
+                    except StopIteration:
+                        total = self.count if self.count is not None else read
+                        raise MaskError(f"{self.name} has {total} masks but the video has at least "
+                                        f"{frame.index + 1} frames") from None
                 read += 1
             _check_size(raw, frame, self.name)
             yield frame, prepare(raw, self.config)
         if first_index == 0 and next(self._masks, None) is not None:  # whole clip: counts must agree exactly
             total = self.count if self.count is not None else f"more than {last_index + 1}"
             raise MaskError(f"{self.name} has {total} masks but the video has {last_index + 1} frames")
+
+    def _start(self, frame: Frame) -> tuple[int, np.ndarray | None]:
+        """(source index of the first mask, that mask if it was read ahead) for a range that starts at ``frame``:
+        masks written by ``streamfill masks`` for the same range start there (a folder lists its frames; a mask
+        video keeps their times), any others at the clip's first frame."""
+        listed = getattr(self._masks, "first_index", None)
+        if listed is not None:
+            return listed, None
+        if not hasattr(self._masks, "first_time"):
+            return 0, None
+        first = next(self._masks, None)
+        t = self._masks.first_time
+        here = float(frame.pts * frame.time_base)
+        if first is not None and t is not None and t > 0 and abs(t - here) < 2e-3:  # Matroska keeps milliseconds
+            return frame.index, first
+        return 0, first
