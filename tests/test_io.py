@@ -392,3 +392,23 @@ def test_a_clip_that_starts_at_5_s_can_be_ranged_from_its_own_times(tmp_path, ca
     assert [float(t) for t, _ in read_frames(out)][:2] == [5.2, 5.24]
     with pytest.raises(InputError, match="run from 5.00 to 7.00 s"):
         api.process(src, tmp_path / "o2.mp4", mask=_mask(tmp_path, 64, 96), start=7.5, config=Config())
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize(("name", "words"), [("out.avi", "cannot keep the frames' timestamps"),
+                                             ("out.gif", "cannot hold")])
+def test_an_avi_or_gif_output_is_refused_before_any_work(tmp_path, chunked, name, words):
+    """H.264 in AVI came out a frame late and out of order (no presentation times in AVI); chunked runs found a
+    .gif or .avi output only when joining (an internal error, and a failed join after all the work)."""
+    from streamfill.distributed import LocalExecutor, process_chunked
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=5)
+    out = tmp_path / name
+    with pytest.raises(OutputError, match=words):
+        if chunked:
+            process_chunked(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), executor=LocalExecutor(Config()),
+                            chunk_seconds=0.1)
+        else:
+            api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())

@@ -390,6 +390,8 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
     out = Path(output)
     if io.is_sequence_path(out):
         raise InputError("chunked runs write a video file (.mp4/.mkv/.mov), not a PNG folder")
+    if not config.io.lossless:
+        io.check_video_suffix(out)
     if config.io.lossless and out.suffix.lower() != ".mkv":
         raise InputError(f"lossless output needs a .mkv name, got {out.name}")
     io.check_output_path(out, inputs=tuple(p for p in (input, mask) if p is not None))

@@ -21,6 +21,7 @@ from streamfill.io.encode import (
     VideoWriter,
     check_image_output,
     check_output_path,
+    check_video_suffix,
     is_sequence_path,
     open_output,
     write_image,
@@ -28,6 +29,7 @@ from streamfill.io.encode import (
 
 __all__ = [
     "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",
-    "VideoWriter", "check_image_output", "check_output_path", "is_image_file", "is_sequence_path", "open_output",
-    "open_video", "picture_format", "read_grey_sequence", "read_image", "write_image",
+    "VideoWriter", "check_image_output", "check_output_path", "check_video_suffix", "is_image_file",
+    "is_sequence_path", "open_output", "open_video", "picture_format", "read_grey_sequence", "read_image",
+    "write_image",
 ]

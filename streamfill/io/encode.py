@@ -40,6 +40,21 @@ def is_sequence_path(path: str | os.PathLike) -> bool:
     return s.endswith(("/", os.sep)) or os.path.isdir(s) or Path(s).suffix == ""
 
 
+def check_video_suffix(path: str | os.PathLike) -> None:
+    """Refuse, before any work, an output file whose container cannot hold what streamfill writes (H.264, or
+    VP9 in .webm) with the frames' timestamps. Raises OutputError."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in NO_VIDEO_SUFFIXES:
+        raise OutputError(f"{path.name}: a {suffix} file cannot hold the H.264 or VP9 video streamfill "
+                          f"writes; use .mp4, .mkv, .mov or .webm")
+    if suffix == ".avi":
+        # AVI stores no presentation times, only a frame rate: H.264 in it came out a frame late, out of order
+        # (B-frames) and at 1/600 s steps (an NTSC rate)
+        raise OutputError(f"{path.name}: an .avi file cannot keep the frames' timestamps; use .mp4, .mkv, .mov "
+                          f"or .webm")
+
+
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Validate an output path before any work starts: writable folder, not one of the inputs."""
     out = Path(path)
@@ -222,9 +237,7 @@ class VideoWriter(_AtomicWriter):
             stream.options = _ffv1_options(info.width, info.height)
         else:
             suffix = self.path.suffix.lower()
-            if suffix in NO_VIDEO_SUFFIXES:
-                raise OutputError(f"{self.path.name}: a {suffix} file cannot hold the H.264 or VP9 video streamfill "
-                                  f"writes; use .mp4, .mkv, .mov or .webm")
+            check_video_suffix(self.path)
             vp9 = suffix in VP9_SUFFIXES
             try:
                 stream = self._out.add_stream("libvpx-vp9" if vp9 else "libx264", rate=rate)
