@@ -412,3 +412,14 @@ def test_an_avi_or_gif_output_is_refused_before_any_work(tmp_path, chunked, name
         else:
             api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
     assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_an_mp4_range_keeps_a_first_frame_time_off_the_millisecond(tmp_path):
+    """A range of a 24000/1001 fps clip into .mp4: the edit list that starts it was written in milliseconds
+    and moved every frame up to 0.5 ms early (0.5005 s became 0.5 s); now in the source's own timescale."""
+    src = tmp_path / "ntsc.mp4"
+    make_video(src, fps=24, time_base=Fraction(1, 240000), vfr_pts=[i * 10010 for i in range(30)], audio=True)
+    out = tmp_path / "out.mp4"
+    api.process(src, out, mask=_mask(tmp_path, 64, 96), start=0.5005, end=1.001, config=Config())
+    times = [t for t, _ in read_frames(out)]
+    assert times == [Fraction(i * 10010, 240000) for i in range(12, 24)]

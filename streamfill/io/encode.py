@@ -217,8 +217,12 @@ class VideoWriter(_AtomicWriter):
         try:
             # Keep source timestamps as they are: FFmpeg would otherwise shift every stream when one starts
             # below zero (AAC priming), moving all video pts.
-            self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix),
-                                options={"avoid_negative_ts": "disabled"})
+            options = {"avoid_negative_ts": "disabled"}
+            if suffix in (".mp4", ".mov", ".m4v") and self.info.time_base.denominator <= 2**31 - 1:
+                # the edit list that starts a range at its first frame's time is in the movie's timescale
+                # (1/1000 s by default): in the source's own, that time stays exact (0.5005 s was 0.5 s)
+                options["movie_timescale"] = str(self.info.time_base.denominator)
+            self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix), options=options)
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise OutputError(f"cannot create {self.path}: {exc}") from None
         try:
