@@ -245,3 +245,15 @@ def test_times_that_are_not_finite_or_zero_chunks_are_refused(capsys, tmp_path, 
     out = tmp_path / "o.mp4"
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, *flags), flags[0].lstrip("-"))
     assert not out.exists()
+
+
+def test_ctrl_c_while_the_commands_load_is_an_interruption(capsys, monkeypatch):
+    """Ctrl-C in the first ~0.3 s (the parser imports every command) printed a KeyboardInterrupt traceback."""
+    import streamfill.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["info", "x.mp4"]) == 130
+    assert capsys.readouterr().err.strip() == "streamfill: interrupted"

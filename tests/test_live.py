@@ -398,3 +398,21 @@ def test_live_box_with_a_frame_number_is_refused(tmp_path: Path):
     with pytest.raises(InputError, match="no @FRAME"):
         api.live(str(tmp_path / "clip.mp4"), box="10,10,20,20@5", record=str(tmp_path / "out.mp4"))
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("scheme", ["udp", "rtp"])
+def test_a_silent_udp_or_rtp_source_fails_after_the_timeout(scheme):
+    """Nothing sending to the address: the open waited for ever (FFmpeg's rw_timeout does not reach these
+    sockets) and Ctrl-C did not end it; now it fails after the source timeout with one line."""
+    import socket
+
+    from streamfill.errors import DecodeError
+    from streamfill.io.live import open_live_reader
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(DecodeError, match="nothing received within 1 s"):
+        open_live_reader(f"{scheme}://127.0.0.1:{port}", timeout=1.0).open()
+    assert time.monotonic() - t0 < 10

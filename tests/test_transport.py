@@ -727,3 +727,22 @@ def test_process_cli_fails_clearly_when_the_mask_plugin_is_silent(tmp_path, caps
     assert "no mask for frame 0 within 0.6 s" in err and ep in err and len(err.strip().splitlines()) == 1
     assert time.monotonic() - t0 < 10
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:0"])
+def test_an_endpoint_port_outside_1_to_65535_is_refused(endpoint):
+    """ZeroMQ took the port modulo 65536: 99999 bound 34463, silently."""
+    from streamfill.transport import parse_spec
+
+    with pytest.raises(InputError, match="1-65535"):
+        parse_spec(f"zmq:{endpoint}", ("rep",))
+    assert parse_spec("zmq:tcp://127.0.0.1:65535", ("rep",)).endpoint.endswith(":65535")
+    assert parse_spec("zmq:tcp://127.0.0.1:*", ("rep",)).endpoint.endswith(":*")
+
+
+def test_eval_masks_refuses_zero_frames(capsys):
+    """--frames 0 silently meant the default 90."""
+    from streamfill.cli import main
+
+    assert main(["eval", "masks", "--case", "tiny", "--seeds", "1", "--frames", "0"]) != 0
+    assert "--frames 0" in capsys.readouterr().err

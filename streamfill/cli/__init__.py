@@ -99,8 +99,12 @@ def _show_notes() -> logging.Handler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # building the parser imports every command (about 0.3 s): Ctrl-C there is an interruption too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("streamfill: interrupted", file=sys.stderr)
+        return 130
     debug = os.environ.get("STREAMFILL_DEBUG") == "1"
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     hangup = signal.signal(signal.SIGHUP, _on_sigterm) if hasattr(signal, "SIGHUP") else None

@@ -60,7 +60,8 @@ def _run_suite(args: argparse.Namespace) -> int:
 
     report = evaluate_suite(tuple(args.case or ()) or None,
                             tuple(range(args.seeds)) if args.seeds is not None else None,
-                            photos=args.photos, held_out=args.held_out, frames=args.frames or 90,
+                            photos=args.photos, held_out=args.held_out,
+                            frames=90 if args.frames is None else args.frames,
                             config=config_from_args(args), progress=progress)
     return _print_report(report, args.json)
 

@@ -99,8 +99,10 @@ class VideoReader:
         options: dict[str, str] | None = None,
         format: str | None = None,
         salvage: bool = False,
+        timeout: float | None = None,
     ) -> None:
         self.path = str(path)
+        self._timeout = timeout  # seconds an open or a read of a network source may wait (None: no limit)
         self.salvage = salvage
         self.notes: list[str] = []
         self._threads = threads
@@ -121,7 +123,10 @@ class VideoReader:
         if not is_url and os.path.isdir(self.path):
             raise InputError(f"input is a folder: {self.path} (for an image sequence pass --fps)")
         try:
-            self._container = av.open(self.path, mode="r", options=self._options, format=self._format)
+            self._container = av.open(self.path, mode="r", options=self._options, format=self._format,
+                                      timeout=self._timeout)
+        except av.ExitError:  # PyAV's own timeout: the only one that also ends a wait on a silent rtp:// address
+            raise DecodeError(f"cannot open {self.path}: nothing received within {self._timeout:g} s") from None
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise DecodeError(f"cannot open {self.path} as video: {getattr(exc, 'strerror', None) or exc}") from None
         streams = [s for s in self._container.streams if s.type == "video"]

@@ -493,7 +493,8 @@ def remux_streams(src) -> tuple[list, list[str]]:
     """The streams of source container ``src`` an output carries over (audio, subtitles), and the others
     (but the video stream that is processed) as "#2 data (why)" for the run's note."""
     keep, skipped = [], []
-    main = src.streams.video[0] if src.streams.video else None
+    videos = [st for st in src.streams.video if not st.disposition & av.stream.Disposition.attached_pic]
+    main = (videos or list(src.streams.video) or [None])[0]  # the one VideoReader processes (not cover art)
     for st in src.streams:
         if st.type in REMUX_TYPES:
             keep.append(st)

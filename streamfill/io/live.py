@@ -78,6 +78,10 @@ def live_options(spec: str, *, size: str | None = None, fps: float | None = None
             opts.update({"rtsp_transport": "tcp", "timeout": us})
         elif scheme == "srt":
             opts.update({"timeout": us})
+        elif scheme in ("udp", "rtp"):
+            # their sockets wait on FFmpeg's "timeout" only: with rw_timeout alone a silent address waited for
+            # ever, and Ctrl-C did not end it
+            opts.update({"timeout": us, "rw_timeout": us})
         else:
             opts.update({"rw_timeout": us})
         if size or fps or input_format:
@@ -95,7 +99,8 @@ def open_live_reader(spec: str, *, size: str | None = None, fps: float | None = 
     fmt, opts = live_options(spec, size=size, fps=fps, input_format=input_format, timeout=timeout, extra=extra)
     if source_kind(spec) == "device" and not os.path.exists(spec):
         raise InputError(f"camera not found: {spec}")
-    return VideoReader(spec, options=opts, format=fmt, threads=threads)
+    wait = timeout if source_kind(spec) == "network" else None
+    return VideoReader(spec, options=opts, format=fmt, threads=threads, timeout=wait)
 
 
 class V4L2Writer:
