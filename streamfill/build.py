@@ -340,6 +340,7 @@ class _Stream:
     held: deque = field(default_factory=deque)
     used: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    size: tuple[int, int] | None = None  # (h, w) of its frames
 
 
 class TemporalFill:
@@ -358,7 +359,8 @@ class TemporalFill:
     header of its own request (``result``: H x W x 3 uint8 RGB, or the exception that failed it: when the
     completion fails, every frame it held fails with this one and the stream starts afresh). A stream
     restarts, dropping what it held unanswered, when a frame's ``index`` does not follow the previous one (a
-    seek, a new clip) or its mode changes. The ``max_streams`` most recently used streams are kept, and
+    seek, a new clip) or its mode changes; when the frame size changes, it first answers what it
+    held. The ``max_streams`` most recently used streams are kept, and
     ``expire`` drops streams idle for ``idle`` seconds (a client that vanished), so at most ``max_streams``
     completions (each ``2 * window + 2`` frames) are held. Thread-safe; one stream is filled by one caller
     at a time.
@@ -404,8 +406,15 @@ class TemporalFill:
         """Feed one ``frame`` message (image H x W x 3 uint8 RGB, not modified; mask H x W uint8, 255 =
         hole); returns the frames completed now as ``[(header, image or exception)]`` (see the class)."""
         key, index = message.stream, message.index
+        flushed = []
+        held = self._streams.get(key)
+        if held is not None and held.size is not None and held.size != image.shape[:2]:
+            # a new frame size (a new clip on the same stream id): the frames held are answered at their own
+            # size first (a look-ahead completion failed every one of them on the mismatch)
+            flushed = self.drain(key)
         state = self._take(key, index, lookahead)
         with state.lock:
+            state.size = image.shape[:2]
             tb = message.time_base or Fraction(1, 1)
             frame = Frame(image=image, pts=message.pts if message.pts is not None else index, time_base=tb,
                           index=index)
@@ -414,8 +423,8 @@ class TemporalFill:
             try:
                 done = state.feeder.push(frame, prepare(mask, self.config.mask))
             except Exception as exc:  # noqa: BLE001 - every held frame fails with it; the stream restarts
-                return self._fail(key, state, exc)
-            return [(state.held.popleft(), out.image) for out in done]
+                return flushed + self._fail(key, state, exc)
+            return flushed + [(state.held.popleft(), out.image) for out in done]
 
     def __call__(self, image, mask, message):
         """Look-back: the filled image of this frame (raises the completion's failure)."""

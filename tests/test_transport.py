@@ -729,7 +729,7 @@ def test_process_cli_fails_clearly_when_the_mask_plugin_is_silent(tmp_path, caps
     assert not (tmp_path / "out.mp4").exists()
 
 
-@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:0"])
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:65536"])
 def test_an_endpoint_port_outside_1_to_65535_is_refused(endpoint):
     """ZeroMQ took the port modulo 65536: 99999 bound 34463, silently."""
     from streamfill.transport import parse_spec

@@ -29,8 +29,8 @@ def check_endpoint(endpoint: str) -> str:
         raise InputError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
     if endpoint.startswith("tcp://"):
         port = endpoint.rsplit(":", 1)[1]
-        # ZeroMQ takes the port modulo 65536 (99999 bound 34463); "*" asks for any free port
-        if port != "*" and not (port.isdigit() and 1 <= int(port) <= 65535):
+        # ZeroMQ takes the port modulo 65536 (99999 bound 34463); "*" or 0 asks for any free port
+        if port != "*" and not (port.isdigit() and int(port) <= 65535):
             raise InputError(f"endpoint {endpoint!r}: the port must be 1-65535 (or * for any free one)")
     return endpoint
 

@@ -142,6 +142,24 @@ def test_a_failure_fails_every_held_frame_then_the_stream_restarts(service, deal
     assert (_recv(dealer).index, _quiet(dealer)) == (5, True)
 
 
+def test_a_new_frame_size_answers_the_held_frames_first(service, dealer):
+    """The same stream id carries a clip of another size (index following on): the frames held were all
+    failed with a numpy broadcast error; now they are answered at their size, then the new clip runs."""
+    svc, fill = service
+    clip = list(_clip())
+    for i, (img, m) in enumerate(clip[:4]):
+        dealer.send_multipart([b""] + _frame(img, m, i, req=i))
+    assert _recv(dealer).index == 0   # frame 3 released frame 0; 1-3 held
+    small, small_mask = clip[4][0][:16, :48].copy(), clip[4][1][:16, :48].copy()
+    dealer.send_multipart([b""] + _frame(small, small_mask, 4, req=4))
+    replies = [_recv(dealer) for _ in range(3)]
+    assert [(r.type, r.index) for r in replies] == [("result", 1), ("result", 2), ("result", 3)]
+    assert all(r.image.shape == clip[0][0].shape for r in replies) and svc.stats.get("fill_failed", 0) == 0
+    dealer.send_multipart([b""] + [P.header_bytes({"v": 1, "type": "bye", "stream": "a", "req": 9})])
+    last = _recv(dealer)
+    assert (last.type, last.index, last.image.shape) == ("result", 4, (16, 48, 3))
+
+
 def test_a_client_that_vanishes_frees_its_stream(service):
     svc, fill = service
     ctx = zmq.Context()
