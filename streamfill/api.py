@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import threading
@@ -28,6 +29,8 @@ from streamfill.masks.track import parse_box
 from streamfill.pipeline.live import LiveEngine, LiveStats, PreviewSink, Retarget, preview_unavailable
 from streamfill.pipeline.run import RunStats, run
 from streamfill.types import Frame
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,7 +141,12 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
                                        frame_count=info_.frame_count if start is None else None)
         io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
         if preview is not None:
-            io.check_output_path(preview, inputs=tuple(p for p in (input, mask, output) if p is not None))
+            if Path(preview).resolve() == Path(output).resolve():
+                raise InputError("--preview and -o name the same file; choose another name for the preview")
+            io.check_output_path(preview, inputs=tuple(p for p in (input, mask) if p is not None))
+        if not io.is_sequence_path(output) and Path(output).suffix.lower() != ".mkv":
+            _log.warning("note: masks in a %s are compressed with loss (their edges blur into grey); .mkv "
+                         "(lossless) or a folder keeps them exact", Path(output).suffix or "file")
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(build.open_sink(output, info_, raw, start=start, end=end))
             view = None
@@ -356,7 +364,7 @@ def _check_box_fits(box: tuple[int, int, int, int], shape: tuple[int, int] | Non
     h, w = shape
     x, y, bw, bh = box
     if x + bw > w or y + bh > h:
-        raise InputError(f"box {x},{y},{bw},{bh} (x,y,w,h) is outside the {w}x{h} frame")
+        raise InputError(f"box {x},{y},{bw},{bh} (x,y,w,h) reaches past the {w}x{h} frame; it must lie inside it")
 
 
 def live(source: str, *, box=None, mask: str | Path | None = None, track: bool = False,

@@ -257,3 +257,31 @@ def test_ctrl_c_while_the_commands_load_is_an_interruption(capsys, monkeypatch):
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["info", "x.mp4"]) == 130
     assert capsys.readouterr().err.strip() == "streamfill: interrupted"
+
+
+@pytest.mark.parametrize("argv", [
+    ("eval", "masks", "--case", "tiny", "--seeds", "1", "--frames", "10", "--json", "{tmp}/no/x.json"),
+    ("bench", "--engine", "telea", "--clip", "{tmp}/nope.mp4"),
+    ("bench", "--engine", "telea", "--no-clip", "--results", "{tmp}/no/r.json"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_measurement(capsys, tmp_path, argv):
+    """They failed only after the whole measurement had run."""
+    import time
+
+    t0 = time.process_time()
+    code, err = run_cli(capsys, *(a.format(tmp=tmp_path) for a in argv))
+    assert_one_line_error(code, err, "no ")
+    assert time.process_time() - t0 < 5
+
+
+def test_masks_preview_on_its_own_output_and_lossy_masks(capsys, tmp_path, clip, caplog):
+    import logging
+
+    src, _ = clip
+    same = tmp_path / "m.mkv"
+    assert_one_line_error(*run_cli(capsys, "masks", src, "--box", "10,10,30,30", "-o", same, "--preview", same),
+                          "--preview and -o name the same file")
+    with caplog.at_level(logging.WARNING):
+        code, _ = run_cli(capsys, "masks", src, "--box", "10,10,30,30", "-o", tmp_path / "m.mp4")
+    assert code == 0
+    assert any("compressed with loss" in r.getMessage() for r in caplog.records)

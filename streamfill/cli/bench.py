@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
 
 
 def _check(args) -> None:
+    from pathlib import Path
+
+    from streamfill.cli.common import check_writable
     from streamfill.errors import InputError
 
     for s in args.size or []:
@@ -59,6 +62,10 @@ def _check(args) -> None:
             raise InputError(f"--batch {b}: must be in [1, 64]")
     if args.runs < 1 or args.warmup < 0 or args.frames < 1:
         raise InputError("--runs and --frames must be at least 1, --warmup at least 0")
+    # found before the measurement, not after it
+    if args.clip is not None and not args.no_clip and not Path(args.clip).is_file():
+        raise InputError(f"--clip {args.clip}: no such file")
+    check_writable(args.results, "--results")
 
 
 def report(args: argparse.Namespace) -> int:

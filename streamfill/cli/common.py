@@ -25,6 +25,19 @@ def seconds(text: str) -> float:
     return value
 
 
+def check_writable(path: str | None, flag: str) -> None:
+    """Refuse, before any work, a file to write (``--json``, ``--results``) whose folder does not exist."""
+    from pathlib import Path
+
+    from streamfill.errors import InputError
+
+    if path is None:
+        return
+    folder = Path(path).parent
+    if Path(path).is_dir() or not folder.is_dir():
+        raise InputError(f"{flag} {path}: " + ("is a folder" if Path(path).is_dir() else f"no folder {folder}"))
+
+
 def add_read_flags(p: argparse.ArgumentParser) -> None:
     """What part of the input to read, shared by `process` and `masks`: --fps, --start, --end, --salvage, -q."""
     p.add_argument("--fps", type=seconds, help="frame rate of an image-sequence input")

@@ -191,8 +191,20 @@ def add_parser(sub) -> None:
     for name, (add_arguments, run_one, text) in EVALUATIONS.items():
         e = evals.add_parser(name, help=text, description=text)
         add_arguments(e)
-        e.set_defaults(func=run_one)
+        e.set_defaults(func=_checked(run_one))
     p.set_defaults(func=run)
+
+
+def _checked(run_one):
+    """``run_one`` after checking that its ``--json`` can be written: before the measurement, not after it."""
+
+    def run_checked(args: argparse.Namespace) -> int:
+        from streamfill.cli.common import check_writable
+
+        check_writable(getattr(args, "json", None), "--json")
+        return run_one(args)
+
+    return run_checked
 
 
 def run(args: argparse.Namespace) -> int:

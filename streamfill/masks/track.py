@@ -231,7 +231,8 @@ class FlowTracker:
             if k.box is not None:
                 x, y, bw, bh = (int(v) for v in k.box)
                 if x < 0 or y < 0 or x + bw > w or y + bh > h:
-                    raise MaskError(f"box {_fmt_box(k.box)} (x,y,w,h) is outside the {w}x{h} frame")
+                    raise MaskError(f"box {_fmt_box(k.box)} (x,y,w,h) reaches past the {w}x{h} frame; it must lie "
+                                    "inside it")
 
     def _key_mask(self, key: Keyframe, frame: Frame, rgb_small: np.ndarray) -> np.ndarray:
         """Full-resolution uint8 0/255 mask of the object at a keyframe."""
