@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if result.record:
         print(f"recorded {result.record}", file=sys.stderr)
+    elif args.record:
+        print(f"note: nothing recorded to {args.record}: no frame came out before the end", file=sys.stderr)
     if result.mask_misses:
         print(f"note: {result.mask_misses} masks came late and the previous one was reused", file=sys.stderr)
     if result.stuck_stages:
