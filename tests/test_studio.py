@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,6 +166,29 @@ def test_nothing_outside_root_is_read_or_listed(client, root, tmp_path, path):
         text = r.json()["error"]
         assert str(tmp_path) not in text and "\n" not in text
     assert client.get("/api/state").json()["clips"] == []
+
+
+def test_unusual_but_valid_names_are_listed_and_opened(client, root):
+    """'~tilde.mp4' and 'a:b.mp4' were listed but refused as absolute paths; a name that is not UTF-8 on disk
+    made the whole folder's listing a 500."""
+    shutil.copy(root / "clip.mp4", root / "~tilde.mp4")
+    shutil.copy(root / "clip.mp4", root / "a:b.mp4")
+    os.close(os.open(os.path.join(os.fsencode(root), b"bad\xffname.mp4"), os.O_CREAT | os.O_WRONLY))
+    r = client.get("/api/files")
+    assert r.status_code == 200, r.text
+    names = [f["name"] for f in r.json()["files"]]
+    assert "~tilde.mp4" in names and "a:b.mp4" in names
+    for name in ("~tilde.mp4", "a:b.mp4"):
+        assert open_clip(client, name)["frames"] == FRAMES
+
+
+def test_json_nested_too_deep_or_of_the_wrong_kind_is_a_400(client):
+    deep = "[" * 100_000 + "]" * 100_000
+    r = client.post("/api/open", content=deep, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    clip = open_clip(client)["id"]
+    r = client.post(f"/api/clips/{clip}/remove", json=[])
+    assert r.status_code == 400 and "JSON object" in r.json()["error"]
 
 
 @pytest.mark.parametrize("raw", ["/api/files?path=..", "/api/files?path=%2e%2e", "/api/files?path=%2E%2E%2F",

@@ -193,7 +193,8 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
     async def remove(request: Request) -> Response:
         clip = studio.clip(request.path_params["clip"])
         body = await _json(request)
-        body = body if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            raise InputError("the request must be a JSON object ({\"engine\": ..., \"temporal\": ...})")
         job = studio.start_remove(clip, str(body.get("engine", studio.config.engine.name)),
                                   str(body.get("temporal", studio.config.temporal.mode)))
         return JSONResponse(job.snapshot())
@@ -271,7 +272,7 @@ async def _json(request: Request):
             raise InputError(f"the request is larger than {MAX_JSON // 1024**2} MB")
     try:
         return json.loads(bytes(body) or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." 100,000 deep
         raise InputError("the request is not valid JSON") from None
 
 

@@ -21,7 +21,8 @@ def resolve(root: Path, relative: str) -> Path:
     ``root``; OutsideRoot otherwise. ``root`` must already be resolved."""
     if not isinstance(relative, str) or "\x00" in relative or "\\" in relative:
         raise OutsideRoot("not a valid path")
-    if relative.startswith(("/", "~")) or (len(relative) > 1 and relative[1] == ":"):
+    # (a name may start with "~" or hold a ":" on this server: nothing expands them; "C:/" and "//" may not)
+    if relative.startswith("/") or (len(relative) > 2 and relative[1] == ":" and relative[2] == "/"):
         raise OutsideRoot("absolute paths are not allowed: give a path inside the studio folder")
     parts = [p for p in relative.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
@@ -53,6 +54,10 @@ def listing(root: Path, relative: str) -> dict:
         raise OutsideRoot(f"cannot list {relative or '/'}: {exc.strerror}") from None
     for entry in entries:
         if entry.name.startswith("."):
+            continue
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:  # not UTF-8 on disk: a page cannot show or ask for it (it broke the listing)
             continue
         try:
             real = Path(os.path.realpath(entry.path, strict=True))
