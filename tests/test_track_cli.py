@@ -194,3 +194,18 @@ def test_eval_masks_suite_is_the_default_and_reports_each_seed(tmp_path, capsys)
                           (["--trajectory", "scale", "--photos", str(tmp_path)], "belong to --suite")):
         code, err = run_cli(capsys, "eval", "masks", "--frames", "3", *argv)
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("target", ["masks.mkv", "masks/"])
+def test_range_masks_inside_a_later_range_align_and_an_earlier_range_is_refused(moving, tmp_path, capsys, target):
+    clip, _, truth = moving
+    box = ",".join(str(v) for v in _box_of(truth[8])) + "@8"
+    out = tmp_path / target
+    assert run_cli(capsys, "masks", clip, "--box", box, "--start", "0.24", "--end", "0.52", "-o", out)[0] == 0
+    later = tmp_path / "later.mp4"
+    code, err = run_cli(capsys, "process", clip, "--mask", out, "--start", "0.32", "--end", "0.52", "-o", later, "-q")
+    assert code == 0, err
+    assert [t for t, _ in read_frames(later)] == [Fraction(i, 25) for i in range(8, 13)]
+    code, err = run_cli(capsys, "process", clip, "--mask", out, "--start", "0.12", "--end", "0.52",
+                        "-o", tmp_path / "earlier.mp4", "-q")
+    assert code == 1 and "starts at" in err and not (tmp_path / "earlier.mp4").exists()

@@ -465,6 +465,7 @@ class MaskSequence:
         p = Path(path)
         self.first_index: int | None = None
         self.first_time: float | None = None
+        self.time: float | None = None  # the last mask's time (a video)
         self.count: int | None = None
         self._reader = None
         if p.is_dir():
@@ -489,8 +490,9 @@ class MaskSequence:
             raise
         if self._reader is None:
             return item
+        self.time = float(item.pts * item.time_base)
         if self.first_time is None:
-            self.first_time = float(item.pts * item.time_base)
+            self.first_time = self.time
         return item.image.max(axis=2)
 
     def close(self) -> None:

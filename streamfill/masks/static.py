@@ -87,7 +87,7 @@ class PerFrameMasks:
             if first_index is None:
                 first_index = frame.index
                 if first_index > 0:
-                    offset, pending = self._start(frame)
+                    offset, pending, read = self._start(frame)
             last_index = frame.index
             raw = None
             while read + offset <= frame.index:
@@ -107,18 +107,26 @@ class PerFrameMasks:
             total = self.count if self.count is not None else f"more than {last_index + 1}"
             raise MaskError(f"{self.name} has {total} masks but the video has {last_index + 1} frames")
 
-    def _start(self, frame: Frame) -> tuple[int, np.ndarray | None]:
-        """(source index of the first mask, that mask if it was read ahead) for a range that starts at ``frame``:
-        masks written by ``streamfill masks`` for the same range start there (a folder lists its frames; a mask
-        video keeps their times), any others at the clip's first frame."""
+    def _start(self, frame: Frame) -> tuple[int, np.ndarray | None, int]:
+        """Where the masks start, for a range whose first frame is ``frame``: (offset, a mask read ahead or
+        None, masks already skipped); mask number ``n`` belongs to source frame ``n + offset``. Masks written by
+        ``streamfill masks`` for a range start there (a folder lists its frames; a mask video keeps their
+        times, and those before the range are skipped); any others start at the clip's first frame."""
         listed = getattr(self._masks, "first_index", None)
         if listed is not None:
-            return listed, None
+            if listed > frame.index:
+                raise MaskError(f"{self.name} starts at frame {listed}, after the first frame read ({frame.index})")
+            return listed, None, 0
         if not hasattr(self._masks, "first_time"):
-            return 0, None
-        first = next(self._masks, None)
-        t = self._masks.first_time
+            return 0, None, 0
         here = float(frame.pts * frame.time_base)
-        if first is not None and t is not None and t > 0 and abs(t - here) < 2e-3:  # Matroska keeps milliseconds
-            return frame.index, first
-        return 0, first
+        first = next(self._masks, None)
+        if first is None or not self._masks.first_time or self._masks.first_time <= 0:
+            return 0, first, 0   # a mask video that starts at 0: one mask per frame from the clip's first
+        skipped = 0
+        while first is not None and self._masks.time < here - 2e-3:   # Matroska keeps milliseconds
+            first, skipped = next(self._masks, None), skipped + 1
+        if first is None or abs(self._masks.time - here) >= 2e-3:
+            raise MaskError(f"{self.name} starts at {self._masks.first_time:.3f} s: no mask for the first frame "
+                            f"read ({here:.3f} s)")
+        return frame.index - skipped, first, skipped
