@@ -190,9 +190,9 @@ def _check_range(info: io.VideoInfo, start: float | None, end: float | None) -> 
     """--start/--end are the frames' own times (pts): a clip cut from a longer one may start at 5 s."""
     if start is not None and end is not None and end <= start:
         raise InputError(f"--end ({end}) must be after --start ({start})")
-    if start is not None and info.duration is not None and start >= info.start_time + info.duration:
-        span = (f"its frames run from {info.start_time:.2f} to {info.start_time + info.duration:.2f} s"
-                if info.start_time else f"{info.duration:.2f} s long")
+    if start is not None and info.end_time is not None and start >= info.end_time:
+        span = (f"its frames run from {info.start_time:.2f} to {info.end_time:.2f} s"
+                if info.start_time else f"{info.end_time:.2f} s long")
         raise InputError(f"--start {start:g} s is at or past the end of the clip ({span})")
 
 
@@ -201,9 +201,9 @@ def _expected_frames(info: io.VideoInfo, start: float | None, end: float | None)
         return None
     if start is None and end is None:
         return info.frame_count
-    if info.fps is None or info.duration is None:
+    if info.fps is None or info.end_time is None:
         return None
-    first, last = info.start_time, info.start_time + info.duration
+    first, last = info.start_time, info.end_time
     a = max(first, start if start is not None else first)
     b = min(end if end is not None else last, last)
     return max(0, math.ceil((b - a) * float(info.fps)))

@@ -423,3 +423,13 @@ def test_an_mp4_range_keeps_a_first_frame_time_off_the_millisecond(tmp_path):
     api.process(src, out, mask=_mask(tmp_path, 64, 96), start=0.5005, end=1.001, config=Config())
     times = [t for t, _ in read_frames(out)]
     assert times == [Fraction(i * 10010, 240000) for i in range(12, 24)]
+
+
+def test_a_matroska_clip_that_starts_late_is_ranged_from_its_own_end(tmp_path):
+    """Matroska's duration is an end time already: start + duration counted the start twice, so --start 9 on
+    a clip of frames 5-6 s was accepted and failed after decoding everything ("no frames to write")."""
+    src = tmp_path / "late.mkv"
+    make_video(src, vfr_pts=[125 + i for i in range(25)])
+    with pytest.raises(InputError, match="run from 5.00 to 6.00 s"):
+        api.process(src, tmp_path / "o.mp4", mask=_mask(tmp_path, 64, 96), start=9, config=Config())
+    assert api.process(src, tmp_path / "o.mp4", mask=_mask(tmp_path, 64, 96), start=5.5, config=Config()).frames == 12

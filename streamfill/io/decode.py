@@ -54,6 +54,7 @@ class VideoInfo:
     frame_count_estimated: bool = False  # frame_count is duration x fps (the container stores no count)
     track_duration: float | None = None  # the video track's own duration (MP4 track, Matroska tag), when stored
     start_time: float = 0.0  # seconds of the first frame's pts (a clip cut from a longer one may start at 5 s)
+    end_time: float | None = None  # seconds where its last frame ends, as the header says
 
     @property
     def has_audio(self) -> bool:
@@ -174,6 +175,7 @@ class VideoReader:
             duration = c.duration / av.time_base
         if track is None:
             track = _tag_seconds(s.metadata.get("DURATION"))  # Matroska's per-track tag (FFmpeg writes it)
+        start = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
         count = s.frames or None
         estimated = False
         if count is None and duration and fps:
@@ -205,7 +207,8 @@ class VideoReader:
             other_streams=tuple(others),
             declared_frames=s.frames or None,
             track_duration=track,
-            start_time=float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0,
+            start_time=start,
+            end_time=_end_time(c, s, start, track),
             frame_count_estimated=estimated,
         )
 
@@ -285,6 +288,20 @@ class VideoReader:
     def _note(self, message: str) -> None:
         self.notes.append(message)
         _log.warning("note: %s", message)
+
+
+def _end_time(c, s, start: float, track: float | None) -> float | None:
+    """Where the video's last frame ends (seconds), from the header: an MP4 track's duration is a length from
+    its first frame; Matroska's per-track tag, and its segment duration, are end times already."""
+    matroska = "matroska" in c.format.name or "webm" in c.format.name
+    if s.duration is not None and s.time_base:
+        return start + float(s.duration * s.time_base)
+    if track is not None:
+        return track if matroska else start + track
+    if c.duration is None:
+        return None
+    duration = c.duration / av.time_base
+    return duration if matroska else start + duration
 
 
 def exact_seconds(value: float) -> Fraction:
