@@ -364,7 +364,7 @@ def _check_box_fits(box: tuple[int, int, int, int], shape: tuple[int, int] | Non
     h, w = shape
     x, y, bw, bh = box
     if x + bw > w or y + bh > h:
-        raise InputError(f"box {x},{y},{bw},{bh} (x,y,w,h) reaches past the {w}x{h} frame; it must lie inside it")
+        raise InputError(f"box {x},{y},{bw},{bh} (x,y,w,h) reaches outside the {w}x{h} frame; it must lie inside it")
 
 
 def live(source: str, *, box=None, mask: str | Path | None = None, track: bool = False,
@@ -413,6 +413,8 @@ def live(source: str, *, box=None, mask: str | Path | None = None, track: bool =
         raise InputError("give at least one output: --record, --publish, --sink, --v4l2-out or --preview")
     if record is not None:
         io.check_output_path(record, inputs=(source,))
+        if not config.io.lossless and not io.is_sequence_path(record):
+            io.check_video_suffix(record)  # at once, not when the first frame reaches the recorder
     if stats_json is not None:
         io.check_output_path(stats_json, inputs=(source,))
     if v4l2_out is not None and not Path(v4l2_out).exists():

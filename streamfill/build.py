@@ -408,7 +408,8 @@ class TemporalFill:
         key, index = message.stream, message.index
         flushed = []
         held = self._streams.get(key)
-        if held is not None and held.size is not None and held.size != image.shape[:2]:
+        if (held is not None and held.size is not None and held.size != image.shape[:2]
+                and held.lookahead == lookahead and held.next_index == index):
             # a new frame size (a new clip on the same stream id): the frames held are answered at their own
             # size first (a look-ahead completion failed every one of them on the mismatch)
             flushed = self.drain(key)

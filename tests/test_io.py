@@ -433,3 +433,28 @@ def test_a_matroska_clip_that_starts_late_is_ranged_from_its_own_end(tmp_path):
     with pytest.raises(InputError, match="run from 5.00 to 6.00 s"):
         api.process(src, tmp_path / "o.mp4", mask=_mask(tmp_path, 64, 96), start=9, config=Config())
     assert api.process(src, tmp_path / "o.mp4", mask=_mask(tmp_path, 64, 96), start=5.5, config=Config()).frames == 12
+
+
+def test_mp4_range_keeps_the_audio_start_of_a_coarse_time_base_source(tmp_path):
+    """A movie timescale of the video's time base alone (1/25 for an AVI) snapped the audio's edit list to
+    40 ms steps; it divides the audio rate too."""
+    import av
+
+    src = tmp_path / "in.avi"
+    make_video(src, frames=40, codec="mpeg4", audio=True)
+    out = tmp_path / "out.mp4"
+    api.process(src, out, mask=_mask(tmp_path, 64, 96), start=0.513, config=Config())
+
+    def audio_start(path):
+        with av.open(str(path)) as c:
+            return min(float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.pts is not None
+                       and float(p.pts * p.time_base) >= 0.513)
+
+    assert abs(audio_start(out) - audio_start(src)) < 1e-3
+
+
+def test_live_refuses_an_avi_recording_at_once(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=5)
+    with pytest.raises(OutputError, match="cannot keep the frames' timestamps"):
+        api.live(str(src), box="10,10,20,20", record=tmp_path / "rec.avi", config=Config())

@@ -158,3 +158,16 @@ def test_image_says_what_the_output_cannot_keep(tmp_path, caplog):
                      "-o", str(tmp_path / "out.png")]) == 0
     notes = [r.getMessage() for r in caplog.records if "8-bit RGB" in r.getMessage()]
     assert len(notes) == 1 and "has transparency and is 16-bit" in notes[0]
+
+
+def test_a_boolean_mask_that_marks_something_is_not_called_empty(tmp_path, caplog):
+    """A bool array (API callers) has brightest value 1: it was said to mark nothing, yet it was filled."""
+    from streamfill.masks import StaticMask
+    from streamfill.types import Frame
+
+    mask = np.zeros((H, W), bool)
+    mask[BOX] = True
+    frames = [Frame(np.zeros((H, W, 3), np.uint8), 0, 1, 0)]
+    with caplog.at_level(logging.WARNING):
+        (_, prepared), = StaticMask(mask, name="bool-mask").pair(frames)
+    assert prepared.any() and not [r for r in caplog.records if "nothing is removed" in r.getMessage()]

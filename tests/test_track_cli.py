@@ -110,7 +110,7 @@ def test_box_and_motion_masks(moving, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--box", "180,10,50,50"], "reaches past the 192x144 frame"),
+    (["--box", "180,10,50,50"], "reaches outside the 192x144 frame"),
     (["--box", "1,2,3"], "x,y,w,h"),
     (["--mask", "{mask}", "--mask-frame", "99"], "beyond the clip"),
     (["--mask", "{mask}", "--mask-frame", "-1"], "--mask-frame"),

@@ -126,8 +126,9 @@ class VideoReader:
         try:
             self._container = av.open(self.path, mode="r", options=self._options, format=self._format,
                                       timeout=self._timeout)
-        except av.ExitError:  # PyAV's own timeout: the only one that also ends a wait on a silent rtp:// address
-            raise DecodeError(f"cannot open {self.path}: nothing received within {self._timeout:g} s") from None
+        except av.ExitError as exc:  # PyAV's own timeout: the only one that ends a wait on a silent rtp:// address
+            waited = f"nothing received within {self._timeout:g} s" if self._timeout else str(exc)
+            raise DecodeError(f"cannot open {self.path}: {waited}") from None
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise DecodeError(f"cannot open {self.path} as video: {getattr(exc, 'strerror', None) or exc}") from None
         streams = [s for s in self._container.streams if s.type == "video"]

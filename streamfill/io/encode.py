@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -38,6 +39,20 @@ def is_sequence_path(path: str | os.PathLike) -> bool:
     """A path names a PNG-sequence output when it ends with a separator, is a folder, or has no suffix."""
     s = str(path)
     return s.endswith(("/", os.sep)) or os.path.isdir(s) or Path(s).suffix == ""
+
+
+def _movie_timescale(info: VideoInfo) -> int:
+    """A movie timescale in which the video's and the audio's first times are exact: the least common multiple
+    of the video time base's, the audio sample rates' and milliseconds' (FFmpeg's default), or the largest
+    part of it that fits in 31 bits."""
+    rates = [int(r) for st in info.other_streams if st.type == "audio"
+             for r in re.findall(r"(\d+) Hz", st.detail)]
+    for parts in ([info.time_base.denominator, *rates, 1000], [info.time_base.denominator, 1000],
+                  [info.time_base.denominator]):
+        scale = math.lcm(*parts)
+        if scale <= 2**31 - 1:
+            return scale
+    return 1000
 
 
 def check_video_suffix(path: str | os.PathLike) -> None:
@@ -218,10 +233,10 @@ class VideoWriter(_AtomicWriter):
             # Keep source timestamps as they are: FFmpeg would otherwise shift every stream when one starts
             # below zero (AAC priming), moving all video pts.
             options = {"avoid_negative_ts": "disabled"}
-            if suffix in (".mp4", ".mov", ".m4v") and self.info.time_base.denominator <= 2**31 - 1:
-                # the edit list that starts a range at its first frame's time is in the movie's timescale
-                # (1/1000 s by default): in the source's own, that time stays exact (0.5005 s was 0.5 s)
-                options["movie_timescale"] = str(self.info.time_base.denominator)
+            if suffix in (".mp4", ".mov", ".m4v"):
+                # the edit lists that start a range at its first frame's time are in the movie's timescale
+                # (1/1000 s by default, 0.5005 s became 0.5 s): one that divides the video's and the audio's
+                options["movie_timescale"] = str(_movie_timescale(self.info))
             self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix), options=options)
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise OutputError(f"cannot create {self.path}: {exc}") from None
@@ -277,8 +292,7 @@ class VideoWriter(_AtomicWriter):
         self._passthrough = Passthrough(self._out)
         keep, skipped = remux_streams(src)
         self.skipped_streams.extend(skipped)
-        for st in keep:
-            self._passthrough.add(st)
+        self._passthrough.add_all(keep)
         if keep:
             self._src_packets = src.demux(*keep)
         else:
@@ -393,9 +407,19 @@ class Passthrough:
         self._map: dict[int, object] = {}  # source stream index -> output stream
         self._transcode: dict[int, str] = {}  # source stream index -> encoder
 
-    def add(self, st) -> None:
-        """Add source stream ``st``; OutputError when it cannot go in."""
-        reason = _trial(self.out.format.name, lambda out: _template_with_packets(out, st))
+    def add_all(self, streams) -> None:
+        """Add the source streams ``streams`` (of one file); their first packets for the trials are read in one
+        pass over the file's start."""
+        firsts = _first_packets(streams[0].container.name, [st.index for st in streams]) if streams else {}
+        for st in streams:
+            self.add(st, firsts.get(st.index, []))
+
+    def add(self, st, first_packets: list | None = None) -> None:
+        """Add source stream ``st`` (``first_packets``: its first packets, read here when not given);
+        OutputError when it cannot go in."""
+        if first_packets is None:
+            first_packets = _first_packets(st.container.name, [st.index]).get(st.index, [])
+        reason = _trial(self.out.format.name, lambda out: _with_packets(out, st, first_packets))
         if reason is None:
             self._map[st.index] = self.out.add_stream_from_template(st)
             return
@@ -458,19 +482,25 @@ def _trial(fmt: str, setup) -> str | None:
         return str(exc).split("; last error log")[0]
 
 
-def _template_with_packets(out, st) -> list:
-    """Add a copy of source stream ``st`` to ``out``; returns its first packets (from the file, opened again),
-    re-labelled for ``out``."""
-    copy = out.add_stream_from_template(st)
-    packets = []
-    with av.open(st.container.name, mode="r") as src:
-        # all streams, so that a sparse one (subtitles) does not read the whole file: TRIAL_READ packets at most
+def _first_packets(path: str, indices: list[int]) -> dict[int, list]:
+    """The first ``Passthrough.TRIAL_PACKETS`` packets of each stream ``indices`` of file ``path``, from one
+    pass over at most ``TRIAL_READ`` packets (a sparse stream, subtitles, does not make it read the file)."""
+    found: dict[int, list] = {i: [] for i in indices}
+    with av.open(path, mode="r") as src:
         for n, packet in enumerate(src.demux()):
-            if n >= Passthrough.TRIAL_READ or len(packets) >= Passthrough.TRIAL_PACKETS:
+            if n >= Passthrough.TRIAL_READ or all(len(p) >= Passthrough.TRIAL_PACKETS for p in found.values()):
                 break
-            if packet.stream_index == st.index and packet.dts is not None:
-                packet.stream = copy
-                packets.append(packet)
+            got = found.get(packet.stream_index)
+            if got is not None and packet.dts is not None and len(got) < Passthrough.TRIAL_PACKETS:
+                got.append(packet)
+    return found
+
+
+def _with_packets(out, st, packets: list) -> list:
+    """Add a copy of source stream ``st`` to ``out``; returns ``packets`` (its first ones) re-labelled for it."""
+    copy = out.add_stream_from_template(st)
+    for packet in packets:
+        packet.stream = copy
     return packets
 
 
@@ -481,7 +511,8 @@ def _encoder(out, codec: str, rate: int, layout: str):
 
 
 def _encoder_rate(codec: str, rate: int) -> int:
-    """The source's sample rate where the encoder takes it, else 48 kHz (Opus: always)."""
+    """The source's sample rate where the encoder takes it (AAC: 8-96 kHz; Opus: 8, 12, 16, 24, 48 kHz), else
+    48 kHz."""
     try:
         rates = av.Codec(codec, "w").audio_rates
     except (av.FFmpegError, ValueError):
@@ -499,7 +530,9 @@ def remux_streams(src) -> tuple[list, list[str]]:
         if st.type in REMUX_TYPES:
             keep.append(st)
         elif st.type == "video" and st is not main:
-            skipped.append(f"#{st.index} video (only the first video stream is processed)")
+            cover = st.disposition & av.stream.Disposition.attached_pic
+            skipped.append(f"#{st.index} " + ("cover picture" if cover else
+                                              "video (only the first video stream is processed)"))
         elif st.type != "video":
             skipped.append(f"#{st.index} {st.type} (not audio or subtitles)")
     return keep, skipped

@@ -267,9 +267,8 @@ def _remux_source(stack, out, remux_from, result: JoinResult):
     passthrough = Passthrough(out)
     keep, skipped = remux_streams(src)
     result.skipped_streams.extend(skipped)
-    for st in keep:
-        passthrough.add(st)
-        result.copied_streams.append(f"#{st.index} {st.type}")
+    passthrough.add_all(keep)
+    result.copied_streams.extend(f"#{st.index} {st.type}" for st in keep)
     if not keep:
         return None, None
 

@@ -58,7 +58,7 @@ class StaticMask:
     def pair(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Mask]]:
         for i, frame in enumerate(frames):
             _check_size(self.mask, frame, self.name)
-            if i == 0:  # once the size is known to fit (a wrong size is the one thing to say then)
+            if i == 0 and not self.mask.any():  # once the size fits (a wrong size is the one thing to say then)
                 note_if_empty(self._brightest, self._threshold, self.name)
             yield frame, self.mask
 

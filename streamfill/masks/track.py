@@ -231,7 +231,7 @@ class FlowTracker:
             if k.box is not None:
                 x, y, bw, bh = (int(v) for v in k.box)
                 if x < 0 or y < 0 or x + bw > w or y + bh > h:
-                    raise MaskError(f"box {_fmt_box(k.box)} (x,y,w,h) reaches past the {w}x{h} frame; it must lie "
+                    raise MaskError(f"box {_fmt_box(k.box)} (x,y,w,h) reaches outside the {w}x{h} frame; it must lie "
                                     "inside it")
 
     def _key_mask(self, key: Keyframe, frame: Frame, rgb_small: np.ndarray) -> np.ndarray:
