@@ -288,6 +288,26 @@ def test_bad_keyframes_get_one_clear_message(client, item, message):
     assert "nothing to track" in r.json()["error"]
 
 
+def test_a_box_dragged_past_the_edge_keeps_only_its_part_inside(studio, client):
+    """x and y were clamped to 0 but the width kept: a box -60,-60,70,70 became 0,0,70,70 (it grew)."""
+    clip = studio.clip(open_clip(client)["id"])
+    (key,) = studio.keyframes(clip, [{"index": 0, "box": [-60, -60, 70, 70]}])
+    assert key.box == (0, 0, 10, 10)
+    (key,) = studio.keyframes(clip, [{"index": 0, "box": [-10**20, -10**20, 10**21, 10**21]}])
+    assert key.box == (0, 0, W, H)
+
+
+def test_two_keyframes_on_one_frame_and_unknown_ids(client):
+    """Two keyframes for one frame were accepted and failed later, in the job; unknown ids were a 400."""
+    clip = open_clip(client)
+    keys = [{"index": 3, "box": [1, 1, 20, 20]}, {"index": 3, "box": [2, 2, 20, 20]}]
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": keys})
+    assert r.status_code == 400 and "two keyframes for frame 3" in r.json()["error"]
+    assert client.get("/api/clips/nope/frames/0").status_code == 404
+    assert client.get("/api/jobs/nope").status_code == 404
+
+
+
 def test_track_then_remove_then_download(client, studio, tmp_path):
     clip = open_clip(client)
     keys = [{"index": 0, "mask": png_data_url(disc_mask(0, W, H))}, {"index": 8, "box": [60, 30, 50, 40]}]
@@ -616,3 +636,17 @@ def test_proxies_are_built_at_low_priority_while_the_user_drags(tmp_path):
             if builder is not None:
                 builder.close()
             scrubber.close()
+
+
+def test_exact_requests_at_once_on_a_fresh_clip_all_get_a_frame(tmp_path):
+    """Eight exact frame requests at once on a freshly opened long-GOP clip: each newer one takes the decoder,
+    and the older ones, finding no preview yet, failed at once with "could not be decoded in 60 s"."""
+    import concurrent.futures
+
+    path = make_object_clip(tmp_path / "c.mp4", frames=60, width=64, height=48, x264=LONG_GOP)
+    with scrubber_for(path) as scrubber:
+        wanted = [59, 55, 50, 45, 40, 35, 30, 26]
+        with concurrent.futures.ThreadPoolExecutor(len(wanted)) as pool:
+            answers = list(pool.map(lambda i: scrubber.request(i, exact=True, timeout=20), wanted))
+    assert all(data and 0 <= index < 60 for data, index, _ in answers)
+    assert any(exact and index == want for (_, index, exact), want in zip(answers, wanted, strict=True))

@@ -213,7 +213,8 @@ class FrameSeeker:
                 return self._decode_to(index, stop, on_frame, skip)
             except av.FFmpegError as exc:
                 self._decoder = None
-                raise DecodeError(f"cannot decode frame {index} of {self.path}: {exc}") from None
+                reason = getattr(exc, "strerror", None) or exc  # not FFmpeg's errno, nor the server's path
+                raise DecodeError(f"cannot decode frame {index} of {os.path.basename(self.path)}: {reason}") from None
 
     def _decode_to(self, index, stop, on_frame, skip) -> Decoded | None:
         target = self.pts[index]

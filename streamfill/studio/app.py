@@ -229,7 +229,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
 
     async def on_streamfill_error(request: Request, exc: StreamfillError) -> Response:
         status = 400
-        if isinstance(exc, paths.OutsideRoot):
+        if isinstance(exc, paths.NotFound):
             status = 404
         elif isinstance(exc, UploadTooLarge):
             status = 413

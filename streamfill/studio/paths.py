@@ -12,7 +12,11 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpe
                   ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m")
 
 
-class OutsideRoot(InputError):
+class NotFound(InputError):
+    """Something the request names is not there (HTTP 404)."""
+
+
+class OutsideRoot(NotFound):
     """A path that is not inside the studio's root (or names something that is not there)."""
 
 

@@ -127,9 +127,11 @@ class Scrubber:
                     return data, index, True
                 if self._failed is not None and self._failed[0] == gen:
                     raise self._failed[1]
-            if not exact:
-                self._cond.wait_for(lambda: self._closed or self.nearest(index) is not None
-                                    or (self._failed is not None and self._failed[0] == gen), timeout)
+            # a drag, or an exact request a newer one took the decoder from: the nearest preview, once there is
+            # one (with several exact requests at once on a fresh clip, all but the last found none yet and
+            # failed at once with "could not be decoded in 60 s")
+            self._cond.wait_for(lambda: self._closed or self.nearest(index) is not None
+                                or (self._failed is not None and self._failed[0] == gen), timeout)
             near = self.nearest(index)
             if near is None:
                 if self._failed is not None:

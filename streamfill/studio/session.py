@@ -31,6 +31,7 @@ from streamfill.config import ENGINES, TEMPORAL_MODES, Config, merge
 from streamfill.errors import DecodeError, InputError, MaskError, StreamfillError
 from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_png, fit, preview_jpeg
 from streamfill.masks.track import Keyframe
+from streamfill.studio import paths
 from streamfill.studio.scrub import ProxyBuilder, Scrubber
 from streamfill.studio.weak import spans, weak_frames
 
@@ -257,7 +258,7 @@ class Studio:
         try:
             return self.clips[clip_id]
         except KeyError:
-            raise InputError("unknown clip (the server was restarted?): open it again") from None
+            raise paths.NotFound("unknown clip (the server was restarted?): open it again") from None
 
     def upload_path(self, name: str) -> Path:
         """A fresh place for an uploaded file (its name kept, made safe)."""
@@ -289,17 +290,22 @@ class Studio:
             raise InputError(f"too many keyframes ({len(items)}; at most {self.limits.max_keyframes})")
         w, h = clip.info.width, clip.info.height
         keys = []
+        seen = set()
         for item in items:
             index = item.get("index") if isinstance(item, dict) else None
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < clip.seeker.count:
                 raise InputError(f"keyframe at frame {index!r}: not a frame of this clip")
+            if index in seen:
+                raise InputError(f"two keyframes for frame {index}: keep one")
+            seen.add(index)
             if item.get("box") is not None:
                 box = item["box"]
                 if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
                     raise InputError(f"keyframe {index}: the box must be four whole numbers x, y, w, h")
                 x, y, bw, bh = box
-                x, y = max(0, x), max(0, y)
-                bw, bh = min(bw, w - x), min(bh, h - y)
+                # the part inside the frame (a box dragged past the left edge kept its width: it grew)
+                x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
+                x, y, bw, bh = x0, y0, x1 - x0, y1 - y0
                 if bw < 2 or bh < 2:
                     raise InputError(f"keyframe {index}: the box is empty or outside the frame")
                 keys.append(Keyframe(index=index, box=(x, y, bw, bh)))
@@ -340,7 +346,7 @@ class Studio:
         try:
             return self.jobs[job_id]
         except KeyError:
-            raise InputError("unknown job (the server was restarted?)") from None
+            raise paths.NotFound("unknown job (the server was restarted?)") from None
 
     def cancel(self, job: Job) -> None:
         job.cancel.set()
