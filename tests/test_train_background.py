@@ -158,3 +158,22 @@ def test_export_reruns_the_heldout_evaluation_into_the_card(tmp_path, photos):
     assert main(["train", "export", str(run), "-o", str(out), "--heldout", str(tmp_path / "none")]) != 0
     assert out.read_bytes() == before
     assert main(["train", "export", str(run), "-o", str(out), "--heldout-results", str(res)]) != 0
+
+
+def test_a_run_without_latest_pt_resumes_from_its_newest_step_and_a_damaged_record_is_named(tmp_path, photos,
+                                                                                             capsys):
+    """latest.pt lost: a new run (with or without --resume) started at step 0 and overwrote the numbered
+    checkpoints; a damaged run.json was an internal error."""
+    run = tmp_path / "run"
+    base = ["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet"]
+    assert main([*base, "--steps", "50", "--minutes", "0.000001"]) == 0
+    (run / "checkpoints" / "latest.pt").unlink()
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == ["step_0000001.pt"]
+    assert main([*base, "--steps", "2"]) != 0
+    assert "already holds checkpoints" in capsys.readouterr().err
+    assert main([*base, "--steps", "2", "--resume"]) == 0
+    assert read_checkpoint(run)["step"] == 2
+    (run / "run.json").write_text("garbage")
+    assert main([*base, "--steps", "3", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "run.json is damaged" in err and "Traceback" not in err

@@ -21,8 +21,28 @@ from streamfill.train.loop import Trainer, read_checkpoint
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    path = Path(run_dir) / "checkpoints" / "latest.pt"
-    return path if path.is_file() else None
+    """``checkpoints/latest.pt``, else the newest numbered ``step_*.pt`` (latest.pt lost or deleted: a new
+    run there would overwrite them), else None."""
+    folder = Path(run_dir) / "checkpoints"
+    path = folder / "latest.pt"
+    if path.is_file():
+        return path
+    numbered = sorted(folder.glob("step_*.pt")) if folder.is_dir() else []
+    return numbered[-1] if numbered else None
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A run's ``run.json`` (empty when there is none); InputError naming the file when it is damaged."""
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path} is damaged ({exc}); restore it or remove it to use the checkpoint's "
+                         "config") from None
+    if not isinstance(record, dict) or ("config" in record and not isinstance(record["config"], dict)):
+        raise InputError(f"{path} is damaged (not a run record)")
+    return record
 
 
 def prepare_run(
@@ -41,12 +61,10 @@ def prepare_run(
     run_dir = Path(run_dir)
     ckpt = latest_checkpoint(run_dir)
     record_path = run_dir / "run.json"
-    record: dict[str, Any] = {}
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
+    record = _read_record(record_path)
     if ckpt is not None and not resume:
         raise InputError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose a new --out")
-    if config_path is not None or not record:
+    if config_path is not None or "config" not in record:
         cfg = load_train_config(config_path, overrides)
     else:
         base = train_config_from_dict(record["config"]).to_dict()
@@ -76,6 +94,7 @@ def resolved_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The config a run was last started with (from ``run.json``, else from its latest checkpoint)."""
     run_dir = Path(run_dir)
     record_path = run_dir / "run.json"
-    if record_path.is_file():
-        return train_config_from_dict(json.loads(record_path.read_text())["config"])
+    record = _read_record(record_path)
+    if "config" in record:
+        return train_config_from_dict(record["config"])
     return train_config_from_dict(read_checkpoint(run_dir)["config"])
