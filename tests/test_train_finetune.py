@@ -64,3 +64,16 @@ def test_known_pixels_do_change_the_weights():
         img[mask == 0] = 255 - img[mask == 0]
     tuned2 = finetune(_tiny_generator(), iter(frames2), cfg).state_dict()
     assert any(not torch.equal(tuned[k], tuned2[k]) for k in tuned)
+
+
+def test_a_mask_over_the_whole_frame_is_refused():
+    """Nothing outside the mask to learn from: it ran with L1 0.0000 and wrote the weights unchanged."""
+    from streamfill.errors import InputError
+    from streamfill.train.finetune import collect_frames
+
+    image = np.full((32, 48, 3), 100, np.uint8)
+    with pytest.raises(InputError, match="cover"):
+        collect_frames([(image, np.full((32, 48), 255, np.uint8))] * 3, FinetuneConfig())
+    part = np.zeros((32, 48), np.uint8)
+    part[8:20, 10:30] = 255
+    assert len(collect_frames([(image, part)] * 3, FinetuneConfig())) == 3

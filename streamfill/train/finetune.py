@@ -83,6 +83,11 @@ def collect_frames(pairs: Iterable[tuple[np.ndarray, np.ndarray]], cfg: Finetune
                 keep[j] = blank_holes(image, mask, cfg.margin)
     if not keep:
         raise InputError("the clip has no frames to fine-tune on")
+    known = sum(int((~hole).sum()) for _, hole in keep)
+    if known < 0.05 * sum(hole.size for _, hole in keep):
+        # (a mask over the whole frame trained on nothing: L1 0.0000 at every step, the weights unchanged)
+        raise InputError("the masks cover (almost) the whole frame: fine-tuning learns from the pixels outside "
+                         "them, and there are none")
     return keep
 
 
