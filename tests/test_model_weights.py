@@ -188,3 +188,18 @@ def test_shipped_weights_load_with_their_architecture_and_card():
     assert refined.isfinite().all() and refined.abs().max() <= 1
     card = (path.parent / "MODEL_CARD.md").read_text()
     assert "Telea" in card and "prefill pushpull" in card
+
+
+def test_weights_import_refuses_nan_weights_a_wrong_suffix_and_a_missing_folder(tmp_path, capsys):
+    """A checkpoint full of NaN imported with exit 0 (process refused it later); into a missing folder the
+    import was an internal error; any suffix was taken."""
+    state = make(ModelConfig(cnum=8)).state_dict()
+    official = streamfill_to_official({k: torch.full_like(v, float("nan")) for k, v in state.items()})
+    torch.save(official, tmp_path / "nan.pth")
+    assert main(["weights", "import", str(tmp_path / "nan.pth"), str(tmp_path / "n.safetensors")]) == 1
+    assert "inf or NaN" in capsys.readouterr().err and not (tmp_path / "n.safetensors").exists()
+    torch.save(streamfill_to_official(state), tmp_path / "ok.pth")
+    for dst, words in ((tmp_path / "no" / "x.safetensors", "no folder"), (tmp_path / "x.txt", ".safetensors")):
+        assert main(["weights", "import", str(tmp_path / "ok.pth"), str(dst)]) == 1
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1

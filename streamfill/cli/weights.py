@@ -42,6 +42,10 @@ def run_import(args: argparse.Namespace) -> int:
         raise InputError(f"{dst} exists (use --force to overwrite)")
     if dst.resolve() == src.resolve():
         raise InputError("DST must differ from SRC")
+    if dst.suffix.lower() != ".safetensors":
+        raise InputError(f"{dst}: the weights are written as .safetensors; name it so")
+    if not dst.parent.is_dir():
+        raise InputError(f"{dst}: no folder {dst.parent}")
     config = import_official(
         src, dst, bgr_to_rgb=not args.keep_bgr, attention_fuse=not args.no_fuse,
         attention_downsampling=args.attention_downsampling,

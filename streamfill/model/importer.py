@@ -26,7 +26,7 @@ import torch
 from streamfill.config import ModelConfig
 from streamfill.errors import ConfigError, WeightsError
 from streamfill.model.generator import BRANCHES, Generator
-from streamfill.model.weights import check_state_dict, save_generator
+from streamfill.model.weights import load_state_into, save_generator
 
 _BRANCH_OF = {row[0]: branch for branch, rows in BRANCHES.items() for row in rows}
 IMAGE_INPUT_LAYERS = ("coarse.conv1", "conv_branch.xconv1", "attention_encoder.pmconv1")
@@ -136,8 +136,7 @@ def import_official(
     config = infer_official_config(official, **config_overrides)
     state = official_to_streamfill(official, bgr_to_rgb=bgr_to_rgb)
     generator = Generator(config)
-    check_state_dict(generator, state, source=str(src))
-    generator.load_state_dict(state)
+    load_state_into(generator, state, source=str(src))   # shapes, dtypes, and no inf/NaN (it imported a NaN file)
     provenance = {
         "source": Path(src).name,
         "converted_from": "TF-named PyTorch conversion of the official DeepFill v2 checkpoint",
