@@ -285,3 +285,16 @@ def test_masks_preview_on_its_own_output_and_lossy_masks(capsys, tmp_path, clip,
         code, _ = run_cli(capsys, "masks", src, "--box", "10,10,30,30", "-o", tmp_path / "m.mp4")
     assert code == 0
     assert any("compressed with loss" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (("info", "x.mp4", "--fps", "nan"), "--fps"),
+    (("live", "--source", "x.mp4", "--fps", "inf", "--box", "1,1,4,4", "--record", "r.mp4"), "--fps"),
+    (("finetune", "x.mp4", "--mask", "m.png", "-o", "x.safetensors", "--device", "tpu"), "--device"),
+    (("image", "x.png", "--mask", "m.png", "-o", "o.png", "--device", "tpu"), "--device"),
+])
+def test_rates_and_devices_that_cannot_be_are_usage_errors(capsys, argv, words):
+    """--fps nan/inf and --device tpu were internal errors (ValueError, OverflowError, torch's RuntimeError)."""
+    code, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(code, err, words)

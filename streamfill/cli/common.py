@@ -38,6 +38,15 @@ def check_writable(path: str | None, flag: str) -> None:
         raise InputError(f"{flag} {path}: " + ("is a folder" if Path(path).is_dir() else f"no folder {folder}"))
 
 
+def torch_device(text: str) -> str:
+    """argparse type of a --device for one torch model: cpu, cuda or cuda:N."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use cpu, cuda or cuda:N")
+    return text
+
+
 def add_read_flags(p: argparse.ArgumentParser) -> None:
     """What part of the input to read, shared by `process` and `masks`: --fps, --start, --end, --salvage, -q."""
     p.add_argument("--fps", type=seconds, help="frame rate of an image-sequence input")

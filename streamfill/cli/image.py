@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from streamfill.cli.common import torch_device
+
 _log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ def add_parser(sub) -> None:
                    help="safety margin: grow the mask by PX pixels (default: [mask] dilate, 4, as in process)")
     p.add_argument("--feather", type=int, metavar="PX",
                    help="soften the paste over PX pixels inside the safety margin (default: [mask] feather, 3)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--device", default="cpu", type=torch_device, help="torch device (cpu, cuda, cuda:N)")
     p.add_argument("--config", metavar="TOML",
                    help="streamfill config ([crop] working sizes, [mask] dilate and feather)")
     p.set_defaults(func=run)

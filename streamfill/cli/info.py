@@ -6,12 +6,13 @@ import argparse
 import json
 
 from streamfill import api
+from streamfill.cli.common import seconds
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("info", help="show streams, codec, size, fps, frames, duration and audio of a video")
     p.add_argument("input", help="video file, URL, or folder of images (with --fps)")
-    p.add_argument("--fps", type=float, help="frame rate of an image-sequence input")
+    p.add_argument("--fps", type=seconds, help="frame rate of an image-sequence input")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 

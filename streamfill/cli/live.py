@@ -8,7 +8,7 @@ import sys
 import threading
 
 from streamfill import api
-from streamfill.cli.common import add_config_flag, add_fill_flags, config_from_args
+from streamfill.cli.common import add_config_flag, add_fill_flags, config_from_args, seconds
 from streamfill.config import merge
 from streamfill.errors import InputError
 
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
                           "video file (use --realtime to play it at its frame rate, like a camera; without it "
                           "most frames of a file are dropped, as a slow camera's would be: process keeps every frame)")
     src.add_argument("--size", metavar="WxH", help="camera capture size, e.g. 640x480")
-    src.add_argument("--fps", type=float, help="camera frame rate")
+    src.add_argument("--fps", type=seconds, help="camera frame rate")
     src.add_argument("--input-format", metavar="FMT", help="camera pixel/compression format, e.g. mjpeg or yuyv422")
     src.add_argument("--av-option", action="append", default=[], metavar="KEY=VALUE",
                      help="extra FFmpeg input option (repeatable), e.g. rtsp_transport=udp")
