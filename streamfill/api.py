@@ -275,10 +275,12 @@ def demo(out_dir: str | Path, *, config: Config | None = None, progress: Progres
     the clean original (and of the occluded input there, for reference)."""
     config = config or Config()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out} is a file; the demo writes three videos into a folder")
+    completion = build.make_completion(config)   # (an engine that cannot load leaves no folder behind)
     out.mkdir(parents=True, exist_ok=True)
     clip = demo_clip()
     occluder = MovingOccluder(seed=7)
-    completion = build.make_completion(config)
     suffix = ".mkv" if config.io.lossless else ".mp4"  # lossless output is FFV1, which needs MKV
     paths = {k: out / f"demo_{k}{suffix}" for k in ("input", "output", "side_by_side")}
     for p in paths.values():

@@ -298,3 +298,10 @@ def test_rates_and_devices_that_cannot_be_are_usage_errors(capsys, argv, words):
     code, err = run_cli(capsys, *argv)
     assert code == 2
     assert_one_line_error(code, err, words)
+
+
+def test_demo_into_a_file_is_refused_in_one_line(capsys, tmp_path):
+    """It said "FileExistsError: [Errno 17] File exists"."""
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert_one_line_error(*run_cli(capsys, "demo", "-o", target), "is a file")

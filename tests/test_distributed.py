@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 from chunk_media import make_two_shot_clip
-from media import write_png
+from media import make_video, write_png
 
 from streamfill import api
 from streamfill.config import load_config
@@ -426,3 +426,19 @@ def test_ray_node_removed_mid_job(cluster, tmp_path):
     else:
         assert "\n" not in str(outcome["error"])
         assert not (tmp_path / "out.mkv").exists()
+
+
+def test_batch_refuses_a_folder_or_a_clip_given_twice_before_making_the_out_dir(tmp_path):
+    from streamfill.config import Config
+    from streamfill.errors import InputError
+
+    src = tmp_path / "a.mp4"
+    make_video(src, frames=3)
+    (tmp_path / "frames").mkdir()
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="is a folder"):
+        chunks_mod.batch_jobs([str(src), str(tmp_path / "frames")], out, mask=None, config=Config())
+    with pytest.raises(InputError, match="given twice"):
+        chunks_mod.batch_jobs([str(src), str(src)], out, mask=None, config=Config())
+    assert not out.exists()
+    assert len(chunks_mod.batch_jobs([str(src)], out, mask=None, config=Config())) == 1 and out.is_dir()

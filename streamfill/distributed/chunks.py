@@ -495,19 +495,27 @@ def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, conf
         raise InputError("give at least one input clip")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out-dir {out} is a file")
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise InputError(f"--out-dir {out} is not writable")
     jobs, seen = [], {}
     for src in inputs:
         p = Path(src)
+        if p.is_dir():
+            raise InputError(f"{src} is a folder: batch takes video files (an image sequence: process --fps)")
         suffix = ".mkv" if config.io.lossless else (p.suffix.lower() if p.suffix.lower() in (".mp4", ".mov", ".mkv")
                                                       else ".mp4")
         target = out / f"{p.stem}{suffix}"
         if target in seen:
-            raise InputError(f"{src} and {seen[target]} would both be written to {target}; rename one")
+            same = Path(absolute(src)) == Path(absolute(seen[target]))
+            raise InputError(f"{src} is given twice" if same else
+                             f"{src} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = src
         jobs.append(ClipJob(absolute(src), absolute(target), absolute(mask), mask_options, label=str(src)))
+    # made once every input is known to be fine (a refused batch left an empty --out-dir behind)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out-dir {out}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"--out-dir {out} is not writable")
     return jobs
 
 
