@@ -746,3 +746,25 @@ def test_eval_masks_refuses_zero_frames(capsys):
 
     assert main(["eval", "masks", "--case", "tiny", "--seeds", "1", "--frames", "0"]) != 0
     assert "--frames 0" in capsys.readouterr().err
+
+
+def test_keys_that_cannot_all_be_written_leave_none_behind(tmp_path, monkeypatch):
+    """The authorized/ copy failed after the four key files were written: a rerun then said "already holds
+    keys" and the set could not be completed without --force."""
+    import shutil
+
+    from streamfill.errors import OutputError
+    from streamfill.transport import keys
+
+    if not keys.curve_available():
+        pytest.skip("libzmq without CURVE")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(shutil, "copyfile", refuse)
+    with pytest.raises(OutputError, match="cannot write keys"):
+        keys.generate_keys(tmp_path / "k")
+    assert not list((tmp_path / "k").glob("*.key*"))
+    monkeypatch.undo()
+    assert keys.generate_keys(tmp_path / "k")["server_public"].is_file()

@@ -44,13 +44,20 @@ def generate_keys(directory: str | Path, *, overwrite: bool = False) -> dict[str
     if not overwrite and any((directory / n).exists() for n in names):
         raise OutputError(f"{directory} already holds keys; remove them or pass --force (overwrite=True from "
                           "Python) to replace them")
+    written: list[Path] = []
     try:
         (directory / "authorized").mkdir(parents=True, exist_ok=True)
+        for folder in (directory, directory / "authorized"):
+            if not os.access(folder, os.W_OK):  # before any key is written: no half a set
+                raise PermissionError(f"{folder} is not writable")
         for name in ("server", "client"):
-            _, secret = zmq.auth.create_certificates(directory, name)
+            public, secret = zmq.auth.create_certificates(directory, name)
+            written += [Path(public), Path(secret)]
             os.chmod(secret, 0o600)
         shutil.copyfile(directory / "client.key", directory / "authorized" / "client.key")
     except OSError as exc:
+        for path in written:  # a set that stopped half-way would block the next run ("already holds keys")
+            path.unlink(missing_ok=True)
         raise OutputError(f"cannot write keys to {directory}: {exc}") from None
     return {
         "server_public": directory / "server.key", "server_secret": directory / "server.key_secret",
