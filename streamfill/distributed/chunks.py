@@ -36,6 +36,7 @@ import dataclasses
 import math
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -519,6 +520,17 @@ def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, conf
     return jobs
 
 
+def _quiet_on_signals() -> None:
+    """In a batch worker process: Ctrl-C or SIGTERM (they reach the whole process group) end it as SystemExit,
+    which runs its clean-up (the partial output is removed) and prints no traceback; the parent says
+    "interrupted"."""
+    def stop(signum, frame):
+        raise SystemExit(130)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int = 1,
                     on_result: Callable[[ClipResult], None] | None = None,
                     progress: Callable[[int, int | None], None] | None = None) -> list[ClipResult]:
@@ -545,7 +557,7 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
         mo = job.mask_options
         return job if mo is None else dataclasses.replace(job, mask_options=dataclasses.replace(mo, on_warning=None))
 
-    with ProcessPoolExecutor(max_workers=jobs_parallel) as pool:
+    with ProcessPoolExecutor(max_workers=jobs_parallel, initializer=_quiet_on_signals) as pool:
         futures = {pool.submit(process_clip, portable(job), config): job for job in jobs}
         from concurrent.futures import as_completed
 
