@@ -305,3 +305,15 @@ def test_demo_into_a_file_is_refused_in_one_line(capsys, tmp_path):
     target = tmp_path / "taken"
     target.write_text("x")
     assert_one_line_error(*run_cli(capsys, "demo", "-o", target), "is a file")
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (("compile", "--engine", "onnx", "--max-batch", "0"), "--max-batch 0"),
+    (("finetune", "{src}", "--mask", "{mask}", "-o", "{tmp}/x.safetensors", "--steps", "0"), "--steps 0"),
+    (("batch", "{src}", "--out-dir", "{tmp}/o", "--mask", "{mask}", "--workers", "2"), "--ray"),
+])
+def test_arguments_that_were_silently_ignored_are_refused(capsys, tmp_path, clip, argv, words):
+    src, mask = clip
+    argv = [a.format(src=src, mask=mask, tmp=tmp_path) for a in argv]
+    assert_one_line_error(*run_cli(capsys, *argv), words)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "x.safetensors").exists()

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: must be 1 or more")
+    if not args.ray and (args.workers is not None or args.gpus_per_worker is not None):
+        raise InputError("--workers and --gpus-per-worker are for Ray (--ray ADDRESS); on this machine use --jobs N")
     if not args.quiet:
         print_engine_note(config)
     jobs = batch_jobs(args.inputs, args.out_dir, mask=args.mask, config=config, mask_options=mask_options(args))

@@ -32,10 +32,13 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from streamfill import build
     from streamfill.config import merge
+    from streamfill.errors import InputError
 
     config = config_from_args(args)
     spec = build.read_engine_spec(args.spec) if args.spec else {}
     engine = args.engine or spec.get("engine") or "auto"
+    if args.max_batch is not None and args.max_batch < 1:
+        raise InputError(f"--max-batch {args.max_batch}: must be 1 or more")  # (0 meant the default)
     values = {"max_batch": args.max_batch or spec.get("max_batch"), "cache_dir": args.cache_dir,
               "precision": args.precision or spec.get("precision")}
     config = merge(config, {"engine": values})

@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.video).exists():
         raise InputError(f"video not found: {args.video}")
+    if args.steps < 1:
+        raise InputError(f"--steps {args.steps}: must be 1 or more (0 wrote a copy of the weights)")
     if not str(args.output).endswith(".safetensors"):
         raise InputError(f"{args.output}: the output must end in .safetensors")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
