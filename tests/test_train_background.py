@@ -177,3 +177,31 @@ def test_a_run_without_latest_pt_resumes_from_its_newest_step_and_a_damaged_reco
     assert main([*base, "--steps", "3", "--resume"]) == 1
     err = capsys.readouterr().err
     assert "run.json is damaged" in err and "Traceback" not in err
+
+
+def test_resuming_to_a_step_already_reached_says_so(tmp_path, photos, capsys):
+    """--steps 1 on a run at step 1 said "from step 1 to 1" and exited 0 having done nothing."""
+    run = tmp_path / "run"
+    base = ["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet"]
+    assert main([*base, "--steps", "50", "--minutes", "0.000001"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--steps", "1", "--resume"]) == 1
+    assert "at step 1 already" in capsys.readouterr().err
+
+
+def test_export_card_says_only_what_the_run_did(tmp_path, photos, capsys):
+    """The card called the run's own photos "never used in training", its validation crops "held out" when
+    none were, listed a fixed set of licences whatever the data, and --sources that did not exist was ignored."""
+    run = tmp_path / "run"
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet",
+                 "--steps", "50", "--minutes", "0.000001"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "w.safetensors"
+    assert main(["train", "export", str(run), "-o", str(out), "--heldout", str(photos)]) == 1
+    assert "the run trained on" in capsys.readouterr().err
+    assert main(["train", "export", str(run), "-o", str(out), "--sources", str(tmp_path / "nope.md")]) == 1
+    assert "--sources" in capsys.readouterr().err and not out.exists()
+    assert main(["train", "export", str(run), "-o", str(out)]) == 0
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "GPL-2+" not in card and "No SOURCES file was given" in card and "default" not in card.splitlines()[0]
+    assert "held out of training" not in card or "held none out" in card

@@ -148,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
                            "ckpt_minutes": args.ckpt_minutes}}
     trainer = prepare_run(args.out, config_path=args.config, data_paths=args.data, resume=args.resume,
                           overrides=overrides)
+    if trainer.state.step >= trainer.cfg.train.steps:
+        raise InputError(f"{args.out} is at step {trainer.state.step} already: --steps N is the step to train to "
+                         f"(more than {trainer.state.step})")
     progress = TrainProgress(quiet=args.quiet)
     if not args.quiet:
         d = trainer.data
@@ -185,7 +188,10 @@ def run_export(args: argparse.Namespace) -> int:
     from streamfill.train.export import export_run
 
     heldout = None
+    if args.sources is not None and not Path(args.sources).is_file():
+        raise InputError(f"--sources {args.sources}: no such file")
     if args.heldout:
+        _check_not_trained_on(args.run_dir, args.heldout)
         names = args.heldout_method or list(HELDOUT_DEFAULT)
         _check_eval_args(names, args.heldout_max_side, 1, args.heldout_seeds)
         photos = _load_heldout(args.heldout, args.heldout_max_side)
@@ -204,6 +210,28 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"wrote {result.weights} ({result.weights.stat().st_size / 1e6:.1f} MB, step {result.step}) "
           f"and {result.card}")
     return 0
+
+
+def _check_not_trained_on(run_dir: str, heldout: list[str]) -> None:
+    """Refuse held-out photos that the run trained on (its run.json lists its data): the card would call
+    them "never used in training"."""
+    import json
+
+    from streamfill.errors import InputError
+
+    record = Path(run_dir) / "run.json"
+    if not record.is_file():
+        return
+    try:
+        data = [Path(p).resolve() for p in json.loads(record.read_text()).get("data", [])]
+    except (ValueError, OSError, AttributeError):
+        return
+    for photo in heldout:
+        p = Path(photo).resolve()
+        for d in data:
+            if p == d or d in p.parents or p in d.parents:
+                raise InputError(f"--heldout {photo}: the run trained on {d}; held-out photos must come from "
+                                 "elsewhere")
 
 
 def run_masks(args: argparse.Namespace) -> int:

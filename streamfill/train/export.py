@@ -31,6 +31,15 @@ class ExportResult:
     step: int
 
 
+def held_out_count(run_dir: Path | None) -> int | None:
+    """How many items the run held out for validation (``run.json``), None when it does not say."""
+    record = run_dir / "run.json" if run_dir is not None else None
+    try:
+        return int(json.loads(record.read_text())["val_items"]) if record is not None and record.is_file() else None
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+
+
 def summarise_sources(path: str | os.PathLike) -> list[tuple[str, str, int]]:
     """(package, licence, count) rows from a SOURCES.md whose file table has the columns
     ``| file | source package | original path | license | ... |`` (the training photos' format)."""
@@ -81,9 +90,10 @@ def model_card(
 ) -> str:
     """The model card text (Markdown) for an exported checkpoint."""
     step = int(state["step"])
+    held_out_items = held_out_count(run_dir) != 0
     last = state.get("extra", {}).get("last_val") or (history[-1] if history else {})
     lines = [
-        "# streamfill default inpainting weights — model card",
+        "# streamfill inpainting weights — model card",
         "",
         f"`{weights_name}`: DeepFill v2 generator (gated convolutions, contextual attention) with a sketch "
         f"guidance channel, trained from scratch by streamfill's own trainer (`streamfill train`"
@@ -123,8 +133,10 @@ def model_card(
     if last:
         lines += [
             f"At step {last.get('step', step)}, {cfg.data.val_samples} fixed validation crops of "
-            f"{cfg.data.crop} px with free-form holes, from photos/frames held out of training (every method "
-            "sees the crop with the hole blanked):",
+            f"{cfg.data.crop} px with free-form holes, "
+            + ("from photos/frames held out of training" if held_out_items
+               else "from the training photos themselves (this run held none out: `val_fraction` 0)")
+            + " (every method sees the crop with the hole blanked):",
             "",
             "| method | L1 | L2 | PSNR (dB) |",
             "|---|---:|---:|---:|",
@@ -152,6 +164,7 @@ def model_card(
     lines += ["## Data and licences", ""]
     lines.append("Training data paths: " + ", ".join(f"`{Path(p).name}`" for p in data_paths) + ".")
     lines.append("")
+    rows = []
     if sources is not None and Path(sources).is_file():
         rows = summarise_sources(sources)
         total = sum(n for _, _, n in rows)
@@ -164,11 +177,13 @@ def model_card(
         key = Path(v).stem.lower()
         if key in KNOWN_VIDEO_LICENCES:
             lines.append(f"Video frames: `{Path(v).name}` — {KNOWN_VIDEO_LICENCES[key]}.")
+    licences = sorted({lic for _, lic, _ in rows}) if rows else []
     lines += [
         "",
-        "The photos' licences include GPL-2+, Apache-2.0 AND BSD-3-Clause, CC0, CC-BY-2.0 and public domain "
-        "(see the table). Whether trained weights are a derivative of their training images is unsettled; "
-        "the attribution above is given in any case.",
+        (f"The photos' licences: {', '.join(licences)} (see the table). " if licences else
+         "No SOURCES file was given (`train export --sources`): the photos' licences are not listed here. ")
+        + "Whether trained weights are a derivative of their training images is unsettled; the attribution "
+        "above is given in any case.",
         "",
         "## Continue training",
         "",

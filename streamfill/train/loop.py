@@ -392,7 +392,10 @@ class Trainer:
             self.generator.load_state_dict(state["generator"])
             self.discriminator.load_state_dict(state["discriminator"])
         except RuntimeError as exc:
-            raise WeightsError(f"checkpoint does not match the model of this config: {exc}") from None
+            # torch lists every mismatched tensor (a 14 KB line for another width): the first two say enough
+            detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3] if line.strip())
+            raise WeightsError(f"checkpoint does not match the model of this config (another [model] width or "
+                               f"option?): {detail[:300]}") from None
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         o = self.cfg.optim  # the current config's learning rates and betas win over the saved ones
