@@ -99,6 +99,7 @@ def test_cache_builds_once_then_reuses(tmp_path, caplog):
     sidecar = json.loads(cache.paths(key(), ".onnx")[1].read_text())
     assert sidecar["key"] == key().as_dict() and sidecar["size"] == len(b"engine-bytes")
     assert not list(tmp_path.rglob("*.partial*"))
+    assert first.path.stat().st_mode & 0o777 == 0o644  # readable by others sharing the cache (mkstemp: 0600)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "sidecar", "stale", "no-sidecar"])

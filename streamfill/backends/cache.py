@@ -176,6 +176,7 @@ class EngineCache:
             build(tmp)
             meta = {"format": SIDECAR_FORMAT, "key": key.as_dict(), "sha256": file_sha256(tmp),
                     "size": tmp.stat().st_size}
+            os.chmod(tmp, 0o644)  # mkstemp makes it 0600: a cache shared through STREAMFILL_CACHE must be readable
             os.replace(tmp, artefact)
             tmp_side = sidecar.with_suffix(".json.partial")
             tmp_side.write_text(json.dumps(meta, indent=1, sort_keys=True))

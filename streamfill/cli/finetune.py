@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -73,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         last[0] = now
         rate = event["step"] / max(now - t0, 1e-9)
         eta = (event["total"] - event["step"]) / rate if rate > 0 else 0
-        end = "\n" if event["step"] == event["total"] else ""
-        print(f"\rstep {event['step']}/{event['total']} {rate:.2f} it/s ETA {eta:.0f} s L1 {event['l1']:.4f}",
-              end=end, file=sys.stderr, flush=True)
+        tty = sys.stderr.isatty()  # in a log file each line ends (a carriage return ran them together)
+        end = "\n" if event["step"] == event["total"] or not tty else ""
+        print(f"{chr(13) if tty else ''}step {event['step']}/{event['total']} {rate:.2f} it/s ETA {eta:.0f} s "
+              f"L1 {event['l1']:.4f}", end=end, file=sys.stderr, flush=True)
 
     with open_video(args.video) as reader:
         pairs = ((frame.image, mask) for frame, mask in source.pair(reader))
@@ -83,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     provenance = dict(read_metadata(base)["provenance"])
     provenance["finetuned"] = {"from": base.name, "clip": Path(args.video).name, "steps": cfg.steps,
                                "batch": cfg.batch, "crop": cfg.crop, "lr": cfg.lr}
+    provenance["trainer"] = "streamfill finetune (from " + str(provenance.get("trainer", base.name)) + ")"
+    provenance["licence_note"] = f"fine-tuned by streamfill from {base.name} on {Path(args.video).name}"
     save_generator(generator.cpu(), args.output, metadata=provenance, dtype=torch.float16)
+    os.chmod(args.output, 0o644)  # like train export: a weights file others (a shared cache, a service) read
     print(f"wrote {args.output} (use: streamfill process ... --weights {args.output})")
     return 0
