@@ -76,8 +76,9 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(data["path"])
-    for key in ("format", "model_config", "parameters", "dtypes"):
-        print(f"  {key:<13}{data[key]}")
-    for key, value in data["provenance"].items():
-        print(f"  {key:<13}{value}")
+    rows = [(key, data[key]) for key in ("format", "model_config", "parameters", "dtypes")]
+    rows += list(data["provenance"].items())
+    width = max(len(key) for key, _ in rows) + 2  # ("colour_order_converted" ran into its value)
+    for key, value in rows:
+        print(f"  {key:<{width}}{value}")
     return 0
