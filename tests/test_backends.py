@@ -451,3 +451,35 @@ def test_compile_command_for_eager_torch(tmp_path, capsys):
     code = main(["compile", "--engine", "torch", "--weights", str(weights), "--device", "cpu", "--size", "64",
                  "--cache-dir", str(tmp_path / "cache")])
     assert code == 0 and "nothing to build" in capsys.readouterr().out
+
+
+def test_compile_engine_says_what_it_builds_before_it_builds_it(tmp_path, monkeypatch, caplog):
+    """`--engine compile` on a CPU compiled every size x batch for minutes in silence, then said "rebuild
+    requested". The note now comes first, says why, and comes once. (warmup is stubbed: no compile here.)"""
+    from streamfill.backends import compile as C
+    from streamfill.backends.cache import EngineCache
+    from streamfill.backends.neural import BackendOptions
+    from streamfill.config import ModelConfig
+    from streamfill.model import Generator
+
+    order = []
+    monkeypatch.setattr(C.CompiledInpainter, "warmup", lambda self, *a, **k: order.append("warmup"))
+    monkeypatch.setattr(C.torch.compiler, "save_cache_artifacts", lambda: (b"x", None))
+    generator = Generator(ModelConfig(cnum=8)).eval()
+    options = BackendOptions(sizes=(256, 384), max_batch=2)
+
+
+    class Record(logging.Handler):
+        def emit(self, record):
+            order.append(record.getMessage())
+
+    handler = Record(logging.INFO)
+    logger = logging.getLogger("streamfill")
+    logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="streamfill"):
+            C.load_compiled(generator, options, EngineCache(tmp_path))
+    finally:
+        logger.removeHandler(handler)
+    assert order[0].startswith("compiling the generator") and "2 picture size(s) x 2 batch size(s)" in order[0]
+    assert "not built yet" in order[0] and order[1] == "warmup" and len(order) == 2

@@ -140,7 +140,7 @@ class EngineCache:
                 p.unlink()
 
     def get_or_build(self, key: EngineKey, suffix: str, build: Callable[[Path], None],
-                     rebuild: bool = False) -> CacheEntry:
+                     rebuild: bool = False, announce: bool = True) -> CacheEntry:
         """The valid artefact for ``key``, building it with ``build(tmp_path)`` when absent, stale or corrupt
         (or when ``rebuild``). ``build`` writes the artefact to the path it is given; it is moved into place
         atomically and its sidecar written afterwards, so an interrupted build leaves no valid entry."""
@@ -156,9 +156,10 @@ class EngineCache:
             if problem is None:  # another process built it while we waited for the lock
                 return CacheEntry(artefact, key, built=False)
             # exports take tens of seconds each: say so (the CLI shows streamfill's INFO records on stderr)
-            _log.info("building the %s engine for bucket %s (%s): once for these weights, then cached "
-                      "(`streamfill compile` builds ahead)", key.backend, key.bucket,
-                      "not built yet" if problem == "not built" else problem)
+            if announce:  # (False: the caller said so already, before its own slow part)
+                _log.info("building the %s engine for bucket %s (%s): once for these weights, then cached "
+                          "(`streamfill compile` builds ahead)", key.backend, key.bucket,
+                          "not built yet" if problem == "not built" else problem)
             self._build(key, suffix, build)
         return CacheEntry(artefact, key, built=True, reason=None if problem == "not built" else problem)
 

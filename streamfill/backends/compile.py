@@ -11,6 +11,7 @@ On CUDA the mode is ``"reduce-overhead"`` (CUDA graphs). Inductor's artefacts ar
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from streamfill.backends.neural import (
     weights_digest,
 )
 from streamfill.errors import EngineError
+
+_log = logging.getLogger(__name__)
 
 
 class CompiledInpainter:
@@ -143,6 +146,12 @@ def load_compiled(generator: nn.Module, options: BackendOptions, cache: EngineCa
                 torch.compiler.load_cache_artifacts(blob)
             except Exception:  # noqa: BLE001 - a bad artefact means: compile from scratch and rewrite it
                 problem = "saved compile artefacts rejected by torch"
+    if problem is not None:
+        # said before the slow part (it was said after it, as "rebuild requested"): on a CPU each picture size
+        # x batch size takes 10-40 s to compile
+        _log.info("compiling the generator with torch.compile for %d picture size(s) x %d batch size(s) (%s): "
+                  "minutes on a CPU, once for these weights, then cached (`streamfill compile` builds ahead)",
+                  len(inpainter.sizes), len(inpainter.buckets), "not built yet" if problem == "not built" else problem)
     inpainter.warmup()
     entries = []
     if problem is not None:
@@ -151,5 +160,5 @@ def load_compiled(generator: nn.Module, options: BackendOptions, cache: EngineCa
             saved = torch.compiler.save_cache_artifacts()
             path.write_bytes(saved[0] if saved else b"")
 
-        entries.append(cache.get_or_build(key, ".bin", save, rebuild=True))
+        entries.append(cache.get_or_build(key, ".bin", save, rebuild=True, announce=False))
     return inpainter, entries
