@@ -1,7 +1,8 @@
 """Video and image I/O through PyAV (the only place ``av`` is imported).
 
-Readers yield ``Frame`` (H x W x 3 uint8 RGB, source pts/time_base); writers keep every pts, copy audio
-unchanged and publish the output under its final name only when complete.
+Readers yield ``Frame`` (H x W x 3 uint8 RGB, source pts/time_base); writers keep every pts, carry the
+audio over (``remux``: copied, or encoded again where the container cannot hold it) and publish the output
+under its final name only when complete.
 """
 
 from streamfill.io.decode import (

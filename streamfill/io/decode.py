@@ -32,6 +32,7 @@ class StreamInfo:
     type: str
     codec: str
     detail: str
+    sample_rate: int | None = None  # audio
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,10 @@ class VideoReader:
             raise DecodeError(f"cannot open {self.path}: {waited}") from None
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise DecodeError(f"cannot open {self.path} as video: {getattr(exc, 'strerror', None) or exc}") from None
-        streams = [s for s in self._container.streams if s.type == "video"]
-        # Skip attached pictures (cover art), which are "video" streams holding one still image.
-        streams = [s for s in streams if not (s.disposition & av.stream.Disposition.attached_pic)] or streams
-        if not streams:
+        self._stream = main_video_stream(self._container)
+        if self._stream is None:
             self.close()
             raise DecodeError(f"{self.path} has no video stream")
-        self._stream = streams[0]
         if self._stream.codec_context is None or self._stream.codec_context.name is None:
             self.close()
             raise DecodeError(f"{self.path}: video codec not supported")
@@ -187,10 +185,11 @@ class VideoReader:
             if st.index == s.index:
                 continue
             name = st.codec_context.name if st.codec_context is not None else "?"
-            detail = ""
+            detail, rate = "", None
             if st.type == "audio":
-                detail = f"{st.codec_context.sample_rate} Hz, {st.codec_context.layout.name}"
-            others.append(StreamInfo(index=st.index, type=st.type, codec=str(name), detail=detail))
+                rate = st.codec_context.sample_rate
+                detail = f"{rate} Hz, {st.codec_context.layout.name}"
+            others.append(StreamInfo(index=st.index, type=st.type, codec=str(name), detail=detail, sample_rate=rate))
         if w <= 0 or h <= 0:
             raise DecodeError(f"{self.path}: video stream has no valid size ({w}x{h})")
         return VideoInfo(
@@ -289,6 +288,14 @@ class VideoReader:
     def _note(self, message: str) -> None:
         self.notes.append(message)
         _log.warning("note: %s", message)
+
+
+def main_video_stream(container):
+    """The video stream streamfill processes: the first one that is not an attached picture (cover art, a
+    "video" stream holding one still image), else the first; None when there is none."""
+    videos = list(container.streams.video)
+    moving = [s for s in videos if not s.disposition & av.stream.Disposition.attached_pic]
+    return (moving or videos or [None])[0]
 
 
 def _end_time(c, s, start: float, track: float | None) -> float | None:

@@ -19,7 +19,8 @@ import av
 
 from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader, _rotate
-from streamfill.io.encode import Passthrough, _format_for, remux_streams
+from streamfill.io.encode import _format_for
+from streamfill.io.remux import Passthrough, remux_streams
 from streamfill.types import Frame
 
 
