@@ -53,9 +53,9 @@ class VideoInfo:
     other_streams: tuple[StreamInfo, ...] = ()
     declared_frames: int | None = None  # the container's own frame count, when it stores one
     frame_count_estimated: bool = False  # frame_count is duration x fps (the container stores no count)
-    track_duration: float | None = None  # the video track's own duration (MP4 track, Matroska tag), when stored
     start_time: float = 0.0  # seconds of the first frame's pts (a clip cut from a longer one may start at 5 s)
     end_time: float | None = None  # seconds where its last frame ends, as the header says
+    end_from_track: bool = False  # end_time comes from the video track's own duration, not the container's
 
     @property
     def has_audio(self) -> bool:
@@ -206,9 +206,9 @@ class VideoReader:
             pix_fmt=str(cc.format.name) if cc.format else "?",
             other_streams=tuple(others),
             declared_frames=s.frames or None,
-            track_duration=track,
             start_time=start,
             end_time=_end_time(c, s, start, track),
+            end_from_track=track is not None,
             frame_count_estimated=estimated,
         )
 
@@ -224,7 +224,7 @@ class VideoReader:
         # No seeking: frames before ``start`` are decoded and skipped, so that every frame keeps its source
         # index (per-frame masks are matched by it) whatever the container's keyframe layout.
         index = -1
-        first_pts = last_pts = None
+        last_pts = None
         rotation = self.info.rotation
         damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
         try:
@@ -236,8 +236,6 @@ class VideoReader:
                         pts = 0 if last_pts is None else last_pts + step
                     index += 1
                     last_pts = pts
-                    if first_pts is None:
-                        first_pts = pts
                     if start_pts is not None and pts < start_pts:
                         continue
                     if end_pts is not None and pts >= end_pts:
@@ -266,14 +264,12 @@ class VideoReader:
             # the video track's own duration is checked within 1.5 frames (its last frame's length is a guess);
             # without one, the container's, which covers every stream (audio often runs on): within 0.5 s
             end, frame = float(last_pts * tb), float(1 / self.info.fps)
-            if self.info.track_duration:
-                # an MP4 track's duration is a length (its edit list may start it before 0), Matroska's tag the
-                # end time (a clip may start at 10 s): whichever the frames read reach
-                duration, reached, margin = self.info.track_duration, max(end, float((last_pts - first_pts) * tb)), 1.5
+            if self.info.end_from_track:
+                said, margin = self.info.end_time, 1.5
             else:
-                duration, reached, margin = self.info.duration, end, max(3.0, 0.5 / frame)
-            if duration and duration - reached - frame > margin * frame:
-                short = f"the header says {duration:.2f} s but the video ends at {end:.2f} s"
+                said, margin = self.info.duration, max(3.0, 0.5 / frame)
+            if said and said - end - frame > margin * frame:
+                short = f"the header says {said:.2f} s but the video ends at {end:.2f} s"
         if short and damaged:
             if not self.salvage:
                 raise DecodeError(f"{self.path} is truncated or corrupt: {short}, in a damaged packet; "
