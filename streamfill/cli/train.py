@@ -215,17 +215,10 @@ def run_export(args: argparse.Namespace) -> int:
 def _check_not_trained_on(run_dir: str, heldout: list[str]) -> None:
     """Refuse held-out photos that the run trained on (its run.json lists its data): the card would call
     them "never used in training"."""
-    import json
-
     from streamfill.errors import InputError
+    from streamfill.train.run import run_record
 
-    record = Path(run_dir) / "run.json"
-    if not record.is_file():
-        return
-    try:
-        data = [Path(p).resolve() for p in json.loads(record.read_text()).get("data", [])]
-    except (ValueError, OSError, AttributeError):
-        return
+    data = [Path(p).resolve() for p in run_record(run_dir).get("data", [])]
     for photo in heldout:
         p = Path(photo).resolve()
         for d in data:

@@ -18,6 +18,7 @@ import torch
 from streamfill.errors import InputError
 from streamfill.train.config import TrainConfig
 from streamfill.train.loop import checkpoint_config, model_config, read_checkpoint
+from streamfill.train.run import run_record
 
 KNOWN_VIDEO_LICENCES = {
     "bigbuckbunny": "Big Buck Bunny, (c) Blender Foundation (peach.blender.org), CC BY 3.0",
@@ -29,15 +30,6 @@ class ExportResult:
     weights: Path
     card: Path
     step: int
-
-
-def held_out_count(run_dir: Path | None) -> int | None:
-    """How many items the run held out for validation (``run.json``), None when it does not say."""
-    record = run_dir / "run.json" if run_dir is not None else None
-    try:
-        return int(json.loads(record.read_text())["val_items"]) if record is not None and record.is_file() else None
-    except (ValueError, KeyError, TypeError, OSError):
-        return None
 
 
 def summarise_sources(path: str | os.PathLike) -> list[tuple[str, str, int]]:
@@ -87,10 +79,11 @@ def model_card(
     history: list[dict[str, Any]],
     run_dir: Path | None = None,
     heldout: str | None = None,
+    held_out_items: int | None = None,
 ) -> str:
-    """The model card text (Markdown) for an exported checkpoint."""
+    """The model card text (Markdown) for an exported checkpoint. ``held_out_items``: how many items the run
+    held out for validation (None: unknown)."""
     step = int(state["step"])
-    held_out_items = held_out_count(run_dir) != 0
     last = state.get("extra", {}).get("last_val") or (history[-1] if history else {})
     lines = [
         "# streamfill inpainting weights — model card",
@@ -134,7 +127,7 @@ def model_card(
         lines += [
             f"At step {last.get('step', step)}, {cfg.data.val_samples} fixed validation crops of "
             f"{cfg.data.crop} px with free-form holes, "
-            + ("from photos/frames held out of training" if held_out_items
+            + ("from photos/frames held out of training" if held_out_items != 0
                else "from the training photos themselves (this run held none out: `val_fraction` 0)")
             + " (every method sees the crop with the hole blanked):",
             "",
@@ -222,8 +215,8 @@ def export_run(
     if output.suffix != ".safetensors":
         raise InputError(f"{output}: the weights file must end in .safetensors")
     output.parent.mkdir(parents=True, exist_ok=True)
-    record_path = run_dir / "run.json"
-    data_paths = json.loads(record_path.read_text())["data"] if record_path.is_file() else []
+    record = run_record(run)
+    data_paths = record.get("data", [])
     history = _history(run_dir)
     last = state.get("extra", {}).get("last_val", {})
     provenance = {
@@ -258,7 +251,7 @@ def export_run(
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
                       data_paths=data_paths, sources=sources, hardware=hardware, history=history,
-                      run_dir=run_dir, heldout=heldout_text)
+                      run_dir=run_dir, heldout=heldout_text, held_out_items=record.get("val_items"))
     tmp = card.with_name(card.name + ".partial")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, card)

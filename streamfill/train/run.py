@@ -31,8 +31,14 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return numbered[-1] if numbered else None
 
 
+def run_record(run: str | os.PathLike) -> dict[str, Any]:
+    """The ``run.json`` of ``run`` (a run directory, or a checkpoint file in its ``checkpoints/``): empty when
+    there is none; InputError naming the file when it is damaged."""
+    run = Path(run)
+    return _read_record((run if run.is_dir() else run.parent.parent) / "run.json")
+
+
 def _read_record(path: Path) -> dict[str, Any]:
-    """A run's ``run.json`` (empty when there is none); InputError naming the file when it is damaged."""
     if not path.is_file():
         return {}
     try:
