@@ -89,6 +89,21 @@ def test_a_jpeg_is_read_as_it_is_shown_and_image_removes_what_the_mask_marks_the
     assert ((result[..., 0] > 180) & (result[..., 1] < 100)).sum() == 0
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_shown_as_opencv_shows_it_mirrors_included(tmp_path, orientation):
+    """OpenCV's imread applies all eight EXIF orientations; the mirrored ones (2, 4, 5, 7) came out turned
+    instead of mirrored (FFmpeg reports a mirror as a plain rotation)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    stored = np.stack([xx * 255 // W, yy * 255 // H, np.full_like(xx, 60)], axis=2).astype(np.uint8)
+    stored[2:12, 3:20] = 255      # a white block near one corner: no two orientations look alike
+    exif_jpeg(tmp_path / "p.jpg", stored, orientation)
+    shown_by_opencv = cv2.imread(str(tmp_path / "p.jpg"))[..., ::-1]
+    shown = read_image(tmp_path / "p.jpg")
+    assert shown.shape == shown_by_opencv.shape
+    assert np.abs(shown.astype(int) - shown_by_opencv).mean() < 3   # two JPEG decoders: not bit-exact
+    assert read_image(tmp_path / "p.jpg", grey=True).shape == shown.shape[:2]
+
+
 @pytest.mark.parametrize("value", [0, 1, 100])
 def test_a_mask_that_marks_nothing_says_so(tmp_path, caplog, value):
     """An all-black mask, or one painted at 1 or 100 (under the threshold, 127): nothing is removed, and the

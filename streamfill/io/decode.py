@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -76,6 +77,56 @@ def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     if turns == 0:
         return image
     return np.ascontiguousarray(np.rot90(image, k=turns))
+
+
+# EXIF orientations that mirror the picture, as the shown picture is made from the stored one (numpy index
+# operations on H x W x C); FFmpeg's display rotation reports them as a plain turn, which is wrong for these.
+_MIRRORED = {
+    2: lambda a: a[:, ::-1],                         # mirrored left-right
+    4: lambda a: a[::-1],                            # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, *range(2, a.ndim)),  # mirrored along the main diagonal
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, *range(2, a.ndim)),  # along the other diagonal
+}
+
+
+def _jpeg_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation tag (1-8) of a JPEG file, 1 when it has none or is not a JPEG."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return 1
+    if head[:2] != b"\xff\xd8":
+        return 1
+    at = 2
+    while at + 4 <= len(head) and head[at] == 0xFF:
+        marker, size = head[at + 1], struct.unpack(">H", head[at + 2:at + 4])[0]
+        if marker == 0xDA:  # start of scan: no metadata after it
+            break
+        block = head[at + 4:at + 2 + size]
+        if marker == 0xE1 and block[:6] == b"Exif\x00\x00":
+            return _tiff_orientation(block[6:])
+        at += 2 + size
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of a TIFF header's first directory (the body of an EXIF block), 1 when absent or damaged."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    try:
+        if order is None:
+            return 1
+        ifd = struct.unpack(order + "I", tiff[4:8])[0]
+        (count,) = struct.unpack(order + "H", tiff[ifd:ifd + 2])
+        for k in range(count):
+            entry = tiff[ifd + 2 + 12 * k:ifd + 14 + 12 * k]
+            tag, kind = struct.unpack(order + "HH", entry[:4])
+            if tag == 0x0112 and kind == 3:
+                value = struct.unpack(order + "H", entry[8:10])[0]
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        pass
+    return 1
 
 
 class VideoReader:
@@ -406,7 +457,7 @@ class ImageSequenceReader:
 
 def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
     """Read one image file: H x W x 3 uint8 RGB (or H x W uint8 with ``grey=True``: a mask or sketch, see
-    ``mask_grey``), turned as it is shown (a JPEG's EXIF orientation). Raises DecodeError when unreadable."""
+    ``mask_grey``), turned and mirrored as it is shown (a JPEG's EXIF orientation). Raises DecodeError when unreadable."""
     if os.path.isdir(str(path)):
         raise DecodeError(f"cannot read image {path}: it is a folder")
     try:
@@ -418,7 +469,8 @@ def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
         # FFmpeg's errors carry an errno that means nothing to a user ("[Errno 1094995529] Invalid data ...")
         reason = (getattr(exc, "strerror", None) if isinstance(exc, av.FFmpegError) else None) or str(exc)
         raise DecodeError(f"cannot read image {path}: {reason or 'no picture'}") from None
-    image = _rotate(image, turn)
+    mirror = _MIRRORED.get(_jpeg_orientation(path))
+    image = np.ascontiguousarray(mirror(image)) if mirror else _rotate(image, turn)
     if grey:
         return mask_grey(image[..., :3].max(axis=2), image[..., 3])
     return image
