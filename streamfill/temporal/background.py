@@ -258,6 +258,10 @@ class BackgroundMemory:
                              borderMode=cv2.BORDER_CONSTANT)
 
         count = warp(self.count[by0:by1, bx0:bx1], True).astype(np.float32)
+        # a pixel whose interpolation reaches a never-seen reference pixel (its samples are zeros) would come
+        # out blended with black: a dark line along the edge of what the memory has seen
+        whole = warp((self.count[by0:by1, bx0:bx1] > 0).astype(np.float32)) > 0.999
+        count[~whole] = 0
         return View(warp(med), count, warp(support))
 
     def _median(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
