@@ -210,7 +210,9 @@ class BackgroundMemory:
             valid = ~hole
         else:
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            x = cv2.warpAffine(image, warp, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+            # a reference pixel read within half a pixel beyond the frame's edge counts as seen (``keep`` is a
+            # nearest read): it takes the edge's colour, not a blend with a black border
+            x = cv2.warpAffine(image, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
             keep = cv2.warpAffine((~hole).astype(np.uint8), warp, (w, h), flags=cv2.INTER_NEAREST |
                                   cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             valid = cv2.erode(keep, np.ones((3, 3), np.uint8)) > 0

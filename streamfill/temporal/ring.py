@@ -166,9 +166,14 @@ def misfits(frame, hole, region, have, cand, cheap: bool = False) -> np.ndarray:
     if cheap:
         # fast: the continuation and the ring's texture as local averages of the pixels outside (box
         # filters, within 3 px: the band is 2 px deep) instead of push-pull fills (measured 8 % of fps)
+        known = box * outside[..., None]
         w = cv2.blur(outside.astype(np.float32), (7, 7))
-        guess = cv2.blur(box * outside[..., None], (7, 7)) / np.maximum(w, 1e-6)[..., None]
-        texture = np.abs(box - cv2.blur(box, (5, 5))).mean(axis=2) * ring
+        guess = cv2.blur(known, (7, 7)) / np.maximum(w, 1e-6)[..., None]
+        # the ring's texture against a local average of the pixels outside only: a plain blur mixes in what the
+        # hole shows (the occluder), and its colours read as texture that raised the threshold past any misfit
+        w5 = cv2.blur(outside.astype(np.float32), (5, 5))
+        near = cv2.blur(known, (5, 5)) / np.maximum(w5, 1e-6)[..., None]
+        texture = np.abs(box - near).mean(axis=2) * ring
         t_in = cv2.blur(texture, (9, 9)) / np.maximum(cv2.blur(ring.astype(np.float32), (9, 9)), 1e-6)
     else:
         guess = smooth_fill(box, outside)

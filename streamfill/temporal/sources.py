@@ -81,7 +81,7 @@ class Sources:
                     a = (m @ a)[:2]
                     px = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
                     py = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
-                    image = sample(other.frame.image, px, py).astype(np.float32)
+                    image = sample(other.frame.image, px, py, clamp=True).astype(np.float32)
                     inside = (px > -0.5) & (px < other.hole.shape[1] - 0.5) & (py > -0.5) & \
                         (py < other.hole.shape[0] - 0.5)
                     free = inside if other.empty else inside & (sample(other.unsafe, px, py, nearest=True,
@@ -212,7 +212,7 @@ class Sources:
         # more each time; bilinear for the quality filter, whose share of each past frame decays geometrically
         # (on a panning clip nearest reads cost the filter 0.3 dB of detail)
         carried = sample(prev.out, np.rint(px), np.rint(py), nearest=True).astype(np.float32)
-        filtered = sample(prev.out, px, py).astype(np.float32) if self.quality else carried
+        filtered = sample(prev.out, px, py, clamp=True).astype(np.float32) if self.quality else carried
         return carried, ok, filtered
 
     def _aged_ring(self, buf, i, xs, ys, hole, region, flow_w, age, other_w, copies=None):
