@@ -186,3 +186,15 @@ def test_a_boolean_mask_that_marks_something_is_not_called_empty(tmp_path, caplo
     with caplog.at_level(logging.WARNING):
         (_, prepared), = StaticMask(mask, name="bool-mask").pair(frames)
     assert prepared.any() and not [r for r in caplog.records if "nothing is removed" in r.getMessage()]
+
+
+def test_a_mask_folder_with_one_wrong_size_names_that_file(tmp_path, capsys):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=4)
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(4):
+        write_png(folder / f"{i:04d}.png", np.zeros((H if i != 2 else H - 8, W), np.uint8))
+    code, err = run_cli(capsys, "process", src, "--mask", folder, "-o", tmp_path / "out.mp4", "-q")
+    assert_one_line_error(code, err, "0002.png", f"{W}x{H - 8}")
+    assert not (tmp_path / "out.mp4").exists()

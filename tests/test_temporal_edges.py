@@ -16,7 +16,7 @@ from streamfill.temporal.background import Placement
 from streamfill.temporal.flow import Flow
 from streamfill.temporal.ring import disc, misfits
 from streamfill.types import Frame
-from tests.test_temporal import telea, texture
+from test_temporal import telea, texture
 
 H, W, PAD = 96, 160, 10
 

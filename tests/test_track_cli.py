@@ -209,3 +209,16 @@ def test_range_masks_inside_a_later_range_align_and_an_earlier_range_is_refused(
     code, err = run_cli(capsys, "process", clip, "--mask", out, "--start", "0.12", "--end", "0.52",
                         "-o", tmp_path / "earlier.mp4", "-q")
     assert code == 1 and "starts at" in err and not (tmp_path / "earlier.mp4").exists()
+
+
+@pytest.mark.parametrize("target", ["masks.mkv", "masks/"])
+def test_range_masks_given_to_the_whole_clip_say_where_they_start(moving, tmp_path, capsys, target):
+    """Without --start the first frame read is 0: the count check at the end said "has 13 masks but the video
+    has at least 14 frames", which does not tell the user the masks were written for a range."""
+    clip, _, truth = moving
+    box = ",".join(str(v) for v in _box_of(truth[8])) + "@8"
+    out = tmp_path / target
+    assert run_cli(capsys, "masks", clip, "--box", box, "--start", "0.24", "--end", "0.52", "-o", out)[0] == 0
+    code, err = run_cli(capsys, "process", clip, "--mask", out, "-o", tmp_path / "whole.mp4", "-q")
+    assert code == 1 and "starts at" in err and "--start" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "whole.mp4").exists()

@@ -540,6 +540,7 @@ class MaskSequence:
         self.first_time: float | None = None
         self.time: float | None = None  # the last mask's time (a video)
         self.count: int | None = None
+        self.current: str | None = None  # the last mask read, for messages: its file (a folder)
         self._reader = None
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
@@ -547,10 +548,15 @@ class MaskSequence:
                 raise DecodeError(f"mask folder {p} holds no PNG/JPG images")
             self.count = len(files)
             self.first_index = _listed_first_index(p / "timestamps.csv", files[0].name)
-            self._it = (read_image(f, grey=True) for f in files)
+            self._it = self._files(files)
         else:
             self._reader = VideoReader(p).open()
             self._it = iter(self._reader)
+
+    def _files(self, files: list[Path]) -> Iterator[np.ndarray]:
+        for f in files:
+            self.current = f.name
+            yield read_image(f, grey=True)
 
     def __iter__(self) -> MaskSequence:
         return self

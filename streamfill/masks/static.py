@@ -86,8 +86,7 @@ class PerFrameMasks:
         for frame in frames:
             if first_index is None:
                 first_index = frame.index
-                if first_index > 0:
-                    offset, pending, read = self._start(frame)
+                offset, pending, read = self._start(frame)
             last_index = frame.index
             raw = None
             while read + offset <= frame.index:
@@ -101,7 +100,8 @@ class PerFrameMasks:
                         raise MaskError(f"{self.name} has {total} masks but the video has at least "
                                         f"{frame.index + 1} frames") from None
                 read += 1
-            _check_size(raw, frame, self.name)
+            current = getattr(self._masks, "current", None)
+            _check_size(raw, frame, f"{self.name}/{current}" if current else self.name)
             yield frame, prepare(raw, self.config)
         if first_index == 0 and next(self._masks, None) is not None:  # whole clip: counts must agree exactly
             total = self.count if self.count is not None else f"more than {last_index + 1}"
@@ -115,7 +115,8 @@ class PerFrameMasks:
         listed = getattr(self._masks, "first_index", None)
         if listed is not None:
             if listed > frame.index:
-                raise MaskError(f"{self.name} starts at frame {listed}, after the first frame read ({frame.index})")
+                raise MaskError(f"{self.name} starts at frame {listed}, after the first frame read ({frame.index}): "
+                                f"masks written for a range need the same --start")
             return listed, None, 0
         if not hasattr(self._masks, "first_time"):
             return 0, None, 0
@@ -128,5 +129,5 @@ class PerFrameMasks:
             first, skipped = next(self._masks, None), skipped + 1
         if first is None or abs(self._masks.time - here) >= 2e-3:
             raise MaskError(f"{self.name} starts at {self._masks.first_time:.3f} s: no mask for the first frame "
-                            f"read ({here:.3f} s)")
+                            f"read ({here:.3f} s); masks written for a range need the same --start")
         return frame.index - skipped, first, skipped
