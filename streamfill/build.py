@@ -61,6 +61,8 @@ def choose_engine(config: Config, engine: str | None = None):
         return EngineChoice(name, name, "cpu", "fp32")
     from streamfill.backends.neural import default_weights
 
+    if config.engine.weights and not Path(config.engine.weights).is_file():   # before any engine note
+        raise EngineError(f"weights file not found: {config.engine.weights}")
     has_weights = bool(config.engine.weights) or default_weights() is not None
     return choose(name, config.engine.device, config.engine.precision, has_weights)
 
@@ -256,6 +258,9 @@ def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptio
 def open_source(path: str | Path, config: Config, *, fps: float | Fraction | None = None,
                 start: float | None = None, end: float | None = None):
     """An opened frame reader (context manager) for a file, URL, device or image folder."""
+    if fps is not None and not Path(str(path)).is_dir():
+        _log.warning("note: --fps is the frame rate of a folder of images; %s keeps its own timestamps",
+                     Path(str(path)).name)
     reader = io.open_video(path, fps=fps, threads=config.io.decode_threads, start=start, end=end,
                            salvage=config.io.salvage).open()
     if reader.info.bit_depth > 8:  # said once per run here, not by every writer (a chunked run has one per chunk)

@@ -46,6 +46,16 @@ def test_missing_input(capsys, tmp_path, clip):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("engine", ["auto", "onnx"])
+def test_missing_weights_file_is_the_only_line(capsys, tmp_path, clip, engine):
+    """``--engine auto`` printed its choice ("no CUDA GPU found: using onnx") before the missing file's error."""
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, "--engine", engine,
+                                   "--weights", tmp_path / "nope.safetensors"), "weights file not found")
+    assert not out.exists()
+
+
 def test_not_a_video(capsys, tmp_path, clip):
     _, mask = clip
     bad = tmp_path / "notes.mp4"

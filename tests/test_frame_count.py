@@ -187,3 +187,31 @@ def test_audio_running_on_past_the_video_is_not_taken_for_a_cut(tmp_path):
     with open_video(path) as r:
         assert r.info.duration > 2.0
         assert sum(1 for _ in r) == 10 and not r.notes
+
+
+def test_estimated_count_uses_the_video_track_not_audio_that_runs_longer(tmp_path):
+    """A Matroska file stores no frame count; its container duration covers an audio track that runs on after
+    the video (64 frames at 25 fps = 2.56 s, audio 3 s): the estimate said ~75 instead of ~64."""
+    import av
+
+    path = tmp_path / "longer_audio.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        for i in range(64):
+            picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")
+            for packet in video.encode(picture):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        for k in range(3 * 48000 // 1024):
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            sound.sample_rate, sound.pts = 48000, k * 1024
+            for packet in audio.encode(sound):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    info = api.info(path)
+    assert info.frame_count_estimated and info.duration > 2.9
+    assert info.frame_count == 64

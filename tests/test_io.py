@@ -1,5 +1,6 @@
 """Video I/O contracts: frame count, pts, audio, pixels, atomic outputs."""
 
+import logging
 from fractions import Fraction
 
 import numpy as np
@@ -458,3 +459,14 @@ def test_live_refuses_an_avi_recording_at_once(tmp_path):
     make_video(src, frames=5)
     with pytest.raises(OutputError, match="cannot keep the frames' timestamps"):
         api.live(str(src), box="10,10,20,20", record=tmp_path / "rec.avi", config=Config())
+
+
+def test_fps_given_for_a_video_file_says_it_is_not_used(tmp_path, caplog):
+    """``--fps`` sets the rate of a folder of images; on a video file it was ignored without a word."""
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=3)
+    write_png(tmp_path / "m.png", np.zeros((64, 96), np.uint8))
+    with caplog.at_level(logging.WARNING):
+        api.process(src, tmp_path / "out.mp4", mask=tmp_path / "m.png", fps=10)
+    assert any("--fps" in r.getMessage() and "in.mp4 keeps its own timestamps" in r.getMessage()
+               for r in caplog.records)

@@ -9,6 +9,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from test_temporal import telea, texture
 
 from streamfill.config import TemporalConfig
 from streamfill.temporal import BackgroundMemory, TemporalCompletion
@@ -16,7 +17,6 @@ from streamfill.temporal.background import Placement
 from streamfill.temporal.flow import Flow
 from streamfill.temporal.ring import disc, misfits
 from streamfill.types import Frame
-from test_temporal import telea, texture
 
 H, W, PAD = 96, 160, 10
 

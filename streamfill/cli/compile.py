@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = tuple(args.size or spec.get("sizes") or config.crop.sizes)
     if args.size:
         config = merge(config, {"crop": {"sizes": list(sizes)}})  # validates them
-    print(f"building {engine} for sizes {', '.join(map(str, sizes))} (this can take minutes)...", file=sys.stderr)
+    print(f"{engine} for sizes {', '.join(map(str, sizes))}: building what is not cached (minutes each)...",
+          file=sys.stderr)
     choice, entries = build.compile_engines(config, engine, sizes=sizes, rebuild=args.rebuild)
     if choice.reason:
         print(f"engine {choice.engine}: {choice.reason}", file=sys.stderr)

@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     p.add_argument("--policy", choices=("latest", "block"), help="full queue: drop the oldest frame (latest, "
                                                                  "default) or wait (block)")
     p.add_argument("--temporal", action="store_true", default=None,
-                   help="temporal completion, look-back only (better fills, about 3x the CPU of per-frame)")
+                   help="temporal completion, look-back only (better fills, about 3-4x the CPU of per-frame Telea)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-second statistics")
     add_fill_flags(p)
     add_config_flag(p)

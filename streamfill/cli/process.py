@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
                                    "keeps its timestamp; audio is copied unchanged.")
     p.add_argument("input", help="video file, URL, or a folder of images (with --fps)")
     p.add_argument("-o", "--output", required=True,
-                   help="output video (.mp4/.mkv/.mov) or a folder (ending in /, or a name without a suffix) "
-                        "for a PNG sequence")
+                   help="output video (.mp4, .mkv, .mov, .m4v, .ts: H.264; .webm: VP9) or a folder (ending in /, or a "
+                        "name without a suffix) for a PNG sequence")
     masks = p.add_mutually_exclusive_group(required=True)
     masks.add_argument("--mask", metavar="PATH",
                        help="mask image for the whole clip, mask video, or folder of per-frame masks (white = remove)")

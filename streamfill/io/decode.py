@@ -228,8 +228,12 @@ class VideoReader:
         start = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
         count = s.frames or None
         estimated = False
-        if count is None and duration and fps:
-            count = round(duration * fps)
+        end = _end_time(c, s, start, track)
+        # the video's own span when the header gives it (Matroska's track tag: the container's duration covers
+        # the audio too, which often runs longer)
+        span = end - start if track is not None and end is not None else duration
+        if count is None and span and fps:
+            count = round(span * fps)
             estimated = True
         others = []
         for st in c.streams:
@@ -258,7 +262,7 @@ class VideoReader:
             other_streams=tuple(others),
             declared_frames=s.frames or None,
             start_time=start,
-            end_time=_end_time(c, s, start, track),
+            end_time=end,
             end_from_track=track is not None,
             frame_count_estimated=estimated,
         )
@@ -457,7 +461,8 @@ class ImageSequenceReader:
 
 def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
     """Read one image file: H x W x 3 uint8 RGB (or H x W uint8 with ``grey=True``: a mask or sketch, see
-    ``mask_grey``), turned and mirrored as it is shown (a JPEG's EXIF orientation). Raises DecodeError when unreadable."""
+    ``mask_grey``), turned and mirrored as it is shown (a JPEG's EXIF orientation). Raises DecodeError when
+    unreadable."""
     if os.path.isdir(str(path)):
         raise DecodeError(f"cannot read image {path}: it is a folder")
     try:
