@@ -322,7 +322,7 @@ class Propagator(AppearanceSearch):
             fwd = dis.calc(prev, cur, None)
         mapx = gx + back[..., 0]  # frame coordinates in the previous frame
         mapy = gy + back[..., 1]
-        dense = cv2.remap(full_state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        dense = cv2.remap(full_state, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         fwd_at = cv2.remap(fwd, mapx - x0, mapy - y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         err = np.hypot(fwd_at[..., 0] + back[..., 0], fwd_at[..., 1] + back[..., 1])
         trusted = err <= cfg.fb_threshold if cfg.fb_threshold > 0 else np.ones(dense.shape, bool)
@@ -353,7 +353,7 @@ class Propagator(AppearanceSearch):
             rx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
             ry = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
             follows = (np.hypot(mapx - rx, mapy - ry) <= cfg.rigid_tolerance) | ~trusted
-            predicted = cv2.warpAffine(self.tmpl[1], compose(to_roi, guess), size, flags=cv2.INTER_LINEAR)
+            predicted = _moved(self.tmpl[1], compose(to_roi, guess), size)
             visible = np.zeros(grey.shape, np.uint8)
             # Scored: the visible interior, plus a band of 2 px on both sides of the predicted outline. The
             # outline is what pins a plain object down: scored on its flat interior alone, ECC correlated at
@@ -384,7 +384,7 @@ class Propagator(AppearanceSearch):
                 # correlation >= anchor_corr) erased the mask in one frame (held-out `small` 4001: mean IoU
                 # 0.11). The wider re-seek is exempt: it runs when the flow missed a jump.
                 flow_obj = (dense > 0.5).astype(np.uint8)
-                matched = cv2.warpAffine(self.tmpl[1], compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
+                matched = _moved(self.tmpl[1], compose(to_roi, refined), size)
                 at = (matched > 0.5).astype(np.uint8)
                 n_flow = cv2.countNonZero(flow_obj)
                 if n_flow > 0 and cv2.countNonZero(at & flow_obj) < _ANCHOR_AGREE * n_flow:
@@ -394,8 +394,7 @@ class Propagator(AppearanceSearch):
                 self.misses = 0
                 self.matched += 1
                 self.anchor = refined
-                anchor_shape = matched if matched is not None else cv2.warpAffine(
-                    self.tmpl[1], compose(to_roi, refined), size, flags=cv2.INTER_LINEAR)
+                anchor_shape = matched if matched is not None else _moved(self.tmpl[1], compose(to_roi, refined), size)
             else:
                 if self.misses == 0:
                     self.proven = self.matched >= _PROVEN
@@ -423,7 +422,7 @@ class Propagator(AppearanceSearch):
                 # The anchored shape is trusted: the flow may only take pixels away from it (occluders).
                 dense = np.minimum(dense, rigid)
             else:
-                rigid = cv2.warpAffine(full_state, compose(to_roi, step), size, flags=cv2.INTER_LINEAR)
+                rigid = _moved(full_state, compose(to_roi, step), size)
             warped = np.where(follows, rigid, dense).astype(np.float32)
         obj, p = self._finish(warped, rgb, trusted)
         # A single frame never multiplies the area: growth beyond what the object's own motion explains
@@ -440,8 +439,7 @@ class Propagator(AppearanceSearch):
             anchored = False
             obj, p = self._finish(dense, rgb, trusted)
             if cv2.countNonZero(obj) > limit:
-                moved = cv2.warpAffine(full_state, compose(to_roi, step if step is not None else np.eye(2, 3)),
-                                       (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+                moved = _moved(full_state, compose(to_roi, step if step is not None else np.eye(2, 3)), (x1 - x0, y1 - y0))
                 obj, p = self._finish(moved, rgb, trusted, colour=False)
             if cv2.countNonZero(obj) > limit:
                 shift = translation_of(step, full_state) if step is not None else np.eye(2, 3)
@@ -506,3 +504,13 @@ def _drop_specks(obj: np.ndarray) -> np.ndarray:
         obj = obj.copy()
         obj[np.isin(labels, small)] = 0
     return obj
+
+
+def _moved(mask: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A full-frame soft mask moved by ``warp`` into a ``size`` (w, h) region. Beyond the frame's edge the mask
+    continues as it is at the edge: an object cut by the edge goes on outside it, so when it moves into the
+    frame its entering part is the object's (a constant border read it as background, and the anchored shape,
+    which the flow may only shrink, kept it out: mean IoU 0.34 at frame 29 of an object entering at 2 px per
+    frame)."""
+    return cv2.warpAffine(mask, warp, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+

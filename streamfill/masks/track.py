@@ -54,6 +54,7 @@ _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
 _LOST_FRAMES = 5  # ... once this many frames in a row are
 # Working scale (see FlowTracker._working_scale).
 _TARGET_SIDE = 64
+_TARGET_THICK = 6  # working px an object's thickest part should span (see _working_scale)
 _MAX_UPSCALE = 1.0
 _UPSCALE_PIXELS = 400_000
 
@@ -198,17 +199,24 @@ class FlowTracker:
 
     def _working_scale(self, w: int, h: int) -> float:
         """``[track] scale``, raised for small objects so that the smallest keyframe object is about
-        ``_TARGET_SIDE`` working px across: up to full resolution (``_MAX_UPSCALE`` = 1; above 1 it would
-        upscale small frames while the working frame stays under ``_UPSCALE_PIXELS``: tried at x2, no better)."""
-        sides = []
+        ``_TARGET_SIDE`` working px across, and for thin ones (a pole, a wire, a thin stroke) so that they are
+        ``_TARGET_THICK`` working px thick: up to full resolution (``_MAX_UPSCALE`` = 1; above 1 it would
+        upscale small frames while the working frame stays under ``_UPSCALE_PIXELS``: tried at x2, no better).
+        Thinner than about 3 working px, the mask's clean-up (an opening) erases an object."""
+        sides, thick = [], []
         for k in self.keyframes:
             if k.box is not None:
                 sides.append(max(int(k.box[2]), int(k.box[3])))
+                thick.append(min(int(k.box[2]), int(k.box[3])))
             elif k.mask is not None and (k.mask > 127).any():
-                sides.append(max(cv2.boundingRect((k.mask > 127).astype(np.uint8))[2:]))
+                obj = (k.mask > 127).astype(np.uint8)
+                sides.append(max(cv2.boundingRect(obj)[2:]))
+                # twice the largest distance to the outline: the width of the object's thickest part
+                thick.append(2.0 * float(cv2.distanceTransform(obj, cv2.DIST_L2, 3).max()))
         side = min(sides) if sides else max(w, h)
+        thin = min(thick) if thick else max(w, h)
         top = max(1.0, min(_MAX_UPSCALE, float(np.sqrt(_UPSCALE_PIXELS / (w * h)))))
-        return float(min(top, max(self.config.scale, _TARGET_SIDE / max(1, side))))
+        return float(min(top, max(self.config.scale, _TARGET_SIDE / max(1, side), _TARGET_THICK / max(1.0, thin))))
 
     def _small_size(self, w: int, h: int) -> tuple[int, int]:
         s = self.scale = self._working_scale(w, h)
