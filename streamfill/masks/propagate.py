@@ -449,9 +449,8 @@ class Propagator(AppearanceSearch):
                 p = obj.astype(np.float32)
             area = float(cv2.countNonZero(obj))
         keep = obj.astype(bool)
-        # The state stays soft (sub-pixel edges) but agrees with the cleaned binary mask: every later test is
-        # "> 0.5", so a pixel the clean-up added (p <= 0.5 before) must come out above it (at 0.5 it was lost)
-        local = np.where(keep, np.maximum(p, 0.501), np.minimum(p, 0.499)).astype(np.float32)
+        # The state stays soft (sub-pixel edges) but agrees with the cleaned binary mask.
+        local = np.where(keep, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
         state = np.zeros_like(full_state)
         state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
         self.state = state
