@@ -442,3 +442,38 @@ def test_batch_refuses_a_folder_or_a_clip_given_twice_before_making_the_out_dir(
         chunks_mod.batch_jobs([str(src), str(src)], out, mask=None, config=Config())
     assert not out.exists()
     assert len(chunks_mod.batch_jobs([str(src)], out, mask=None, config=Config())) == 1 and out.is_dir()
+
+
+def test_chunked_mp4_keeps_every_timestamp_and_the_length_of_a_single_run(tmp_path):
+    """NTSC-rate clip starting at frame 15 (pts 15015 in 1/30000), joined into an .mp4: the join left the edit
+    list in milliseconds (every frame 0.5 ms early), kept the segments' packet durations in their own time base
+    (the last frame twice as long) and gave the first frames' decode times consecutive ticks (the track two
+    frames short, so a --start near the end was refused)."""
+    from fractions import Fraction
+
+    tb = Fraction(1001, 30000)
+    src = tmp_path / "ntsc.mp4"
+    make_video(src, fps=Fraction(30000, 1001), time_base=Fraction(1, 30000), vfr_pts=[1001 * k for k in range(15, 45)],
+               options={"movie_timescale": "30000"})
+    mask = np.zeros((64, 96), np.uint8)
+    mask[20:40, 30:60] = 255
+    hole = tmp_path / "hole.png"
+    write_png(hole, mask)
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    api.process(src, tmp_path / "single.mp4", mask=hole, config=cfg)
+    result = process_chunked(src, tmp_path / "chunked.mp4", mask=hole, config=cfg, executor=LocalExecutor(cfg),
+                             chunk_seconds=0.3)
+    assert result.chunks >= 3 and result.frames == 30
+
+    def timing(path):
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            times = [f.pts * Fraction(s.time_base) for f in c.decode(s)]
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            durations = {p.duration * Fraction(s.time_base) for p in c.demux(s) if p.size}
+            return times, durations, s.duration * Fraction(s.time_base)
+
+    times, durations, length = timing(tmp_path / "chunked.mp4")
+    assert times == [k * tb for k in range(15, 45)]
+    assert durations == {tb} and (times, durations, length) == timing(tmp_path / "single.mp4")

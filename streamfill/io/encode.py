@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,13 +41,16 @@ def is_sequence_path(path: str | os.PathLike) -> bool:
     return s.endswith(("/", os.sep)) or os.path.isdir(s) or Path(s).suffix == ""
 
 
-def _movie_timescale(info: VideoInfo) -> int:
+MOVIE_SUFFIXES = (".mp4", ".mov", ".m4v")  # QuickTime-family files: their edit lists use a movie timescale
+
+
+def movie_timescale(time_base: Fraction, rates: Iterable[int]) -> int:
     """A movie timescale in which the video's and the audio's first times are exact: the least common multiple
     of the video time base's, the audio sample rates' and milliseconds' (FFmpeg's default), or the largest
     part of it that fits in 31 bits."""
-    rates = [st.sample_rate for st in info.other_streams if st.sample_rate]
-    for parts in ([info.time_base.denominator, *rates, 1000], [info.time_base.denominator, 1000],
-                  [info.time_base.denominator]):
+    rates = [r for r in rates if r]
+    for parts in ([time_base.denominator, *rates, 1000], [time_base.denominator, 1000],
+                  [time_base.denominator]):
         scale = math.lcm(*parts)
         if scale <= 2**31 - 1:
             return scale
@@ -231,10 +235,11 @@ class VideoWriter(_AtomicWriter):
             # Keep source timestamps as they are: FFmpeg would otherwise shift every stream when one starts
             # below zero (AAC priming), moving all video pts.
             options = {"avoid_negative_ts": "disabled"}
-            if suffix in (".mp4", ".mov", ".m4v"):
+            if suffix in MOVIE_SUFFIXES:
                 # the edit lists that start a range at its first frame's time are in the movie's timescale
                 # (1/1000 s by default, 0.5005 s became 0.5 s): one that divides the video's and the audio's
-                options["movie_timescale"] = str(_movie_timescale(self.info))
+                rates = (st.sample_rate for st in self.info.other_streams)
+                options["movie_timescale"] = str(movie_timescale(self.info.time_base, rates))
             self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix), options=options)
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise OutputError(f"cannot create {self.path}: {exc}") from None

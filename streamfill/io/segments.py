@@ -19,7 +19,7 @@ import av
 
 from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader, _rotate
-from streamfill.io.encode import _format_for
+from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, movie_timescale
 from streamfill.io.remux import Passthrough, remux_streams
 from streamfill.types import Frame
 
@@ -132,14 +132,17 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
             raise OutputError(f"cannot open segment {segments[0]}: {exc}") from None
         template = _video(firsts, segments[0])
         signature = _signature(template)
+        options = {"avoid_negative_ts": "disabled"}
+        out_tb = Fraction(time_base) if time_base is not None else Fraction(template.time_base)
+        if final.suffix.lower() in MOVIE_SUFFIXES:
+            # as a single run's writer does: an edit list in milliseconds put every frame up to 0.5 ms early
+            options["movie_timescale"] = str(movie_timescale(out_tb, _audio_rates(remux_from)))
         try:
-            out = av.open(str(tmp), mode="w", format=_format_for(final.suffix.lower()),
-                          options={"avoid_negative_ts": "disabled"})
+            out = av.open(str(tmp), mode="w", format=_format_for(final.suffix.lower()), options=options)
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise OutputError(f"cannot create {final}: {exc}") from None
         ok = False
         try:
-            out_tb = Fraction(time_base) if time_base is not None else Fraction(template.time_base)
             vout = out.add_stream_from_template(template)
             vout.time_base = out_tb
             src_packets, passthrough = _remux_source(stack, out, remux_from, result)
@@ -171,13 +174,33 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
                         seg.close()
 
             def _lead(lead, after, i):
-                # The container keeps no dts for the packets before the decoder's reorder delay has filled:
-                # give them consecutive ticks just after the previous segment (the first segment: just
-                # before its first pts), below their own pts and the next stored dts.
-                start = last_dts + 1 if last_dts is not None else min(q.pts for q in lead) - len(lead)
-                for k, q in enumerate(lead):
-                    q.dts = start + k
-                    if after is not None and after.dts is not None and q.dts >= after.dts:
+                # The container keeps no dts for the packets before the decoder's reorder delay has filled.
+                # The first segment: a frame apart, ending a frame before the first stored dts, as the encoder
+                # of a single run does (consecutive ticks made the track that many frames short: an MP4's length
+                # is read from its dts, and a --start near the end was refused). Later segments: evenly between
+                # the previous segment's last dts and the first stored one. Each stays at or below its own pts;
+                # where a frame's spacing does not fit, consecutive ticks as before.
+                n = len(lead)
+                stored = after.dts if after is not None and after.dts is not None else None
+                # a frame: the smallest step between their presentation times (the encoder's packet durations
+                # follow the nominal rate, 1000 ticks where the frames are 1001 apart)
+                shown = sorted(q.pts for q in (*lead, after) if q is not None and q.pts is not None)
+                steps = [b - a for a, b in zip(shown, shown[1:], strict=False) if b > a]
+                step = min(steps) if steps else next((q.duration for q in lead if q.duration), 0)
+                if last_dts is None:
+                    end = stored if stored is not None else min(q.pts for q in lead)
+                    wanted = [end - (n - k) * step for k in range(n)]
+                    ticks = [min(q.pts for q in lead) - n + k for k in range(n)]
+                else:
+                    hi = stored if stored is not None else last_dts + (n + 1) * max(step, 1)
+                    wanted = [last_dts + (k + 1) * (hi - last_dts) // (n + 1) for k in range(n)]
+                    ticks = [last_dts + 1 + k for k in range(n)]
+                fits = step > 0 and all(a < b for a, b in zip(wanted, wanted[1:], strict=False)) and \
+                    all(d <= q.pts for d, q in zip(wanted, lead, strict=True)) and \
+                    (last_dts is None or wanted[0] > last_dts) and (stored is None or wanted[-1] < stored)
+                for d, q in zip(wanted if fits else ticks, lead, strict=True):
+                    q.dts = d
+                    if stored is not None and q.dts >= stored:
                         raise OutputError(f"segment {i}: no room for the decode timestamps of its first frames")
                     yield _monotonic(q, i)
 
@@ -233,7 +256,7 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
 
 
 def _retime(p, tb: Fraction) -> None:
-    """Express a packet's timestamps in ``tb`` (exact for the source's own ticks)."""
+    """Express a packet's timestamps and duration in ``tb`` (exact for the source's own ticks)."""
     ptb = Fraction(p.time_base)
     if ptb == tb:
         return
@@ -241,7 +264,20 @@ def _retime(p, tb: Fraction) -> None:
         p.pts = round(p.pts * ptb / tb)
     if p.dts is not None:
         p.dts = round(p.dts * ptb / tb)
+    if p.duration:   # left in the segment's ticks, it showed the last frame twice as long (1/60000 -> 1/30000)
+        p.duration = round(p.duration * ptb / tb)
     p.time_base = tb
+
+
+def _audio_rates(remux_from) -> list[int]:
+    """The sample rates of the audio streams of the source the join carries them from ([] when none)."""
+    if not remux_from or "://" in str(remux_from) or os.path.isdir(remux_from):
+        return []
+    try:
+        with av.open(str(remux_from)) as src:
+            return [st.codec_context.sample_rate for st in src.streams.audio if st.codec_context is not None]
+    except (av.FFmpegError, OSError):
+        return []
 
 
 @contextlib.contextmanager

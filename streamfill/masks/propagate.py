@@ -439,7 +439,8 @@ class Propagator(AppearanceSearch):
             anchored = False
             obj, p = self._finish(dense, rgb, trusted)
             if cv2.countNonZero(obj) > limit:
-                moved = _moved(full_state, compose(to_roi, step if step is not None else np.eye(2, 3)), (x1 - x0, y1 - y0))
+                moved = _moved(full_state, compose(to_roi, step if step is not None else np.eye(2, 3)),
+                               (x1 - x0, y1 - y0))
                 obj, p = self._finish(moved, rgb, trusted, colour=False)
             if cv2.countNonZero(obj) > limit:
                 shift = translation_of(step, full_state) if step is not None else np.eye(2, 3)
