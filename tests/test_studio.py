@@ -94,6 +94,25 @@ def test_frame_seeker_matches_sequential_decoding(tmp_path, x264):
             seeker.frame(30)
 
 
+def test_frame_seeker_skips_frames_an_edit_list_discards(tmp_path):
+    """A clip cut without re-encoding: its MP4 edit list starts 3 frames after the first picture, which is
+    decoded as a reference only. The reader has 27 frames from pts 0; the seeker counted 30, so studio frame k
+    was the reader's frame k - 3 (masks painted on k applied 3 frames later) and frame 0 could not be shown."""
+    from fractions import Fraction
+
+    path = tmp_path / "cut.mp4"
+    make_video(path, frames=30, vfr_pts=list(range(-3, 27)), time_base=Fraction(1, 25),
+               options={"avoid_negative_ts": "disabled"})
+    with io.open_video(path) as reader:
+        ref = list(reader)
+    assert len(ref) == 27 and ref[0].pts == 0
+    with FrameSeeker(path) as seeker:
+        assert seeker.count == 27
+        for i in [0, 26, 3, 13, 1]:
+            f = seeker.frame(i)
+            assert f.pts == ref[i].pts and np.array_equal(f.image, ref[i].image)
+
+
 def test_open_and_frames(client):
     clip = open_clip(client)
     assert (clip["width"], clip["height"], clip["frames"], clip["fps"]) == (W, H, FRAMES, 25.0)

@@ -88,7 +88,10 @@ class FrameSeeker:
             self._open_container()
             pts, keys = set(), set()
             for packet in self._container.demux(self._stream):
-                if packet.size == 0:
+                if packet.size == 0 or packet.is_discard:
+                    # discarded: decoded only as a reference, never shown (an MP4 edit list that starts after
+                    # them, as a cut without re-encoding leaves): the reader has no such frame, and counting it
+                    # moved every index (a mask painted on frame k in the studio applied to frame k + 3)
                     continue
                 p = packet.pts if packet.pts is not None else packet.dts
                 if p is not None:
