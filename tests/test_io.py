@@ -470,3 +470,22 @@ def test_fps_given_for_a_video_file_says_it_is_not_used(tmp_path, caplog):
         api.process(src, tmp_path / "out.mp4", mask=tmp_path / "m.png", fps=10)
     assert any("--fps" in r.getMessage() and "in.mp4 keeps its own timestamps" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_range_keeps_the_audio_packet_that_runs_into_its_start(tmp_path):
+    """Audio was cut by packet start time: the AAC packet playing at the range's first frame (0.491-0.512 s for
+    --start 0.5) was dropped, so the output's sound began up to a packet (21 ms; 104 ms of FLAC) after the
+    picture. Every packet that overlaps the range is kept, and no other."""
+    import av
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=40, audio=True)
+    out = tmp_path / "out.mkv"
+    api.process(src, out, mask=_mask(tmp_path, 64, 96), start=0.5, end=1.0, config=Config())
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        spans = [(float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base))
+                 for p in c.demux(a) if p.pts is not None and p.size]
+    assert spans[0][0] <= 0.5 < spans[0][1] + 1e-3       # sound from the first frame on
+    assert spans[-1][0] < 1.0 and spans[-1][1] >= 1.0 - 1e-3
+    assert all(e > 0.5 and s < 1.0 for s, e in spans)

@@ -344,7 +344,11 @@ class VideoWriter(_AtomicWriter):
             if until is not None and t > until:
                 self._pending = packet
                 return
-            if (self._start is not None and t < self._start) or (self._end is not None and t >= self._end):
+            # a packet that overlaps the range is kept: the one running into the start too (dropping it left the
+            # audio up to a packet late: 21 ms of AAC, 104 ms of FLAC)
+            ends = t + float(packet.duration * packet.time_base) if packet.duration else t
+            if (self._start is not None and ends <= self._start and t < self._start) or \
+                    (self._end is not None and t >= self._end):
                 continue
             self._passthrough.mux(packet)
 
