@@ -477,3 +477,42 @@ def test_chunked_mp4_keeps_every_timestamp_and_the_length_of_a_single_run(tmp_pa
     times, durations, length = timing(tmp_path / "chunked.mp4")
     assert times == [k * tb for k in range(15, 45)]
     assert durations == {tb} and (times, durations, length) == timing(tmp_path / "single.mp4")
+
+
+def test_chunked_run_of_an_mpeg_ts_with_b_frames(tmp_path):
+    """MPEG-TS seeks by decode time: with B-frames a keyframe's dts lies before its pts, the seek to its pts
+    landed on the next keyframe and every chunked run failed ("expected the frame at pts 128213, decoded
+    164249"). The chunk's reader now steps back until it starts at or before its first frame."""
+    from fractions import Fraction
+
+    from media import pattern
+
+    src = tmp_path / "b.ts"
+    tb = Fraction(1, 90000)
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=Fraction(30000, 1001))
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        v.options = {"preset": "veryfast", "crf": "18", "g": "12", "bf": "3"}
+        v.codec_context.time_base = v.time_base = tb
+        for k in range(40):
+            frame = av.VideoFrame.from_ndarray(pattern(k, 64, 96), format="rgb24")
+            frame.pts, frame.time_base = 126123 + 3003 * k, tb
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[20:40, 30:60] = 255
+    hole = tmp_path / "hole.png"
+    write_png(hole, mask)
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    result = process_chunked(src, tmp_path / "out.mp4", mask=hole, config=cfg, executor=LocalExecutor(cfg),
+                             chunk_seconds=0.35)
+    assert result.chunks >= 3 and result.frames == 40
+
+    def times(path):
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return [f.pts * Fraction(s.time_base) for f in c.decode(s)]
+
+    assert times(tmp_path / "out.mp4") == times(src)

@@ -60,25 +60,46 @@ class RangeReader(VideoReader):
         s, tb = self._stream, self.info.time_base
         want = self.pts
         k = 0
+        # Some containers seek by decode time (MPEG-TS): with B-frames the keyframe's dts lies before its pts,
+        # and a seek to its pts lands after it, on the next keyframe. Nothing is yielded before the first
+        # wanted frame, so such an overshoot is retried from a second earlier, then two, ... (the frames before
+        # the range are decoded and skipped), down to a second before the stream's start.
+        back, second = 0, max(1, round(1 / tb))
         try:
-            self._container.seek(self.seek_pts, stream=s, backward=True, any_frame=False)
-            for packet in self._container.demux(s):
-                for vf in packet.decode():
-                    if vf.pts is None:
-                        raise DecodeError(f"{self.path}: a frame without pts in a seeked range")
-                    if vf.pts < want[k]:
-                        continue  # before the range (decoded from the keyframe on)
-                    if vf.pts != want[k]:
-                        raise DecodeError(f"{self.path}: expected the frame at pts {want[k]}, decoded {vf.pts}")
-                    image = _rotate(vf.to_ndarray(format="rgb24"), getattr(vf, "rotation", 0) or self.info.rotation)
-                    self.frames_decoded += 1
-                    yield Frame(image=image, pts=int(vf.pts), time_base=tb, index=self.first_index + k)
-                    k += 1
-                    if k == len(want):
-                        return
+            while True:
+                self._container.seek(self.seek_pts - back, stream=s, backward=True, any_frame=False)
+                overshot = False
+                for packet in self._container.demux(s):
+                    for vf in packet.decode():
+                        if vf.pts is None:
+                            raise DecodeError(f"{self.path}: a frame without pts in a seeked range")
+                        if vf.pts < want[k]:
+                            continue  # before the range (decoded from the keyframe on)
+                        if k == 0 and vf.pts > want[0] and self.seek_pts - back >= self._start_pts() - second:
+                            overshot = True
+                            break
+                        if vf.pts != want[k]:
+                            raise DecodeError(f"{self.path}: expected the frame at pts {want[k]}, decoded {vf.pts}")
+                        rotation = getattr(vf, "rotation", 0) or self.info.rotation
+                        image = _rotate(vf.to_ndarray(format="rgb24"), rotation)
+                        self.frames_decoded += 1
+                        yield Frame(image=image, pts=int(vf.pts), time_base=tb, index=self.first_index + k)
+                        k += 1
+                        if k == len(want):
+                            return
+                    if overshot:
+                        break
+                if not overshot:
+                    break
+                back = max(second, 2 * back)
         except av.FFmpegError as exc:
             raise DecodeError(f"cannot decode {self.path}: {exc}") from None
         raise DecodeError(f"{self.path}: the range ended after {k} of {len(want)} frames (next pts {want[k]})")
+
+    def _start_pts(self) -> int:
+        """The stream's first timestamp (in its time base)."""
+        start = self._stream.start_time
+        return int(start) if start is not None else 0
 
 
 @dataclass
