@@ -215,3 +215,19 @@ def test_estimated_count_uses_the_video_track_not_audio_that_runs_longer(tmp_pat
     info = api.info(path)
     assert info.frame_count_estimated and info.duration > 2.9
     assert info.frame_count == 64
+
+
+def test_pictures_an_edit_list_discards_are_not_reported_missing(tmp_path, caplog):
+    """A clip cut without re-encoding: its header counts 30 pictures, 3 of them before the edit list's start
+    (decoded as references, never shown). The reader gives the 27 shown ones and said "the header says 30 frames
+    but the video ends after 27"."""
+    import logging
+    from fractions import Fraction
+
+    path = tmp_path / "cut.mp4"
+    make_video(path, frames=30, vfr_pts=list(range(-3, 27)), time_base=Fraction(1, 25),
+               options={"avoid_negative_ts": "disabled"})
+    with caplog.at_level(logging.WARNING), open_video(path) as reader:
+        frames = list(reader)
+    assert len(frames) == 27 and frames[0].pts == 0 and reader.info.declared_frames == 30
+    assert not [r for r in caplog.records if "header says" in r.getMessage()]

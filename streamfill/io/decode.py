@@ -282,9 +282,11 @@ class VideoReader:
         last_pts = None
         rotation = self.info.rotation
         damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
+        discarded = 0  # pictures decoded as references only (before an MP4 edit list's start): in the header's count
         try:
             for packet in self._container.demux(s):
                 damaged += bool(packet.is_corrupt)
+                discarded += bool(packet.is_discard and packet.size)
                 for vf in packet.decode():
                     pts = vf.pts
                     if pts is None:
@@ -313,7 +315,7 @@ class VideoReader:
             raise DecodeError(f"{self.path} has no decodable video frames")
         declared = self.info.declared_frames
         short = None
-        if whole and declared and self.frames_decoded < declared:
+        if whole and declared and self.frames_decoded + discarded < declared:
             short = f"the header says {declared} frames but the video ends after {self.frames_decoded}"
         if whole and not declared and last_pts is not None and self.info.fps:
             # the video track's own duration is checked within 1.5 frames (its last frame's length is a guess);
