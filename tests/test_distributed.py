@@ -444,6 +444,22 @@ def test_batch_refuses_a_folder_or_a_clip_given_twice_before_making_the_out_dir(
     assert len(chunks_mod.batch_jobs([str(src)], out, mask=None, config=Config())) == 1 and out.is_dir()
 
 
+def _box_hole(tmp_path) -> Path:
+    mask = np.zeros((64, 96), np.uint8)
+    mask[20:40, 30:60] = 255
+    write_png(tmp_path / "hole.png", mask)
+    return tmp_path / "hole.png"
+
+
+def _video_times(path) -> list:
+    """The presentation times (exact fractions of a second) of a file's video frames."""
+    from fractions import Fraction
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [f.pts * Fraction(s.time_base) for f in c.decode(s)]
+
+
 def test_chunked_mp4_keeps_every_timestamp_and_the_length_of_a_single_run(tmp_path):
     """NTSC-rate clip starting at frame 15 (pts 15015 in 1/30000), joined into an .mp4: the join left the edit
     list in milliseconds (every frame 0.5 ms early), kept the segments' packet durations in their own time base
@@ -455,10 +471,7 @@ def test_chunked_mp4_keeps_every_timestamp_and_the_length_of_a_single_run(tmp_pa
     src = tmp_path / "ntsc.mp4"
     make_video(src, fps=Fraction(30000, 1001), time_base=Fraction(1, 30000), vfr_pts=[1001 * k for k in range(15, 45)],
                options={"movie_timescale": "30000"})
-    mask = np.zeros((64, 96), np.uint8)
-    mask[20:40, 30:60] = 255
-    hole = tmp_path / "hole.png"
-    write_png(hole, mask)
+    hole = _box_hole(tmp_path)
     cfg = load_config(None, {"temporal": {"mode": "fast"}})
     api.process(src, tmp_path / "single.mp4", mask=hole, config=cfg)
     result = process_chunked(src, tmp_path / "chunked.mp4", mask=hole, config=cfg, executor=LocalExecutor(cfg),
@@ -466,9 +479,7 @@ def test_chunked_mp4_keeps_every_timestamp_and_the_length_of_a_single_run(tmp_pa
     assert result.chunks >= 3 and result.frames == 30
 
     def timing(path):
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            times = [f.pts * Fraction(s.time_base) for f in c.decode(s)]
+        times = _video_times(path)
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             durations = {p.duration * Fraction(s.time_base) for p in c.demux(s) if p.size}
@@ -501,18 +512,8 @@ def test_chunked_run_of_an_mpeg_ts_with_b_frames(tmp_path):
                 out.mux(packet)
         for packet in v.encode(None):
             out.mux(packet)
-    mask = np.zeros((64, 96), np.uint8)
-    mask[20:40, 30:60] = 255
-    hole = tmp_path / "hole.png"
-    write_png(hole, mask)
     cfg = load_config(None, {"temporal": {"mode": "fast"}})
-    result = process_chunked(src, tmp_path / "out.mp4", mask=hole, config=cfg, executor=LocalExecutor(cfg),
-                             chunk_seconds=0.35)
+    result = process_chunked(src, tmp_path / "out.mp4", mask=_box_hole(tmp_path), config=cfg,
+                             executor=LocalExecutor(cfg), chunk_seconds=0.35)
     assert result.chunks >= 3 and result.frames == 40
-
-    def times(path):
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            return [f.pts * Fraction(s.time_base) for f in c.decode(s)]
-
-    assert times(tmp_path / "out.mp4") == times(src)
+    assert _video_times(tmp_path / "out.mp4") == _video_times(src)
