@@ -571,7 +571,8 @@ def make_live_tracker(config: Config):
         if kind == "static":
             return StaticMask(value, config.mask, name="mask")
         key = Keyframe(index=index, box=tuple(value)) if kind == "box" else Keyframe(index=index, mask=value)
-        return FlowTracker([key], config.track, dilate=config.mask.dilate, on_warning=lambda message: None)
+        return FlowTracker([key], config.track, dilate=config.mask.dilate, on_warning=lambda message: None,
+                           lost_after_cut=True)
 
     return factory
 

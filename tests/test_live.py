@@ -416,3 +416,26 @@ def test_a_silent_udp_or_rtp_source_fails_after_the_timeout(scheme):
     with pytest.raises(DecodeError, match="nothing received within 1 s"):
         open_live_reader(f"{scheme}://127.0.0.1:{port}", timeout=1.0).open()
     assert time.monotonic() - t0 < 10
+
+
+def test_a_live_track_stopped_by_a_scene_cut_is_reported_lost():
+    """A looping file jumps back to its start: the jump is a scene cut, the live tracker (one keyframe) stops,
+    and every later frame got an empty mask while the stats said nothing was lost (the box stayed in the
+    recording). The frames after the cut are a lost stretch."""
+    from streamfill import build
+    from streamfill.config import Config
+
+    def picture(i):
+        img = np.full((120, 160, 3), 60, np.uint8)
+        for bit in range(8):                     # the frame number as bars: the loop's jump is a cut
+            if (i >> bit) & 1:
+                img[0:40, bit * 20:(bit + 1) * 20] = 230
+        img[70:90, 10 + 5 * i:30 + 5 * i] = (250, 10, 10)
+        return img
+
+    frames = [Frame(picture(i % 12), i * 512, Fraction(1, 10240), i) for i in range(30)]
+    retarget = Retarget(build.make_live_tracker(Config()), build.live_target("box", (10, 70, 20, 20)))
+    masks = {f.index: m for f, m in retarget.pair(iter(frames))}
+    assert masks[5].any() and not masks[12].any()      # tracked before the loop, not after it
+    status = retarget.track_status()
+    assert status["lost"] and status["lost"][0][0] == 12 and status["lost_frames"] >= 12

@@ -135,6 +135,7 @@ class FlowTracker:
         dilate: int = 0,
         on_warning: Callable[[str], None] | None = None,
         on_lost: Callable[[int, int], None] | None = None,
+        lost_after_cut: bool = False,
     ) -> None:
         if not keyframes:
             raise MaskError("mask tracking needs at least one keyframe (a mask or a box)")
@@ -147,6 +148,9 @@ class FlowTracker:
         self.dilate = int(dilate)
         self.on_warning = on_warning
         self.on_lost = on_lost
+        # live: a track stopped by a scene cut (a looping file's jump back included) is a lost track, not
+        # "nothing to track" (its frames were never masked again, and the stats said nothing was lost)
+        self.lost_after_cut = bool(lost_after_cut)
         self.confidence = 1.0  # of the mask yielded last
         self.lost: list[tuple[int, int]] = []  # closed lost stretches (first, last frame index)
         self.lost_frames = 0  # frames in lost stretches so far, the open one included
@@ -279,6 +283,7 @@ class FlowTracker:
         pending: list[_Pending] = []
         dropped_warned = False
         announced: int | None = -1  # the keyframe named by the last scene-cut message (None: "stopped")
+        stopped_by_cut = False  # a cut ended the track and no keyframe has started another yet
         last_index = -1
         count = 0
         for frame in frames:
@@ -318,6 +323,7 @@ class FlowTracker:
                 else:
                     self._warn(f"scene cut at frame {frame.index}: mask tracking resumes from keyframe {nk}")
                 announced = nk
+                stopped_by_cut = fwd is not None or stopped_by_cut
                 fwd = None
 
             if frame.index in keys:
@@ -328,6 +334,7 @@ class FlowTracker:
                     pending = []
                 fwd = Propagator(cfg, self._small)
                 fwd.start(rgb, grey, ksmall)
+                stopped_by_cut = False
                 nxt += 1
                 self._note(frame.index, None)
                 yield frame, self._out(kmask)
@@ -347,6 +354,8 @@ class FlowTracker:
                         f"frame {frame.index} gets an empty mask: no keyframe within "
                         f"[track] max_backward = {cfg.max_backward} frames tracks it"
                     )
+                if conf is None and stopped_by_cut and self.lost_after_cut:
+                    conf = 0.0
                 self._note(frame.index, conf)
                 if soft is None:
                     self.confidence = 0.0
