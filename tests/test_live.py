@@ -439,3 +439,31 @@ def test_a_live_track_stopped_by_a_scene_cut_is_reported_lost():
     assert masks[5].any() and not masks[12].any()      # tracked before the loop, not after it
     status = retarget.track_status()
     assert status["lost"] and status["lost"][0][0] == 12 and status["lost_frames"] >= 12
+
+
+def test_a_retired_tracks_lost_stretch_ends_on_the_last_frame_it_tracked():
+    """A re-target closed the old tracker's open lost stretch at the frame the new target starts on, and
+    frames dropped before the mask stage were counted into it: lost [2, 14] for a tracker that saw 0-9."""
+
+    class LostFromThird:
+        def __init__(self, index, target):
+            self.lost, self.lost_frames, self.lost_since = [], 0, None
+
+        def pair(self, frames):
+            for n, f in enumerate(frames):
+                if n >= 2:
+                    self.lost_since = f.index if self.lost_since is None else self.lost_since
+                    self.lost_frames += 1
+                yield f, np.zeros((4, 4), np.uint8)
+
+    retarget = Retarget(LostFromThird, "A")
+
+    def frames():
+        for i in [*range(10), 14, 15]:             # 10-13 dropped before the mask stage
+            if i == 14:
+                retarget.retarget("B")
+            yield Frame(np.zeros((4, 4, 3), np.uint8), i, Fraction(1, 30), i)
+
+    for _ in retarget.pair(frames()):
+        pass
+    assert retarget.track_status()["lost"] == [[2, 9]]

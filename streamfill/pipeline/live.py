@@ -200,13 +200,15 @@ class Retarget:
                 return True, self._pending.pop()
             return False, None
 
-    def _retire(self) -> None:
+    def _retire(self, last_seen: int) -> None:
+        """Keep what the tracker being replaced lost; ``last_seen``: the last frame it tracked (the frame the new
+        target starts on, and frames dropped before this stage, were never its)."""
         old = self._tracker
         if old is not None:
             since = getattr(old, "lost_since", None)
             self._lost += [list(r) for r in getattr(old, "lost", [])]
             if since is not None:
-                self._lost.append([since, self.last_index])
+                self._lost.append([since, last_seen])
             self._lost = self._lost[-20:]
             self._lost_frames += int(getattr(old, "lost_frames", 0))
 
@@ -232,13 +234,13 @@ class Retarget:
         try:
             for frame in frames:
                 self.last_shape = frame.image.shape[:2]
-                self.last_index = frame.index
+                last_seen, self.last_index = self.last_index, frame.index
                 changed, target = self._take()
                 if changed:
                     if inner is not None:
                         with contextlib.suppress(Exception):
                             inner.close()
-                    self._retire()
+                    self._retire(last_seen)
                     self._tracker = None if target is None else self.factory(frame.index, target)
                     inner = None if self._tracker is None else iter(self._tracker.pair(feed()))
                     self.retargets += started
