@@ -37,7 +37,8 @@ def decode_all(path: Path) -> list[tuple[int, np.ndarray]]:
 
 
 @pytest.mark.slow
-def test_sigterm_finalises_a_playable_recording_with_the_object_removed(tmp_path: Path):
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGHUP"])  # SIGHUP: the terminal closed (was exit 130)
+def test_sigterm_finalises_a_playable_recording_with_the_object_removed(tmp_path: Path, stop_signal):
     clip = tmp_path / "square.mp4"
     boxes = moving_square_clip(clip, frames=40, fps=25)
     out, stats = tmp_path / "clean.mp4", tmp_path / "stats.json"
@@ -57,7 +58,7 @@ def test_sigterm_finalises_a_playable_recording_with_the_object_removed(tmp_path
         assert proc.poll() is None, "".join(lines)
         time.sleep(0.5)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, stop_signal))
         _, err = proc.communicate(timeout=15)
         stop_s = time.monotonic() - t0
     finally:

@@ -106,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP (the terminal closed) stops it the same way: it used to interrupt at once, leaving stale statistics
+    stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in stops}
     try:
         result = api.live(
             args.source, box=args.box, mask=args.mask, track=args.track, mask_source=_zmq(args.mask_source),

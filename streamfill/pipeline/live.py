@@ -524,13 +524,20 @@ class LiveEngine:
                     self._report(now, t0, last)
                     last = (now, self.stats.frames_in, self.stats.frames_out, self.stats.dropped)
                     next_report = now + cfg.stats_interval
-        except BaseException:
+        except BaseException as exc:
             self.stop.set()
             self._join()
+            if isinstance(exc, KeyboardInterrupt):
+                # a second Ctrl-C: the recording is still finalised, and the statistics must say what it holds
+                # (they were the last once-a-second report, all zeros in the first second)
+                self._final(t0, last, "interrupted")
             raise
         self.stop.set()
         self._join()
         self._check_workers()
+        return self._final(t0, last, stopped_by)
+
+    def _final(self, t0: float, last: tuple[float, int, int, int], stopped_by: str) -> LiveStats:
         final = self._snapshot(self.clock(), t0, last, final=True)
         with self._lock:
             final.dropped_at_stop = len(self._born)
