@@ -511,20 +511,23 @@ class LiveSource:
 def _looped(reader: io.VideoReader, reopen) -> Iterator[Frame]:
     """A file's frames over and over; pts and indices keep increasing across rounds."""
     pts_offset = index_offset = 0
-    while True:
-        first = last = None
-        for f in reader:
-            first = first or f
-            last = f
-            yield Frame(f.image, f.pts + pts_offset, f.time_base, f.index + index_offset)
+    try:
+        while True:
+            first = last = None
+            for f in reader:
+                first = first or f
+                last = f
+                yield Frame(f.image, f.pts + pts_offset, f.time_base, f.index + index_offset)
+            reader.close()
+            if last is None:
+                return
+            fps = reader.info.fps or Fraction(25)
+            step = max(1, round(1 / (fps * last.time_base)))
+            pts_offset += last.pts - first.pts + step
+            index_offset += last.index + 1
+            reader = reopen()
+    finally:   # a run stopped mid-round: the reader opened for that round is closed too (its file stayed open)
         reader.close()
-        if last is None:
-            return
-        fps = reader.info.fps or Fraction(25)
-        step = max(1, round(1 / (fps * last.time_base)))
-        pts_offset += last.pts - first.pts + step
-        index_offset += last.index + 1
-        reader = reopen()
 
 
 def open_live_source(spec: str, config: Config, *, size: str | None = None, fps: float | None = None,

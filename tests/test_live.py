@@ -485,3 +485,21 @@ def test_statistics_after_a_hard_interrupt_say_what_the_recording_holds(tmp_path
         recorded = sum(1 for _ in c.decode(video=0))
     assert stats["final"] and stats["stopped_by"] == "interrupted"
     assert stats["frames_out"] == recorded > 10
+
+
+def test_a_looped_file_source_is_closed_when_the_run_stops(tmp_path):
+    """The reader a loop reopened for its current round stayed open after the run (closed only by the garbage
+    collector): one file handle per run in a process that runs many."""
+    import os
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=12, fps=20)
+    stop = threading.Event()
+    threading.Timer(1.2, stop.set).start()
+    api.live(str(src), box=(10, 10, 20, 20), record=tmp_path / "rec.mp4", realtime=True, loop=True, stop=stop)
+
+    def open_handles():
+        fds = os.listdir("/proc/self/fd")
+        return sum(1 for fd in fds if os.path.realpath(f"/proc/self/fd/{fd}") == str(src.resolve()))
+
+    assert open_handles() == 0
