@@ -473,13 +473,22 @@ def test_statistics_after_a_hard_interrupt_say_what_the_recording_holds(tmp_path
     """A second Ctrl-C interrupts at once; the recording is finalised on the way out, but the statistics
     written were the last once-a-second report (all zeros in the first second; 21 frames for 34 recorded)."""
     import _thread
+    import signal
 
     src = tmp_path / "in.mp4"
     make_video(src, frames=12, fps=20)
-    threading.Timer(1.5, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        api.live(str(src), box=(10, 10, 20, 20), record=tmp_path / "rec.mp4", realtime=True, loop=True,
-                 stats_json=tmp_path / "s.json")
+    # interrupt_main does nothing where SIGINT is ignored (a CI run started as a background job): the run would
+    # never stop; Python's own handler makes it raise KeyboardInterrupt as a Ctrl-C would
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            api.live(str(src), box=(10, 10, 20, 20), record=tmp_path / "rec.mp4", realtime=True, loop=True,
+                     stats_json=tmp_path / "s.json")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     stats = json.loads((tmp_path / "s.json").read_text())
     with av.open(str(tmp_path / "rec.mp4")) as c:
         recorded = sum(1 for _ in c.decode(video=0))
