@@ -155,9 +155,11 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
         signature = _signature(template)
         options = {"avoid_negative_ts": "disabled"}
         out_tb = Fraction(time_base) if time_base is not None else Fraction(template.time_base)
+        src = _open_source(stack, remux_from)
         if final.suffix.lower() in MOVIE_SUFFIXES:
             # as a single run's writer does: an edit list in milliseconds put every frame up to 0.5 ms early
-            options["movie_timescale"] = str(movie_timescale(out_tb, _audio_rates(remux_from)))
+            rates = [st.codec_context.sample_rate for st in src.streams.audio] if src is not None else []
+            options["movie_timescale"] = str(movie_timescale(out_tb, rates))
         try:
             out = av.open(str(tmp), mode="w", format=_format_for(final.suffix.lower()), options=options)
         except (av.FFmpegError, ValueError, OSError) as exc:
@@ -166,7 +168,7 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
         try:
             vout = out.add_stream_from_template(template)
             vout.time_base = out_tb
-            src_packets, passthrough = _remux_source(stack, out, remux_from, result)
+            src_packets, passthrough = _remux_source(src, out, result)
             last_dts = None
 
             def video_packets():
@@ -290,17 +292,6 @@ def _retime(p, tb: Fraction) -> None:
     p.time_base = tb
 
 
-def _audio_rates(remux_from) -> list[int]:
-    """The sample rates of the audio streams of the source the join carries them from ([] when none)."""
-    if not remux_from or "://" in str(remux_from) or os.path.isdir(remux_from):
-        return []
-    try:
-        with av.open(str(remux_from)) as src:
-            return [st.codec_context.sample_rate for st in src.streams.audio if st.codec_context is not None]
-    except (av.FFmpegError, OSError):
-        return []
-
-
 @contextlib.contextmanager
 def _open(path):
     try:
@@ -313,14 +304,21 @@ def _open(path):
         c.close()
 
 
-def _remux_source(stack, out, remux_from, result: JoinResult):
-    """(packet iterator, ``Passthrough`` into ``out``) for the audio/subtitle streams of the source; (None, None)
-    when there are none."""
+def _open_source(stack, remux_from):
+    """The source file whose audio/subtitle streams the join carries over, opened in ``stack``; None for none
+    (no file, a URL, an image folder, or one that cannot be opened)."""
     if not remux_from or "://" in remux_from or os.path.isdir(remux_from):
-        return None, None
+        return None
     try:
-        src = stack.enter_context(av.open(remux_from))
+        return stack.enter_context(av.open(remux_from))
     except (av.FFmpegError, OSError):
+        return None
+
+
+def _remux_source(src, out, result: JoinResult):
+    """(packet iterator, ``Passthrough`` into ``out``) for the audio/subtitle streams of the opened source
+    ``src``; (None, None) when there are none."""
+    if src is None:
         return None, None
     passthrough = Passthrough(out)
     keep, skipped = remux_streams(src)

@@ -77,16 +77,15 @@ def sample(field: np.ndarray, x: np.ndarray, y: np.ndarray, *, nearest: bool = F
            border: float = 0.0, clamp: bool = False) -> np.ndarray:
     """``field`` (h x w or h x w x C) read at positions ``x``, ``y`` (any 2-D shape, float32, pixel units
     of ``field``); bilinear unless ``nearest``. Outside the field the result is ``border``; with ``clamp``
-    positions are first moved onto the field, so a pixel read within a pixel of its edge takes the edge's
-    value instead of a blend with ``border`` (colours: a position the caller counts as inside the frame must
-    not come out darkened by a black border)."""
+    the field's edge continues beyond it, so a pixel read within a pixel of its edge takes the edge's value
+    instead of a blend with ``border`` (colours: a position the caller counts as inside the frame must not come
+    out darkened by a black border)."""
     interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     src = field
     if src.dtype == bool:
         src = src.view(np.uint8)
     if clamp:
-        x = np.clip(x, 0, src.shape[1] - 1).astype(np.float32)
-        y = np.clip(y, 0, src.shape[0] - 1).astype(np.float32)
+        return cv2.remap(src, x, y, interp, borderMode=cv2.BORDER_REPLICATE)
     return cv2.remap(src, x, y, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
