@@ -16,7 +16,7 @@ from streamfill import api
 from streamfill.cli import main
 from streamfill.config import Config
 from streamfill.io import is_image_file, read_image
-from streamfill.io.decode import mask_grey
+from streamfill.io.images import mask_grey
 from streamfill.io.seek import decode_png_mask
 
 H, W = 64, 96

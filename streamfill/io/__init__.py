@@ -6,16 +6,12 @@ under its final name only when complete.
 """
 
 from streamfill.io.decode import (
-    IMAGE_SUFFIXES,
     ImageSequenceReader,
     StreamInfo,
     VideoInfo,
     VideoReader,
-    is_image_file,
     open_video,
-    picture_format,
     read_grey_sequence,
-    read_image,
 )
 from streamfill.io.encode import (
     PngSequenceWriter,
@@ -27,6 +23,7 @@ from streamfill.io.encode import (
     open_output,
     write_image,
 )
+from streamfill.io.images import IMAGE_SUFFIXES, is_image_file, picture_format, read_image
 
 __all__ = [
     "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",

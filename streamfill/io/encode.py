@@ -24,7 +24,8 @@ import numpy as np
 
 from streamfill.config import X264_PRESETS, IOConfig
 from streamfill.errors import OutputError
-from streamfill.io.decode import IMAGE_SUFFIXES, VideoInfo
+from streamfill.io.decode import VideoInfo
+from streamfill.io.images import IMAGE_SUFFIXES
 from streamfill.io.remux import Passthrough, remux_streams
 from streamfill.types import Frame
 

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from streamfill.errors import DecodeError, InputError
-from streamfill.io.decode import VideoInfo, VideoReader, _rotate, mask_grey
+from streamfill.io.decode import VideoInfo, VideoReader
+from streamfill.io.images import _rotate, mask_grey
 from streamfill.types import Frame
 
 _SEEK_COST = 3  # a seek (flush, demuxer seek) costs about as much as decoding this many frames

@@ -18,8 +18,9 @@ from pathlib import Path
 import av
 
 from streamfill.errors import DecodeError, OutputError
-from streamfill.io.decode import VideoReader, _rotate
+from streamfill.io.decode import VideoReader
 from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, movie_timescale
+from streamfill.io.images import _rotate
 from streamfill.io.remux import Passthrough, remux_streams
 from streamfill.types import Frame
 
