@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from streamfill.config import check_choice, check_range, read_toml
+from streamfill.config import ModelConfig, check_choice, check_range, read_toml
 from streamfill.errors import ConfigError
 
 
@@ -256,26 +256,48 @@ _SECTIONS = {
 }
 
 
+def _checked(section: str, cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` for the dataclass ``cls``, checked by the type of each key's default: unknown keys, a
+    string or number for a true/false key, a non-string for a string key and a fraction for a whole-number key
+    raise ConfigError (they failed deep inside training, or, for true/false keys, counted as true); 4.0 for a
+    whole-number key becomes 4."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {section}.{unknown[0]} (known: {', '.join(sorted(names))})")
+    out = dict(values)
+    for f in fields(cls):
+        if f.name not in out:
+            continue
+        value, default = out[f.name], f.default
+        if type(default) is bool and not isinstance(value, bool):
+            raise ConfigError(f"{section}.{f.name} = {value!r}: expected true or false")
+        if type(default) is str and not isinstance(value, str):
+            raise ConfigError(f"{section}.{f.name} = {value!r}: expected a string")
+        if type(default) is int and isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{section}.{f.name} = {value!r}: expected a whole number")
+            out[f.name] = int(value)
+    return out
+
+
 def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build a TrainConfig from ``{section: {key: value}}``; unknown sections or keys raise ConfigError."""
+    """Build a TrainConfig from ``{section: {key: value}}``; unknown sections or keys, and values of the wrong
+    type, raise ConfigError."""
     kwargs: dict[str, Any] = {}
     for section, values in data.items():
-        if section == "model":
-            if not isinstance(values, dict):
-                raise ConfigError(f"[model] must be a table, got {values!r}")
-            kwargs["model"] = dict(values)
-            continue
-        cls = _SECTIONS.get(section)
+        cls = ModelConfig if section == "model" else _SECTIONS.get(section)
         if cls is None:
             known = ", ".join([*_SECTIONS, "model"])
             raise ConfigError(f"unknown training config section [{section}] (known: {known})")
         if not isinstance(values, dict):
             raise ConfigError(f"[{section}] must be a table, got {values!r}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"unknown key {section}.{unknown[0]} (known: {', '.join(sorted(names))})")
-        kwargs[section] = cls(**values)
+        values = _checked(section, cls, values)
+        if section == "model":
+            ModelConfig(**values)  # its ranges now, not after the data were scanned
+            kwargs["model"] = values
+        else:
+            kwargs[section] = cls(**values)
     return TrainConfig(**kwargs)
 
 
