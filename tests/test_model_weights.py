@@ -203,3 +203,35 @@ def test_weights_import_refuses_nan_weights_a_wrong_suffix_and_a_missing_folder(
         assert main(["weights", "import", str(tmp_path / "ok.pth"), str(dst)]) == 1
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1
+
+
+def test_an_interrupted_save_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    gen = make()
+    good = save_generator(gen, tmp_path / "g.safetensors")
+    before = good.read_bytes()
+
+    def half_write(tensors, filename, metadata=None):
+        with open(filename, "wb") as fh:
+            fh.write(b"\x00" * 100)  # a truncated file, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", half_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_generator(gen, tmp_path / "new.safetensors")
+    with pytest.raises(KeyboardInterrupt):
+        save_generator(make(seed=1), good)
+    assert not (tmp_path / "new.safetensors").exists()  # (finetune and weights import wrote it half)
+    assert good.read_bytes() == before  # the old file is kept whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors"]  # no temporary file left
+
+
+def test_weights_that_overflow_float16_are_not_written(tmp_path):
+    gen = make()
+    with torch.no_grad():
+        gen.coarse.conv1.conv.weight[0, 0, 0, 0] = 1e6  # fine in float32, inf in float16
+    save_generator(gen, tmp_path / "g32.safetensors")
+    with pytest.raises(WeightsError, match="coarse.conv1.conv.weight has inf or NaN"):
+        save_generator(gen, tmp_path / "g16.safetensors", dtype=torch.float16)
+    assert not (tmp_path / "g16.safetensors").exists()

@@ -11,8 +11,10 @@ Loading checks every key and shape against the architecture and names what does 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,15 +92,27 @@ def save_generator(
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"metadata is not JSON-serialisable: {exc}") from None
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in generator.state_dict().items()}
+    for key, value in tensors.items():  # (loading refuses such a file: it would be written, then useless)
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise WeightsError(f"cannot write weights to {path}: tensor {key} has inf or NaN values "
+                               f"(as {str(dtype).replace('torch.', '')})")
     meta = {
         _FORMAT_KEY: FORMAT,
         _CONFIG_KEY: json.dumps(dataclasses.asdict(generator.config), sort_keys=True),
         _PROVENANCE_KEY: provenance,
     }
+    # written under a temporary name, then renamed: an interrupted or failed write never leaves a truncated
+    # file under the final name (nor replaces a good one)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
-        save_file(tensors, str(path), metadata=meta)
-    except OSError as exc:
-        raise WeightsError(f"cannot write weights to {path}: {exc}") from None
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise WeightsError(f"cannot write weights to {path}: {exc}") from None
+        raise
     return path
 
 
