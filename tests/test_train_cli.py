@@ -111,3 +111,28 @@ def test_train_cli_run_resume_export(tmp_path):
     assert meta["provenance"]["step"] == 6 and meta["model_config"].cnum == 8
     card = (out.parent / "MODEL_CARD.md").read_text()
     assert "| steps | 6 |" in card and "Telea" in card
+
+
+class _Planted:
+    """A pickle that runs code when loaded (what a full unpickling of a downloaded "checkpoint" allows)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_train_export_runs_no_code_and_names_a_non_checkpoint(tmp_path, capsys):
+    marker = tmp_path / "code_ran"
+    planted = tmp_path / "planted.pt"
+    torch.save({"version": 1, "payload": _Planted(marker)}, planted)
+    plain = tmp_path / "state_dict.pt"
+    torch.save(_generator().state_dict(), plain)  # e.g. a bare state dict: was an internal error (KeyError)
+    for path, message in ((planted, "no code"), (plain, "not a streamfill training checkpoint")):
+        capsys.readouterr()
+        assert main(["train", "export", str(path), "-o", str(tmp_path / "w.safetensors")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not marker.exists()
+    assert not (tmp_path / "w.safetensors").exists()

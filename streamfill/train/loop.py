@@ -503,10 +503,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         path = path / "checkpoints" / "latest.pt"
     if not path.is_file():
         raise InputError(f"no checkpoint at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+    try:  # tensors and plain data only: unpickling a full object could run any code the file names
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise WeightsError(f"cannot read checkpoint {path}: {exc}") from None
+        detail = str(exc).split(". ")[0].splitlines()[0][:160] if str(exc) else ""  # torch's run to a paragraph
+        raise WeightsError(f"cannot read checkpoint {path} (loaded as tensors and plain data only, no code): "
+                           f"{type(exc).__name__}{': ' + detail if detail else ''}") from None
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(_CHECKPOINT_KEYS)
+    if missing:
+        raise WeightsError(f"{path} is not a streamfill training checkpoint (no {', '.join(missing[:3])}); "
+                           "a weights file is not a checkpoint")
+    if state["version"] != CHECKPOINT_VERSION:
+        raise WeightsError(f"{path}: checkpoint version {state['version']!r}, expected {CHECKPOINT_VERSION}")
+    return state
+
+
+_CHECKPOINT_KEYS = ("version", "step", "wall_time", "config", "generator", "discriminator", "opt_g", "opt_d",
+                    "numpy_rng", "torch_rng", "cuda_rng")
 
 
 def checkpoint_config(state: dict[str, Any]) -> TrainConfig:
