@@ -205,3 +205,27 @@ def test_export_card_says_only_what_the_run_did(tmp_path, photos, capsys):
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "GPL-2+" not in card and "No SOURCES file was given" in card and "default" not in card.splitlines()[0]
     assert "held out of training" not in card or "held none out" in card
+
+
+def test_an_interrupted_run_record_write_keeps_the_old_record(tmp_path, photos, monkeypatch):
+    """run.json was rewritten in place at every start: Ctrl-C or a full disk there left it damaged, and every
+    later --resume was refused until it was repaired by hand."""
+    import pathlib
+
+    from streamfill.train.run import prepare_run, run_record
+
+    run = tmp_path / "run"
+    cfg = {"train": {"steps": 1, "init": "default"}}
+    prepare_run(run, config_path=TINY, data_paths=[photos], overrides=cfg)
+    before = run_record(run)
+    real = pathlib.Path.write_text
+
+    def half(self, text, *a, **k):
+        real(self, text[: len(text) // 2], *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_text", half)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_run(run, config_path=TINY, data_paths=[photos], resume=True, overrides=cfg)
+    monkeypatch.undo()
+    assert run_record(run) == before

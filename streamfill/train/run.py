@@ -92,7 +92,9 @@ def prepare_run(
     record = {"data": paths, "config": cfg.to_dict(),
               "train_items": len(data.train_items), "val_items": len(data.val_items),
               "val": [str(key) for _, key in data.val_items]}
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    tmp = record_path.with_name(record_path.name + ".partial")  # a resume reads it: never half-written
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, record_path)
     return trainer
 
 
