@@ -10,7 +10,7 @@ from train_helpers import tiny_config, write_photos
 
 from streamfill.cli import main
 from streamfill.config import ModelConfig
-from streamfill.model import Generator, save_generator
+from streamfill.model import Generator, read_metadata, save_generator
 from streamfill.train.config import load_train_config, resolve_init_weights, shipped_weights_path
 from streamfill.train.data import TrainData
 from streamfill.train.loop import Trainer, read_checkpoint
@@ -67,8 +67,6 @@ def test_shipped_weights_name(tmp_path):
 
 
 def test_continue_config_loads_and_matches_the_shipped_model(tmp_path):
-    from streamfill.model import read_metadata
-
     cfg = load_train_config(ROOT / "configs" / "train" / "cpu-continue.toml")
     assert cfg.train.init_weights == "shipped" and cfg.train.ckpt_minutes > 0
     assert 0 < cfg.masks.stamp_prob < 1 and cfg.masks.stamp_dir
@@ -229,3 +227,34 @@ def test_an_interrupted_run_record_write_keeps_the_old_record(tmp_path, photos, 
         prepare_run(run, config_path=TINY, data_paths=[photos], resume=True, overrides=cfg)
     monkeypatch.undo()
     assert run_record(run) == before
+
+
+@pytest.mark.slow
+def test_export_of_a_run_from_official_weights_keeps_their_licence(tmp_path, photos):
+    """A run started from weights imported by `streamfill weights import` (the official, non-commercial ones)
+    exported a card saying "trained from scratch ... Not derived from the official (non-commercial) DeepFill v2
+    weights", and a provenance "trained by streamfill from scratch"."""
+    from streamfill.model import import_official
+    from streamfill.model.importer import streamfill_to_official
+
+    _, state = _weights(tmp_path, "own.safetensors", 3)
+    official = tmp_path / "places2.pth"
+    torch.save(streamfill_to_official(state), official)
+    imported = tmp_path / "imported.safetensors"
+    import_official(official, imported)
+    ours = save_generator(Generator(ModelConfig(cnum=8, guidance=True)), tmp_path / "ours.safetensors",
+                          metadata={"trainer": "streamfill train"})
+    for init, derived in ((imported, True), (ours, False)):
+        run, out = tmp_path / f"run_{derived}", tmp_path / f"w_{derived}" / "w.safetensors"
+        assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet",
+                     "--init-weights", str(init), "--steps", "50", "--minutes", "0.000001"]) == 0
+        init.rename(init.with_suffix(".moved"))  # recorded in the checkpoint: the file need not be kept
+        assert main(["train", "export", str(run), "-o", str(out)]) == 0
+        card = (out.parent / "MODEL_CARD.md").read_text()
+        provenance = read_metadata(out)["provenance"]
+        assert provenance["init_weights"]["file"] == init.name
+        if derived:
+            assert "Derived from the official DeepFill v2 weights" in card and "Not derived" not in card
+            assert provenance["derived_from_official"] and "non-commercial" in provenance["licence"]
+        else:
+            assert "Not derived from the official" in card and "derived_from_official" not in provenance

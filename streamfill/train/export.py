@@ -61,6 +61,23 @@ def _history(run_dir: Path | None) -> list[dict[str, Any]]:
     return out
 
 
+def init_origin(cfg: TrainConfig, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The origin of the weights a run started from (``streamfill.train.loop.weights_origin``), None for a run
+    from scratch. Checkpoints written before runs recorded it: read from the ``train.init_weights`` file if it
+    is still there, else ``derived_from_official`` None (unknown)."""
+    from streamfill.errors import StreamfillError
+    from streamfill.train.config import resolve_init_weights
+    from streamfill.train.loop import weights_origin
+
+    origin = state.get("extra", {}).get("init_weights")
+    if origin is not None or not cfg.train.init_weights:
+        return origin
+    try:
+        return weights_origin(resolve_init_weights(cfg.train.init_weights))
+    except StreamfillError:
+        return {"file": Path(cfg.train.init_weights).name, "trainer": "", "derived_from_official": None}
+
+
 def _fmt_duration(seconds: float) -> str:
     h, rem = divmod(int(seconds), 3600)
     return f"{h} h {rem // 60:02d} min"
@@ -85,15 +102,30 @@ def model_card(
     held out for validation (None: unknown)."""
     step = int(state["step"])
     last = state.get("extra", {}).get("last_val") or (history[-1] if history else {})
+    origin = init_origin(cfg, state)
+    channel = "with a sketch guidance channel" if cfg.sketch.enabled else "without a guidance channel"
+    if origin is None:
+        intro = ("trained from scratch by streamfill's own trainer (`streamfill train`). fp16 safetensors, "
+                 f"{params:,} parameters, {size_bytes / 1e6:.1f} MB. Not derived from the official "
+                 "(non-commercial) DeepFill v2 weights.")
+    elif origin["derived_from_official"]:
+        intro = (f"trained by streamfill's own trainer (`streamfill train`) starting from `{origin['file']}`, "
+                 f"which derives from the official DeepFill v2 weights. fp16 safetensors, {params:,} parameters, "
+                 f"{size_bytes / 1e6:.1f} MB. **Derived from the official DeepFill v2 weights: their licence "
+                 "applies (non-commercial use only; do not redistribute).**")
+    elif origin["derived_from_official"] is False and origin["trainer"].startswith("streamfill"):
+        intro = ("trained from scratch by streamfill's own trainer (`streamfill train`; this run started from "
+                 f"`{origin['file']}`, an earlier run of the same trainer). fp16 safetensors, {params:,} "
+                 f"parameters, {size_bytes / 1e6:.1f} MB. Not derived from the official (non-commercial) "
+                 "DeepFill v2 weights.")
+    else:
+        intro = (f"trained by streamfill's own trainer (`streamfill train`) starting from `{origin['file']}`, a "
+                 f"weights file of unknown origin (check its licence: it carries over). fp16 safetensors, "
+                 f"{params:,} parameters, {size_bytes / 1e6:.1f} MB.")
     lines = [
         "# streamfill inpainting weights — model card",
         "",
-        f"`{weights_name}`: DeepFill v2 generator (gated convolutions, contextual attention) with a sketch "
-        f"guidance channel, trained from scratch by streamfill's own trainer (`streamfill train`"
-        + (f"; this run started from `{Path(cfg.train.init_weights).name}`, an earlier run of the same trainer"
-           if cfg.train.init_weights else "") + "). fp16 "
-        f"safetensors, {params:,} parameters, {size_bytes / 1e6:.1f} MB. Not derived from the official "
-        "(non-commercial) DeepFill v2 weights.",
+        f"`{weights_name}`: DeepFill v2 generator (gated convolutions, contextual attention) {channel}, {intro}",
         "",
         "## Training",
         "",
@@ -230,6 +262,18 @@ def export_run(
         "validation": last,
         "licence_note": "trained by streamfill from scratch; data licences in MODEL_CARD.md",
     }
+    origin = init_origin(cfg, state)
+    if origin is not None:
+        provenance["init_weights"] = origin
+        if origin["derived_from_official"]:
+            from streamfill.model.importer import LICENCE_NOTE
+
+            provenance.update(derived_from_official=True, licence=LICENCE_NOTE,
+                              licence_note=f"trained by streamfill from {origin['file']}, derived from the "
+                              "official DeepFill v2 weights (non-commercial); data licences in MODEL_CARD.md")
+        else:
+            provenance["licence_note"] = (f"trained by streamfill starting from {origin['file']}; data licences "
+                                          "in MODEL_CARD.md")
     staged = output.with_name(output.stem + ".partial.safetensors")
     save_generator(generator, staged, metadata=provenance, dtype=torch.float16)
     os.chmod(staged, 0o644)  # package data: world-readable whatever the umask of the writer

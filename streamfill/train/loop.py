@@ -161,6 +161,19 @@ def load_init_weights(generator: torch.nn.Module, path: str | os.PathLike) -> st
     return config.prefill if config is not None else "none"
 
 
+def weights_origin(path: str | os.PathLike) -> dict[str, Any]:
+    """Where a weights file that a run starts from came from: ``{"file", "trainer", "derived_from_official"}``,
+    the last True for files imported from the official (non-commercial) DeepFill v2 weights by ``streamfill
+    weights import``, or trained or fine-tuned from such a file (their licence carries over)."""
+    from streamfill.model.weights import read_metadata
+
+    provenance = read_metadata(path)["provenance"]
+    provenance = provenance if isinstance(provenance, dict) else {}
+    derived = bool(provenance.get("converted_from") or provenance.get("derived_from_official")
+                   or "non-commercial" in str(provenance.get("licence", "")).lower())
+    return {"file": Path(path).name, "trainer": str(provenance.get("trainer", "")), "derived_from_official": derived}
+
+
 def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
@@ -230,7 +243,9 @@ class Trainer:
             lsuv_init(self.generator, image, mask, guidance)
         source_prefill = "none"
         if self.cfg.train.init_weights:
-            source_prefill = load_init_weights(self.generator, resolve_init_weights(self.cfg.train.init_weights))
+            path = resolve_init_weights(self.cfg.train.init_weights)
+            source_prefill = load_init_weights(self.generator, path)
+            self.state.extra["init_weights"] = weights_origin(path)  # for the exported provenance and card
         prefill = getattr(getattr(self.generator, "config", None), "prefill", "none")
         if prefill != "none" and source_prefill != prefill:
             with torch.no_grad():
