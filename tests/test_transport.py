@@ -768,3 +768,26 @@ def test_keys_that_cannot_all_be_written_leave_none_behind(tmp_path, monkeypatch
     assert not list((tmp_path / "k").glob("*.key*"))
     monkeypatch.undo()
     assert keys.generate_keys(tmp_path / "k")["server_public"].is_file()
+
+
+def test_control_socket_survives_deeply_nested_json():
+    # one '[[[[...' request raised RecursionError inside the control thread: that socket stopped answering
+    # (this request and every later one) for the rest of the live run, and nothing said so
+    from streamfill.transport.live import ControlServer
+
+    with ControlServer("tcp://127.0.0.1:0", lambda request: {"seen": request.get("cmd")}) as srv:
+        ctx = zmq.Context()
+        try:
+            sock = ctx.socket(zmq.REQ)
+            sock.linger = 0
+            sock.connect(srv.endpoint)
+            sock.send(b"[" * 60000)
+            assert sock.poll(5000), "the control socket did not answer"
+            reply = json.loads(sock.recv())
+            assert reply["ok"] is False and "not JSON" in reply["error"]
+            sock.send(b'{"cmd": "stats"}')
+            assert sock.poll(5000)
+            assert json.loads(sock.recv()) == {"ok": True, "seen": "stats"}
+        finally:
+            ctx.destroy(linger=0)
+        assert srv.error is None

@@ -149,8 +149,8 @@ class ControlServer:
         self.requests += 1
         try:
             request = json.loads(bytes(parts[0].buffer if hasattr(parts[0], "buffer") else parts[0]))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return {"ok": False, "error": f"not JSON: {exc}"}
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
+            return {"ok": False, "error": f"not JSON: {str(exc)[:200]}"}
         if not isinstance(request, dict):
             return {"ok": False, "error": "send one JSON object, e.g. {\"cmd\": \"box\", \"box\": [x, y, w, h]}"}
         try:
