@@ -611,6 +611,29 @@ def test_pub_sink_never_blocks_on_a_stalled_subscriber(tmp_path):
     assert indices and indices == sorted(indices)
 
 
+def test_pub_sink_bye_reaches_a_subscriber_that_keeps_up():
+    # the publish sink closed with LINGER=0 right after queueing its bye: most runs threw the bye (and the
+    # last frames) away, so a viewer or `live zmq:sub:` waiting for the end of the stream never saw it
+    for _ in range(3):
+        ctx = zmq.Context()
+        try:
+            with PubSink("tcp://127.0.0.1:0") as out:
+                sub = ctx.socket(zmq.SUB)
+                sub.linger = 0
+                sub.setsockopt(zmq.SUBSCRIBE, b"")
+                sub.connect(out.bound_endpoint)
+                time.sleep(0.3)  # let the subscriber connect
+                for f in frames(3, 120, 160):
+                    out.write(f)
+            got = []
+            while sub.poll(1000):
+                got.append(P.decode(sub.recv_multipart()))
+        finally:
+            ctx.destroy(linger=0)
+        assert [m.type for m in got] == ["frame"] * 3 + ["bye"]
+        assert got[-1].header["count"] == 3
+
+
 # ----------------------------------------------------------------------------------------- specs & api
 
 

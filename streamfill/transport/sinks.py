@@ -1,7 +1,8 @@
 """Frame sinks that send output frames over ZeroMQ as ``frame`` messages (see plugins/PROTOCOL.md).
 
 - ``PubSink`` binds a PUB socket: any number of live viewers connect and come and go. Each subscriber has
-  a small queue (``pub_hwm`` frames); a slow subscriber misses frames, the pipeline never waits.
+  a small queue (``pub_hwm`` frames); a slow subscriber misses frames, the pipeline never waits (only a
+  clean close lingers, at most ``PUB_CLOSE_LINGER`` s, so the ``bye`` and the last frames get out).
 - ``PushSink`` connects a PUSH socket to a receiver that binds PULL: lossless. When the receiver falls
   behind, ``write`` blocks (backpressure reaches the pipeline) for at most ``send_timeout`` seconds, then
   raises ``TransportError``. On a clean exit it sends ``bye`` (with the frame count) and waits up to
@@ -23,6 +24,8 @@ from streamfill.config import TransportConfig
 from streamfill.errors import TransportError
 from streamfill.transport._zmq import attach, check_endpoint, make_socket
 from streamfill.types import Frame
+
+PUB_CLOSE_LINGER = 1.0  # seconds a publish sink lingers at a clean close, so its bye reaches live subscribers
 
 
 class _ZmqSink:
@@ -102,6 +105,10 @@ class PubSink(_ZmqSink):
             with contextlib.suppress(zmq.Again):
                 self._sock.send_multipart(protocol.encode_bye(stream=self.stream or None, count=self.sent),
                                           zmq.NOBLOCK)
+            # LINGER=0 would throw away the bye and the last frames still queued for the subscribers that
+            # keep up (they waited for a bye that never came); linger briefly, bounded, on a clean close
+            self._close(int(min(PUB_CLOSE_LINGER, self.config.send_timeout) * 1000))
+            return
         self._close(0)
 
 
