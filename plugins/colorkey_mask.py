@@ -74,10 +74,20 @@ def answer(parts: list, key: ColourKey, max_bytes: int) -> list:
 
 
 def triple(text: str) -> tuple[float, float, float]:
-    values = tuple(float(v) for v in text.split(","))
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
     if len(values) != 3:
         raise argparse.ArgumentTypeError(f"{text!r}: expected three comma-separated numbers")
     return values
+
+
+def hsv_range(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    lo, sep, hi = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LO:HI, each H,S,V (e.g. 100,80,60:140,255,255)")
+    return triple(lo), triple(hi)
 
 
 def main(argv=None) -> int:
@@ -85,22 +95,24 @@ def main(argv=None) -> int:
     p.add_argument("--bind", default="tcp://127.0.0.1:5560", help="REP endpoint to listen on")
     p.add_argument("--rgb", type=triple, default=(0.0, 255.0, 0.0), help="key colour R,G,B (default 0,255,0)")
     p.add_argument("--tolerance", type=float, default=60.0, help="RGB distance counted as the key colour")
-    p.add_argument("--hsv", help="HSV range LO:HI as H,S,V:H,S,V (overrides --rgb)")
+    p.add_argument("--hsv", type=hsv_range, help="HSV range LO:HI as H,S,V:H,S,V (overrides --rgb)")
     p.add_argument("--delay", type=float, default=0.0, help="sleep this long per frame (simulates a slow detector)")
     p.add_argument("--max-bytes", type=int, default=protocol.DEFAULT_MAX_BYTES, help="largest payload accepted")
     args = p.parse_args(argv)
-    hsv = None
-    if args.hsv:
-        lo, _, hi = args.hsv.partition(":")
-        hsv = (triple(lo), triple(hi))
-    key = ColourKey(args.rgb, args.tolerance, hsv)
+    key = ColourKey(args.rgb, args.tolerance, args.hsv)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REP)
     sock.linger = 0
     sock.setsockopt(zmq.MAXMSGSIZE, args.max_bytes)
-    sock.bind(args.bind)
+    try:
+        sock.bind(args.bind)
+    except zmq.ZMQError as exc:  # a bad endpoint, or the port is taken (another copy running?)
+        sock.close(0)
+        ctx.term()
+        print(f"colorkey_mask: cannot bind {args.bind}: {exc}", file=sys.stderr)
+        return 2
     print(f"colorkey_mask: answering on {args.bind}", file=sys.stderr, flush=True)
     try:
         while True:

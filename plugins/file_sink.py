@@ -47,14 +47,20 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = zmq.Context()
-    if args.sub:
-        sock = ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(args.sub)
-    else:
-        sock = ctx.socket(zmq.PULL)
-        sock.bind(args.bind)
+    sock = ctx.socket(zmq.SUB if args.sub else zmq.PULL)
     sock.linger = 0
+    try:
+        if args.sub:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(args.sub)
+        else:
+            sock.bind(args.bind)
+    except zmq.ZMQError as exc:  # a bad endpoint, or the port is taken (another copy running?)
+        sock.close(0)
+        ctx.term()
+        print(f"file_sink: cannot {'connect' if args.sub else 'bind'} {args.sub or args.bind}: {exc}",
+              file=sys.stderr)
+        return 2
     print(f"file_sink: writing to {folder} from {args.sub or args.bind}", file=sys.stderr, flush=True)
     seen: set[int] = set()
     size = None

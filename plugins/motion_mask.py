@@ -98,7 +98,13 @@ def main(argv=None) -> int:
     sock = ctx.socket(zmq.REP)
     sock.linger = 0
     sock.setsockopt(zmq.MAXMSGSIZE, args.max_bytes)
-    sock.bind(args.bind)
+    try:
+        sock.bind(args.bind)
+    except zmq.ZMQError as exc:  # a bad endpoint, or the port is taken (another copy running?)
+        sock.close(0)
+        ctx.term()
+        print(f"motion_mask: cannot bind {args.bind}: {exc}", file=sys.stderr)
+        return 2
     print(f"motion_mask: answering on {args.bind}", file=sys.stderr, flush=True)
     try:
         while True:

@@ -51,15 +51,21 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = zmq.Context()
-    if args.pull:
-        sock = ctx.socket(zmq.PULL)
-        sock.bind(args.pull)
-    else:
-        sock = ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, 4)  # keep only the newest few frames
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(args.connect)
+    sock = ctx.socket(zmq.PULL if args.pull else zmq.SUB)
     sock.linger = 0
+    try:
+        if args.pull:
+            sock.bind(args.pull)
+        else:
+            sock.setsockopt(zmq.RCVHWM, 4)  # keep only the newest few frames
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(args.connect)
+    except zmq.ZMQError as exc:  # a bad endpoint, or the port is taken (another copy running?)
+        sock.close(0)
+        ctx.term()
+        print(f"preview_sink: cannot {'bind' if args.pull else 'connect'} {args.pull or args.connect}: {exc}",
+              file=sys.stderr)
+        return 2
     show = None if args.headless else open_window()
     print(f"preview_sink: {'window' if show else 'headless'}, from {args.pull or args.connect}",
           file=sys.stderr, flush=True)

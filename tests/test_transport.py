@@ -814,3 +814,27 @@ def test_control_socket_survives_deeply_nested_json():
         finally:
             ctx.destroy(linger=0)
         assert srv.error is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["colorkey_mask.py", "--hsv", "1,2,3"],
+    ["colorkey_mask.py", "--hsv", "a,b,c:1,2,3"],
+    ["motion_mask.py", "--bind", "TAKEN"],
+    ["colorkey_mask.py", "--bind", "TAKEN"],
+    ["file_sink.py", "--bind", "TAKEN", "--out", "OUT"],
+    ["preview_sink.py", "--pull", "TAKEN", "--headless"],
+])
+def test_plugins_refuse_bad_arguments_in_one_line(tmp_path, argv):
+    # a malformed --hsv and an endpoint already in use (a second copy of the plugin) ended in tracebacks
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ep = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        args = [a.replace("TAKEN", ep).replace("OUT", str(tmp_path / "out")) for a in argv]
+        if "--bind" not in args and "--pull" not in args:
+            args += ["--bind", free_tcp()]
+        proc = subprocess.run([sys.executable, str(PLUGINS / args[0]), *args[1:]], capture_output=True, text=True,
+                              timeout=30)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(args[0].removesuffix(".py")), proc.stderr
