@@ -2,7 +2,8 @@
 """File sink plugin: receives ``frame`` messages and writes each frame to a folder as PNG (or raw RGB).
 
 Lossless by default: binds a PULL socket that ``streamfill process --sink zmq:push:ENDPOINT`` connects to,
-and stops at the sender's ``bye`` (reporting any missing indices). ``--sub`` instead subscribes to a
+and stops at the sender's ``bye`` (reporting any missing indices; exit status 1 when fewer frames came
+than the ``bye`` counts, or a frame could not be written). ``--sub`` instead subscribes to a
 publish sink (frames may be missed by design). Imports only streamfill.protocol, pyzmq and numpy.
 
     python plugins/file_sink.py --bind tcp://127.0.0.1:5570 --out frames/
@@ -43,7 +44,11 @@ def main(argv=None) -> int:
     p.add_argument("--idle", type=float, default=0, help="stop after this many seconds without frames (0 = never)")
     args = p.parse_args(argv)
     folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"file_sink: cannot create {folder}: {exc}", file=sys.stderr)
+        return 2
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ctx = zmq.Context()
@@ -64,6 +69,8 @@ def main(argv=None) -> int:
     print(f"file_sink: writing to {folder} from {args.sub or args.bind}", file=sys.stderr, flush=True)
     seen: set[int] = set()
     size = None
+    count = None
+    failed = False
     idle = 0.0
     try:
         while True:
@@ -85,11 +92,16 @@ def main(argv=None) -> int:
                 break
             if msg.type != "frame":
                 continue
-            write(folder, msg, args.raw)
+            try:
+                write(folder, msg, args.raw)
+                if size is None:
+                    size = (msg.image.shape[1], msg.image.shape[0])
+                    (folder / "info.txt").write_text(f"width {size[0]}\nheight {size[1]}\nformat rgb24\n")
+            except OSError as exc:  # disk full, folder removed or not writable
+                print(f"file_sink: cannot write frame {msg.index} to {folder}: {exc}", file=sys.stderr)
+                failed = True
+                break
             seen.add(msg.index)
-            if size is None:
-                size = (msg.image.shape[1], msg.image.shape[0])
-                (folder / "info.txt").write_text(f"width {size[0]}\nheight {size[1]}\nformat rgb24\n")
     except KeyboardInterrupt:
         pass
     finally:
@@ -99,6 +111,13 @@ def main(argv=None) -> int:
         missing = sorted(set(range(min(seen), max(seen) + 1)) - seen)
         note = f", {len(missing)} missing (first: {missing[:5]})" if missing else ""
         print(f"file_sink: wrote {len(seen)} frames, indices {min(seen)}-{max(seen)}{note}", file=sys.stderr)
+    if failed:
+        return 1
+    if isinstance(count, int) and count > len(seen):
+        # gaps at the start or the end (e.g. this receiver was restarted mid-stream) show only here
+        print(f"file_sink: the sender sent {count} frames but {count - len(seen)} never arrived",
+              file=sys.stderr)
+        return 0 if args.sub else 1  # a publish sink drops frames by design; push is lossless
     return 0
 
 

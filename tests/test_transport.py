@@ -838,3 +838,31 @@ def test_plugins_refuse_bad_arguments_in_one_line(tmp_path, argv):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(args[0].removesuffix(".py")), proc.stderr
+
+
+def test_file_sink_fails_when_frames_before_the_bye_never_arrived(tmp_path):
+    # the lossless receiver checked only for gaps between the indices it got: frames lost at the start or
+    # the end (a receiver restarted mid-stream) went unnoticed and it exited 0
+    ep = free_tcp()
+    proc = subprocess.Popen([sys.executable, str(PLUGINS / "file_sink.py"), "--bind", ep, "--out",
+                             str(tmp_path / "out"), "--idle", "20"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "writing to" in proc.stderr.readline()
+        ctx = zmq.Context()
+        try:
+            push = ctx.socket(zmq.PUSH)
+            push.connect(ep)
+            for f in list(frames(5))[2:]:
+                push.send_multipart(P.encode_frame(f.image, index=f.index))
+            push.send_multipart(P.encode_bye(count=5))
+            _, err = proc.communicate(timeout=20)
+            push.close(0)
+        finally:
+            ctx.destroy(linger=0)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, err
+    assert "sent 5 frames but 2 never arrived" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "frame_000002.png", "frame_000003.png", "frame_000004.png", "info.txt"]
