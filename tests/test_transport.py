@@ -866,3 +866,34 @@ def test_file_sink_fails_when_frames_before_the_bye_never_arrived(tmp_path):
     assert "sent 5 frames but 2 never arrived" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "frame_000002.png", "frame_000003.png", "frame_000004.png", "info.txt"]
+
+
+def test_secret_key_files_are_never_readable_by_others(tmp_path, monkeypatch):
+    # pyzmq wrote the secret with the umask's mode (0644) and generate_keys chmod-ed it to 0600 only after:
+    # meanwhile any local user could read the server's secret key; with --force an old file kept its mode
+    import stat
+
+    import zmq.auth.certs
+
+    from streamfill.transport import keys
+
+    if not keys.curve_available():
+        pytest.skip("libzmq without CURVE")
+    modes = {}
+    real = zmq.auth.certs._write_key_file
+
+    def spy(path, *args, **kwargs):
+        real(path, *args, **kwargs)
+        modes[Path(path).name] = stat.S_IMODE(os.stat(path).st_mode)
+
+    monkeypatch.setattr(zmq.auth.certs, "_write_key_file", spy)
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "k").mkdir()
+        (tmp_path / "k" / "server.key_secret").write_text("old")
+        os.chmod(tmp_path / "k" / "server.key_secret", 0o644)
+        keys.generate_keys(tmp_path / "k", overwrite=True)
+    finally:
+        os.umask(old)
+    assert modes["server.key_secret"] == 0o600 and modes["client.key_secret"] == 0o600
+    assert keys.load_client_keys(tmp_path / "k").server_public == keys.load_server_keys(tmp_path / "k").public

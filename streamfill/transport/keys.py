@@ -51,9 +51,15 @@ def generate_keys(directory: str | Path, *, overwrite: bool = False) -> dict[str
             if not os.access(folder, os.W_OK):  # before any key is written: no half a set
                 raise PermissionError(f"{folder} is not writable")
         for name in ("server", "client"):
+            # the secret file exists with mode 0600 before the key goes in (pyzmq opens it with "w", which
+            # keeps the mode): written with the umask's 0644 and chmod-ed after, it was readable meanwhile
+            secret_path = directory / f"{name}.key_secret"
+            written.append(secret_path)
+            os.close(os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                             0o600))
+            os.chmod(secret_path, 0o600)  # an existing file (--force) keeps its old mode through os.open
             public, secret = zmq.auth.create_certificates(directory, name)
-            written += [Path(public), Path(secret)]
-            os.chmod(secret, 0o600)
+            written.append(Path(public))
         shutil.copyfile(directory / "client.key", directory / "authorized" / "client.key")
     except OSError as exc:
         for path in written:  # a set that stopped half-way would block the next run ("already holds keys")
