@@ -311,6 +311,22 @@ def test_curve_requires_a_known_client_key(ctx, tmp_path):
             c.close()
 
 
+@pytest.mark.parametrize("damage", ["secret", "authorized"])
+def test_curve_key_files_that_do_not_hold_a_key_are_refused_at_start(tmp_path, damage):
+    # a truncated secret key stopped serve with "internal error (ZMQError: Invalid argument)"; one junk file
+    # in authorized/ made pyzmq load no client key at all: serve said "listening (CURVE)" and refused everyone
+    generate_keys(tmp_path / "keys")
+    if damage == "secret":
+        secret = tmp_path / "keys" / "server.key_secret"
+        secret.write_text(secret.read_text().rstrip()[:-10] + '"\n')  # the secret key loses 9 characters
+        what = "server.key_secret holds a malformed key"
+    else:
+        (tmp_path / "keys" / "authorized" / "colleague.key").write_text("not a certificate\n")
+        what = "colleague.key"
+    with pytest.raises(InputError, match=what):
+        ServeService("tcp://127.0.0.1:0", invert_in_hole, TransportConfig(), curve_dir=tmp_path / "keys").start()
+
+
 def test_bind_failure_is_a_transport_error():
     with service() as svc, pytest.raises(TransportError, match="cannot bind"), service(svc.endpoint):
         pass

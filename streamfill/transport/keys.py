@@ -18,6 +18,7 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
+from zmq.utils import z85
 
 from streamfill.errors import InputError, OutputError, TransportError
 
@@ -81,7 +82,21 @@ def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
         raise InputError(f"cannot read key file {path}: {exc}") from None
     if secret and not secret_key:
         raise InputError(f"{path} holds no secret key")
+    for key in (public, secret_key) if secret else (public,):
+        if not _is_z85_key(key):  # libzmq would refuse it later with a bare "Invalid argument"
+            raise InputError(f"key file {path} holds a malformed key (expected 40 Z85 characters); "
+                             "recreate it with `streamfill keys DIR`")
     return public, secret_key
+
+
+def _is_z85_key(key: bytes | None) -> bool:
+    if not isinstance(key, bytes) or len(key) != 40:
+        return False
+    try:
+        z85.decode(key)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def load_server_keys(directory: str | Path) -> CurveKeys:
@@ -102,6 +117,9 @@ def authorized_dir(directory: str | Path) -> Path:
     path = Path(directory) / "authorized"
     if not path.is_dir() or not any(path.glob("*.key")):
         raise InputError(f"{path} holds no client public keys (*.key); `streamfill keys DIR` makes one")
+    # one unreadable *.key made pyzmq's authenticator load none of them: every client was refused in silence
+    for key_file in sorted(path.glob("*.key")):
+        _load(key_file, secret=False)
     return path
 
 
