@@ -45,22 +45,32 @@ def grow(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 class MotionMasks:
-    def __init__(self, threshold: int = 25, radius: int = 4, max_streams: int = 64):
+    """Per stream, the luma of the last ``keep`` frames by index: a frame is compared with the latest kept
+    frame before it, so a request sent again (streamfill resends the frames in flight after a timeout)
+    gets the same mask as the first time."""
+
+    def __init__(self, threshold: int = 25, radius: int = 4, max_streams: int = 64, keep: int = 4):
         self.threshold = threshold
         self.radius = radius
         self.max_streams = max_streams
-        self.previous: dict[str, tuple[int, np.ndarray]] = {}
+        self.keep = max(2, keep)
+        self.previous: dict[str, dict[int, np.ndarray]] = {}
 
     def mask(self, stream: str, index: int, image: np.ndarray) -> np.ndarray:
         """H x W uint8 mask (255 = moved) of ``image`` against the previous frame of ``stream``."""
         luma = grey(image)
-        prev = self.previous.get(stream)
-        if prev is None or prev[1].shape != luma.shape or index <= prev[0] - 1:
+        kept = self.previous.pop(stream, {})
+        before = [i for i, old in kept.items() if i < index and old.shape == luma.shape]
+        if not before:
             moved = np.zeros(luma.shape, bool)
         else:
-            moved = grow(np.abs(luma - prev[1]) > self.threshold, self.radius)
-        self.previous.pop(stream, None)
-        self.previous[stream] = (index, luma)
+            moved = grow(np.abs(luma - kept[max(before)]) > self.threshold, self.radius)
+        if any(i > index for i in kept) or any(old.shape != luma.shape for old in kept.values()):
+            kept = {i: old for i, old in kept.items() if i < index and old.shape == luma.shape}  # a seek back
+        kept[index] = luma.astype(np.uint8)  # 0..255: half the memory of the int16 working copy
+        for i in sorted(kept)[:-self.keep]:
+            del kept[i]
+        self.previous[stream] = kept
         while len(self.previous) > self.max_streams:  # bounded state: forget the oldest stream
             self.previous.pop(next(iter(self.previous)))
         return np.where(moved, np.uint8(255), np.uint8(0))

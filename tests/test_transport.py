@@ -913,3 +913,26 @@ def test_secret_key_files_are_never_readable_by_others(tmp_path, monkeypatch):
         os.umask(old)
     assert modes["server.key_secret"] == 0o600 and modes["client.key_secret"] == 0o600
     assert keys.load_client_keys(tmp_path / "k").server_public == keys.load_server_keys(tmp_path / "k").public
+
+
+def test_motion_plugin_answers_a_resent_frame_with_the_same_mask():
+    # the plugin compared each frame with the last one it had seen: a frame sent again (the request/reply
+    # source resends the frames in flight after a timeout) got an empty mask, which offline runs then used
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("motion_mask_plugin", PLUGINS / "motion_mask.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    motion = plugin.MotionMasks(threshold=25, radius=0)
+    clip = []
+    for i in range(4):
+        image = np.full((24, 32, 3), 40, np.uint8)
+        image[8:16, 4 * i:4 * i + 6] = 250
+        clip.append(image)
+    first = [motion.mask("", i, image) for i, image in enumerate(clip)]
+    assert not first[0].any() and all(m.any() for m in first[1:])  # the first frame: nothing to compare with
+    again = [motion.mask("", i, clip[i]) for i in (2, 3)]  # frames 2 and 3 were in flight: resent
+    np.testing.assert_array_equal(again[0], first[2])
+    np.testing.assert_array_equal(again[1], first[3])
+    assert not motion.mask("", 0, clip[0]).any()  # a new clip on the stream starts afresh
+    np.testing.assert_array_equal(motion.mask("", 1, clip[1]), first[1])
