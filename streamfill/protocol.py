@@ -28,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from streamfill.errors import ProtocolError
+try:
+    from streamfill.errors import ProtocolError
+except ImportError:  # this file copied alone into a host's environment (the README says one file is enough)
+
+    class ProtocolError(ValueError):  # type: ignore[no-redef]
+        """A wire message is malformed (see plugins/PROTOCOL.md)."""
 
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -164,3 +165,18 @@ def test_importing_protocol_pulls_in_nothing_heavy():
             "print(sorted(m for m in ('zmq', 'cv2', 'torch', 'av', 'streamfill.config') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_protocol_py_works_as_one_copied_file(tmp_path):
+    # the README: "a client needs only numpy, pyzmq and streamfill/protocol.py"; the file imported
+    # streamfill.errors, so a copy in a host's environment without streamfill failed with ModuleNotFoundError
+    import shutil
+
+    shutil.copy(Path(P.__file__), tmp_path / "protocol.py")
+    code = ("import sys; sys.modules['streamfill'] = None; sys.path.insert(0, sys.argv[1]); import numpy as np; "
+            "import protocol as P; m = P.decode(P.encode_mask(np.zeros((2, 3), np.uint8), index=4)); "
+            "print(m.type, m.index, m.mask.shape)\n"
+            "try:\n    P.decode([b'{}'])\nexcept P.ProtocolError as exc:\n    print(exc.code)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["mask", "4", "(2,", "3)", "bad_header"]
