@@ -936,3 +936,33 @@ def test_motion_plugin_answers_a_resent_frame_with_the_same_mask():
     np.testing.assert_array_equal(again[1], first[3])
     assert not motion.mask("", 0, clip[0]).any()  # a new clip on the stream starts afresh
     np.testing.assert_array_equal(motion.mask("", 1, clip[1]), first[1])
+
+
+def test_control_socket_survives_a_request_the_handler_chokes_on():
+    # {"cmd": "box", "box": [0, 0, 10, 1e400]} raised OverflowError (int(inf)) in the live handler, which
+    # only turns StreamfillError into an answer: the control thread ended and the socket went silent
+    from streamfill.api import _control_handler
+    from streamfill.transport.live import ControlServer
+
+    class Retarget:
+        last_shape = (48, 64)
+
+        def retarget(self, target):
+            pass
+
+    handler = _control_handler(None, Retarget(), (48, 64))
+    with ControlServer("tcp://127.0.0.1:0", handler) as srv:
+        ctx = zmq.Context()
+        try:
+            sock = ctx.socket(zmq.REQ)
+            sock.linger = 0
+            sock.connect(srv.endpoint)
+            replies = []
+            for request in (b'{"cmd": "box", "box": [0, 0, 10, 1e400]}', b'{"cmd": "box", "box": [0, 0, 10, 10]}'):
+                sock.send(request)
+                assert sock.poll(5000), "the control socket did not answer"
+                replies.append(json.loads(sock.recv()))
+        finally:
+            ctx.destroy(linger=0)
+    assert replies[0]["ok"] is False and replies[1] == {"ok": True}
+    assert srv.error is None

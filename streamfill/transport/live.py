@@ -7,7 +7,8 @@
   time base (index-based 1/30 s when it sends none); indices are made strictly increasing.
 - ``ControlServer``: a REP socket (loopback only) taking one JSON object per request and answering one JSON
   object, e.g. ``{"cmd": "box", "box": [x, y, w, h]}`` -> ``{"ok": true}``. The handler runs in the
-  server's thread; errors it raises (StreamfillError) are answered as ``{"ok": false, "error": "..."}``.
+  server's thread; errors it raises (StreamfillError) are answered as ``{"ok": false, "error": "..."}``,
+  any other exception as ``{"ok": false, "error": "internal error (...)"}`` (the socket keeps answering).
 
 Sockets have LINGER=0; every receive has a timeout; both watch a stop event.
 """
@@ -157,6 +158,8 @@ class ControlServer:
             reply = self.handler(request)
         except StreamfillError as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - one request must not end the control socket for the run
+            return {"ok": False, "error": f"internal error ({type(exc).__name__}: {str(exc)[:200]})"}
         return {"ok": True, **(reply or {})}
 
     def __exit__(self, exc_type, exc, tb) -> None:
