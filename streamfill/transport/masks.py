@@ -221,8 +221,9 @@ class ReqMaskSource:
 class SubMaskSource:
     """Takes masks a detector publishes (SUB connects to the detector's PUB), matched by frame index.
 
-    Masks for other streams (when ``stream`` is set) and messages that fail validation are ignored and
-    counted in ``rejected`` (``last_rejection`` says why); masks for frames already passed are ``late``;
+    Messages for other streams (when ``stream`` is set) are ignored: one publisher may serve several.
+    Messages that fail validation are ignored and counted in ``rejected`` (``last_rejection`` says why);
+    masks for frames already passed are ``late``;
     when more than ``sub_buffer`` masks wait, those furthest ahead are ``dropped``.
     """
 
