@@ -118,6 +118,22 @@ def test_minutes_budget_stops_with_a_checkpoint(tmp_path, photos):
     assert record["config"]["train"]["steps"] == 50
 
 
+def test_checkpoint_on_a_filesystem_without_hard_links(tmp_path, photos, monkeypatch):
+    """latest.pt is a hard link of the newest numbered checkpoint; where the filesystem has none (exFAT, some
+    network mounts) it is a copy, and the run goes on instead of failing at its first checkpoint."""
+    import os
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    run = tmp_path / "run"
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(run), "--quiet",
+                 "--steps", "50", "--minutes", "0.000001"]) == 0
+    assert read_checkpoint(run)["step"] == 1
+    assert not (run / "checkpoints" / "latest.pt.partial").exists()
+
+
 def test_bad_minutes_and_missing_init_weights_are_one_line_errors(tmp_path, photos, capsys):
     assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(tmp_path / "r"),
                  "--minutes", "0"]) != 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -503,7 +504,10 @@ class Trainer:
         latest = ckpt_dir / "latest.pt"
         tmp = ckpt_dir / "latest.pt.partial"
         tmp.unlink(missing_ok=True)
-        os.link(path, tmp)
+        try:
+            os.link(path, tmp)
+        except OSError:  # a filesystem without hard links (exFAT, some network mounts): a copy, then the rename
+            shutil.copyfile(path, tmp)
         os.replace(tmp, latest)
         numbered = sorted(ckpt_dir.glob("step_*.pt"))
         for old in numbered[: -self.cfg.train.keep_checkpoints]:
