@@ -26,7 +26,8 @@ from streamfill.masks import dilate, prepare
 from streamfill.masks.synthetic import MovingOccluder
 from streamfill.masks.synthetic import composite as paint_occluder
 from streamfill.masks.track import parse_box
-from streamfill.pipeline.live import LiveEngine, LiveStats, PreviewSink, Retarget, preview_unavailable
+from streamfill.pipeline.live import LiveEngine, PreviewSink, Retarget, preview_unavailable
+from streamfill.pipeline.live_stats import LiveStats
 from streamfill.pipeline.run import RunStats, run
 from streamfill.types import Frame
 

@@ -24,7 +24,8 @@ from streamfill.config import LiveConfig
 from streamfill.errors import InputError, MaskError
 from streamfill.masks import StaticMask
 from streamfill.pipeline.complete import Completer
-from streamfill.pipeline.live import LatencyHistogram, LazySink, LiveEngine, Retarget, paced, preview_unavailable
+from streamfill.pipeline.live import LazySink, LiveEngine, Retarget, paced, preview_unavailable
+from streamfill.pipeline.live_stats import LatencyHistogram
 from streamfill.types import Frame
 
 TB = Fraction(1, 1000)

@@ -421,7 +421,8 @@ def test_suite_reports_every_case_and_seed_and_keeps_held_out_apart():
 
 def test_live_retarget_reports_the_track_state_for_stats_and_the_control_socket():
     from streamfill.build import make_live_tracker
-    from streamfill.pipeline.live import LiveStats, Retarget
+    from streamfill.pipeline.live import Retarget
+    from streamfill.pipeline.live_stats import LiveStats
 
     frames, truth = _lost_clip("occlude", n=40)
     retarget = Retarget(make_live_tracker(Config()), initial=("mask", truth[0]))
