@@ -94,6 +94,23 @@ def test_frame_seeker_matches_sequential_decoding(tmp_path, x264):
             seeker.frame(30)
 
 
+@pytest.mark.parametrize("suffix", ["ts", "m2ts"])
+def test_frame_seeker_reaches_every_frame_of_an_mpeg_ts_with_b_frames(tmp_path, suffix):
+    """MPEG-TS seeks by decoding time: a seek to a frame's (or its keyframe's) presentation time landed on a
+    B-frame after the keyframe, and even the fallback "from the start" (a seek to the first pts) did, so no
+    frame of the first GOP could be shown ("could not be decoded") and every other one was decoded from the
+    second keyframe on (camera .mts/.m2ts files, broadcast .ts)."""
+    path = make_object_clip(tmp_path / f"c.{suffix}", frames=40, width=64, height=48, x264={"bf": "2"})
+    with io.open_video(path) as reader:
+        ref = list(reader)
+    with FrameSeeker(path) as seeker:
+        assert seeker.count == 40 and len(seeker.keyframes) > 1
+        for i in [0, 5, 39, 13, 11, 1, 26, 24]:
+            f = seeker.frame(i)
+            assert f.pts == ref[i].pts and np.array_equal(f.image, ref[i].image), i
+        assert seeker.seeks <= 8  # each jump back found its keyframe: no decoding from the start
+
+
 def test_frame_seeker_skips_frames_an_edit_list_discards(tmp_path):
     """A clip cut without re-encoding: its MP4 edit list starts 3 frames after the first picture, which is
     decoded as a reference only. The reader has 27 frames from pts 0; the seeker counted 30, so studio frame k

@@ -79,6 +79,9 @@ class FrameSeeker:
         self.info: VideoInfo | None = None
         self.pts: list[int] = []
         self.keyframes: list[int] = [0]
+        # None: a seek goes to the frame's pts; else to the dts of its keyframe, one per keyframe (a demuxer
+        # that seeks by decoding time, MPEG-TS: a seek to a pts landed on a B-frame after the keyframe)
+        self._key_dts: list[int] | None = None
         self.seeks = 0  # how many requests needed a seek (for benchmarks)
         self.decoded = 0  # how many pictures the decoder returned (for benchmarks)
 
@@ -87,7 +90,7 @@ class FrameSeeker:
             self.info = probe.info
         try:
             self._open_container()
-            pts, keys = set(), set()
+            pts, keys, dts = set(), set(), {}
             for packet in self._container.demux(self._stream):
                 if packet.size == 0 or packet.is_discard:
                     # discarded: decoded only as a reference, never shown (an MP4 edit list that starts after
@@ -99,6 +102,8 @@ class FrameSeeker:
                     pts.add(int(p))
                     if packet.is_keyframe:
                         keys.add(int(p))
+                        if packet.dts is not None:
+                            dts[int(p)] = int(packet.dts)
             self.pts = sorted(pts)
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             self.close()
@@ -107,8 +112,26 @@ class FrameSeeker:
             self.close()
             raise DecodeError(f"{self.path} has no video frames with timestamps")
         self.keyframes = sorted({0} | {bisect.bisect_left(self.pts, k) for k in keys})
-        self._rewind()
+        try:
+            last = len(self.keyframes) - 1
+            if not self._lands_at(last):
+                self._key_dts = [dts.get(self.pts[k], self.pts[k]) for k in self.keyframes]
+                if not self._lands_at(last):
+                    self._key_dts = None  # neither: the seeks that miss fall back to decoding from the start
+            self._rewind()
+        except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+            self.close()
+            raise DecodeError(f"cannot open {self.path}: {exc}") from None
         return self
+
+    def _lands_at(self, k: int) -> bool:
+        """A seek to keyframe number ``k`` starts demuxing at or before that keyframe (not after it)."""
+        self._seek(self.keyframes[k])
+        for packet in self._container.demux(self._stream):
+            p = packet.pts if packet.pts is not None else packet.dts
+            if packet.size and p is not None:
+                return p <= self.pts[self.keyframes[k]]
+        return False
 
     def _open_container(self) -> None:
         self._container = av.open(self.path, mode="r")
@@ -120,9 +143,8 @@ class FrameSeeker:
     def sibling(self, *, threads: int | None = None) -> FrameSeeker:
         """A second, independent decoder on the same file, opened without indexing it again."""
         other = FrameSeeker(self.path, threads=self._threads if threads is None else threads)
-        other.info, other.pts, other.keyframes = self.info, self.pts, self.keyframes
+        other.info, other.pts, other.keyframes, other._key_dts = self.info, self.pts, self.keyframes, self._key_dts
         try:
-            other._open_container()
             other._rewind()
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             other.close()
@@ -172,13 +194,27 @@ class FrameSeeker:
         self.close()
 
     def _rewind(self, index: int | None = None) -> None:
-        target = self.pts[index] if index is not None else self.pts[0]
-        self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        """Start decoding at the keyframe before frame ``index``, or (None) at the very start of the file."""
+        if index is None:
+            # a fresh demuxer: a seek to the first timestamp can land after the first keyframe (MPEG-TS)
+            if self._container is not None:
+                self._container.close()
+            self._open_container()
+        else:
+            self._seek(index)
         self._stream.codec_context.skip_frame = "DEFAULT"
         self._decoder = self._decode()
         self._fed.clear()
         self._last = -1
         self._base = self.keyframe_before(index) if index is not None else 0
+
+    def _seek(self, index: int) -> None:
+        """Move the demuxer to the keyframe before frame ``index``."""
+        if self._key_dts is None:
+            target = self.pts[index]
+        else:
+            target = self._key_dts[bisect.bisect_right(self.keyframes, index) - 1]
+        self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
 
     def _decode(self):
         """Decoded frames from the current position, and ``None`` after each packet (a point to stop at).
