@@ -24,6 +24,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from studio_helpers import disc_mask, make_object_clip, object_at  # noqa: E402
 
 from streamfill import io  # noqa: E402
+from streamfill.errors import DecodeError  # noqa: E402
 from streamfill.io.seek import FrameSeeker  # noqa: E402
 from streamfill.studio.app import create_app  # noqa: E402
 from streamfill.studio.session import Limits, Studio  # noqa: E402
@@ -109,6 +110,21 @@ def test_frame_seeker_reaches_every_frame_of_an_mpeg_ts_with_b_frames(tmp_path, 
             f = seeker.frame(i)
             assert f.pts == ref[i].pts and np.array_equal(f.image, ref[i].image), i
         assert seeker.seeks <= 8  # each jump back found its keyframe: no decoding from the start
+
+
+def test_a_frame_that_cannot_be_decoded_is_named_without_the_server_path(tmp_path):
+    """The page shows the seeker's message as it is: 'could not be decoded' (an AVI with B-frames, a damaged
+    file) and 'is not open' (a mask or result video replaced meanwhile) carried the server's full path."""
+    path = make_object_clip(tmp_path / "c.mp4", frames=12, width=64, height=48)
+    seeker = FrameSeeker(path).open()
+    seeker._next = lambda stop: None  # the decoder ends before the frame comes out
+    with pytest.raises(DecodeError) as exc:
+        seeker.frame(5)
+    assert str(exc.value).startswith("c.mp4: frame 5") and str(tmp_path) not in str(exc.value)
+    seeker.close()
+    with pytest.raises(DecodeError) as exc:
+        seeker.frame(5)
+    assert str(exc.value) == "c.mp4 is not open"
 
 
 def test_frame_seeker_skips_frames_an_edit_list_discards(tmp_path):

@@ -247,7 +247,7 @@ class FrameSeeker:
         if not 0 <= index < self.count:
             raise InputError(f"frame {index} is outside the clip (0-{self.count - 1})")
         if self._container is None:
-            raise DecodeError(f"{self.path} is not open")
+            raise DecodeError(f"{os.path.basename(self.path)} is not open")
         with self._lock:
             try:
                 return self._decode_to(index, stop, on_frame, skip)
@@ -288,7 +288,7 @@ class FrameSeeker:
                     break
                 if on_frame is not None:
                     on_frame(Decoded(vf, i, getattr(vf, "rotation", 0) or rotation))
-        raise DecodeError(f"{self.path}: frame {index} (pts {target}) could not be decoded")
+        raise DecodeError(f"{os.path.basename(self.path)}: frame {index} (pts {target}) could not be decoded")
 
     def _next(self, stop):
         for vf in self._decoder:
