@@ -127,6 +127,31 @@ def test_a_frame_that_cannot_be_decoded_is_named_without_the_server_path(tmp_pat
     assert str(exc.value) == "c.mp4 is not open"
 
 
+def test_a_seeker_closed_while_a_request_waits_says_so(tmp_path):
+    """A mask or result video replaced by a newer run is closed while the page may be asking for one of its
+    frames: a request that passed the 'is it open' check before the close took the lock failed with an
+    AttributeError (a 500 without a message) instead of 'is not open'."""
+    path = make_object_clip(tmp_path / "c.mp4", frames=12, width=64, height=48)
+    seeker = FrameSeeker(path).open()
+    seeker.frame(0)
+    errors = []
+
+    def ask():
+        try:
+            seeker.frame(9)
+        except Exception as exc:  # noqa: BLE001 - the test looks at which one
+            errors.append(exc)
+
+    with seeker._lock:  # the request waits for the lock, as behind a decode in progress ...
+        thread = threading.Thread(target=ask)
+        thread.start()
+        time.sleep(0.2)
+        seeker._container.close()  # ... and close() (which takes the same lock) comes first
+        seeker._container, seeker._decoder = None, None
+    thread.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], DecodeError) and str(errors[0]) == "c.mp4 is not open"
+
+
 def test_frame_seeker_skips_frames_an_edit_list_discards(tmp_path):
     """A clip cut without re-encoding: its MP4 edit list starts 3 frames after the first picture, which is
     decoded as a reference only. The reader has 27 frames from pts 0; the seeker counted 30, so studio frame k

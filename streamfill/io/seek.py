@@ -246,9 +246,9 @@ class FrameSeeker:
         ``on_frame`` sees every frame decoded on the way. ``skip=False`` decodes every picture."""
         if not 0 <= index < self.count:
             raise InputError(f"frame {index} is outside the clip (0-{self.count - 1})")
-        if self._container is None:
-            raise DecodeError(f"{os.path.basename(self.path)} is not open")
-        with self._lock:
+        with self._lock:  # (checked under the lock: a close() from another thread may come first)
+            if self._container is None:
+                raise DecodeError(f"{os.path.basename(self.path)} is not open")
             try:
                 return self._decode_to(index, stop, on_frame, skip)
             except av.FFmpegError as exc:
