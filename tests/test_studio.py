@@ -483,6 +483,44 @@ def test_failed_job_reports_one_line(client, studio, monkeypatch):
     assert snap["state"] == "failed" and snap["error"] == "no weights for engine onnx: see the docs"
 
 
+def test_streams_left_out_of_the_result_are_reported_on_the_page(tmp_path):
+    """`process` reports the source streams it could not carry into the result ("not copied: ..." on the
+    command line); the studio's Remove dropped them without a word (a second camera angle, a data track)."""
+    from fractions import Fraction
+
+    import av
+
+    root = tmp_path / "r"
+    root.mkdir()
+    with av.open(str(root / "two.mkv"), "w") as out:
+        streams = [out.add_stream("ffv1", rate=25) for _ in range(2)]
+        for v in streams:
+            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+            v.codec_context.time_base = Fraction(1, 25)
+        for i in range(6):
+            for v in streams:
+                vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+                vf.pts = i
+                for p in v.encode(vf):
+                    out.mux(p)
+        for v in streams:
+            for p in v.encode(None):
+                out.mux(p)
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client, "two.mkv")
+            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
+            job = client.post(f"/api/clips/{clip['id']}/track", json=keys)
+            assert wait_job(client, job.json()["id"])["state"] == "done"
+            job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
+            snap = wait_job(client, job["id"])
+            assert snap["state"] == "done", snap
+            assert any("not copied" in w and "#1 video" in w for w in snap["warnings"]), snap["warnings"]
+    finally:
+        studio.close()
+
+
 # -- weak tracking ------------------------------------------------------------------------------------------
 def test_weak_frames_from_area_and_confidence():
     areas = [1000, 980, 990, 300, 0, 950, 1010, 4000, 1000, 1020]

@@ -431,7 +431,12 @@ class Studio:
         stem = Path(clip.name).stem
         out = clip.work / f"{stem}-removed-{job.id}.mp4"
         config = merge(self.config, {"engine": {"name": engine}, "temporal": {"mode": temporal}})
-        api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job))
+        result = api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job))
+        # what the command line prints as notes: streams the result does not carry, the reader's own notes
+        if result.skipped_streams:
+            job.warnings.append(f"not copied into the result: {', '.join(result.skipped_streams)}")
+        names = {clip.path: clip.name, clip.work: "(work folder)"}
+        job.warnings.extend(" ".join(_without_paths(note, names).split()) for note in result.notes)
         old = (clip.result, clip.result_seeker)
         clip.result, clip.result_seeker = out, FrameSeeker(out).open()
         job.output = out.name
