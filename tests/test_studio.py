@@ -314,6 +314,21 @@ def test_cli_refuses_other_hosts_without_token(tmp_path):
     assert run.returncode == 1 and "not a folder" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize("flags, message", [(["--max-upload", "nan"], "--max-upload"),
+                                           (["--max-upload", "inf"], "--max-upload"),
+                                           (["--work", "FILE"], "cannot make that folder")])
+def test_cli_bad_limits_and_work_folder_get_one_line(tmp_path, capsys, flags, message):
+    """--max-upload nan/inf was an 'internal error (ValueError...)'; --work naming a file was
+    'FileExistsError: [Errno 17] File exists'."""
+    from streamfill.cli import main
+
+    (tmp_path / "FILE").write_text("x")
+    flags = [str(tmp_path / f) if f == "FILE" else f for f in flags]
+    assert main(["studio", "--root", str(tmp_path), "--port", "0", *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "internal error" not in err and "Errno" not in err, err
+
+
 # -- uploads -----------------------------------------------------------------------------------------------
 def test_upload(client, studio, tmp_path):
     data = (tmp_path / "root" / "clip.mp4").read_bytes()

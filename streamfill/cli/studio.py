@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from streamfill.cli.common import add_config_flag, config_from_args
@@ -33,8 +34,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: must be 0-65535")
-    if args.max_upload <= 0 or args.max_pixels <= 0:
-        raise InputError("--max-upload and --max-pixels must be positive")
+    if not math.isfinite(args.max_upload) or args.max_upload <= 0 or args.max_pixels <= 0:
+        raise InputError("--max-upload and --max-pixels must be positive numbers")
     try:
         from streamfill.studio.server import serve
         from streamfill.studio.session import Limits

@@ -221,7 +221,10 @@ class Studio:
         if not self.root.is_dir():
             raise InputError(f"--root {root}: not a folder")
         self.work = Path(work)
-        self.work.mkdir(parents=True, exist_ok=True)
+        try:
+            self.work.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--work {work}: cannot make that folder ({exc.strerror or exc})") from None
         self.limits = limits or Limits()
         self.config = config or Config()
         self.clips: dict[str, Clip] = {}
