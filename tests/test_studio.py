@@ -188,6 +188,19 @@ def test_open_and_frames(client):
     assert client.get("/api/clips/nope/frames/0").json()["error"].startswith("unknown clip")
 
 
+def test_a_clip_replaced_on_disk_is_opened_anew(client, root):
+    """Opening a path again gave the clip opened before even when the file had been replaced since (a clip
+    re-exported under the same name): the page showed the old frames (and frame count) while Track and Remove
+    read the new file, so masks painted on the old pictures were applied to other ones."""
+    first = open_clip(client)
+    assert open_clip(client)["id"] == first["id"]
+    make_object_clip(root / "new.mp4", frames=FRAMES + 6, width=W, height=H)
+    os.replace(root / "new.mp4", root / "clip.mp4")
+    again = open_clip(client)
+    assert again["id"] != first["id"] and again["frames"] == FRAMES + 6
+    assert client.get(f"/api/clips/{first['id']}").status_code == 200  # its jobs and results stay reachable
+
+
 @pytest.mark.slow
 def test_four_k_preview_is_downscaled_and_masks_stay_full_size(tmp_path):
     root = tmp_path / "r"

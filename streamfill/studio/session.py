@@ -106,6 +106,7 @@ class Clip:
         self.track: dict | None = None  # areas, weak frames, keyframes
         self.result: Path | None = None
         self.result_seeker: FrameSeeker | None = None
+        self.stamp: tuple | None = None  # the file's identity when opened (Studio.open_clip)
         # The source's previews: a decoder that follows the page's pointer, and every frame's preview JPEG
         # decoded ahead by a background thread (nearest the playhead first), so that a jump anywhere is
         # soon answered from memory (a seek in a long-GOP file decodes up to a whole GOP).
@@ -238,9 +239,10 @@ class Studio:
 
     # -- clips -----------------------------------------------------------------------------------------
     def open_clip(self, path: Path, name: str) -> Clip:
+        stamp = _stamp(path)
         with self._lock:
             for clip in self.clips.values():
-                if clip.path == path:
+                if clip.path == path and clip.stamp == stamp:  # a file changed since (re-exported) is opened anew
                     return clip
         clip_id = secrets.token_hex(6)
         work = self.work / clip_id
@@ -253,6 +255,7 @@ class Studio:
             if isinstance(exc, DecodeError):
                 raise InputError(f"{name} is not a video streamfill can read ({detail})") from None
             raise type(exc)(detail) from None
+        clip.stamp = stamp
         with self._lock:
             self.clips[clip_id] = clip
         return clip
@@ -479,6 +482,15 @@ class Studio:
         self._worker.join(timeout=10)
         for clip in self.clips.values():
             clip.close()
+
+
+def _stamp(path: Path) -> tuple | None:
+    """What tells a file from the one that was at ``path`` before (replaced or rewritten)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _without_paths(message: str, names: dict) -> str:
