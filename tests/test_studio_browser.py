@@ -207,6 +207,13 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
                 driver.execute_script(f"window.studio.state.wipe = {cx / W}; window.studio.show(12);")
                 wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "12", "frame 12")
                 save_small_png(driver, keep)
+
+            # open the same clip again (as after looking at another one): its result is still offered
+            driver.find_element(By.ID, "open-btn").click()
+            wait(driver, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                    if "clip.mp4" in li.text], "the file list")[0].click()
+            wait(driver, lambda d: d.find_element(By.ID, "download").is_displayed()
+                 and d.find_element(By.ID, "download").get_attribute("href") == href, "the result's link again")
     finally:
         studio.close()
     assert time.monotonic() - t0 < 120, "the whole flow must take under 2 minutes"

@@ -106,7 +106,7 @@ function loadKeys() {
   } catch (err) { /* ignore */ }
 }
 
-async function setClip(clip, frame) {
+async function setClip(clip, frame, jobs) {
   S.clip = clip;
   localStorage.setItem("streamfill.studio.clip", clip.id);
   S.undo = []; S.index = 0; S.shownIndex = -1; S.approx = false; S.result = null; S.compare = false; S.stale = false;
@@ -128,9 +128,23 @@ async function setClip(clip, frame) {
   $("compare").checked = false;
   $("compare").disabled = !clip.result;
   $("download").hidden = true;
+  // a clip opened again (after another one) still offers its result: the server's last finished removal
+  if (!jobs && clip.result) jobs = (await json("api/state")).jobs;
+  const done = (jobs || []).filter((j) => j.clip === clip.id && j.kind === "remove" && j.state === "done").pop();
+  if (done) showResult(done);
   updateMasksLink();
   drawTimeline();
   await show(frame || 0);
+}
+
+function showResult(job) {
+  // a finished removal: its options, the download link, the before/after wipe
+  S.result = job;
+  $("engine").value = job.options.engine;
+  $("temporal").value = job.options.temporal;
+  $("download").href = `api/jobs/${job.id}/download`;
+  $("download").hidden = false;
+  $("compare").disabled = false;
 }
 
 // -- frames ------------------------------------------------------------------------------------------------
@@ -476,12 +490,7 @@ async function finished(snap) {
     showTrackInfo();
     updateMasksLink();
   } else {
-    S.result = snap;
-    $("engine").value = snap.options.engine;
-    $("temporal").value = snap.options.temporal;
-    $("download").href = `api/jobs/${snap.id}/download`;
-    $("download").hidden = false;
-    $("compare").disabled = false;
+    showResult(snap);
     $("compare").checked = S.compare = true;
   }
   drawTimeline(); updateKeyFlag();
@@ -624,17 +633,8 @@ guard(async () => {
   const last = localStorage.getItem("streamfill.studio.clip");
   const clip = st.clips.find((c) => c.id === last);
   if (!clip) return;
-  await setClip(clip, parseInt(localStorage.getItem(`streamfill.studio.frame.${clip.id}`) || "0", 10));
+  await setClip(clip, parseInt(localStorage.getItem(`streamfill.studio.frame.${clip.id}`) || "0", 10), st.jobs);
   showTrackInfo();
-  const jobs = st.jobs.filter((j) => j.clip === clip.id);
-  const running = jobs.find((j) => ["queued", "running"].includes(j.state));
-  const lastRemove = jobs.filter((j) => j.kind === "remove" && j.state === "done").pop();
-  if (lastRemove) {
-    S.result = lastRemove;
-    $("engine").value = lastRemove.options.engine;
-    $("temporal").value = lastRemove.options.temporal;
-    $("download").href = `api/jobs/${lastRemove.id}/download`;
-    $("download").hidden = false;
-  }
+  const running = st.jobs.find((j) => j.clip === clip.id && ["queued", "running"].includes(j.state));
   if (running) followJob(running);
 })();
