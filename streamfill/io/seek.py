@@ -114,11 +114,13 @@ class FrameSeeker:
         self.keyframes = sorted({0} | {bisect.bisect_left(self.pts, k) for k in keys})
         try:
             last = len(self.keyframes) - 1
-            if not self._lands_at(last):
+            lands = self._lands_at(last)
+            if not lands:
                 self._key_dts = [dts.get(self.pts[k], self.pts[k]) for k in self.keyframes]
-                if not self._lands_at(last):
+                lands = self._lands_at(last)
+                if not lands:
                     self._key_dts = None  # neither: the seeks that miss fall back to decoding from the start
-            self._rewind()
+            self._rewind(0 if lands else None)  # (a seek back is cheaper than opening the file again)
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             self.close()
             raise DecodeError(f"cannot open {self.path}: {exc}") from None
