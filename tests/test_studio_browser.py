@@ -170,6 +170,17 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             assert 0.6 < cov["pixels"] / (3.14 * r * r) < 1.8, cov
             assert driver.find_element(By.ID, "masks-link").is_displayed()
 
+            # the eraser over the tracked mask of a frame that is not a keyframe: nothing to erase (a keyframe is
+            # what is painted on it), and the page says so instead of dropping the stroke in silence
+            body.send_keys("e")
+            chain = ActionChains(driver, duration=20)
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, ex - 10, ey)).click_and_hold()
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, ex + 10, ey)).release().perform()
+            wait(driver, lambda d: "eraser removes paint" in d.find_element(By.ID, "message").text, "the eraser note")
+            assert "keyframe" not in driver.find_element(By.ID, "keyframe-flag").text
+            assert driver.execute_script("return window.studio.maskCoverage()")["pixels"] == cov["pixels"]
+            body.send_keys("b")
+
             # remove (per-frame telea: quick), reload the page while it runs, wait for 100 %
             Select(driver.find_element(By.ID, "engine")).select_by_value("telea")
             Select(driver.find_element(By.ID, "temporal")).select_by_value("off")

@@ -373,7 +373,15 @@ function endDrag() {
   }
   drag = null;
   const key = S.keyframes.get(S.index);
-  if (key && !key.box && !key.strokes.some((s) => !s.erase)) S.keyframes.delete(S.index);
+  if (key && !key.box && !key.strokes.some((s) => !s.erase)) {
+    S.keyframes.delete(S.index);
+    // the eraser removes this frame's own paint; a keyframe is exactly what is painted on it, so erasing over
+    // the tracked mask alone changes nothing: say so instead of dropping the stroke in silence
+    if (S.clip.track && S.maskImage && S.overlay) {
+      say("The eraser removes paint from this frame's own strokes. To correct the tracked mask here, paint " +
+          "the whole object on this frame: it becomes a keyframe, and tracking restarts from it.", "info");
+    }
+  }
   saveKeys(); drawTimeline(); updateKeyFlag(); render();
 }
 view.addEventListener("pointerup", endDrag);
