@@ -116,6 +116,8 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0")
             assert driver.find_element(By.ID, "frame-count").text == str(FRAMES - 1)
             assert driver.find_element(By.ID, "timecode").text == "00:00:00:00"
+            # frames before zero (an edit list, a B-frame delay) read as a distance before zero, not "-1:-1:-1:24"
+            assert driver.execute_script("return timecode(-0.04, 25)") == "-00:00:00:01"
 
             # paint over the disc on frame 0 with the mouse
             driver.execute_script("const s = document.getElementById('size'); s.value = 24;"

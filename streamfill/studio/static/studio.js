@@ -149,6 +149,8 @@ function showResult(job) {
 
 // -- frames ------------------------------------------------------------------------------------------------
 function timecode(seconds, fps) {
+  // a clip whose first frames come before zero (an edit list, a B-frame delay) shows "-" and the distance
+  if (seconds < -1e-9) return "-" + timecode(-seconds, fps);
   const r = Math.round(fps || 25);
   const whole = Math.floor(seconds + 1e-9);
   const ff = Math.min(r - 1, Math.floor((seconds - whole) * (fps || 25) + 1e-6));
