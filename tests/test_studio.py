@@ -457,6 +457,41 @@ def test_track_then_remove_then_download(client, studio, tmp_path):
     assert client.get(f"/api/clips/{clip['id']}").json()["result"] == wait_job(client, job["id"])["output"]
 
 
+def test_a_correction_edits_the_tracked_mask_it_was_painted_on(client, studio):
+    """Strokes on a tracked frame that is not a keyframe correct the tracked mask there: the server keeps that
+    mask (full size) as the keyframe's base, and the page's edit picture adds (white), erases (black) or keeps
+    it (grey). A later Track does not move the base: it stays the mask the correction was painted on."""
+    clip = open_clip(client)
+    cid = clip["id"]
+    r = client.post(f"/api/clips/{cid}/bases/5", json={})
+    assert r.status_code == 400 and "press Track" in r.json()["error"]
+    first = {"index": 0, "mask": png_data_url(disc_mask(0, W, H))}
+    r = client.post(f"/api/clips/{cid}/track", json={"keyframes": [first]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    base = client.post(f"/api/clips/{cid}/bases/5", json={}).json()["base"]
+    tracked = studio.clip(cid).base_mask(base, 5) > 127
+    assert tracked.any() and tracked.shape == (H, W)
+    cx, cy, rad = object_at(5, W, H)
+    edit = np.full((H, W), 128, np.uint8)
+    edit[:, :cx] = 0           # erase the left half of the object
+    edit[:6, :6] = 255         # paint a new corner
+    keys = [first, {"index": 5, "base": base, "mask": png_data_url(edit)}]
+    r = client.post(f"/api/clips/{cid}/track", json={"keyframes": keys})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    (_, key) = studio.keyframes(studio.clip(cid), [{**k, "mask": base64.b64decode(k["mask"].split(",")[1])}
+                                                   for k in keys])
+    want = (tracked & (np.arange(W) >= cx)[None, :]) | (np.arange(H)[:, None] < 6) & (np.arange(W)[None, :] < 6)
+    np.testing.assert_array_equal(key.mask > 127, want)
+    # the second Track replaced the masks; the base is still the first Track's mask of frame 5
+    np.testing.assert_array_equal(studio.clip(cid).base_mask(base, 5) > 127, tracked)
+    # a base of another frame, a made-up one, or one whose file is gone: one line each
+    bad_bases = ((base, "not a tracked mask of this frame"), ("5-" + "0" * 12, "is gone"), ("../x", "not a tracked"))
+    for bad, text in bad_bases:
+        item = {"index": 6 if bad == base else 5, "base": bad, "mask": png_data_url(edit)}
+        r = client.post(f"/api/clips/{cid}/track", json={"keyframes": [item]})
+        assert r.status_code == 400 and text in r.json()["error"], r.json()
+
+
 def test_remove_needs_masks_and_one_job_per_clip(client):
     clip = open_clip(client)
     r = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea"})

@@ -98,6 +98,23 @@ def canvas_point(driver, view, x, y):
     return round((x / W - 0.5) * rect[0]), round((y / H - 0.5) * rect[1])
 
 
+def served_mask_pixels(driver, index):
+    """Pixels of the server's tracked mask of frame ``index`` (the preview-size PNG the page overlays)."""
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(`api/clips/${window.studio.state.clip.id}/masks/${arguments[0]}`).then((r) => r.blob())
+          .then((b) => createImageBitmap(b)).then((bitmap) => {
+            const c = document.createElement("canvas");
+            c.width = bitmap.width; c.height = bitmap.height;
+            const g = c.getContext("2d");
+            g.drawImage(bitmap, 0, 0);
+            const d = g.getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let k = 0; k < d.length; k += 4) if (d[k] > 127) n++;
+            done(n);
+          }).catch((err) => done(-1));""", index)
+
+
 def test_draw_track_scrub_remove_download(browser, tmp_path):
     driver = browser
     root = tmp_path / "root"
@@ -172,16 +189,25 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             assert 0.6 < cov["pixels"] / (3.14 * r * r) < 1.8, cov
             assert driver.find_element(By.ID, "masks-link").is_displayed()
 
-            # the eraser over the tracked mask of a frame that is not a keyframe: nothing to erase (a keyframe is
-            # what is painted on it), and the page says so instead of dropping the stroke in silence
+            # a correction: the eraser over the tracked mask of frame n (not a keyframe) removes part of that mask,
+            # and the frame becomes a keyframe whose base is the tracked mask it was painted on
+            tracked = served_mask_pixels(driver, n)
             body.send_keys("e")
             chain = ActionChains(driver, duration=20)
-            chain.move_to_element_with_offset(view, *canvas_point(driver, view, ex - 10, ey)).click_and_hold()
-            chain.move_to_element_with_offset(view, *canvas_point(driver, view, ex + 10, ey)).release().perform()
-            wait(driver, lambda d: "eraser removes paint" in d.find_element(By.ID, "message").text, "the eraser note")
-            assert "keyframe" not in driver.find_element(By.ID, "keyframe-flag").text
-            assert driver.execute_script("return window.studio.maskCoverage()")["pixels"] == cov["pixels"]
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, ex - r, ey)).click_and_hold()
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, ex, ey)).release().perform()
             body.send_keys("b")
+            assert "correction" in driver.find_element(By.ID, "keyframe-flag").text
+            erased = driver.execute_script("return window.studio.maskCoverage()")
+            assert erased["pixels"] < 0.9 * cov["pixels"], (erased, cov)
+            base = f"return (window.studio.state.keyframes.get({n}) || {{}}).base || null"
+            wait(driver, lambda d: d.execute_script(base) not in (None, "pending"), "the base kept by the server")
+            first = driver.execute_script("return window.studio.state.job.id")
+            driver.find_element(By.ID, "track").click()
+            wait(driver, lambda d: d.execute_script("return window.studio.state.job.id") != first
+                 and d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == "done", "the re-track", 60)
+            corrected = served_mask_pixels(driver, n)
+            assert 0 < corrected < 0.9 * tracked, (corrected, tracked)
 
             # remove (per-frame telea: quick), reload the page while it runs, wait for 100 %
             Select(driver.find_element(By.ID, "engine")).select_by_value("telea")

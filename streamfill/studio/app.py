@@ -166,6 +166,10 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
         return Response(clip.mask_png(request.path_params["index"]), media_type="image/png",
                         headers={"Cache-Control": "no-cache"})
 
+    def save_base(request: Request) -> Response:
+        clip = studio.clip(request.path_params["clip"])
+        return JSONResponse({"base": clip.save_base(request.path_params["index"])})
+
     def masks_file(request: Request) -> Response:
         clip = studio.clip(request.path_params["clip"])
         if clip.masks is None or not clip.masks.is_file():
@@ -250,6 +254,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
         Route("/api/clips/{clip}/frames/{index:int}", frame),
         Route("/api/clips/{clip}/masks/{index:int}", mask),
         Route("/api/clips/{clip}/masks.mkv", masks_file),
+        Route("/api/clips/{clip}/bases/{index:int}", save_base, methods=["POST"]),
         Route("/api/clips/{clip}/track", track, methods=["POST"]),
         Route("/api/clips/{clip}/remove", remove, methods=["POST"]),
         Route("/api/jobs/{job}", job_info),

@@ -169,6 +169,36 @@ class Clip:
         return self._cached(("mask", index, str(self.masks)),
                             lambda: encode_png(self.mask_seeker.frame(index).image.max(axis=2), size=self.preview))
 
+    # -- corrections: a keyframe drawn over the tracked mask ---------------------------------------------
+    def save_base(self, index: int) -> str:
+        """Keep the tracked mask of frame ``index`` (full resolution) as the base of a correction painted on
+        that frame: the keyframe is then this mask with the page's strokes added and erased (``base_mask``).
+        Kept in the clip's work folder, so a later Track (which replaces the masks) does not change it.
+        Returns its id."""
+        track, seeker = self.track, self.mask_seeker
+        if track is None or seeker is None:
+            raise InputError("no tracked mask on this frame to correct: press Track first")
+        self._check_index(index)
+        base_id = f"{index}-{track['job']}"
+        path = self.work / "bases" / f"{base_id}.png"
+        if not path.is_file():
+            mask = np.where(seeker.frame(index).image.max(axis=2) > 127, np.uint8(255), np.uint8(0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial")
+            partial.write_bytes(encode_png(mask))
+            os.replace(partial, path)
+        return base_id
+
+    def base_mask(self, base_id: object, index: int) -> np.ndarray:
+        """The tracked mask kept by ``save_base`` for a correction on frame ``index`` (H x W uint8, 255 = object)."""
+        if not isinstance(base_id, str) or not _BASE_ID.fullmatch(base_id) or int(base_id.split("-")[0]) != index:
+            raise InputError(f"keyframe {index}: {base_id!r} is not a tracked mask of this frame")
+        path = self.work / "bases" / f"{base_id}.png"
+        if not path.is_file():
+            raise InputError(f"keyframe {index}: the tracked mask this correction was painted on is gone (the "
+                             f"server was restarted?): clear frame {index} and paint the object again")
+        return decode_png_mask(path.read_bytes())
+
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.seeker.count:
             raise InputError(f"frame {index} is outside the clip (0-{self.seeker.count - 1})")
@@ -203,6 +233,9 @@ class Proxies:
     def give(self, size: int) -> None:
         with self._lock:
             self.left += size
+
+
+_BASE_ID = re.compile(r"[0-9]{1,9}-[0-9a-f]{12}")  # frame index - the track job whose mask it is
 
 
 def png_size(data: bytes) -> tuple[int, int] | None:
@@ -289,7 +322,9 @@ class Studio:
     # -- keyframes and jobs ----------------------------------------------------------------------------
     def keyframes(self, clip: Clip, items: list) -> list[Keyframe]:
         """Keyframes from the page: ``{"index": K, "box": [x, y, w, h]}`` or ``{"index": K, "mask": PNG bytes}``
-        (full resolution, white = remove). Raises InputError/MaskError with a message for the page."""
+        (full resolution, white = remove), or a correction of the tracked mask: ``{"index": K, "base": ID,
+        "mask": PNG bytes}`` with ``ID`` from ``Clip.save_base`` and the mask an edit (white = add, black =
+        erase, grey = keep the tracked mask). Raises InputError/MaskError with a message for the page."""
         if not isinstance(items, list) or not items:
             raise InputError("nothing to track: paint over the object (or draw a box) on a frame first")
         if len(items) > self.limits.max_keyframes:
@@ -327,6 +362,9 @@ class Studio:
             if size != (w, h):
                 raise MaskError(f"keyframe {index}: the mask is {size[0]}x{size[1]} but the clip is {w}x{h}")
             mask = decode_png_mask(bytes(data))
+            if item.get("base") is not None:
+                base = clip.base_mask(item["base"], index)
+                mask = np.where(mask > 191, np.uint8(255), np.where(mask < 64, np.uint8(0), base))
             if not (mask > 127).any():
                 raise MaskError(f"keyframe {index}: the mask is empty (nothing painted)")
             keys.append(Keyframe(index=index, mask=np.ascontiguousarray(mask)))

@@ -246,9 +246,8 @@ function renderMaskLayer() {
   m.globalCompositeOperation = "source-over";
   m.clearRect(0, 0, maskLayer.width, maskLayer.height);
   const key = keyAt(S.index);
-  if (key && key.strokes.length) {
-    drawStrokes(m, key.strokes, view.width / S.clip.width);
-  } else if (S.maskImage && S.overlay) {
+  const own = key && key.strokes.length;
+  if (S.maskImage && (own ? key.base : S.overlay)) {
     m.drawImage(S.maskImage, 0, 0, maskLayer.width, maskLayer.height);
     // the PNG is grey (white = remove): keep its brightness as coverage
     const data = m.getImageData(0, 0, maskLayer.width, maskLayer.height);
@@ -256,6 +255,7 @@ function renderMaskLayer() {
     for (let k = 0; k < px.length; k += 4) { px[k + 3] = px[k]; }
     m.putImageData(data, 0, 0);
   }
+  if (own) drawStrokes(m, key.strokes, view.width / S.clip.width);
   m.globalCompositeOperation = "source-in";
   m.fillStyle = "rgb(255, 40, 40)";
   m.fillRect(0, 0, maskLayer.width, maskLayer.height);
@@ -298,11 +298,12 @@ function drawBox(box, colour) {
   ctx.restore();
 }
 
-function drawStrokes(c, strokes, scale) {
+function drawStrokes(c, strokes, scale, edit) {
+  // edit: erase strokes paint black (an edit picture on grey) instead of clearing what lies under them
   c.lineCap = "round"; c.lineJoin = "round";
   for (const st of strokes) {
-    c.globalCompositeOperation = st.erase ? "destination-out" : "source-over";
-    c.strokeStyle = "#fff"; c.fillStyle = "#fff";
+    c.globalCompositeOperation = st.erase && !edit ? "destination-out" : "source-over";
+    c.strokeStyle = c.fillStyle = st.erase && edit ? "#000" : "#fff";
     c.lineWidth = st.size * scale;
     const p = st.points;
     if (p.length === 1) {
@@ -333,8 +334,24 @@ function snapshot(index) {
 }
 function keyframeFor(index) {
   let k = S.keyframes.get(index);
-  if (!k) { k = {strokes: [], box: null}; S.keyframes.set(index, k); }
+  if (!k) {
+    k = {strokes: [], box: null};
+    S.keyframes.set(index, k);
+    // painted over the tracked mask shown on this very frame: the strokes correct that mask (brush adds,
+    // eraser removes); the server keeps the mask as it is now, so a later Track does not move the base
+    if (S.clip.track && S.maskImage && S.overlay && S.shownIndex === index && !S.approx) keepBase(index, k);
+  }
   return k;
+}
+function keepBase(index, k) {
+  k.base = "pending";
+  post(`api/clips/${S.clip.id}/bases/${index}`, {}).then((r) => {
+    if (k.base === "pending") { k.base = r.base; saveKeys(); updateKeyFlag(); }
+  }).catch((err) => {
+    delete k.base;
+    if (!k.box && !k.strokes.some((s) => !s.erase) && S.keyframes.get(index) === k) S.keyframes.delete(index);
+    say(err.message); saveKeys(); drawTimeline(); updateKeyFlag(); render();
+  });
 }
 
 view.addEventListener("pointerdown", (event) => {
@@ -375,15 +392,8 @@ function endDrag() {
   }
   drag = null;
   const key = S.keyframes.get(S.index);
-  if (key && !key.box && !key.strokes.some((s) => !s.erase)) {
-    S.keyframes.delete(S.index);
-    // the eraser removes this frame's own paint; a keyframe is exactly what is painted on it, so erasing over
-    // the tracked mask alone changes nothing: say so instead of dropping the stroke in silence
-    if (S.clip.track && S.maskImage && S.overlay) {
-      say("The eraser removes paint from this frame's own strokes. To correct the tracked mask here, paint " +
-          "the whole object on this frame: it becomes a keyframe, and tracking restarts from it.", "info");
-    }
-  }
+  // a frame with only eraser strokes is no keyframe, unless they correct the tracked mask it shows
+  if (key && !key.box && !key.base && !key.strokes.some((s) => !s.erase)) S.keyframes.delete(S.index);
   saveKeys(); drawTimeline(); updateKeyFlag(); render();
 }
 view.addEventListener("pointerup", endDrag);
@@ -405,7 +415,8 @@ function clearFrame() {
 function updateKeyFlag() {
   const k = S.keyframes.get(S.index);
   const weak = S.clip && S.clip.track && S.clip.track.weak.includes(S.index);
-  $("keyframe-flag").textContent = (k ? (k.box ? "keyframe (box)" : "keyframe (mask)") : "") +
+  $("keyframe-flag").textContent = (k ? (k.box ? "keyframe (box)" : k.base ? "keyframe (correction of the track)"
+                                                                     : "keyframe (mask)") : "") +
     (weak ? (k ? " · " : "") + "weak track: check this frame, paint a correction" : "");
 }
 
@@ -521,12 +532,14 @@ function updateMasksLink() {
   if (S.clip) link.href = `api/clips/${S.clip.id}/masks.mkv`;
 }
 
-async function fullMask(strokes) {
-  // the keyframe's strokes rendered at the clip's full resolution, as a PNG data URL
+async function fullMask(strokes, edit) {
+  // the keyframe's strokes rendered at the clip's full resolution, as a PNG data URL; edit (a correction of
+  // the tracked mask): white adds, black erases, grey keeps the tracked mask
   const c = document.createElement("canvas");
   c.width = S.clip.width; c.height = S.clip.height;
   const g = c.getContext("2d");
-  g.fillStyle = "#000"; g.fillRect(0, 0, c.width, c.height);
+  g.fillStyle = edit ? "#808080" : "#000"; g.fillRect(0, 0, c.width, c.height);
+  if (edit) { drawStrokes(g, strokes, 1, true); return c.toDataURL("image/png"); }
   // erasing must reveal black, not transparency: draw strokes on a layer, then on the black ground
   const layer = document.createElement("canvas");
   layer.width = c.width; layer.height = c.height;
@@ -540,6 +553,8 @@ async function track() {
   const keys = [];
   for (const [index, k] of [...S.keyframes.entries()].sort((a, b) => a[0] - b[0])) {
     if (k.box) keys.push({index, box: k.box.map(Math.round)});
+    else if (k.base === "pending") throw new Error(`frame ${index}: its tracked mask is still being kept; try again`);
+    else if (k.base) keys.push({index, base: k.base, mask: await fullMask(k.strokes, true)});
     else if (k.strokes.some((s) => !s.erase)) keys.push({index, mask: await fullMask(k.strokes)});
   }
   if (!keys.length) throw new Error("nothing to track: paint over the object (or draw a box) on a frame first");
