@@ -135,7 +135,10 @@ def read_engine_spec(path: str | Path) -> dict:
     if "max_batch" in spec:
         check_range("build.max_batch", spec["max_batch"], 1, 64)
     if "sizes" in spec:
-        spec["sizes"] = list(CropConfig(sizes=tuple(spec["sizes"])).sizes)
+        try:
+            spec["sizes"] = list(CropConfig(sizes=spec["sizes"]).sizes)
+        except ConfigError as exc:
+            raise ConfigError(f"engine spec {path}: {str(exc).replace('crop.sizes', 'build.sizes', 1)}") from None
     return spec
 
 

@@ -75,13 +75,17 @@ class CropConfig:
     min_context: int = 16
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sizes", tuple(sorted(int(s) for s in self.sizes)))
-        if not self.sizes:
+        sizes = self.sizes
+        if not isinstance(sizes, (list, tuple)):
+            raise ConfigError(f"crop.sizes = {sizes!r}: expected a list of working sizes, e.g. [256, 384, 512]")
+        if not sizes:
             raise ConfigError("crop.sizes = []: give at least one working size")
-        for s in self.sizes:
+        for s in sizes:
             check_range("crop.sizes[]", s, 64, 2048)
-            if s % 8:
-                raise ConfigError(f"crop.sizes = {list(self.sizes)!r}: every size must be a multiple of 8")
+            if s != int(s) or s % 8:
+                raise ConfigError(f"crop.sizes = {list(sizes)!r}: every size must be a multiple of 8")
+        # sorted, each once (a compiled engine's cache key names them: [512, 256] must be the same engine)
+        object.__setattr__(self, "sizes", tuple(sorted({int(s) for s in sizes})))
         check_range("crop.context", self.context, 0.0, 4.0)
         check_range("crop.min_context", self.min_context, 0, 1024)
 

@@ -418,6 +418,30 @@ def test_bad_engine_spec_names_the_key(tmp_path):
         build.read_engine_spec(path)
 
 
+@pytest.mark.parametrize("value", ["256", '["abc"]', "[256.5]"])
+def test_crop_sizes_of_the_wrong_kind_are_one_line_errors(tmp_path, capsys, value):
+    """`sizes = 256` (no list) or `sizes = ["abc"]` in a config or an engine spec was an internal error (exit 70,
+    TypeError / ValueError); `[256.5]` was taken as 256."""
+    from streamfill.cli import main
+    from streamfill.errors import ConfigError
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'[build]\nengine = "torch"\nsizes = {value}\n')
+    with pytest.raises(ConfigError, match="build.sizes"):
+        build.read_engine_spec(spec)
+    config = tmp_path / "config.toml"
+    config.write_text(f"[crop]\nsizes = {value}\n")
+    assert main(["compile", "--engine", "torch", "--device", "cpu", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "crop.sizes" in err[0] and "internal error" not in err[0]
+
+
+def test_crop_sizes_are_sorted_once_each():
+    from streamfill.config import CropConfig
+
+    assert CropConfig(sizes=[512, 256, 512]).sizes == (256, 512)
+
+
 @pytest.mark.slow
 def test_bench_json_rows(tmp_path, capsys):
     from streamfill.cli import main
