@@ -477,6 +477,23 @@ def test_compile_command_for_eager_torch(tmp_path, capsys):
     assert code == 0 and "nothing to build" in capsys.readouterr().out
 
 
+def test_compile_command_builds_sizes_in_the_order_process_uses(monkeypatch, capsys):
+    """`compile --engine compile --size 512 --size 256` built the engine under a key naming "s512-256", which
+    `process` (crop.sizes sorted: "s256-512") never looks up, so the first run compiled it all again."""
+    from streamfill.backends.select import EngineChoice
+    from streamfill.cli import main
+
+    seen = []
+
+    def fake(config, engine, *, sizes, rebuild):
+        seen.append(sizes)
+        return EngineChoice(engine, engine, "cpu", "fp32"), []
+
+    monkeypatch.setattr(build, "compile_engines", fake)
+    assert main(["compile", "--engine", "compile", "--size", "512", "--size", "256", "--size", "512"]) == 0
+    assert seen == [(256, 512)]
+
+
 def test_compile_engine_says_what_it_builds_before_it_builds_it(tmp_path, monkeypatch, caplog):
     """`--engine compile` on a CPU compiled every size x batch for minutes in silence, then said "rebuild
     requested". The note now comes first, says why, and comes once. (warmup is stubbed: no compile here.)"""

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = tuple(args.size or spec.get("sizes") or config.crop.sizes)
     if args.size:
         config = merge(config, {"crop": {"sizes": list(sizes)}})  # validates them
+        sizes = config.crop.sizes  # sorted, once each: the key `process` looks the engine up by
     print(f"{engine} for sizes {', '.join(map(str, sizes))}: building what is not cached (minutes each)...",
           file=sys.stderr)
     choice, entries = build.compile_engines(config, engine, sizes=sizes, rebuild=args.rebuild)
