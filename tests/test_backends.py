@@ -335,6 +335,22 @@ def test_torch_compile_equals_eager_and_does_not_recompile():
         inpainter.inpaint(*crops(1, size=72))
 
 
+def test_torch_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
+    """Inductor on a machine without a C++ compiler (a slim container) raised its own error through the CLI as
+    an internal error (exit 70); it is now an EngineError that says what failed."""
+    from streamfill.backends.compile import CompiledInpainter
+
+    inpainter = CompiledInpainter(tiny_generator(), "cpu", "fp32", sizes=(SIZE,), max_batch=1)
+
+    def no_compiler(*args):
+        inner = RuntimeError("InvalidCxxCompiler: No working C++ compiler found in cpp.cxx: (None, 'g++')")
+        raise torch._dynamo.exc.BackendCompilerFailed(lambda: None, inner, None)
+
+    monkeypatch.setattr(inpainter, "_call", no_compiler)
+    with pytest.raises(EngineError, match="torch.compile failed .*No working C.. compiler"):
+        inpainter.inpaint(*crops(1))
+
+
 # --- eager torch and TensorRT (export half) ------------------------------------------------------------
 
 

@@ -88,6 +88,12 @@ class CompiledInpainter:
         except RuntimeError as exc:
             if "recompil" in str(exc).lower():
                 raise EngineError(f"compiled engine recompiled for a warm bucket {b}x{size}: {exc}") from exc
+            if isinstance(exc, torch._dynamo.exc.BackendCompilerFailed):  # e.g. no C++ compiler for inductor
+                inner = getattr(exc, "inner_exception", None) or exc
+                lines = str(inner).split(" Set TORCHDYNAMO_VERBOSE")[0].strip().splitlines() or [""]
+                raise EngineError(f"engine compile: torch.compile failed for {b} x {size}x{size} crops "
+                                  f"({type(inner).__name__}: {lines[0]}); engines torch and onnx need no "
+                                  "compiler") from exc
             raise
         self.warm.add((b, size))
         return out[:n]
