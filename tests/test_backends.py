@@ -493,6 +493,27 @@ def test_compile_command_for_eager_torch(tmp_path, capsys):
     assert code == 0 and "nothing to build" in capsys.readouterr().out
 
 
+def test_compile_command_reports_a_cached_torch_compile_engine(tmp_path, monkeypatch, capsys):
+    """A second `streamfill compile --engine compile` printed "compile: nothing to build (eager)": a valid cached
+    entry came back as no entry at all. It is now listed as cached. (warmup is stubbed: no compile here.)"""
+    from streamfill.backends import compile as C
+    from streamfill.cli import main
+    from streamfill.model import save_generator
+
+    monkeypatch.setattr(C.CompiledInpainter, "warmup", lambda self, *a, **k: None)
+    monkeypatch.setattr(C.torch.compiler, "save_cache_artifacts", lambda: (b"", None))
+    weights = save_generator(tiny_generator(), tmp_path / "w.safetensors")
+    config = tmp_path / "tiny.toml"
+    config.write_text("[model]\ncnum = 8\n")
+    argv = ["compile", "--engine", "compile", "--weights", str(weights), "--device", "cpu", "--size", "64",
+            "--cache-dir", str(tmp_path / "cache"), "--config", str(config)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("built: ")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cached: ") and "compile-b1-2-4_s64-fp32-" in out and "nothing to build" not in out
+
+
 def test_compile_command_builds_sizes_in_the_order_process_uses(monkeypatch, capsys):
     """`compile --engine compile --size 512 --size 256` built the engine under a key naming "s512-256", which
     `process` (crop.sizes sorted: "s256-512") never looks up, so the first run compiled it all again."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamfill.backends.cache import EngineCache, EngineKey
+from streamfill.backends.cache import CacheEntry, EngineCache, EngineKey
 from streamfill.backends.neural import (
     DTYPES,
     BackendOptions,
@@ -159,7 +159,7 @@ def load_compiled(generator: nn.Module, options: BackendOptions, cache: EngineCa
                   "minutes on a CPU, once for these weights, then cached (`streamfill compile` builds ahead)",
                   len(inpainter.sizes), len(inpainter.buckets), "not built yet" if problem == "not built" else problem)
     inpainter.warmup()
-    entries = []
+    entries = [CacheEntry(artefact, key, built=False)] if problem is None else []
     if problem is not None:
 
         def save(path):
