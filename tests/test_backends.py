@@ -310,6 +310,17 @@ def test_onnx_rejects_unbuilt_sizes_and_bad_input(onnx_engine):
         inpainter.inpaint(images[..., 0], masks)
 
 
+def test_onnx_threads_default_to_the_cores_the_process_may_use(monkeypatch):
+    """threads = 0 meant os.cpu_count(): a process pinned to 2 cores of a 64-core host (docker --cpuset-cpus,
+    taskset) ran 64 intra-op threads on them."""
+    from streamfill.backends import onnx
+
+    monkeypatch.setattr(onnx.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(onnx.os, "sched_getaffinity", lambda pid: {3, 5}, raising=False)
+    assert onnx.session_options(0).intra_op_num_threads == 2
+    assert onnx.session_options(3).intra_op_num_threads == 3
+
+
 def test_onnx_refuses_half_precision(tmp_path):
     from streamfill.backends.onnx import load_onnx
 

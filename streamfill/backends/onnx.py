@@ -2,7 +2,7 @@
 
 The :class:`~streamfill.backends.neural.InpaintGraph` is exported once per shape bucket (square working size
 fixed, batch dynamic) with ``torch.onnx.export`` into the engine cache; sessions run it with all graph
-optimisations on and as many intra-op threads as the machine has cores (``[engine] threads``). Static H/W
+optimisations on and as many intra-op threads as the process has cores (``[engine] threads``). Static H/W
 lets ONNX Runtime fold the attention's shape arithmetic. fp32 only: ONNX Runtime's CPU kernels have no fast
 fp16/bf16 path. ``onnxruntime`` is imported only in this module.
 """
@@ -86,15 +86,25 @@ def onnx_key(generator: nn.Module, size: int, precision: str = "fp32", digest: s
     )
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's cpuset), not the
+    machine's count (``os.cpu_count``), which would start a thread per host core on a pinned process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def session_options(threads: int = 0):
     """ONNX Runtime session options tuned for a small CPU: all graph optimisations, sequential execution,
-    ``threads`` intra-op threads (0 = every core), one inter-op thread, no spin-waiting worker threads."""
+    ``threads`` intra-op threads (0 = every core the process may use), one inter-op thread, no spin-waiting
+    worker threads."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.intra_op_num_threads = threads or usable_cores()
     so.inter_op_num_threads = 1
     # No busy-waiting between ops: on a small or shared CPU spinning workers steal the cores that decode and
     # encode (FFmpeg threads) and other processes need; measured faster on the 2-core bench machine.
