@@ -487,6 +487,18 @@ def test_bench_json_rows(tmp_path, capsys):
         assert 0 < r["median_ms"] <= r["p95_ms"] + 1e-9 and r["precision"] == "fp32"
 
 
+def test_bench_engines_do_not_change_the_shared_generator(tmp_path):
+    """`bench --random-weights --precision fp16 --engine torch --engine compile` (scripts/gpu_check.sh) shares one
+    generator: eager torch converted it in place, so compile was measured with fp16 weights, not as it runs."""
+    from streamfill.eval.bench import bench_engines
+
+    generator = tiny_generator()
+    config = load_config(overrides={"engine": {"device": "cpu", "cache_dir": str(tmp_path)}})
+    rows = bench_engines(config, ["torch"], [SIZE], precision="bf16", runs=1, warmup=0, generator=generator)
+    assert rows[0].precision == "bf16"
+    assert {p.dtype for p in generator.parameters()} == {torch.float32}
+
+
 def test_bench_rejects_bad_sizes(capsys):
     from streamfill.cli import main
 

@@ -16,6 +16,7 @@ a temporary file), each stage timed per frame. Nothing here prints; progress goe
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import tempfile
@@ -161,12 +162,16 @@ def random_generator(config: Config, seed: int = 0):
 
 
 def load_engine(config: Config, engine: str, sizes: Sequence[int], precision: str | None = None, generator=None):
-    """Choose and load ``engine`` (building cached engines when needed); returns (choice, inpainter, setup s)."""
+    """Choose and load ``engine`` (building cached engines when needed); returns (choice, inpainter, setup s).
+    A ``generator`` given is copied, never changed."""
     cfg = _engine_config(config, engine, precision)
     t0 = time.perf_counter()
     choice = build.choose_engine(cfg)
     if choice.neural:
-        inpainter, _ = build.load_neural(cfg, choice, generator, sizes=tuple(sizes))
+        # a copy each: eager torch converts its generator in place (device, dtype, channels_last), which would
+        # hand the next engine fp16 weights where `process` gives it fp32 ones
+        own = None if generator is None else copy.deepcopy(generator)
+        inpainter, _ = build.load_neural(cfg, choice, own, sizes=tuple(sizes))
     else:
         inpainter = build.make_neural_inpainter(cfg, choice)
     return choice, inpainter, time.perf_counter() - t0
