@@ -499,6 +499,15 @@ def test_bench_engines_do_not_change_the_shared_generator(tmp_path):
     assert {p.dtype for p in generator.parameters()} == {torch.float32}
 
 
+def test_bench_engine_named_twice_is_measured_once():
+    """`--engine telea --engine telea` loaded it twice and pooled both calls of a run under one name: two rows,
+    each with 2 x runs timings (and a median over both)."""
+    from streamfill.eval.bench import bench_engines
+
+    rows = bench_engines(load_config(), ["telea", "telea"], [SIZE], runs=3, warmup=0)
+    assert len(rows) == 1 and len(rows[0].wall_ms) == 3 == rows[0].runs
+
+
 def test_bench_rejects_bad_sizes(capsys):
     from streamfill.cli import main
 

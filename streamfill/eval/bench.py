@@ -185,7 +185,7 @@ def bench_engines(config: Config, engines: Sequence[str], sizes: Sequence[int], 
     engine x size x batch, in that order of nesting (size, batch outer; engines inner)."""
     say = progress or (lambda _msg: None)
     loaded = []
-    for engine in engines:
+    for engine in dict.fromkeys(engines):  # each once: the timings are kept by engine name
         say(f"loading {engine}")
         choice, inpainter, setup = load_engine(config, engine, sizes, precision, generator)
         loaded.append(_Loaded(engine, choice, inpainter, setup))
