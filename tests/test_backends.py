@@ -401,6 +401,25 @@ def test_tensorrt_without_gpu_is_a_clear_error(tmp_path):
         load_tensorrt(tiny_generator(), BackendOptions(device="cpu"), EngineCache(tmp_path))
 
 
+def test_tensorrt_engine_that_never_loads_is_a_clear_error(tmp_path, monkeypatch):
+    """A TensorRT program that torch_tensorrt.load refuses even after the rebuild (a broken install) escaped as
+    the runtime's own exception (the CLI's 'internal error'); it is an EngineError now. No GPU needed: the
+    runtime, the build and the device probe are stubbed."""
+    import types
+
+    from streamfill.backends import tensorrt as T
+
+    def refuse(path):
+        raise RuntimeError("Serialization assertion failed")
+
+    monkeypatch.setattr(T, "_torch_tensorrt", lambda: types.SimpleNamespace(load=refuse))
+    monkeypatch.setattr(T, "device_tag", lambda device: "cuda-sm90")
+    monkeypatch.setattr(T, "build_tensorrt", lambda generator, options, path: path.write_bytes(b"plan"))
+    with pytest.raises(EngineError, match="TensorRT cannot load .*Serialization assertion failed"):
+        T.load_tensorrt(tiny_generator(), BackendOptions(device="cuda", precision="fp16", sizes=(SIZE,)),
+                        EngineCache(tmp_path))
+
+
 # --- wiring -------------------------------------------------------------------------------------------
 
 

@@ -146,6 +146,10 @@ def load_tensorrt(generator: nn.Module, options: BackendOptions, cache: EngineCa
         module = trt.load(str(entry.path)).module()
     except Exception:  # noqa: BLE001 - checksum fine but unloadable (e.g. another TensorRT): rebuild once
         entry = cache.get_or_build(key, ".ep", lambda p: build_tensorrt(generator, options, p), rebuild=True)
-        module = trt.load(str(entry.path)).module()
+        try:
+            module = trt.load(str(entry.path)).module()
+        except Exception as exc:  # noqa: BLE001 - TensorRT raises many internal types
+            raise EngineError(f"TensorRT cannot load the engine it just built ({entry.path}): "
+                              f"{type(exc).__name__}: {exc}") from exc
     guided = bool(getattr(getattr(generator, "config", None), "guidance", False))
     return TensorRTInpainter(module, options.device, options.precision, options.max_batch, guided), [entry]
