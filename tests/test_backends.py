@@ -125,6 +125,27 @@ def test_corrupt_or_stale_entry_is_rebuilt(tmp_path, damage):
     assert entry.path.read_bytes() == b"engine-bytes" and cache.check(key(), ".onnx") is None
 
 
+def test_unreadable_artefact_is_rebuilt_not_a_crash(tmp_path, monkeypatch):
+    """Reading the artefact for its checksum was the one read check() did not guard: a shared cache entry
+    another user wrote unreadable (mode 0600) raised PermissionError out of the engine load."""
+    from streamfill.backends import cache as cache_module
+
+    cache = EngineCache(tmp_path)
+    cache.get_or_build(key(), ".onnx", lambda p: p.write_bytes(b"engine"))
+    real = cache_module.file_sha256
+    calls = []
+
+    def denied_until_rebuilt(path):
+        calls.append(path)
+        if ".partial" not in path.name and len(calls) <= 2:  # get_or_build's check, then its check under the lock
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(cache_module, "file_sha256", denied_until_rebuilt)
+    entry = cache.get_or_build(key(), ".onnx", lambda p: p.write_bytes(b"engine"))
+    assert entry.built and "unreadable" in entry.reason and cache.check(key(), ".onnx") is None
+
+
 def test_failed_build_leaves_no_entry(tmp_path):
     cache = EngineCache(tmp_path)
 

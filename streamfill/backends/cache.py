@@ -130,7 +130,11 @@ class EngineCache:
             return f"artefact unreadable ({exc})"
         if meta.get("size") != size:
             return f"artefact size {size} != recorded {meta.get('size')} (truncated or replaced)"
-        if meta.get("sha256") != file_sha256(artefact):
+        try:
+            digest = file_sha256(artefact)
+        except OSError as exc:  # e.g. a shared cache entry another user wrote with mode 0600
+            return f"artefact unreadable ({exc})"
+        if meta.get("sha256") != digest:
             return "artefact checksum mismatch (corrupt)"
         return None
 
