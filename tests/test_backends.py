@@ -422,6 +422,22 @@ def test_tensorrt_without_gpu_is_a_clear_error(tmp_path):
         load_tensorrt(tiny_generator(), BackendOptions(device="cpu"), EngineCache(tmp_path))
 
 
+def test_broken_torch_tensorrt_install_is_a_clear_error(tmp_path, monkeypatch):
+    """torch-tensorrt built for another torch or CUDA fails to import with OSError (a missing libnvinfer) or an
+    undefined-symbol error, not only ImportError: that escaped as the CLI's internal error."""
+    import sys
+
+    from streamfill.backends import tensorrt as T
+
+    (tmp_path / "torch_tensorrt").mkdir()
+    (tmp_path / "torch_tensorrt" / "__init__.py").write_text(
+        'raise OSError("libnvinfer.so.10: cannot open shared object file")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "torch_tensorrt", raising=False)
+    with pytest.raises(EngineError, match="needs torch-tensorrt.*OSError: libnvinfer"):
+        T._torch_tensorrt()
+
+
 def test_tensorrt_engine_that_never_loads_is_a_clear_error(tmp_path, monkeypatch):
     """A TensorRT program that torch_tensorrt.load refuses even after the rebuild (a broken install) escaped as
     the runtime's own exception (the CLI's 'internal error'); it is an EngineError now. No GPU needed: the

@@ -67,9 +67,9 @@ def export_for_tensorrt(generator: nn.Module, sizes: tuple[int, ...], max_batch:
 def _torch_tensorrt():
     try:
         import torch_tensorrt
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001 - a build for another torch or CUDA fails with OSError, RuntimeError...
         raise EngineError("engine tensorrt needs torch-tensorrt: pip install 'streamfill[tensorrt]' (matching "
-                          f"your torch {torch.__version__}) - {exc}") from None
+                          f"your torch {torch.__version__}) - {type(exc).__name__}: {exc}") from None
     return torch_tensorrt
 
 
