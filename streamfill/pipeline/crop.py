@@ -52,8 +52,39 @@ def _square(box: tuple[int, int, int, int], cfg: CropConfig, w: int, h: int) -> 
     return nx0, ny0, nx0 + sw, ny0 + sh
 
 
+MANY_HOLES = 64  # above this many separate holes plan_crops first joins crops in passes over the frame
+
+
 def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _merge_many(groups: list, cfg: CropConfig, w: int, h: int) -> list:
+    """Join the groups whose crops overlap, then again with the grown crops, until at most ``MANY_HOLES`` are
+    left or no two crops overlap.
+
+    Each round paints every crop less its last row and column and joins the crops that meet 8-connected, which
+    are exactly those that share a pixel (and chains of such): a few frame-sized passes however many holes
+    there are. (The pairwise search alone, restarted after each merge, took 6 s per 1080p frame and 30 s per 4K
+    frame for a speckled mask of a few thousand specks.)"""
+    while len(groups) > MANY_HOLES:
+        squares = [_square(box, cfg, w, h) for box, _ in groups]
+        canvas = np.zeros((h, w), np.uint8)
+        for x0, y0, x1, y1 in squares:
+            canvas[y0:max(y1 - 1, y0 + 1), x0:max(x1 - 1, x0 + 1)] = 1
+        n, joined = cv2.connectedComponents(canvas, connectivity=8)
+        if n - 1 == len(groups):
+            break
+        merged: dict[int, tuple[tuple[int, int, int, int], list[int]]] = {}
+        for (box, labs), (x0, y0, _, _) in zip(groups, squares, strict=True):
+            k = int(joined[y0, x0])
+            if k in merged:
+                b, la = merged[k]
+                merged[k] = ((min(b[0], box[0]), min(b[1], box[1]), max(b[2], box[2]), max(b[3], box[3])), la + labs)
+            else:
+                merged[k] = (box, labs)
+        groups = list(merged.values())
+    return groups
 
 
 def pick_size(side: int, sizes: tuple[int, ...]) -> int:
@@ -73,7 +104,9 @@ def plan_crops(hole: np.ndarray, cfg: CropConfig) -> tuple[list[Crop], np.ndarra
     for i in range(1, n):
         x, y, bw, bh = (int(v) for v in stats[i, :4])
         groups.append(((x, y, x + bw, y + bh), [i]))
-    # Merge groups whose crops overlap until none do (few holes per frame: quadratic is fine).
+    if len(groups) > MANY_HOLES:  # a speckled mask: join in a few frame-sized passes first
+        groups = _merge_many(groups, cfg, w, h)
+    # Merge groups whose crops overlap until none do (few holes by now: quadratic is fine).
     merged = True
     while merged and len(groups) > 1:
         merged = False
