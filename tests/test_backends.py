@@ -386,6 +386,25 @@ def test_torch_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
 # --- eager torch and TensorRT (export half) ------------------------------------------------------------
 
 
+def test_gpu_staging_gives_mask_and_guidance_their_own_pinned_buffers(monkeypatch):
+    """On CUDA the inputs go through reusable pinned buffers copied with non_blocking=True. Masks and guidance
+    (same shape, same dtype) shared one buffer, so staging the guidance refilled the buffer whose copy of the
+    mask to the GPU could still be running: the engine could get the sketch as its hole. (Simulated on the CPU:
+    the pinned allocation is made pageable, and the device is the CPU.)"""
+    from streamfill.backends.neural import TorchExecutor
+
+    empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: empty(*a, **k))
+    executor = TorchExecutor("cpu", guided=True)
+    executor.cuda = True  # take the pinned-buffer path
+    images, masks = crops(2)
+    guidance = np.zeros_like(masks)
+    guidance[:, 10:12] = 255
+    executor.inputs(images, masks, guidance)
+    buffers = list(executor._pinned.values())
+    assert len(buffers) == 3 and len({b.data_ptr() for b in buffers}) == 3
+
+
 def test_torch_backend_matches_the_graph():
     from streamfill.backends.torch import load_torch
 

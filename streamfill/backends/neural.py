@@ -195,11 +195,13 @@ class TorchExecutor:
         self._stream = None
         self._pinned: dict[tuple, torch.Tensor] = {}
 
-    def _stage(self, array: np.ndarray) -> torch.Tensor:
+    def _stage(self, array: np.ndarray, role: str) -> torch.Tensor:
         host = torch.from_numpy(np.ascontiguousarray(array))
         if not self.cuda:
             return host
-        key = (tuple(array.shape), array.dtype.str)
+        # one buffer per input: masks and guidance have the same shape and dtype, and refilling the buffer whose
+        # non-blocking copy to the device may still be running would hand the engine the other one's pixels
+        key = (role, tuple(array.shape), array.dtype.str)
         buf = self._pinned.get(key)
         if buf is None:
             buf = self._pinned[key] = torch.empty(host.shape, dtype=host.dtype, pin_memory=True)
@@ -209,13 +211,14 @@ class TorchExecutor:
     def inputs(self, images: np.ndarray, masks: np.ndarray, guidance: np.ndarray | None):
         """Device tensors (image, mask[, guidance]) in the graph contract, in the compute dtype."""
         compute = torch.float32 if self.autocast else self.dtype
-        img = self._stage(images).permute(0, 3, 1, 2).to(compute) * (1 / 127.5) - 1.0
+        img = self._stage(images, "image").permute(0, 3, 1, 2).to(compute) * (1 / 127.5) - 1.0
         if not self.channels_last:
             img = img.contiguous()
-        mask = (self._stage(masks)[:, None] > 0).to(compute)
+        mask = (self._stage(masks, "mask")[:, None] > 0).to(compute)
         args = [img, mask]
         if self.guided:
-            guide = torch.zeros_like(mask) if guidance is None else (self._stage(guidance)[:, None] > 0).to(compute)
+            guide = (torch.zeros_like(mask) if guidance is None
+                     else (self._stage(guidance, "guidance")[:, None] > 0).to(compute))
             args.append(guide)
         return args
 
