@@ -232,6 +232,18 @@ def test_explicit_engines_are_checked(monkeypatch):
     assert c.backend == "torch" and "fp32" in c.reason
 
 
+def test_a_gpu_index_the_machine_lacks_is_a_clear_error(monkeypatch):
+    """--device cuda:3 on a one-GPU machine passed selection and failed inside torch ("invalid device
+    ordinal"), the CLI's internal error."""
+    from streamfill.backends import neural
+
+    monkeypatch.setattr(neural, "cuda_available", lambda: True)
+    monkeypatch.setattr(neural.torch.cuda, "device_count", lambda: 1)
+    assert neural.resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(EngineError, match="'cuda:3' requested but this machine has 1 CUDA GPU"):
+        neural.resolve_device("cuda:3")
+
+
 def test_auto_without_weights_falls_back_to_classical():
     c = select.choose("auto", weights_available=False)
     assert c.backend == "telea" and not c.neural and "weights" in c.reason

@@ -157,11 +157,14 @@ def cuda_available() -> bool:
 
 
 def resolve_device(requested: str) -> str:
-    """"auto" -> "cuda" when a GPU is usable, else "cpu"; "cuda[:N]" without a GPU -> EngineError."""
+    """"auto" -> "cuda" when a GPU is usable, else "cpu"; "cuda[:N]" without a GPU (or GPU N) -> EngineError."""
     if requested == "auto":
         return "cuda" if cuda_available() else "cpu"
     if requested.startswith("cuda") and not cuda_available():
         raise EngineError(f"device {requested!r} requested but no CUDA GPU is available")
+    if requested.startswith("cuda:") and int(requested[5:]) >= torch.cuda.device_count():
+        raise EngineError(f"device {requested!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                          f"GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return requested
 
 
