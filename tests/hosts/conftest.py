@@ -76,16 +76,17 @@ def frame_image(index: int, height: int, width: int, side: int = 12) -> np.ndarr
     return image
 
 
-def write_rgb_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> None:
+def write_rgb_clip(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[int] | None = None) -> None:
     """A lossless FFV1 (bgr0) Matroska clip: GStreamer and PyAV both decode it to the exact RGB bytes, so
-    the element and `streamfill process` see the same pictures."""
+    the element and `streamfill process` see the same pictures. ``pts``: the frames' times in 1/fps units
+    (default 0, 1, 2, ...)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("ffv1", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "bgr0"
         for i, image in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")
-            vf.pts, vf.time_base = i, Fraction(1, fps)
+            vf.pts, vf.time_base = i if pts is None else pts[i], Fraction(1, fps)
             for packet in stream.encode(vf):
                 out.mux(packet)
         for packet in stream.encode(None):

@@ -215,7 +215,9 @@ def test_element_imports_only_numpy_zmq_and_protocol(gst):
 class _FlakyServe:
     """A stand-in for serve on loopback that answers the first ``answer`` frames (the image, unchanged)
     and then goes silent, as a server that hangs or dies mid-stream does. With ``lookahead`` it says so in
-    its hello and answers look-ahead frames that many frames late (deferred replies)."""
+    its hello and answers look-ahead frames that many frames late (deferred replies); as serve does
+    (plugins/PROTOCOL.md 6.1.1), a frame whose ``index`` does not follow the previous one drops the held
+    frames unanswered, and a ``bye`` answers the held frames (none with ``discard``), then itself."""
 
     def __init__(self, answer: int, lookahead: int = 0):
         import threading
@@ -224,14 +226,14 @@ class _FlakyServe:
 
         from streamfill import protocol
 
-        self.answer, self.frames = answer, 0
+        self.answer, self.frames, self.restarts = answer, 0, 0
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
         port = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.stop = threading.Event()
-        held = []
+        held, last = [], [None]
 
         def loop():
             while not self.stop.is_set():
@@ -243,8 +245,19 @@ class _FlakyServe:
                 if msg.type == "hello":
                     self.sock.send_multipart(envelope + protocol.encode_hello(
                         version=1, req=msg.req, extra={"lookahead": lookahead}))
+                elif msg.type == "bye" and self.frames <= self.answer:
+                    for done in [] if msg.header.get("discard") else held:
+                        self.sock.send_multipart(envelope + [bytes(p) for p in protocol.encode_result(
+                            done.image, index=done.index, pts=done.pts, req=done.req, stream=done.stream or None)])
+                    held.clear()
+                    last[0] = None
+                    self.sock.send_multipart(envelope + protocol.encode_bye(req=msg.req, stream=msg.stream or None))
                 elif msg.type == "frame":
                     self.frames += 1
+                    if last[0] is not None and msg.index != last[0] + 1:
+                        self.restarts += 1  # serve starts the stream afresh (look-back: without its history)
+                        held.clear()
+                    last[0] = msg.index
                     held.append(msg)
                     if self.frames > self.answer:
                         continue
@@ -307,6 +320,30 @@ def test_server_stops_answering_mid_stream(gst, media, tmp_path, mode):
         assert result["error"] is None and len(got) == N
         assert result["frames_filled"] == 4 and result["passed_through"] == N - 4
         assert all(np.array_equal(got[i], frames[i]) for i in range(N))
+
+
+@pytest.mark.parametrize("temporal", ["lookahead", "lookback"])
+def test_pts_gap_keeps_serve_indices_consecutive(gst, tmp_path, temporal):
+    """A clip with a hole in its timestamps (frame 6 is missing: a variable frame rate, a dropped frame): the
+    indices sent to serve still follow one another, so serve keeps the stream (a jump would drop the frames it
+    holds unanswered and the look-ahead run failed with "no answer" after the timeouts), and every frame
+    comes out with its own pts."""
+    frames = [frame_image(i, H, W) for i in range(N)]
+    pts = [i if i < 6 else i + 1 for i in range(N)]
+    write_rgb_clip(tmp_path / "gap.mkv", frames, FPS, pts=pts)
+    still = np.zeros((H, W), np.uint8)
+    still[10:30, 50:80] = 255
+    write_png(tmp_path / "still.png", still)
+    fake = _FlakyServe(answer=10**6, lookahead=3)
+    try:
+        result, got = _check(gst, tmp_path / "out", tmp_path / "gap.mkv", f"endpoint={fake.endpoint}",
+                             f"mask={tmp_path / 'still.png'}", f"temporal={temporal}", "timeout=1", "retries=0")
+    finally:
+        fake.close()
+    assert result["error"] is None, result["error"]
+    assert fake.restarts == 0
+    assert result["pts"] == [p * 10**9 // FPS for p in pts] and result["frames_filled"] == N
+    assert all(np.array_equal(got[i], frames[i]) for i in range(N))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -228,6 +228,7 @@ class StreamfillFilter(GstBase.BaseTransform):
         self.width = self.height = self.stride = 0
         self.fps = (0, 1)
         self.count = 0
+        self.sent = 0  # the index of the next frame sent to serve (consecutive from 0 since the start or a flush)
         self.pts0 = None
         self.down_until = 0.0
         self.warned = False
@@ -278,7 +279,7 @@ class StreamfillFilter(GstBase.BaseTransform):
         if p["track"] and not p["box"]:
             self._error("streamfill: track=true follows a box: set box=x,y,w,h")
             return False
-        self.filled = self.passed = self.count = 0
+        self.filled = self.passed = self.count = self.sent = 0
         self.pts0, self.tracker, self.down_until, self.warned = None, None, 0.0, False
         self.held, self.flushing, self.stale = {}, False, False
         try:
@@ -335,10 +336,10 @@ class StreamfillFilter(GstBase.BaseTransform):
         elif event.type == Gst.EventType.FLUSH_STOP:
             self.tracker = None  # after a flushing seek the box is followed again from box=
             self.flushing = False
-            if self.held or (self.client is not None and self.client.unanswered):
-                self.held = {}
+            self.held = {}
+            if self.client is not None and self.sent:
                 self.client.forget()
-                self.stale = True
+                self.stale = True  # serve is told to drop the stream before the next frame, sent as index 0
         elif event.type in (Gst.EventType.EOS, Gst.EventType.CAPS) and self.held and \
                 self._drain() != Gst.FlowReturn.OK:
             return False  # look-ahead: the frames serve still holds come out before EOS (or a change of size)
@@ -368,6 +369,16 @@ class StreamfillFilter(GstBase.BaseTransform):
         if self.pts0 is None:
             self.pts0 = pts
         return max(0, int(round((pts - self.pts0) * fps_n / (fps_d * Gst.SECOND))))
+
+    def _serve_index(self) -> int:
+        """The ``index`` of the next frame sent to serve: 0, 1, 2, ... since the start or a flush, whatever the
+        timestamps (serve starts a stream afresh when its indices jump, dropping the frames it holds: a gap in
+        the pts, a variable frame rate). After a flush serve is first told to drop what it holds."""
+        if self.stale:
+            self.client.discard()
+            self.stale, self.sent = False, 0
+        self.sent += 1
+        return self.sent - 1
 
     def _mask(self, index: int, image: np.ndarray) -> np.ndarray:
         if self.masks is not None:
@@ -420,7 +431,7 @@ class StreamfillFilter(GstBase.BaseTransform):
             pts = None if buf.pts == Gst.CLOCK_TIME_NONE else int(buf.pts)
             started = time.monotonic()
             try:
-                result = self.client.fill(image, mask, index=index, pts=pts, time_base=(1, Gst.SECOND))
+                result = self.client.fill(image, mask, index=self._serve_index(), pts=pts, time_base=(1, Gst.SECOND))
             except hostlink.HostError as exc:
                 if not passthrough:
                     self._error(f"streamfill: frame {index}: {exc}")
@@ -454,9 +465,6 @@ class StreamfillFilter(GstBase.BaseTransform):
     def _defer(self, buf, index: int):
         """Send this buffer's picture, keep its fields, push every result that has come; the buffer itself
         is dropped here (its picture comes out later, in a new buffer with the same fields)."""
-        if self.stale:
-            self.client.discard()
-            self.stale = False
         ok, mapped = buf.map(Gst.MapFlags.READ)
         if not ok:
             self._error("streamfill: cannot map the buffer")
@@ -475,7 +483,7 @@ class StreamfillFilter(GstBase.BaseTransform):
                   "offset_end": buf.offset_end}
         pts = None if buf.pts == Gst.CLOCK_TIME_NONE else int(buf.pts)
         try:
-            req = self.client.send(image, mask, index=index, pts=pts, time_base=(1, Gst.SECOND))
+            req = self.client.send(image, mask, index=self._serve_index(), pts=pts, time_base=(1, Gst.SECOND))
             self.held[req] = (fields, image)
             done = self.client.window(slack=SLACK, cancel=lambda: self.flushing)
         except hostlink.HostError as exc:
