@@ -4,7 +4,8 @@
 
 Runs ``filesrc ! decodebin ! videoconvert ! streamfill PROPS ! appsink`` to EOS, optionally after a
 flushing seek to FRAME once prerolled, and writes OUT_DIR/frames.npy (N x H x W x 3 uint8 RGB, in output
-order) and OUT_DIR/result.json: the pts of every output buffer (ns), the pipeline's latency query answer
+order) and OUT_DIR/result.json: the pts of every output buffer (ns), the buffer flags going in and coming
+out (``flags_in``, ``flags_out``: ints, without TAG_MEMORY), the pipeline's latency query answer
 (live, min ns, max ns), the element's counters, for each output buffer how many frames the element held
 then (``lag``: input buffers taken minus output buffers pushed, this one included), or the first bus error.
 Used by tests/hosts/test_gstreamer.py.
@@ -42,15 +43,18 @@ def main() -> int:
         key, value = prop.split("=", 1)
         Gst.util_set_object_arg(element, key, value)  # as gst-launch-1.0 parses PROP=VALUE
     sink = pipeline.get_by_name("sink")
-    result = {"pts": [], "error": None, "lag": []}
+    result = {"pts": [], "error": None, "lag": [], "flags_in": [], "flags_out": []}
     seen = [0]
+    memory = int(Gst.BufferFlags.TAG_MEMORY)  # a flag of the buffer's memory, not of the frame
 
     def count_in(pad, info):
         seen[0] += 1
+        result["flags_in"].append(int(info.get_buffer().get_flags()) & ~memory)
         return Gst.PadProbeReturn.OK
 
     def lag_out(pad, info):  # input buffers the element had taken when it pushed this one, minus those pushed
         result["lag"].append(seen[0] - len(result["lag"]) - 1)
+        result["flags_out"].append(int(info.get_buffer().get_flags()) & ~memory)
         return Gst.PadProbeReturn.OK
 
     element.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count_in)

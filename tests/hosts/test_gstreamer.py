@@ -300,6 +300,7 @@ def test_lookahead_server_stops_answering_mid_stream(gst, media, tmp_path, mode)
         assert result["error"].startswith("streamfill: frame ") and "no answer from streamfill serve at " \
             f"{fake.endpoint} for frame 3 after 1 tries of 0.3 s" in result["error"], result["error"]
         assert len(got) == 3 and result["frames_filled"] == 3
+        assert result["flags_out"] == result["flags_in"][:3], "buffer flags (DISCONT, ...) lost"
     else:
         assert result["error"] is None and len(got) == N
         assert result["pts"] == [i * 10**9 // FPS for i in range(N)]
@@ -392,6 +393,7 @@ def test_temporal_serve_matches_process(gst, tmp_path):
                                      f"mask={tmp_path / 'masks.mkv'}", seek=5)
     assert result["error"] is None and len(got) == n and result["frames_filled"] == n
     assert result["pts"] == [i * 10**9 // FPS for i in range(n)]
+    assert result["flags_out"] == result["flags_in"]  # DISCONT and the others, as the pts
     window = 10  # fast's look-ahead window; 2 more frames are in flight
     assert result["latency"][1] == result["upstream_latency"][1] + 100 * 10**6 + (window + 2) * 10**9 // FPS
     assert back_result["latency"][1] == back_result["upstream_latency"][1] + 100 * 10**6

@@ -13,8 +13,8 @@ per-frame serve (and ``temporal=lookback``) it works in place: each buffer is se
 replaced by the filled picture, one in, one out. With ``serve --temporal fast|quality`` and
 ``temporal=lookahead`` (the default) serve answers frame t only once it has seen frame t + window, as
 ``streamfill process`` does on a clip (plugins/PROTOCOL.md 6.1.1): ``transform_ip`` then sends the
-picture, keeps the buffer's fields, returns GST_BASE_TRANSFORM_FLOW_DROPPED and pushes the results that
-have come back as new buffers with those fields, in order. It waits for serve only when more than window +
+picture, keeps the buffer's fields and flags, returns GST_BASE_TRANSFORM_FLOW_DROPPED and pushes the results
+that have come back as new buffers with those fields, in order. It waits for serve only when more than window +
 ``SLACK`` frames are unanswered; the latency query adds (window + ``SLACK``) frame durations; EOS (and new
 caps) drains what serve holds; a flushing seek drops the held frames and tells serve to drop its own. A
 BaseTransform still fits (caps, allocation, QoS and the latency query come from it; only the push is
@@ -480,7 +480,8 @@ class StreamfillFilter(GstBase.BaseTransform):
             self._error(f"streamfill: {exc}")
             return Gst.FlowReturn.ERROR
         fields = {"pts": buf.pts, "dts": buf.dts, "duration": buf.duration, "offset": buf.offset,
-                  "offset_end": buf.offset_end}
+                  "offset_end": buf.offset_end,
+                  "flags": Gst.BufferFlags(int(buf.get_flags()) & ~int(Gst.BufferFlags.TAG_MEMORY))}
         pts = None if buf.pts == Gst.CLOCK_TIME_NONE else int(buf.pts)
         try:
             req = self.client.send(image, mask, index=self._serve_index(), pts=pts, time_base=(1, Gst.SECOND))
@@ -510,7 +511,10 @@ class StreamfillFilter(GstBase.BaseTransform):
         rows[:, :self.width * 3] = np.asarray(image).reshape(self.height, self.width * 3)
         out = Gst.Buffer.new_wrapped(rows.tobytes())
         for key, value in fields.items():
-            setattr(out, key, value)
+            if key == "flags":
+                out.set_flags(value)  # DISCONT, the interlacing flags, ... (those of the frame, not its memory)
+            else:
+                setattr(out, key, value)
         return self.srcpad.push(out)
 
     def _failed(self, exc, what: str = "") -> Gst.FlowReturn:
