@@ -105,6 +105,11 @@ class StripReader:
         seq = self.scene.sequence_editor_create()
         # the same frame numbers as the original scene: frame F here shows what frame F shows there
         self.movie = seq.sequences.new_movie("movie", bpy.path.abspath(strip.filepath), 1, int(strip.frame_start))
+        # and the same movie frame there: the strip's video stream, hold offsets (a hard cut), speed, strobe and
+        # direction decide which movie frame a scene frame shows
+        for prop in ("stream_index", "animation_offset_start", "animation_offset_end", "speed_factor", "strobe",
+                     "use_reverse_frames"):
+            setattr(self.movie, prop, getattr(strip, prop))
         self.movie.frame_start = strip.frame_start
         self.mask_strip = None
         if mask is not None:

@@ -113,6 +113,53 @@ def test_temporal_lookahead_matches_process(blender, tmp_path):
 
 
 @pytest.mark.slow
+def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, serve, tmp_path):
+    """A strip cut with hold offsets (a hard cut: `animation_offset_start`) and trimmed, and one played in
+    reverse: each fill frame is the movie frame the scene shows there (the add-on read the untrimmed movie
+    from its first frame, so the fill layer showed other frames), changed only around the box."""
+    n = 12
+    frames = [frame_image(i, H, W, SIDE) for i in range(n)]
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, frames)
+    exe, env = blender
+    script = tmp_path / "offsets.py"
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    script.write_text(
+        "import bpy, importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
+        f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
+        "s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (2, 2, 10, 10); s.streamfill.track = False\n"
+        "for name in ('hold', 'reverse'):\n"
+        f"    strip = seq.sequences.new_movie(name, {str(clip)!r}, 1 if name == 'hold' else 3, 10)\n"
+        "    if name == 'hold':\n"
+        "        strip.animation_offset_start, strip.animation_offset_end, strip.frame_offset_start = 3, 1, 2\n"
+        "    else:\n"
+        "        strip.use_reverse_frames = True\n"
+        "    seq.active_strip = strip; s.frame_current = strip.frame_final_start\n"
+        "    assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
+        "    fill = [x for x in seq.sequences_all if x.name == name + ' fill'][0]\n"
+        "    out[name] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
+        f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n")
+    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    fills = json.loads((tmp_path / "fills.json").read_text())
+    import av
+
+    keep = np.ones((H, W), bool)
+    keep[:12 + 8, :12 + 8] = False  # the box (2, 2, 10, 10) grown by serve's dilation, and some
+    for name, shown in (("hold", list(range(5, 11))), ("reverse", list(range(n - 1, -1, -1)))):
+        assert len(fills[name]) == len(shown), name
+        for k, (path, movie_frame) in enumerate(zip(fills[name], shown, strict=True)):
+            with av.open(path) as png:
+                got = next(png.decode(video=0)).to_ndarray(format="rgb24")
+            assert np.array_equal(got[keep], frames[movie_frame][keep]), f"{name}: fill frame {k} is not movie " \
+                f"frame {movie_frame}"
+
+
+@pytest.mark.slow
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
