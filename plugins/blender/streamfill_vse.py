@@ -169,8 +169,11 @@ class FillJob:
         if settings.mask_kind == "BOX":
             x, y, w, h = (int(v) for v in settings.box)
             self.box = link.parse_box(f"{x},{y},{w},{h}")
-        start = min(max(self.scene.frame_current, self.first), self.last - 1)
-        # box + track: follow the box from the current frame to the end, then from it back to the start
+        start = self.first
+        if self.box is not None and settings.track:
+            # box + track: follow the box from the current frame to the end, then from it back to the start
+            # (otherwise the frames go in clip order, as one stream: where the playhead is does not matter)
+            start = min(max(self.scene.frame_current, self.first), self.last - 1)
         self.order = list(range(start, self.last)) + list(range(start - 1, self.first - 1, -1))
         self.start = start
         self.tracker = None

@@ -160,6 +160,46 @@ def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, 
 
 
 @pytest.mark.slow
+def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
+    """Against `serve --temporal fast` (look-ahead), a Mask-datablock run with the playhead in the middle of the
+    strip gives the same frames as one with it on the first frame: the clip goes as one stream, in order (it
+    was split at the playhead into a forward and a backward stream, so no frame equalled `process`)."""
+    from conftest import running_serve
+
+    n = 14
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(n)])
+    exe, env = blender
+    script = tmp_path / "playhead.py"
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    with running_serve("--temporal", "fast") as endpoint:
+        script.write_text(
+            "import bpy, importlib.util, json\n"
+            f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+            "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+            "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
+            f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
+            f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
+            "mask = bpy.data.masks.new('m'); spline = mask.layers.new(name='m').splines.new(); spline.points.add(3)\n"
+            "for p, co in zip(spline.points, [(0.0, 0.35), (1.0, 0.35), (1.0, 0.65), (0.0, 0.65)]):\n"
+            "    p.co, p.handle_type = co, 'VECTOR'\n"
+            "s.streamfill.mask_kind, s.streamfill.mask = 'MASK', mask\n"
+            "for current in (1, 8):\n"
+            "    s.frame_current = current; seq.active_strip = strip; before = {x.name for x in seq.sequences_all}\n"
+            "    assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
+            "    fill = [x for x in seq.sequences_all if x.name not in before][0]\n"
+            "    out[current] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
+            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n")
+        run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    fills = json.loads((tmp_path / "fills.json").read_text())
+    assert len(fills["1"]) == len(fills["8"]) == n
+    differ = [k for k in range(n) if Path(fills["1"][k]).read_bytes() != Path(fills["8"][k]).read_bytes()]
+    assert differ == [], f"frames that depend on the playhead: {differ}"
+
+
+@pytest.mark.slow
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
