@@ -247,7 +247,7 @@ class ServeClient:
                 deadline = time.monotonic() + self.timeout
                 continue
             if cancel is not None and cancel():
-                return False
+                return None
             if time.monotonic() < deadline:
                 continue
             tries += 1

@@ -277,3 +277,27 @@ def test_quality_mode_lookahead_matches_process():
         fill.close()
     assert [h["req"] for h, _ in got] == list(range(len(clip)))
     assert all(np.array_equal(image, want[i]) for i, (_, image) in enumerate(got))
+
+
+def test_hostlink_drain_cancelled_returns_at_once():
+    """A drain that its ``cancel`` stops (a GStreamer flush while EOS waits for serve) returns what came, at
+    once: it neither counts the cancel as a lost-frames try nor resends (it raised "serve lost N frames", which
+    the element posted as a pipeline error)."""
+    sys.path.insert(0, str(ROOT / "plugins"))
+    import hostlink
+
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)  # a serve that holds the frames and has not answered yet
+    silent.linger = 0
+    endpoint = f"tcp://127.0.0.1:{silent.bind_to_random_port('tcp://127.0.0.1')}"
+    try:
+        img, m = next(_clip())
+        with hostlink.ServeClient(endpoint, stream="c", timeout=5.0, retries=2) as client:
+            for i in range(2):
+                client.send(img, m, index=i)
+            started = time.monotonic()
+            assert client.drain(cancel=lambda: True) == []
+            assert time.monotonic() - started < 2.0
+    finally:
+        silent.close(0)
+        ctx.term()
