@@ -111,6 +111,8 @@ class StripReader:
                      "use_reverse_frames"):
             setattr(self.movie, prop, getattr(strip, prop))
         self.movie.frame_start = strip.frame_start
+        # the file's own bytes, whatever colour space the strip says they are in (the fill strip says the same)
+        self.movie.colorspace_settings.name = "sRGB"
         self.mask_strip = None
         if mask is not None:
             # a mask strip starting at the mask's own first frame shows the mask at the scene frame
@@ -279,6 +281,9 @@ class FillJob:
         for name in files[1:]:
             new.elements.append(name)
         new.blend_type = "ALPHA_OVER"
+        # the PNGs hold the movie's bytes (filled): read them as the strip reads its movie, or the layer that
+        # covers the strip would show other colours (footage tagged Linear, Filmic Log, ...)
+        new.colorspace_settings.name = self.strip.colorspace_settings.name
         self.close(keep=True)
         return new
 

@@ -200,6 +200,47 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
 
 
 @pytest.mark.slow
+def test_fill_strip_takes_the_strip_colour_space(blender, serve, tmp_path):
+    """Footage tagged with another input colour space (Linear here; Filmic Log, ... alike): the scene renders
+    the same pixels with the fill layer over the strip as without it, away from the box (the fill strip was
+    read as sRGB and covered the whole frame with colours up to 79 levels off)."""
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(4)])
+    exe, env = blender
+    script = tmp_path / "colour.py"
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    script.write_text(
+        "import bpy, importlib.util, numpy as np\n"
+        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create()\n"
+        f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1); strip.colorspace_settings.name = 'Linear'\n"
+        f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
+        "s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (2, 2, 10, 10); s.streamfill.track = False\n"
+        "seq.active_strip = strip\n"
+        "assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
+        "fill = [x for x in seq.sequences_all if x.name == 'clip fill'][0]\n"
+        f"r = s.render; r.resolution_x, r.resolution_y, r.resolution_percentage = {W}, {H}, 100\n"
+        "r.image_settings.color_mode = 'RGB'; r.dither_intensity = 0\n"
+        "def render(name):\n"
+        f"    s.frame_set(3); r.filepath = {str(tmp_path)!r} + '/' + name + '.png'\n"
+        "    bpy.ops.render.render(write_still=True)\n"
+        "fill.mute = True; render('without'); fill.mute = False; render('with')\n")
+    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    import av
+
+    renders = {}
+    for name in ("without", "with"):
+        with av.open(str(tmp_path / f"{name}.png")) as png:
+            renders[name] = next(png.decode(video=0)).to_ndarray(format="rgb24").astype(np.int16)
+    keep = np.ones((H, W), bool)
+    keep[:20, :20] = False  # the box (2, 2, 10, 10) grown by serve's dilation, and some
+    assert int(np.abs(renders["with"] - renders["without"])[keep].max()) <= 1
+
+
+@pytest.mark.slow
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
