@@ -284,6 +284,13 @@ class FillJob:
         # the PNGs hold the movie's bytes (filled): read them as the strip reads its movie, or the layer that
         # covers the strip would show other colours (footage tagged Linear, Filmic Log, ...)
         new.colorspace_settings.name = self.strip.colorspace_settings.name
+        # the PNGs are the movie's pixels as the file has them: placed, cropped and flipped as the strip is
+        # (Scale to Fit into a scene of another size, a move, a crop), the layer covers the strip exactly
+        for src, dst in ((self.strip.transform, new.transform), (self.strip.crop, new.crop)):
+            for prop in dst.bl_rna.properties:
+                if not prop.is_readonly:
+                    setattr(dst, prop.identifier, getattr(src, prop.identifier))
+        new.use_flip_x, new.use_flip_y = self.strip.use_flip_x, self.strip.use_flip_y
         self.close(keep=True)
         return new
 
