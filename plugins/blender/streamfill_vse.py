@@ -190,6 +190,9 @@ class FillJob:
         try:
             self.client.hello()
             self.reader = StripReader(strip, settings.mask if settings.mask_kind == "MASK" else None)
+            if self.box is not None and (self.box[0] >= self.reader.width or self.box[1] >= self.reader.height):
+                raise RuntimeError(f"box {','.join(map(str, self.box))} lies outside the "
+                                   f"{self.reader.width}x{self.reader.height} movie")
             self.out = self._out_dir()
         except BaseException:
             self.close(keep=False)

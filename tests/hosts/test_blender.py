@@ -284,6 +284,32 @@ def test_fill_strip_is_placed_as_the_strip(blender, serve, tmp_path):
 
 
 @pytest.mark.slow
+def test_box_outside_the_movie_is_one_clear_error(blender, serve, tmp_path):
+    """A box that misses the movie: one line, no strip, no folder (it filled nothing and added the strip)."""
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
+    exe, env = blender
+    script = tmp_path / "outside.py"
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    script.write_text(
+        "import bpy, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+        "s = bpy.context.scene; seq = s.sequence_editor_create()\n"
+        f"seq.active_strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
+        f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path / 'out')!r}\n"
+        f"s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (10, {H}, 8, 8)\n"
+        "try:\n    r = bpy.ops.sequencer.streamfill_remove_object()\nexcept RuntimeError as e:\n    r = str(e)\n"
+        "print('STRIPS', len(seq.sequences_all))\n")
+    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    text = run.stdout + run.stderr
+    assert f"box 10,{H},8,8 lies outside the {W}x{H} movie" in text, text[-2000:]
+    assert [line for line in run.stdout.splitlines() if line.startswith("STRIPS")] == ["STRIPS 1"], text[-2000:]
+    assert not list((tmp_path / "out").glob("*")) and "Traceback" not in text
+
+
+@pytest.mark.slow
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])

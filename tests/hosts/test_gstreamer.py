@@ -202,6 +202,15 @@ def test_wrong_size_mask(gst, media, tmp_path, serve):
     assert run.returncode != 0 and f"is 10x10 but the frames are {W}x{H}" in run.stdout + run.stderr
 
 
+def test_box_outside_the_frame(gst, media, serve):
+    """A box that misses the frame is a one-line error (it filled nothing and counted every frame filled)."""
+    d, _, _ = media
+    run = _launch(gst, "filesrc", f"location={d / 'clip.mkv'}", "!", "decodebin", "!", "videoconvert", "!",
+                  "streamfill", f"endpoint={serve}", f"box={W},10,8,8", "!", "fakesink", timeout=60)
+    assert run.returncode != 0 and f"box={W},10,8,8 lies outside the {W}x{H} frames" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+
+
 def test_element_imports_only_numpy_zmq_and_protocol(gst):
     """The host's Python gets numpy, pyzmq and streamfill.protocol from the element: nothing heavy."""
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'plugins')!r}); import hostlink; "

@@ -325,6 +325,9 @@ class StreamfillFilter(GstBase.BaseTransform):
             except MaskFileError as exc:
                 self._error(f"streamfill: {exc}")
                 return False
+        if self.box is not None and (self.box[0] >= self.width or self.box[1] >= self.height):
+            self._error(f"streamfill: box={self.props_['box']} lies outside the {self.width}x{self.height} frames")
+            return False
         self.tracker = None
         return True
 
