@@ -2,10 +2,11 @@
 """Host client: how an editing tool sends a frame sequence to ``streamfill serve`` and collects results.
 
 Connects a DEALER socket, says hello (version negotiation, limits), then keeps up to ``--window`` frames
-in flight (each a ``frame`` message: image + mask), and checks that results come back in order with the
-right req/index and that pixels outside the hole are untouched. A request that gets no answer within
-``--timeout`` seconds is resent on a fresh socket (up to ``--retries`` times); ``busy`` errors are
-retried after a short pause. Imports only streamfill.protocol, pyzmq and numpy.
+in flight (each a ``frame`` message: image + mask), and checks that results come back in the order of
+their (latest) sends with the right req/index and that pixels outside the hole are untouched. A request
+that gets no answer within ``--timeout`` seconds is resent on a fresh socket (up to ``--retries`` times);
+``busy`` errors are retried after a short pause (a resent frame then comes after the later frames that
+serve took: PROTOCOL.md 6.1, only ``busy`` overtakes). Imports only streamfill.protocol, pyzmq and numpy.
 
     streamfill serve --bind tcp://127.0.0.1:5555 &
     python plugins/host_client.py --connect tcp://127.0.0.1:5555 --frames 100 --size 640x360
@@ -18,6 +19,7 @@ The frames are synthetic (a moving square over a gradient; the mask covers the s
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import deque
@@ -138,9 +140,11 @@ def main(argv=None) -> int:
               f"encodings {info.get('encodings')})", file=sys.stderr)
         grown = int(info.get("mask_dilate", 0)) + 1
         source = iter(frames(args.frames, width, height))
-        inflight: deque[dict] = deque()  # oldest first: {req, image, mask, parts, sent, tries}
-        done = 0
+        inflight: deque[dict] = deque()  # oldest first: {req, image, mask, parts, sent, tries, seq}
+        done = busy = 0
         req = 1
+        sends = itertools.count()  # the order of sends: replies (but busy) come back in it
+        last = -1
         latencies = []
         t0 = time.monotonic()
         while True:
@@ -154,7 +158,7 @@ def main(argv=None) -> int:
                                               mask_encoding="png" if args.encoding != "raw" else "raw")
                 client.send(parts)
                 inflight.append({"req": req, "image": image, "mask": mask, "parts": parts,
-                                 "sent": time.monotonic(), "tries": 1})
+                                 "sent": time.monotonic(), "tries": 1, "seq": next(sends)})
                 req += 1
             if not inflight:
                 break
@@ -168,21 +172,26 @@ def main(argv=None) -> int:
                 for item in inflight:
                     item["tries"] += 1
                     item["sent"] = time.monotonic()
+                    item["seq"] = next(sends)
                     client.send(item["parts"])
                 continue
+            item = next((i for i in inflight if i["req"] == msg.req), None)
+            if item is None:
+                continue  # a late duplicate from before a resend
             if msg.type == "error" and msg.header.get("code") == "busy":
+                busy += 1
                 time.sleep(0.01)
-                item = next(i for i in inflight if i["req"] == msg.req)
+                item["seq"] = next(sends)
                 client.send(item["parts"])
                 continue
             if msg.type == "error":
                 raise SystemExit(f"host_client: frame {msg.index} failed: {msg.header.get('code')}: "
                                  f"{msg.header.get('message')}")
-            if msg.req != head["req"] or msg.index != head["req"] - 1:
-                if any(i["req"] == msg.req for i in inflight):
-                    raise SystemExit(f"host_client: result {msg.req} arrived before {head['req']}: out of order")
-                continue  # a late duplicate from before a resend
-            inflight.popleft()
+            if item["seq"] < last or msg.index != item["req"] - 1:
+                raise SystemExit(f"host_client: result {msg.req} (index {msg.index}) arrived out of order")
+            last = item["seq"]
+            inflight.remove(item)
+            head = item
             outside = ~grow(head["mask"] > 0, grown)  # serve grows masks by mask_dilate before filling
             if args.encoding == "raw" and not np.array_equal(msg.image[outside], head["image"][outside]):
                 raise SystemExit(f"host_client: frame {msg.index}: pixels outside the hole changed")
@@ -193,7 +202,7 @@ def main(argv=None) -> int:
         seconds = time.monotonic() - t0
         lat = sorted(latencies)
         print(f"host_client: {done} frames in order in {seconds:.2f} s ({done / seconds:.1f} fps), latency "
-              f"median {lat[len(lat) // 2] * 1000:.1f} ms", file=sys.stderr)
+              f"median {lat[len(lat) // 2] * 1000:.1f} ms, {busy} busy resends", file=sys.stderr)
     finally:
         client.close()
     return 0
