@@ -14,7 +14,7 @@ decoded by FFmpeg (C, quiet) after the protocol has validated them.
 
 The completion function is injected: ``fill(image, mask) -> image`` with image H x W x 3 uint8 RGB
 (read-only, do not modify it), mask H x W uint8 (255 = fill), result H x W x 3 uint8 RGB. A fill with
-per-stream state (``build.TemporalFill``, ``serve --temporal``) is also given the message; when it has a
+per-stream state (``pipeline.streams.TemporalFill``, ``serve --temporal``) is also given the message; when it has a
 look-ahead window (``lookahead`` > 0, ``submit``, ``drain``, ``expire``), ``frame`` requests that ask for it
 get deferred replies (plugins/PROTOCOL.md 6.1.1): zero or more ``result`` messages, each echoing its own
 request, and ``bye`` drains the stream. A worker hands each reply to the I/O thread with a flag frame that
