@@ -76,8 +76,21 @@ class ServeClient:
         self._req = 0
         self._sent: dict[int, tuple[int, list]] = {}  # look-ahead: req -> (index, parts), oldest first
         self._bye: tuple[int, list] | None = None  # the drain's bye, until its reply
+        self._busy_since: float | None = None  # when serve began answering nothing but busy
 
     # -- socket --------------------------------------------------------------------------------------------
+
+    def _busy(self) -> None:
+        """Serve answered ``busy`` (its queue is full): wait a moment before the resend. After ``timeout x
+        (retries + 1)`` seconds of nothing but ``busy`` (other clients keep its queue full, or ``--queue`` is
+        too small for this client's window) give up in one line instead of resending forever."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        elif now - self._busy_since > self.timeout * (self.retries + 1):
+            raise HostError(f"streamfill serve at {self.endpoint} stayed busy for {now - self._busy_since:.0f} s: "
+                            "its queue is full (other clients, or a --queue smaller than this client's window)")
+        time.sleep(0.02)
 
     def _connect(self):
         sock = self._ctx.socket(zmq.DEALER)
@@ -137,10 +150,11 @@ class ServeClient:
             if msg.req != req:
                 continue  # a late reply to a request resent or abandoned earlier
             if msg.type == "error" and msg.header.get("code") == "busy":
-                time.sleep(0.02)
+                self._busy()
                 self._sock.send_multipart([b""] + parts, copy=False)
                 deadline = time.monotonic() + timeout
                 continue
+            self._busy_since = None
             if msg.type == "error":
                 raise HostError(f"streamfill serve refused {what}: {msg.header.get('code')}: "
                                 f"{msg.header.get('message')}")
@@ -263,9 +277,10 @@ class ServeClient:
         msg = _decode_reply(raw)
         if self._bye is not None and msg.req == self._bye[0] and msg.type in ("bye", "error"):
             if msg.type == "error" and msg.header.get("code") == "busy":
-                time.sleep(0.02)
+                self._busy()
                 self._sock.send_multipart([b""] + self._bye[1])
                 return []
+            self._busy_since = None
             self._bye = None
             if msg.type == "error":
                 raise HostError(f"streamfill serve could not finish the stream: {msg.header.get('code')}: "
@@ -275,9 +290,10 @@ class ServeClient:
         if sent is None:
             return []  # a late reply to a frame resent or forgotten (a flush)
         if msg.type == "error" and msg.header.get("code") == "busy":
-            time.sleep(0.02)
+            self._busy()
             self._resend_all()  # serve dropped it: everything after it must follow it again
             return []
+        self._busy_since = None
         del self._sent[msg.req]
         if msg.type == "error":
             raise HostError(f"streamfill serve refused frame {sent[0]}: {msg.header.get('code')}: "
