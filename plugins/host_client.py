@@ -115,12 +115,29 @@ class Client:
         self.ctx.term()
 
 
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, each at least 16 (e.g. 640x360)")
+    return int(w), int(h)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="the serve endpoint")
-    p.add_argument("--frames", type=int, default=100)
-    p.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic frames")
-    p.add_argument("--window", type=int, default=4, help="frames in flight at once")
+    p.add_argument("--frames", type=positive, default=100)
+    p.add_argument("--size", type=frame_size, default="640x360", help="WIDTHxHEIGHT of the synthetic frames")
+    p.add_argument("--window", type=positive, default=4, help="frames in flight at once")
     p.add_argument("--encoding", default="raw", choices=protocol.ENCODINGS, help="payload encoding")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a result before resending")
     p.add_argument("--retries", type=int, default=3)
@@ -128,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--stream", default="host", help="stream id sent with every frame")
     p.add_argument("--out", metavar="DIR", help="write the results as PNG files here")
     args = p.parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = args.size
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)

@@ -22,3 +22,12 @@ def test_host_client_window_meets_busy():
     assert run.returncode == 0, run.stderr
     found = re.search(r"40 frames in order .*, (\d+) busy resends", run.stderr)
     assert found and int(found.group(1)) > 0, run.stderr
+
+
+def test_host_client_refuses_bad_arguments_in_one_line():
+    """A malformed --size or a --frames/--window below 1 was a traceback (ValueError, ZeroDivisionError)."""
+    for args in (["--size", "640x"], ["--size", "12"], ["--frames", "0"], ["--window", "-1"]):
+        run = subprocess.run([sys.executable, str(ROOT / "plugins" / "host_client.py"), *args],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 2 and "Traceback" not in run.stderr, (args, run.stderr)
+        assert run.stderr.strip().splitlines()[-1].startswith("host_client.py: error: argument"), run.stderr
