@@ -305,6 +305,18 @@ def test_token_is_required_when_given(studio):
         assert c.get("/api/state").status_code == 200  # the cookie the page got
 
 
+def test_two_studios_in_one_browser_keep_their_own_token_cookie(studio):
+    """Browsers share cookies across the ports of a host: under one name, opening a second token-protected
+    studio (another port) replaced the first one's token, whose page then got "wrong token"."""
+    names = []
+    for port, token in ((7860, "first-token"), (7861, "second-token")):
+        with TestClient(create_app(studio, token=token), base_url=f"http://192.168.1.5:{port}") as c:
+            page = c.get("/", params={"token": token})
+            names.append(page.headers["set-cookie"].split("=", 1)[0])
+            assert c.get("/api/state", cookies={names[-1]: token}).status_code == 200
+    assert names[0] != names[1] and names[0].endswith("7860"), names
+
+
 def test_loopback_only_answers_loopback_hosts_and_own_origin(studio):
     with TestClient(create_app(studio), base_url="http://evil.example:7860") as c:
         r = c.get("/api/state")

@@ -57,6 +57,13 @@ def _host_name(value: str) -> str:
     return urlsplit(f"//{value}").hostname or ""
 
 
+def _cookie(request: Request) -> str:
+    """The token cookie's name for this server: browsers share cookies across the ports of a host, so two
+    studios (two ports) in one browser would overwrite each other's token under one name."""
+    server = request.scope.get("server") or (None, None)
+    return f"{TOKEN_COOKIE}_{server[1]}" if server[1] else TOKEN_COOKIE
+
+
 def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
@@ -85,7 +92,7 @@ class Guard:
                 return "this studio only answers on this machine (loopback); start it with --token to share it"
         else:
             given = (request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
-                     or request.cookies.get(TOKEN_COOKIE) or "")
+                     or request.cookies.get(_cookie(request)) or "")
             if not hmac.compare_digest(given.encode(), self.token.encode()):
                 return "missing or wrong token: open the URL the studio printed (it carries ?token=...)"
         if request.method not in ("GET", "HEAD"):
@@ -101,7 +108,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
     async def index(request: Request) -> Response:
         response = FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-store", **PAGE_HEADERS})
         if token is not None and request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            response.set_cookie(_cookie(request), token, httponly=True, samesite="strict")
         return response
 
     def state(request: Request) -> Response:
