@@ -149,6 +149,13 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             for p in points[1:]:
                 chain.move_to_element_with_offset(view, *canvas_point(driver, view, *p))
             chain.release().perform()
+            # while the picture shown is another frame (scrubbing), a stroke is refused, not put on an unseen frame
+            driver.execute_script("window.studio.state.approx = true")
+            at = canvas_point(driver, view, cx, cy)
+            ActionChains(driver).move_to_element_with_offset(view, *at).click().perform()
+            assert "still loading" in driver.find_element(By.ID, "message").text
+            assert driver.execute_script("return window.studio.state.keyframes.size") == 1
+            driver.execute_script("window.studio.state.approx = false")
             drawn = driver.execute_script("return window.studio.maskCoverage()")
             assert drawn["pixels"] > 3.14 * r * r * 0.7, drawn
             assert "keyframe" in driver.find_element(By.ID, "keyframe-flag").text

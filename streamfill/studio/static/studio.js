@@ -360,6 +360,11 @@ view.addEventListener("pointerdown", (event) => {
   stopPlaying();
   const p = framePoint(event);
   if (S.compare) { drag = {wipe: true}; S.wipe = p[0] / S.clip.width; render(); return; }
+  if (S.approx || S.shownIndex !== S.index) {
+    // the picture on screen is another frame (scrubbing): a stroke would land on frame S.index, unseen
+    say(`frame ${S.index} is still loading: draw once it shows (the picture now is frame ${S.shownIndex})`, "info");
+    return;
+  }
   snapshot(S.index);
   const key = keyframeFor(S.index);
   if (S.tool === "box") {
