@@ -283,6 +283,41 @@ def test_batch_in_a_process_pool(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
 
 
+@pytest.mark.parametrize("whom", ["group", "parent"])
+def test_interrupted_batch_in_a_process_pool_stops_at_once(tmp_path, whom):
+    """Ctrl-C (SIGINT to the process group) or SIGTERM to the parent alone during `batch --jobs 2`: the parent
+    said "interrupted" but, leaving the pool's `with` block, waited for it to render every clip still queued
+    (their outputs appeared after the interrupt). Now the queued clips are dropped and the workers stop."""
+    import os
+    import signal
+
+    from media import box_mask
+
+    names = [f"c{i}.mp4" for i in range(5)]
+    for name in names:
+        make_video(tmp_path / name, frames=60, width=96, height=64)
+    write_png(tmp_path / "m.png", box_mask(64, 96, 20, 20, 60, 44))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "batch", *names, "--out-dir", out, "--mask", "m.png",
+                             "--temporal", "quality", "-q", "--jobs", "2"], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out.is_dir() and any(".partial-" in p.name for p in out.iterdir())):  # the workers are rendering
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    if whom == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert time.monotonic() - t0 < 10
+    left = sorted(p.name for p in out.iterdir())
+    assert not any(".partial-" in n for n in left) and len(left) <= 2, left  # the clips queued were not rendered
+    assert subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1  # no worker left
+
+
 def test_wrong_ray_address_is_one_line_without_a_hang(clip, tmp_path):
     _, src, hole = clip
     with socket.socket() as s:  # a port nobody listens on

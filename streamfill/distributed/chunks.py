@@ -32,6 +32,7 @@ is filled on its own: no pre-roll, and the chunked output is bit-identical to a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -520,15 +521,32 @@ def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, conf
     return jobs
 
 
+def _ignore(signum, frame) -> None:
+    pass
+
+
 def _quiet_on_signals() -> None:
-    """In a batch worker process: Ctrl-C or SIGTERM (they reach the whole process group) end it as SystemExit,
-    which runs its clean-up (the partial output is removed) and prints no traceback; the parent says
-    "interrupted"."""
+    """In a batch worker process: Ctrl-C or SIGTERM (Ctrl-C reaches the whole process group; an interrupted
+    parent sends SIGTERM) end it as SystemExit, which runs its clean-up (the partial output is removed) and
+    prints no traceback; the parent says "interrupted"."""
     def stop(signum, frame):
+        # once: Ctrl-C and the parent's SIGTERM both arrive, and a second one would cut the clean-up short
+        # (a handler that does nothing: SIG_IGN made Python print "Signal 15 ignored due to race condition")
+        signal.signal(signal.SIGINT, _ignore)
+        signal.signal(signal.SIGTERM, _ignore)
         raise SystemExit(130)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+def _pool_clip(job: ClipJob, config: Config) -> ClipResult:
+    """``process_clip`` in a pool process. Interrupted, the process ends once the clip's clean-up has run: the
+    pool would catch the SystemExit, report it as the clip's result and start the next clip."""
+    try:
+        return process_clip(job, config)
+    except SystemExit:
+        os._exit(130)
 
 
 def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int = 1,
@@ -557,10 +575,11 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
         mo = job.mask_options
         return job if mo is None else dataclasses.replace(job, mask_options=dataclasses.replace(mo, on_warning=None))
 
-    with ProcessPoolExecutor(max_workers=jobs_parallel, initializer=_quiet_on_signals) as pool:
-        futures = {pool.submit(process_clip, portable(job), config): job for job in jobs}
-        from concurrent.futures import as_completed
+    from concurrent.futures import as_completed
 
+    pool = ProcessPoolExecutor(max_workers=jobs_parallel, initializer=_quiet_on_signals)
+    try:
+        futures = {pool.submit(_pool_clip, portable(job), config): job for job in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
             try:
@@ -570,4 +589,14 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
             by_input[id(job)] = r
             if on_result is not None:
                 on_result(r)
+    except BaseException:
+        # Interrupted (Ctrl-C, or SIGTERM to this process alone): waiting for the pool, as leaving a `with` block
+        # does, rendered every clip still queued. Queued clips are dropped and the workers told to stop (each
+        # removes its partial output and exits).
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [by_input[id(j)] for j in jobs]
