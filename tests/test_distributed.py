@@ -318,6 +318,30 @@ def test_interrupted_batch_in_a_process_pool_stops_at_once(tmp_path, whom):
     assert subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1  # no worker left
 
 
+def test_a_partial_written_on_another_node_is_not_removed_as_stale(tmp_path, monkeypatch):
+    """Ray workers on several machines write into one shared folder (segments of `process --ray`, outputs of
+    `batch`). Each writer removes the partials whose process no longer runs, but a pid from another machine
+    does not run here: a worker starting its chunk deleted the segment another node was writing (that chunk
+    then failed at its rename, and a batch clip failed outright). Partial names now say which machine."""
+    import os
+
+    from streamfill.io import encode
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    here = os.uname()
+    monkeypatch.setattr(os, "getpid", lambda: dead)
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result((here[0], here[1] + "-other-node", *here[2:])))
+    elsewhere = encode._temp_path(tmp_path / "chunk-00000.nut")  # being written on the other node
+    elsewhere.write_bytes(b"x")
+    monkeypatch.setattr(os, "uname", lambda: here)
+    stale = encode._temp_path(tmp_path / "chunk-00001.nut")  # left here by a process killed outright
+    stale.write_bytes(b"x")
+    monkeypatch.undo()
+    assert encode.remove_stale_partials(tmp_path) == [stale]
+    assert sorted(tmp_path.iterdir()) == [elsewhere]
+
+
 def test_wrong_ray_address_is_one_line_without_a_hang(clip, tmp_path):
     _, src, hole = clip
     with socket.socket() as s:  # a port nobody listens on

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from media import make_video, write_png
 
-from streamfill.io.encode import remove_stale_partials
+from streamfill.io.encode import host_tag, remove_stale_partials
 
 
 def _setup(tmp_path: Path, frames: int = 150) -> tuple[Path, Path]:
@@ -48,7 +48,7 @@ def test_kill_9_leftover_is_removed_by_the_next_run_with_one_line(tmp_path):
     proc.kill()  # SIGKILL: no handler runs
     proc.communicate(timeout=30)
     left = _partials(tmp_path)
-    assert left == [f".out.partial-{proc.pid}.mp4"] and not out.exists()
+    assert left == [f".out.partial-{proc.pid}-{host_tag()}.mp4"] and not out.exists()
     second = subprocess.run([sys.executable, "-m", "streamfill", "process", str(src), "-o",
                              str(tmp_path / "again.mp4"), "--mask", str(mask), "--preset", "ultrafast", "-q"],
                             stderr=subprocess.PIPE, text=True, timeout=300)

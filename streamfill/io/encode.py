@@ -9,6 +9,7 @@ subtitle and other streams of ``remux_from`` are copied packet by packet (no re-
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -29,7 +30,7 @@ from streamfill.io.images import IMAGE_SUFFIXES
 from streamfill.io.remux import Passthrough, remux_streams
 from streamfill.types import Frame
 
-_PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>\d+)(\.[A-Za-z0-9]+)?$")
+_PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8}))?(\.[A-Za-z0-9]+)?$")
 _log = logging.getLogger(__name__)
 LOSSLESS_SUFFIXES = (".mkv", ".avi")
 VP9_SUFFIXES = (".webm",)  # WebM holds VP8/VP9/AV1 only: VP9 (libvpx) there, H.264 everywhere else
@@ -127,8 +128,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def host_tag() -> str:
+    """8 hex digits naming this machine in partial-output names: a process id means something only on its own
+    machine, and a folder may be shared by several (the workers of a Ray cluster write into one)."""
+    return hashlib.sha1(os.uname().nodename.encode()).hexdigest()[:8]
+
+
+def partial_name(name: str) -> str:
+    """The hidden name under which ``name`` (a file stem or a folder name) is written: ``.NAME.partial-PID-HOST``."""
+    return f".{name}.partial-{os.getpid()}-{host_tag()}"
+
+
 def _temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+    return final.with_name(partial_name(final.stem) + final.suffix)
 
 
 def _pid_running(pid: int) -> bool:
@@ -153,10 +165,11 @@ def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
+    here = host_tag()
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match is None or _pid_running(int(match["pid"])):
-            continue
+        if match is None or (match["host"] or here) != here or _pid_running(int(match["pid"])):
+            continue  # (a partial written on another machine sharing the folder: its pid means nothing here)
         path = Path(entry.path)
         try:
             if entry.is_dir(follow_symlinks=False):
@@ -423,7 +436,7 @@ class PngSequenceWriter(_AtomicWriter):
     def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None, *,
                  remux_from: str | None = None, **_ignored) -> None:
         self.path = Path(str(path).rstrip("/\\") or ".")
-        self._tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self._tmp = self.path.with_name(partial_name(self.path.name))
         self._codec = None
         self._csv = None
         self.frames_written = 0

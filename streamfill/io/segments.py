@@ -19,7 +19,7 @@ import av
 
 from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader
-from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, movie_timescale
+from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, _temp_path, movie_timescale
 from streamfill.io.images import _rotate
 from streamfill.io.remux import Passthrough, remux_streams
 from streamfill.types import Frame
@@ -126,7 +126,7 @@ def _signature(stream) -> tuple:
 
 
 def _temp_name(final: Path) -> Path:
-    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+    return _temp_path(final)
 
 
 def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, *,
