@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -216,6 +217,23 @@ def test_join_refuses_segments_encoded_differently(tmp_path):
     with pytest.raises(OutputError, match="encoded differently"):
         join_segments([tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "out.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]
+
+
+def test_a_join_with_the_wrong_count_leaves_the_existing_output_alone(tmp_path):
+    """The frame count was checked after the rename, and the file deleted: a file already under the output
+    name (a previous run's result) was lost. It is now checked before, and the old file stays."""
+    from media import make_video
+
+    tb = Fraction(1, 25)
+    make_video(tmp_path / "a.mp4", frames=4, width=64, height=48, vfr_pts=[0, 1, 2, 3], time_base=tb)
+    make_video(tmp_path / "b.mp4", frames=4, width=64, height=48, vfr_pts=[4, 5, 6, 7], time_base=tb)
+    old = tmp_path / "out.mp4"
+    old.write_bytes(b"the previous result")
+    with pytest.raises(OutputError, match="would hold 8 of 9 frames"):
+        join_segments([tmp_path / "a.mp4", tmp_path / "b.mp4"], old, expect=9)
+    assert old.read_bytes() == b"the previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4", "out.mp4"]
+    assert join_segments([tmp_path / "a.mp4", tmp_path / "b.mp4"], old, expect=8).packets == 8
 
 
 def test_a_chunk_failing_twice_fails_the_run_naming_it(clip, tmp_path, monkeypatch):

@@ -415,10 +415,8 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
         if frames != total:
             raise DistributedError(f"the chunks wrote {frames} of {total} frames")
         tb = None if segment_suffix(out) == ".mkv" else analysis.info.time_base
-        joined = join_segments([r.segment for r in results], out, remux_from=input_s, time_base=tb)
-        if joined.packets != total:
-            out.unlink(missing_ok=True)
-            raise DistributedError(f"the joined output holds {joined.packets} of {total} frames")
+        # the count is checked before the rename: a file already under the output name stays as it was
+        joined = join_segments([r.segment for r in results], out, remux_from=input_s, time_base=tb, expect=total)
         t3 = time.perf_counter()
     finally:
         if not keep_work:

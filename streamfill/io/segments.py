@@ -130,7 +130,8 @@ def _temp_name(final: Path) -> Path:
 
 
 def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, *,
-                  remux_from: str | None = None, time_base: Fraction | None = None) -> JoinResult:
+                  remux_from: str | None = None, time_base: Fraction | None = None,
+                  expect: int | None = None) -> JoinResult:
     """Concatenate video-only ``segments`` (in order, each encoded with identical settings) into ``output``
     by copying packets, and copy the audio and subtitle streams of ``remux_from`` once, interleaved by time.
 
@@ -141,7 +142,9 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
     before its first pts, and Matroska/NUT segments do not even store the dts of those first packets. The
     joiner gives them consecutive ticks right after the previous segment's last dts, and moves any dts that
     would not increase to one tick after the previous one; a dts never goes past its packet's pts (else
-    OutputError: the time base is too coarse). Written under a temporary name and renamed when complete."""
+    OutputError: the time base is too coarse). Written under a temporary name and renamed when complete;
+    with ``expect`` (the frames the segments must hold together) a join with another count is an OutputError
+    before the rename, so a file already under ``output`` is left as it was."""
     if not segments:
         raise OutputError("no segments to join")
     final = Path(output)
@@ -270,6 +273,10 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
                     out.close()
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(tmp)
+    if expect is not None and result.packets != expect:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise OutputError(f"the joined output would hold {result.packets} of {expect} frames; {final} not written")
     try:
         os.replace(tmp, final)
     except OSError as exc:
