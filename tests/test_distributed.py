@@ -336,6 +336,31 @@ def test_interrupted_batch_in_a_process_pool_stops_at_once(tmp_path, whom):
     assert subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1  # no worker left
 
 
+def test_a_worker_killed_in_a_process_pool_fails_only_its_clip(tmp_path, monkeypatch):
+    """A worker process that dies (SIGKILL: the out-of-memory killer) broke the whole pool: every clip still in
+    it or queued failed with BrokenProcessPool. The clips not done run again, each in a pool of its own, so
+    only the clip whose worker dies again fails."""
+    import os
+    import signal
+
+    from streamfill.distributed.chunks import ClipJob, ClipResult, run_batch_local
+
+    def fake(job, config, **kw):  # runs in the (forked) worker process
+        if job.input.endswith("bad.mp4"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.2)
+        return ClipResult(job.input, job.output, frames=3)
+
+    monkeypatch.setattr(chunks_mod, "process_clip", fake)
+    names = ["a.mp4", "bad.mp4", "b.mp4", "c.mp4", "d.mp4"]
+    jobs = [ClipJob(str(tmp_path / n), str(tmp_path / "out" / n), None) for n in names]
+    seen = []
+    results = run_batch_local(jobs, load_config(None), jobs_parallel=2, on_result=seen.append)
+    assert [r.status for r in results] == ["ok", "failed", "ok", "ok", "ok"], results
+    assert "worker process died" in results[1].reason
+    assert len(seen) == len(names)
+
+
 def test_a_partial_written_on_another_node_is_not_removed_as_stale(tmp_path, monkeypatch):
     """Ray workers on several machines write into one shared folder (segments of `process --ray`, outputs of
     `batch`). Each writer removes the partials whose process no longer runs, but a pid from another machine

@@ -566,35 +566,68 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
             if on_result is not None:
                 on_result(r)
         return results
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+    from concurrent.futures.process import BrokenProcessPool
 
-    by_input = {}
     def portable(job: ClipJob) -> ClipJob:  # a callback cannot cross into another process: warnings go to `warnings`
         mo = job.mask_options
         return job if mo is None else dataclasses.replace(job, mask_options=dataclasses.replace(mo, on_warning=None))
 
-    from concurrent.futures import as_completed
+    by_input: dict[int, ClipResult] = {}
 
-    pool = ProcessPoolExecutor(max_workers=jobs_parallel, initializer=_quiet_on_signals)
+    def record(r: ClipResult, job: ClipJob) -> None:
+        by_input[id(job)] = r
+        if on_result is not None:
+            on_result(r)
+
+    # A worker process that dies (killed, out of memory, a crash in native code) breaks the whole pool: every
+    # clip in it fails with BrokenProcessPool. The clips not done then run again, each in a pool of its own
+    # (``jobs_parallel`` such pools at a time), so that only the clip whose worker dies again fails.
+    pools: list = []
     try:
-        futures = {pool.submit(_pool_clip, portable(job), config): job for job in jobs}
+        shared = ProcessPoolExecutor(max_workers=jobs_parallel, initializer=_quiet_on_signals)
+        pools.append(shared)
+        futures = {shared.submit(_pool_clip, portable(job), config): job for job in jobs}
+        again: list[ClipJob] = []
         for fut in as_completed(futures):
             job = futures[fut]
             try:
-                r = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a worker process died: the clip failed
-                r = ClipResult(job.label or job.input, job.output, status="failed", reason=_one_line(exc))
-            by_input[id(job)] = r
-            if on_result is not None:
-                on_result(r)
+                record(fut.result(), job)
+            except BrokenProcessPool:
+                again.append(job)
+            except Exception as exc:  # noqa: BLE001 - the clip failed
+                record(ClipResult(job.label or job.input, job.output, status="failed", reason=_one_line(exc)), job)
+        shared.shutdown(wait=True)
+        running: dict = {}
+        retried = {id(j) for j in again}
+        waiting = [j for j in jobs if id(j) in retried]  # in the batch's order
+        while waiting or running:
+            while waiting and len(running) < jobs_parallel:
+                job = waiting.pop(0)
+                alone = ProcessPoolExecutor(max_workers=1, initializer=_quiet_on_signals)
+                pools.append(alone)
+                running[alone.submit(_pool_clip, portable(job), config)] = (job, alone)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job, alone = running.pop(fut)
+                try:
+                    r = fut.result()
+                except BrokenProcessPool:
+                    r = ClipResult(job.label or job.input, job.output, status="failed",
+                                   reason="its worker process died (killed, out of memory, or a crash)")
+                except Exception as exc:  # noqa: BLE001
+                    r = ClipResult(job.label or job.input, job.output, status="failed", reason=_one_line(exc))
+                record(r, job)
+                alone.shutdown(wait=True)
     except BaseException:
         # Interrupted (Ctrl-C, or SIGTERM to this process alone): waiting for the pool, as leaving a `with` block
         # does, rendered every clip still queued. Queued clips are dropped and the workers told to stop (each
         # removes its partial output and exits).
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        for pool in pools:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    proc.terminate()
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
     return [by_input[id(j)] for j in jobs]
