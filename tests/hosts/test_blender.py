@@ -199,28 +199,26 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
     assert differ == [], f"frames that depend on the playhead: {differ}"
 
 
-@pytest.mark.slow
-def test_fill_strip_takes_the_strip_colour_space(blender, serve, tmp_path):
-    """Footage tagged with another input colour space (Linear here; Filmic Log, ... alike): the scene renders
-    the same pixels with the fill layer over the strip as without it, away from the box (the fill strip was
-    read as sRGB and covered the whole frame with colours up to 79 levels off)."""
+def _renders_with_and_without_fill(blender, serve, tmp_path, strip_lines: str) -> dict:
+    """Run the add-on (a box, no tracking) on a 4-frame clip whose strip ``strip_lines`` adds to the scene
+    (as ``strip``, the render size set), then render frame 3 with the fill strip muted and shown:
+    ``{"without": ..., "with": ...}`` as H x W x 3 int16."""
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(4)])
     exe, env = blender
-    script = tmp_path / "colour.py"
+    script = tmp_path / "renders.py"
     addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
     script.write_text(
-        "import bpy, importlib.util, numpy as np\n"
+        "import bpy, importlib.util\n"
         f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
         "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
-        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create()\n"
-        f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1); strip.colorspace_settings.name = 'Linear'\n"
+        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); r = s.render\n"
+        f"clip = {str(clip)!r}\n" + strip_lines +
         f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
         "s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (2, 2, 10, 10); s.streamfill.track = False\n"
         "seq.active_strip = strip\n"
         "assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
         "fill = [x for x in seq.sequences_all if x.name == 'clip fill'][0]\n"
-        f"r = s.render; r.resolution_x, r.resolution_y, r.resolution_percentage = {W}, {H}, 100\n"
         "r.image_settings.color_mode = 'RGB'; r.dither_intensity = 0\n"
         "def render(name):\n"
         f"    s.frame_set(3); r.filepath = {str(tmp_path)!r} + '/' + name + '.png'\n"
@@ -235,6 +233,17 @@ def test_fill_strip_takes_the_strip_colour_space(blender, serve, tmp_path):
     for name in ("without", "with"):
         with av.open(str(tmp_path / f"{name}.png")) as png:
             renders[name] = next(png.decode(video=0)).to_ndarray(format="rgb24").astype(np.int16)
+    return renders
+
+
+@pytest.mark.slow
+def test_fill_strip_takes_the_strip_colour_space(blender, serve, tmp_path):
+    """Footage tagged with another input colour space (Linear here; Filmic Log, ... alike): the scene renders
+    the same pixels with the fill layer over the strip as without it, away from the box (the fill strip was
+    read as sRGB and covered the whole frame with colours up to 79 levels off)."""
+    renders = _renders_with_and_without_fill(blender, serve, tmp_path, (
+        f"r.resolution_x, r.resolution_y, r.resolution_percentage = {W}, {H}, 100\n"
+        "strip = seq.sequences.new_movie('clip', clip, 1, 1); strip.colorspace_settings.name = 'Linear'\n"))
     keep = np.ones((H, W), bool)
     keep[:20, :20] = False  # the box (2, 2, 10, 10) grown by serve's dilation, and some
     assert int(np.abs(renders["with"] - renders["without"])[keep].max()) <= 1
@@ -245,38 +254,10 @@ def test_fill_strip_is_placed_as_the_strip(blender, serve, tmp_path):
     """A strip scaled to fit a scene of another size (Blender's default fit when adding a movie), flipped and
     cropped: the fill strip gets the same transform, crop and flips, so it covers the strip exactly (it sat
     unscaled over it and every pixel of the render changed)."""
-    clip = tmp_path / "clip.mkv"
-    write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(4)])
-    exe, env = blender
-    script = tmp_path / "placed.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
-    script.write_text(
-        "import bpy, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
-        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); r = s.render\n"
+    renders = _renders_with_and_without_fill(blender, serve, tmp_path, (
         "r.resolution_x, r.resolution_y, r.resolution_percentage = 64, 48, 100\n"
-        f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1, fit_method='FIT')\n"
-        "strip.use_flip_x, strip.crop.min_x = True, 4\n"
-        f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
-        "s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (2, 2, 10, 10); s.streamfill.track = False\n"
-        "seq.active_strip = strip\n"
-        "assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
-        "fill = [x for x in seq.sequences_all if x.name == 'clip fill'][0]\n"
-        "r.image_settings.color_mode = 'RGB'; r.dither_intensity = 0\n"
-        "def render(name):\n"
-        f"    s.frame_set(3); r.filepath = {str(tmp_path)!r} + '/' + name + '.png'\n"
-        "    bpy.ops.render.render(write_still=True)\n"
-        "fill.mute = True; render('without'); fill.mute = False; render('with')\n")
-    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    import av
-
-    renders = {}
-    for name in ("without", "with"):
-        with av.open(str(tmp_path / f"{name}.png")) as png:
-            renders[name] = next(png.decode(video=0)).to_ndarray(format="rgb24").astype(np.int16)
+        "strip = seq.sequences.new_movie('clip', clip, 1, 1, fit_method='FIT')\n"
+        "strip.use_flip_x, strip.crop.min_x = True, 4\n"))
     differ = np.abs(renders["with"] - renders["without"]).max(axis=2) > 1
     # the hole (the box in the top corner, flipped and scaled by 2/3, grown) and the strip's blended edge
     # rows lie outside the middle band of the 64 x 48 render
