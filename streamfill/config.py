@@ -20,6 +20,8 @@ def check_range(key: str, value: float, lo: float | None = None, hi: float | Non
     """Raise ConfigError unless lo <= value <= hi (either bound may be None)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key} = {value!r}: expected a number")
+    if value != value:  # NaN passes every comparison
+        raise ConfigError(f"{key} = nan: expected a number")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         lo_s = "-inf" if lo is None else lo
         hi_s = "inf" if hi is None else hi
@@ -353,7 +355,11 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
         if type(f.default) is int and isinstance(value, float):
             if not value.is_integer():
                 raise ConfigError(f"{name}.{f.name} = {value!r}: expected a whole number")
-            values[f.name] = int(value)
+            if abs(value) < 2**53:  # beyond that it stays a float, for the range check to name as written
+                values[f.name] = int(value)
+        # on/off keys: "false" (a string) or 1 is not a switch ("false" used to turn lossless on)
+        if type(f.default) is bool and not isinstance(value, bool):
+            raise ConfigError(f"{name}.{f.name} = {value!r}: expected true or false")
     return cls(**values)
 
 
@@ -364,6 +370,9 @@ def merge(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
     for section, values in overrides.items():
         if section not in sections:
             raise ConfigError(f"unknown config section [{section}] (known: {', '.join(sections)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table of keys, e.g. [{section}] on a line of its own with "
+                              f"key = value lines below it; got {values!r}")
         values = {k: v for k, v in values.items() if v is not None}
         current = dataclasses.asdict(getattr(config, section))
         current.update(values)
@@ -378,6 +387,12 @@ def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder; give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 

@@ -45,3 +45,31 @@ def test_whole_number_keys_reject_fractions():
     assert load_config(overrides={"track": {"band": 4.0}}).track.band == 4
     assert isinstance(load_config(overrides={"track": {"band": 4.0}}).track.band, int)
     assert load_config(overrides={"track": {"reanchor": 1}}).track.reanchor == 1  # floats still take ints
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[crop]\ncontext = nan\n", "crop.context = nan"),           # passed every range check, then crashed
+    ("[transport]\ntimeout = nan\n", "transport.timeout = nan"),  # silently accepted
+    ("[live]\nspeed = nan\n", "live.speed = nan"),
+    ("io = 5\n", "[io]"),                                         # a key where a table belongs
+    ("[[io]]\ncrf = 1\n", "[io]"),
+    ("[io]\nlossless = \"false\"\n", "io.lossless"),              # a string meant lossless on
+    ("[io]\nsalvage = 1\n", "io.salvage"),
+    ("[mask]\ndilate = 5e300\n", "mask.dilate = 5e+300"),        # printed as a 301-digit integer
+])
+def test_config_file_values_that_cannot_be_are_config_errors(tmp_path, text, words):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert words in str(err.value)
+    assert len(str(err.value)) < 200
+
+
+def test_config_file_that_is_not_text_or_not_a_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xff\xfe[io]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
