@@ -327,3 +327,17 @@ def test_arguments_that_were_silently_ignored_are_refused(capsys, tmp_path, clip
     argv = [a.format(src=src, mask=mask, tmp=tmp_path) for a in argv]
     assert_one_line_error(*run_cli(capsys, *argv), words)
     assert not (tmp_path / "o").exists() and not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("target", ["mask", "sketch"])
+def test_image_output_on_its_mask_or_sketch_is_refused(capsys, tmp_path, target):
+    """`image pic.png --mask m.png -o m.png` wrote the filled picture over the user's mask (exit 0)."""
+    pic, mask, sketch = tmp_path / "pic.png", tmp_path / "m.png", tmp_path / "s.png"
+    write_png(pic, np.full((32, 48, 3), 90, np.uint8))
+    write_png(mask, box_mask(32, 48, 4, 4, 10, 10))
+    write_png(sketch, box_mask(32, 48, 6, 6, 2, 2))
+    before = {p: p.read_bytes() for p in (mask, sketch)}
+    out = {"mask": mask, "sketch": sketch}[target]
+    assert_one_line_error(*run_cli(capsys, "image", pic, "--mask", mask, "--sketch", sketch, "-o", out,
+                                   "--engine", "telea"), "overwrite")
+    assert {p: p.read_bytes() for p in (mask, sketch)} == before

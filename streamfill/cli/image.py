@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"file not found: {path}")
         if path is not None and Path(path).stat().st_size and not is_image_file(path):
             raise InputError(f"{path} is not a still picture (a video?); give an image file")
-    if Path(args.output).resolve() == Path(args.input).resolve():
-        raise InputError("the output would overwrite the input; choose another -o")
+    for flag, path in (("input", args.input), ("--mask", args.mask), ("--sketch", args.sketch)):
+        if path is not None and Path(args.output).resolve() == Path(path).resolve():
+            raise InputError(f"the output would overwrite the {flag} {path}; choose another -o")
     check_image_output(args.output)
     for flag in ("dilate", "feather"):
         value = getattr(args, flag)
