@@ -341,3 +341,19 @@ def test_image_output_on_its_mask_or_sketch_is_refused(capsys, tmp_path, target)
     assert_one_line_error(*run_cli(capsys, "image", pic, "--mask", mask, "--sketch", sketch, "-o", out,
                                    "--engine", "telea"), "overwrite")
     assert {p: p.read_bytes() for p in (mask, sketch)} == before
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (("--workers", "3"), "--ray"),
+    (("--gpus-per-worker", "1"), "--ray"),
+    (("--workers", "3", "--chunk-seconds", "1"), "--ray"),
+    (("--preroll", "5"), "--chunk-seconds"),
+    (("--chunk-at", "cuts"), "--chunk-seconds"),
+])
+def test_process_scale_out_flags_without_ray_are_refused(capsys, tmp_path, clip, flags, words):
+    """`process --workers 3` (no --ray) ran in one process as if the flag was not there, like --preroll and
+    --chunk-at without chunks; `batch --workers` was already refused."""
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, *flags), words)
+    assert not out.exists()

@@ -76,7 +76,7 @@ def add_ray_flags(p: argparse.ArgumentParser, *, chunks: bool = False) -> None:
         g.add_argument("--chunk-seconds", type=float, metavar="N",
                        help="split the clip into chunks of about N seconds, cut at scene cuts or source keyframes "
                             "(default 10 with --ray; without --ray the chunks run one after another here)")
-        g.add_argument("--chunk-at", choices=("auto", "cuts"), default="auto",
+        g.add_argument("--chunk-at", choices=("auto", "cuts"),
                        help="auto: scene cuts, else source keyframes (default); cuts: only at scene cuts, whole "
                             "shots per chunk, the output identical to one pass")
         g.add_argument("--preroll", metavar="N|shot",
