@@ -200,7 +200,8 @@ def cli_reference(parser: argparse.ArgumentParser | None = None, here: str = "re
         "same, and ends with a pointer to the section below.",
         "",
         "Every command reports bad input as one line on stderr and exits non-zero: 1 for a streamfill error, 2 "
-        "for a usage error, 130 when interrupted (`STREAMFILL_DEBUG=1` shows tracebacks).",
+        "for a usage error, 130 when interrupted; 70 for an internal error, a bug worth reporting "
+        "(`STREAMFILL_DEBUG=1` shows tracebacks).",
         "",
         "```text",
         _usage(parser),

@@ -297,3 +297,22 @@ def test_readme_picture_rows_are_input_beside_output(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.partial"))
     with pytest.raises(SystemExit):
         script.main(["--side-by-side", str(clip), "-o", str(tmp_path / "pic.jpg")])
+
+
+def test_every_exit_code_of_the_cli_is_documented(monkeypatch, capsys):
+    """An internal error exits 70, which getting-started, the CLI reference and processing.md did not list
+    (they said 1 for every error that is not a usage error)."""
+    import streamfill.cli.info as info
+
+    def broken(args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(info, "run", broken)
+    code = cli.main(["info", "x.mp4"])
+    assert "internal error" in capsys.readouterr().err
+    pages = {"getting-started.md": (ROOT / "docs" / "getting-started.md").read_text(),
+             "guide/processing.md": (ROOT / "docs" / "guide" / "processing.md").read_text(),
+             "reference/cli.md": _hooks().cli_reference()}
+    for name, text in pages.items():
+        flat = " ".join(text.split())
+        assert re.search(rf"\b{code}\b[^.;]*internal error", flat), name

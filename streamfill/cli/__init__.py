@@ -4,7 +4,8 @@ Each sub-command lives in its own module of this package with two functions:
 ``add_parser(subparsers)`` registers it (and sets ``func``), ``run(args) -> int`` does the work by calling
 ``streamfill.api`` / ``streamfill.build``. To add a command, write the module and list it in ``COMMANDS``.
 
-Exit codes: 0 success, 1 a streamfill error (one line on stderr), 2 bad usage, 130 interrupted.
+Exit codes: 0 success, 1 a streamfill error (one line on stderr), 2 bad usage, 130 interrupted, 70 an internal
+error (a bug: one line too).
 Set STREAMFILL_DEBUG=1 to see tracebacks.
 """
 
