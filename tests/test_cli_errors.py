@@ -357,3 +357,17 @@ def test_process_scale_out_flags_without_ray_are_refused(capsys, tmp_path, clip,
     out = tmp_path / "o.mp4"
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, *flags), words)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [("--ray-timeout", "nan"), ("--ray-timeout", "-5"), ("--ray-timeout", "0"),
+                                   ("--cpus-per-worker", "nan"), ("--cpus-per-worker", "0"),
+                                   ("--gpus-per-worker", "inf"), ("--gpus-per-worker", "-1")])
+def test_ray_numbers_that_cannot_be_are_usage_errors(capsys, tmp_path, clip, flags):
+    """--ray-timeout nan or -5 was an internal error (socket timeout ValueError); --cpus-per-worker nan
+    passed the '<= 0' check."""
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    code, err = run_cli(capsys, "process", src, "-o", out, "--mask", mask, "--ray", "127.0.0.1:1", *flags)
+    assert code == 2
+    assert_one_line_error(code, err, flags[0])
+    assert not out.exists()

@@ -25,6 +25,22 @@ def seconds(text: str) -> float:
     return value
 
 
+def positive(text: str) -> float:
+    """argparse type of a finite number above 0 (a timeout, a CPU share)."""
+    value = seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """argparse type of a finite number of 0 or more (a GPU share: 0 = none)."""
+    value = seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
+    return value
+
+
 def check_writable(path: str | None, flag: str) -> None:
     """Refuse, before any work, a file to write (``--json``, ``--results``) whose folder does not exist."""
     from pathlib import Path
@@ -84,11 +100,11 @@ def add_ray_flags(p: argparse.ArgumentParser, *, chunks: bool = False) -> None:
                             "window + background memory, 20 for fast); shot = from the start of the chunk's shot "
                             "(identical to one pass, more work)")
     g.add_argument("--workers", type=int, metavar="N", help="Ray workers (default: the cluster's CPUs, or GPUs)")
-    g.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per Ray worker (default 1)")
-    g.add_argument("--gpus-per-worker", type=float, metavar="G",
+    g.add_argument("--cpus-per-worker", type=positive, default=1.0, metavar="C", help="CPUs per Ray worker (default 1)")
+    g.add_argument("--gpus-per-worker", type=non_negative, metavar="G",
                    help="GPUs per Ray worker, fractions allowed (default 1 when the cluster has GPUs and the engine "
                         "is neural, else 0)")
-    g.add_argument("--ray-timeout", type=float, default=20.0, metavar="SEC",
+    g.add_argument("--ray-timeout", type=positive, default=20.0, metavar="SEC",
                    help="seconds the --ray address gets to answer (default 20)")
 
 
