@@ -78,6 +78,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
     its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
     """
     config = config or Config()
+    _check_not_empty(input=input, output=output, mask=mask)
     t0 = time.perf_counter()
     with build.open_source(input, config, fps=fps, start=start, end=end) as reader:
         source_info = reader.info
@@ -128,6 +129,7 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
     import dataclasses
 
     config = config or Config()
+    _check_not_empty(input=input, output=output, mask=mask, preview=preview)
     # The margin is added once, by whoever reads the masks back.
     raw = dataclasses.replace(config, mask=dataclasses.replace(config.mask, dilate=0))
     if str(output).endswith(".mkv"):
@@ -185,6 +187,15 @@ def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     edge = on & ~(np.roll(on, 1, 0) & np.roll(on, -1, 0) & np.roll(on, 1, 1) & np.roll(on, -1, 1))
     out[edge] = (255, 255, 0)
     return out
+
+
+def _check_not_empty(**paths) -> None:
+    """An empty path ("" from an unset shell variable) is an error: as a Path it is ".", the current folder,
+    which was read as a folder of per-frame masks."""
+    flags = {"input": "the input", "output": "-o", "mask": "--mask", "preview": "--preview"}
+    for name, value in paths.items():
+        if isinstance(value, str) and not value.strip():
+            raise InputError(f"{flags[name]} is empty: give a path")
 
 
 def _check_range(info: io.VideoInfo, start: float | None, end: float | None) -> None:

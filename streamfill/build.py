@@ -242,6 +242,8 @@ def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptio
     """``--mask PATH``: one image for the whole clip, a mask video, or a folder of per-frame masks.
     A ``zmq:[req|sub:]ENDPOINT`` spec instead asks a ZeroMQ plugin (see ``make_plugin_mask_source``).
     With ``options`` asking for tracking or automatic masks, see ``make_tracking_source``."""
+    if isinstance(mask, str) and not mask.strip():  # an unset shell variable: as a Path, the current folder
+        raise InputError("--mask is empty: give a path")
     if options is not None and (options.tracking or options.auto is not None):
         return make_tracking_source(mask, config, options, frame_count=frame_count)
     if mask is None:

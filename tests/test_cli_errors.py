@@ -371,3 +371,23 @@ def test_ray_numbers_that_cannot_be_are_usage_errors(capsys, tmp_path, clip, fla
     assert code == 2
     assert_one_line_error(code, err, flags[0])
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["process", "masks"])
+@pytest.mark.parametrize("empty", ["-o", "--mask"])
+def test_an_empty_path_is_refused(capsys, tmp_path, clip, monkeypatch, command, empty):
+    """`--mask "$MASK"` with MASK unset read the current folder as per-frame masks (also in chunks and batch);
+    `-o ""` was an internal error (exit 70)."""
+    src, mask = clip
+    monkeypatch.chdir(tmp_path)  # holds m.png: the current folder looked like a folder of masks
+    args = {"-o": str(tmp_path / "o.mkv"), "--mask": str(mask)}
+    args[empty] = ""
+    code, err = run_cli(capsys, command, src, "-o", args["-o"], "--mask", args["--mask"])
+    assert code == 1
+    assert_one_line_error(code, err, empty, "empty")
+    assert not (tmp_path / "o.mkv").exists()
+    if empty == "--mask" and command == "process":
+        code, err = run_cli(capsys, command, src, "-o", args["-o"], "--mask", "", "--chunk-seconds", "1")
+    assert code == 1
+    assert_one_line_error(code, err, empty, "empty")
+    assert not (tmp_path / "o.mkv").exists()

@@ -33,6 +33,8 @@ def mask_options(args: argparse.Namespace):
     from streamfill.build import MaskOptions
     from streamfill.errors import InputError
 
+    if isinstance(getattr(args, "mask", None), str) and not args.mask.strip():  # "$MASK" unset: not the cwd
+        raise InputError("--mask is empty: give a path")
     if args.mask_frame < 0:
         raise InputError(f"--mask-frame {args.mask_frame}: must be 0 or more")
     track = bool(args.mask_track or args.mask_frame)
