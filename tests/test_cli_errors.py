@@ -391,3 +391,16 @@ def test_an_empty_path_is_refused(capsys, tmp_path, clip, monkeypatch, command, 
     assert code == 1
     assert_one_line_error(code, err, empty, "empty")
     assert not (tmp_path / "o.mkv").exists()
+
+
+def test_an_output_under_a_file_or_a_sequence_name_taken_by_a_file(capsys, tmp_path, clip):
+    """`-o clip.mp4/x.mp4` said "NotADirectoryError: [Errno 20] ..."; `-o notes` (no suffix: a PNG folder)
+    where notes is a file said "output folder notes exists and is not empty"."""
+    src, mask = clip
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", src / "x.mp4", "--mask", mask),
+                          "is a file", "not a folder")
+    assert "errno" not in capsys.readouterr().err.lower()
+    taken = tmp_path / "notes"
+    taken.write_text("x")
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", taken, "--mask", mask), "is a file")
+    assert taken.read_text() == "x"

@@ -83,6 +83,8 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
             raise OutputError(f"output {out} is the same file as the input {src}; choose another name")
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output {out}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder is not writable: {parent}")
     if out.exists() and out.is_dir() and not is_sequence_path(out):
@@ -449,7 +451,10 @@ class PngSequenceWriter(_AtomicWriter):
                 self.skipped_streams += skipped
 
     def open(self) -> None:
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputError(f"output {self.path} is a file; a name without a suffix is a folder for a PNG "
+                              "sequence (give a video name, e.g. .mp4, or a new folder)")
+        if self.path.exists() and any(self.path.iterdir()):
             raise OutputError(f"output folder {self.path} exists and is not empty")
         remove_stale_partials(self.path.parent)
         try:
