@@ -404,3 +404,12 @@ def test_an_output_under_a_file_or_a_sequence_name_taken_by_a_file(capsys, tmp_p
     taken.write_text("x")
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", taken, "--mask", mask), "is a file")
     assert taken.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_eval_temporal_start_that_is_not_finite_is_a_usage_error(capsys, value):
+    """`eval temporal clip.mp4 --start inf` was an internal error (Fraction('inf')); --start nan measured
+    something and exited 0."""
+    code, err = run_cli(capsys, "eval", "temporal", "x.mp4", "--start", value)
+    assert code == 2
+    assert_one_line_error(code, err, "--start")
