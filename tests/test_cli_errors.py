@@ -413,3 +413,14 @@ def test_eval_temporal_start_that_is_not_finite_is_a_usage_error(capsys, value):
     code, err = run_cli(capsys, "eval", "temporal", "x.mp4", "--start", value)
     assert code == 2
     assert_one_line_error(code, err, "--start")
+
+
+def test_live_temporal_flag_turns_temporal_completion_on(capsys, tmp_path, clip):
+    """`live --temporal` (an on/off flag there) reached config_from_args as temporal.mode = True: every run
+    with it failed with "temporal.mode = True: must be one of off, fast, quality"."""
+    src, _ = clip
+    stats = tmp_path / "stats.json"
+    code, err = run_cli(capsys, "live", "--source", src, "--box", "10,10,20,20", "--record", tmp_path / "r.mp4",
+                        "--temporal", "-q", "--stats-json", stats)
+    assert code == 0, err
+    assert stats.exists()

@@ -141,6 +141,11 @@ def _single(value):
     return None if isinstance(value, list) else value
 
 
+def _mode(value):
+    """A --temporal MODE (live's on/off --temporal is a [live] key, set by live itself)."""
+    return value if isinstance(value, str) else None
+
+
 def add_temporal_flags(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("temporal completion")
     t.add_argument("--temporal", choices=TEMPORAL_MODES,
@@ -160,7 +165,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "mask": {"dilate": getattr(args, "dilate", None), "feather": getattr(args, "feather", None)},
         "engine": {"name": _single(getattr(args, "engine", None)), "weights": getattr(args, "weights", None),
                    "precision": getattr(args, "precision", None), "device": getattr(args, "device", None)},
-        "temporal": {"mode": getattr(args, "temporal", None), "window": getattr(args, "window", None)},
+        "temporal": {"mode": _mode(getattr(args, "temporal", None)), "window": getattr(args, "window", None)},
     }
     return load_config(getattr(args, "config", None), overrides)
 
