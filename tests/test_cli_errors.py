@@ -424,3 +424,12 @@ def test_live_temporal_flag_turns_temporal_completion_on(capsys, tmp_path, clip)
                         "--temporal", "-q", "--stats-json", stats)
     assert code == 0, err
     assert stats.exists()
+
+
+def test_window_with_temporal_off_is_refused(capsys, tmp_path, clip):
+    """`--temporal off --window 5` ran per frame as if --window had not been given."""
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, "--temporal", "off",
+                                   "--window", "5"), "--window", "--temporal off")
+    assert not out.exists()

@@ -159,6 +159,10 @@ def add_temporal_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Defaults, then --config, then the flags the user gave."""
+    if getattr(args, "temporal", None) == "off" and getattr(args, "window", None) is not None:
+        from streamfill.errors import InputError
+
+        raise InputError(f"--window {args.window} is the temporal window: it does nothing with --temporal off")
     overrides = {
         "io": {"crf": getattr(args, "crf", None), "preset": getattr(args, "preset", None),
                "lossless": getattr(args, "lossless", None)},
