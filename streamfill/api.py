@@ -132,7 +132,7 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
     _check_not_empty(input=input, output=output, mask=mask, preview=preview)
     # The margin is added once, by whoever reads the masks back.
     raw = dataclasses.replace(config, mask=dataclasses.replace(config.mask, dilate=0))
-    if str(output).endswith(".mkv"):
+    if Path(output).suffix.lower() == ".mkv":
         raw = dataclasses.replace(raw, io=dataclasses.replace(raw.io, lossless=True))
     t0 = time.perf_counter()
     frames = masked = 0

@@ -433,3 +433,16 @@ def test_window_with_temporal_off_is_refused(capsys, tmp_path, clip):
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, "--temporal", "off",
                                    "--window", "5"), "--window", "--temporal off")
     assert not out.exists()
+
+
+def test_masks_into_an_upper_case_mkv_are_lossless(capsys, tmp_path, clip):
+    """`masks ... -o masks.MKV` wrote H.264 (masks whose edges blur into grey) without the lossy-masks note:
+    the .mkv test was case-sensitive, the note's was not."""
+    import av
+
+    src, mask = clip
+    out = tmp_path / "masks.MKV"
+    code, err = run_cli(capsys, "masks", src, "--mask", mask, "-o", out)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "ffv1"
