@@ -446,3 +446,19 @@ def test_masks_into_an_upper_case_mkv_are_lossless(capsys, tmp_path, clip):
     assert code == 0, err
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == "ffv1"
+
+
+@pytest.mark.parametrize("fps", ["1e308", "1e-5", "1e-9"])
+def test_an_image_sequence_rate_out_of_range_is_refused_before_any_work(capsys, tmp_path, fps):
+    """--fps 1e308 was an internal error (OverflowError); --fps 1e-5 failed in the .mp4 trailer after the whole
+    run ('Not yet implemented in FFmpeg'); --fps 1e-9 said 'must be positive, got 1e-09'."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(2):
+        write_png(folder / f"{i}.png", np.full((16, 16, 3), 40 * i, np.uint8))
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(16, 16, 2, 2, 6, 6))
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", folder, "--fps", fps, "-o", out, "--mask", mask),
+                          "--fps", "0.001")
+    assert not out.exists()

@@ -341,6 +341,9 @@ def _first_frame_rotation(path: str) -> int:
     return 0
 
 
+FPS_RANGE = (0.001, 1_000_000)  # frames per second of an image sequence (--fps)
+
+
 class ImageSequenceReader:
     """Decodes a folder of PNG/JPG images, sorted by name, as a clip at ``fps`` frames per second.
 
@@ -349,9 +352,10 @@ class ImageSequenceReader:
 
     def __init__(self, folder: str | os.PathLike, fps: Fraction | float | int, *, start=None, end=None) -> None:
         self.folder = Path(folder)
+        # beyond this range the time base overflows (1e308) or the .mp4 trailer fails after the run (1e-5)
+        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+            raise InputError(f"--fps {float(fps):g}: a frame rate from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} is needed")
         self.fps = Fraction(fps).limit_denominator(1001 * 1000)
-        if self.fps <= 0:
-            raise InputError(f"--fps must be positive, got {fps}")
         self._start, self._end = start, end
         self.files: list[Path] = []
         self.info: VideoInfo | None = None
