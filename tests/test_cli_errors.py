@@ -462,3 +462,13 @@ def test_an_image_sequence_rate_out_of_range_is_refused_before_any_work(capsys, 
     assert_one_line_error(*run_cli(capsys, "process", folder, "--fps", fps, "-o", out, "--mask", mask),
                           "--fps", "0.001")
     assert not out.exists()
+
+
+def test_mask_frame_with_a_box_is_refused(capsys, tmp_path, clip):
+    """`--box 10,10,20,20 --mask-frame 3` tracked the box from frame 0, --mask-frame silently unused (a box
+    names its frame with @K)."""
+    src, _ = clip
+    out = tmp_path / "m.mkv"
+    assert_one_line_error(*run_cli(capsys, "masks", src, "-o", out, "--box", "10,10,20,20", "--mask-frame", "3"),
+                          "--mask-frame", "@3")
+    assert not out.exists()

@@ -37,6 +37,9 @@ def mask_options(args: argparse.Namespace):
         raise InputError("--mask is empty: give a path")
     if args.mask_frame < 0:
         raise InputError(f"--mask-frame {args.mask_frame}: must be 0 or more")
+    if args.mask_frame and args.box:
+        raise InputError(f"--mask-frame is the frame of a --mask image; a box names its own frame: --box "
+                         f"X,Y,W,H@{args.mask_frame}")
     track = bool(args.mask_track or args.mask_frame)
     if track and getattr(args, "mask", None) is None and not args.box:
         raise InputError("--mask-track needs --mask IMAGE (the object at --mask-frame) or --box")
