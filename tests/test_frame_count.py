@@ -145,6 +145,18 @@ def test_keys_names_the_real_flag(tmp_path, capsys):
     assert main(["keys", str(tmp_path / "k"), "--force"]) == 0
 
 
+def test_keys_into_an_empty_name_or_a_file_is_one_line(tmp_path, capsys, monkeypatch):
+    """`keys ''` (an unset shell variable) wrote the keys into the current folder; `keys FILE` gave an errno
+    line (NotADirectoryError)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["keys", ""]) == 1
+    assert "key folder is empty" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["keys", "notes.txt"]) == 1
+    err = capsys.readouterr().err
+    assert "is a file" in err and "Errno" not in err
+
+
 def test_a_matroska_file_cut_short_is_noted_from_its_track_duration(tmp_path, caplog):
     """Matroska stores the video track's duration in a tag next to the header; a file cut at 90 % (38 of 40
     frames, inside the half second the container's duration is allowed for audio running on) is noted."""

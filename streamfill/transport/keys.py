@@ -40,7 +40,11 @@ def generate_keys(directory: str | Path, *, overwrite: bool = False) -> dict[str
     """Create the server and client keypairs in ``directory`` (layout above); returns the files written."""
     if not curve_available():
         raise TransportError("this libzmq was built without CURVE support")
+    if not str(directory).strip():
+        raise InputError("the key folder is empty: give a folder name (e.g. keys/)")
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} is a file, not a folder for the key files")
     names = ("server.key", "server.key_secret", "client.key", "client.key_secret")
     if not overwrite and any((directory / n).exists() for n in names):
         raise OutputError(f"{directory} already holds keys; remove them or pass --force (overwrite=True from "
