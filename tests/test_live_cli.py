@@ -87,6 +87,16 @@ def test_cli_bad_input_is_one_line(tmp_path: Path):
     assert proc.stderr.count("\n") == 1 and "not found" in proc.stderr
 
 
+def test_a_second_box_or_mask_is_refused(capsys):
+    """A second --box (or --mask) silently replaced the first: live follows one object."""
+    from streamfill.cli import main
+
+    for flag, a, b in (("--box", "1,1,4,4", "5,5,4,4"), ("--mask", "a.png", "b.png")):
+        with pytest.raises(SystemExit) as stop:
+            main(["live", "--source", "x.mp4", flag, a, flag, b])
+        assert stop.value.code == 2 and f"{flag} given twice" in capsys.readouterr().err
+
+
 def _push_frames(endpoint: str, n: int, h: int = 48, w: int = 64, delay: float = 0.01) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)

@@ -13,6 +13,16 @@ from streamfill.config import merge
 from streamfill.errors import InputError
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: a second --box silently replaced the first (live follows one object;
+    --control re-targets it while it runs)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice: live removes one object (re-target it with --control)")
+        setattr(namespace, self.dest, values)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "live", help="remove objects from a camera or stream in real time",
@@ -34,8 +44,10 @@ def add_parser(sub) -> None:
     src.add_argument("--speed", type=float, help="--realtime pacing factor (default 1.0)")
     src.add_argument("--loop", action="store_true", help="file source: start again at the end (until stopped)")
     what = p.add_argument_group("what to remove (one)")
-    what.add_argument("--box", metavar="X,Y,W,H", help="the object's box in the first frame; it is then tracked")
-    what.add_argument("--mask", metavar="PATH", help="mask image (white = remove), the same for every frame")
+    what.add_argument("--box", metavar="X,Y,W,H", action=_Once,
+                      help="the object's box in the first frame; it is then tracked")
+    what.add_argument("--mask", metavar="PATH", action=_Once,
+                      help="mask image (white = remove), the same for every frame")
     what.add_argument("--track", action="store_true", help="track the --mask object instead of keeping it fixed")
     what.add_argument("--mask-auto", choices=("motion",), help="remove what moves (background model)")
     what.add_argument("--mask-source", metavar="zmq:ENDPOINT",
