@@ -6,7 +6,8 @@ Imports only numpy, pyzmq and ``streamfill.protocol``, so it runs inside a host 
 streamfill (and its heavy dependencies) into the host's Python.
 
 - ``ServeClient``: one DEALER connection to serve; ``fill(image, mask, index=...)`` sends one frame and
-  waits for its result, with the lazy-pirate retries of PROTOCOL.md section 10 and ``busy`` resends.
+  waits for its result, with the lazy-pirate retries of PROTOCOL.md section 10 and ``busy`` resends. Every
+  wait takes an optional ``cancel`` (a callable, polled at least every 50 ms: a host's Esc or flush).
 - ``BoxTracker``: follows a box through frames by normalised cross-correlation (numpy FFT, translation
   only); ``box_mask`` turns a box into a mask.
 - ``parse_box``: ``"x,y,w,h"`` -> a tuple of ints, with one-line errors.
@@ -50,6 +51,11 @@ from streamfill import protocol  # noqa: E402
 
 class HostError(Exception):
     """serve could not fill a frame (down, refused it, or answered an error); the message is one line."""
+
+
+class Cancelled(Exception):
+    """A wait (``hello``, ``fill``) was stopped by its ``cancel()``; the request may still be answered later
+    (the reply is then ignored, as a late one). Not a ``HostError``: nothing went wrong."""
 
 
 class ServeClient:
@@ -123,8 +129,10 @@ class ServeClient:
 
     # -- requests ------------------------------------------------------------------------------------------
 
-    def _ask(self, parts: list, req: int, what: str, timeout: float | None = None, retries: int | None = None):
-        """Send ``parts`` and return the decoded reply with this ``req``; resends on timeout and ``busy``."""
+    def _ask(self, parts: list, req: int, what: str, timeout: float | None = None, retries: int | None = None,
+             cancel=None):
+        """Send ``parts`` and return the decoded reply with this ``req``; resends on timeout and ``busy``.
+        ``cancel()``: returning True (checked at least every 50 ms) stops the wait with ``Cancelled``."""
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
         if self._sock is None:
@@ -133,8 +141,11 @@ class ServeClient:
         self._sock.send_multipart([b""] + parts, copy=False)
         deadline = time.monotonic() + timeout
         while True:
+            if cancel is not None and cancel():
+                raise Cancelled(f"cancelled while waiting for {what}")
             left = deadline - time.monotonic()
-            if left <= 0 or not self._sock.poll(int(left * 1000) + 1):
+            wait = left if cancel is None else min(left, 0.05)
+            if left <= 0 or not self._sock.poll(int(wait * 1000) + 1):
                 if time.monotonic() < deadline:
                     continue
                 tries += 1
@@ -160,21 +171,25 @@ class ServeClient:
                                 f"{msg.header.get('message')}")
             return msg
 
-    def hello(self, timeout: float | None = None, retries: int | None = None) -> dict:
+    def hello(self, timeout: float | None = None, retries: int | None = None, cancel=None) -> dict:
         """Negotiate the version; returns serve's hello reply (``mask_dilate``, ``encodings``, limits).
-        ``timeout``/``retries`` override the client's (a quick probe of a server that was down)."""
+        ``timeout``/``retries`` override the client's (a quick probe of a server that was down); ``cancel``
+        as in ``fill``."""
         self._req += 1
-        msg = self._ask(protocol.encode_hello(name=self.name, req=self._req), self._req, "hello", timeout, retries)
+        msg = self._ask(protocol.encode_hello(name=self.name, req=self._req), self._req, "hello", timeout, retries,
+                        cancel)
         if msg.type != "hello":
             raise HostError(f"streamfill serve answered hello with {msg.type}")
         self.info = dict(msg.header)
         return self.info
 
     def fill(self, image: np.ndarray, mask: np.ndarray, *, index: int, pts: int | None = None,
-             time_base: tuple[int, int] | None = None) -> np.ndarray:
-        """The filled image (H x W x 3 uint8 RGB) for ``image`` and ``mask`` (H x W uint8, 255 = fill)."""
+             time_base: tuple[int, int] | None = None, cancel=None) -> np.ndarray:
+        """The filled image (H x W x 3 uint8 RGB) for ``image`` and ``mask`` (H x W uint8, 255 = fill).
+        ``cancel()``: returning True (checked at least every 50 ms while waiting) stops the wait by raising
+        ``Cancelled`` (a host's Esc); without it the wait ends only with the answer or ``HostError``."""
         parts = self._frame(image, mask, index, pts, time_base)
-        msg = self._ask(parts, self._req, f"frame {index}")
+        msg = self._ask(parts, self._req, f"frame {index}", cancel=cancel)
         if msg.type != "result" or msg.image is None or msg.image.shape != image.shape:
             raise HostError(f"streamfill serve answered frame {index} with {msg.type} of the wrong size")
         return msg.image

@@ -336,3 +336,32 @@ def test_hostlink_gives_up_on_a_serve_that_stays_busy():
         worker.join(2)
         full.close(0)
         ctx.term()
+
+
+def test_hostlink_fill_cancelled_stops_the_wait():
+    """``fill`` blocked for timeout x (retries + 1) seconds on a serve that stopped answering, with no way out (a
+    Blender Esc waited 90 s). Its ``cancel`` now stops the wait within ~50 ms with ``Cancelled``; without one the
+    wait is as before (``HostError`` after the timeout)."""
+    sys.path.insert(0, str(ROOT / "plugins"))
+    import hostlink
+
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)  # takes the frame, never answers
+    silent.linger = 0
+    endpoint = f"tcp://127.0.0.1:{silent.bind_to_random_port('tcp://127.0.0.1')}"
+    try:
+        img, m = next(_clip())
+        with hostlink.ServeClient(endpoint, timeout=30.0, retries=2) as client:
+            stop_at = time.monotonic() + 0.3
+            started = time.monotonic()
+            with pytest.raises(hostlink.Cancelled):
+                client.fill(img, m, index=0, cancel=lambda: time.monotonic() > stop_at)
+            assert time.monotonic() - started < 1.0
+            with pytest.raises(hostlink.Cancelled):
+                client.hello(cancel=lambda: True)
+        with hostlink.ServeClient(endpoint, timeout=0.2, retries=0) as client, \
+                pytest.raises(hostlink.HostError, match="no answer"):
+            client.fill(img, m, index=0)
+    finally:
+        silent.close(0)
+        ctx.term()
