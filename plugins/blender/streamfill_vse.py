@@ -6,7 +6,9 @@ through the strip with "Track"), and press "Remove object". Each frame of the st
 ``streamfill serve`` with its mask; the clean frames come back as a PNG sequence that is added as a new
 image strip in the channel above the original, over the same frames (a "fill layer"). Progress shows in
 the status bar and the window's progress cursor; Esc cancels (nothing is added, the frames written so far
-are deleted). With ``streamfill serve --temporal fast|quality`` frames are sent pipelined on a look-ahead
+are deleted). Blender reads the frames (on its own thread, as bpy requires); a worker thread sends them to
+serve and writes the results, so Blender stays responsive and Esc takes effect at once however long serve
+takes to answer. With ``streamfill serve --temporal fast|quality`` frames are sent pipelined on a look-ahead
 stream (plugins/PROTOCOL.md 6.1.1) and written as their results come back, so the strip equals what
 ``streamfill process`` makes of the clip.
 
@@ -24,10 +26,13 @@ Frames are read by rendering the strip alone in a temporary scene with the "Stan
 dither, so the pixels sent are the strip's decoded pixels.
 """
 
+import contextlib
 import os
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import bpy
@@ -159,7 +164,14 @@ class StripReader:
 
 
 class FillJob:
-    """Removes the object from ``strip`` frame by frame (``step()``); ``finish()`` adds the new strip."""
+    """Removes the object from ``strip`` frame by frame; ``finish()`` adds the new strip.
+
+    Blocking (scripts): ``step()`` until it returns False. Interactive: ``start_worker()``, then ``pump()`` on
+    each timer tick until it returns False. Blender's data (bpy) is touched only by the thread that made the
+    job; the worker thread touches only the serve client, numpy arrays and the output files.
+    """
+
+    QUEUE = 3  # interactive: frames read ahead of the worker
 
     def __init__(self, context, strip, settings, checkout: str = ""):
         link = _load_hostlink(checkout)
@@ -183,7 +195,11 @@ class FillJob:
         self.sent = 0     # frames sent (look-ahead: ahead of done by up to the window)
         self.frame_of: dict[int, int] = {}  # look-ahead: req -> clip frame
         self.index = 0    # look-ahead: the frame's index in the current serve stream
+        self.queued = 0   # interactive: frames read into the queue
+        self.time_base = (int(self.scene.render.fps_base * 1000), int(self.scene.render.fps * 1000))
         self.reader = self.out = None
+        self._worker = self._queue = self._error = None
+        self._cancel = threading.Event()
         # serve first: when it is down, nothing is created
         self.client = link.ServeClient(settings.endpoint, timeout=settings.timeout, retries=settings.retries,
                                        stream=f"blender:{strip.name}", name="streamfill-blender")
@@ -242,31 +258,80 @@ class FillJob:
         are done."""
         if self.done >= self.total:
             return False
-        time_base = (int(self.scene.render.fps_base * 1000), int(self.scene.render.fps * 1000))
-        if not self.lookahead:
-            frame = self.order[self.done]
-            image = self.reader.read(frame)
-            result = self.client.fill(image, self._mask(frame, image), index=frame - self.first,
-                                      pts=frame - self.first, time_base=time_base)
-            self._write(frame, result)
-            return self.done < self.total
         if self.sent < self.total:
             frame = self.order[self.sent]
-            if frame == self.start - 1 and self.sent:
-                # box + track from a middle frame: after the frames from it to the end, those before it go
-                # backwards (following the box) as a second stream, itself a clip in reverse
-                self._collect(self.client.drain())
-                self.client.stream, self.index = f"{self.client.stream}:back", 0
             image = self.reader.read(frame)
-            req = self.client.send(image, self._mask(frame, image), index=self.index, pts=frame - self.first,
-                                   time_base=time_base)
-            self.frame_of[req] = frame
-            self.sent += 1
-            self.index += 1
-            self._collect(self.client.window(slack=2))
+            self._serve(frame, image, self._mask(frame, image))
         else:
             self._collect(self.client.drain())
         return self.done < self.total
+
+    def _serve(self, frame: int, image: np.ndarray, mask: np.ndarray, cancel=None) -> None:
+        """Send one frame to serve and write what came back (per frame: its result; look-ahead: the results
+        the send window gave back). ``cancel()`` stops every wait (``hostlink.Cancelled``)."""
+        if not self.lookahead:
+            result = self.client.fill(image, mask, index=frame - self.first, pts=frame - self.first,
+                                      time_base=self.time_base, cancel=cancel)
+            self.sent += 1
+            self._write(frame, result)
+            return
+        if frame == self.start - 1 and self.sent:
+            # box + track from a middle frame: after the frames from it to the end, those before it go
+            # backwards (following the box) as a second stream, itself a clip in reverse
+            self._collect(self.client.drain(cancel=cancel))
+            if cancel is not None and cancel():
+                raise hostlink.Cancelled("cancelled")
+            self.client.stream, self.index = f"{self.client.stream}:back", 0
+        req = self.client.send(image, mask, index=self.index, pts=frame - self.first, time_base=self.time_base)
+        self.frame_of[req] = frame
+        self.sent += 1
+        self.index += 1
+        self._collect(self.client.window(slack=2, cancel=cancel))
+
+    # -- interactive: serve's side on a worker thread ----------------------------------------------------
+
+    def start_worker(self) -> None:
+        """Interactive run: ``pump()`` reads the frames (bpy: this thread) into a small queue, a worker thread
+        sends them to serve and writes the results, so this thread never waits for serve."""
+        self._queue = queue.Queue(maxsize=self.QUEUE)
+        self._worker = threading.Thread(target=self._work, name="streamfill-serve", daemon=True)
+        self._worker.start()
+
+    def pump(self) -> bool:
+        """One timer tick: raise the worker's error, read at most one frame into the queue when it has room;
+        False when the worker has written every frame (then ``finish()``)."""
+        alive = self._worker.is_alive()
+        if self._error is not None:
+            raise self._error
+        if not alive:
+            if self.done < self.total:
+                raise RuntimeError(f"the serve thread stopped after {self.done} of {self.total} frames")
+            return False
+        if self.queued < self.total and not self._queue.full():
+            frame = self.order[self.queued]
+            image = self.reader.read(frame)
+            self._queue.put_nowait((frame, image, self._mask(frame, image)))
+            self.queued += 1
+        return True
+
+    def _work(self) -> None:
+        """The worker: every frame from the queue to serve, the results to files; stops at ``_cancel``."""
+        cancelled = self._cancel.is_set
+        try:
+            for _ in range(self.total):
+                item = None
+                while item is None:
+                    if cancelled():
+                        return
+                    with contextlib.suppress(queue.Empty):
+                        item = self._queue.get(timeout=0.05)
+                self._serve(*item, cancel=cancelled)
+            if self.lookahead:
+                self._collect(self.client.drain(cancel=cancelled))
+        except hostlink.Cancelled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - raised again by pump() on Blender's thread
+            self._error = exc
 
     def _collect(self, done) -> None:
         for req, _, result in done:
@@ -298,11 +363,17 @@ class FillJob:
         return new
 
     def close(self, keep: bool) -> None:
+        if self._worker is not None:
+            self._cancel.set()  # every wait of the worker ends within ~50 ms
+            self._worker.join(2.0)
+            if self._worker.is_alive():  # stuck outside serve's waits: leave the client to it
+                self.client = None
+            self._worker = None
         if self.reader is not None:
             self.reader.close()
             self.reader = None
         if self.client is not None:
-            if self.client.unanswered:
+            if self.client.unanswered or not keep:
                 self.client.discard()  # cancelled: serve drops the frames it holds
             else:
                 self.client.bye(self.done)
@@ -404,9 +475,11 @@ class SEQUENCER_OT_streamfill_remove_object(bpy.types.Operator):
         return {"FINISHED"}
 
     def invoke(self, context, event):
-        """Interactive run: one frame per timer tick, so Blender stays responsive and Esc cancels."""
+        """Interactive run: a timer tick reads a frame, a worker thread waits for serve, so Blender stays
+        responsive and Esc cancels at once."""
         if not self._start(context):
             return {"CANCELLED"}
+        self._job.start_worker()
         self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -419,7 +492,7 @@ class SEQUENCER_OT_streamfill_remove_object(bpy.types.Operator):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         try:
-            more = self._job.step()
+            more = self._job.pump()
         except Exception as exc:  # noqa: BLE001
             return self._fail(context, exc)
         context.window_manager.progress_update(self._job.done)

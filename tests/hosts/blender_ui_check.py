@@ -1,12 +1,17 @@
 """The add-on's interactive path (modal operator, timer ticks, progress, Esc) in a real Blender window.
 
     xvfb-run blender --factory-startup --enable-event-simulate --python-exit-code 1 \
-        -P tests/hosts/blender_ui_check.py -- CLIP ENDPOINT OUT_DIR
+        -P tests/hosts/blender_ui_check.py -- CLIP ENDPOINT OUT_DIR [stalled]
 
 Invokes "Remove object" as a click would (INVOKE_DEFAULT in a Video Sequencer area) twice: once left to
 finish, once cancelled with a simulated Esc after its first frames. Writes OUT_DIR/ui.json: the strips
 after each run and the output folders the cancelled run left on disk. Needs a display
 (Xvfb) because modal operators run only in Blender's event loop. Used by tests/hosts/test_blender.py.
+
+``stalled``: ENDPOINT answers hello but never a frame. One run (Timeout 20 s, no retries) is invoked, left
+waiting for 2 s while a timer measures how often Blender's event loop comes round (the longest gap between
+its ticks), then given a simulated Esc; ui.json gets the gap, how long the run took to end after Esc (its
+output folder gone), and the strips and folders left.
 """
 
 import importlib.util
@@ -18,7 +23,9 @@ from pathlib import Path
 import bpy
 
 ROOT = Path(__file__).resolve().parents[2]
-clip, endpoint, out = sys.argv[sys.argv.index("--") + 1:][:3]
+args = sys.argv[sys.argv.index("--") + 1:]
+clip, endpoint, out = args[:3]
+mode = args[3] if len(args) > 3 else "run"
 out = Path(out)
 spec = importlib.util.spec_from_file_location("streamfill_vse", ROOT / "plugins" / "blender" / "streamfill_vse.py")
 addon = importlib.util.module_from_spec(spec)
@@ -67,10 +74,36 @@ def step():
         seq.active_strip = strip
         s = scene.streamfill
         s.endpoint, s.mask_kind, s.box, s.track, s.output_dir = endpoint, "BOX", (10, 10, 16, 16), False, str(out)
+        if mode == "stalled":
+            s.timeout, s.retries = 20.0, 0
         with bpy.context.temp_override(window=window, area=area, region=region):
             state["report"]["invoke"] = list(bpy.ops.sequencer.streamfill_remove_object("INVOKE_DEFAULT"))
-        state["phase"] = "running"
+        state["phase"] = "running" if mode != "stalled" else "stalled"
+        state["ticks"] = [time.monotonic()]
         return 0.05
+    if state["phase"] == "stalled":
+        # the run waits for a frame serve never answers: Blender's event loop must keep coming round
+        state["ticks"].append(time.monotonic())
+        if state["ticks"][-1] - state["ticks"][0] < 2.0:
+            return 0.05
+        ticks = state["ticks"]
+        state["report"]["max_tick_gap"] = max(b - a for a, b in zip(ticks, ticks[1:], strict=False))
+        state["report"]["ticks"] = len(ticks)
+        state["report"]["folders_while_waiting"] = sorted(p.name for p in out.iterdir() if p.is_dir())
+        window.event_simulate(type="ESC", value="PRESS")
+        window.event_simulate(type="ESC", value="RELEASE")
+        state["esc_at"] = time.monotonic()
+        state["phase"] = "stalled_cancel"
+        return 0.05
+    if state["phase"] == "stalled_cancel":
+        left = sorted(p.name for p in out.iterdir() if p.is_dir())
+        if left and time.monotonic() - state["esc_at"] < 30:
+            return 0.05
+        state["report"]["cancel_seconds"] = time.monotonic() - state["esc_at"]
+        state["report"]["cancelled_strips"] = strips()
+        state["report"]["new_folders_after_cancel"] = left
+        finish()
+        return None
     if state["phase"] == "running":
         names = strips()
         if len(names) == 2:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 from conftest import frame_image, free_port, host_env, moving_square, write_rgb_clip
+
+from streamfill import protocol
 
 W, H, N = 96, 64, 8
 CHECK = Path(__file__).with_name("blender_check.py")
@@ -199,6 +203,7 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
     assert differ == [], f"frames that depend on the playhead: {differ}"
 
 
+
 def _renders_with_and_without_fill(blender, serve, tmp_path, strip_lines: str) -> dict:
     """Run the add-on (a box, no tracking) on a 4-frame clip whose strip ``strip_lines`` adds to the scene
     (as ``strip``, the render size set), then render frame 3 with the fill strip muted and shown:
@@ -341,3 +346,60 @@ def test_interactive_run_and_esc_cancel(blender, serve, tmp_path):
     assert report["frames_before_esc"] >= 3
     assert report["cancelled_strips"] == ["clip", "clip fill"]  # nothing added by the cancelled run
     assert report["new_folders_after_cancel"] == []  # and its frames were deleted
+
+
+@pytest.mark.slow
+def test_interactive_run_stays_responsive_and_cancels_while_serve_is_silent(blender, tmp_path):
+    """A serve that answers hello but never a frame (stopped, or seconds per frame on CPU): the modal run waited
+    for it on Blender's thread, so the window froze and Esc was seen only when the wait ended (Timeout x
+    (Retries + 1) s). Now the wait is on a worker thread: Blender's event loop keeps coming round, and a
+    simulated Esc ends the run within ~2 s, adding nothing and deleting its output folder."""
+    exe, env = blender
+    xvfb = shutil.which("xvfb-run", path=env["PATH"])
+    if xvfb is None:
+        pytest.skip("xvfb-run is not installed (Debian: apt-get install xvfb xauth): the modal path needs a display")
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W) for i in range(6)])
+    out = tmp_path / "out"
+    out.mkdir()
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)
+    silent.linger = 0
+    endpoint = f"tcp://127.0.0.1:{silent.bind_to_random_port('tcp://127.0.0.1')}"
+    stop = threading.Event()
+    frames = []
+
+    def hello_only():  # answers hello as serve does (per-frame: no look-ahead), takes frames and drops them
+        while not stop.is_set():
+            if not silent.poll(50):
+                continue
+            route, _, *parts = silent.recv_multipart()
+            msg = protocol.decode(parts)
+            if msg.type == "hello":
+                silent.send_multipart([route, b""] + protocol.encode_hello(
+                    version=max(protocol.SUPPORTED_VERSIONS), name="silent", req=msg.req,
+                    extra={"role": "serve", "lookahead": 0}))
+            elif msg.type == "frame":
+                frames.append(msg.index)
+
+    worker = threading.Thread(target=hello_only, daemon=True)
+    worker.start()
+    try:
+        run = subprocess.run([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code",
+                              "1", "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), endpoint,
+                              str(out), "stalled"], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        stop.set()
+        worker.join(2)
+        silent.close(0)
+        ctx.term()
+    assert (out / "ui.json").exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((out / "ui.json").read_text())
+    assert report["error"] is None, report
+    assert report["invoke"] == ["RUNNING_MODAL"]
+    assert frames, "the run never sent a frame"
+    assert report["max_tick_gap"] < 1.5, report  # Blender kept responding while the frame was unanswered
+    assert len(report["folders_while_waiting"]) == 1, report  # the run was under way when Esc came
+    assert report["cancel_seconds"] < 2.5, report
+    assert report["cancelled_strips"] == ["clip"] and report["new_folders_after_cancel"] == [], report
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout[-3000:] + run.stderr[-3000:]
