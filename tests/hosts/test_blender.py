@@ -204,6 +204,49 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
 
 
 
+@pytest.mark.slow
+def test_worker_thread_lookahead_box_track_equals_the_blocking_run(blender, tmp_path):
+    """The interactive run sends frames from a worker thread (Blender reads them on its own): against `serve
+    --temporal fast` with a tracked box from a middle frame (a forward stream, a drain, then a backward stream)
+    its frames are byte for byte those of the blocking run (``execute``), driven here tick by tick (``pump``)."""
+    from conftest import running_serve
+
+    n = 12
+    clip = tmp_path / "clip.mkv"
+    write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(n)])
+    x, y = moving_square(n // 2, H, W, SIDE)
+    exe, env = blender
+    script = tmp_path / "worker.py"
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    with running_serve("--temporal", "fast") as endpoint:
+        script.write_text(
+            "import bpy, importlib.util, json, time\n"
+            f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+            "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+            "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
+            f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
+            f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
+            f"s.streamfill.mask_kind, s.streamfill.track = 'BOX', True\n"
+            f"s.streamfill.box = {(x - 1, y - 1, SIDE + 2, SIDE + 2)}\n"
+            f"s.frame_current = {1 + n // 2}; seq.active_strip = strip\n"
+            "assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
+            "fill = seq.sequences_all['clip fill']\n"
+            "out['execute'] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
+            "job = a.FillJob(bpy.context, strip, s.streamfill); assert job.lookahead; job.start_worker()\n"
+            "while job.pump():\n    time.sleep(0.005)\n"
+            "fill = job.finish()\n"
+            "out['worker'] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
+            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n")
+        run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    fills = json.loads((tmp_path / "fills.json").read_text())
+    assert len(fills["execute"]) == len(fills["worker"]) == n
+    assert fills["execute"][0] != fills["worker"][0]  # two runs, two folders
+    differ = [k for k in range(n) if Path(fills["execute"][k]).read_bytes() != Path(fills["worker"][k]).read_bytes()]
+    assert differ == [], f"frames that differ between the worker thread and the blocking run: {differ}"
+
+
 def _renders_with_and_without_fill(blender, serve, tmp_path, strip_lines: str) -> dict:
     """Run the add-on (a box, no tracking) on a 4-frame clip whose strip ``strip_lines`` adds to the scene
     (as ``strip``, the render size set), then render frame 3 with the fill strip muted and shown:
