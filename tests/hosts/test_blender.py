@@ -392,11 +392,13 @@ def test_interactive_run_and_esc_cancel(blender, serve, tmp_path):
 
 
 @pytest.mark.slow
-def test_interactive_run_stays_responsive_and_cancels_while_serve_is_silent(blender, tmp_path):
+@pytest.mark.parametrize("lookahead", [0, 3])
+def test_interactive_run_stays_responsive_and_cancels_while_serve_is_silent(blender, tmp_path, lookahead):
     """A serve that answers hello but never a frame (stopped, or seconds per frame on CPU): the modal run waited
     for it on Blender's thread, so the window froze and Esc was seen only when the wait ended (Timeout x
     (Retries + 1) s). Now the wait is on a worker thread: Blender's event loop keeps coming round, and a
-    simulated Esc ends the run within ~2 s, adding nothing and deleting its output folder."""
+    simulated Esc ends the run within ~2 s, adding nothing and deleting its output folder. Per frame
+    (``fill``) and look-ahead (``serve --temporal``: the send window, then the drain, wait)."""
     exe, env = blender
     xvfb = shutil.which("xvfb-run", path=env["PATH"])
     if xvfb is None:
@@ -412,7 +414,7 @@ def test_interactive_run_stays_responsive_and_cancels_while_serve_is_silent(blen
     stop = threading.Event()
     frames = []
 
-    def hello_only():  # answers hello as serve does (per-frame: no look-ahead), takes frames and drops them
+    def hello_only():  # answers hello as serve does, takes frames (and a drain's bye) and never answers them
         while not stop.is_set():
             if not silent.poll(50):
                 continue
@@ -421,7 +423,7 @@ def test_interactive_run_stays_responsive_and_cancels_while_serve_is_silent(blen
             if msg.type == "hello":
                 silent.send_multipart([route, b""] + protocol.encode_hello(
                     version=max(protocol.SUPPORTED_VERSIONS), name="silent", req=msg.req,
-                    extra={"role": "serve", "lookahead": 0}))
+                    extra={"role": "serve", "lookahead": lookahead}))
             elif msg.type == "frame":
                 frames.append(msg.index)
 
