@@ -489,3 +489,51 @@ def test_a_range_keeps_the_audio_packet_that_runs_into_its_start(tmp_path):
     assert spans[0][0] <= 0.5 < spans[0][1] + 1e-3       # sound from the first frame on
     assert spans[-1][0] < 1.0 and spans[-1][1] >= 1.0 - 1e-3
     assert all(e > 0.5 and s < 1.0 for s, e in spans)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_nut_output_with_audio_is_refused_before_any_work(tmp_path, monkeypatch, chunked):
+    """NUT holds no time before 0 s: AAC's priming packet failed at the trailer ("'.x.partial-N.nut' returned
+    22", after the whole run), and beside PCM the first B-frames' times came out broken. Refused up front."""
+    from streamfill.distributed import LocalExecutor, process_chunked
+    from streamfill.io.encode import VideoWriter
+
+    def no_frames(*_):
+        raise AssertionError("a frame was written")
+
+    monkeypatch.setattr(VideoWriter, "write", no_frames)
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=5, audio=True)
+    out = tmp_path / "out.nut"
+    with pytest.raises(OutputError, match=r"out\.nut: a \.nut file cannot keep the frames' times beside the audio "
+                                          r"\(stream #1, aac\)"):
+        if chunked:
+            process_chunked(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), executor=LocalExecutor(Config()),
+                            chunk_seconds=0.1)
+        else:
+            api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_a_nut_output_of_video_alone_keeps_every_frame_time(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=8)
+    out = tmp_path / "out.nut"
+    assert api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config()).frames == 8
+    assert [t for t, _ in read_frames(out)] == [t for t, _ in read_frames(src)]
+
+
+def test_audio_trials_are_written_with_the_outputs_own_options(tmp_path):
+    """The copy trial ran without the output's avoid_negative_ts=disabled, so AAC's priming packet (before 0 s)
+    passed it for a container that cannot hold it and failed only at the real output's trailer."""
+    import io
+
+    import av
+
+    from streamfill.io.remux import Passthrough
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=5, audio=True)
+    with (av.open(str(src)) as c, av.open(io.BytesIO(), "w", format="nut", options={"avoid_negative_ts": "disabled"})
+          as out, pytest.raises(OutputError, match=r"its first packet is timed before 0 s \(-0\.021 s")):
+        Passthrough(out).add_all(list(c.streams.audio))

@@ -397,6 +397,7 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
     if config.io.lossless and out.suffix.lower() != ".mkv":
         raise InputError(f"lossless output needs a .mkv name, got {out.name}")
     io.check_output_path(out, inputs=tuple(p for p in (input, mask) if p is not None))
+    io.check_source_carry(out, input_s)
     # workers on other machines have another working folder: every path they get is absolute
     input_s, mask, out = absolute(input_s), absolute(mask), Path(absolute(out))
     t0 = time.perf_counter()

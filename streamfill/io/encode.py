@@ -27,7 +27,7 @@ from streamfill.config import X264_PRESETS, IOConfig
 from streamfill.errors import OutputError
 from streamfill.io.decode import VideoInfo
 from streamfill.io.images import IMAGE_SUFFIXES
-from streamfill.io.remux import Passthrough, remux_streams
+from streamfill.io.remux import Passthrough, check_carry, remux_streams
 from streamfill.types import Frame
 
 _PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8}))?(\.[A-Za-z0-9]+)?$")
@@ -310,6 +310,7 @@ class VideoWriter(_AtomicWriter):
         self._src = src
         self._passthrough = Passthrough(self._out)
         keep, skipped = remux_streams(src)
+        check_carry(self.path, keep)
         self.skipped_streams.extend(skipped)
         self._passthrough.add_all(keep)
         if keep:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -23,9 +25,12 @@ class Passthrough:
     or Opus where AAC does not fit (WebM).
 
     Whether a stream can be copied is tried first, on a throw-away output of the same format in memory with the
-    stream's first packets (read again from its file): some streams pass ``add_stream_from_template`` and fail
-    only when the header, a packet or the trailer is written (Opus or FLAC into .mov; PCM with no channel layout,
-    as Matroska stores it, into .mp4, where it failed when the finished output was closed)."""
+    stream's first packets (read again from its file), and with the output's own options (its timestamps are kept
+    as they are, ``avoid_negative_ts`` disabled): some streams pass ``add_stream_from_template`` and fail only when
+    the header, a packet or the trailer is written (Opus or FLAC into .mov; PCM with no channel layout, as
+    Matroska stores it, into .mp4, where it failed when the finished output was closed; AAC into .nut, which
+    cannot hold the priming packet's time before 0 s and failed at the trailer, after the whole run). An encoder
+    is tried the same way, with a few encoded packets of silence (AAC and Opus start before 0 s too)."""
 
     TRIAL_PACKETS = 8  # packets of the stream muxed in the trial
     TRIAL_READ = 2000  # ... found among at most this many packets of the file
@@ -44,20 +49,25 @@ class Passthrough:
             self._add(st, firsts[st.index])
 
     def _add(self, st, first_packets: list) -> None:
-        reason = _trial(self.out.format.name, lambda out: _with_packets(out, st, first_packets))
+        fmt, options = self.out.format.name, self.out.options
+        reason = _trial(fmt, lambda out: _with_packets(out, st, first_packets), options)
         if reason is None:
             self._map[st.index] = self.out.add_stream_from_template(st)
             return
+        early = _early_start(first_packets)
+        if early is not None and _trial(fmt, lambda out: _with_packets(out, st, first_packets, shift=True),
+                                        options) is None:
+            reason = (f"its first packet is timed before 0 s ({early:.3f} s, the codec's start delay), which "
+                      f"this container cannot hold")
         if st.type == "audio":
             layout = "mono" if st.codec_context.channels == 1 else "stereo"
             for codec in self.ENCODERS:
                 rate = _encoder_rate(codec, st.codec_context.sample_rate)
 
                 def setup(out, c=codec, r=rate):
-                    _encoder(out, c, r, layout)
-                    return []
+                    return _silence(_encoder(out, c, r, layout))
 
-                if _trial(self.out.format.name, setup) is None:
+                if _trial(fmt, setup, options) is None:
                     self._map[st.index] = _encoder(self.out, codec, rate, layout)
                     self._transcode[st.index] = codec
                     _log.warning("note: audio stream #%d (%s) cannot go into a %s file as it is; encoded as %s",
@@ -90,10 +100,11 @@ class Passthrough:
                 self.out.mux(encoded)
 
 
-def _trial(fmt: str, setup) -> str | None:
-    """None when an output of format ``fmt`` with the streams ``setup(container)`` adds can be written
-    (header, the packets ``setup`` returns, trailer), else why not. In memory; nothing is kept."""
-    out = av.open(io.BytesIO(), mode="w", format=fmt)
+def _trial(fmt: str, setup, options: dict | None = None) -> str | None:
+    """None when an output of format ``fmt`` (opened with ``options``, as the real output is) with the streams
+    ``setup(container)`` adds can be written (header, the packets ``setup`` returns, trailer), else why not. In
+    memory; nothing is kept."""
+    out = av.open(io.BytesIO(), mode="w", format=fmt, options=dict(options or {}))
     try:
         packets = setup(out)
         out.start_encoding()
@@ -121,11 +132,48 @@ def _first_packets(path: str, indices: list[int]) -> dict[int, list]:
     return found
 
 
-def _with_packets(out, st, packets: list) -> list:
-    """Add a copy of source stream ``st`` to ``out``; returns ``packets`` (its first ones) re-labelled for it."""
+def _with_packets(out, st, packets: list, *, shift: bool = False) -> list:
+    """Add a copy of source stream ``st`` to ``out``; returns ``packets`` (its first ones) re-labelled for it, with
+    ``shift`` moved to start at 0 (in place: does the container refuse only their early times?)."""
     copy = out.add_stream_from_template(st)
+    if shift:
+        first = min(_start(p) for p in packets)
+        for packet in packets:
+            packet.dts -= first
+            if packet.pts is not None:
+                packet.pts -= first
     for packet in packets:
         packet.stream = copy
+    return packets
+
+
+def _start(packet) -> int:
+    return packet.dts if packet.pts is None else min(packet.pts, packet.dts)
+
+
+def _early_start(packets: list) -> float | None:
+    """The time in seconds of the first of ``packets`` when it is before 0 s (AAC's priming packet), else None."""
+    if not packets:
+        return None
+    first = min(packets, key=lambda p: _start(p) * p.time_base)
+    t = float(_start(first) * first.time_base)
+    return t if t < 0 else None
+
+
+def _silence(stream, frames: int = 4) -> list:
+    """The packets that encoder ``stream`` makes of ``frames`` frames of silence, flushed."""
+    cc = stream.codec_context
+    if not cc.is_open:
+        cc.open()  # (its frame size is known once open)
+    size = cc.frame_size or 1024
+    packets = []
+    for k in range(frames):
+        frame = av.AudioFrame(format=cc.format.name, layout=cc.layout.name, samples=size)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate, frame.pts, frame.time_base = cc.sample_rate, k * size, Fraction(1, cc.sample_rate)
+        packets.extend(stream.encode(frame))
+    packets.extend(stream.encode(None))
     return packets
 
 
@@ -143,6 +191,36 @@ def _encoder_rate(codec: str, rate: int) -> int:
     except (av.FFmpegError, ValueError):
         return 48000
     return rate if rates and rate in rates else 48000
+
+
+NO_CARRY_SUFFIXES = (".nut",)  # H.264 alone only: beside another stream the first B-frames' times came out wrong
+
+
+def check_carry(out, streams) -> None:
+    """Refuse, before any work, to carry ``streams`` (audio, subtitles) into an output ``out`` (a path) whose
+    container cannot keep the video's frame times beside them: NUT, where H.264's first B-frames (timed before
+    0 s, kept so) came out with broken times beside any other stream, and AAC or Opus could not be written at all
+    (their first packet is before 0 s too; that failed at the trailer, after the whole run). OutputError."""
+    out = Path(out)
+    if streams and out.suffix.lower() in NO_CARRY_SUFFIXES:
+        st = streams[0]
+        raise OutputError(f"{out.name}: a {out.suffix.lower()} file cannot keep the frames' times beside the "
+                          f"{st.type} (stream #{st.index}, {st.codec_context.name}): it holds no time before 0 s, "
+                          f"where H.264 and AAC start; use .mkv, .mp4 or .mov")
+
+
+def check_source_carry(out, source) -> None:
+    """``check_carry`` for the streams an output ``out`` would carry over from the file ``source`` (nothing for a
+    URL, a folder or a file that cannot be opened: those carry nothing)."""
+    source = str(source)
+    if "://" in source or os.path.isdir(source):
+        return
+    try:
+        src = av.open(source, mode="r")
+    except (av.FFmpegError, OSError):
+        return
+    with src:
+        check_carry(out, remux_streams(src)[0])
 
 
 def remux_streams(src) -> tuple[list, list[str]]:

@@ -21,7 +21,7 @@ from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader
 from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, _temp_path, movie_timescale
 from streamfill.io.images import _rotate
-from streamfill.io.remux import Passthrough, remux_streams
+from streamfill.io.remux import Passthrough, check_carry, remux_streams
 from streamfill.types import Frame
 
 
@@ -330,6 +330,7 @@ def _remux_source(src, out, result: JoinResult):
         return None, None
     passthrough = Passthrough(out)
     keep, skipped = remux_streams(src)
+    check_carry(out.name, keep)
     result.skipped_streams.extend(skipped)
     passthrough.add_all(keep)
     result.copied_streams.extend(f"#{st.index} {st.type}" for st in keep)
