@@ -397,10 +397,15 @@ def test_a_clip_that_starts_at_5_s_can_be_ranged_from_its_own_times(tmp_path, ca
 
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize(("name", "words"), [("out.avi", "cannot keep the frames' timestamps"),
-                                             ("out.gif", "cannot hold")])
+                                             ("out.gif", "cannot hold"),
+                                             ("out.flv", "does not keep the frames' timestamps"),
+                                             ("out.mpg", "does not keep the frames' timestamps"),
+                                             ("out.mxf", "does not keep the frames' timestamps"),
+                                             ("out.wmv", "does not keep the frames' timestamps")])
 def test_an_avi_or_gif_output_is_refused_before_any_work(tmp_path, chunked, name, words):
     """H.264 in AVI came out a frame late and out of order (no presentation times in AVI); chunked runs found a
-    .gif or .avi output only when joining (an internal error, and a failed join after all the work)."""
+    .gif or .avi output only when joining (an internal error, and a failed join after all the work). .flv
+    wrapped the times (2147483.648 s), .mpg wrote them all 0, .mxf and .wmv out of order: refused too."""
     from streamfill.distributed import LocalExecutor, process_chunked
 
     src = tmp_path / "in.mp4"

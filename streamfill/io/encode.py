@@ -35,6 +35,10 @@ _log = logging.getLogger(__name__)
 LOSSLESS_SUFFIXES = (".mkv", ".avi")
 VP9_SUFFIXES = (".webm",)  # WebM holds VP8/VP9/AV1 only: VP9 (libvpx) there, H.264 everywhere else
 NO_VIDEO_SUFFIXES = (".ogv", ".ogg", ".gif")  # containers that hold neither (refused before any work)
+# Containers that keep each frame's time with what streamfill writes (H.264 with B-frames, VP9 in .webm,
+# timestamps kept as they came: negative decode times not shifted). Checked by writing and reading back; .flv,
+# .mpg/.vob, .mxf, .wmv/.asf came back with wrong times (wrapped, all 0, out of order) and are refused.
+TIMED_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".3gp", ".3g2", ".nut")
 
 
 def is_sequence_path(path: str | os.PathLike) -> bool:
@@ -72,6 +76,10 @@ def check_video_suffix(path: str | os.PathLike) -> None:
         # (B-frames) and at 1/600 s steps (an NTSC rate)
         raise OutputError(f"{path.name}: an .avi file cannot keep the frames' timestamps; use .mp4, .mkv, .mov "
                           f"or .webm")
+    if suffix not in TIMED_SUFFIXES:
+        raise OutputError(f"{path.name}: a {suffix or 'suffix-less'} file does not keep the frames' timestamps as "
+                          f"streamfill writes them (it writes into {', '.join(TIMED_SUFFIXES)}); use .mp4, .mkv, "
+                          f".mov or .webm")
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
