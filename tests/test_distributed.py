@@ -318,7 +318,10 @@ def test_interrupted_batch_in_a_process_pool_stops_at_once(tmp_path, whom):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "streamfill", "batch", *names, "--out-dir", out, "--mask", "m.png",
                              "--temporal", "quality", "-q", "--jobs", "2"], cwd=tmp_path, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as in a terminal: a run started as a background job (CI) inherits SIGINT ignored,
+                            # and then only the workers saw the Ctrl-C
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (out.is_dir() and any(".partial-" in p.name for p in out.iterdir())):  # the workers are rendering
         assert proc.poll() is None and time.monotonic() < deadline
