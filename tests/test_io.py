@@ -274,11 +274,13 @@ def _clip_with_audio(path, acodec, *, extra_video=False):
             c.mux(p)
 
 
-@pytest.mark.parametrize(("acodec", "suffix"), [("libopus", ".mov"), ("flac", ".mov"), ("pcm_s16le", ".mp4")])
+@pytest.mark.parametrize(("acodec", "suffix"), [("libopus", ".mov"), ("flac", ".mov"), ("pcm_s16le", ".mp4"),
+                                               ("flac", ".ts"), ("pcm_s16le", ".ts")])
 def test_audio_an_output_cannot_hold_as_it_is_is_encoded_as_aac(tmp_path, caplog, acodec, suffix):
     """Opus and FLAC pass into a .mov stream template but the header cannot be written; PCM from Matroska (no
-    channel layout) into .mp4 failed only when the finished output was closed. Each is tried first and becomes
-    AAC, with a note."""
+    channel layout) into .mp4 failed only when the finished output was closed; FLAC and PCM into MPEG-TS were
+    written without complaint and read back as a codec-less data stream (the sound lost in silence). Each is
+    tried first (written and read back) and becomes AAC, with a note."""
     import logging
 
     import av

@@ -103,19 +103,31 @@ class Passthrough:
 def _trial(fmt: str, setup, options: dict | None = None) -> str | None:
     """None when an output of format ``fmt`` (opened with ``options``, as the real output is) with the streams
     ``setup(container)`` adds can be written (header, the packets ``setup`` returns, trailer), else why not. In
-    memory; nothing is kept."""
-    out = av.open(io.BytesIO(), mode="w", format=fmt, options=dict(options or {}))
+    memory; nothing is kept. The bytes are also read back: a stream that comes back as another kind (FLAC or
+    PCM audio in MPEG-TS is written without complaint and reads back as a codec-less ``data`` stream: the
+    sound was lost in silence) does not fit either."""
+    buf = io.BytesIO()
+    out = av.open(buf, mode="w", format=fmt, options=dict(options or {}))
     try:
         packets = setup(out)
+        kinds = [st.type for st in out.streams]
         out.start_encoding()
         for packet in packets:
             out.mux(packet)
         out.close()
-        return None
     except (av.FFmpegError, ValueError, TypeError, OSError) as exc:
         with contextlib.suppress(Exception):
             out.close()
         return str(exc).split("; last error log")[0]
+    try:
+        with av.open(io.BytesIO(buf.getvalue()), mode="r", format=fmt) as back:
+            came = [st.type for st in back.streams]
+    except (av.FFmpegError, ValueError, OSError):
+        return None  # not readable from memory (a format that needs to seek): as before, the write decides
+    for want in kinds:
+        if want not in came and "data" in came:
+            return f"the {fmt} format reads it back as a data stream (the sound would be lost)"
+    return None
 
 
 def _first_packets(path: str, indices: list[int]) -> dict[int, list]:
