@@ -57,6 +57,7 @@ Progress = Callable[[int, int | None], None]
 
 def info(path: str | Path, *, fps: float | None = None) -> io.VideoInfo:
     """Probe a video file, URL or image folder (with ``fps``) without decoding it."""
+    build.note_fps(path, fps)
     reader = io.open_video(path, fps=fps)
     with reader.open():
         return reader.info

@@ -257,12 +257,17 @@ def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptio
     return PerFrameMasks(masks, config.mask, name=str(path), count=count)
 
 
-def open_source(path: str | Path, config: Config, *, fps: float | Fraction | None = None,
-                start: float | None = None, end: float | None = None):
-    """An opened frame reader (context manager) for a file, URL, device or image folder."""
+def note_fps(path: str | Path, fps) -> None:
+    """Say so when ``fps`` (the frame rate of a folder of images) is given for a video, which keeps its own."""
     if fps is not None and not Path(str(path)).is_dir():
         _log.warning("note: --fps is the frame rate of a folder of images; %s keeps its own timestamps",
                      Path(str(path)).name)
+
+
+def open_source(path: str | Path, config: Config, *, fps: float | Fraction | None = None,
+                start: float | None = None, end: float | None = None):
+    """An opened frame reader (context manager) for a file, URL, device or image folder."""
+    note_fps(path, fps)
     reader = io.open_video(path, fps=fps, threads=config.io.decode_threads, start=start, end=end,
                            salvage=config.io.salvage).open()
     if reader.info.bit_depth > 8:  # said once per run here, not by every writer (a chunked run has one per chunk)

@@ -477,6 +477,10 @@ def test_fps_given_for_a_video_file_says_it_is_not_used(tmp_path, caplog):
         api.process(src, tmp_path / "out.mp4", mask=tmp_path / "m.png", fps=10)
     assert any("--fps" in r.getMessage() and "in.mp4 keeps its own timestamps" in r.getMessage()
                for r in caplog.records)
+    caplog.clear()  # `info` said nothing (`info clip.mp4 --fps -5` too)
+    with caplog.at_level(logging.WARNING):
+        assert api.info(src, fps=-5).frame_count == 3
+    assert any("in.mp4 keeps its own timestamps" in r.getMessage() for r in caplog.records)
 
 
 def test_a_range_keeps_the_audio_packet_that_runs_into_its_start(tmp_path):
