@@ -291,7 +291,18 @@ def demo(out_dir: str | Path, *, config: Config | None = None, progress: Progres
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out} is a file; the demo writes three videos into a folder")
     completion = build.make_completion(config)   # (an engine that cannot load leaves no folder behind)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_demo(out, completion, config, progress)
+    except BaseException:
+        if made:  # a run stopped (Ctrl-C, a failure) leaves no empty folder of its own behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _run_demo(out: Path, completion, config: Config, progress: Progress | None) -> DemoResult:
     clip = demo_clip()
     occluder = MovingOccluder(seed=7)
     suffix = ".mkv" if config.io.lossless else ".mp4"  # lossless output is FFV1, which needs MKV

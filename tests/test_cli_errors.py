@@ -317,6 +317,24 @@ def test_demo_into_a_file_is_refused_in_one_line(capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, "demo", "-o", target), "is a file")
 
 
+def test_a_demo_stopped_midway_leaves_no_folder_of_its_own(tmp_path, monkeypatch):
+    """Ctrl-C (or a failure) during `demo -o NEW` left the empty folder it had made (the partial videos were
+    removed); a folder that was there before stays."""
+    from streamfill import api
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "_run_demo", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        api.demo(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        api.demo(tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+
+
 @pytest.mark.parametrize(("argv", "words"), [
     (("compile", "--engine", "onnx", "--max-batch", "0"), "--max-batch 0"),
     (("finetune", "{src}", "--mask", "{mask}", "-o", "{tmp}/x.safetensors", "--steps", "0"), "--steps 0"),
