@@ -216,6 +216,25 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             corrected = served_mask_pixels(driver, n)
             assert 0 < corrected < 0.9 * tracked, (corrected, tracked)
 
+            # a click (no drag) with the box tool on a tracked frame makes no keyframe: it is no box, and it
+            # does not pin the tracked mask there as a correction
+            body.send_keys(Keys.ARROW_RIGHT)
+            body.send_keys(Keys.ARROW_RIGHT)
+            wait(driver, lambda d: d.execute_script("return window.studio.maskCoverage()")["index"] == n + 2
+                 and d.execute_script("return window.studio.maskCoverage()")["pixels"] > 0
+                 and d.find_element(By.ID, "view").get_attribute("data-exact") == "1", f"frame {n + 2} tracked")
+            body.send_keys("x")
+            ex2, ey2, _ = object_at(n + 2, W, H)
+            ActionChains(driver).move_to_element_with_offset(view, *canvas_point(driver, view, ex2, ey2)).click() \
+                .perform()
+            time.sleep(0.3)
+            assert driver.execute_script(f"return window.studio.state.keyframes.has({n + 2})") is False
+            assert "keyframe" not in driver.find_element(By.ID, "keyframe-flag").text
+            body.send_keys("b")
+            body.send_keys(Keys.ARROW_LEFT)
+            body.send_keys(Keys.ARROW_LEFT)
+            wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == str(n), f"frame {n}")
+
             # remove (per-frame telea: quick), reload the page while it runs, wait for 100 %
             Select(driver.find_element(By.ID, "engine")).select_by_value("telea")
             Select(driver.find_element(By.ID, "temporal")).select_by_value("off")

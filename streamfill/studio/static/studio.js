@@ -332,14 +332,17 @@ function snapshot(index) {
   S.undo.push({index, before: k ? JSON.parse(JSON.stringify(k)) : null});
   if (S.undo.length > 200) S.undo.shift();
 }
-function keyframeFor(index) {
+function keyframeFor(index, correct) {
+  // correct: a brush or eraser stroke begins (a box replaces the frame's mask: no tracked mask to keep)
   let k = S.keyframes.get(index);
   if (!k) {
     k = {strokes: [], box: null};
     S.keyframes.set(index, k);
     // painted over the tracked mask shown on this very frame: the strokes correct that mask (brush adds,
     // eraser removes); the server keeps the mask as it is now, so a later Track does not move the base
-    if (S.clip.track && S.maskImage && S.overlay && S.shownIndex === index && !S.approx) keepBase(index, k);
+    if (correct && S.clip.track && S.maskImage && S.overlay && S.shownIndex === index && !S.approx) {
+      keepBase(index, k);
+    }
   }
   return k;
 }
@@ -366,7 +369,7 @@ view.addEventListener("pointerdown", (event) => {
     return;
   }
   snapshot(S.index);
-  const key = keyframeFor(S.index);
+  const key = keyframeFor(S.index, S.tool !== "box");
   if (S.tool === "box") {
     drag = {start: p, box: [p[0], p[1], 0, 0]};
   } else {
@@ -392,7 +395,7 @@ function endDrag() {
   if (!drag) return;
   if (drag.box) {
     const b = drag.box.map(Math.round);
-    const key = keyframeFor(S.index);
+    const key = keyframeFor(S.index, false);
     if (b[2] >= 4 && b[3] >= 4) { key.box = b; key.strokes = []; }
   }
   drag = null;
