@@ -504,6 +504,46 @@ def test_a_correction_edits_the_tracked_mask_it_was_painted_on(client, studio):
         assert r.status_code == 400 and text in r.json()["error"], r.json()
 
 
+def test_two_requests_to_keep_the_same_base_both_get_it(client, studio, monkeypatch):
+    """The page asks the server to keep a frame's tracked mask when a correction starts; an Undo and a new stroke
+    (or a second tab) ask again while the first request runs. Both wrote one temporary name: the second rename
+    found it gone (FileNotFoundError: an internal error on the page, and the stroke's keyframe dropped)."""
+    from streamfill.studio import session
+
+    cid = open_clip(client)["id"]
+    first = {"index": 0, "mask": png_data_url(disc_mask(0, W, H))}
+    r = client.post(f"/api/clips/{cid}/track", json={"keyframes": [first]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    clip = studio.clip(cid)
+    real_replace = os.replace
+    both_written = threading.Barrier(2)
+
+    def replace_together(src, dst):  # both requests have written their picture before either renames it
+        if "bases" in str(dst):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_written.wait(2)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(session.os, "replace", replace_together)
+    got, errors = [], []
+
+    def keep():
+        try:
+            got.append(clip.save_base(5))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=keep) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors
+    assert len(got) == 2 and got[0] == got[1]
+    assert (clip.base_mask(got[0], 5) > 127).any()
+    assert not list((clip.work / "bases").glob("*.partial*"))
+
+
 def test_remove_needs_masks_and_one_job_per_clip(client):
     clip = open_clip(client)
     r = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea"})

@@ -184,7 +184,8 @@ class Clip:
         if not path.is_file():
             mask = np.where(seeker.frame(index).image.max(axis=2) > 127, np.uint8(255), np.uint8(0))
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial")
+            # a name of its own: the page may ask twice at once (an Undo and a new stroke, a second tab)
+            partial = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial")
             partial.write_bytes(encode_png(mask))
             os.replace(partial, path)
         return base_id
