@@ -138,6 +138,12 @@ def test_bad_minutes_and_missing_init_weights_are_one_line_errors(tmp_path, phot
     assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(tmp_path / "r"),
                  "--minutes", "0"]) != 0
     assert "--minutes" in capsys.readouterr().err
+    # nan passed the "> 0" check and the deadline never came (the run went on to its last step); the twin
+    # train.ckpt_minutes = nan is a config error since 188023e
+    assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(tmp_path / "r1"),
+                 "--minutes", "nan", "--quiet"]) == 1
+    assert "--minutes nan" in capsys.readouterr().err
+    assert not (tmp_path / "r1").exists()
     assert main(["train", "--config", TINY, "--data", str(photos), "--out", str(tmp_path / "r2"),
                  "--init-weights", str(tmp_path / "missing.safetensors"), "--quiet"]) != 0
     err = capsys.readouterr().err

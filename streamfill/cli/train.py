@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise InputError("streamfill train needs --out RUN_DIR (or an action: export, masks)")
-    if args.minutes is not None and args.minutes <= 0:
+    if args.minutes is not None and not args.minutes > 0:  # (nan too: its deadline never comes)
         raise InputError(f"--minutes {args.minutes:g}: must be > 0")
     overrides = {"train": {"steps": args.steps, "batch": args.batch, "device": args.device,
                            "threads": args.threads, "init_weights": args.init_weights,
