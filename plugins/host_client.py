@@ -6,7 +6,8 @@ in flight (each a ``frame`` message: image + mask), and checks that results come
 their (latest) sends with the right req/index and that pixels outside the hole are untouched. A request
 that gets no answer within ``--timeout`` seconds is resent on a fresh socket (up to ``--retries`` times);
 ``busy`` errors are retried after a short pause (a resent frame then comes after the later frames that
-serve took: PROTOCOL.md 6.1, only ``busy`` overtakes). Imports only streamfill.protocol, pyzmq and numpy.
+serve took: PROTOCOL.md 6.1, only ``busy`` overtakes), for at most ``--timeout`` x (``--retries`` + 1) seconds of
+nothing but ``busy``. Imports only streamfill.protocol, pyzmq and numpy.
 
     streamfill serve --bind tcp://127.0.0.1:5555 &
     python plugins/host_client.py --connect tcp://127.0.0.1:5555 --frames 100 --size 640x360
@@ -159,6 +160,7 @@ def main(argv=None) -> int:
         source = iter(frames(args.frames, width, height))
         inflight: deque[dict] = deque()  # oldest first: {req, image, mask, parts, sent, tries, seq}
         done = busy = 0
+        busy_since = None  # when serve began answering nothing but busy
         req = 1
         sends = itertools.count()  # the order of sends: replies (but busy) come back in it
         last = -1
@@ -197,10 +199,17 @@ def main(argv=None) -> int:
                 continue  # a late duplicate from before a resend
             if msg.type == "error" and msg.header.get("code") == "busy":
                 busy += 1
+                # busy replies come at once, so the head's timeout never strikes: bound them as hostlink does
+                now = time.monotonic()
+                busy_since = now if busy_since is None else busy_since
+                if now - busy_since > args.timeout * (args.retries + 1):
+                    raise SystemExit(f"host_client: serve at {args.connect} stayed busy for {now - busy_since:.0f} s "
+                                     "(its queue is full: other clients, or a --queue smaller than --window)")
                 time.sleep(0.01)
                 item["seq"] = next(sends)
                 client.send(item["parts"])
                 continue
+            busy_since = None
             if msg.type == "error":
                 raise SystemExit(f"host_client: frame {msg.index} failed: {msg.header.get('code')}: "
                                  f"{msg.header.get('message')}")
