@@ -95,13 +95,16 @@ def test_frame_seeker_matches_sequential_decoding(tmp_path, x264):
             seeker.frame(30)
 
 
-@pytest.mark.parametrize("suffix", ["ts", "m2ts"])
-def test_frame_seeker_reaches_every_frame_of_an_mpeg_ts_with_b_frames(tmp_path, suffix):
+@pytest.mark.parametrize(("suffix", "bf"), [("ts", "2"), ("m2ts", "2"), ("ts", "0")])
+def test_frame_seeker_reaches_every_frame_of_an_mpeg_ts_with_b_frames(tmp_path, suffix, bf):
     """MPEG-TS seeks by decoding time: a seek to a frame's (or its keyframe's) presentation time landed on a
     B-frame after the keyframe, and even the fallback "from the start" (a seek to the first pts) did, so no
     frame of the first GOP could be shown ("could not be decoded") and every other one was decoded from the
-    second keyframe on (camera .mts/.m2ts files, broadcast .ts)."""
-    path = make_object_clip(tmp_path / f"c.{suffix}", frames=40, width=64, height=48, x264={"bf": "2"})
+    second keyframe on (camera .mts/.m2ts files, broadcast .ts). Without B-frames (bf 0) a TS seek lands on
+    the very packet of the frame's pts, keyframe or not: a seek to the frame's own pts started decoding at a
+    P-frame, so every frame but the keyframes was decoded from the start of the file (reopened each time);
+    seeks go to the keyframe's time."""
+    path = make_object_clip(tmp_path / f"c.{suffix}", frames=40, width=64, height=48, x264={"bf": bf})
     with io.open_video(path) as reader:
         ref = list(reader)
     with FrameSeeker(path) as seeker:

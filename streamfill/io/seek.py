@@ -211,11 +211,10 @@ class FrameSeeker:
         self._base = self.keyframe_before(index) if index is not None else 0
 
     def _seek(self, index: int) -> None:
-        """Move the demuxer to the keyframe before frame ``index``."""
-        if self._key_dts is None:
-            target = self.pts[index]
-        else:
-            target = self._key_dts[bisect.bisect_right(self.keyframes, index) - 1]
+        """Move the demuxer to the keyframe before frame ``index``: a seek to that keyframe's time (a seek to
+        the frame's own pts lands on that very packet, keyframe or not, in a demuxer without an index: MPEG-TS)."""
+        k = bisect.bisect_right(self.keyframes, index) - 1
+        target = self.pts[self.keyframes[k]] if self._key_dts is None else self._key_dts[k]
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
 
     def _decode(self):
