@@ -101,9 +101,18 @@ class Client:
         return protocol.decode(parts[1:] if len(parts[0]) == 0 else parts)
 
     def hello(self) -> dict:
-        for _ in range(self.retries + 1):
+        tries = 0
+        busy_until = time.monotonic() + self.timeout * (self.retries + 1)
+        while tries <= self.retries:
             self.send(protocol.encode_hello(name="host_client", req=0))
             msg = self.recv(self.timeout)
+            if msg is not None and msg.type == "error" and msg.header.get("code") == "busy":
+                # any request can meet a full queue, hello included (PROTOCOL.md 6.1): resend it, bounded
+                if time.monotonic() > busy_until:
+                    raise SystemExit(f"host_client: serve at {self.endpoint} stayed busy (its queue is full)")
+                time.sleep(0.05)
+                continue
+            tries += 1
             if msg is not None:
                 if msg.type == "error":
                     raise SystemExit(f"host_client: serve refused hello: {msg.header}")

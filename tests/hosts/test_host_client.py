@@ -75,3 +75,47 @@ def test_host_client_gives_up_on_a_serve_that_stays_busy():
         worker.join(2)
         full.close(0)
         ctx.term()
+
+
+def test_host_client_resends_a_hello_answered_busy():
+    """Every request takes a place in serve's queue, hello included, so a hello can be answered ``busy``
+    (PROTOCOL.md 6.1: resend it). host_client took that busy for a refusal and stopped: "serve refused hello"."""
+    import threading
+
+    import zmq
+
+    from streamfill import protocol
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.linger = 0
+    endpoint = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    stop = threading.Event()
+
+    def serve_after_one_busy():  # the first hello meets a full queue; then an echo serve (holes left as they are)
+        hellos = 0
+        while not stop.is_set():
+            if sock.poll(50):
+                route, _, *parts = sock.recv_multipart()
+                msg = protocol.decode(parts)
+                if msg.type == "hello":
+                    hellos += 1
+                    reply = (protocol.encode_error("busy", "queue full", req=msg.req) if hellos == 1
+                             else protocol.encode_hello(version=1, name="echo", req=msg.req))
+                else:
+                    reply = protocol.encode_result(msg.image, index=msg.index, req=msg.req,
+                                                   stream=msg.header.get("stream"))
+                sock.send_multipart([route, b""] + reply)
+
+    worker = threading.Thread(target=serve_after_one_busy, daemon=True)
+    worker.start()
+    try:
+        run = subprocess.run([sys.executable, str(ROOT / "plugins" / "host_client.py"), "--connect", endpoint,
+                              "--frames", "3", "--size", "32x32", "--window", "2", "--timeout", "2"],
+                             capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 0 and "3 frames in order" in run.stderr, run.stderr
+    finally:
+        stop.set()
+        worker.join(2)
+        sock.close(0)
+        ctx.term()
