@@ -104,6 +104,7 @@ class Clip:
         self.masks: Path | None = None  # lossless mask video of the last tracking
         self.mask_seeker: FrameSeeker | None = None
         self.track: dict | None = None  # areas, weak frames, keyframes
+        self.track_lock = threading.Lock()  # masks, mask_seeker and track change together
         self.result: Path | None = None
         self.result_seeker: FrameSeeker | None = None
         self.stamp: tuple | None = None  # the file's identity when opened (Studio.open_clip)
@@ -175,14 +176,16 @@ class Clip:
         that frame: the keyframe is then this mask with the page's strokes added and erased (``base_mask``).
         Kept in the clip's work folder, so a later Track (which replaces the masks) does not change it.
         Returns its id."""
-        track, seeker = self.track, self.mask_seeker
-        if track is None or seeker is None:
-            raise InputError("no tracked mask on this frame to correct: press Track first")
         self._check_index(index)
-        base_id = f"{index}-{track['job']}"
-        path = self.work / "bases" / f"{base_id}.png"
-        if not path.is_file():
-            mask = np.where(seeker.frame(index).image.max(axis=2) > 127, np.uint8(255), np.uint8(0))
+        with self.track_lock:  # a Track ending now swaps the masks: the mask and its job's name from one run
+            track, seeker = self.track, self.mask_seeker
+            if track is None or seeker is None:
+                raise InputError("no tracked mask on this frame to correct: press Track first")
+            base_id = f"{index}-{track['job']}"
+            path = self.work / "bases" / f"{base_id}.png"
+            grey = None if path.is_file() else seeker.frame(index).image.max(axis=2)
+        if grey is not None:
+            mask = np.where(grey > 127, np.uint8(255), np.uint8(0))
             path.parent.mkdir(parents=True, exist_ok=True)
             # a name of its own: the page may ask twice at once (an Undo and a new stroke, a second tab)
             partial = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial")
@@ -456,11 +459,12 @@ class Studio:
         # What the tracker reports, when it does: per-frame confidence, or the stretches where it lost the object.
         weak, signal = weak_frames(areas, [k.index for k in keys], getattr(result, "confidence", None),
                                    getattr(result, "lost", None))
-        old = (clip.masks, clip.mask_seeker)
-        clip.masks, clip.mask_seeker = out, seeker
-        clip.track = {"job": job.id, "frames": result.frames, "masked": result.masked,
-                      "keyframes": sorted(k.index for k in keys), "weak": weak, "weak_spans": spans(weak),
-                      "signal": signal, "areas": areas}
+        with clip.track_lock:
+            old = (clip.masks, clip.mask_seeker)
+            clip.masks, clip.mask_seeker = out, seeker
+            clip.track = {"job": job.id, "frames": result.frames, "masked": result.masked,
+                          "keyframes": sorted(k.index for k in keys), "weak": weak, "weak_spans": spans(weak),
+                          "signal": signal, "areas": areas}
         job.output = out.name
         self._drop(*old)
 
