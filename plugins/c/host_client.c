@@ -525,6 +525,13 @@ static int dist_to_square(const scene_t *s, int x, int y)
 
 /* ------------------------------------------------------------------ the exchange */
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
 typedef struct {
     const char *endpoint;
     int frames, w, h, window, timeout_ms;
@@ -720,6 +727,7 @@ static int do_frames(void *sock, const opts_t *o, int dilate)
     long next_seq = 0, last_seq = -1;
     int answered = 0, ok_frames = 0, busy = 0, in_flight = 0, sends = 0;
     double worst_err = 0, worst_red = -1e9;
+    double busy_since = -1; /* when serve began answering nothing but busy (its queue kept full) */
     if (!img || !mask || !state || !seq) {
         fprintf(stderr, "host_client: out of memory\n");
         exit(3);
@@ -768,9 +776,18 @@ static int do_frames(void *sock, const opts_t *o, int dilate)
             busy++;
             state[i] = 0; /* may overtake results still in progress (6.1): not an order violation */
             reply_close(&r);
+            if (busy_since < 0)
+                busy_since = now_s();
+            else if (now_s() - busy_since > 3.0 * o->timeout_ms / 1000.0) {
+                /* busy replies come at once, so the reply timeout never strikes: without a bound a serve whose
+                   queue stays full would be asked again forever */
+                check(0, "frames: serve stayed busy for %.0f s (its queue is full)", now_s() - busy_since);
+                break;
+            }
             nanosleep(&(struct timespec){0, 20000000L}, NULL);
             continue;
         }
+        busy_since = -1;
         check(seq[i] > last_seq, "frame %d: answered in request order", i);
         last_seq = seq[i];
         state[i] = 2;
