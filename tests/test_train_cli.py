@@ -2,6 +2,7 @@
 TorchInpainter contract."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -111,6 +112,33 @@ def test_train_cli_run_resume_export(tmp_path):
     assert meta["provenance"]["step"] == 6 and meta["model_config"].cnum == 8
     card = (out.parent / "MODEL_CARD.md").read_text()
     assert "| steps | 6 |" in card and "Telea" in card
+
+
+def test_train_export_discriminator_is_never_half_written(tmp_path, monkeypatch):
+    """`train export --discriminator` wrote the discriminator straight to its final name: an interrupted export
+    left a truncated file there (the generator beside it was already staged and renamed)."""
+    import safetensors.torch
+    from train_helpers import write_photos
+
+    photos = write_photos(tmp_path / "photos", count=4)
+    run = tmp_path / "run"
+    assert main(["train", "--config", "configs/train/tiny.toml", "--data", str(photos), "--out", str(run),
+                 "--quiet", "--steps", "2"]) == 0
+    out = tmp_path / "export" / "w.safetensors"
+    real = safetensors.torch.save_file
+
+    def interrupted(tensors, filename, metadata=None):
+        if "discriminator" in str(filename):
+            Path(filename).write_bytes(b"half a file")
+            raise KeyboardInterrupt
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    assert main(["train", "export", str(run), "-o", str(out), "--hardware", "test", "--discriminator"]) == 130
+    assert not any("discriminator" in p.name for p in out.parent.iterdir()), list(out.parent.iterdir())
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    assert main(["train", "export", str(run), "-o", str(out), "--hardware", "test", "--discriminator"]) == 0
+    assert (out.parent / "w.discriminator.safetensors").is_file()
 
 
 class _Planted:

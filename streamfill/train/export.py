@@ -288,9 +288,15 @@ def export_run(
 
         d_state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
                    for k, v in state["discriminator"].items()}
-        save_file(d_state, str(output.with_name(output.stem + ".discriminator.safetensors")),
-                  metadata={"streamfill.format": "discriminator/1", "cnum": str(cfg.discriminator.cnum),
-                            "step": str(int(state["step"]))})
+        d_path = output.with_name(output.stem + ".discriminator.safetensors")
+        d_tmp = d_path.with_name(f".{d_path.stem}.partial-{os.getpid()}.safetensors")  # never half a file
+        try:
+            save_file(d_state, str(d_tmp),
+                      metadata={"streamfill.format": "discriminator/1", "cnum": str(cfg.discriminator.cnum),
+                                "step": str(int(state["step"]))})
+            os.replace(d_tmp, d_path)
+        finally:
+            d_tmp.unlink(missing_ok=True)
     params = sum(p.numel() for p in generator.parameters())
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
