@@ -364,13 +364,16 @@ def test_image_output_on_its_mask_or_sketch_is_refused(capsys, tmp_path, target)
 @pytest.mark.parametrize(("flags", "words"), [
     (("--workers", "3"), "--ray"),
     (("--gpus-per-worker", "1"), "--ray"),
+    (("--cpus-per-worker", "2"), "--ray"),
+    (("--ray-timeout", "5"), "--ray"),
     (("--workers", "3", "--chunk-seconds", "1"), "--ray"),
     (("--preroll", "5"), "--chunk-seconds"),
     (("--chunk-at", "cuts"), "--chunk-seconds"),
 ])
 def test_process_scale_out_flags_without_ray_are_refused(capsys, tmp_path, clip, flags, words):
     """`process --workers 3` (no --ray) ran in one process as if the flag was not there, like --preroll and
-    --chunk-at without chunks; `batch --workers` was already refused."""
+    --chunk-at without chunks; `batch --workers` was already refused. --cpus-per-worker and --ray-timeout had
+    defaults of their own, so given without --ray they could not even be told apart from not given."""
     src, mask = clip
     out = tmp_path / "o.mp4"
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, *flags), words)

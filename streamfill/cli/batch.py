@@ -13,6 +13,7 @@ from streamfill.cli.common import (
     add_fill_flags,
     add_ray_flags,
     add_temporal_flags,
+    check_ray_flags,
     config_from_args,
     print_engine_note,
 )
@@ -50,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: must be 1 or more")
-    if not args.ray and (args.workers is not None or args.gpus_per_worker is not None):
-        raise InputError("--workers and --gpus-per-worker are for Ray (--ray ADDRESS); on this machine use --jobs N")
+    check_ray_flags(args, "on this machine use --jobs N")
     if not args.quiet:
         print_engine_note(config)
     jobs = batch_jobs(args.inputs, args.out_dir, mask=args.mask, config=config, mask_options=mask_options(args))

@@ -100,12 +100,28 @@ def add_ray_flags(p: argparse.ArgumentParser, *, chunks: bool = False) -> None:
                             "window + background memory, 20 for fast); shot = from the start of the chunk's shot "
                             "(identical to one pass, more work)")
     g.add_argument("--workers", type=int, metavar="N", help="Ray workers (default: the cluster's CPUs, or GPUs)")
-    g.add_argument("--cpus-per-worker", type=positive, default=1.0, metavar="C", help="CPUs per Ray worker (default 1)")
+    g.add_argument("--cpus-per-worker", type=positive, metavar="C", help="CPUs per Ray worker (default 1)")
     g.add_argument("--gpus-per-worker", type=non_negative, metavar="G",
                    help="GPUs per Ray worker, fractions allowed (default 1 when the cluster has GPUs and the engine "
                         "is neural, else 0)")
-    g.add_argument("--ray-timeout", type=positive, default=20.0, metavar="SEC",
+    g.add_argument("--ray-timeout", type=positive, metavar="SEC",
                    help="seconds the --ray address gets to answer (default 20)")
+
+
+RAY_ONLY = ("workers", "cpus_per_worker", "gpus_per_worker", "ray_timeout")  # flags that mean nothing without --ray
+RAY_DEFAULTS = {"cpus_per_worker": 1.0, "ray_timeout": 20.0}
+
+
+def check_ray_flags(args: argparse.Namespace, here: str) -> None:
+    """Without --ray, a Ray-only flag is an error (``here``: what runs instead); with it, fill in the defaults."""
+    from streamfill.errors import InputError
+
+    given = [f"--{name.replace('_', '-')}" for name in RAY_ONLY if getattr(args, name, None) is not None]
+    if not args.ray and given:
+        raise InputError(f"{', '.join(given)}: for Ray (--ray ADDRESS); {here}")
+    for name, value in RAY_DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
 
 
 def add_fill_flags(p: argparse.ArgumentParser) -> None:

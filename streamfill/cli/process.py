@@ -14,6 +14,7 @@ from streamfill.cli.common import (
     add_ray_flags,
     add_read_flags,
     add_temporal_flags,
+    check_ray_flags,
     config_from_args,
     print_engine_note,
 )
@@ -51,9 +52,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from streamfill.errors import InputError
 
-    if not args.ray and (args.workers is not None or args.gpus_per_worker is not None):
-        raise InputError("--workers and --gpus-per-worker are for Ray (--ray ADDRESS); without it the clip is "
-                         "processed here, in one process")
+    check_ray_flags(args, "without it the clip is processed here, in one process")
     if not args.ray and args.chunk_seconds is None and (args.preroll is not None or args.chunk_at is not None):
         raise InputError("--preroll and --chunk-at apply to chunks: add --chunk-seconds N (or --ray ADDRESS)")
     config = merge(config_from_args(args), {"io": {"salvage": True if args.salvage else None}})
