@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from serve_helpers import busy_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "plugins" / "c" / "host_client.c"
@@ -101,46 +102,8 @@ def test_c_client_gives_up_on_a_serve_that_stays_busy(client: Path) -> None:
     """A serve whose queue stays full answers every frame `busy` at once, so the reply timeout never strikes:
     the client resent every 20 ms forever (the sibling of hostlink's and host_client.py's bound). After about
     three reply timeouts of nothing but busy it fails the frames check and goes on."""
-    import json
-    import threading
-
-    import zmq
-
-    from streamfill import protocol
-
-    ctx = zmq.Context()
-    full = ctx.socket(zmq.ROUTER)
-    full.linger = 0
-    endpoint = f"tcp://127.0.0.1:{full.bind_to_random_port('tcp://127.0.0.1')}"
-    stop = threading.Event()
-
-    def always_busy():  # answers hello as serve does, and everything else `busy`
-        while not stop.is_set():
-            if not full.poll(50):
-                continue
-            route, _, *parts = full.recv_multipart()
-            try:
-                header = json.loads(bytes(parts[0]))
-            except (ValueError, IndexError):
-                header = {}
-            req = header.get("req") if isinstance(header.get("req"), int) else None
-            if header.get("type") == "hello":
-                reply = protocol.encode_hello(version=max(protocol.SUPPORTED_VERSIONS), name="full", req=req,
-                                              extra={"role": "serve", "mask_dilate": 4, "mask_threshold": 127})
-            else:
-                index = header.get("index") if isinstance(header.get("index"), int) else None
-                reply = protocol.encode_error("busy", "queue full", req=req, index=index)
-            full.send_multipart([route, b""] + reply)
-
-    worker = threading.Thread(target=always_busy, daemon=True)
-    worker.start()
-    try:
+    with busy_serve() as endpoint:
         run = subprocess.run([str(client), "-e", endpoint, "-n", "4", "-w", "2", "-t", "300", "-q"],
                              capture_output=True, text=True, timeout=60)
-    finally:
-        stop.set()
-        worker.join(2)
-        full.close(0)
-        ctx.term()
     out = run.stdout + run.stderr
     assert run.returncode == 1 and "stayed busy" in out, out

@@ -20,6 +20,7 @@ import zmq
 from streamfill import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))  # the helpers the tests share (serve_helpers)
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, running_serve
+from serve_helpers import busy_serve
 
 
 def test_host_client_window_meets_busy():
@@ -38,31 +39,9 @@ def test_host_client_gives_up_on_a_serve_that_stays_busy():
     at once, so the head frame's timeout never struck and the client resent every 10 ms forever (a hang; the
     hostlink clients are bounded since 81e565d). After timeout x (retries + 1) seconds of nothing but busy it
     stops with one line."""
-    import threading
     import time
 
-    import zmq
-
-    from streamfill import protocol
-
-    ctx = zmq.Context()
-    full = ctx.socket(zmq.ROUTER)
-    full.linger = 0
-    endpoint = f"tcp://127.0.0.1:{full.bind_to_random_port('tcp://127.0.0.1')}"
-    stop = threading.Event()
-
-    def always_busy():
-        while not stop.is_set():
-            if full.poll(50):
-                route, _, *parts = full.recv_multipart()
-                msg = protocol.decode(parts)
-                reply = (protocol.encode_hello(version=1, name="full", req=msg.req) if msg.type == "hello"
-                         else protocol.encode_error("busy", "queue full", req=msg.req, index=msg.header.get("index")))
-                full.send_multipart([route, b""] + reply)
-
-    worker = threading.Thread(target=always_busy, daemon=True)
-    worker.start()
-    try:
+    with busy_serve() as endpoint:
         started = time.monotonic()
         run = subprocess.run([sys.executable, str(ROOT / "plugins" / "host_client.py"), "--connect", endpoint,
                               "--frames", "3", "--size", "32x32", "--window", "2", "--timeout", "0.3",
@@ -70,11 +49,6 @@ def test_host_client_gives_up_on_a_serve_that_stays_busy():
                              capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert run.returncode == 1 and "stayed busy" in run.stderr.strip().splitlines()[-1], run.stderr
         assert time.monotonic() - started < 10
-    finally:
-        stop.set()
-        worker.join(2)
-        full.close(0)
-        ctx.term()
 
 
 def test_host_client_resends_a_hello_answered_busy():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import zmq
 from conftest import ROOT
+from serve_helpers import busy_serve
 from test_serve_temporal import _clip
 
 from streamfill import build
@@ -309,33 +310,13 @@ def test_hostlink_gives_up_on_a_serve_that_stays_busy():
     sys.path.insert(0, str(ROOT / "plugins"))
     import hostlink
 
-    ctx = zmq.Context()
-    full = ctx.socket(zmq.ROUTER)
-    full.linger = 0
-    endpoint = f"tcp://127.0.0.1:{full.bind_to_random_port('tcp://127.0.0.1')}"
-    stop = threading.Event()
-
-    def always_busy():
-        while not stop.is_set():
-            if full.poll(50):
-                route, _, *parts = full.recv_multipart()
-                req = P.decode(parts).req
-                full.send_multipart([route, b""] + P.encode_error("busy", "queue full", req=req))
-
-    worker = threading.Thread(target=always_busy, daemon=True)
-    worker.start()
-    try:
+    with busy_serve() as endpoint:
         img, m = next(_clip())
         with hostlink.ServeClient(endpoint, timeout=0.3, retries=1) as client:
             started = time.monotonic()
             with pytest.raises(hostlink.HostError, match="stayed busy"):
                 client.fill(img, m, index=0)
             assert time.monotonic() - started < 5.0
-    finally:
-        stop.set()
-        worker.join(2)
-        full.close(0)
-        ctx.term()
 
 
 def test_hostlink_fill_cancelled_stops_the_wait():
