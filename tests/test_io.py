@@ -397,6 +397,19 @@ def test_a_clip_that_starts_at_5_s_can_be_ranged_from_its_own_times(tmp_path, ca
         api.process(src, tmp_path / "o2.mp4", mask=_mask(tmp_path, 64, 96), start=7.5, config=Config())
 
 
+def _refused_before_any_work(tmp_path, src, out, chunked: bool, words: str) -> None:
+    """``process`` (or a chunked run) from ``src`` into ``out`` fails with ``words`` and leaves nothing behind."""
+    from streamfill.distributed import LocalExecutor, process_chunked
+
+    with pytest.raises(OutputError, match=words):
+        if chunked:
+            process_chunked(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), executor=LocalExecutor(Config()),
+                            chunk_seconds=0.1)
+        else:
+            api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize(("name", "words"), [("out.avi", "cannot keep the frames' timestamps"),
                                              ("out.gif", "cannot hold"),
@@ -408,18 +421,11 @@ def test_an_avi_or_gif_output_is_refused_before_any_work(tmp_path, chunked, name
     """H.264 in AVI came out a frame late and out of order (no presentation times in AVI); chunked runs found a
     .gif or .avi output only when joining (an internal error, and a failed join after all the work). .flv
     wrapped the times (2147483.648 s), .mpg wrote them all 0, .mxf and .wmv out of order: refused too."""
-    from streamfill.distributed import LocalExecutor, process_chunked
 
     src = tmp_path / "in.mp4"
     make_video(src, frames=5)
     out = tmp_path / name
-    with pytest.raises(OutputError, match=words):
-        if chunked:
-            process_chunked(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), executor=LocalExecutor(Config()),
-                            chunk_seconds=0.1)
-        else:
-            api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
-    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+    _refused_before_any_work(tmp_path, src, out, chunked, words)
 
 
 def test_an_mp4_range_keeps_a_first_frame_time_off_the_millisecond(tmp_path):
@@ -506,7 +512,6 @@ def test_a_range_keeps_the_audio_packet_that_runs_into_its_start(tmp_path):
 def test_a_nut_output_with_audio_is_refused_before_any_work(tmp_path, monkeypatch, chunked):
     """NUT holds no time before 0 s: AAC's priming packet failed at the trailer ("'.x.partial-N.nut' returned
     22", after the whole run), and beside PCM the first B-frames' times came out broken. Refused up front."""
-    from streamfill.distributed import LocalExecutor, process_chunked
     from streamfill.io.encode import VideoWriter
 
     def no_frames(*_):
@@ -516,14 +521,8 @@ def test_a_nut_output_with_audio_is_refused_before_any_work(tmp_path, monkeypatc
     src = tmp_path / "in.mp4"
     make_video(src, frames=5, audio=True)
     out = tmp_path / "out.nut"
-    with pytest.raises(OutputError, match=r"out\.nut: a \.nut file cannot keep the frames' times beside the audio "
-                                          r"\(stream #1, aac\)"):
-        if chunked:
-            process_chunked(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), executor=LocalExecutor(Config()),
-                            chunk_seconds=0.1)
-        else:
-            api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
-    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+    _refused_before_any_work(tmp_path, src, out, chunked, r"out\.nut: a \.nut file cannot keep the frames' times "
+                                                          r"beside the audio \(stream #1, aac\)")
 
 
 def test_a_nut_output_of_video_alone_keeps_every_frame_time(tmp_path):
