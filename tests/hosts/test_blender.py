@@ -116,6 +116,19 @@ def test_temporal_lookahead_matches_process(blender, tmp_path):
     assert abs(psnr(got) - psnr(want)) <= 0.5
 
 
+def _run_addon_script(blender, script: Path, body: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``body`` in Blender (background, factory settings) after loading and registering the add-on as
+    module ``a`` (``bpy``, ``importlib.util``, ``json``, ``sys`` and ``time`` imported)."""
+    exe, env = blender
+    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
+    script.write_text(
+        "import bpy, importlib.util, json, sys, time\n"
+        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
+        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n" + body)
+    return subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, serve, tmp_path):
     """A strip cut with hold offsets (a hard cut: `animation_offset_start`) and trimmed, and one played in
@@ -125,13 +138,7 @@ def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, 
     frames = [frame_image(i, H, W, SIDE) for i in range(n)]
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, frames)
-    exe, env = blender
-    script = tmp_path / "offsets.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
-    script.write_text(
-        "import bpy, importlib.util, json, sys\n"
-        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+    run = _run_addon_script(blender, tmp_path / "offsets.py", (
         "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
         f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
         "s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (2, 2, 10, 10); s.streamfill.track = False\n"
@@ -145,9 +152,7 @@ def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, 
         "    assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
         "    fill = [x for x in seq.sequences_all if x.name == name + ' fill'][0]\n"
         "    out[name] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
-        f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n")
-    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                         capture_output=True, text=True, timeout=300)
+        f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     fills = json.loads((tmp_path / "fills.json").read_text())
     import av
@@ -173,14 +178,8 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
     n = 14
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(n)])
-    exe, env = blender
-    script = tmp_path / "playhead.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
     with running_serve("--temporal", "fast") as endpoint:
-        script.write_text(
-            "import bpy, importlib.util, json\n"
-            f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-            "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+        run = _run_addon_script(blender, tmp_path / "playhead.py", (
             "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
             f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
             f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
@@ -193,9 +192,7 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
             "    assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
             "    fill = [x for x in seq.sequences_all if x.name not in before][0]\n"
             "    out[current] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
-            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n")
-        run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                             capture_output=True, text=True, timeout=300)
+            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     fills = json.loads((tmp_path / "fills.json").read_text())
     assert len(fills["1"]) == len(fills["8"]) == n
@@ -215,14 +212,8 @@ def test_worker_thread_lookahead_box_track_equals_the_blocking_run(blender, tmp_
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(n)])
     x, y = moving_square(n // 2, H, W, SIDE)
-    exe, env = blender
-    script = tmp_path / "worker.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
     with running_serve("--temporal", "fast") as endpoint:
-        script.write_text(
-            "import bpy, importlib.util, json, time\n"
-            f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-            "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+        run = _run_addon_script(blender, tmp_path / "worker.py", (
             "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
             f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
             f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
@@ -236,9 +227,7 @@ def test_worker_thread_lookahead_box_track_equals_the_blocking_run(blender, tmp_
             "while job.pump():\n    time.sleep(0.005)\n"
             "fill = job.finish()\n"
             "out['worker'] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
-            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n")
-        run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                             capture_output=True, text=True, timeout=300)
+            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     fills = json.loads((tmp_path / "fills.json").read_text())
     assert len(fills["execute"]) == len(fills["worker"]) == n
@@ -253,13 +242,7 @@ def _renders_with_and_without_fill(blender, serve, tmp_path, strip_lines: str) -
     ``{"without": ..., "with": ...}`` as H x W x 3 int16."""
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(4)])
-    exe, env = blender
-    script = tmp_path / "renders.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
-    script.write_text(
-        "import bpy, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+    run = _run_addon_script(blender, tmp_path / "renders.py", (
         "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); r = s.render\n"
         f"clip = {str(clip)!r}\n" + strip_lines +
         f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
@@ -271,9 +254,7 @@ def _renders_with_and_without_fill(blender, serve, tmp_path, strip_lines: str) -
         "def render(name):\n"
         f"    s.frame_set(3); r.filepath = {str(tmp_path)!r} + '/' + name + '.png'\n"
         "    bpy.ops.render.render(write_still=True)\n"
-        "fill.mute = True; render('without'); fill.mute = False; render('with')\n")
-    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                         capture_output=True, text=True, timeout=300)
+        "fill.mute = True; render('without'); fill.mute = False; render('with')\n"), timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     import av
 
@@ -317,21 +298,13 @@ def test_box_outside_the_movie_is_one_clear_error(blender, serve, tmp_path):
     """A box that misses the movie: one line, no strip, no folder (it filled nothing and added the strip)."""
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
-    exe, env = blender
-    script = tmp_path / "outside.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
-    script.write_text(
-        "import bpy, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+    run = _run_addon_script(blender, tmp_path / "outside.py", (
         "s = bpy.context.scene; seq = s.sequence_editor_create()\n"
         f"seq.active_strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
         f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path / 'out')!r}\n"
         f"s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (10, {H}, 8, 8)\n"
         "try:\n    r = bpy.ops.sequencer.streamfill_remove_object()\nexcept RuntimeError as e:\n    r = str(e)\n"
-        "print('STRIPS', len(seq.sequences_all))\n")
-    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                         capture_output=True, text=True, timeout=120)
+        "print('STRIPS', len(seq.sequences_all))\n"), timeout=120)
     text = run.stdout + run.stderr
     assert f"box 10,{H},8,8 lies outside the {W}x{H} movie" in text, text[-2000:]
     assert [line for line in run.stdout.splitlines() if line.startswith("STRIPS")] == ["STRIPS 1"], text[-2000:]
@@ -342,21 +315,13 @@ def test_box_outside_the_movie_is_one_clear_error(blender, serve, tmp_path):
 def test_server_down_is_one_clear_error(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
-    exe, env = blender
-    script = tmp_path / "down.py"
-    addon = CHECK.parents[2] / "plugins" / "blender" / "streamfill_vse.py"
-    script.write_text(
-        "import bpy, importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('a', {str(addon)!r})\n"
-        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a); a.register()\n"
+    run = _run_addon_script(blender, tmp_path / "down.py", (
         "s = bpy.context.scene; seq = s.sequence_editor_create()\n"
         f"seq.active_strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
         f"s.streamfill.endpoint = 'tcp://127.0.0.1:{free_port()}'; s.streamfill.timeout = 0.3\n"
         "s.streamfill.retries = 0; s.streamfill.mask_kind = 'BOX'\n"
         "try:\n    r = bpy.ops.sequencer.streamfill_remove_object()\nexcept RuntimeError as e:\n    r = str(e)\n"
-        "print('RESULT', r)\nprint('STRIPS', len(seq.sequences_all))\n")
-    run = subprocess.run([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script)], env=env,
-                         capture_output=True, text=True, timeout=120)
+        "print('RESULT', r)\nprint('STRIPS', len(seq.sequences_all))\n"), timeout=120)
     text = run.stdout + run.stderr
     assert "no answer from streamfill serve" in text, text[-2000:]
     strips = [line for line in run.stdout.splitlines() if line.startswith("STRIPS")]
