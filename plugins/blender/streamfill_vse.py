@@ -163,6 +163,9 @@ class StripReader:
 # ------------------------------------------------------------------------------------------------- job
 
 
+HELLO_TIMEOUT = 5.0  # seconds a try of the first contact with serve may wait (two tries at most)
+
+
 class FillJob:
     """Removes the object from ``strip`` frame by frame; ``finish()`` adds the new strip.
 
@@ -204,7 +207,9 @@ class FillJob:
         self.client = link.ServeClient(settings.endpoint, timeout=settings.timeout, retries=settings.retries,
                                        stream=f"blender:{strip.name}", name="streamfill-blender")
         try:
-            self.client.hello()
+            # the first contact waits on Blender's thread: a short probe (a serve that is up answers a hello
+            # at once), so a serve that is down freezes the window for seconds, not Timeout x (Retries + 1)
+            self.client.hello(timeout=min(settings.timeout, HELLO_TIMEOUT), retries=min(settings.retries, 1))
             self.reader = StripReader(strip, settings.mask if settings.mask_kind == "MASK" else None)
             if self.box is not None and (self.box[0] >= self.reader.width or self.box[1] >= self.reader.height):
                 raise RuntimeError(f"box {','.join(map(str, self.box))} lies outside the "
