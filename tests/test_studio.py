@@ -308,6 +308,23 @@ def test_token_is_required_when_given(studio):
         assert c.get("/api/state").status_code == 200  # the cookie the page got
 
 
+def test_state_while_a_clip_opens_or_a_job_starts(studio, client, monkeypatch):
+    """/api/state iterated the clip and job tables while request threads added to them: "dictionary changed
+    size during iteration" (a 500 on the page's poll). Here the change happens during the listing itself."""
+    from streamfill.studio import session
+
+    first = studio.clip(open_clip(client)["id"])
+    real = session.Clip.describe
+
+    def describe_while_another_opens(self):
+        studio.clips.setdefault("other", first)  # what a concurrent open does
+        return real(self)
+
+    monkeypatch.setattr(session.Clip, "describe", describe_while_another_opens)
+    assert len(studio.state()["clips"]) == 1
+    assert len(studio.state()["clips"]) == 2
+
+
 def test_two_studios_in_one_browser_keep_their_own_token_cookie(studio):
     """Browsers share cookies across the ports of a host: under one name, opening a second token-protected
     studio (another port) replaced the first one's token, whose page then got "wrong token"."""

@@ -509,8 +509,10 @@ class Studio:
         return path
 
     def state(self) -> dict:
-        return {"clips": [c.describe() for c in self.clips.values()],
-                "jobs": [j.snapshot() for j in self.jobs.values()],
+        with self._lock:  # a clip opened or a job started meanwhile: "dictionary changed size during iteration"
+            clips, jobs = list(self.clips.values()), list(self.jobs.values())
+        return {"clips": [c.describe() for c in clips],
+                "jobs": [j.snapshot() for j in jobs],
                 "engines": list(ENGINES), "temporal_modes": list(TEMPORAL_MODES),
                 "default_engine": self.config.engine.name, "default_temporal": self.config.temporal.mode,
                 "limits": dataclasses.asdict(self.limits)}
