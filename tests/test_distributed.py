@@ -21,7 +21,7 @@ from media import make_video, write_png
 
 from streamfill import api
 from streamfill.config import load_config
-from streamfill.distributed import LocalExecutor, process_chunked
+from streamfill.distributed import LocalExecutor, batch_jobs, process_chunked
 from streamfill.distributed import chunks as chunks_mod
 from streamfill.errors import DistributedError, OutputError
 from streamfill.io.segments import join_segments
@@ -346,7 +346,8 @@ def test_a_worker_killed_in_a_process_pool_fails_only_its_clip(tmp_path, monkeyp
     import os
     import signal
 
-    from streamfill.distributed.chunks import ClipJob, ClipResult, run_batch_local
+    from streamfill.distributed import batch as batch_mod
+    from streamfill.distributed.batch import ClipJob, ClipResult, run_batch_local
 
     def fake(job, config, **kw):  # runs in the (forked) worker process
         if job.input.endswith("bad.mp4"):
@@ -354,7 +355,7 @@ def test_a_worker_killed_in_a_process_pool_fails_only_its_clip(tmp_path, monkeyp
         time.sleep(0.2)
         return ClipResult(job.input, job.output, frames=3)
 
-    monkeypatch.setattr(chunks_mod, "process_clip", fake)
+    monkeypatch.setattr(batch_mod, "process_clip", fake)
     names = ["a.mp4", "bad.mp4", "b.mp4", "c.mp4", "d.mp4"]
     jobs = [ClipJob(str(tmp_path / n), str(tmp_path / "out" / n), None) for n in names]
     seen = []
@@ -542,11 +543,11 @@ def test_batch_refuses_a_folder_or_a_clip_given_twice_before_making_the_out_dir(
     (tmp_path / "frames").mkdir()
     out = tmp_path / "out"
     with pytest.raises(InputError, match="is a folder"):
-        chunks_mod.batch_jobs([str(src), str(tmp_path / "frames")], out, mask=None, config=Config())
+        batch_jobs([str(src), str(tmp_path / "frames")], out, mask=None, config=Config())
     with pytest.raises(InputError, match="given twice"):
-        chunks_mod.batch_jobs([str(src), str(src)], out, mask=None, config=Config())
+        batch_jobs([str(src), str(src)], out, mask=None, config=Config())
     assert not out.exists()
-    assert len(chunks_mod.batch_jobs([str(src)], out, mask=None, config=Config())) == 1 and out.is_dir()
+    assert len(batch_jobs([str(src)], out, mask=None, config=Config())) == 1 and out.is_dir()
 
 
 def _box_hole(tmp_path) -> Path:

@@ -6,18 +6,15 @@ imported only by ``streamfill.distributed.ray_backend``, and only inside its fun
 extra everything here but the Ray executor works.
 """
 
+from streamfill.distributed.batch import ClipJob, ClipResult, batch_jobs, run_batch_local
 from streamfill.distributed.chunks import (
     Chunk,
     ChunkedResult,
     ChunkResult,
     ChunkWorker,
-    ClipJob,
-    ClipResult,
     LocalExecutor,
-    batch_jobs,
     process_chunked,
     rolls,
-    run_batch_local,
 )
 
 __all__ = ["Chunk", "ChunkResult", "ChunkWorker", "ChunkedResult", "ClipJob", "ClipResult", "LocalExecutor",

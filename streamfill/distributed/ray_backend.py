@@ -22,7 +22,8 @@ from collections import deque
 from collections.abc import Callable
 
 from streamfill.config import Config
-from streamfill.distributed.chunks import Chunk, ChunkResult, ChunkWorker, ClipJob, ClipResult
+from streamfill.distributed.batch import ClipJob, ClipResult, process_clip
+from streamfill.distributed.chunks import Chunk, ChunkResult, ChunkWorker
 from streamfill.errors import DistributedError, StreamfillError
 
 CONNECT_TIMEOUT = 20.0  # seconds a --ray address gets to answer
@@ -148,7 +149,8 @@ class _Worker:
         return result
 
     def clip(self, job: ClipJob, key: int) -> ClipResult:
-        result = self.worker.clip(job, self._ticker(("clip", key), None))
+        result = process_clip(job, self.worker.config, inpainter=self.worker.inpainter,
+                              progress=self._ticker(("clip", key), None))
         self.progress.set.remote(("clip", key), result.frames)
         return result
 
