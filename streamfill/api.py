@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -524,10 +523,9 @@ def _misses(masks) -> int:
 
 def _write_json(path: str | Path, data: dict) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        with io.staged(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2) + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from None
 

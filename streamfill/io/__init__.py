@@ -21,6 +21,7 @@ from streamfill.io.encode import (
     check_video_suffix,
     is_sequence_path,
     open_output,
+    staged,
     write_image,
 )
 from streamfill.io.images import IMAGE_SUFFIXES, is_image_file, picture_format, read_image
@@ -30,5 +31,5 @@ __all__ = [
     "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",
     "VideoWriter", "check_image_output", "check_output_path", "check_source_carry", "check_video_suffix",
     "is_image_file", "is_sequence_path", "open_output", "open_video", "picture_format", "read_grey_sequence",
-    "read_image", "write_image",
+    "read_image", "staged", "write_image",
 ]

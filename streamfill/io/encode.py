@@ -15,7 +15,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -118,15 +118,12 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(data))
     if not ok:
         raise OutputError(f"cannot encode {path}")
-    tmp = _temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(path.parent)
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
+        with staged(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
@@ -151,6 +148,21 @@ def partial_name(name: str) -> str:
 
 def _temp_path(final: Path) -> Path:
     return final.with_name(partial_name(final.stem) + final.suffix)
+
+
+@contextlib.contextmanager
+def staged(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside ``path`` (``partial_name``) to write the file under; renamed to ``path`` when the
+    block ends normally, removed when it does not (an error, Ctrl-C), so nothing half-written ever stands under
+    ``path`` (nor replaces a good file there). One writer per path at a time."""
+    final = Path(path)
+    tmp = _temp_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):  # (gone already after the rename)
+            tmp.unlink()
 
 
 def _pid_running(pid: int) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from streamfill.errors import InputError
+from streamfill.io import staged
 from streamfill.train.config import TrainConfig
 from streamfill.train.loop import checkpoint_config, model_config, read_checkpoint
 from streamfill.train.run import run_record
@@ -274,35 +275,29 @@ def export_run(
         else:
             provenance["licence_note"] = (f"trained by streamfill starting from {origin['file']}; data licences "
                                           "in MODEL_CARD.md")
-    staged = output.with_name(output.stem + ".partial.safetensors")
-    save_generator(generator, staged, metadata=provenance, dtype=torch.float16)
-    os.chmod(staged, 0o644)  # package data: world-readable whatever the umask of the writer
+    candidate = output.with_name(output.stem + ".partial.safetensors")
+    save_generator(generator, candidate, metadata=provenance, dtype=torch.float16)
+    os.chmod(candidate, 0o644)  # package data: world-readable whatever the umask of the writer
     try:
-        heldout_text = heldout(staged) if heldout is not None else None  # measured before anything is replaced
+        heldout_text = heldout(candidate) if heldout is not None else None  # measured before anything is replaced
     except BaseException:
-        staged.unlink(missing_ok=True)
+        candidate.unlink(missing_ok=True)
         raise
-    os.replace(staged, output)
+    os.replace(candidate, output)
     if discriminator:
         from safetensors.torch import save_file
 
         d_state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
                    for k, v in state["discriminator"].items()}
-        d_path = output.with_name(output.stem + ".discriminator.safetensors")
-        d_tmp = d_path.with_name(f".{d_path.stem}.partial-{os.getpid()}.safetensors")  # never half a file
-        try:
+        with staged(output.with_name(output.stem + ".discriminator.safetensors")) as d_tmp:  # never half a file
             save_file(d_state, str(d_tmp),
                       metadata={"streamfill.format": "discriminator/1", "cnum": str(cfg.discriminator.cnum),
                                 "step": str(int(state["step"]))})
-            os.replace(d_tmp, d_path)
-        finally:
-            d_tmp.unlink(missing_ok=True)
     params = sum(p.numel() for p in generator.parameters())
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
                       data_paths=data_paths, sources=sources, hardware=hardware, history=history,
                       run_dir=run_dir, heldout=heldout_text, held_out_items=record.get("val_items"))
-    tmp = card.with_name(card.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, card)
+    with staged(card) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return ExportResult(output, card, int(state["step"]))

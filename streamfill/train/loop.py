@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from streamfill.errors import ConfigError, InputError, WeightsError
+from streamfill.io import staged
 from streamfill.train.config import TrainConfig, resolve_init_weights, train_config_from_dict
 from streamfill.train.data import Batch, TrainData, make_batch, validation_set
 from streamfill.train.metrics import hole_metrics, telea_fill
@@ -430,9 +431,8 @@ class Trainer:
         """Write the full training state atomically (temporary file, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        with staged(path) as tmp:
+            torch.save(self.state_dict(), tmp)
         return path
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from streamfill.errors import InputError
+from streamfill.io import staged
 from streamfill.train.config import TrainConfig, load_train_config, train_config_from_dict
 from streamfill.train.data import TrainData
 from streamfill.train.loop import Trainer, read_checkpoint
@@ -92,9 +93,8 @@ def prepare_run(
     record = {"data": paths, "config": cfg.to_dict(),
               "train_items": len(data.train_items), "val_items": len(data.val_items),
               "val": [str(key) for _, key in data.val_items]}
-    tmp = record_path.with_name(record_path.name + ".partial")  # a resume reads it: never half-written
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, record_path)
+    with staged(record_path) as tmp:  # a resume reads it: never half-written
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
     return trainer
 
 
