@@ -312,38 +312,26 @@ def test_box_outside_the_movie_is_one_clear_error(blender, serve, tmp_path):
 
 
 @pytest.mark.slow
-def test_server_down_is_one_clear_error(blender, tmp_path):
+@pytest.mark.parametrize("settings", ["s.streamfill.timeout = 0.3; s.streamfill.retries = 0\n", ""])
+def test_server_down_is_one_clear_error(blender, tmp_path, settings):
+    """serve down: one line, nothing added, no traceback. The first contact runs on Blender's thread: with the
+    panel's defaults (Timeout 30 s, Retries 2, the second case) it froze Blender for 90 s before the error;
+    the hello is now a short probe (two tries of 5 s)."""
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
     run = _run_addon_script(blender, tmp_path / "down.py", (
         "s = bpy.context.scene; seq = s.sequence_editor_create()\n"
         f"seq.active_strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
-        f"s.streamfill.endpoint = 'tcp://127.0.0.1:{free_port()}'; s.streamfill.timeout = 0.3\n"
-        "s.streamfill.retries = 0; s.streamfill.mask_kind = 'BOX'\n"
+        f"s.streamfill.endpoint = 'tcp://127.0.0.1:{free_port()}'; s.streamfill.mask_kind = 'BOX'\n"
+        + settings + "t0 = time.monotonic()\n"
         "try:\n    r = bpy.ops.sequencer.streamfill_remove_object()\nexcept RuntimeError as e:\n    r = str(e)\n"
-        "print('RESULT', r)\nprint('STRIPS', len(seq.sequences_all))\n"), timeout=120)
+        "print('SECONDS', round(time.monotonic() - t0, 1))\nprint('STRIPS', len(seq.sequences_all))\n"),
+        timeout=200)
     text = run.stdout + run.stderr
     assert "no answer from streamfill serve" in text, text[-2000:]
     strips = [line for line in run.stdout.splitlines() if line.startswith("STRIPS")]
     assert strips == ["STRIPS 1"], text[-2000:]  # the clip's strip only: nothing was added
     assert "Traceback" not in text
-
-
-@pytest.mark.slow
-def test_server_down_with_the_default_timeout_answers_within_seconds(blender, tmp_path):
-    """The first contact runs on Blender's thread: with the panel's defaults (Timeout 30 s, Retries 2) a serve
-    that is down froze Blender for 90 s before the error; the hello is now a short probe (two tries of 5 s)."""
-    clip = tmp_path / "clip.mkv"
-    write_rgb_clip(clip, [frame_image(i, H, W) for i in range(2)])
-    run = _run_addon_script(blender, tmp_path / "down_default.py", (
-        "s = bpy.context.scene; seq = s.sequence_editor_create()\n"
-        f"seq.active_strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
-        f"s.streamfill.endpoint = 'tcp://127.0.0.1:{free_port()}'; s.streamfill.mask_kind = 'BOX'\n"
-        "t0 = time.monotonic()\n"
-        "try:\n    r = bpy.ops.sequencer.streamfill_remove_object()\nexcept RuntimeError as e:\n    r = str(e)\n"
-        "print('SECONDS', round(time.monotonic() - t0, 1))\n"), timeout=200)
-    text = run.stdout + run.stderr
-    assert "no answer from streamfill serve" in text, text[-2000:]
     seconds = float(next(line for line in run.stdout.splitlines() if line.startswith("SECONDS")).split()[1])
     assert seconds < 12, text[-2000:]
 
