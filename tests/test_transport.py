@@ -966,3 +966,15 @@ def test_control_socket_survives_a_request_the_handler_chokes_on():
             ctx.destroy(linger=0)
     assert replies[0]["ok"] is False and replies[1] == {"ok": True}
     assert srv.error is None
+
+
+def test_push_sink_close_fails_loudly_when_the_last_frames_cannot_leave():
+    # the receiver is gone at the end: the frames and the bye sat in the queue until the linger ran out and
+    # were thrown away, and the run ended as if all had been delivered
+    ep = free_tcp()  # nobody binds: every frame stays queued
+    t0 = time.monotonic()
+    with pytest.raises(TransportError, match="did not take the last frames"), \
+            PushSink(ep, TransportConfig(push_hwm=8, send_timeout=0.3)) as out:
+        for f in frames(3):
+            out.write(f)
+    assert time.monotonic() - t0 < 3

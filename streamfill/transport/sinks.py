@@ -6,7 +6,9 @@
 - ``PushSink`` connects a PUSH socket to a receiver that binds PULL: lossless. When the receiver falls
   behind, ``write`` blocks (backpressure reaches the pipeline) for at most ``send_timeout`` seconds, then
   raises ``TransportError``. On a clean exit it sends ``bye`` (with the frame count) and waits up to
-  ``send_timeout`` for the queued frames to leave; on an error exit it drops them at once.
+  ``send_timeout`` for the queued frames to leave, raising ``TransportError`` if they did not (ZeroMQ gives
+  no delivery report: a receiver that stalls for that long may have lost the last frames and the bye); on an
+  error exit it drops them at once.
 
 ``write`` sends the frame's image without copying it: do not modify the array afterwards.
 Both implement ``FrameSink`` (use them as context managers).
@@ -26,6 +28,7 @@ from streamfill.transport._zmq import attach, check_endpoint, make_socket
 from streamfill.types import Frame
 
 PUB_CLOSE_LINGER = 1.0  # seconds a publish sink lingers at a clean close, so its bye reaches live subscribers
+DRAIN_SHARE = 0.95  # a push sink whose close took this share of its linger had frames left when the linger ran out
 
 
 class _ZmqSink:
@@ -145,5 +148,12 @@ class PushSink(_ZmqSink):
         except TransportError:
             self._close(0)
             raise
-        # Deliberate exception to LINGER=0: a lossless sink lets its queue drain, for a bounded time.
-        self._close(int(self.config.send_timeout * 1000))
+        # Deliberate exception to LINGER=0: a lossless sink lets its queue drain, for a bounded time. ZeroMQ
+        # reports nothing about what it threw away when the linger ran out, but closing returns as soon as the
+        # queue is empty: a close that took the whole linger means frames (or the bye) may never have arrived.
+        linger = self.config.send_timeout
+        t0 = time.monotonic()
+        self._close(int(linger * 1000))
+        if time.monotonic() - t0 >= linger * DRAIN_SHARE:
+            raise TransportError(f"push sink: the receiver at {self.endpoint} did not take the last frames within "
+                                 f"{linger:g} s of the end; the last ones and the bye may be lost")
