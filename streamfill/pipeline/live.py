@@ -490,7 +490,7 @@ def run_live(source: Iterable[Frame], masks: MaskSource, completion: Completion,
 # ----------------------------------------------------------------------------------------------- preview
 def preview_unavailable() -> str | None:
     """Why a preview window cannot be shown here (None when it can): OpenCV built without a GUI backend
-    (opencv-python-headless) or no display (neither DISPLAY nor WAYLAND_DISPLAY set, on Linux)."""
+    (opencv-contrib-python-headless) or no display (neither DISPLAY nor WAYLAND_DISPLAY set, on Linux)."""
     import os
     import sys
 
@@ -498,7 +498,10 @@ def preview_unavailable() -> str | None:
 
     gui = [ln for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")]
     if gui and gui[0].split(":", 1)[1].strip().upper() == "NONE":
-        return "this OpenCV has no GUI backend (opencv-python-headless); install opencv-python for --preview"
+        return (
+            "this OpenCV has no GUI backend (opencv-contrib-python-headless); for --preview, replace it with "
+            "opencv-contrib-python"
+        )
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display (DISPLAY is not set)"
     return None
