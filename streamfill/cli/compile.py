@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--size", action="append", type=int, metavar="PX", help="working size, repeatable "
                    "(default: the spec's, else [crop] sizes)")
     p.add_argument("--max-batch", type=int, metavar="N", help="largest batch per call ([engine] max_batch)")
-    p.add_argument("--cache-dir", metavar="DIR", help="engine cache (default $STREAMFILL_CACHE or "
-                   "~/.cache/streamfill/engines)")
+    p.add_argument("--cache-dir", metavar="DIR", help="engine cache (default $STREAMFILL_CACHE, else "
+                   "$XDG_CACHE_HOME/streamfill/engines, else ~/.cache/streamfill/engines)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even when a valid engine is cached")
     g = p.add_argument_group("neural engines")
     add_neural_flags(g)
