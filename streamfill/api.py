@@ -74,8 +74,9 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
     (``build.MaskOptions``); ``mask`` may then be None. ``inpainter``: an engine already loaded (e.g. by a
     worker that processes many clips), instead of loading one from ``config``.
 
-    Every input frame is written with its source pts; audio is copied unchanged; the output appears under
-    its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
+    Every input frame is written with its source pts; audio is copied unchanged (encoded again, with a note
+    logged on the ``streamfill`` logger, when the output format cannot hold it as it is); the output appears
+    under its final name only when complete. Raises InputError/DecodeError/MaskError/OutputError/EngineError.
     """
     config = config or Config()
     _check_not_empty(input=input, output=output, mask=mask)

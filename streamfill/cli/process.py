@@ -25,7 +25,8 @@ from streamfill.config import merge
 def add_parser(sub) -> None:
     p = sub.add_parser("process", help="remove objects from a video file or image sequence",
                        description="Fill the masked region of every frame and write a new video. Every frame "
-                                   "keeps its timestamp; audio is copied unchanged.")
+                                   "keeps its timestamp; audio is copied unchanged (encoded again, with a note, "
+                                   "when the output format cannot hold it as it is).")
     p.add_argument("input", help="video file, URL, or a folder of images (with --fps)")
     p.add_argument("-o", "--output", required=True,
                    help="output video (.mp4, .mkv, .mov, .m4v, .ts: H.264; .webm: VP9) or a folder (ending in /, or a "
