@@ -214,8 +214,8 @@ def model_card(
         "## Continue training",
         "",
         "The exported file holds the generator only. The full state (discriminator, optimisers, RNG) is the "
-        "run's `checkpoints/latest.pt`; continue with `streamfill train --out RUN_DIR --resume` (see the "
-        "README's training section).",
+        "run's `checkpoints/latest.pt`; continue with `streamfill train --out RUN_DIR --resume` (see "
+        "docs/training.md in the streamfill repository).",
         "",
     ]
     return "\n".join(lines)
