@@ -547,3 +547,58 @@ def test_audio_trials_are_written_with_the_outputs_own_options(tmp_path):
     with (av.open(str(src)) as c, av.open(io.BytesIO(), "w", format="nut", options={"avoid_negative_ts": "disabled"})
           as out, pytest.raises(OutputError, match=r"its first packet is timed before 0 s \(-0\.021 s")):
         Passthrough(out).add_all(list(c.streams.audio))
+
+
+def _tagged_clip(path, space, frames=6, size=(96, 64)):
+    """Frames of saturated colours encoded with the YUV matrix ``space`` (an AVColorSpace code) and tagged so
+    (2: untagged, swscale's default matrix)."""
+    import av
+    names = {1: "ITU709", 6: "SMPTE170M", 9: "BT2020"}
+    w, h = size
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"crf": "1"}
+        if space != 2:
+            cc = st.codec_context
+            cc.colorspace, cc.color_range, cc.color_primaries = space, 1, space
+            cc.color_trc = space if space != 9 else 14
+        colours = np.array([(200, 60, 30), (30, 200, 60), (40, 50, 220), (230, 220, 40)], np.uint8)
+        for i in range(frames):
+            img = np.repeat(np.repeat(colours[None], h, 0), w // 4, 1)
+            img = np.roll(img, i, axis=1).copy()
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if space != 2:
+                vf = vf.reformat(format="yuv420p", dst_colorspace=names[space], dst_color_range="MPEG")
+            for p in st.encode(vf):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+@pytest.mark.parametrize("space", [1, 6, 9])
+def test_output_keeps_the_sources_yuv_and_colour_tags(tmp_path, space):
+    # frames are decoded to RGB with the source's matrix (BT.709 for HD), but were encoded back with swscale's
+    # default (BT.601) and no tags: every pixel of a BT.709 clip changed colour (Y +7 on a saturated red),
+    # not only the hole's
+    import av
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    _tagged_clip(src, space)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(64, 96, 4, 4, 12, 12))
+    api.process(src, out, mask=mask, config=load_config(overrides={"temporal": {"mode": "off"}}))
+
+    def tags(path):
+        with av.open(str(path)) as c:
+            cc = c.streams.video[0].codec_context
+            return cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc
+
+    def luma(fr):
+        return np.frombuffer(fr.planes[0], np.uint8).reshape(fr.height, -1)[:, :fr.width].astype(int)
+
+    assert tags(out) == tags(src)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            d = luma(fb)[32:, 40:] - luma(fa)[32:, 40:]  # away from the hole
+            # swscale's fast YUV -> RGB path rounds down: about 1.5 levels of luma are lost either way
+            assert abs(d.mean()) < 2.0 and np.abs(d).mean() < 2.0, (d.mean(), np.abs(d).mean())

@@ -37,6 +37,19 @@ class StreamInfo:
 
 
 @dataclass(frozen=True)
+class ColourTags:
+    """How a source's YUV maps to colour, as FFmpeg codes it (``AVColorSpace``, ``AVColorRange``,
+    ``AVColorPrimaries``, ``AVColorTransferCharacteristic``; 2, 0, 2, 2 = unspecified). Frames are decoded to
+    RGB with the source's matrix and range; the encoder converts back with the same ones and writes these tags,
+    so the pixels outside the hole keep their values and players show them as they showed the source."""
+
+    space: int = 2
+    range: int = 0
+    primaries: int = 2
+    trc: int = 2
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """What a source holds. ``width``/``height`` are the decoded frame size after rotation is applied."""
 
@@ -57,6 +70,7 @@ class VideoInfo:
     start_time: float = 0.0  # seconds of the first frame's pts (a clip cut from a longer one may start at 5 s)
     end_time: float | None = None  # seconds where its last frame ends, as the header says
     end_from_track: bool = False  # end_time comes from the video track's own duration, not the container's
+    colour: ColourTags = ColourTags()  # the source's colour description (unspecified for pictures, cameras)
 
     @property
     def has_audio(self) -> bool:
@@ -153,7 +167,9 @@ class VideoReader:
     def _probe(self) -> VideoInfo:
         c, s = self._container, self._stream
         cc = s.codec_context
-        rotation = _first_frame_rotation(self.path)
+        rotation, colour = _first_frame_props(self.path)
+        if colour is None:
+            colour = ColourTags(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
         w, h = cc.width, cc.height
         if rotation % 180:
             w, h = h, w
@@ -207,6 +223,7 @@ class VideoReader:
             end_time=end,
             end_from_track=track is not None,
             frame_count_estimated=estimated,
+            colour=colour,
         )
 
     # -- frames ----------------------------------------------------------------------------------------
@@ -325,20 +342,23 @@ def _tag_seconds(value: str | None) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def _first_frame_rotation(path: str) -> int:
-    """Display rotation (degrees counter-clockwise, FFmpeg's display matrix) of a file's first video frame.
+def _first_frame_props(path: str) -> tuple[int, ColourTags | None]:
+    """Display rotation (degrees counter-clockwise, FFmpeg's display matrix) and colour tags of a file's first
+    video frame.
 
     PyAV exposes the display matrix on decoded frames only, so a file is opened once more and one frame is
-    decoded. Sources that cannot be reopened (URLs, devices) report 0; their frames still carry their own."""
+    decoded (its colour tags are the ones its pixels are converted with; the stream header may lack them).
+    Sources that cannot be reopened (URLs, devices) report 0 and None; their frames still carry their own."""
     if "://" in path or path.startswith("/dev/"):
-        return 0
+        return 0, None
     try:
         with av.open(path) as c:
             for frame in c.decode(video=0):
-                return int(round(getattr(frame, "rotation", 0) or 0))
+                return (int(round(getattr(frame, "rotation", 0) or 0)),
+                        ColourTags(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc))
     except (av.FFmpegError, OSError, ValueError):
         pass
-    return 0
+    return 0, None
 
 
 FPS_RANGE = (0.001, 1_000_000)  # frames per second of an image sequence (--fps)

@@ -25,7 +25,7 @@ import numpy as np
 
 from streamfill.config import X264_PRESETS, IOConfig
 from streamfill.errors import OutputError
-from streamfill.io.decode import VideoInfo
+from streamfill.io.decode import ColourTags, VideoInfo
 from streamfill.io.images import IMAGE_SUFFIXES
 from streamfill.io.remux import Passthrough, check_carry, remux_streams
 from streamfill.types import Frame
@@ -253,6 +253,7 @@ class VideoWriter(_AtomicWriter):
         self._tmp = _temp_path(self.path)
         self._out = None
         self._stream = None
+        self._matrix: str | None = None  # the YUV matrix frames are converted with (None: swscale's default)
         self._src = None
         self._src_packets = None
         self._pending = None
@@ -315,6 +316,9 @@ class VideoWriter(_AtomicWriter):
                     opts["tune"] = self._tune
             stream.options = opts
         stream.width, stream.height = info.width, info.height
+        self._matrix = None
+        if not cfg.lossless:
+            self._matrix = _tag_colour(stream.codec_context, info.colour)
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         stream.thread_type = "AUTO"
@@ -352,6 +356,9 @@ class VideoWriter(_AtomicWriter):
             self.pts_adjusted += 1
         self._last_pts = pts
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        if self._matrix is not None:
+            # back to YUV with the matrix and range the source was decoded with (swscale's default is BT.601)
+            vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace=self._matrix, dst_color_range="MPEG")
         vf.pts = pts
         vf.time_base = self.info.time_base
         try:
@@ -430,6 +437,25 @@ class VideoWriter(_AtomicWriter):
                 self._src.close()
             self._src = None
             self._src_packets = None
+
+
+# FFmpeg's AVColorSpace codes -> the YUV matrices swscale converts with (PyAV's reformat names)
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def _tag_colour(cc, colour: ColourTags) -> str | None:
+    """Give the encoder ``cc`` the source's colour tags; returns the matrix to convert RGB with (None: the
+    source has none swscale knows, so frames keep swscale's default, BT.601, as they were decoded with)."""
+    if colour.primaries != 2:
+        cc.color_primaries = colour.primaries
+    if colour.trc != 2:
+        cc.color_trc = colour.trc
+    matrix = _MATRICES.get(colour.space)
+    if matrix is None:
+        return None
+    cc.colorspace = colour.space
+    cc.color_range = 1  # limited ("MPEG"): what yuv420p / yuv444p output is converted to
+    return matrix
 
 
 def _ffv1_options(width: int, height: int) -> dict[str, str]:
