@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -493,3 +494,15 @@ def test_mask_frame_with_a_box_is_refused(capsys, tmp_path, clip):
     assert_one_line_error(*run_cli(capsys, "masks", src, "-o", out, "--box", "10,10,20,20", "--mask-frame", "3"),
                           "--mask-frame", "@3")
     assert not out.exists()
+
+
+def test_output_piped_into_a_reader_that_leaves_stops_quietly():
+    # `streamfill weights info W | head -1`: the reader closed the pipe, and the next write printed
+    # "streamfill: error: BrokenPipeError: [Errno 32] Broken pipe" with exit 1, as if something had failed
+    weights = Path(__file__).resolve().parents[1] / "streamfill" / "data" / "deepfill_default.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "weights", "info", str(weights)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the interpreter has started: every write finds the reader gone
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141
+    assert err == ""

@@ -12,9 +12,11 @@ Set STREAMFILL_DEBUG=1 to see tracebacks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import select
 import signal
 import sys
 
@@ -99,6 +101,16 @@ def _show_notes() -> logging.Handler:
     return handler
 
 
+def _stdout_gone() -> bool:
+    """Is stdout a pipe whose reader has closed it?"""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     try:  # building the parser imports every command (about 0.3 s): Ctrl-C there is an interruption too
         parser = build_parser()
@@ -121,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
         note = getattr(args, "interrupt_note", "")
         print("streamfill: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if not _stdout_gone():
+            if debug:
+                raise
+            error(f"{type(exc).__name__}: {exc}")
+            return 1
+        # the reader of our output left (`streamfill ... | head`): stop quietly, as a tool killed by SIGPIPE
+        # does; stdout goes to /dev/null so the interpreter's last flush does not fail again
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (OSError, MemoryError) as exc:
         if debug:
             raise
