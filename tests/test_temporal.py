@@ -16,7 +16,7 @@ from streamfill.errors import ConfigError, MaskError
 from streamfill.pipeline.complete import Completer
 from streamfill.temporal import BackgroundMemory, TemporalCompletion
 from streamfill.temporal.background import Placement
-from streamfill.temporal.flow import smooth_fill
+from streamfill.temporal.flow import nearest_flow, smooth_fill
 
 H, W = 96, 160
 
@@ -207,6 +207,20 @@ def test_smooth_fill_keeps_known_and_interpolates():
     assert np.array_equal(out[known], values[known])
     assert np.abs(out[~known][:, 1] - 3.0).max() < 1e-4       # a constant field stays constant
     assert np.abs(out[~known][:, 0] - values[~known][:, 0]).mean() < 4.0
+
+
+def test_nearest_flow_keeps_each_sides_motion():
+    # a subject on the left moving right, the background on the right moving left, a hole over the boundary:
+    # the smooth completion blends the two motions to about zero in the middle, which moves nothing right
+    flow = np.zeros((30, 40, 2), np.float32)
+    flow[:, :20, 0], flow[:, 20:, 0] = 3.0, -3.0
+    bad = np.zeros((30, 40), bool)
+    bad[5:25, 12:28] = True
+    near = nearest_flow(np.where(bad[..., None], 99.0, flow), bad)
+    assert np.array_equal(near[~bad], flow[~bad])
+    assert (near[10:20, 13:19, 0] == 3.0).all() and (near[10:20, 21:27, 0] == -3.0).all()
+    blend = smooth_fill(np.where(bad[..., None], 0.0, flow), ~bad)
+    assert np.abs(blend[10:20, 18:22, 0]).max() < 2.0  # what it replaces: neither motion near the middle
 
 
 def test_make_completion_and_config():

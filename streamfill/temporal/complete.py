@@ -57,7 +57,9 @@ gathered again from frames at least as far as the median distance of the hole pa
 (``sources.Sources._aged_ring``). A part given away whole takes nothing carried from the previous output either
 (``PROBE_CARRY``: it comes along the same flow). In ``quality`` the engine's fill is then averaged with the
 previous output along the flow (``ENGINE_SMOOTH``), as carried pixels are. It costs one extra engine run per
-frame with a hole, so ``fast`` skips it.
+frame with a hole, so ``fast`` skips it. Where the hole's border moves in several ways (``NEAREST_SPREAD``: a
+subject crossing a panning background), both averages read the previous output along the motion of the nearest
+border pixel (``flow.nearest_flow``), not along the smooth blend of the motions, which misplaces it on both sides.
 
 The propagated colours are matched to the frame around the hole (seam): ``fast`` adds the median difference
 measured on the ring; ``quality`` interpolates the ring's differences smoothly across the hole (a membrane,
@@ -102,6 +104,7 @@ from streamfill.temporal.flow import (
     fb_error,
     grey_small,
     grid,
+    nearest_flow,
     sample,
     shrink_hole,
     smooth_fill,
@@ -132,6 +135,8 @@ FLOW_SOLID = 0.3         # flow weight (about one candidate within 3 frames) tha
 CONFLICT_LEVEL = 30.0    # 8-bit levels flow and memory may differ before the flow overrules the memory (quality)
 TRAJECTORY_SMOOTH = 0.5   # quality: share of the previous output (along the flow) in each carried pixel
 ENGINE_SMOOTH = 0.45     # quality: share of the previous output (along the flow) in each engine-filled pixel
+NEAREST_SPREAD = 1.0     # quality: border spread (px per frame) above which the filters read the previous output
+                         # along the flow of the nearest border pixel (nearest_flow), not the smooth blend (0 = never)
 PROBE = True             # quality: test propagation against the engine on held-out known pixels around the hole
 PROBE_AGE = True         # quality: the probe predicts the ring from frames as far away as the hole's sources
 PROBE_AGE_COPIES = True  # quality: ... and the ring's copies (and flow candidates that replaced them) likewise
@@ -158,6 +163,7 @@ class _Slot:
     err_fwd: np.ndarray | None = None     # its forward-backward error (h x w)
     bwd: np.ndarray | None = None         # completed flow to the previous frame
     err_bwd: np.ndarray | None = None
+    bwd_near: np.ndarray | None = None    # quality: flow to the previous frame, completed from the nearest border
     cut_after: bool = False
     drift_fwd: float = 0.0                # fast: how far (px) the flow completed in the hole may be off, per step
     drift_bwd: float = 0.0
@@ -295,6 +301,12 @@ class TemporalCompletion(Sources, RingChecks):
         fc = complete_flow(f, bad_f)
         gc = complete_flow(g, bad_g)
         a.fwd, b.bwd = fc, gc
+        if self.quality and NEAREST_SPREAD > 0:
+            # where the border moves in several ways, the smooth flow blends them inside the hole, and the
+            # previous output read along it (the quality filters) is misplaced on both sides
+            scale = a.hole.shape[1] / a.small.shape[1]
+            if _border_spread(g, err_g, b.hole_small, thr) * scale > NEAREST_SPREAD:
+                b.bwd_near = nearest_flow(g, bad_g)
         a.err_fwd, b.err_bwd = fb_error(fc, gc), fb_error(gc, fc)
         a.paired = True
 

@@ -163,3 +163,21 @@ def complete_flow(flow: np.ndarray, bad: np.ndarray) -> np.ndarray:
     if not bad.any():
         return flow
     return smooth_fill(flow, ~bad)
+
+
+
+def nearest_flow(flow: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """The flow with the ``bad`` pixels given the flow of the nearest good pixel. Where a hole's border moves in
+    several ways (a subject crossing a panning background), each side's motion goes on into the hole up to where
+    the sides meet, instead of ``complete_flow``'s blend of both, which follows neither."""
+    if not bad.any() or bad.all():
+        return flow
+    # each good pixel (0 in the input) gets a label of its own; every pixel gets the label of the nearest one
+    _, labels = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    good = ~bad
+    table = np.zeros((int(labels.max()) + 1, 2), np.float32)
+    table[labels[good]] = flow[good]
+    out = table[labels]
+    out[good] = flow[good]
+    return out

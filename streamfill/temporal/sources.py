@@ -212,6 +212,9 @@ class Sources:
         # more each time; bilinear for the quality filter, whose share of each past frame decays geometrically
         # (on a panning clip nearest reads cost the filter 0.3 dB of detail)
         carried = sample(prev.out, np.rint(px), np.rint(py), nearest=True).astype(np.float32)
+        if slot.bwd_near is not None:  # the border moves in several ways: each side's own motion (nearest_flow)
+            f = sample(slot.bwd_near, u, v)
+            px, py = xs + f[..., 0] / sx, ys + f[..., 1] / sy
         filtered = sample(prev.out, px, py, clamp=True).astype(np.float32) if self.quality else carried
         return carried, ok, filtered
 
