@@ -602,3 +602,11 @@ def test_output_keeps_the_sources_yuv_and_colour_tags(tmp_path, space):
             d = luma(fb)[32:, 40:] - luma(fa)[32:, 40:]  # away from the hole
             # swscale's fast YUV -> RGB path rounds down: about 1.5 levels of luma are lost either way
             assert abs(d.mean()) < 2.0 and np.abs(d).mean() < 2.0, (d.mean(), np.abs(d).mean())
+
+
+def test_info_names_the_colour_tags(tmp_path, capsys):
+    from streamfill.cli import main
+    src = tmp_path / "in.mp4"
+    _tagged_clip(src, 1)
+    assert main(["info", str(src)]) == 0
+    assert "colour     matrix BT.709, transfer BT.709, limited range" in capsys.readouterr().out

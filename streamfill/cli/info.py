@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
         "height": info.height, "fps": fps, "time_base": str(info.time_base), "frames": info.frame_count,
         "frames_estimated": info.frame_count_estimated,
         "duration": info.duration, "rotation": info.rotation, "pix_fmt": info.pix_fmt,
+        "colour": {"space": info.colour.space, "range": info.colour.range, "primaries": info.colour.primaries,
+                   "trc": info.colour.trc},
         "audio": info.has_audio,
         "streams": [{"index": s.index, "type": s.type, "codec": s.codec, "detail": s.detail}
                     for s in info.other_streams],
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  container  {info.format}")
     print(f"  video      {info.codec} {info.width}x{info.height} {info.pix_fmt}"
           + (f", rotated {info.rotation} deg" if info.rotation else ""))
+    print(f"  colour     {_colour(info.colour)}")
     print(f"  fps        {fps:.3f}" if fps else "  fps        unknown")
     if info.frame_count is None:
         frames = "unknown"
@@ -51,3 +54,21 @@ def run(args: argparse.Namespace) -> int:
     for s in info.other_streams:
         print(f"  stream #{s.index}  {s.type} {s.codec}" + (f" ({s.detail})" if s.detail else ""))
     return 0
+
+
+# FFmpeg's codes (AVColorSpace, AVColorTransferCharacteristic, AVColorRange) for the usual cases
+_SPACES = {0: "RGB", 1: "BT.709", 4: "FCC", 5: "BT.601", 6: "BT.601", 7: "SMPTE 240M", 9: "BT.2020", 10: "BT.2020"}
+_TRANSFERS = {1: "BT.709", 6: "BT.601", 13: "sRGB", 14: "BT.2020", 15: "BT.2020", 16: "PQ (HDR)", 18: "HLG (HDR)"}
+_RANGES = {1: "limited range", 2: "full range"}
+
+
+def _colour(c) -> str:
+    """The matrix, transfer and range a source is tagged with, as a line (output keeps them)."""
+    if (c.space, c.trc, c.range) == (2, 2, 0):
+        return "untagged (read as BT.601)"
+    parts = [f"matrix {_SPACES.get(c.space, 'unspecified' if c.space == 2 else f'code {c.space}')}"]
+    if c.trc != 2:
+        parts.append(f"transfer {_TRANSFERS.get(c.trc, f'code {c.trc}')}")
+    if c.range in _RANGES:
+        parts.append(_RANGES[c.range])
+    return ", ".join(parts)
