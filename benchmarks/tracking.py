@@ -21,8 +21,9 @@ import threading
 # "fresh": seeds nobody looked at while tuning (on the held-out photos), one group per pass; a group once looked
 # at (and tuned on) is not fresh any more, so the newest group is the honest held-out figure.
 FRESH = {2000: (2000, 2001), 3000: (3000, 3001, 3002), 4000: (4000, 4001, 4002), 5000: (5000, 5001, 5002),
-         6000: (6000, 6001, 6002), 7000: (7000, 7001, 7002), 8000: (8000, 8001, 8002)}
-BEFORE = (5000, 6000, 7000, 8000)  # the groups also run with the --before tracker
+         6000: (6000, 6001, 6002), 7000: (7000, 7001, 7002), 8000: (8000, 8001, 8002),
+         9600: (9600, 9601, 9602)}
+BEFORE = (5000, 6000, 7000, 8000, 9600)  # the groups also run with the --before tracker
 _CHILD = """
 import json, os, sys
 import streamfill
