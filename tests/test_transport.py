@@ -594,12 +594,18 @@ def test_push_sink_is_lossless_and_ends_with_bye(tmp_path, kind):
         assert m.pts == f.pts and m.time_base == f.time_base
 
 
-def test_push_sink_backpressure_times_out_with_a_clear_error():
-    ep = free_tcp()  # no receiver: frames queue up to the high-water mark, then write blocks
+@pytest.mark.parametrize("count, hwm, words", [
+    (50, 1, "did not take frame"),  # backpressure: the queue is full, write blocks, then fails
+    # the close: the frames and the bye sat in the queue until the linger ran out and were thrown away, and
+    # the run ended as if all had been delivered
+    (3, 8, "did not take the last frames"),
+])
+def test_push_sink_without_a_receiver_fails_with_a_clear_error(count, hwm, words):
+    ep = free_tcp()  # no receiver: every frame stays queued
     t0 = time.monotonic()
-    with pytest.raises(TransportError, match="did not take frame"), \
-            PushSink(ep, TransportConfig(push_hwm=1, send_timeout=0.2)) as out:
-        for f in frames(50):
+    with pytest.raises(TransportError, match=words), \
+            PushSink(ep, TransportConfig(push_hwm=hwm, send_timeout=0.3)) as out:
+        for f in frames(count):
             out.write(f)
     assert time.monotonic() - t0 < 3
 
@@ -966,15 +972,3 @@ def test_control_socket_survives_a_request_the_handler_chokes_on():
             ctx.destroy(linger=0)
     assert replies[0]["ok"] is False and replies[1] == {"ok": True}
     assert srv.error is None
-
-
-def test_push_sink_close_fails_loudly_when_the_last_frames_cannot_leave():
-    # the receiver is gone at the end: the frames and the bye sat in the queue until the linger ran out and
-    # were thrown away, and the run ended as if all had been delivered
-    ep = free_tcp()  # nobody binds: every frame stays queued
-    t0 = time.monotonic()
-    with pytest.raises(TransportError, match="did not take the last frames"), \
-            PushSink(ep, TransportConfig(push_hwm=8, send_timeout=0.3)) as out:
-        for f in frames(3):
-            out.write(f)
-    assert time.monotonic() - t0 < 3
