@@ -610,3 +610,17 @@ def test_info_names_the_colour_tags(tmp_path, capsys):
     _tagged_clip(src, 1)
     assert main(["info", str(src)]) == 0
     assert "colour     matrix BT.709, transfer BT.709, limited range" in capsys.readouterr().out
+
+
+def test_lossless_output_keeps_the_sources_primaries_and_transfer(tmp_path):
+    # FFV1 RGB has no YUV matrix, but a BT.2020 source's RGB is still in BT.2020 primaries: written untagged,
+    # players showed it as BT.709
+    import av
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mkv"
+    _tagged_clip(src, 9)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(64, 96, 4, 4, 12, 12))
+    api.process(src, out, mask=mask, config=lossless_config())
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.color_primaries, cc.color_trc) == ("ffv1", 9, 14)

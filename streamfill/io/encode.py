@@ -316,9 +316,7 @@ class VideoWriter(_AtomicWriter):
                     opts["tune"] = self._tune
             stream.options = opts
         stream.width, stream.height = info.width, info.height
-        self._matrix = None
-        if not cfg.lossless:
-            self._matrix = _tag_colour(stream.codec_context, info.colour)
+        self._matrix = _tag_colour(stream.codec_context, info.colour, rgb=cfg.lossless)
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         stream.thread_type = "AUTO"
@@ -443,13 +441,17 @@ class VideoWriter(_AtomicWriter):
 _MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
 
-def _tag_colour(cc, colour: ColourTags) -> str | None:
+def _tag_colour(cc, colour: ColourTags, *, rgb: bool = False) -> str | None:
     """Give the encoder ``cc`` the source's colour tags; returns the matrix to convert RGB with (None: the
-    source has none swscale knows, so frames keep swscale's default, BT.601, as they were decoded with)."""
+    source has none swscale knows, so frames keep swscale's default, BT.601, as they were decoded with). An
+    ``rgb`` output (FFV1 with --lossless) has no matrix, but its pixels keep the source's primaries and
+    transfer (an HDR source's RGB is PQ or HLG, in BT.2020 primaries)."""
     if colour.primaries != 2:
         cc.color_primaries = colour.primaries
     if colour.trc != 2:
         cc.color_trc = colour.trc
+    if rgb:
+        return None
     matrix = _MATRICES.get(colour.space)
     if matrix is None:
         return None
