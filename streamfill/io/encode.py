@@ -446,9 +446,9 @@ def _tag_colour(cc, colour: ColourTags, *, rgb: bool = False) -> str | None:
     source has none swscale knows, so frames keep swscale's default, BT.601, as they were decoded with). An
     ``rgb`` output (FFV1 with --lossless) has no matrix, but its pixels keep the source's primaries and
     transfer (an HDR source's RGB is PQ or HLG, in BT.2020 primaries)."""
-    if colour.primaries != 2:
+    if colour.primaries not in (0, 2):  # 0: reserved, 2: unspecified
         cc.color_primaries = colour.primaries
-    if colour.trc != 2:
+    if colour.trc not in (0, 2):
         cc.color_trc = colour.trc
     if rgb:
         return None
