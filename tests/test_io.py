@@ -610,6 +610,11 @@ def test_info_names_the_colour_tags(tmp_path, capsys):
     _tagged_clip(src, 1)
     assert main(["info", str(src)]) == 0
     assert "colour     matrix BT.709, transfer BT.709, limited range" in capsys.readouterr().out
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    write_png(pictures / "0.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["info", str(pictures), "--fps", "25"]) == 0
+    assert "colour     RGB, untagged" in capsys.readouterr().out  # pictures have no YUV matrix to read them with
 
 
 def test_lossless_output_keeps_the_sources_primaries_and_transfer(tmp_path):

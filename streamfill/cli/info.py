@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  container  {info.format}")
     print(f"  video      {info.codec} {info.width}x{info.height} {info.pix_fmt}"
           + (f", rotated {info.rotation} deg" if info.rotation else ""))
-    print(f"  colour     {_colour(info.colour)}")
+    print(f"  colour     {_colour(info.colour, info.pix_fmt)}")
     print(f"  fps        {fps:.3f}" if fps else "  fps        unknown")
     if info.frame_count is None:
         frames = "unknown"
@@ -62,10 +62,13 @@ _TRANSFERS = {1: "BT.709", 6: "BT.601", 13: "sRGB", 14: "BT.2020", 15: "BT.2020"
 _RANGES = {1: "limited range", 2: "full range"}
 
 
-def _colour(c) -> str:
+def _colour(c, pix_fmt: str) -> str:
     """The matrix, transfer and range a source is tagged with, as a line (output keeps them)."""
-    if (c.space, c.trc, c.range) == (2, 2, 0):
-        return "untagged (read as BT.601)"
+    rgb = pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr"))
+    if (c.space, c.trc, c.range) == (2, 2, 0) or (rgb and c.trc == 2):
+        return "RGB, untagged" if rgb else "untagged (read as BT.601)"
+    if rgb:
+        return f"RGB, transfer {_TRANSFERS.get(c.trc, f'code {c.trc}')}"
     parts = [f"matrix {_SPACES.get(c.space, 'unspecified' if c.space == 2 else f'code {c.space}')}"]
     if c.trc != 2:
         parts.append(f"transfer {_TRANSFERS.get(c.trc, f'code {c.trc}')}")
