@@ -129,6 +129,22 @@ def _run_addon_script(blender, script: Path, body: str, timeout: int = 300) -> s
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _fill_paths(blender, tmp_path: Path, endpoint: str, body: str) -> dict:
+    """Run ``body`` in Blender with a scene (``s``, 25 fps), its sequence editor (``seq``), the add-on pointed at
+    ``endpoint`` and ``tmp_path``, and a dict ``out`` the body fills with lists of fill-frame paths; returns it."""
+    run = _run_addon_script(blender, tmp_path / "fills.py", (
+        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
+        f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
+        + body + f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads((tmp_path / "fills.json").read_text())
+
+
+def _differing(a: list, b: list) -> list[int]:
+    """Positions where two lists of files do not hold the same bytes."""
+    return [k for k, (x, y) in enumerate(zip(a, b, strict=True)) if Path(x).read_bytes() != Path(y).read_bytes()]
+
+
 @pytest.mark.slow
 def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, serve, tmp_path):
     """A strip cut with hold offsets (a hard cut: `animation_offset_start`) and trimmed, and one played in
@@ -138,9 +154,7 @@ def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, 
     frames = [frame_image(i, H, W, SIDE) for i in range(n)]
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, frames)
-    run = _run_addon_script(blender, tmp_path / "offsets.py", (
-        "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
-        f"s.streamfill.endpoint = {serve!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
+    fills = _fill_paths(blender, tmp_path, serve, (
         "s.streamfill.mask_kind = 'BOX'; s.streamfill.box = (2, 2, 10, 10); s.streamfill.track = False\n"
         "for name in ('hold', 'reverse'):\n"
         f"    strip = seq.sequences.new_movie(name, {str(clip)!r}, 1 if name == 'hold' else 3, 10)\n"
@@ -151,10 +165,7 @@ def test_strip_hold_offset_and_reverse_read_the_frames_the_scene_shows(blender, 
         "    seq.active_strip = strip; s.frame_current = strip.frame_final_start\n"
         "    assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
         "    fill = [x for x in seq.sequences_all if x.name == name + ' fill'][0]\n"
-        "    out[name] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
-        f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    fills = json.loads((tmp_path / "fills.json").read_text())
+        "    out[name] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"))
     import av
 
     keep = np.ones((H, W), bool)
@@ -179,10 +190,8 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
     clip = tmp_path / "clip.mkv"
     write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(n)])
     with running_serve("--temporal", "fast") as endpoint:
-        run = _run_addon_script(blender, tmp_path / "playhead.py", (
-            "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
+        fills = _fill_paths(blender, tmp_path, endpoint, (
             f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
-            f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
             "mask = bpy.data.masks.new('m'); spline = mask.layers.new(name='m').splines.new(); spline.points.add(3)\n"
             "for p, co in zip(spline.points, [(0.0, 0.35), (1.0, 0.35), (1.0, 0.65), (0.0, 0.65)]):\n"
             "    p.co, p.handle_type = co, 'VECTOR'\n"
@@ -191,12 +200,9 @@ def test_temporal_mask_run_does_not_depend_on_the_playhead(blender, tmp_path):
             "    s.frame_current = current; seq.active_strip = strip; before = {x.name for x in seq.sequences_all}\n"
             "    assert bpy.ops.sequencer.streamfill_remove_object() == {'FINISHED'}\n"
             "    fill = [x for x in seq.sequences_all if x.name not in before][0]\n"
-            "    out[current] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
-            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    fills = json.loads((tmp_path / "fills.json").read_text())
+            "    out[current] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"))
     assert len(fills["1"]) == len(fills["8"]) == n
-    differ = [k for k in range(n) if Path(fills["1"][k]).read_bytes() != Path(fills["8"][k]).read_bytes()]
+    differ = _differing(fills["1"], fills["8"])
     assert differ == [], f"frames that depend on the playhead: {differ}"
 
 
@@ -213,10 +219,8 @@ def test_worker_thread_lookahead_box_track_equals_the_blocking_run(blender, tmp_
     write_rgb_clip(clip, [frame_image(i, H, W, SIDE) for i in range(n)])
     x, y = moving_square(n // 2, H, W, SIDE)
     with running_serve("--temporal", "fast") as endpoint:
-        run = _run_addon_script(blender, tmp_path / "worker.py", (
-            "s = bpy.context.scene; s.render.fps = 25; seq = s.sequence_editor_create(); out = {}\n"
+        fills = _fill_paths(blender, tmp_path, endpoint, (
             f"strip = seq.sequences.new_movie('clip', {str(clip)!r}, 1, 1)\n"
-            f"s.streamfill.endpoint = {endpoint!r}; s.streamfill.output_dir = {str(tmp_path)!r}\n"
             f"s.streamfill.mask_kind, s.streamfill.track = 'BOX', True\n"
             f"s.streamfill.box = {(x - 1, y - 1, SIDE + 2, SIDE + 2)}\n"
             f"s.frame_current = {1 + n // 2}; seq.active_strip = strip\n"
@@ -226,13 +230,10 @@ def test_worker_thread_lookahead_box_track_equals_the_blocking_run(blender, tmp_
             "job = a.FillJob(bpy.context, strip, s.streamfill); assert job.lookahead; job.start_worker()\n"
             "while job.pump():\n    time.sleep(0.005)\n"
             "fill = job.finish()\n"
-            "out['worker'] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"
-            f"open({str(tmp_path / 'fills.json')!r}, 'w').write(json.dumps(out))\n"), timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    fills = json.loads((tmp_path / "fills.json").read_text())
+            "out['worker'] = [bpy.path.abspath(fill.directory) + e.filename for e in fill.elements]\n"))
     assert len(fills["execute"]) == len(fills["worker"]) == n
     assert fills["execute"][0] != fills["worker"][0]  # two runs, two folders
-    differ = [k for k in range(n) if Path(fills["execute"][k]).read_bytes() != Path(fills["worker"][k]).read_bytes()]
+    differ = _differing(fills["execute"], fills["worker"])
     assert differ == [], f"frames that differ between the worker thread and the blocking run: {differ}"
 
 
