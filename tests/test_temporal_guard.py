@@ -13,7 +13,7 @@ from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion
 from streamfill.temporal import complete as tc
 from streamfill.temporal.background import BackgroundMemory
-from streamfill.temporal.flow import Flow
+from streamfill.temporal.flow import Flow, border_spread
 from streamfill.types import Frame
 
 H, W = 96, 160
@@ -34,10 +34,10 @@ def test_border_spread_is_small_where_the_border_moves_as_one():
     zoom = np.dstack([0.05 * (xs - 40), 0.05 * (ys - 24)]).astype(np.float32)
     split = np.zeros((48, 80, 2), np.float32)
     split[:, 40:, 1] = -3.0                               # the right side rises, the left stands still
-    assert tc._border_spread(pan, err, hole, 1.0) < 0.01
-    assert tc._border_spread(zoom, err, hole, 1.0) < 0.01
-    assert tc._border_spread(split, err, hole, 1.0) > 0.5       # a step the affine fit cannot follow
-    assert tc._border_spread(split, err + 5.0, hole, 1.0) == 0.0   # no consistent flow around: nothing to say
+    assert border_spread(pan, err, hole, 1.0) < 0.01
+    assert border_spread(zoom, err, hole, 1.0) < 0.01
+    assert border_spread(split, err, hole, 1.0) > 0.5       # a step the affine fit cannot follow
+    assert border_spread(split, err + 5.0, hole, 1.0) == 0.0   # no consistent flow around: nothing to say
 
 
 def _clip(n: int, split: bool):

@@ -40,7 +40,7 @@ around this frame (``NEAR_MOVING_PX`` over the window), not only since the memor
 frames of a pan are still close to.
 
 Drift guard (``fast``, ``DRIFT_MAX``): the flow inside a hole is interpolated from its border; where the border
-moves in several ways (``_border_spread``: the residual of an affine fit to the flow around the hole), that
+moves in several ways (``flow.border_spread``: the residual of an affine fit to the flow around the hole), that
 interpolation is a guess, and a chain that drifts too far through such guesses is refused; what it would have
 brought goes to the engine (not to the previous output, which comes along the same flow), the whole part when
 most of it is refused.
@@ -100,6 +100,7 @@ from streamfill.masks import paste_alpha
 from streamfill.temporal.background import BackgroundMemory, Placement
 from streamfill.temporal.flow import (
     Flow,
+    border_spread,
     complete_flow,
     fb_error,
     grey_small,
@@ -296,8 +297,8 @@ class TemporalCompletion(Sources, RingChecks):
         a.cut_after = bool(outside.any()) and float((err_f[outside] > thr).mean()) > CUT_SHARE
         if not self.quality and DRIFT_MAX > 0:
             scale = a.hole.shape[1] / a.small.shape[1]
-            a.drift_fwd = max(0.0, _border_spread(f, err_f, a.hole_small, thr) * scale - DRIFT_TOL)
-            b.drift_bwd = max(0.0, _border_spread(g, err_g, b.hole_small, thr) * scale - DRIFT_TOL)
+            a.drift_fwd = max(0.0, border_spread(f, err_f, a.hole_small, thr) * scale - DRIFT_TOL)
+            b.drift_bwd = max(0.0, border_spread(g, err_g, b.hole_small, thr) * scale - DRIFT_TOL)
         fc = complete_flow(f, bad_f)
         gc = complete_flow(g, bad_g)
         a.fwd, b.bwd = fc, gc
@@ -305,7 +306,7 @@ class TemporalCompletion(Sources, RingChecks):
             # where the border moves in several ways, the smooth flow blends them inside the hole, and the
             # previous output read along it (the quality filters) is misplaced on both sides
             scale = a.hole.shape[1] / a.small.shape[1]
-            if _border_spread(g, err_g, b.hole_small, thr) * scale > NEAREST_SPREAD:
+            if border_spread(g, err_g, b.hole_small, thr) * scale > NEAREST_SPREAD:
                 b.bwd_near = nearest_flow(g, bad_g)
         a.err_fwd, b.err_bwd = fb_error(fc, gc), fb_error(gc, fc)
         a.paired = True
@@ -563,25 +564,6 @@ class TemporalCompletion(Sources, RingChecks):
             self.stats.keyframes += 1
             stats["engine"] += int(large.sum())
         return out
-
-def _border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
-    """How far the flow completed inside ``hole`` may be off (flow-grid px): the RMS residual of an affine fit
-    to the consistent flow in a band around it. Where the border moves as one (a pan, a zoom, a still scene)
-    the smooth interpolation across the hole is right; where one side moves against the other (a subject
-    standing up next to still grass), the interpolated flow is a guess of about this error per frame."""
-    if not hole.any():
-        return 0.0
-    band = (cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~hole & (err <= thr)
-    ys, xs = np.nonzero(band)
-    if xs.size < 20:
-        return 0.0
-    a = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
-    v = flow[ys, xs].astype(np.float64)
-    coef, *_ = np.linalg.lstsq(a, v, rcond=None)
-    r = v - a @ coef
-    r = (r * r).sum(axis=1)
-    return float(np.sqrt(r.mean()))
-
 
 def _window_moves(buf: list[_Slot], i: int, width: int, height: int, limit: float) -> bool:
     """Does the camera move by more than ``limit`` px (at a corner) between frame ``i`` and any other frame of the

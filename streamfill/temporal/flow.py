@@ -166,6 +166,25 @@ def complete_flow(flow: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 
+def border_spread(flow: np.ndarray, err: np.ndarray, hole: np.ndarray, thr: float) -> float:
+    """How far the flow completed inside ``hole`` may be off (flow-grid px): the RMS residual of an affine fit
+    to the consistent flow in a band around it. Where the border moves as one (a pan, a zoom, a still scene)
+    the smooth interpolation across the hole is right; where one side moves against the other (a subject
+    standing up next to still grass), the interpolated flow is a guess of about this error per frame."""
+    if not hole.any():
+        return 0.0
+    band = (cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~hole & (err <= thr)
+    ys, xs = np.nonzero(band)
+    if xs.size < 20:
+        return 0.0
+    a = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
+    v = flow[ys, xs].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, v, rcond=None)
+    r = v - a @ coef
+    r = (r * r).sum(axis=1)
+    return float(np.sqrt(r.mean()))
+
+
 def nearest_flow(flow: np.ndarray, bad: np.ndarray) -> np.ndarray:
     """The flow with the ``bad`` pixels given the flow of the nearest good pixel. Where a hole's border moves in
     several ways (a subject crossing a panning background), each side's motion goes on into the hole up to where

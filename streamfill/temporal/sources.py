@@ -118,7 +118,7 @@ class Sources:
         candidates count (the chains still pass through nearer frames); ``drifted`` (h x w bool, optional) and
         ``drift_max`` (px; the drift guard, ``complete.DRIFT_MAX``; 0 = off): chains are refused once they have
         drifted more than ``drift_max`` px through flow completed across holes whose border moves in several
-        ways (``complete._border_spread``), and their pixels are marked here."""
+        ways (``flow.border_spread``), and their pixels are marked here."""
         slot = buf[i]
         H, W = slot.hole.shape
         h, w = slot.small.shape
