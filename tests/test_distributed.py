@@ -596,30 +596,49 @@ def test_chunked_mp4_keeps_every_timestamp_and_the_length_of_a_single_run(tmp_pa
     assert durations == {tb} and (times, durations, length) == timing(tmp_path / "single.mp4")
 
 
-def test_chunked_run_of_an_mpeg_ts_with_b_frames(tmp_path):
-    """MPEG-TS seeks by decode time: with B-frames a keyframe's dts lies before its pts, the seek to its pts
-    landed on the next keyframe and every chunked run failed ("expected the frame at pts 128213, decoded
-    164249"). The chunk's reader now steps back until it starts at or before its first frame."""
-    from fractions import Fraction
-
+def _b_frame_ts(path: Path, frames: int = 40) -> None:
+    """An MPEG-TS at 30000/1001 fps starting at 1.4 s, keyframes every 12 frames, B-frames."""
     from media import pattern
 
-    src = tmp_path / "b.ts"
     tb = Fraction(1, 90000)
-    with av.open(str(src), "w") as out:
+    with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=Fraction(30000, 1001))
         v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
         v.options = {"preset": "veryfast", "crf": "18", "g": "12", "bf": "3"}
         v.codec_context.time_base = v.time_base = tb
-        for k in range(40):
+        for k in range(frames):
             frame = av.VideoFrame.from_ndarray(pattern(k, 64, 96), format="rgb24")
             frame.pts, frame.time_base = 126123 + 3003 * k, tb
             for packet in v.encode(frame):
                 out.mux(packet)
         for packet in v.encode(None):
             out.mux(packet)
+
+
+def test_chunked_run_of_an_mpeg_ts_with_b_frames(tmp_path):
+    """MPEG-TS seeks by decode time: with B-frames a keyframe's dts lies before its pts, the seek to its pts
+    landed on the next keyframe and every chunked run failed ("expected the frame at pts 128213, decoded
+    164249"). The chunk's reader now steps back until it starts at or before its first frame."""
+    src = tmp_path / "b.ts"
+    _b_frame_ts(src)
     cfg = load_config(None, {"temporal": {"mode": "fast"}})
     result = process_chunked(src, tmp_path / "out.mp4", mask=_box_hole(tmp_path), config=cfg,
                              executor=LocalExecutor(cfg), chunk_seconds=0.35)
     assert result.chunks >= 3 and result.frames == 40
+    assert _video_times(tmp_path / "out.mp4") == _video_times(src)
+
+
+@pytest.mark.parametrize(("frames", "preroll"), [(40, 0), (8, None)])
+def test_a_ts_chunk_that_starts_at_the_last_keyframe_is_read(tmp_path, frames, preroll):
+    """From the last keyframe of an MPEG-TS with B-frames the seek went past the end of the file: nothing was
+    decoded, which was not taken for an overshoot, and the run failed after every other chunk was rendered
+    ("chunk 3 (frames 36-39) failed twice: ... the range ended after 0 of 4 frames"): without pre-roll, or a
+    clip of one keyframe interval. The reader steps back from there too."""
+    src = tmp_path / "b.ts"
+    _b_frame_ts(src, frames)
+    cfg = load_config(None, {"temporal": {"mode": "fast"}})
+    result = process_chunked(src, tmp_path / "out.mp4", mask=_box_hole(tmp_path), config=cfg,
+                             executor=LocalExecutor(cfg), chunk_seconds=0.1 if frames < 12 else 0.35,
+                             preroll=preroll)
+    assert result.chunks >= 2 and result.frames == frames
     assert _video_times(tmp_path / "out.mp4") == _video_times(src)

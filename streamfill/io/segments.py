@@ -62,16 +62,18 @@ class RangeReader(VideoReader):
         want = self.pts
         k = 0
         # Some containers seek by decode time (MPEG-TS): with B-frames the keyframe's dts lies before its pts,
-        # and a seek to its pts lands after it, on the next keyframe. Nothing is yielded before the first
-        # wanted frame, so such an overshoot is retried from a second earlier, then two, ... (the frames before
-        # the range are decoded and skipped), down to a second before the stream's start.
+        # and a seek to its pts lands after it, on the next keyframe (or, from the last keyframe, at the end of
+        # the file: nothing decoded). Nothing is yielded before the first wanted frame, so such an overshoot is
+        # retried from a second earlier, then two, ... (the frames before the range are decoded and skipped),
+        # down to a second before the stream's start.
         back, second = 0, max(1, round(1 / tb))
         try:
             while True:
                 self._container.seek(self.seek_pts - back, stream=s, backward=True, any_frame=False)
-                overshot = False
+                overshot = decoded = False
                 for packet in self._container.demux(s):
                     for vf in packet.decode():
+                        decoded = True
                         if vf.pts is None:
                             raise DecodeError(f"{self.path}: a frame without pts in a seeked range")
                         if vf.pts < want[k]:
@@ -90,6 +92,8 @@ class RangeReader(VideoReader):
                             return
                     if overshot:
                         break
+                if not decoded and self.seek_pts - back >= self._start_pts() - second:
+                    overshot = True  # the seek went past the last keyframe
                 if not overshot:
                     break
                 back = max(second, 2 * back)
