@@ -629,3 +629,60 @@ def test_lossless_output_keeps_the_sources_primaries_and_transfer(tmp_path):
     with av.open(str(out)) as c:
         cc = c.streams.video[0].codec_context
         assert (cc.name, cc.color_primaries, cc.color_trc) == ("ffv1", 9, 14)
+
+
+def _clip_with_tags(path) -> None:
+    """8 frames, a title and a recording date, an English video stream and two audio tracks: German
+    (commentary, not the default) and English (the default)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        out.metadata.update({"title": "Holiday", "creation_time": "2024-05-01T10:00:00.000000Z"})
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt, v.options = 96, 64, "yuv420p", {"preset": "ultrafast"}
+        v.metadata["language"] = "eng"
+        tracks = []
+        for lang, title, default in (("deu", "Kommentar", False), ("eng", "Main", True)):
+            a = out.add_stream("aac", rate=48000, layout="mono")
+            a.metadata.update({"language": lang, "title": title})
+            a.disposition = av.stream.Disposition.default if default else av.stream.Disposition(0)
+            tracks.append(a)
+        for i in range(8):
+            vf = av.VideoFrame.from_ndarray(np.zeros((64, 96, 3), np.uint8) + i * 20, format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        for a in tracks:
+            for k in range(0, 48000 * 8 // 25, 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, k
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_output_keeps_the_sources_tags_and_track_flags(tmp_path, suffix, chunked):
+    """The output lost every tag: the audio tracks' languages (all 'und', so a player could not tell the
+    German commentary from the English track), their titles and default flags, the file's title and recording
+    date (creation_time, by which galleries sort a phone's videos). They are copied as FFmpeg copies them."""
+    import av
+
+    from streamfill.distributed import LocalExecutor, process_chunked
+
+    src = tmp_path / "in.mkv"
+    _clip_with_tags(src)
+    out = tmp_path / f"out{suffix}"
+    if chunked:
+        process_chunked(src, out, mask=_mask(tmp_path, 64, 96), config=Config(), executor=LocalExecutor(Config()),
+                        chunk_seconds=0.12)
+    else:
+        api.process(src, out, mask=_mask(tmp_path, 64, 96), config=Config())
+    with av.open(str(out)) as c:
+        assert c.metadata["title"] == "Holiday"
+        assert c.metadata["creation_time"].startswith("2024-05-01T10:00:00")
+        assert c.streams.video[0].metadata["language"] == "eng"
+        tracks = [(a.metadata.get("language"), a.metadata.get("title"), bool(a.disposition & a.disposition.default))
+                  for a in c.streams.audio]
+    titles = ("Kommentar", "Main") if suffix == ".mkv" else (None, None)  # (an MP4 track holds no title)
+    assert tracks == [("deu", titles[0], False), ("eng", titles[1], True)]

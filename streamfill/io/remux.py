@@ -52,7 +52,7 @@ class Passthrough:
         fmt, options = self.out.format.name, self.out.options
         reason = _trial(fmt, lambda out: _with_packets(out, st, first_packets), options)
         if reason is None:
-            self._map[st.index] = self.out.add_stream_from_template(st)
+            self._map[st.index] = _labelled(self.out.add_stream_from_template(st), st)
             return
         early = _early_start(first_packets)
         if early is not None and _trial(fmt, lambda out: _with_packets(out, st, first_packets, shift=True),
@@ -68,7 +68,7 @@ class Passthrough:
                     return _silence(_encoder(out, c, r, layout))
 
                 if _trial(fmt, setup, options) is None:
-                    self._map[st.index] = _encoder(self.out, codec, rate, layout)
+                    self._map[st.index] = _labelled(_encoder(self.out, codec, rate, layout), st)
                     self._transcode[st.index] = codec
                     _log.warning("note: audio stream #%d (%s) cannot go into a %s file as it is; encoded as %s",
                                  st.index, st.codec_context.name, Path(self.out.name).suffix or "this",
@@ -98,6 +98,29 @@ class Passthrough:
         for index in self._transcode:
             for encoded in self._map[index].encode(None):
                 self.out.mux(encoded)
+
+
+# Tags the muxer writes itself, or that describe the source's encoding, not what is written (Matroska's
+# statistics, as mkvmerge writes them: "BPS-eng", "NUMBER_OF_FRAMES", "_STATISTICS_TAGS"; the MP4 brands)
+_OWN_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "major_brand", "minor_version",
+             "compatible_brands", "rotate")
+
+
+def copy_tags(source: dict, target: dict) -> None:
+    """Copy a source's metadata (a container's or a stream's: title, language, creation_time, ...) into an
+    output's, but for the tags that describe the source's own encoding (``_OWN_TAGS``)."""
+    for key, value in source.items():
+        name = key.lower().split("-")[0]
+        if name not in _OWN_TAGS and not name.startswith("_statistics"):
+            target[key] = value
+
+
+def _labelled(stream, source):
+    """``stream`` (an output stream) with the tags (language, title) and disposition (default, forced, ...) of
+    the source stream it carries over."""
+    copy_tags(source.metadata, stream.metadata)
+    stream.disposition = source.disposition
+    return stream
 
 
 def _trial(fmt: str, setup, options: dict | None = None) -> str | None:
