@@ -191,6 +191,22 @@ def test_open_and_frames(client):
     assert client.get("/api/clips/nope/frames/0").json()["error"].startswith("unknown clip")
 
 
+def page_timecode_frame(seconds: float, fps: float) -> int:
+    """The frame part of the page's timecode (studio.js ``timecode``) for a frame time in the header."""
+    whole = int(np.floor(seconds + 1e-9))
+    return min(round(fps) - 1, int(np.floor((seconds - whole) * fps + 1e-6)))
+
+
+def test_the_timecode_of_every_frame_of_a_30_fps_clip_names_that_frame(client, root):
+    """X-Frame-Time was rounded to 6 decimals: at 30 fps (MP4 time base 1/15360) frame 1 came as 0.033333 s,
+    and the page's timecode read 00:00:00:00 for frame 1, :24 for frame 25: one frame early on most frames."""
+    make_object_clip(root / "thirty.mp4", frames=31, width=W, height=H, fps=30)
+    clip = open_clip(client, "thirty.mp4")
+    for i in range(clip["frames"]):
+        r = client.get(f"/api/clips/{clip['id']}/frames/{i}")
+        assert page_timecode_frame(float(r.headers["x-frame-time"]), clip["fps"]) == i % 30, i
+
+
 def test_a_clip_replaced_on_disk_is_opened_anew(client, root):
     """Opening a path again gave the clip opened before even when the file had been replaced since (a clip
     re-exported under the same name): the page showed the old frames (and frame count) while Track and Remove

@@ -165,7 +165,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
             data, _ = clip.frame_jpeg(index, which)
             shown, exact = index, True
         return Response(data, media_type="image/jpeg",
-                        headers={"Cache-Control": "no-cache", "X-Frame-Time": f"{clip.seeker.time_of(shown):.6f}",
+                        headers={"Cache-Control": "no-cache", "X-Frame-Time": f"{clip.seeker.time_of(shown):.9f}",
                                  "X-Frame-Index": str(shown), "X-Frame-Exact": "1" if exact else "0"})
 
     def mask(request: Request) -> Response:
