@@ -251,6 +251,13 @@ def test_draw_track_scrub_remove_download(browser, tmp_path):
             wait(driver, lambda d: d.execute_script("return window.studio.state.resultImage !== null"), "the result")
             wait(driver, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == str(n),
                  "the frame shown before the reload")
+            # dragging the before/after wipe moves the wipe and changes no keyframe: the track is not stale
+            view = driver.find_element(By.ID, "view")
+            chain = ActionChains(driver, duration=20)
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, W // 4, H // 2)).click_and_hold()
+            chain.move_to_element_with_offset(view, *canvas_point(driver, view, W // 3, H // 2)).release().perform()
+            assert abs(driver.execute_script("return window.studio.state.wipe") - 1 / 3) < 0.05
+            assert "changed since" not in driver.find_element(By.ID, "track-info").text
 
             # download the result and the masks the links point at; every frame is there
             href = driver.find_element(By.ID, "download").get_attribute("href")

@@ -393,6 +393,7 @@ view.addEventListener("pointermove", (event) => {
 });
 function endDrag() {
   if (!drag) return;
+  if (drag.wipe) { drag = null; return; }  // the before/after wipe changes no keyframe (the track is not stale)
   if (drag.box) {
     const b = drag.box.map(Math.round);
     const key = keyframeFor(S.index, false);
