@@ -617,6 +617,33 @@ def test_cancel_stops_a_job_and_leaves_no_output(client, studio, monkeypatch):
     assert r.status_code == 400 and "no finished output" in r.json()["error"]
 
 
+def test_a_cancel_the_job_has_not_reached_yet_is_shown_as_cancelling(client, studio, monkeypatch):
+    """A job stops at its next frame: with temporal quality the first frame comes after the look-ahead window
+    (17 s for a 1080p clip on 2 cores), and all that time the page went on showing "0/30 frames" and the
+    Cancel button as if the click had done nothing. The snapshot now says the cancel is under way."""
+    from streamfill.studio import session
+
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    started, go_on = threading.Event(), threading.Event()
+
+    def slow_start(input, output, *, mask, config, progress):
+        started.set()
+        go_on.wait(10)  # the look-ahead: no frame done yet
+        progress(1, FRAMES)
+
+    monkeypatch.setattr(session.api, "process", slow_start)
+    job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "quality"}).json()
+    assert job["cancelling"] is False
+    assert started.wait(10)
+    snap = client.post(f"/api/jobs/{job['id']}/cancel").json()
+    assert snap["state"] == "running" and snap["cancelling"] is True
+    go_on.set()
+    snap = wait_job(client, job["id"])
+    assert snap["state"] == "cancelled" and snap["cancelling"] is False
+
+
 def test_failed_job_reports_one_line(client, studio, monkeypatch):
     from streamfill.errors import EngineError
     from streamfill.studio import session

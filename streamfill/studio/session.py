@@ -82,7 +82,10 @@ class Job:
                 "total": self.total, "percent": None if percent is None else round(min(percent, 100.0), 1),
                 "fps": round(fps, 2), "eta": None if eta is None else round(eta, 1),
                 "elapsed": round(elapsed, 1), "error": self.error, "warnings": list(self.warnings),
-                "output": self.output, "options": dict(self.options)}
+                "output": self.output, "options": dict(self.options),
+                # Cancel pressed, the job not stopped yet: it stops at its next frame (temporal quality: the
+                # first frame comes only after the look-ahead window)
+                "cancelling": self.state == "running" and self.cancel.is_set()}
 
 
 class Clip:
