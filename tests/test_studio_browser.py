@@ -345,3 +345,59 @@ def test_token_url_works_and_other_pages_are_refused(browser, tmp_path):
             wait(browser, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0")
     finally:
         studio.close()
+
+
+def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monkeypatch):
+    """Opening clip B while clip A was tracked and its removal ran kept A's "24/24 frames masked" under B's
+    Track and A's job box ("Removing 0/24 frames", Cancel) on B, with B's Track and Remove disabled until A's
+    job ended; opening A again must show its job again."""
+    import threading
+
+    from streamfill.studio import session
+
+    root = tmp_path / "root"
+    root.mkdir()
+    make_object_clip(root / "a.mp4", frames=FRAMES, width=W, height=H)
+    make_object_clip(root / "b.mp4", frames=3, width=160, height=96)
+    studio = Studio(root, tmp_path / "work")
+    release = threading.Event()
+
+    def waiting_process(input, output, *, mask, config, progress):
+        release.wait(30)
+        progress(0, FRAMES)
+
+    monkeypatch.setattr(session.api, "process", waiting_process)
+
+    def open_clip(name):
+        browser.execute_script("document.getElementById('view').dataset.index = '-1'")  # set again once open
+        browser.find_element(By.ID, "open-btn").click()
+        wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                 if name in li.text], "the file list")[0].click()
+        wait(browser, lambda d: d.find_element(By.ID, "clip-name").text == name
+             and d.find_element(By.ID, "view").get_attribute("data-index") == "0", name)
+
+    try:
+        clip = studio.open_clip(root / "a.mp4", "a.mp4")
+        job = studio.start_track(clip, studio.keyframes(clip, [{"index": 0, "box": [150, 130, 90, 90]}]))
+        deadline = time.monotonic() + 30
+        while job.state != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with running_studio(studio) as url:
+            browser.get(url)
+            open_clip("a.mp4")
+            assert "frames masked" in browser.find_element(By.ID, "track-info").text
+            browser.find_element(By.ID, "remove").click()
+            wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == "running",
+                 "the removal to run")
+            open_clip("b.mp4")
+            assert browser.find_element(By.ID, "track-info").text == ""
+            assert not browser.find_element(By.ID, "job").is_displayed()
+            assert browser.find_element(By.ID, "track").is_enabled()
+            open_clip("a.mp4")
+            wait(browser, lambda d: "frames masked" in d.find_element(By.ID, "track-info").text, "a's track")
+            wait(browser, lambda d: d.find_element(By.ID, "job").is_displayed()
+                 and d.find_element(By.ID, "cancel").is_displayed(), "a's job again")
+            assert not browser.find_element(By.ID, "remove").is_enabled()
+    finally:
+        release.set()
+        studio.close()

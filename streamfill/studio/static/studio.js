@@ -129,9 +129,20 @@ async function setClip(clip, frame, jobs) {
   $("compare").disabled = !clip.result;
   $("download").hidden = true;
   // a clip opened again (after another one) still offers its result: the server's last finished removal
-  if (!jobs && clip.result) jobs = (await json("api/state")).jobs;
-  const done = (jobs || []).filter((j) => j.clip === clip.id && j.kind === "remove" && j.state === "done").pop();
+  if (!jobs) jobs = (await json("api/state")).jobs;
+  const done = jobs.filter((j) => j.clip === clip.id && j.kind === "remove" && j.state === "done").pop();
   if (done) showResult(done);
+  // the track and the job shown are this clip's (another clip's job goes on: opening that clip shows it again)
+  showTrackInfo();
+  const running = jobs.find((j) => j.clip === clip.id && ["queued", "running"].includes(j.state));
+  if (running) followJob(running);
+  else if (S.job && S.job.clip !== clip.id) {
+    if (S.events) S.events.close();
+    S.events = null; S.job = null;
+    $("job").hidden = true; $("cancel").hidden = true;
+    $("track").disabled = $("remove").disabled = false;
+    delete document.body.dataset.job;
+  }
   updateMasksLink();
   drawTimeline();
   await show(frame || 0);
@@ -670,7 +681,4 @@ guard(async () => {
   const clip = st.clips.find((c) => c.id === last);
   if (!clip) return;
   await setClip(clip, parseInt(localStorage.getItem(`streamfill.studio.frame.${clip.id}`) || "0", 10), st.jobs);
-  showTrackInfo();
-  const running = st.jobs.find((j) => j.clip === clip.id && ["queued", "running"].includes(j.state));
-  if (running) followJob(running);
 })();
