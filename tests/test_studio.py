@@ -375,6 +375,64 @@ def test_cli_refuses_other_hosts_without_token(tmp_path):
     assert run.returncode == 1 and "not a folder" in run.stderr and "Traceback" not in run.stderr
 
 
+STOP_WITH_A_JOB = """
+import sys, time
+from streamfill.cli import main
+from streamfill.studio import session
+
+def endless(input, output, *, mask, config, progress):  # a removal that runs until it is cancelled
+    while True:
+        progress(0, 10)
+        time.sleep(0.05)
+
+session.api.process = endless
+sys.exit(main(["studio", "--root", sys.argv[1], "--port", "0"]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_page_follows_a_job_stops_without_a_traceback(root, tmp_path):
+    """Ctrl+C while a job ran and a page followed its progress (server-sent events) printed uvicorn's
+    "Cancel 1 running task(s), timeout graceful shutdown exceeded" and a 60-line CancelledError traceback:
+    the progress stream went on until uvicorn gave up waiting for it. It now ends when the server stops."""
+    import json
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-c", STOP_WITH_A_JOB, str(root)], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "open http://" in line, line
+        url = line.split("open ", 1)[1].split()[0]
+
+        def post(path, body):
+            request = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return json.load(r)
+
+        def wait_done(job):
+            for _ in range(600):
+                with urllib.request.urlopen(f"{url}api/jobs/{job['id']}", timeout=30) as r:
+                    if json.load(r)["state"] not in ("queued", "running"):
+                        return
+                time.sleep(0.05)
+
+        clip = post("api/open", {"path": "clip.mp4"})
+        wait_done(post(f"api/clips/{clip['id']}/track", {"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]}))
+        job = post(f"api/clips/{clip['id']}/remove", {"engine": "telea"})
+        events = urllib.request.urlopen(f"{url}api/jobs/{job['id']}/events", timeout=30)  # the page follows it
+        assert events.readline().startswith(b"data: ")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=30)[1]
+        events.close()
+    finally:
+        proc.kill()
+    assert "Traceback" not in err and "ERROR" not in err, err
+    assert time.monotonic() - t0 < 2, "the progress stream held the shutdown up"
+
+
 @pytest.mark.parametrize("flags, message", [(["--max-upload", "nan"], "--max-upload"),
                                            (["--max-upload", "inf"], "--max-upload"),
                                            (["--work", "FILE"], "cannot make that folder")])

@@ -220,7 +220,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
             while True:
                 snap = job.snapshot()
                 yield f"data: {json.dumps(snap)}\n\n"
-                if snap["state"] in ("done", "failed", "cancelled"):
+                if snap["state"] in ("done", "failed", "cancelled") or studio.stopping:
                     return
                 await asyncio.sleep(0.25)
 

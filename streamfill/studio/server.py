@@ -53,6 +53,12 @@ def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 7860, token:
     uploads, masks and results. ``on_ready(url)`` is called once it listens."""
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if studio is not None:  # a page following a job's progress would hold the shutdown up
+                studio.stop()
+            super().handle_exit(sig, frame)
+
     check_host(host, token)
     sock = bind(host, port)
     temp = None
@@ -62,8 +68,8 @@ def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 7860, token:
     try:
         studio = Studio(root, work, limits=limits, config=config)
         app = create_app(studio, token=token)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                               timeout_graceful_shutdown=2, lifespan="off"))
+        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                        timeout_graceful_shutdown=2, lifespan="off"))
         if on_ready is not None:
             on_ready(url_of(sock, host, token))
         server.run(sockets=[sock])

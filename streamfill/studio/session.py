@@ -520,12 +520,21 @@ class Studio:
                 "default_engine": self.config.engine.name, "default_temporal": self.config.temporal.mode,
                 "limits": dataclasses.asdict(self.limits)}
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """The server is stopping (Ctrl+C): jobs are told to stop and the pages' progress streams end, so that
+        none holds the shutdown up."""
         self._stop.set()
+        for job in list(self.jobs.values()):
+            job.cancel.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        self.stop()
         if self.proxies is not None:
             self.proxies.idle.set()
-        for job in self.jobs.values():
-            job.cancel.set()
         self._queue.put(None)
         self._worker.join(timeout=10)
         for clip in self.clips.values():
