@@ -757,6 +757,41 @@ def test_streams_left_out_of_the_result_are_reported_on_the_page(tmp_path):
         studio.close()
 
 
+def test_what_process_notes_on_the_command_line_is_shown_on_the_page(tmp_path):
+    """`process` logs its notes (a 10-bit source written 8-bit, audio encoded again, a hole covering the whole
+    frame, the engine being compiled for minutes): the studio left them in the server's terminal, and the
+    page said nothing (an iPhone HDR clip came back 8-bit without a word). They are now the job's warnings,
+    without server paths."""
+    import av
+
+    root = tmp_path / "r"
+    root.mkdir()
+    with av.open(str(root / "ten.mkv"), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p10le"
+        for i in range(6):
+            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            for p in v.encode(vf.reformat(format="yuv420p10le")):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client, "ten.mkv")
+            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
+            job = client.post(f"/api/clips/{clip['id']}/track", json=keys)
+            assert wait_job(client, job.json()["id"])["state"] == "done"
+            job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
+            snap = wait_job(client, job["id"])
+            assert snap["state"] == "done", snap
+            notes = [w for w in snap["warnings"] if "10-bit" in w]
+            assert notes == ["ten.mkv is 10-bit (yuv420p10le); streamfill works in 8-bit RGB, so its output is "
+                             "8-bit"], snap["warnings"]
+    finally:
+        studio.close()
+
+
 # -- weak tracking ------------------------------------------------------------------------------------------
 def test_weak_frames_from_area_and_confidence():
     areas = [1000, 980, 990, 300, 0, 950, 1010, 4000, 1000, 1020]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import queue
 import re
@@ -437,6 +438,8 @@ class Studio:
             job.state, job.started = "running", time.monotonic()
             if self.proxies is not None:
                 self.proxies.idle.clear()
+            notes = _JobNotes(job, self.clips.get(job.clip))
+            logging.getLogger("streamfill").addHandler(notes)
             try:
                 run()
                 job.state = "done"
@@ -449,6 +452,7 @@ class Studio:
             except Exception as exc:  # noqa: BLE001 - a job's failure is reported on the page, never lost
                 job.state, job.error = "failed", f"internal error ({type(exc).__name__}: {exc})"
             finally:
+                logging.getLogger("streamfill").removeHandler(notes)
                 job.finished = time.monotonic()
                 if self.proxies is not None:
                     self.proxies.idle.set()
@@ -488,7 +492,10 @@ class Studio:
         if result.skipped_streams:
             job.warnings.append(f"not copied into the result: {', '.join(result.skipped_streams)}")
         names = {clip.path: clip.name, clip.work: "(work folder)"}
-        job.warnings.extend(" ".join(_without_paths(note, names).split()) for note in result.notes)
+        for note in result.notes:
+            note = " ".join(_without_paths(note, names).split())
+            if note not in job.warnings:  # logged as well (_JobNotes)
+                job.warnings.append(note)
         old = (clip.result, clip.result_seeker)
         clip.result, clip.result_seeker = out, FrameSeeker(out).open()
         job.output = out.name
@@ -539,6 +546,28 @@ class Studio:
         self._worker.join(timeout=10)
         for clip in self.clips.values():
             clip.close()
+
+
+class _JobNotes(logging.Handler):
+    """What streamfill logs while a job runs (the notes ``process`` prints on the command line: a 10-bit
+    source written 8-bit, audio encoded again, the engine being compiled), kept as the job's warnings for
+    the page, without the server's paths. Only the job's own thread: a scrub decoder may log meanwhile."""
+
+    def __init__(self, job: Job, clip: Clip | None) -> None:
+        super().__init__(logging.INFO)
+        self.job, self.thread = job, threading.get_ident()
+        self.names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed log call must not fail the job
+            return
+        text = " ".join(_without_paths(text.removeprefix("note: "), self.names).split())
+        if text and text not in self.job.warnings:
+            self.job.warnings.append(text)
 
 
 def _stamp(path: Path) -> tuple | None:

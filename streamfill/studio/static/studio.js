@@ -485,6 +485,7 @@ async function play() {
 // -- jobs --------------------------------------------------------------------------------------------------
 function followJob(job) {
   S.job = job;
+  S.notesShown = 0;
   if (S.events) S.events.close();
   const box = $("job");
   box.hidden = false;
@@ -521,6 +522,11 @@ function updateJob(s) {
   $("job-text").textContent = text;
   $("cancel").hidden = !busy;
   $("cancel").disabled = !!s.cancelling;
+  // what the job notes while it runs (the engine compiled for minutes first, a 10-bit source) shows at once
+  if (busy && s.warnings && s.warnings.length > (S.notesShown || 0)) {
+    S.notesShown = s.warnings.length;
+    say(s.warnings.join(" · "), "info");
+  }
   $("track").disabled = $("remove").disabled = busy;
 }
 
