@@ -350,7 +350,8 @@ def test_token_url_works_and_other_pages_are_refused(browser, tmp_path):
 def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monkeypatch):
     """Opening clip B while clip A was tracked and its removal ran kept A's "24/24 frames masked" under B's
     Track and A's job box ("Removing 0/24 frames", Cancel) on B, with B's Track and Remove disabled until A's
-    job ended; opening A again must show its job again."""
+    job ended; opening A again must show its job again. After a reload the engine and temporal mode shown
+    were the defaults, not those of the removal running."""
     import threading
 
     from streamfill.studio import session
@@ -386,6 +387,7 @@ def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monk
             browser.get(url)
             open_clip("a.mp4")
             assert "frames masked" in browser.find_element(By.ID, "track-info").text
+            Select(browser.find_element(By.ID, "temporal")).select_by_value("off")
             browser.find_element(By.ID, "remove").click()
             wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == "running",
                  "the removal to run")
@@ -398,6 +400,10 @@ def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monk
             wait(browser, lambda d: d.find_element(By.ID, "job").is_displayed()
                  and d.find_element(By.ID, "cancel").is_displayed(), "a's job again")
             assert not browser.find_element(By.ID, "remove").is_enabled()
+            # after a reload, the options shown are the running removal's, not the defaults
+            browser.refresh()
+            wait(browser, lambda d: d.find_element(By.ID, "cancel").is_displayed(), "a's job after the reload")
+            assert Select(browser.find_element(By.ID, "temporal")).first_selected_option.text == "off"
     finally:
         release.set()
         studio.close()

@@ -486,6 +486,10 @@ async function play() {
 function followJob(job) {
   S.job = job;
   S.notesShown = 0;
+  if (job.kind === "remove") {  // found again after a reload: show the options it runs with, not the defaults
+    $("engine").value = job.options.engine;
+    $("temporal").value = job.options.temporal;
+  }
   if (S.events) S.events.close();
   const box = $("job");
   box.hidden = false;
