@@ -407,3 +407,47 @@ def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monk
     finally:
         release.set()
         studio.close()
+
+
+def test_a_frame_of_the_clip_left_is_not_shown_on_the_clip_opened(browser, tmp_path, monkeypatch):
+    """A frame of clip A still loading when clip B was opened (a slow first frame, a click far into a long
+    GOP) was drawn on B's canvas as B's frame 0 when both were at the same frame number, and stayed there
+    (marked exact): a stroke then went onto B's frame 0 over A's picture."""
+    import threading
+
+    from streamfill.studio import session
+
+    root = tmp_path / "root"
+    root.mkdir()
+    make_object_clip(root / "a.mp4", frames=4, width=W, height=H)
+    make_object_clip(root / "b.mp4", frames=3, width=160, height=96)
+    studio = Studio(root, tmp_path / "work")
+    slow = threading.Event()
+    scrub = session.Clip.scrub
+
+    def slow_scrub(self, index, *, exact):
+        if self.name == "a.mp4" and slow.is_set():
+            time.sleep(2)
+        return scrub(self, index, exact=exact)
+
+    monkeypatch.setattr(session.Clip, "scrub", slow_scrub)
+    try:
+        with running_studio(studio) as url:
+            browser.get(url)
+
+            def open_clip(name):
+                browser.find_element(By.ID, "open-btn").click()
+                wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                         if name in li.text], "the file list")[0].click()
+
+            open_clip("a.mp4")
+            wait(browser, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "a's frame 0")
+            slow.set()  # a's frame 0 asked for again, slowly; b opened meanwhile
+            browser.execute_script("window.studio.state.shownIndex = -1; window.studio.show(0)")
+            open_clip("b.mp4")
+            time.sleep(3)  # a's frame has come back meanwhile
+            assert browser.find_element(By.ID, "clip-name").text == "b.mp4"
+            wait(browser, lambda d: d.execute_script("return window.studio.state.frameImage.width") == 160,
+                 "b's own frame 0", timeout=5)
+    finally:
+        studio.close()

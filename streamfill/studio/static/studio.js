@@ -217,7 +217,8 @@ async function show(index, exact = true) {
       const i = wanted.index;
       const jump = wanted.exact && !S.approx && S.shownIndex >= 0 && Math.abs(i - S.shownIndex) > 1;
       const ex = wanted.exact && !jump;
-      const base = `api/clips/${S.clip.id}`;
+      const clip = S.clip;
+      const base = `api/clips/${clip.id}`;
       const control = ex ? null : new AbortController();
       inflight = control;
       let frame;
@@ -235,6 +236,7 @@ async function show(index, exact = true) {
       const [mask, result] = await Promise.all([
         tracked ? image(`${base}/masks/${shown}`) : Promise.resolve(null),
         S.compare && S.clip.result ? image(`${base}/frames/${shown}?which=result`) : Promise.resolve(null)]);
+      if (S.clip !== clip) continue;  // another clip was opened meanwhile: this picture is not its frame
       S.frameImage = frame.bitmap; S.maskImage = mask && mask.bitmap; S.resultImage = result && result.bitmap;
       S.frameTime = frame.time; S.shownIndex = shown; S.approx = !exactHere;
       $("timecode").textContent = timecode(frame.time, S.clip.fps);
