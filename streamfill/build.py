@@ -189,8 +189,9 @@ class MaskOptions:
     ``mask_frame`` through the clip (``--mask-track``, ``--mask-frame``); ``boxes`` are more keyframes as
     ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``keyframes`` more keyframes as ``masks.track.Keyframe``
     objects (masks or boxes drawn in ``streamfill studio``); ``auto = "motion"`` masks what moves
-    (``--mask-auto``). ``on_warning(message)`` receives tracking notices (scene cuts); None sends them to
-    ``warnings``."""
+    (``--mask-auto``). ``on_warning(message)`` receives tracking notices (scene cuts, lost tracks); None sends
+    them to ``warnings``. ``lost_advice``: what a lost-track notice tells the user to do (None: the command
+    line's, ``masks.track.LOST_ADVICE``)."""
 
     track: bool = False
     mask_frame: int = 0
@@ -198,6 +199,7 @@ class MaskOptions:
     keyframes: tuple[Keyframe, ...] = ()
     auto: str | None = None
     on_warning: Callable[[str], None] | None = None
+    lost_advice: str | None = None
 
     @property
     def tracking(self) -> bool:
@@ -234,7 +236,8 @@ def make_tracking_source(mask: str | Path | None, config: Config, options: MaskO
         late = [k.index for k in keys if k.index >= frame_count]
         if late:
             raise InputError(f"keyframe {late[0]} is beyond the clip ({frame_count} frames, 0-{frame_count - 1})")
-    return FlowTracker(keys, config.track, dilate=config.mask.dilate, on_warning=options.on_warning)
+    return FlowTracker(keys, config.track, dilate=config.mask.dilate, on_warning=options.on_warning,
+                       lost_advice=options.lost_advice)
 
 
 def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptions | None = None, *,

@@ -20,8 +20,9 @@ def object_at(index: int, width: int, height: int) -> tuple[int, int, int]:
 
 
 def make_object_clip(path: str | Path, *, frames: int = 24, width: int = 640, height: int = 360,
-                     fps: int = 25, x264: dict | None = None) -> Path:
-    """A textured background with a textured blue disc moving right (0.6 % of the width per frame)."""
+                     fps: int = 25, x264: dict | None = None, hidden: range = range(0)) -> Path:
+    """A textured background with a textured blue disc moving right (0.6 % of the width per frame); in the
+    frames of ``hidden`` the disc is not drawn (it vanishes, the background shows)."""
     path = Path(path)
     yy, xx = np.mgrid[0:height, 0:width]
     background = pattern(0, height, width)
@@ -34,7 +35,7 @@ def make_object_clip(path: str | Path, *, frames: int = 24, width: int = 640, he
         for i in range(frames):
             image = background.copy()
             cx, cy, r = object_at(i, width, height)
-            inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+            inside = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r) & (i not in hidden)
             spots = (((xx - cx) // 6 + (yy - cy) // 6) % 2).astype(np.uint8) * 90
             image[inside] = np.stack([spots, spots // 2 + 20, np.full_like(spots, 210)], axis=-1)[inside]
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")

@@ -793,6 +793,26 @@ def test_what_process_notes_on_the_command_line_is_shown_on_the_page(tmp_path):
 
 
 # -- weak tracking ------------------------------------------------------------------------------------------
+def test_a_lost_track_is_said_on_the_page_in_the_studio_s_own_words(root, client):
+    """The tracker's lost-track line ends with the command line's advice ('add a --box there or check the
+    preview'), which reached the page as it was: the studio has neither --box nor a preview file. The page now
+    says what to do there; the command line keeps its wording (test_track.py, test_track_cli.py)."""
+    make_object_clip(root / "gone.mp4", frames=28, width=W, height=H, hidden=range(10, 20))
+    clip = open_clip(client, "gone.mp4")
+    keys = [{"index": 0, "mask": png_data_url(disc_mask(0, W, H))}]  # painted a little wider than the disc
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": keys})
+    snap = wait_job(client, r.json()["id"])
+    assert snap["state"] == "done", snap
+    lost = [w for w in snap["warnings"] if "track of the object lost" in w]
+    assert len(lost) == 1 and lost[0].endswith(
+        "; paint a correction on a frame there (brush, eraser or box) and track again"), snap["warnings"]
+    assert "--box" not in lost[0] and "preview" not in lost[0]
+    first, last = (int(v) for v in lost[0].split("frames ")[1].split(";")[0].split("-"))
+    assert 10 <= first <= 11 and last >= 19, lost
+    track = client.get(f"/api/clips/{clip['id']}").json()["track"]
+    assert track["signal"] == "lost" and [first, last] in [list(s) for s in track["weak_spans"]], track
+
+
 def test_weak_frames_from_area_and_confidence():
     areas = [1000, 980, 990, 300, 0, 950, 1010, 4000, 1000, 1020]
     weak, signal = weak_frames(areas, [0, 9])

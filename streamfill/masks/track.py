@@ -52,6 +52,9 @@ from streamfill.types import Frame, Mask
 # Lost track (see FlowTracker._note).
 _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
 _LOST_FRAMES = 5  # ... once this many frames in a row are
+# What the lost-track line tells the user to do (command line); a front end with other means (the studio)
+# passes its own as ``lost_advice``.
+LOST_ADVICE = "add a --box there or check the preview"
 # Working scale (see FlowTracker._working_scale).
 _TARGET_SIDE = 64
 _TARGET_THICK = 6  # working px an object's thickest part should span (see _working_scale)
@@ -126,6 +129,8 @@ class FlowTracker:
     below the lost threshold, ``lost_since`` the first frame of a stretch still going on. Frames must
     arrive in order with increasing ``index``; all must have the same size. Raises :class:`MaskError` for
     a keyframe that does not fit the frames (wrong size, box outside the frame, index never reached).
+    ``lost_advice``: what the lost-track line tells the user to do (default ``LOST_ADVICE``, the command
+    line's: ``--box`` and the preview).
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class FlowTracker:
         on_warning: Callable[[str], None] | None = None,
         on_lost: Callable[[int, int], None] | None = None,
         lost_after_cut: bool = False,
+        lost_advice: str | None = None,
     ) -> None:
         if not keyframes:
             raise MaskError("mask tracking needs at least one keyframe (a mask or a box)")
@@ -148,6 +154,7 @@ class FlowTracker:
         self.dilate = int(dilate)
         self.on_warning = on_warning
         self.on_lost = on_lost
+        self.lost_advice = lost_advice or LOST_ADVICE
         # live: a track stopped by a scene cut (a looping file's jump back included) is a lost track, not
         # "nothing to track" (its frames were never masked again, and the stats said nothing was lost)
         self.lost_after_cut = bool(lost_after_cut)
@@ -196,7 +203,7 @@ class FlowTracker:
         if self._low_start is not None and self._low_count >= _LOST_FRAMES:
             a, b = self._low_start, self._low_end
             self.lost.append((a, b))
-            self._warn(f"track of the object lost at frames {a}-{b}; add a --box there or check the preview")
+            self._warn(f"track of the object lost at frames {a}-{b}; {self.lost_advice}")
             if self.on_lost is not None:
                 self.on_lost(a, b)
         self._low_start, self._low_end, self._low_count = None, -1, 0

@@ -38,6 +38,9 @@ from streamfill.studio.weak import spans, weak_frames
 
 PREVIEW_MAX = (1280, 720)  # the page shows frames at most this size; masks stay at full resolution
 PROXY_QUALITY = 80
+# A lost track, said on the page: there is no --box nor preview file there (masks.track.LOST_ADVICE is the
+# command line's); the orange marks on the timeline are the preview's magenta frames.
+LOST_ADVICE = "paint a correction on a frame there (brush, eraser or box) and track again"
 
 
 @dataclass(frozen=True)
@@ -459,7 +462,7 @@ class Studio:
 
     def _run_track(self, job: Job, clip: Clip, keys: list[Keyframe]) -> None:
         out = clip.work / f"masks-{job.id}.mkv"
-        options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append)
+        options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append, lost_advice=LOST_ADVICE)
         result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
                                  progress=self._progress(job))
         areas, seeker = self._areas(out, job)
