@@ -590,3 +590,21 @@ def test_eval_temporal_corpus_cli(tmp_path, capsys):
     assert main(["eval", "temporal"]) == 1
     assert main(["eval", "temporal", "--corpus", "--seeds", "x"]) == 1
     assert "--corpus" in capsys.readouterr().err
+
+
+def test_background_memory_follows_a_change_of_light():
+    """The light brightens steadily (a lamp, a camera's auto-exposure): the memory's median of past samples is
+    darker than the frame now, and its colours are brought to the present light (fitted on the ring) before they
+    fill the hole."""
+    data = []
+    for i, d in enumerate(clip(30)):
+        gain = 0.7 + 0.5 * i / 29
+        lit = np.clip(d["truth"].astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        occluded = lit.copy()
+        occluded[d["disc"]] = (255, 0, 255)
+        data.append(dict(frame=d["frame"].with_image(occluded), mask=d["mask"], truth=lit, disc=d["disc"]))
+    tc = TemporalCompletion(telea().fill, TemporalConfig(mode="fast", window=4))
+    outs = run(tc, data)
+    late = [psnr(o.image, d["truth"], d["disc"]) for o, d in zip(outs[20:], data[20:], strict=True)]
+    assert tc.stats.pixels["background"] > 0
+    assert np.mean(late) > 27.0, late                     # (the stale median: 24.6 dB)

@@ -13,6 +13,7 @@ from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion
 from streamfill.temporal import complete as tc
 from streamfill.temporal.flow import Flow
+from streamfill.temporal.ring import light_fit
 from streamfill.types import Frame
 
 H, W = 64, 96
@@ -162,3 +163,34 @@ def test_quality_carries_nothing_into_a_part_the_probe_gave_away(monkeypatch):
         carried[flag] = comp.stats.pixels["previous"]
     assert carried[False] > 0
     assert carried[True] < 0.2 * carried[False]
+
+
+def test_probe_keeps_propagation_seen_in_other_light():
+    """Copies from a frame lit otherwise (a cloud, a lamp, the camera's exposure: a gain and a gradient) are
+    right once the seam matches their colours; the probe compares them after the same change of light fitted
+    on the ring, so it keeps them instead of handing a well-predicted part to the engine."""
+    image, hole, region = setup()
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    darker = np.clip((image.astype(np.float32) - 12 - 0.3 * xs[..., None]) / 1.3, 0, 255)
+    noisy = np.clip(image + np.random.default_rng(3).normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+
+    def good_engine(img, mask):                           # an engine that roughly knows the picture
+        return np.where(mask[..., None] > 0, noisy, img)
+
+    misfit, _ = probe(good_engine, darker, image, hole, region)
+    assert misfit[hole].mean() < 0.05                     # (before: all of it went to the engine)
+
+
+def test_light_fit_takes_out_light_not_texture():
+    image, hole, region = setup()
+    ring = region & ~hole
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    truth = image.astype(np.float32)
+    lit = (truth - 20 + 0.2 * ys[..., None]) / 1.2        # another exposure and a gradient of light
+    lit[ring & (xs < W // 2 - 6)] = 255                   # and something else standing on a part of the ring
+    fitted = light_fit(truth, lit, ring)
+    assert np.abs(fitted - truth)[hole].mean() < 1.5
+    moved = np.roll(truth, 2, axis=1)                     # misplaced texture stays wrong
+    fitted = light_fit(truth, moved, ring)
+    assert fitted is None or np.abs(fitted - truth)[hole].mean() > 0.7 * np.abs(moved - truth)[hole].mean()
+    assert light_fit(truth, picture(7).astype(np.float32), ring) is None  # another picture: no light explains it

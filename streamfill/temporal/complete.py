@@ -15,7 +15,8 @@ gathers candidates:
 2. **Background memory** (``background``): for a fixed or shaking camera, the per-pixel model of the
    unoccluded background (``BackgroundMemory``) offers what the camera saw there before, trusted by its
    number of observations, its support (do its samples agree?) and, once the camera has moved, by how far
-   the frame around the hole agrees with it.
+   the frame around the hole agrees with it. Its colours are brought to the frame's present light first
+   (``MEMORY_LIGHT``: a gain and a planar offset per channel fitted on the ring, ``ring.light_fit``).
 3. **Real pixels along the motion**: optical flow (DIS, on grey frames scaled by ``flow_scale``) between
    neighbouring frames, completed inside the holes by smooth interpolation from the hole border, is chained
    forward and backward over the window; each step is checked by forward-backward consistency. A chain
@@ -48,7 +49,8 @@ most of it is refused.
 Held-out probe (``quality``, ``PROBE``): the ring of known pixels around the hole is treated as missing and
 predicted twice, by propagation (the candidates gathered there from other frames, as inside the hole) and by the
 engine (run with the ring, a gap beyond it and the hole hidden); both are compared with the real ring pixels
-(``ring.RingChecks._probe``). Where propagation's error, carried into the hole, exceeds ``ring.PROBE_RATIO`` x
+(``ring.RingChecks._probe``; propagation after the change of light fitted on the ring, ``ring.PROBE_LIGHT``).
+Where propagation's error, carried into the hole, exceeds ``ring.PROBE_RATIO`` x
 the engine's (a subject that deforms or moves against its border, blur, a wrong flow), that part of the hole
 goes to the engine (all of a connected part once most of it does). The comparison is age-matched
 (``PROBE_AGE``): the hole's real pixels come from frames further away than the ring's (the occluder hid them
@@ -111,7 +113,16 @@ from streamfill.temporal.flow import (
     smooth_fill,
 )
 from streamfill.temporal.layers import layered_copies
-from streamfill.temporal.ring import RingChecks, background_agreement, disc, misfits, ring_error, whole_parts
+from streamfill.temporal.ring import (
+    RING_MIN,
+    RingChecks,
+    background_agreement,
+    disc,
+    light_fit,
+    misfits,
+    ring_error,
+    whole_parts,
+)
 from streamfill.temporal.sources import Sources
 from streamfill.types import Frame
 
@@ -124,6 +135,7 @@ FLOW_BAND = 6            # flow-grid px around the hole whose flow is not truste
 CUT_SHARE = 0.6          # a frame pair whose matches are this inconsistent is a cut: chains stop there
 BACKGROUND_TRUST = 8.0   # weight of a well-observed background pixel (a flow candidate one frame away: ~0.5)
 WARMUP = 4               # observations after which a background pixel is trusted fully (no flow is sought)
+MEMORY_LIGHT = True      # the memory's colours are brought to the frame's present light, fitted on the ring
 SUPPORT_MIN = 0.5        # background samples agreeing with their median below which the memory is not trusted
 BRACKET_TRUST = 16.0     # weight of a pixel shown alike just before and just after it was hidden
 ARBITRATE = True         # compare sources on the ring (copies vs flow) and drop candidates that misfit it
@@ -353,6 +365,13 @@ class TemporalCompletion(Sources, RingChecks):
         if self._memory is not None and slot.placement is not None:
             view = self._memory.model(slot.placement, x0, y0, x1, y1)
             colour = view.colour
+            lit = region & ~hole & (view.count > 0)
+            if MEMORY_LIGHT and lit.sum() >= RING_MIN:
+                # (None: the memory does not show the ring even after a change of light, something else stands
+                # there; its colours stay as they are)
+                relit = light_fit(image[y0:y1, x0:x1].astype(np.float32), colour, lit)
+                if relit is not None:
+                    colour = relit
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
             if moving:

@@ -11,6 +11,8 @@ it is trusted inside the hole (see ``complete.py`` for the whole method):
   on the ring, hidden from both;
 - ``misfits``: candidates along the hole's inner edge that do not continue the frame outside;
 - ``background_agreement``: how far the frame around the hole looks like the background memory;
+- ``light_fit``: a candidate brought to the frame's light (gain and planar offset per channel, fitted on the
+  ring): the background memory's colours, and propagation's in the probe;
 - ``RingChecks._seam``: the propagated colours matched to the frame (offset or membrane);
 - ``whole_parts``: the connected parts of the hole mostly given away, which then go to the engine whole.
 """
@@ -37,6 +39,9 @@ SEAM_OUTLIER = 30.0      # 8-bit levels a ring difference may stray from the rin
 SEAM_CLIP = 40.0         # largest colour correction (8-bit levels) the seam may apply
 PROBE_GAP = 4            # px beyond the ring also hidden from the engine in the probe (its paste feathers there)
 PROBE_RATIO = 0.6        # propagated pixels give way where their ring error exceeds this share of the engine's
+PROBE_LIGHT = True       # the probe compares after a change of light fitted on the ring (light_fit)
+LIGHT_FIT_MAX = 8.0      # light_fit: median 8-bit levels the fitted candidate may still miss the ring by (else None)
+GAIN_MIN = 0.67          # light_fit: the smallest gain (and 1 / it the largest) a change of light may have
 PROBE_ALL = 0.5          # share of a hole part given away above which all of it goes to the engine
 
 
@@ -96,7 +101,7 @@ class RingChecks:
             if ring_aged.sum() >= RING_MIN:
                 cand = np.where(found[..., None], colour, cand)
                 ring = ring_aged
-        e_prop = ring_error(frame, cand, ring)
+        e_prop = ring_error(frame, cand, ring, light=PROBE_LIGHT)
         self.stats.probes += 1
         misfit = hole & have & (e_prop > PROBE_RATIO * e_eng)
         given_away = None
@@ -125,16 +130,58 @@ class RingChecks:
         return np.where((hole & known)[..., None], cand + offset, cand)
 
 
-def ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
+def ring_error(frame: np.ndarray, cand: np.ndarray, ring: np.ndarray, light: bool = False) -> np.ndarray | None:
     """How far ``cand`` is from the frame on the ``ring`` pixels (mean absolute difference over RGB, after
     the ring's median offset, which the seam takes out anyway), carried smoothly into the hole: h x w float32,
-    or None when the ring has too few pixels to tell."""
+    or None when the ring has too few pixels to tell. ``light``: after the change of light fitted on the ring
+    (``light_fit``: a gain and a planar offset per channel) instead."""
     if ring.sum() < RING_MIN:
         return None
     d = frame - cand
-    d -= np.median(d[ring], axis=0)
+    fitted = light_fit(frame, cand, ring) if light else None
+    if fitted is not None:
+        d = frame - fitted
+    else:
+        d -= np.median(d[ring], axis=0)
     err = np.abs(d).mean(axis=2)
     return smooth_fill(np.where(ring, err, 0.0).astype(np.float32), ring)
+
+
+def light_fit(frame, cand, ring) -> np.ndarray | None:
+    """``cand`` (h x w x 3 float32) as lit like the frame: per channel a gain (``GAIN_MIN`` .. 1 / ``GAIN_MIN``)
+    and an offset that may vary linearly across the box, fitted by least squares on the ``ring`` pixels (where
+    the frame is the truth) from a robust start (medians), twice without the pixels that stray far (something
+    else standing there). A change of light between frames (a cloud, a lamp, a camera's exposure) is taken out;
+    what is misplaced or deformed is not (four numbers per channel cannot bend texture). None when even the
+    fitted candidate misses the ring by more than ``LIGHT_FIT_MAX`` levels (median over the ring, mean over the
+    channels): it does not show the ring, lit otherwise or not (something else stands there)."""
+    ys, xs = np.nonzero(ring)
+    n = float(max(ring.shape))
+    basis = np.stack([np.ones(xs.size), xs / n, ys / n], axis=1)
+    yy, xx = np.mgrid[0:ring.shape[0], 0:ring.shape[1]].astype(np.float32) / n
+    out = np.empty_like(cand)
+    resid = []
+    for c in range(3):
+        x, y = cand[ys, xs, c].astype(np.float64), frame[ys, xs, c].astype(np.float64)
+        # a robust start (medians: up to half the ring may show something else), then least squares on the
+        # pixels it fits, twice
+        bright = x > 16
+        gain = float(np.median(y[bright] / x[bright])) if bright.sum() >= RING_MIN else 1.0
+        gain = float(np.clip(gain, GAIN_MIN, 1.0 / GAIN_MIN))
+        off = np.array([np.median(y - gain * x), 0.0, 0.0])
+        for _ in range(2):
+            r = np.abs(y - gain * x - basis @ off)
+            keep = r <= max(5.0 * float(np.median(r)), 2.0)
+            if keep.sum() < RING_MIN:
+                break
+            coef, *_ = np.linalg.lstsq(np.column_stack([x, basis])[keep], y[keep], rcond=None)
+            gain = float(np.clip(coef[0], GAIN_MIN, 1.0 / GAIN_MIN))
+            off, *_ = np.linalg.lstsq(basis[keep], y[keep] - gain * x[keep], rcond=None)
+        out[..., c] = gain * cand[..., c] + off[0] + off[1] * xx + off[2] * yy
+        resid.append(float(np.median(np.abs(y - gain * x - basis @ off))))
+    if np.mean(resid) > LIGHT_FIT_MAX:
+        return None
+    return out
 
 
 def whole_parts(hole: np.ndarray, lost: np.ndarray, among: np.ndarray, share: float) -> np.ndarray:
