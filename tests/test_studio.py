@@ -742,19 +742,8 @@ def test_streams_left_out_of_the_result_are_reported_on_the_page(tmp_path):
         for v in streams:
             for p in v.encode(None):
                 out.mux(p)
-    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))
-    try:
-        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
-            clip = open_clip(client, "two.mkv")
-            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
-            job = client.post(f"/api/clips/{clip['id']}/track", json=keys)
-            assert wait_job(client, job.json()["id"])["state"] == "done"
-            job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
-            snap = wait_job(client, job["id"])
-            assert snap["state"] == "done", snap
-            assert any("not copied" in w and "#1 video" in w for w in snap["warnings"]), snap["warnings"]
-    finally:
-        studio.close()
+    snap = _track_and_remove(root, tmp_path, "two.mkv")
+    assert any("not copied" in w and "#1 video" in w for w in snap["warnings"]), snap["warnings"]
 
 
 def test_what_process_notes_on_the_command_line_is_shown_on_the_page(tmp_path):
@@ -775,19 +764,26 @@ def test_what_process_notes_on_the_command_line_is_shown_on_the_page(tmp_path):
                 out.mux(p)
         for p in v.encode(None):
             out.mux(p)
+    snap = _track_and_remove(root, tmp_path, "ten.mkv")
+    notes = [w for w in snap["warnings"] if "10-bit" in w]
+    assert notes == ["ten.mkv is 10-bit (yuv420p10le); streamfill works in 8-bit RGB, so its output is "
+                     "8-bit"], snap["warnings"]
+
+
+def _track_and_remove(root, tmp_path, name):
+    """The finished removal job's snapshot for clip ``name`` under ``root`` (tracked from a box at frame 0,
+    telea, no temporal completion), in a studio of its own."""
     studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0))
     try:
         with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
-            clip = open_clip(client, "ten.mkv")
+            clip = open_clip(client, name)
             keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
             job = client.post(f"/api/clips/{clip['id']}/track", json=keys)
             assert wait_job(client, job.json()["id"])["state"] == "done"
             job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
             snap = wait_job(client, job["id"])
             assert snap["state"] == "done", snap
-            notes = [w for w in snap["warnings"] if "10-bit" in w]
-            assert notes == ["ten.mkv is 10-bit (yuv420p10le); streamfill works in 8-bit RGB, so its output is "
-                             "8-bit"], snap["warnings"]
+            return snap
     finally:
         studio.close()
 
