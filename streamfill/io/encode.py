@@ -25,9 +25,9 @@ import numpy as np
 
 from streamfill.config import X264_PRESETS, IOConfig
 from streamfill.errors import OutputError
-from streamfill.io.decode import ColourTags, VideoInfo, main_video_stream
+from streamfill.io.decode import ColourTags, VideoInfo
 from streamfill.io.images import IMAGE_SUFFIXES
-from streamfill.io.remux import Passthrough, check_carry, copy_tags, remux_streams
+from streamfill.io.remux import Passthrough, check_carry, copy_source_tags, remux_streams
 from streamfill.types import Frame
 
 _PARTIAL = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8}))?(\.[A-Za-z0-9]+)?$")
@@ -330,10 +330,7 @@ class VideoWriter(_AtomicWriter):
         except (av.FFmpegError, OSError):
             return
         self._src = src
-        copy_tags(src.metadata, self._out.metadata)  # title, creation_time, a phone's location ...
-        main = main_video_stream(src)
-        if main is not None:
-            copy_tags(main.metadata, self._stream.metadata)  # its language, title
+        copy_source_tags(src, self._out, self._stream)
         self._passthrough = Passthrough(self._out)
         keep, skipped = remux_streams(src)
         check_carry(self.path, keep)

@@ -115,6 +115,15 @@ def copy_tags(source: dict, target: dict) -> None:
             target[key] = value
 
 
+def copy_source_tags(src, out, video) -> None:
+    """The tags of the source file ``src`` (title, creation_time, a phone's location ...) on the output file
+    ``out``, and those of its video stream (language, title) on the output's ``video`` stream."""
+    copy_tags(src.metadata, out.metadata)
+    main = main_video_stream(src)
+    if main is not None:
+        copy_tags(main.metadata, video.metadata)
+
+
 def _labelled(stream, source):
     """``stream`` (an output stream) with the tags (language, title) and disposition (default, forced, ...) of
     the source stream it carries over."""

@@ -18,10 +18,10 @@ from pathlib import Path
 import av
 
 from streamfill.errors import DecodeError, OutputError
-from streamfill.io.decode import VideoReader, main_video_stream
+from streamfill.io.decode import VideoReader
 from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, _temp_path, movie_timescale
 from streamfill.io.images import _rotate
-from streamfill.io.remux import Passthrough, check_carry, copy_tags, remux_streams
+from streamfill.io.remux import Passthrough, check_carry, copy_source_tags, remux_streams
 from streamfill.types import Frame
 
 
@@ -177,10 +177,7 @@ def join_segments(segments: list[str | os.PathLike], output: str | os.PathLike, 
             vout = out.add_stream_from_template(template)
             vout.time_base = out_tb
             if src is not None:  # the tags a single run's writer copies: the file's, the video stream's
-                copy_tags(src.metadata, out.metadata)
-                main = main_video_stream(src)
-                if main is not None:
-                    copy_tags(main.metadata, vout.metadata)
+                copy_source_tags(src, out, vout)
             src_packets, passthrough = _remux_source(src, out, result)
             last_dts = None
 
