@@ -449,9 +449,7 @@ class Studio:
             except Cancelled:
                 job.state = "cancelled"
             except StreamfillError as exc:
-                clip = self.clips.get(job.clip)
-                names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
-                job.state, job.error = "failed", " ".join(_without_paths(str(exc), names).split())
+                job.state, job.error = "failed", _for_page(str(exc), self.clips.get(job.clip))
             except Exception as exc:  # noqa: BLE001 - a job's failure is reported on the page, never lost
                 job.state, job.error = "failed", f"internal error ({type(exc).__name__}: {exc})"
             finally:
@@ -494,9 +492,8 @@ class Studio:
         # what the command line prints as notes: streams the result does not carry, the reader's own notes
         if result.skipped_streams:
             job.warnings.append(f"not copied into the result: {', '.join(result.skipped_streams)}")
-        names = {clip.path: clip.name, clip.work: "(work folder)"}
         for note in result.notes:
-            note = " ".join(_without_paths(note, names).split())
+            note = _for_page(note, clip)
             if note not in job.warnings:  # logged as well (_JobNotes)
                 job.warnings.append(note)
         old = (clip.result, clip.result_seeker)
@@ -558,8 +555,7 @@ class _JobNotes(logging.Handler):
 
     def __init__(self, job: Job, clip: Clip | None) -> None:
         super().__init__(logging.INFO)
-        self.job, self.thread = job, threading.get_ident()
-        self.names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
+        self.job, self.clip, self.thread = job, clip, threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread != self.thread:
@@ -568,7 +564,7 @@ class _JobNotes(logging.Handler):
             text = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed log call must not fail the job
             return
-        text = " ".join(_without_paths(text.removeprefix("note: "), self.names).split())
+        text = _for_page(text.removeprefix("note: "), self.clip)
         if text and text not in self.job.warnings:
             self.job.warnings.append(text)
 
@@ -580,6 +576,13 @@ def _stamp(path: Path) -> tuple | None:
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _for_page(message: str, clip: Clip | None) -> str:
+    """A job's message as the page shows it: on one line, the clip's paths called by the clip's name and its
+    work folder '(work folder)'."""
+    names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
+    return " ".join(_without_paths(message, names).split())
 
 
 def _without_paths(message: str, names: dict) -> str:
