@@ -114,7 +114,6 @@ from streamfill.temporal.flow import (
 )
 from streamfill.temporal.layers import layered_copies
 from streamfill.temporal.ring import (
-    RING_MIN,
     RingChecks,
     background_agreement,
     disc,
@@ -365,13 +364,9 @@ class TemporalCompletion(Sources, RingChecks):
         if self._memory is not None and slot.placement is not None:
             view = self._memory.model(slot.placement, x0, y0, x1, y1)
             colour = view.colour
-            lit = region & ~hole & (view.count > 0)
-            if MEMORY_LIGHT and lit.sum() >= RING_MIN:
-                # (None: the memory does not show the ring even after a change of light, something else stands
-                # there; its colours stay as they are)
-                relit = light_fit(image[y0:y1, x0:x1].astype(np.float32), colour, lit)
-                if relit is not None:
-                    colour = relit
+            if MEMORY_LIGHT:  # (None: too few ring pixels, or the memory does not show the ring even lit otherwise)
+                relit = light_fit(image[y0:y1, x0:x1], colour, region & ~hole & (view.count > 0))
+                colour = colour if relit is None else relit
             stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
             bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
             if moving:

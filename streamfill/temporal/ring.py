@@ -154,8 +154,11 @@ def light_fit(frame, cand, ring) -> np.ndarray | None:
     else standing there). A change of light between frames (a cloud, a lamp, a camera's exposure) is taken out;
     what is misplaced or deformed is not (four numbers per channel cannot bend texture). None when even the
     fitted candidate misses the ring by more than ``LIGHT_FIT_MAX`` levels (median over the ring, mean over the
-    channels): it does not show the ring, lit otherwise or not (something else stands there)."""
+    channels): it does not show the ring, lit otherwise or not (something else stands there); None too when the
+    ring has fewer than ``RING_MIN`` pixels."""
     ys, xs = np.nonzero(ring)
+    if xs.size < RING_MIN:
+        return None
     n = float(max(ring.shape))
     basis = np.stack([np.ones(xs.size), xs / n, ys / n], axis=1)
     yy, xx = np.mgrid[0:ring.shape[0], 0:ring.shape[1]].astype(np.float32) / n
