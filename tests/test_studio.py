@@ -380,7 +380,7 @@ import sys, time
 from streamfill.cli import main
 from streamfill.studio import session
 
-def endless(input, output, *, mask, config, progress):  # a removal that runs until it is cancelled
+def endless(input, output, *, mask, config, progress, inpainter=None):  # a removal that runs until it is cancelled
     while True:
         progress(0, 10)
         time.sleep(0.05)
@@ -652,7 +652,7 @@ def test_cancel_stops_a_job_and_leaves_no_output(client, studio, monkeypatch):
     assert wait_job(client, r.json()["id"])["state"] == "done"
     started = []
 
-    def slow_process(input, output, *, mask, config, progress):
+    def slow_process(input, output, *, mask, config, progress, inpainter=None):
         open(output, "wb").close()  # what a real run leaves under a temporary name
         for i in range(10_000):
             started.append(i)
@@ -686,7 +686,7 @@ def test_a_cancel_the_job_has_not_reached_yet_is_shown_as_cancelling(client, stu
     assert wait_job(client, r.json()["id"])["state"] == "done"
     started, go_on = threading.Event(), threading.Event()
 
-    def slow_start(input, output, *, mask, config, progress):
+    def slow_start(input, output, *, mask, config, progress, inpainter=None):
         started.set()
         go_on.wait(10)  # the look-ahead: no frame done yet
         progress(1, FRAMES)
@@ -702,6 +702,62 @@ def test_a_cancel_the_job_has_not_reached_yet_is_shown_as_cancelling(client, stu
     assert snap["state"] == "cancelled" and snap["cancelling"] is False
 
 
+@pytest.mark.parametrize("gpu", [False, True])
+def test_engines_that_need_a_gpu_are_offered_only_with_one(client, studio, monkeypatch, gpu):
+    """A Remove with engine compile on a CPU-only machine spent minutes (> 200 s) in torch.compile before its
+    first frame, where Cancel is not looked at: the job could not be stopped and held up every other job. The
+    page now offers compile and tensorrt only where the engines run on a CUDA GPU, and the server refuses
+    them elsewhere with one line, before any job starts."""
+    from streamfill.studio import session
+
+    monkeypatch.setattr(session, "_runs_on_gpu", lambda config: gpu)
+    st = client.get("/api/state").json()
+    assert ("compile" in st["engines"], "tensorrt" in st["engines"]) == (gpu, gpu)
+    assert {"telea", "ns", "auto", "torch", "onnx"} <= set(st["engines"]) and st["default_engine"] in st["engines"]
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    loaded = []
+    monkeypatch.setattr(session, "_load_engine", lambda config: loaded.append(config.engine.name))
+    monkeypatch.setattr(session.api, "process", lambda *a, **k: (_ for _ in ()).throw(session.Cancelled("x")))
+    for engine in ("compile", "tensorrt"):
+        r = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": engine, "temporal": "off"})
+        if gpu:
+            assert r.status_code == 200 and wait_job(client, r.json()["id"])["state"] == "cancelled"
+        else:
+            error = r.json()["error"]
+            assert r.status_code == 400 and "\n" not in error and "CUDA GPU" in error and "choose torch" in error
+    assert loaded == (["compile", "tensorrt"] if gpu else [])
+    if not gpu:
+        assert [j for j in client.get("/api/state").json()["jobs"] if j["kind"] == "remove"] == []
+
+
+def test_a_cancel_while_the_engine_loads_is_honoured_as_soon_as_it_is_loaded(client, studio, monkeypatch):
+    """An engine built the first time (torch.compile, TensorRT, an ONNX export) takes minutes and reports no
+    frame: the Cancel pressed meanwhile waited for the first frame after it (with temporal quality, after the
+    look-ahead window as well). The job now stops as soon as the engine is loaded, and never starts."""
+    from streamfill.studio import session
+
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    loading, loaded, ran = threading.Event(), threading.Event(), []
+
+    def slow_engine(config):
+        loading.set()
+        assert loaded.wait(10)
+        return object()
+
+    monkeypatch.setattr(session, "_load_engine", slow_engine)
+    monkeypatch.setattr(session.api, "process", lambda *a, **k: ran.append(1))
+    job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "quality"}).json()
+    assert loading.wait(10)
+    snap = client.post(f"/api/jobs/{job['id']}/cancel").json()
+    assert snap["state"] == "running" and snap["cancelling"] is True
+    loaded.set()
+    assert wait_job(client, job["id"])["state"] == "cancelled" and ran == []
+
+
 def test_failed_job_reports_one_line(client, studio, monkeypatch):
     from streamfill.errors import EngineError
     from streamfill.studio import session
@@ -713,7 +769,7 @@ def test_failed_job_reports_one_line(client, studio, monkeypatch):
     def broken(*args, **kwargs):
         raise EngineError("no weights for engine onnx:\n   see the docs")
 
-    monkeypatch.setattr(session.api, "process", broken)
+    monkeypatch.setattr(session, "_load_engine", broken)
     job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "onnx"}).json()
     snap = wait_job(client, job["id"])
     assert snap["state"] == "failed" and snap["error"] == "no weights for engine onnx: see the docs"

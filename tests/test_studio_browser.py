@@ -363,7 +363,7 @@ def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monk
     studio = Studio(root, tmp_path / "work")
     release = threading.Event()
 
-    def waiting_process(input, output, *, mask, config, progress):
+    def waiting_process(input, output, *, mask, config, progress, inpainter=None):
         release.wait(30)
         progress(0, FRAMES)
 

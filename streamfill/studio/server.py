@@ -67,6 +67,7 @@ def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 7860, token:
     studio = None
     try:
         studio = Studio(root, work, limits=limits, config=config)
+        studio.engines()  # probes for a GPU (imports torch): before the page asks, not in its first request
         app = create_app(studio, token=token)
         server = _Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                         timeout_graceful_shutdown=2, lifespan="off"))

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfill import api, io
+from streamfill import api, build, io
 from streamfill.build import MaskOptions
 from streamfill.config import ENGINES, TEMPORAL_MODES, Config, merge
-from streamfill.errors import DecodeError, InputError, MaskError, StreamfillError
+from streamfill.errors import DecodeError, EngineError, InputError, MaskError, StreamfillError
 from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_png, fit, preview_jpeg
 from streamfill.masks.track import Keyframe
 from streamfill.studio import paths
@@ -41,6 +41,12 @@ PROXY_QUALITY = 80
 # A lost track, said on the page: there is no --box nor preview file there (masks.track.LOST_ADVICE is the
 # command line's); the orange marks on the timeline are the preview's magenta frames.
 LOST_ADVICE = "paint a correction on a frame there (brush, eraser or box) and track again"
+# Engines the page offers only where the neural engines run on a CUDA GPU: torch.compile on a CPU spends
+# minutes (200 s and more) compiling before the first frame, a job that cannot stop meanwhile and holds up
+# every other job; TensorRT needs a GPU.
+GPU_ENGINES = {"compile": "on a CPU, torch.compile takes minutes before the first frame and the job cannot be "
+                          "cancelled meanwhile",
+               "tensorrt": "TensorRT runs on NVIDIA GPUs only"}
 
 
 @dataclass(frozen=True)
@@ -275,6 +281,7 @@ class Studio:
         self.clips: dict[str, Clip] = {}
         self.jobs: dict[str, Job] = {}
         self.proxies = Proxies(self.limits.proxy_bytes) if self.limits.proxy_bytes > 0 else None
+        self._gpu: bool | None = None  # do the neural engines run on a CUDA GPU (see engines)
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -389,6 +396,9 @@ class Studio:
     def start_remove(self, clip: Clip, engine: str, temporal: str) -> Job:
         if engine not in ENGINES:
             raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+        if engine not in self.engines():
+            raise InputError(f"engine {engine} is offered only where the engines run on a CUDA GPU, not here: "
+                             f"{GPU_ENGINES[engine]}; choose torch or onnx (the same generator)")
         if temporal not in TEMPORAL_MODES:
             raise InputError(f"unknown temporal mode {temporal!r} (known: {', '.join(TEMPORAL_MODES)})")
         if clip.masks is None:
@@ -396,6 +406,13 @@ class Studio:
         job = self._new_job("remove", clip, {"engine": engine, "temporal": temporal})
         self._queue.put((job, lambda: self._run_remove(job, clip, engine, temporal)))
         return job
+
+    def engines(self) -> list[str]:
+        """The engines the page offers here: ``GPU_ENGINES`` only where the neural engines run on CUDA
+        (``[engine] device``, probed once)."""
+        if self._gpu is None:
+            self._gpu = _runs_on_gpu(self.config)
+        return [e for e in ENGINES if self._gpu or e not in GPU_ENGINES]
 
     def job(self, job_id: str) -> Job:
         try:
@@ -488,7 +505,14 @@ class Studio:
         stem = Path(clip.name).stem
         out = clip.work / f"{stem}-removed-{job.id}.mp4"
         config = merge(self.config, {"engine": {"name": engine}, "temporal": {"mode": temporal}})
-        result = api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job))
+        # The engine first: loading it (building it, the first time: minutes) reports no frames, so a Cancel
+        # meanwhile is honoured as soon as it is ready, not after the first frame (temporal quality: the
+        # look-ahead window later still)
+        inpainter = _load_engine(config)
+        if job.cancel.is_set():
+            raise Cancelled("cancelled")
+        result = api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job),
+                             inpainter=inpainter)
         # what the command line prints as notes: streams the result does not carry, the reader's own notes
         if result.skipped_streams:
             job.warnings.append(f"not copied into the result: {', '.join(result.skipped_streams)}")
@@ -521,10 +545,12 @@ class Studio:
     def state(self) -> dict:
         with self._lock:  # a clip opened or a job started meanwhile: "dictionary changed size during iteration"
             clips, jobs = list(self.clips.values()), list(self.jobs.values())
+        engines = self.engines()
         return {"clips": [c.describe() for c in clips],
                 "jobs": [j.snapshot() for j in jobs],
-                "engines": list(ENGINES), "temporal_modes": list(TEMPORAL_MODES),
-                "default_engine": self.config.engine.name, "default_temporal": self.config.temporal.mode,
+                "engines": engines, "temporal_modes": list(TEMPORAL_MODES),
+                "default_engine": self.config.engine.name if self.config.engine.name in engines else "auto",
+                "default_temporal": self.config.temporal.mode,
                 "limits": dataclasses.asdict(self.limits)}
 
     def stop(self) -> None:
@@ -567,6 +593,21 @@ class _JobNotes(logging.Handler):
         text = _for_page(text.removeprefix("note: "), self.clip)
         if text and text not in self.job.warnings:
             self.job.warnings.append(text)
+
+
+def _runs_on_gpu(config: Config) -> bool:
+    """Whether the neural engines run on a CUDA GPU here (``[engine] device``; imports torch)."""
+    from streamfill.backends.neural import resolve_device
+
+    try:
+        return resolve_device(config.engine.device).startswith("cuda")
+    except EngineError:  # device = "cuda" on a machine without one: every neural engine fails, compile too
+        return False
+
+
+def _load_engine(config: Config):
+    """The inpainting engine of ``config`` (``build.make_inpainter``: a neural one is loaded, or built)."""
+    return build.make_inpainter(config)
 
 
 def _stamp(path: Path) -> tuple | None:

@@ -522,7 +522,8 @@ function updateJob(s) {
     `${s.done}/${s.total ?? "?"} frames` + (s.percent !== null ? ` · ${s.percent.toFixed(0)} %` : "");
   if (s.state === "running") text += ` · ${s.fps.toFixed(1)} fps` + (s.eta !== null ? ` · ETA ${Math.ceil(s.eta)} s` : "");
   if (s.state === "done") text += ` · done in ${s.elapsed.toFixed(1)} s`;
-  if (s.cancelling) text = `cancelling… (${s.done}/${s.total ?? "?"} frames; it stops at the next frame)`;
+  if (s.cancelling) text = `cancelling… (${s.done}/${s.total ?? "?"} frames; it stops at the next frame` +
+    (s.done ? ")" : ", or once the engine is loaded)");
   if (s.state === "cancelled") text = "cancelled";
   if (s.state === "failed") text = "failed: " + s.error;
   $("job-text").textContent = text;
