@@ -16,7 +16,7 @@ from streamfill.errors import EngineError, InputError
 from streamfill.io.live import V4L2Writer, open_live_reader, source_kind
 from streamfill.masks import PerFrameMasks, StaticMask, prepare
 from streamfill.masks.ops import binarize
-from streamfill.masks.track import FlowTracker, Keyframe, parse_box
+from streamfill.masks.track import Advice, FlowTracker, Keyframe, parse_box
 from streamfill.pipeline.complete import Completer
 from streamfill.pipeline.live import LazySink, paced
 from streamfill.pipeline.streams import TemporalFill
@@ -190,8 +190,8 @@ class MaskOptions:
     ``"x,y,w,h[@K]"`` (``--box``, implies tracking); ``keyframes`` more keyframes as ``masks.track.Keyframe``
     objects (masks or boxes drawn in ``streamfill studio``); ``auto = "motion"`` masks what moves
     (``--mask-auto``). ``on_warning(message)`` receives tracking notices (scene cuts, lost tracks); None sends
-    them to ``warnings``. ``lost_advice``: what a lost-track notice tells the user to do (None: the command
-    line's, ``masks.track.LOST_ADVICE``)."""
+    them to ``warnings``. ``advice``: what the tracking notices tell the user to do (None: the command
+    line's, ``masks.track.Advice()``)."""
 
     track: bool = False
     mask_frame: int = 0
@@ -199,7 +199,7 @@ class MaskOptions:
     keyframes: tuple[Keyframe, ...] = ()
     auto: str | None = None
     on_warning: Callable[[str], None] | None = None
-    lost_advice: str | None = None
+    advice: Advice | None = None
 
     @property
     def tracking(self) -> bool:
@@ -237,7 +237,7 @@ def make_tracking_source(mask: str | Path | None, config: Config, options: MaskO
         if late:
             raise InputError(f"keyframe {late[0]} is beyond the clip ({frame_count} frames, 0-{frame_count - 1})")
     return FlowTracker(keys, config.track, dilate=config.mask.dilate, on_warning=options.on_warning,
-                       lost_advice=options.lost_advice)
+                       advice=options.advice)
 
 
 def make_mask_source(mask: str | Path | None, config: Config, options: MaskOptions | None = None, *,

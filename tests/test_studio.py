@@ -839,6 +839,7 @@ def _track_and_remove(root, tmp_path, name):
             job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
             snap = wait_job(client, job["id"])
             assert snap["state"] == "done", snap
+            assert not [w for w in snap["warnings"] if "--" in w], snap  # the page has no command-line flags
             return snap
     finally:
         studio.close()
@@ -863,6 +864,101 @@ def test_a_lost_track_is_said_on_the_page_in_the_studio_s_own_words(root, client
     assert 10 <= first <= 11 and last >= 19, lost
     track = client.get(f"/api/clips/{clip['id']}").json()["track"]
     assert track["signal"] == "lost" and [first, last] in [list(s) for s in track["weak_spans"]], track
+
+
+def _messages(snap) -> list[str]:
+    return list(snap["warnings"]) + ([snap["error"]] if snap["error"] else [])
+
+
+def test_tracking_notices_name_the_page_s_controls_not_the_command_line_s(root, tmp_path):
+    """Besides the lost track, two tracking notices reached the page in the command line's words: a box
+    whose object does not stand out ('check the preview', a file the studio does not write) and frames too
+    far before the first keyframe ('[track] max_backward = 150', a setting the page has no control for). The
+    page now says what to do there; the command line keeps its wording (test_track.py)."""
+    from streamfill.config import Config, merge
+
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0),
+                    config=merge(Config(), {"track": {"max_backward": 3}}))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client)
+            keys = {"keyframes": [{"index": 8, "box": [100, 60, 40, 30]}]}  # a box around background only
+            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+    finally:
+        studio.close()
+    assert snap["state"] == "done", snap
+    notes = _messages(snap)
+    assert any(n.startswith("box 100,60,40,30 at frame 8: nothing in it stands out") and
+               n.endswith("; check its mask on that frame, or draw the box tighter") for n in notes), notes
+    assert ("frame 0 gets an empty mask: the next keyframe is more than 3 frames after it, too far to track back "
+            "to it; paint the object on a frame nearer to it") in notes, notes
+    for note in notes:
+        assert "--" not in note and "preview" not in note and "[track]" not in note and "max_backward" not in note
+    from streamfill.masks.track import Advice
+
+    cli = Advice()  # the command line's words are unchanged
+    assert (cli.lost, cli.box, cli.too_far.format(limit=150)) == (
+        "add a --box there or check the preview", "check the preview or draw the box tighter",
+        "no keyframe within [track] max_backward = 150 frames tracks it")
+
+
+def _corrupt_clip(path):
+    """An FFV1 clip of 20 frames whose packets from about frame 12 on are zeroed (a damaged copy)."""
+    import av
+    from media import pattern
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v.options = {"slicecrc": "1"}
+        for i in range(20):
+            vf = av.VideoFrame.from_ndarray(pattern(i, H, W), format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    data = bytearray(path.read_bytes())
+    k = int(len(data) * 0.6)
+    data[k:k + 2000] = bytes(2000)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("salvage", [False, True])
+def test_decoder_messages_on_the_page_name_no_command_line_flag(root, tmp_path, salvage):
+    """A damaged clip failed its Track with '--salvage keeps the frames decoded before it' (with [io] salvage
+    on, the note said '(--salvage)'): a flag of `process` the page has no control for. The page names the
+    studio's configuration instead."""
+    from streamfill.config import Config, merge
+
+    _corrupt_clip(root / "damaged.mkv")
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0),
+                    config=merge(Config(), {"io": {"salvage": salvage}}))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client, "damaged.mkv")
+            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
+            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+    finally:
+        studio.close()
+    notes = [n for n in _messages(snap) if "decode error" in n]
+    assert len(notes) == 1 and "damaged.mkv" in notes[0], snap
+    assert "--" not in notes[0] and "[io] salvage" in notes[0]
+    if not salvage:
+        assert snap["state"] == "failed" and "[io] salvage = true in the studio's configuration keeps" in notes[0]
+
+
+def test_missing_weights_are_said_in_the_page_s_terms(client, studio, monkeypatch):
+    from streamfill.backends import neural
+
+    monkeypatch.setattr(neural, "default_weights", lambda: None)
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "torch", "temporal": "off"}).json()
+    snap = wait_job(client, job["id"])
+    assert snap["state"] == "failed" and "no default weights are installed" in snap["error"], snap
+    assert "--" not in snap["error"] and "set [engine] weights in the studio's configuration" in snap["error"]
 
 
 def test_weak_frames_from_area_and_confidence():

@@ -53,7 +53,7 @@ from streamfill.types import Frame, Mask
 _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
 _LOST_FRAMES = 5  # ... once this many frames in a row are
 # What the lost-track line tells the user to do (command line); a front end with other means (the studio)
-# passes its own as ``lost_advice``.
+# passes its own ``Advice``.
 LOST_ADVICE = "add a --box there or check the preview"
 # Working scale (see FlowTracker._working_scale).
 _TARGET_SIDE = 64
@@ -64,6 +64,18 @@ _UPSCALE_PIXELS = 400_000
 
 class TrackingWarning(UserWarning):
     """Tracking degraded without failing: a scene cut stopped it, or frames got empty masks."""
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What the tracker's notices tell the user to do, in a front end's terms; the defaults are the command
+    line's (``--box``, the ``--preview`` file, ``[track]`` keys). ``lost``: after a lost stretch; ``box``:
+    after a box whose object could not be told from its surroundings; ``too_far``: why frames before the
+    first keyframe of their shot get empty masks (``{limit}``: ``[track] max_backward``)."""
+
+    lost: str = LOST_ADVICE
+    box: str = "check the preview or draw the box tighter"
+    too_far: str = "no keyframe within [track] max_backward = {limit} frames tracks it"
 
 
 @dataclass(frozen=True)
@@ -129,8 +141,8 @@ class FlowTracker:
     below the lost threshold, ``lost_since`` the first frame of a stretch still going on. Frames must
     arrive in order with increasing ``index``; all must have the same size. Raises :class:`MaskError` for
     a keyframe that does not fit the frames (wrong size, box outside the frame, index never reached).
-    ``lost_advice``: what the lost-track line tells the user to do (default ``LOST_ADVICE``, the command
-    line's: ``--box`` and the preview).
+    ``advice``: what the notices tell the user to do (default ``Advice()``, the command line's: ``--box``
+    and the preview).
     """
 
     def __init__(
@@ -141,7 +153,7 @@ class FlowTracker:
         on_warning: Callable[[str], None] | None = None,
         on_lost: Callable[[int, int], None] | None = None,
         lost_after_cut: bool = False,
-        lost_advice: str | None = None,
+        advice: Advice | None = None,
     ) -> None:
         if not keyframes:
             raise MaskError("mask tracking needs at least one keyframe (a mask or a box)")
@@ -154,7 +166,7 @@ class FlowTracker:
         self.dilate = int(dilate)
         self.on_warning = on_warning
         self.on_lost = on_lost
-        self.lost_advice = lost_advice or LOST_ADVICE
+        self.advice = advice or Advice()
         # live: a track stopped by a scene cut (a looping file's jump back included) is a lost track, not
         # "nothing to track" (its frames were never masked again, and the stats said nothing was lost)
         self.lost_after_cut = bool(lost_after_cut)
@@ -203,7 +215,7 @@ class FlowTracker:
         if self._low_start is not None and self._low_count >= _LOST_FRAMES:
             a, b = self._low_start, self._low_end
             self.lost.append((a, b))
-            self._warn(f"track of the object lost at frames {a}-{b}; {self.lost_advice}")
+            self._warn(f"track of the object lost at frames {a}-{b}; {self.advice.lost}")
             if self.on_lost is not None:
                 self.on_lost(a, b)
         self._low_start, self._low_end, self._low_count = None, -1, 0
@@ -261,7 +273,7 @@ class FlowTracker:
             mask = segment_box(frame.image, key.box)
             if mask is None:
                 self._warn(f"box {_fmt_box(key.box)} at frame {key.index}: nothing in it stands out from its "
-                           "surroundings, so the whole box is tracked; check the preview or draw the box tighter")
+                           f"surroundings, so the whole box is tracked; {self.advice.box}")
                 mask = whole_box(frame.image.shape[:2], key.box)
         if not mask.any():
             self._warn(f"keyframe {key.index}: the mask is empty; nothing to track from it")
@@ -357,10 +369,8 @@ class FlowTracker:
             else:
                 if soft is None and not dropped_warned:
                     dropped_warned = True
-                    self._warn(
-                        f"frame {frame.index} gets an empty mask: no keyframe within "
-                        f"[track] max_backward = {cfg.max_backward} frames tracks it"
-                    )
+                    self._warn(f"frame {frame.index} gets an empty mask: "
+                               f"{self.advice.too_far.format(limit=cfg.max_backward)}")
                 if conf is None and stopped_by_cut and self.lost_after_cut:
                     conf = 0.0
                 self._note(frame.index, conf)

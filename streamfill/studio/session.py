@@ -31,16 +31,25 @@ from streamfill.build import MaskOptions
 from streamfill.config import ENGINES, TEMPORAL_MODES, Config, merge
 from streamfill.errors import DecodeError, EngineError, InputError, MaskError, StreamfillError
 from streamfill.io.seek import FrameSeeker, decode_png_mask, encode_png, fit, preview_jpeg
-from streamfill.masks.track import Keyframe
+from streamfill.masks.track import Advice, Keyframe
 from streamfill.studio import paths
 from streamfill.studio.scrub import ProxyBuilder, Scrubber
 from streamfill.studio.weak import spans, weak_frames
 
 PREVIEW_MAX = (1280, 720)  # the page shows frames at most this size; masks stay at full resolution
 PROXY_QUALITY = 80
-# A lost track, said on the page: there is no --box nor preview file there (masks.track.LOST_ADVICE is the
-# command line's); the orange marks on the timeline are the preview's magenta frames.
+# The tracker's notices, said on the page: there is no --box, preview file nor [track] setting there
+# (masks.track.Advice() is the command line's); the orange marks on the timeline are the preview's magenta
+# frames.
 LOST_ADVICE = "paint a correction on a frame there (brush, eraser or box) and track again"
+ADVICE = Advice(lost=LOST_ADVICE, box="check its mask on that frame, or draw the box tighter",
+                too_far="the next keyframe is more than {limit} frames after it, too far to track back to it; "
+                        "paint the object on a frame nearer to it")
+# Messages from below the studio that name command-line flags, in the page's terms: those settings are the
+# studio's own configuration (`streamfill studio --config`), the page has no control for them.
+PAGE_WORDS = (("; --salvage keeps", "; [io] salvage = true in the studio's configuration keeps"),
+              (" (--salvage)", " ([io] salvage)"),
+              ("pass --weights PATH or set [engine] weights", "set [engine] weights in the studio's configuration"))
 # Engines the page offers only where the neural engines run on a CUDA GPU: torch.compile on a CPU spends
 # minutes (200 s and more) compiling before the first frame, a job that cannot stop meanwhile and holds up
 # every other job; TensorRT needs a GPU.
@@ -477,7 +486,7 @@ class Studio:
 
     def _run_track(self, job: Job, clip: Clip, keys: list[Keyframe]) -> None:
         out = clip.work / f"masks-{job.id}.mkv"
-        options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append, lost_advice=LOST_ADVICE)
+        options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append, advice=ADVICE)
         result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
                                  progress=self._progress(job))
         areas, seeker = self._areas(out, job)
@@ -621,9 +630,12 @@ def _stamp(path: Path) -> tuple | None:
 
 def _for_page(message: str, clip: Clip | None) -> str:
     """A job's message as the page shows it: on one line, the clip's paths called by the clip's name and its
-    work folder '(work folder)'."""
+    work folder '(work folder)', command-line flags by the page's terms (``PAGE_WORDS``)."""
     names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
-    return " ".join(_without_paths(message, names).split())
+    message = " ".join(_without_paths(message, names).split())
+    for cli, page in PAGE_WORDS:
+        message = message.replace(cli, page)
+    return message
 
 
 def _without_paths(message: str, names: dict) -> str:
