@@ -758,6 +758,32 @@ def test_a_cancel_while_the_engine_loads_is_honoured_as_soon_as_it_is_loaded(cli
     assert wait_job(client, job["id"])["state"] == "cancelled" and ran == []
 
 
+def test_the_engine_build_note_reaches_the_page_outside_the_command_line(client, studio, monkeypatch):
+    """The notes said while an engine is built the first time (minutes: 'compiling the generator with
+    torch.compile ...') are logged at INFO; the page got them only when the studio ran under `streamfill
+    studio`, whose command line lowers the streamfill logger to INFO. A studio served by
+    ``studio.server.serve`` (or a Studio embedded elsewhere) showed nothing while the job sat at 0 frames."""
+    import logging
+
+    from streamfill.studio import session
+
+    logger = logging.getLogger("streamfill")
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+    clip = open_clip(client)
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+
+    def building(config):
+        logging.getLogger("streamfill.backends.cache").info("building the %s engine: once", config.engine.name)
+        return object()
+
+    monkeypatch.setattr(session, "_load_engine", building)
+    monkeypatch.setattr(session.api, "process", lambda *a, **k: (_ for _ in ()).throw(session.Cancelled("x")))
+    job = client.post(f"/api/clips/{clip['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
+    assert wait_job(client, job["id"])["warnings"] == ["building the telea engine: once"]
+    assert logger.level == logging.NOTSET  # as it was
+
+
 def test_failed_job_reports_one_line(client, studio, monkeypatch):
     from streamfill.errors import EngineError
     from streamfill.studio import session

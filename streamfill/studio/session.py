@@ -468,7 +468,13 @@ class Studio:
             if self.proxies is not None:
                 self.proxies.idle.clear()
             notes = _JobNotes(job, self.clips.get(job.clip))
-            logging.getLogger("streamfill").addHandler(notes)
+            logger = logging.getLogger("streamfill")
+            logger.addHandler(notes)
+            # the notes said while an engine is built (minutes) are INFO records: let them through as the
+            # command line does, also where nothing else lowered the level (a studio served from Python)
+            level = logger.level
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
             try:
                 run()
                 job.state = "done"
@@ -479,7 +485,8 @@ class Studio:
             except Exception as exc:  # noqa: BLE001 - a job's failure is reported on the page, never lost
                 job.state, job.error = "failed", f"internal error ({type(exc).__name__}: {exc})"
             finally:
-                logging.getLogger("streamfill").removeHandler(notes)
+                logger.removeHandler(notes)
+                logger.setLevel(level)
                 job.finished = time.monotonic()
                 if self.proxies is not None:
                     self.proxies.idle.set()
