@@ -637,9 +637,10 @@ def _stamp(path: Path) -> tuple | None:
 
 def _for_page(message: str, clip: Clip | None) -> str:
     """A job's message as the page shows it: on one line, the clip's paths called by the clip's name and its
-    work folder '(work folder)', command-line flags by the page's terms (``PAGE_WORDS``)."""
+    work folder '(work folder)', command-line flags by the page's terms (``PAGE_WORDS``), without FFmpeg's
+    error numbers ('[Errno 1094995529] Invalid data ...', as a clip that cannot be opened is said)."""
     names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
-    message = " ".join(_without_paths(message, names).split())
+    message = " ".join(re.sub(r"\[Errno -?\d+\] ", "", _without_paths(message, names)).split())
     for cli, page in PAGE_WORDS:
         message = message.replace(cli, page)
     return message
