@@ -220,6 +220,73 @@ def test_a_clip_replaced_on_disk_is_opened_anew(client, root):
     assert client.get(f"/api/clips/{first['id']}").status_code == 200  # its jobs and results stay reachable
 
 
+def test_a_clip_opened_anew_closes_the_old_one_once_its_running_job_ends(client, studio, root, monkeypatch):
+    """A clip opened again after its file changed on disk left the old clip open for good: its scrub decoder
+    and its proxy thread went on and its previews stayed counted against the memory all clips share. The old
+    clip is now retired: refused for new use at once, closed when the job still running on it ends (which
+    finishes on the file it opened)."""
+    from streamfill.studio import session
+
+    first = open_clip(client)
+    old = studio.clip(first["id"])
+    job = client.post(f"/api/clips/{first['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, job.json()["id"])["state"] == "done"
+    assert old._builder.done.wait(20) and old.proxies
+    budget = studio.limits.proxy_bytes
+    assert studio.proxies.left == budget - sum(map(len, old.proxies.values()))
+    reading, go_on = threading.Event(), threading.Event()
+    real = session.api.process
+
+    def held(input, output, *, mask, config, progress, inpainter=None):
+        def hold(done, total):  # the input is open: the file is replaced while the job reads it
+            if done == 1:
+                reading.set()
+                go_on.wait(20)
+            progress(done, total)
+        return real(input, output, mask=mask, config=config, progress=hold, inpainter=inpainter)
+
+    monkeypatch.setattr(session.api, "process", held)
+    job = client.post(f"/api/clips/{first['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
+    assert reading.wait(30)
+    make_object_clip(root / "new.mp4", frames=FRAMES + 6, width=W, height=H)
+    os.replace(root / "new.mp4", root / "clip.mp4")
+    again = open_clip(client)
+    assert again["id"] != first["id"] and again["frames"] == FRAMES + 6
+    assert old.scrubber._thread.is_alive()  # the job still runs on it
+    for url in (f"/api/clips/{first['id']}/frames/3", f"/api/clips/{first['id']}/masks/3"):
+        r = client.get(url)
+        assert r.status_code == 400 and r.json()["error"] == "clip.mp4 changed on disk since this clip was opened: " \
+                                                            "open it again", url
+    r = client.post(f"/api/clips/{first['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert r.status_code == 400 and "changed on disk" in r.json()["error"]
+    go_on.set()
+    snap = wait_job(client, job["id"])
+    assert snap["state"] == "done", snap
+    result = client.get(f"/api/jobs/{job['id']}/download")
+    assert result.status_code == 200
+    (root / "result.mp4").write_bytes(result.content)
+    with io.open_video(root / "result.mp4") as reader:
+        assert sum(1 for _ in reader) == FRAMES  # the old file's frames
+    assert not old.scrubber._thread.is_alive() and not old._builder._thread.is_alive()
+    assert old.seeker._container is None and old.result_seeker._container is None and not old.proxies
+    new = studio.clip(again["id"])
+    assert new._builder.done.wait(20)
+    assert studio.proxies.left == budget - sum(map(len, new.proxies.values()))  # the old clip's share is back
+    assert client.get(f"/api/clips/{first['id']}").status_code == 200  # its job and result stay reachable
+
+
+def test_a_job_on_a_clip_whose_file_changed_since_it_was_opened_is_refused(client, root):
+    """A Track started on a clip whose file was replaced since (the page not reopened) tracked the new
+    file's frames with keyframes painted on the old ones."""
+    clip = open_clip(client)
+    make_object_clip(root / "new.mp4", frames=FRAMES + 6, width=W, height=H)
+    os.replace(root / "new.mp4", root / "clip.mp4")
+    r = client.post(f"/api/clips/{clip['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    snap = wait_job(client, r.json()["id"])
+    assert snap["state"] == "failed" and snap["error"] == "clip.mp4 changed on disk since this clip was opened: " \
+                                                           "open it again"
+
+
 @pytest.mark.slow
 def test_four_k_preview_is_downscaled_and_masks_stay_full_size(tmp_path):
     root = tmp_path / "r"

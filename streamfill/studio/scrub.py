@@ -146,6 +146,9 @@ class Scrubber:
         self._thread.join(timeout=10)  # the decoder stops between two packets; then the file can be closed
         for spare in self.decoders[1:]:
             spare.close()
+        with self._cond:  # (the proxies are the clip's: it counts them against the budget first)
+            self._cache.clear()
+            self._indices = [i for i in self._indices if i in self.proxies]
 
     # -- the decoder's side ------------------------------------------------------------------------------
     def _speed(self, now: float) -> float:

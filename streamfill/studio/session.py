@@ -140,6 +140,13 @@ class Clip:
         if proxies is not None:
             self._builder = ProxyBuilder(self.scrubber, paused=lambda: not proxies.idle.is_set(),
                                          take=proxies.take)
+        # Retired (its file changed on disk and was opened anew, Studio.open_clip): no new use; closed (its
+        # decoders and proxy thread stopped, its proxies' memory given back) once the last request or job
+        # using it ends
+        self.retired = False
+        self._users = 0
+        self._closed = False
+        self._use_lock = threading.Lock()
 
     # -- frames ----------------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -169,12 +176,13 @@ class Clip:
         if which == "source":
             data, _, _ = self.scrub(index, exact=True)
             return data, self.seeker.time_of(index)
-        seeker = self.result_seeker
-        if seeker is None:
-            raise InputError("there is no result yet: run Remove first")
-        self._check_index(index)
-        data = self._cached((which, index, str(self.result)),
-                            lambda: preview_jpeg(seeker.decode_to(index), self.preview, quality=PROXY_QUALITY))
+        with self.using():
+            seeker = self.result_seeker
+            if seeker is None:
+                raise InputError("there is no result yet: run Remove first")
+            self._check_index(index)
+            data = self._cached((which, index, str(self.result)),
+                                lambda: preview_jpeg(seeker.decode_to(index), self.preview, quality=PROXY_QUALITY))
         return data, self.seeker.time_of(index)
 
     def scrub(self, index: int, *, exact: bool) -> tuple[bytes, int, bool]:
@@ -182,15 +190,18 @@ class Clip:
         ``exact=False`` (the pointer during a drag) answers at once with the nearest frame there is;
         ``exact=True`` waits for frame ``index`` itself (see ``streamfill.studio.scrub``)."""
         self._check_index(index)
-        return self.scrubber.request(index, exact=exact)
+        with self.using():
+            return self.scrubber.request(index, exact=exact)
 
     def mask_png(self, index: int) -> bytes:
         """The tracked mask of frame ``index`` at preview size (grey PNG, 255 = remove)."""
         if self.mask_seeker is None:
             raise InputError("no masks yet: draw on a frame and press Track")
         self._check_index(index)
-        return self._cached(("mask", index, str(self.masks)),
-                            lambda: encode_png(self.mask_seeker.frame(index).image.max(axis=2), size=self.preview))
+        with self.using():
+            return self._cached(("mask", index, str(self.masks)),
+                                lambda: encode_png(self.mask_seeker.frame(index).image.max(axis=2),
+                                                   size=self.preview))
 
     # -- corrections: a keyframe drawn over the tracked mask ---------------------------------------------
     def save_base(self, index: int) -> str:
@@ -199,7 +210,7 @@ class Clip:
         Kept in the clip's work folder, so a later Track (which replaces the masks) does not change it.
         Returns its id."""
         self._check_index(index)
-        with self.track_lock:  # a Track ending now swaps the masks: the mask and its job's name from one run
+        with self.using(), self.track_lock:  # a Track ending now swaps the masks: mask and job name from one run
             track, seeker = self.track, self.mask_seeker
             if track is None or seeker is None:
                 raise InputError("no tracked mask on this frame to correct: press Track first")
@@ -229,12 +240,44 @@ class Clip:
         if not 0 <= index < self.seeker.count:
             raise InputError(f"frame {index} is outside the clip (0-{self.seeker.count - 1})")
 
+    # -- lifetime: a clip whose file changed is retired, and closed when nothing uses it any more ----------
+    @contextlib.contextmanager
+    def using(self):
+        """Hold the clip open for a request or a job; refused once it is retired."""
+        with self._use_lock:
+            if self.retired:
+                raise _changed(self)
+            self._users += 1
+        try:
+            yield self
+        finally:
+            with self._use_lock:
+                self._users -= 1
+                last = self.retired and self._users == 0
+            if last:
+                self.close()
+
+    def retire(self) -> None:
+        """No new use from now on; closed now, or when the request or job still using it ends."""
+        with self._use_lock:
+            self.retired = True
+            idle = self._users == 0
+        if idle:
+            self.close()
+
     def close(self) -> None:
+        with self._use_lock:
+            if self._closed:
+                return
+            self._closed = True
         self.scrubber.close()
         if self._builder is not None:
             self._builder.close()
         if self._proxy_pool is not None:
             self._proxy_pool.give(sum(len(d) for d in self.proxies.values()))
+        self.proxies.clear()  # a retired clip stays listed (its jobs, results): its previews are not kept
+        with self._cache_lock:
+            self._cache.clear()
         for s in (self.seeker, self.mask_seeker, self.result_seeker):
             if s is not None:
                 s.close()
@@ -302,7 +345,8 @@ class Studio:
         stamp = _stamp(path)
         with self._lock:
             for clip in self.clips.values():
-                if clip.path == path and clip.stamp == stamp:  # a file changed since (re-exported) is opened anew
+                # a file changed since (re-exported) is opened anew
+                if clip.path == path and clip.stamp == stamp and not clip.retired:
                     return clip
         clip_id = secrets.token_hex(6)
         work = self.work / clip_id
@@ -318,6 +362,11 @@ class Studio:
         clip.stamp = stamp
         with self._lock:
             self.clips[clip_id] = clip
+            # the clips of the file as it was before: no new use; each is closed once its last request or
+            # job ends (a job running on one finishes on the file it opened)
+            stale = [c for c in self.clips.values() if c.path == path and c.stamp != stamp and not c.retired]
+        for old in stale:
+            old.retire()
         return clip
 
     def clip(self, clip_id: str) -> Clip:
@@ -436,6 +485,8 @@ class Studio:
             job.finished = time.monotonic()
 
     def _new_job(self, kind: str, clip: Clip, options: dict) -> Job:
+        if clip.retired:
+            raise _changed(clip)
         with self._lock:
             busy = [j for j in self.jobs.values() if j.clip == clip.id and j.state in ("queued", "running")]
             if busy:
@@ -476,7 +527,8 @@ class Studio:
             if logger.getEffectiveLevel() > logging.INFO:
                 logger.setLevel(logging.INFO)
             try:
-                run()
+                with self._using(job):
+                    run()
                 job.state = "done"
             except Cancelled:
                 job.state = "cancelled"
@@ -490,6 +542,14 @@ class Studio:
                 job.finished = time.monotonic()
                 if self.proxies is not None:
                     self.proxies.idle.set()
+
+    def _using(self, job: Job):
+        """The job's clip held open while the job runs; a clip whose file changed on disk since it was opened
+        (replaced or rewritten: the job would read other frames than the page showed) is refused."""
+        clip = self.clips[job.clip]
+        if _stamp(clip.path) != clip.stamp:
+            raise _changed(clip)
+        return clip.using()
 
     def _run_track(self, job: Job, clip: Clip, keys: list[Keyframe]) -> None:
         out = clip.work / f"masks-{job.id}.mkv"
@@ -633,6 +693,10 @@ def _stamp(path: Path) -> tuple | None:
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _changed(clip: Clip) -> InputError:
+    return InputError(f"{clip.name} changed on disk since this clip was opened: open it again")
 
 
 def _for_page(message: str, clip: Clip | None) -> str:
