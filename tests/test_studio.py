@@ -1042,6 +1042,48 @@ def test_decoder_messages_on_the_page_name_no_command_line_flag(root, tmp_path, 
         assert snap["state"] == "failed" and "[io] salvage = true in the studio's configuration keeps" in notes[0]
 
 
+def test_a_damaged_clip_read_with_salvage_is_as_long_as_the_frames_that_decode(root, tmp_path):
+    """With [io] salvage, a clip whose index holds 20 frames but which cannot be decoded after frame 11 kept
+    its 20 frames on the page while its masks and result held 12: frame 15 said 'frame 15 is outside the clip
+    (0-11)' for the mask and the result of a clip the page said had 20. Once a job finds it, the clip is as
+    long as the frames that decode, and the page is told once why."""
+    from streamfill.config import Config, merge
+
+    _corrupt_clip(root / "damaged.mkv")
+    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0),
+                    config=merge(Config(), {"io": {"salvage": True}}))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
+            clip = open_clip(client, "damaged.mkv")
+            assert clip["frames"] == 20 and clip.get("damaged") is None  # not known before a job reads it all
+            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
+            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+            assert snap["state"] == "done" and snap["total"] == 20, snap
+            clip = client.get(f"/api/clips/{clip['id']}").json()
+            kept = clip["track"]["frames"]
+            assert 0 < kept < 20 and clip["frames"] == kept and len(clip["track"]["areas"]) == kept
+            assert clip["damaged"] == (f"damaged.mkv is damaged after frame {kept - 1}: frames {kept}-19 cannot be "
+                                       "decoded, so they cannot be shown, tracked or removed (the clip is used as "
+                                       f"its first {kept} frames)")
+            base = f"/api/clips/{clip['id']}"
+            assert client.get(f"{base}/masks/{kept - 1}").status_code == 200
+            snap = wait_job(client, client.post(f"{base}/remove", json={"engine": "telea", "temporal": "off"})
+                            .json()["id"])
+            assert snap["state"] == "done" and snap["total"] == kept, {k: snap[k] for k in ("done", "total", "percent")}
+            for url in (f"{base}/frames/{kept - 1}", f"{base}/frames/{kept - 1}?which=result"):
+                assert client.get(url).status_code == 200, url
+            past = f"frame 15 is after the damage: damaged.mkv cannot be decoded after frame {kept - 1}"
+            for url in (f"{base}/frames/15", f"{base}/masks/15", f"{base}/frames/15?which=result"):
+                r = client.get(url)
+                assert r.status_code == 400 and r.json()["error"] == past, url
+            r = client.get(f"{base}/frames/20")
+            assert r.json()["error"] == f"frame 20 is outside the clip (0-{kept - 1})"
+            r = client.post(f"{base}/track", json={"keyframes": [{"index": 15, "box": [8, 8, 20, 20]}]})
+            assert r.json()["error"] == f"keyframe at {past}"
+    finally:
+        studio.close()
+
+
 def test_missing_weights_are_said_in_the_page_s_terms(client, studio, monkeypatch):
     from streamfill.backends import neural
 

@@ -129,6 +129,9 @@ class Clip:
         self.track_lock = threading.Lock()  # masks, mask_seeker and track change together
         self.result: Path | None = None
         self.result_seeker: FrameSeeker | None = None
+        # the frames a job could decode, when fewer than the file's index holds (a damaged clip read with
+        # [io] salvage: the masks and the result end there); the page's clip then ends there too
+        self.decodable: int | None = None
         self.stamp: tuple | None = None  # the file's identity when opened (Studio.open_clip)
         # The source's previews: a decoder that follows the page's pointer, and every frame's preview JPEG
         # decoded ahead by a background thread (nearest the playhead first), so that a jump anywhere is
@@ -152,7 +155,8 @@ class Clip:
     def describe(self) -> dict:
         i = self.info
         fps = float(i.fps) if i.fps else None
-        return {"id": self.id, "name": self.name, "width": i.width, "height": i.height, "frames": self.seeker.count,
+        return {"id": self.id, "name": self.name, "width": i.width, "height": i.height, "frames": self.frames,
+                "damaged": self.damaged(),
                 "fps": fps, "fps_fraction": [i.fps.numerator, i.fps.denominator] if i.fps else None,
                 "duration": i.duration, "codec": i.codec, "preview": list(self.preview),
                 "track": self.track, "result": self.result.name if self.result else None,
@@ -236,9 +240,34 @@ class Clip:
                              f"server was restarted?): clear frame {index} and paint the object again")
         return decode_png_mask(path.read_bytes())
 
+    @property
+    def frames(self) -> int:
+        """The clip's length as the page shows it: the frames the file's index holds, or fewer once a job
+        found it cannot be decoded past a point (``decodable``)."""
+        return self.seeker.count if self.decodable is None else self.decodable
+
+    def cut(self, frames: int) -> None:
+        """A job read only the first ``frames`` frames (the rest could not be decoded: [io] salvage)."""
+        if 0 < frames < self.frames:
+            self.decodable = frames
+
+    def damaged(self) -> str | None:
+        """What the page says, once, of a clip that cannot be decoded to its end (None when it can)."""
+        if self.decodable is None:
+            return None
+        n = self.decodable
+        return (f"{self.name} is damaged after frame {n - 1}: frames {n}-{self.seeker.count - 1} cannot be decoded, "
+                f"so they cannot be shown, tracked or removed (the clip is used as its first {n} frames)")
+
     def _check_index(self, index: int) -> None:
-        if not 0 <= index < self.seeker.count:
-            raise InputError(f"frame {index} is outside the clip (0-{self.seeker.count - 1})")
+        if not 0 <= index < self.frames:
+            raise InputError(self.outside(f"frame {index}", index))
+
+    def outside(self, what: str, index: object) -> str:
+        """'``what`` is outside the clip', said in the page's terms (past the damage of a damaged clip)."""
+        if self.decodable is not None and isinstance(index, int) and self.decodable <= index < self.seeker.count:
+            return f"{what} is after the damage: {self.name} cannot be decoded after frame {self.decodable - 1}"
+        return f"{what} is outside the clip (0-{self.frames - 1})"
 
     # -- lifetime: a clip whose file changed is retired, and closed when nothing uses it any more ----------
     @contextlib.contextmanager
@@ -410,7 +439,9 @@ class Studio:
         seen = set()
         for item in items:
             index = item.get("index") if isinstance(item, dict) else None
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < clip.seeker.count:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < clip.frames:
+                if isinstance(index, int) and not isinstance(index, bool) and clip.decodable is not None:
+                    raise InputError(clip.outside(f"keyframe at frame {index}", index))
                 raise InputError(f"keyframe at frame {index!r}: not a frame of this clip")
             if index in seen:
                 raise InputError(f"two keyframes for frame {index}: keep one")
@@ -491,15 +522,15 @@ class Studio:
             busy = [j for j in self.jobs.values() if j.clip == clip.id and j.state in ("queued", "running")]
             if busy:
                 raise InputError(f"a {busy[0].kind} job is already running for this clip: wait or cancel it")
-            job = Job(id=secrets.token_hex(6), kind=kind, clip=clip.id, total=clip.seeker.count, options=options)
+            job = Job(id=secrets.token_hex(6), kind=kind, clip=clip.id, total=clip.frames, options=options)
             self.jobs[job.id] = job
         return job
 
-    def _progress(self, job: Job):
+    def _progress(self, job: Job, clip: Clip):
         def progress(done: int, total: int | None) -> None:
             job.done = done
-            if total:
-                job.total = total
+            if total:  # (a reader counts a damaged clip's frames past the damage: the page's clip ends before)
+                job.total = total if clip.decodable is None else min(total, clip.decodable)
             if job.cancel.is_set():
                 raise Cancelled("cancelled")
         return progress
@@ -555,7 +586,7 @@ class Studio:
         out = clip.work / f"masks-{job.id}.mkv"
         options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append, advice=ADVICE)
         result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
-                                 progress=self._progress(job))
+                                 progress=self._progress(job, clip))
         areas, seeker = self._areas(out, job)
         # What the tracker reports, when it does: per-frame confidence, or the stretches where it lost the object.
         weak, signal = weak_frames(areas, [k.index for k in keys], getattr(result, "confidence", None),
@@ -566,6 +597,7 @@ class Studio:
             clip.track = {"job": job.id, "frames": result.frames, "masked": result.masked,
                           "keyframes": sorted(k.index for k in keys), "weak": weak, "weak_spans": spans(weak),
                           "signal": signal, "areas": areas}
+            clip.cut(result.frames)
         job.output = out.name
         self._drop(*old)
 
@@ -587,7 +619,7 @@ class Studio:
         inpainter = _load_engine(config)
         if job.cancel.is_set():
             raise Cancelled("cancelled")
-        result = api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job),
+        result = api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job, clip),
                              inpainter=inpainter)
         # what the command line prints as notes: streams the result does not carry, the reader's own notes
         if result.skipped_streams:
@@ -597,6 +629,7 @@ class Studio:
             if note not in job.warnings:  # logged as well (_JobNotes)
                 job.warnings.append(note)
         old = (clip.result, clip.result_seeker)
+        clip.cut(result.frames)
         clip.result, clip.result_seeker = out, FrameSeeker(out).open()
         job.output = out.name
         self._drop(*old)

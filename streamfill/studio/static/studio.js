@@ -115,12 +115,8 @@ async function setClip(clip, frame, jobs) {
   maskLayer.width = view.width; maskLayer.height = view.height;
   fitView();
   $("clip-name").textContent = clip.name;
-  const fps = clip.fps ? `${+clip.fps.toFixed(3)} fps` : "? fps";
-  $("clip-meta").textContent = `${clip.width}×${clip.height}, ${clip.frames} frames, ${fps}` +
-    (clip.preview[0] < clip.width ? ` (preview ${clip.preview[0]}×${clip.preview[1]})` : "");
-  $("scrubber").max = clip.frames - 1;
-  $("frame-number").max = clip.frames - 1;
-  $("frame-count").textContent = clip.frames - 1;
+  showLength();
+  if (clip.damaged) say(clip.damaged, "info");
   S.size = Math.max(2, Math.round(clip.width / 40));
   $("size").max = Math.max(100, Math.round(clip.width / 4));
   $("size").value = S.size; $("size-value").textContent = S.size;
@@ -146,6 +142,18 @@ async function setClip(clip, frame, jobs) {
   updateMasksLink();
   drawTimeline();
   await show(frame || 0);
+}
+
+function showLength() {
+  // the clip's frames; fewer than the file's index once a job found it cannot be decoded past a point
+  const clip = S.clip;
+  const fps = clip.fps ? `${+clip.fps.toFixed(3)} fps` : "? fps";
+  $("clip-meta").textContent = `${clip.width}×${clip.height}, ${clip.frames} frames, ${fps}` +
+    (clip.preview[0] < clip.width ? ` (preview ${clip.preview[0]}×${clip.preview[1]})` : "") +
+    (clip.damaged ? ` (damaged after frame ${clip.frames - 1})` : "");
+  $("scrubber").max = clip.frames - 1;
+  $("frame-number").max = clip.frames - 1;
+  $("frame-count").textContent = clip.frames - 1;
 }
 
 function showResult(job) {
@@ -541,7 +549,12 @@ async function finished(snap) {
   if (snap.state === "failed") say(snap.error);
   if (snap.warnings && snap.warnings.length) say(snap.warnings.join(" · "), "info");
   if (snap.state !== "done" || !S.clip || snap.clip !== S.clip.id) return;
+  const known = S.clip.damaged;
   S.clip = Object.assign(S.clip, await json(`api/clips/${S.clip.id}`));
+  if (S.clip.damaged && !known) {  // said once: the job found the clip cannot be decoded to its end
+    say([...(snap.warnings || []), S.clip.damaged].join(" · "), "info");
+  }
+  showLength();
   if (snap.kind === "track") {
     showTrackInfo();
     updateMasksLink();
@@ -587,6 +600,7 @@ async function track() {
   if (!S.clip) throw new Error("open a clip first");
   const keys = [];
   for (const [index, k] of [...S.keyframes.entries()].sort((a, b) => a[0] - b[0])) {
+    if (index >= S.clip.frames) continue;  // painted before a job found the clip damaged there (said then)
     if (k.box) keys.push({index, box: k.box.map(Math.round)});
     else if (k.base === "pending") throw new Error(`frame ${index}: its tracked mask is still being kept; try again`);
     else if (k.base) keys.push({index, base: k.base, mask: await fullMask(k.strokes, true)});
