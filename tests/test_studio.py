@@ -1056,12 +1056,21 @@ def test_a_damaged_clip_read_with_salvage_is_as_long_as_the_frames_that_decode(r
         with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
             clip = open_clip(client, "damaged.mkv")
             assert clip["frames"] == 20 and clip.get("damaged") is None  # not known before a job reads it all
-            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
+            # a keyframe past the damage (where a seek still decodes, in a long-GOP clip) failed every Track with
+            # 'keyframe 15 is beyond the end of the clip (last frame index 11)'
+            box = [8, 8, 20, 20]
+            keys = {"keyframes": [{"index": 0, "box": box}, {"index": 15, "box": box}]}
             snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
-            assert snap["state"] == "done" and snap["total"] == 20, snap
+            kept = client.get(f"/api/clips/{clip['id']}").json()["frames"]
+            assert 0 < kept < 15 and snap["state"] == "failed", snap
+            assert snap["error"] == (f"keyframe at frame 15 is after the damage: damaged.mkv cannot be decoded "
+                                     f"after frame {kept - 1}; press Track again to track without the keyframes "
+                                     "after it")
+            keys = {"keyframes": [{"index": 0, "box": box}]}
+            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+            assert snap["state"] == "done" and snap["total"] == kept, snap
             clip = client.get(f"/api/clips/{clip['id']}").json()
-            kept = clip["track"]["frames"]
-            assert 0 < kept < 20 and clip["frames"] == kept and len(clip["track"]["areas"]) == kept
+            assert clip["frames"] == kept == clip["track"]["frames"] and len(clip["track"]["areas"]) == kept
             assert clip["damaged"] == (f"damaged.mkv is damaged after frame {kept - 1}: frames {kept}-19 cannot be "
                                        "decoded, so they cannot be shown, tracked or removed (the clip is used as "
                                        f"its first {kept} frames)")

@@ -455,8 +455,8 @@ def test_a_frame_of_the_clip_left_is_not_shown_on_the_clip_opened(browser, tmp_p
 
 def test_a_damaged_clip_is_shown_as_long_as_the_frames_that_decode(browser, tmp_path):
     """With [io] salvage, a damaged clip tracked to its 12 decodable frames kept a scrubber of 20 frames, and
-    frames 12-19 failed with 'frame 15 is outside the clip (0-11)'. The page now ends the clip there and says
-    once why; a keyframe painted past the damage before the track found it is not sent again."""
+    frames 12-19 failed with 'frame 15 is outside the clip (0-11)'; a keyframe past the damage failed every Track.
+    The page now ends the clip there and says once why; the keyframe past it is left out of the next Track."""
     from test_studio import _corrupt_clip
 
     from streamfill.config import Config, merge
@@ -473,23 +473,24 @@ def test_a_damaged_clip_is_shown_as_long_as_the_frames_that_decode(browser, tmp_
                                      if "damaged.mkv" in li.text], "the file list")[0].click()
             wait(browser, lambda d: d.find_element(By.ID, "view").get_attribute("data-index") == "0", "frame 0")
             assert browser.find_element(By.ID, "scrubber").get_attribute("max") == "19"
-            box = "{strokes: [], box: [8, 8, 20, 20]}"
-            browser.execute_script(f"window.studio.state.keyframes.set(0, {box})")
-            for first in (True, False):
+            # a keyframe past the damage (painted where a seek still decodes, in a long-GOP clip) with one before
+            browser.execute_script("for (const i of [0, 15]) window.studio.state.keyframes.set(i, "
+                                   "{strokes: [], box: [8, 8, 20, 20]})")
+            for state in ("failed", "done"):  # the first Track finds the damage, the next leaves 15 out
                 browser.find_element(By.ID, "track").click()
-                wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == "done",
-                     "the track")
-                browser.execute_script("document.body.dataset.job = ''")
-                if first:
+                wait(browser, lambda d, s=state: d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == s,
+                     f"the track: {state}")
+                kept = studio.clips[browser.execute_script("return window.studio.state.clip.id")].frames
+                assert 0 < kept < 15
+                last = str(kept - 1)
+                wait(browser, lambda d, n=last: d.find_element(By.ID, "scrubber").get_attribute("max") == n,
+                     "the scrubber to end at the damage")
+                assert browser.find_element(By.ID, "frame-count").text == str(kept - 1)
+                assert f"damaged after frame {kept - 1}" in browser.find_element(By.ID, "clip-meta").text
+                if state == "failed":
                     message = browser.find_element(By.ID, "message").text
-                    # a keyframe past the damage (painted where a seek still decodes, in a long-GOP clip) is
-                    # left out of the next Track
-                    browser.execute_script(f"window.studio.state.keyframes.set(15, {box})")
-            kept = studio.clips[browser.execute_script("return window.studio.state.clip.id")].frames
-            assert 0 < kept < 20
-            assert browser.find_element(By.ID, "scrubber").get_attribute("max") == str(kept - 1)
-            assert browser.find_element(By.ID, "frame-count").text == str(kept - 1)
-            assert f"damaged after frame {kept - 1}" in browser.find_element(By.ID, "clip-meta").text
-            assert f"damaged.mkv is damaged after frame {kept - 1}: frames {kept}-19 cannot be decoded" in message
+                    assert (f"damaged.mkv is damaged after frame {kept - 1}: frames {kept}-19 cannot be decoded"
+                            in message and "keyframe at frame 15 is after the damage" in message)
+                browser.execute_script("document.body.dataset.job = ''")
     finally:
         studio.close()

@@ -378,9 +378,9 @@ class FlowTracker:
                     self.confidence = 0.0
                 yield frame, self._to_full(soft)
         if nxt < len(order):
-            raise MaskError(
-                f"keyframe {order[nxt]} is beyond the end of the clip (last frame index {last_index})"
-            )
+            error = MaskError(f"keyframe {order[nxt]} is beyond the end of the clip (last frame index {last_index})")
+            error.frames = last_index + 1  # what the clip held (read with salvage: the frames before the damage)
+            raise error
         yield from self._flush(pending)
         self._close_lost()
 

@@ -585,8 +585,19 @@ class Studio:
     def _run_track(self, job: Job, clip: Clip, keys: list[Keyframe]) -> None:
         out = clip.work / f"masks-{job.id}.mkv"
         options = MaskOptions(keyframes=tuple(keys), on_warning=job.warnings.append, advice=ADVICE)
-        result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
-                                 progress=self._progress(job, clip))
+        try:
+            result = api.write_masks(clip.path, out, mask=None, mask_options=options, config=self.config,
+                                     progress=self._progress(job, clip))
+        except MaskError as exc:
+            # a keyframe after the damage of a clip read with [io] salvage (painted where a seek still decodes,
+            # in a long-GOP clip): the clip ends before it from now on, and the page leaves it out
+            frames = getattr(exc, "frames", None)
+            late = [k.index for k in keys if frames is not None and k.index >= frames]
+            if not late or frames >= clip.frames:
+                raise
+            clip.cut(frames)
+            raise MaskError(f"{clip.outside(f'keyframe at frame {late[0]}', late[0])}; press Track again to track "
+                            "without the keyframes after it") from None
         areas, seeker = self._areas(out, job)
         # What the tracker reports, when it does: per-frame confidence, or the stretches where it lost the object.
         weak, signal = weak_frames(areas, [k.index for k in keys], getattr(result, "confidence", None),

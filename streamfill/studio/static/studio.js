@@ -548,12 +548,16 @@ function updateJob(s) {
 async function finished(snap) {
   if (snap.state === "failed") say(snap.error);
   if (snap.warnings && snap.warnings.length) say(snap.warnings.join(" · "), "info");
-  if (snap.state !== "done" || !S.clip || snap.clip !== S.clip.id) return;
+  if (snap.state === "cancelled" || !S.clip || snap.clip !== S.clip.id) return;
   const known = S.clip.damaged;
   S.clip = Object.assign(S.clip, await json(`api/clips/${S.clip.id}`));
   if (S.clip.damaged && !known) {  // said once: the job found the clip cannot be decoded to its end
-    say([...(snap.warnings || []), S.clip.damaged].join(" · "), "info");
+    say([...(snap.state === "failed" ? [snap.error] : []), ...(snap.warnings || []), S.clip.damaged].join(" · "),
+        snap.state === "failed" ? "" : "info");
+    showLength(); drawTimeline();
+    if (S.index >= S.clip.frames) await show(S.clip.frames - 1);
   }
+  if (snap.state !== "done") return;
   showLength();
   if (snap.kind === "track") {
     showTrackInfo();
