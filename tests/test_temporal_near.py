@@ -73,3 +73,41 @@ def test_window_moves_compares_every_frame_of_the_window_with_the_same_reference
     assert not tc._window_moves(buf, 1, 64, 48, 3.0)        # at most 2.5 px from frame 1
     buf[3] = slot(3.5, epoch=2)                             # another reference: not comparable
     assert not tc._window_moves(buf, 0, 64, 48, 3.0)
+
+
+def drifting(n: int = 10):
+    """(frame, hole, truth): a still camera on a picture whose every pixel drifts by its own few levels a frame
+    (a slowly changing texture: the nearest frame's sight is the best copy); a 20 px wide hole moves 2 px a frame
+    to the right, so each frame's hole uncovers, just at the edge of its own hole, a strip the next frame hides."""
+    rng = np.random.default_rng(7)
+    base = picture(3, 48, 96).astype(np.float32)
+    drift = rng.uniform(-6, 6, base.shape).astype(np.float32)
+    for i in range(n):
+        truth = np.clip(base + 40 + i * drift, 0, 255).astype(np.uint8)
+        hole = np.zeros((48, 96), np.uint8)
+        hole[14:34, 30 + 2 * i:50 + 2 * i] = 255
+        shown = truth.copy()
+        shown[hole > 0] = 0
+        yield Frame(image=shown, pts=i, time_base=Fraction(1, 25), index=i), hole, truth
+
+
+def test_a_margin_lets_copies_come_from_right_up_to_another_frame_s_hole():
+    # the column of frame i's hole that frame i - 1 showed right beside its own hole: with a safety margin in
+    # the hole (the masks were grown), frame i - 1's sight is read there; without one a pixel is kept off the
+    # edge, and that column comes from further away (more drift)
+    def strip_error(margin: int) -> float:
+        data = list(drifting())
+        comp = TemporalCompletion(telea_fill, TemporalConfig(mode="fast", window=4), feather=0, margin=margin)
+        outs = list(comp.stream((frame, hole) for frame, hole, _ in data))
+        errors = [np.abs(out.image[14:34, 48 + 2 * i].astype(np.float32)
+                         - truth[14:34, 48 + 2 * i]).mean()
+                  for i, (out, (_, _, truth)) in enumerate(zip(outs, data, strict=True)) if i > 0]
+        return float(np.mean(errors))
+
+    near, kept_off = strip_error(margin=2), strip_error(margin=0)
+    # one frame of drift is 3 levels on average, two frames 6 (the offset seam takes a little out of both)
+    assert near < 3.0 and kept_off > 1.5 * near
+
+
+def telea_fill(image, mask):
+    return cv2.inpaint(image, (mask > 0).astype(np.uint8), 3, cv2.INPAINT_TELEA)

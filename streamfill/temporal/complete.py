@@ -170,7 +170,7 @@ class _Slot:
     small: np.ndarray                     # h x w uint8 grey
     hole_small: np.ndarray                # h x w bool (dilated by FLOW_BAND pixels)
     placement: Placement | None = None
-    unsafe: np.ndarray | None = None      # H x W uint8 hole dilated by one pixel (None: empty hole)
+    unsafe: np.ndarray | None = None      # H x W uint8 hole, dilated by one pixel without a margin (None: empty)
     fwd: np.ndarray | None = None         # completed flow to the next frame (h x w x 2)
     err_fwd: np.ndarray | None = None     # its forward-backward error (h x w)
     bwd: np.ndarray | None = None         # completed flow to the previous frame
@@ -288,7 +288,12 @@ class TemporalCompletion(Sources, RingChecks):
             hole_small = cv2.dilate(hole_small.astype(np.uint8), np.ones((band, band), np.uint8)) > 0
         slot = _Slot(frame=frame, hole=hole, small=small, hole_small=hole_small)
         if has_hole:
-            slot.unsafe = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8))
+            # other frames are read right up to the edge of their hole: it holds the safety margin already (an
+            # object's soft edge); without one, a pixel is kept off it. The pixels just outside a hole are where
+            # it has just moved away, the nearest sight of what it hid (development corpus: +0.1 to +0.8 dB on
+            # still cameras, where the next frame's sight of a moving texture is the best copy)
+            slot.unsafe = hole.astype(np.uint8) if self.margin > 0 else \
+                cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8))
         if self._memory is not None:
             slot.placement = self._memory.observe(image, hole)
         return slot
