@@ -1017,11 +1017,9 @@ def _corrupt_clip(path):
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("salvage", [False, True])
-def test_decoder_messages_on_the_page_name_no_command_line_flag(root, tmp_path, salvage):
-    """A damaged clip failed its Track with '--salvage keeps the frames decoded before it' (with [io] salvage
-    on, the note said '(--salvage)'): a flag of `process` the page has no control for. The page names the
-    studio's configuration instead."""
+@contextlib.contextmanager
+def damaged_clip(root, tmp_path, salvage: bool):
+    """(client, clip): a studio with ``[io] salvage`` as given, on a clip that cannot be decoded after frame 11."""
     from streamfill.config import Config, merge
 
     _corrupt_clip(root / "damaged.mkv")
@@ -1029,11 +1027,19 @@ def test_decoder_messages_on_the_page_name_no_command_line_flag(root, tmp_path, 
                     config=merge(Config(), {"io": {"salvage": salvage}}))
     try:
         with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
-            clip = open_clip(client, "damaged.mkv")
-            keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
-            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+            yield client, open_clip(client, "damaged.mkv")
     finally:
         studio.close()
+
+
+@pytest.mark.parametrize("salvage", [False, True])
+def test_decoder_messages_on_the_page_name_no_command_line_flag(root, tmp_path, salvage):
+    """A damaged clip failed its Track with '--salvage keeps the frames decoded before it' (with [io] salvage
+    on, the note said '(--salvage)'): a flag of `process` the page has no control for. The page names the
+    studio's configuration instead."""
+    with damaged_clip(root, tmp_path, salvage) as (client, clip):
+        keys = {"keyframes": [{"index": 0, "box": [8, 8, 20, 20]}]}
+        snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
     notes = [n for n in _messages(snap) if "decode error" in n]
     assert len(notes) == 1 and "damaged.mkv" in notes[0], snap
     assert "--" not in notes[0] and "[io] salvage" in notes[0]
@@ -1047,50 +1053,41 @@ def test_a_damaged_clip_read_with_salvage_is_as_long_as_the_frames_that_decode(r
     its 20 frames on the page while its masks and result held 12: frame 15 said 'frame 15 is outside the clip
     (0-11)' for the mask and the result of a clip the page said had 20. Once a job finds it, the clip is as
     long as the frames that decode, and the page is told once why."""
-    from streamfill.config import Config, merge
-
-    _corrupt_clip(root / "damaged.mkv")
-    studio = Studio(root, tmp_path / "w", limits=Limits(proxy_bytes=0),
-                    config=merge(Config(), {"io": {"salvage": True}}))
-    try:
-        with TestClient(create_app(studio), base_url="http://127.0.0.1") as client:
-            clip = open_clip(client, "damaged.mkv")
-            assert clip["frames"] == 20 and clip.get("damaged") is None  # not known before a job reads it all
-            # a keyframe past the damage (where a seek still decodes, in a long-GOP clip) failed every Track with
-            # 'keyframe 15 is beyond the end of the clip (last frame index 11)'
-            box = [8, 8, 20, 20]
-            keys = {"keyframes": [{"index": 0, "box": box}, {"index": 15, "box": box}]}
-            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
-            kept = client.get(f"/api/clips/{clip['id']}").json()["frames"]
-            assert 0 < kept < 15 and snap["state"] == "failed", snap
-            assert snap["error"] == (f"keyframe at frame 15 is after the damage: damaged.mkv cannot be decoded "
-                                     f"after frame {kept - 1}; press Track again to track without the keyframes "
-                                     "after it")
-            keys = {"keyframes": [{"index": 0, "box": box}]}
-            snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
-            assert snap["state"] == "done" and snap["total"] == kept, snap
-            clip = client.get(f"/api/clips/{clip['id']}").json()
-            assert clip["frames"] == kept == clip["track"]["frames"] and len(clip["track"]["areas"]) == kept
-            assert clip["damaged"] == (f"damaged.mkv is damaged after frame {kept - 1}: frames {kept}-19 cannot be "
-                                       "decoded, so they cannot be shown, tracked or removed (the clip is used as "
-                                       f"its first {kept} frames)")
-            base = f"/api/clips/{clip['id']}"
-            assert client.get(f"{base}/masks/{kept - 1}").status_code == 200
-            snap = wait_job(client, client.post(f"{base}/remove", json={"engine": "telea", "temporal": "off"})
-                            .json()["id"])
-            assert snap["state"] == "done" and snap["total"] == kept, {k: snap[k] for k in ("done", "total", "percent")}
-            for url in (f"{base}/frames/{kept - 1}", f"{base}/frames/{kept - 1}?which=result"):
-                assert client.get(url).status_code == 200, url
-            past = f"frame 15 is after the damage: damaged.mkv cannot be decoded after frame {kept - 1}"
-            for url in (f"{base}/frames/15", f"{base}/masks/15", f"{base}/frames/15?which=result"):
-                r = client.get(url)
-                assert r.status_code == 400 and r.json()["error"] == past, url
-            r = client.get(f"{base}/frames/20")
-            assert r.json()["error"] == f"frame 20 is outside the clip (0-{kept - 1})"
-            r = client.post(f"{base}/track", json={"keyframes": [{"index": 15, "box": [8, 8, 20, 20]}]})
-            assert r.json()["error"] == f"keyframe at {past}"
-    finally:
-        studio.close()
+    with damaged_clip(root, tmp_path, salvage=True) as (client, clip):
+        assert clip["frames"] == 20 and clip.get("damaged") is None  # not known before a job reads it all
+        # a keyframe past the damage (where a seek still decodes, in a long-GOP clip) failed every Track with
+        # 'keyframe 15 is beyond the end of the clip (last frame index 11)'
+        box = [8, 8, 20, 20]
+        keys = {"keyframes": [{"index": 0, "box": box}, {"index": 15, "box": box}]}
+        snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+        kept = client.get(f"/api/clips/{clip['id']}").json()["frames"]
+        assert 0 < kept < 15 and snap["state"] == "failed", snap
+        assert snap["error"] == (f"keyframe at frame 15 is after the damage: damaged.mkv cannot be decoded "
+                                 f"after frame {kept - 1}; press Track again to track without the keyframes "
+                                 "after it")
+        keys = {"keyframes": [{"index": 0, "box": box}]}
+        snap = wait_job(client, client.post(f"/api/clips/{clip['id']}/track", json=keys).json()["id"])
+        assert snap["state"] == "done" and snap["total"] == kept, snap
+        clip = client.get(f"/api/clips/{clip['id']}").json()
+        assert clip["frames"] == kept == clip["track"]["frames"] and len(clip["track"]["areas"]) == kept
+        assert clip["damaged"] == (f"damaged.mkv is damaged after frame {kept - 1}: frames {kept}-19 cannot be "
+                                   "decoded, so they cannot be shown, tracked or removed (the clip is used as "
+                                   f"its first {kept} frames)")
+        base = f"/api/clips/{clip['id']}"
+        assert client.get(f"{base}/masks/{kept - 1}").status_code == 200
+        snap = wait_job(client, client.post(f"{base}/remove", json={"engine": "telea", "temporal": "off"})
+                        .json()["id"])
+        assert snap["state"] == "done" and snap["total"] == kept, {k: snap[k] for k in ("done", "total", "percent")}
+        for url in (f"{base}/frames/{kept - 1}", f"{base}/frames/{kept - 1}?which=result"):
+            assert client.get(url).status_code == 200, url
+        past = f"frame 15 is after the damage: damaged.mkv cannot be decoded after frame {kept - 1}"
+        for url in (f"{base}/frames/15", f"{base}/masks/15", f"{base}/frames/15?which=result"):
+            r = client.get(url)
+            assert r.status_code == 400 and r.json()["error"] == past, url
+        r = client.get(f"{base}/frames/20")
+        assert r.json()["error"] == f"frame 20 is outside the clip (0-{kept - 1})"
+        r = client.post(f"{base}/track", json={"keyframes": [{"index": 15, "box": [8, 8, 20, 20]}]})
+        assert r.json()["error"] == f"keyframe at {past}"
 
 
 def test_missing_weights_are_said_in_the_page_s_terms(client, studio, monkeypatch):
