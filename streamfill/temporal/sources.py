@@ -295,7 +295,7 @@ class Sources:
 def _read(image: np.ndarray, px: np.ndarray, py: np.ndarray, sharp: bool) -> np.ndarray:
     """``image`` read at ``px``, ``py`` (its edge continuing beyond it), float32. ``sharp``: bicubic, for a copy
     between views of a camera that has really moved (a shaking camera's copies land between pixels, and bilinear
-    reads blur them: development ``shake`` +0.2 to +1.8 dB); bilinear otherwise, where a fit of under a pixel or
+    reads blur them: development ``shake`` up to +1.8 dB); bilinear otherwise, where a fit of under a pixel or
     two may be moving texture read as camera motion and the blur hides part of its error (bicubic there:
     ``small_hole`` -0.5, ``water`` -0.2 dB)."""
     if sharp:
