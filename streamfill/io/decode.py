@@ -262,11 +262,12 @@ class VideoReader:
                     self.frames_decoded += 1
                     yield Frame(image=image, pts=int(pts), time_base=tb, index=index)
         except av.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or exc  # FFmpeg's words, not its errno
             if not (self.salvage and self.frames_decoded):
                 hint = "; --salvage keeps the frames decoded before it" if self.frames_decoded else ""
                 raise DecodeError(f"cannot decode {self.path}: decode error after {self.frames_decoded} "
-                                  f"frames ({exc}){hint}") from None
-            self._note(f"{self.path}: decode error after frame {index} ({exc}); kept the "
+                                  f"frames ({reason}){hint}") from None
+            self._note(f"{self.path}: decode error after frame {index} ({reason}); kept the "
                        f"{self.frames_decoded} frames decoded before it (--salvage)")
             return
         whole = self._start is None and self._end is None

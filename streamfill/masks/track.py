@@ -52,9 +52,6 @@ from streamfill.types import Frame, Mask
 # Lost track (see FlowTracker._note).
 _LOST_CONFIDENCE = 0.3  # a mask below this confidence counts as lost ...
 _LOST_FRAMES = 5  # ... once this many frames in a row are
-# What the lost-track line tells the user to do (command line); a front end with other means (the studio)
-# passes its own ``Advice``.
-LOST_ADVICE = "add a --box there or check the preview"
 # Working scale (see FlowTracker._working_scale).
 _TARGET_SIDE = 64
 _TARGET_THICK = 6  # working px an object's thickest part should span (see _working_scale)
@@ -73,7 +70,7 @@ class Advice:
     after a box whose object could not be told from its surroundings; ``too_far``: why frames before the
     first keyframe of their shot get empty masks (``{limit}``: ``[track] max_backward``)."""
 
-    lost: str = LOST_ADVICE
+    lost: str = "add a --box there or check the preview"
     box: str = "check the preview or draw the box tighter"
     too_far: str = "no keyframe within [track] max_backward = {limit} frames tracks it"
 

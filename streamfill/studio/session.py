@@ -41,8 +41,8 @@ PROXY_QUALITY = 80
 # The tracker's notices, said on the page: there is no --box, preview file nor [track] setting there
 # (masks.track.Advice() is the command line's); the orange marks on the timeline are the preview's magenta
 # frames.
-LOST_ADVICE = "paint a correction on a frame there (brush, eraser or box) and track again"
-ADVICE = Advice(lost=LOST_ADVICE, box="check its mask on that frame, or draw the box tighter",
+ADVICE = Advice(lost="paint a correction on a frame there (brush, eraser or box) and track again",
+                box="check its mask on that frame, or draw the box tighter",
                 too_far="the next keyframe is more than {limit} frames after it, too far to track back to it; "
                         "paint the object on a frame nearer to it")
 # Messages from below the studio that name command-line flags, in the page's terms: those settings are the
@@ -745,10 +745,9 @@ def _changed(clip: Clip) -> InputError:
 
 def _for_page(message: str, clip: Clip | None) -> str:
     """A job's message as the page shows it: on one line, the clip's paths called by the clip's name and its
-    work folder '(work folder)', command-line flags by the page's terms (``PAGE_WORDS``), without FFmpeg's
-    error numbers ('[Errno 1094995529] Invalid data ...', as a clip that cannot be opened is said)."""
+    work folder '(work folder)', command-line flags by the page's terms (``PAGE_WORDS``)."""
     names = {clip.path: clip.name, clip.work: "(work folder)"} if clip else {}
-    message = " ".join(re.sub(r"\[Errno -?\d+\] ", "", _without_paths(message, names)).split())
+    message = " ".join(_without_paths(message, names).split())
     for cli, page in PAGE_WORDS:
         message = message.replace(cli, page)
     return message

@@ -74,13 +74,13 @@ def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample(field: np.ndarray, x: np.ndarray, y: np.ndarray, *, nearest: bool = False,
-           border: float = 0.0, clamp: bool = False) -> np.ndarray:
+           border: float = 0.0, clamp: bool = False, cubic: bool = False) -> np.ndarray:
     """``field`` (h x w or h x w x C) read at positions ``x``, ``y`` (any 2-D shape, float32, pixel units
-    of ``field``); bilinear unless ``nearest``. Outside the field the result is ``border``; with ``clamp``
-    the field's edge continues beyond it, so a pixel read within a pixel of its edge takes the edge's value
-    instead of a blend with ``border`` (colours: a position the caller counts as inside the frame must not come
-    out darkened by a black border)."""
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    of ``field``); bilinear unless ``nearest`` (or ``cubic``: bicubic). Outside the field the result is
+    ``border``; with ``clamp`` the field's edge continues beyond it, so a pixel read within a pixel of its
+    edge takes the edge's value instead of a blend with ``border`` (colours: a position the caller counts as
+    inside the frame must not come out darkened by a black border)."""
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
     src = field
     if src.dtype == bool:
         src = src.view(np.uint8)

@@ -24,7 +24,11 @@ from streamfill.config import TemporalConfig
 from streamfill.temporal.flow import sample, sample_points, smooth_fill
 
 BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as the same
-SHARP_PX = 1.5           # px two views of the camera differ by beyond which a copy between them is read bicubic
+# px two views of the camera differ by beyond which a copy between them is read bicubic: a shaking camera's copies
+# land between pixels, and bilinear reads blur them (development ``shake`` up to +1.8 dB); below it a fit of a pixel
+# or two may be moving texture read as camera motion, and the bilinear blur hides part of its error (bicubic there:
+# ``small_hole`` -0.5, ``water`` -0.2 dB)
+SHARP_PX = 1.5
 PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
 # the ring's copies (``complete.PROBE_AGE_COPIES``):
 PROBE_AGE_ONE_SIDED = True  # ... only copies found on one side (no frame before and after both showed them)
@@ -83,7 +87,8 @@ class Sources:
                     a = (m @ a)[:2]
                     px = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
                     py = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
-                    image = _read(other.frame.image, px, py, slot.placement.shift(W, H, other.placement) > SHARP_PX)
+                    sharp = slot.placement.shift(W, H, other.placement) > SHARP_PX
+                    image = sample(other.frame.image, px, py, clamp=True, cubic=sharp).astype(np.float32)
                     inside = (px > -0.5) & (px < other.hole.shape[1] - 0.5) & (py > -0.5) & \
                         (py < other.hole.shape[0] - 0.5)
                     free = inside if other.empty else inside & (sample(other.unsafe, px, py, nearest=True,
@@ -291,13 +296,3 @@ class Sources:
             found |= hit
         return colour, found & led, led
 
-
-def _read(image: np.ndarray, px: np.ndarray, py: np.ndarray, sharp: bool) -> np.ndarray:
-    """``image`` read at ``px``, ``py`` (its edge continuing beyond it), float32. ``sharp``: bicubic, for a copy
-    between views of a camera that has really moved (a shaking camera's copies land between pixels, and bilinear
-    reads blur them: development ``shake`` up to +1.8 dB); bilinear otherwise, where a fit of under a pixel or
-    two may be moving texture read as camera motion and the blur hides part of its error (bicubic there:
-    ``small_hole`` -0.5, ``water`` -0.2 dB)."""
-    if sharp:
-        return cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    return sample(image, px, py, clamp=True).astype(np.float32)
