@@ -1117,7 +1117,7 @@ def test_weak_frames_from_area_and_confidence():
 
 def test_scrub_proxies_are_the_frames_the_seek_path_gives(root, tmp_path):
     from streamfill.io.seek import encode_jpeg
-    from streamfill.studio.session import PROXY_QUALITY
+    from streamfill.studio.clip import PROXY_QUALITY
 
     studio = Studio(root, tmp_path / "w")
     try:
