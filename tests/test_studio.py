@@ -268,7 +268,7 @@ def test_a_clip_opened_anew_closes_the_old_one_once_its_running_job_ends(client,
     with io.open_video(root / "result.mp4") as reader:
         assert sum(1 for _ in reader) == FRAMES  # the old file's frames
     assert not old.scrubber._thread.is_alive() and not old._builder._thread.is_alive()
-    assert old.seeker._container is None and old.result_seeker._container is None and not old.proxies
+    assert old.seeker._container is None and old.result.seeker._container is None and not old.proxies
     new = studio.clip(again["id"])
     assert new._builder.done.wait(20)
     assert studio.proxies.left == budget - sum(map(len, new.proxies.values()))  # the old clip's share is back
@@ -628,6 +628,74 @@ def test_track_then_remove_then_download(client, studio, tmp_path):
     r = client.get(f"/api/clips/{clip['id']}/frames/5", params={"which": "result"})
     assert r.status_code == 200
     assert client.get(f"/api/clips/{clip['id']}").json()["result"] == wait_job(client, job["id"])["output"]
+
+
+def test_a_result_frame_asked_for_while_a_remove_ends_is_one_result_s_frame(client, studio, monkeypatch):
+    """A Remove ending set the clip's result file, then its seeker: a result frame asked for in between decoded
+    the old result under the new one's name, and the preview cache gave that old picture for the new result's
+    frame from then on. The file and its seeker are now one attribute, swapped at once. Also: the new result
+    never stands under its final name half-written (the page can only ever see it whole)."""
+    from streamfill.io.seek import preview_jpeg
+    from streamfill.studio import session
+    from streamfill.studio.clip import PROXY_QUALITY
+
+    cid = open_clip(client)["id"]
+    clip = studio.clip(cid)
+    r = client.post(f"/api/clips/{cid}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    first = client.post(f"/api/clips/{cid}/remove", json={"engine": "telea", "temporal": "off"}).json()
+    assert wait_job(client, first["id"])["state"] == "done"
+    old = client.get(f"/api/clips/{cid}/frames/5", params={"which": "result"}).content
+
+    reading, go_on, asking, swapped, asked = (threading.Event() for _ in range(5))
+    real_process, real_check, real_drop = session.api.process, clip._check_index, session.Studio._drop
+
+    def held(input, output, *, mask, config, progress, inpainter=None):
+        def hold(done, total):
+            if done == 1:
+                reading.set()
+                go_on.wait(20)
+            progress(done, total)
+        return real_process(input, output, mask=mask, config=config, progress=hold, inpainter=inpainter)
+
+    def check(index):  # the request has taken the clip's result: the Remove ends now
+        if threading.current_thread().name == "asker":
+            asking.set()
+            swapped.wait(20)
+        real_check(index)
+
+    def drop(path, seeker):  # the new result is in place; the old one stays open until the request has decoded
+        if path is not None and path.suffix == ".mp4":
+            swapped.set()
+            asked.wait(20)
+        real_drop(path, seeker)
+
+    monkeypatch.setattr(session.api, "process", held)
+    monkeypatch.setattr(clip, "_check_index", check)
+    monkeypatch.setattr(session.Studio, "_drop", staticmethod(drop))
+    second = client.post(f"/api/clips/{cid}/remove", json={"engine": "ns", "temporal": "off"}).json()
+    assert reading.wait(30)
+    final = clip.work / f"clip-removed-{second['id']}.mp4"
+    assert not final.exists()  # written under a temporary name until it is complete
+    answers = []
+
+    def ask():
+        try:
+            answers.append(clip.frame_jpeg(5, "result")[0])
+        finally:
+            asked.set()
+
+    asker = threading.Thread(target=ask, name="asker")
+    asker.start()
+    assert asking.wait(20)
+    go_on.set()
+    assert wait_job(client, second["id"])["state"] == "done"
+    asker.join(20)
+    with FrameSeeker(final) as seeker:
+        new = preview_jpeg(seeker.decode_to(5), clip.preview, quality=PROXY_QUALITY)
+    assert new != old  # (the two results differ: a mix-up would show)
+    assert answers in ([old], [new])
+    assert client.get(f"/api/clips/{cid}/frames/5", params={"which": "result"}).content == new
 
 
 def test_a_correction_edits_the_tracked_mask_it_was_painted_on(client, studio):

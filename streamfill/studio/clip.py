@@ -37,6 +37,15 @@ class Limits:
     proxy_bytes: int = 768 * 1024**2  # preview JPEGs decoded ahead for scrubbing, all clips together
 
 
+@dataclass(frozen=True)
+class Result:
+    """A finished removal: its file and a seeker on it (one object, so that a request never pairs one run's
+    file with another's seeker)."""
+
+    path: Path
+    seeker: FrameSeeker
+
+
 class Clip:
     """One opened video: random access to its frames, a small cache of preview JPEGs, its masks and result."""
 
@@ -57,8 +66,7 @@ class Clip:
         self.mask_seeker: FrameSeeker | None = None
         self.track: dict | None = None  # areas, weak frames, keyframes
         self.track_lock = threading.Lock()  # masks, mask_seeker and track change together
-        self.result: Path | None = None
-        self.result_seeker: FrameSeeker | None = None
+        self.result: Result | None = None  # the last removal's file and a seeker on it, replaced as one
         # the frames a job could decode, when fewer than the file's index holds (a damaged clip read with
         # [io] salvage: the masks and the result end there); the page's clip then ends there too
         self.decodable: int | None = None
@@ -83,13 +91,13 @@ class Clip:
 
     # -- frames ----------------------------------------------------------------------------------------
     def describe(self) -> dict:
-        i = self.info
+        i, result = self.info, self.result
         fps = float(i.fps) if i.fps else None
         return {"id": self.id, "name": self.name, "width": i.width, "height": i.height, "frames": self.frames,
                 "damaged": self.damaged(),
                 "fps": fps, "fps_fraction": [i.fps.numerator, i.fps.denominator] if i.fps else None,
                 "duration": i.duration, "codec": i.codec, "preview": list(self.preview),
-                "track": self.track, "result": self.result.name if self.result else None,
+                "track": self.track, "result": result.path.name if result else None,
                 "has_masks": self.masks is not None}
 
     def _cached(self, key: tuple, make: Callable[[], bytes], size: int = 256) -> bytes:
@@ -111,12 +119,13 @@ class Clip:
             data, _, _ = self.scrub(index, exact=True)
             return data, self.seeker.time_of(index)
         with self.using():
-            seeker = self.result_seeker
-            if seeker is None:
+            result = self.result  # read once: a Remove ending meanwhile replaces the file and its seeker together
+            if result is None:
                 raise InputError("there is no result yet: run Remove first")
             self._check_index(index)
-            data = self._cached((which, index, str(self.result)),
-                                lambda: preview_jpeg(seeker.decode_to(index), self.preview, quality=PROXY_QUALITY))
+            data = self._cached((which, index, str(result.path)),
+                                lambda: preview_jpeg(result.seeker.decode_to(index), self.preview,
+                                                     quality=PROXY_QUALITY))
         return data, self.seeker.time_of(index)
 
     def scrub(self, index: int, *, exact: bool) -> tuple[bytes, int, bool]:
@@ -237,7 +246,7 @@ class Clip:
         self.proxies.clear()  # a retired clip stays listed (its jobs, results): its previews are not kept
         with self._cache_lock:
             self._cache.clear()
-        for s in (self.seeker, self.mask_seeker, self.result_seeker):
+        for s in (self.seeker, self.mask_seeker, self.result and self.result.seeker):
             if s is not None:
                 s.close()
 

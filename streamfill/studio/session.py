@@ -32,7 +32,7 @@ from streamfill.errors import DecodeError, EngineError, InputError, MaskError, S
 from streamfill.io.seek import FrameSeeker, decode_png_mask
 from streamfill.masks.track import Advice, Keyframe
 from streamfill.studio import paths
-from streamfill.studio.clip import Clip, Limits, Proxies, changed
+from streamfill.studio.clip import Clip, Limits, Proxies, Result, changed
 from streamfill.studio.weak import spans, weak_frames
 
 # The tracker's notices, said on the page: there is no --box, preview file nor [track] setting there
@@ -398,11 +398,13 @@ class Studio:
             note = _for_page(note, clip)
             if note not in job.warnings:  # logged as well (_JobNotes)
                 job.warnings.append(note)
-        old = (clip.result, clip.result_seeker)
+        old = clip.result
         clip.cut(result.frames)
-        clip.result, clip.result_seeker = out, FrameSeeker(out).open()
+        # (``out`` stands under its name only once complete: the writer renames it when it closes)
+        clip.result = Result(out, FrameSeeker(out).open())
         job.output = out.name
-        self._drop(*old)
+        if old is not None:
+            self._drop(old.path, old.seeker)
 
     @staticmethod
     def _drop(path: Path | None, seeker: FrameSeeker | None) -> None:
