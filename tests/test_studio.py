@@ -275,6 +275,61 @@ def test_a_clip_opened_anew_closes_the_old_one_once_its_running_job_ends(client,
     assert client.get(f"/api/clips/{first['id']}").status_code == 200  # its job and result stay reachable
 
 
+def test_closing_a_clip_frees_it_and_deletes_only_an_upload_s_copy(client, studio, root, monkeypatch):
+    """Every clip opened or uploaded stayed open for the life of the server: its decoders, its previews' memory
+    and an upload's copy on disk piled up with each clip. DELETE closes one: refused (409) while a job of the
+    clip runs; then its decoders stop, its previews' memory goes back to the budget all clips share, and the
+    studio's copy of an upload is deleted; a file opened from --root never is."""
+    from streamfill.errors import InputError
+    from streamfill.studio import session
+
+    opened = open_clip(client)
+    up = client.post("/api/upload", params={"name": "up.mp4"}, content=(root / "clip.mp4").read_bytes()).json()
+    a, u = studio.clip(opened["id"]), studio.clip(up["id"])
+    assert a._builder.done.wait(20) and u._builder.done.wait(20)
+    budget, share = studio.limits.proxy_bytes, lambda c: sum(map(len, c.proxies.values()))
+    assert studio.proxies.left == budget - share(a) - share(u) < budget
+    r = client.post(f"/api/clips/{up['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
+    assert wait_job(client, r.json()["id"])["state"] == "done"
+    reading, go_on = threading.Event(), threading.Event()
+    real = session.api.process
+
+    def held(input, output, *, mask, config, progress, inpainter=None):
+        def hold(done, total):
+            if done == 1:
+                reading.set()
+                go_on.wait(20)
+            progress(done, total)
+        return real(input, output, mask=mask, config=config, progress=hold, inpainter=inpainter)
+
+    monkeypatch.setattr(session.api, "process", held)
+    job = client.post(f"/api/clips/{up['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
+    assert reading.wait(30)
+    r = client.delete(f"/api/clips/{up['id']}")
+    assert r.status_code == 409 and r.json()["error"] == "up.mp4 has a remove job running: cancel it or wait for " \
+                                                         "it to end, then close the clip", r.json()
+    assert u.scrubber._thread.is_alive() and u.path.is_file()
+    go_on.set()
+    assert wait_job(client, job["id"])["state"] == "done"
+
+    assert client.delete(f"/api/clips/{up['id']}").status_code == 200
+    assert not u.scrubber._thread.is_alive() and not u._builder._thread.is_alive()
+    assert u.seeker._container is None and u.result.seeker._container is None and not u.proxies
+    assert not u.path.exists() and not u.path.parent.exists()  # the studio's copy of the upload
+    assert studio.proxies.left == budget - share(a)
+    r = client.get(f"/api/clips/{up['id']}/frames/0")
+    assert r.status_code == 404 and "closed" in r.json()["error"]
+    with pytest.raises(InputError, match="up.mp4 was closed: open it again"):  # a request that had it before
+        studio.start_track(u, [])
+    assert [c["id"] for c in client.get("/api/state").json()["clips"]] == [opened["id"]]
+
+    assert client.delete(f"/api/clips/{opened['id']}").status_code == 200
+    assert (root / "clip.mp4").is_file() and studio.proxies.left == budget  # a file under --root stays
+    assert client.delete(f"/api/clips/{opened['id']}").status_code == 404
+    again = open_clip(client)
+    assert again["id"] != opened["id"] and client.get(f"/api/clips/{again['id']}/frames/3").status_code == 200
+
+
 def test_a_job_on_a_clip_whose_file_changed_since_it_was_opened_is_refused(client, root):
     """A Track started on a clip whose file was replaced since (the page not reopened) tracked the new
     file's frames with keyframes painted on the old ones."""

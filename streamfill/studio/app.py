@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from streamfill.errors import InputError, MaskError, StreamfillError
 from streamfill.studio import paths
-from streamfill.studio.session import Studio, UploadTooLarge
+from streamfill.studio.session import ClipBusy, Studio, UploadTooLarge
 
 TOKEN_COOKIE = "streamfill_studio_token"
 TOKEN_HEADER = "x-streamfill-token"
@@ -150,6 +150,11 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
     def clip_info(request: Request) -> Response:
         return JSONResponse(studio.clip(request.path_params["clip"]).describe())
 
+    def close_clip(request: Request) -> Response:
+        clip = studio.clip(request.path_params["clip"])
+        studio.close_clip(clip)
+        return JSONResponse({"closed": clip.id})
+
     def frame(request: Request) -> Response:
         """A preview JPEG. Source frames: ``?approx=1`` (the pointer during a drag) answers at once with the
         nearest frame decoded so far; ``X-Frame-Index`` says which frame the picture is, ``X-Frame-Exact``
@@ -246,6 +251,8 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
             status = 413
         elif isinstance(exc, MaskError):
             status = 422
+        elif isinstance(exc, ClipBusy):
+            status = 409
         return _error(str(exc), status)
 
     async def on_http_error(request: Request, exc: HTTPException) -> Response:
@@ -258,6 +265,7 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
         Route("/api/open", open_clip, methods=["POST"]),
         Route("/api/upload", upload, methods=["POST"]),
         Route("/api/clips/{clip}", clip_info),
+        Route("/api/clips/{clip}", close_clip, methods=["DELETE"]),
         Route("/api/clips/{clip}/frames/{index:int}", frame),
         Route("/api/clips/{clip}/masks/{index:int}", mask),
         Route("/api/clips/{clip}/masks.mkv", masks_file),

@@ -81,10 +81,11 @@ class Clip:
         if proxies is not None:
             self._builder = ProxyBuilder(self.scrubber, paused=lambda: not proxies.idle.is_set(),
                                          take=proxies.take)
-        # Retired (its file changed on disk and was opened anew, Studio.open_clip): no new use; closed (its
-        # decoders and proxy thread stopped, its proxies' memory given back) once the last request or job
-        # using it ends
+        # Retired (its file changed on disk and was opened anew, Studio.open_clip; or the user closed it,
+        # Studio.close_clip): no new use; closed (its decoders and proxy thread stopped, its proxies' memory
+        # given back) once the last request or job using it ends
         self.retired = False
+        self._refusal: Callable[[Clip], InputError] = changed  # what a new use is told once it is retired
         self._users = 0
         self._closed = False
         self._use_lock = threading.Lock()
@@ -214,7 +215,7 @@ class Clip:
         """Hold the clip open for a request or a job; refused once it is retired."""
         with self._use_lock:
             if self.retired:
-                raise changed(self)
+                raise self._refusal(self)
             self._users += 1
         try:
             yield self
@@ -225,10 +226,12 @@ class Clip:
             if last:
                 self.close()
 
-    def retire(self) -> None:
-        """No new use from now on; closed now, or when the request or job still using it ends."""
+    def retire(self, refusal: Callable[[Clip], InputError] | None = None) -> None:
+        """No new use from now on (refused with ``refusal``: by default, the file changed on disk); closed now,
+        or when the request or job still using it ends."""
         with self._use_lock:
             self.retired = True
+            self._refusal = refusal or self._refusal
             idle = self._users == 0
         if idle:
             self.close()
@@ -277,3 +280,7 @@ _BASE_ID = re.compile(r"[0-9]{1,9}-[0-9a-f]{12}")  # frame index - the track job
 
 def changed(clip: Clip) -> InputError:
     return InputError(f"{clip.name} changed on disk since this clip was opened: open it again")
+
+
+def closed(clip: Clip) -> InputError:
+    return InputError(f"{clip.name} was closed: open it again")

@@ -32,7 +32,7 @@ from streamfill.errors import DecodeError, EngineError, InputError, MaskError, S
 from streamfill.io.seek import FrameSeeker, decode_png_mask
 from streamfill.masks.track import Advice, Keyframe
 from streamfill.studio import paths
-from streamfill.studio.clip import Clip, Limits, Proxies, Result, changed
+from streamfill.studio.clip import Clip, Limits, Proxies, Result, changed, closed
 from streamfill.studio.weak import spans, weak_frames
 
 # The tracker's notices, said on the page: there is no --box, preview file nor [track] setting there
@@ -161,7 +161,22 @@ class Studio:
         try:
             return self.clips[clip_id]
         except KeyError:
-            raise paths.NotFound("unknown clip (the server was restarted?): open it again") from None
+            raise paths.NotFound("unknown clip (it was closed, or the server was restarted): open it again") from None
+
+    def close_clip(self, clip: Clip) -> None:
+        """The user is done with ``clip``: it leaves the studio and is closed (its decoders, its previews' memory
+        given back) once the request still using it ends; the studio's copy of an uploaded file is deleted (a
+        file under --root never is). Refused while a job of the clip waits or runs: a click must not throw a
+        removal away (Cancel does that)."""
+        with self._lock:
+            job = self._busy(clip)
+            if job is not None:
+                raise ClipBusy(f"{clip.name} has a {job.kind} job {'waiting' if job.state == 'queued' else 'running'}"
+                               ": cancel it or wait for it to end, then close the clip")
+            self.clips.pop(clip.id, None)
+        clip.retire(closed)
+        if self.work / "uploads" in clip.path.parents:
+            self.discard_upload(clip.path)
 
     def upload_path(self, name: str) -> Path:
         """A fresh place for an uploaded file (its name kept, made safe)."""
@@ -275,15 +290,21 @@ class Studio:
             job.finished = time.monotonic()
 
     def _new_job(self, kind: str, clip: Clip, options: dict) -> Job:
-        if clip.retired:
-            raise changed(clip)
         with self._lock:
-            busy = [j for j in self.jobs.values() if j.clip == clip.id and j.state in ("queued", "running")]
-            if busy:
-                raise InputError(f"a {busy[0].kind} job is already running for this clip: wait or cancel it")
+            if clip.id not in self.clips:  # closed since the request found it (close_clip)
+                raise closed(clip)
+            if clip.retired:
+                raise changed(clip)
+            busy = self._busy(clip)
+            if busy is not None:
+                raise InputError(f"a {busy.kind} job is already running for this clip: wait or cancel it")
             job = Job(id=secrets.token_hex(6), kind=kind, clip=clip.id, total=clip.frames, options=options)
             self.jobs[job.id] = job
         return job
+
+    def _busy(self, clip: Clip) -> Job | None:
+        """The job of ``clip`` waiting or running, if any (call with the lock held)."""
+        return next((j for j in self.jobs.values() if j.clip == clip.id and j.state in ("queued", "running")), None)
 
     def _progress(self, job: Job, clip: Clip):
         def progress(done: int, total: int | None) -> None:
@@ -515,6 +536,10 @@ def _without_paths(message: str, names: dict) -> str:
     for path, name in names.items():
         message = message.replace(f"'{path}'", name).replace(str(path), name)
     return message
+
+
+class ClipBusy(InputError):
+    """A clip cannot be closed while a job of it waits or runs (HTTP 409)."""
 
 
 class UploadTooLarge(InputError):

@@ -132,16 +132,43 @@ async function setClip(clip, frame, jobs) {
   showTrackInfo();
   const running = jobs.find((j) => j.clip === clip.id && ["queued", "running"].includes(j.state));
   if (running) followJob(running);
-  else if (S.job && S.job.clip !== clip.id) {
-    if (S.events) S.events.close();
-    S.events = null; S.job = null;
-    $("job").hidden = true; $("cancel").hidden = true;
-    $("track").disabled = $("remove").disabled = false;
-    delete document.body.dataset.job;
-  }
+  else if (S.job && S.job.clip !== clip.id) dropJob();
+  $("close-btn").hidden = false;
   updateMasksLink();
   drawTimeline();
   await show(frame || 0);
+}
+
+async function closeClip() {
+  // the server frees the clip (its decoders, its previews' memory; the copy of an uploaded file is deleted);
+  // it refuses while a job of the clip waits or runs, and the page keeps the clip then
+  const clip = S.clip;
+  if (!clip) return;
+  await api(`api/clips/${clip.id}`, {method: "DELETE"});
+  stopPlaying();
+  for (const key of [storageKey(), `streamfill.studio.frame.${clip.id}`, "streamfill.studio.clip"]) {
+    localStorage.removeItem(key);
+  }
+  S.clip = null; S.keyframes = new Map(); S.undo = []; S.result = null; S.compare = false; S.approx = false;
+  S.frameImage = S.resultImage = S.maskImage = null; S.shownIndex = -1;
+  if (S.job) dropJob();
+  ctx.clearRect(0, 0, view.width, view.height);
+  document.body.dataset.state = "empty";
+  $("clip-name").textContent = "no clip";
+  for (const id of ["clip-meta", "track-info", "approx-flag", "keyframe-flag"]) $(id).textContent = "";
+  $("close-btn").hidden = $("download").hidden = $("masks-link").hidden = true;
+  $("compare").checked = false; $("compare").disabled = true;
+  drawTimeline();
+  say("");  // (a frame of it still loading was answered "unknown clip")
+}
+
+function dropJob() {
+  // the page stops following its job (the job itself goes on; opening its clip shows it again)
+  if (S.events) S.events.close();
+  S.events = null; S.job = null;
+  $("job").hidden = true; $("cancel").hidden = true;
+  $("track").disabled = $("remove").disabled = false;
+  delete document.body.dataset.job;
 }
 
 function showLength() {
@@ -215,7 +242,7 @@ async function show(index, exact = true) {
   }
   loading = true;
   try {
-    while (true) {
+    while (S.clip) {  // (closed meanwhile: nothing more to show)
       if (!wanted.exact) {  // while dragging, at most one request per APPROX_MS (the decoder needs the cores)
         const left = APPROX_MS - (performance.now() - lastApprox);
         if (left > 0) await new Promise((r) => { wake = r; setTimeout(r, left); });
@@ -253,7 +280,7 @@ async function show(index, exact = true) {
       if (wanted.index === i && (exactHere || !wanted.exact)) break;
     }
   } catch (err) {
-    say(err.message);
+    if (S.clip) say(err.message);
   } finally {
     loading = false;
   }
@@ -636,6 +663,7 @@ $("compare").addEventListener("change", () => { S.compare = $("compare").checked
 $("track").addEventListener("click", guard(track));
 $("remove").addEventListener("click", guard(remove));
 $("cancel").addEventListener("click", guard(async () => { if (S.job) updateJob(await post(`api/jobs/${S.job.id}/cancel`)); }));
+$("close-btn").addEventListener("click", guard(closeClip));
 $("open-btn").addEventListener("click", guard(async () => { await browse(""); $("browser").showModal(); }));
 $("upload").addEventListener("change", guard(async () => {
   const file = $("upload").files[0];
