@@ -1257,6 +1257,47 @@ def test_scrub_proxies_are_the_frames_the_seek_path_gives(root, tmp_path):
     assert studio.proxies.left == studio.limits.proxy_bytes  # the memory went back when the clip closed
 
 
+def test_a_clip_refused_preview_memory_gets_its_proxies_once_another_clip_gives_it_back(root, tmp_path):
+    """A clip opened while the preview memory all clips share was full stopped making proxies for good, even
+    after another clip was closed and its memory given back. Now it waits for memory and goes on."""
+    def built(studio, name):
+        clip = studio.open_clip(root / name, name)
+        assert clip._builder.done.wait(30)
+        return clip
+
+    shutil.copy(root / "clip.mp4", root / "copy.mp4")  # the same frames: the same proxies, byte for byte
+    measure = Studio(root, tmp_path / "w1")
+    try:
+        one = sum(map(len, built(measure, "clip.mp4").proxies.values()))
+    finally:
+        measure.close()
+    budget = one + one // 2  # one clip's proxies fit, not two
+    studio = Studio(root, tmp_path / "w2", limits=Limits(proxy_bytes=budget))
+    try:
+        first = built(studio, "clip.mp4")
+        assert len(first.proxies) == FRAMES
+        refused = threading.Event()
+        take = studio.proxies.take
+
+        def noted(size, *wake):
+            ok = take(size, *wake)
+            if not ok:
+                refused.set()
+            return ok
+
+        studio.proxies.take = noted
+        second = studio.open_clip(root / "copy.mp4", "copy.mp4")
+        assert refused.wait(30)
+        assert len(second.proxies) < FRAMES
+        studio.close_clip(first)
+        assert second._builder.done.wait(30)
+        assert sorted(second.proxies) == list(range(FRAMES))
+        assert studio.proxies.left == budget - sum(map(len, second.proxies.values()))
+    finally:
+        studio.close()
+    assert studio.proxies.left == budget
+
+
 # -- scrubbing: decoder that follows the pointer, approximate answers while dragging --------------------------
 LONG_GOP = {"preset": "medium", "bf": "3", "b-pyramid": "normal", "g": "250"}
 
@@ -1434,7 +1475,7 @@ def test_proxies_are_built_at_low_priority_while_the_user_drags(tmp_path):
                 scrubber._plan = lambda: None  # the scrub decoder stands still; the page drags all along
                 scrubber.add_proxy(0, b"k0")
 
-            def take(size):
+            def take(size, wake):
                 nice.setdefault("builder", os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
                 return True
 

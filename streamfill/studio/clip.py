@@ -262,10 +262,15 @@ class Proxies:
         self.idle = threading.Event()
         self.idle.set()
         self._lock = threading.Lock()
+        self._refused: list[threading.Event] = []  # the proxy builders refused memory, woken when some comes back
 
-    def take(self, size: int) -> bool:
+    def take(self, size: int, wake: threading.Event | None = None) -> bool:
+        """Take ``size`` bytes of the budget; False when they are not left, and then ``wake`` is set as soon as
+        memory is given back (a clip closed)."""
         with self._lock:
             if size > self.left or self.left <= 0:
+                if wake is not None:
+                    self._refused.append(wake)
                 return False
             self.left -= size
             return True
@@ -273,6 +278,9 @@ class Proxies:
     def give(self, size: int) -> None:
         with self._lock:
             self.left += size
+            refused, self._refused = self._refused, []
+        for wake in refused:
+            wake.set()
 
 
 _BASE_ID = re.compile(r"[0-9]{1,9}-[0-9a-f]{12}")  # frame index - the track job whose mask it is

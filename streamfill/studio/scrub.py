@@ -23,7 +23,8 @@ soon every frame is answered from memory. It runs at the lowest CPU priority (it
 threads it starts: ``BACKGROUND_NICE``), so it goes on while the user drags and takes only the CPU time
 the scrub decoder leaves; it stands aside (between two packets) while a release or a click waits for its
 exact frame. Where a thread's priority cannot be lowered (not Linux), it waits while the user scrubs
-instead. It waits while a job runs.
+instead. It waits while a job runs. Its previews count against a memory budget all clips share: refused
+memory (a clip opened when the budget was spent), it waits until a clip gives some back (closed), then goes on.
 """
 
 from __future__ import annotations
@@ -267,11 +268,13 @@ class Scrubber:
 
 class ProxyBuilder:
     """Fills ``scrubber.proxies`` in the background (see the module doc). ``paused()``: wait while True;
-    ``take(size)``: the shared memory budget (False: stop)."""
+    ``take(size, wake)``: the shared memory budget (False: none left; it sets ``wake`` once some is given back)."""
 
-    def __init__(self, scrubber: Scrubber, *, paused: Callable[[], bool], take: Callable[[int], bool]) -> None:
+    def __init__(self, scrubber: Scrubber, *, paused: Callable[[], bool],
+                 take: Callable[[int, threading.Event], bool]) -> None:
         self.scrubber, self.paused, self.take = scrubber, paused, take
         self._closed = threading.Event()
+        self._wake = threading.Event()  # set by close(), and by the budget when memory is given back
         self.done = threading.Event()
         self.background = False  # runs at a lower priority (then it does not wait for the user)
         self._thread = threading.Thread(target=self._run, name="studio-proxies", daemon=True)
@@ -279,7 +282,17 @@ class ProxyBuilder:
 
     def close(self) -> None:
         self._closed.set()
+        self._wake.set()
         self._thread.join(timeout=10)  # it stops between two packets; then its file is closed
+
+    def _take(self, size: int) -> bool:
+        """``size`` bytes of the shared budget, once there are (waits while it is spent); False once closed."""
+        while not self.take(size, self._wake):
+            self._wake.wait()
+            self._wake.clear()  # (after the wait: a close() comes with _closed set first, checked next)
+            if self._closed.is_set():
+                return False
+        return True
 
     def _waiting(self) -> bool:
         if self._closed.is_set() or self.paused():
@@ -322,7 +335,7 @@ class ProxyBuilder:
                         if decoded is None:
                             break
                         data = preview_jpeg(decoded, self.scrubber.size, quality=self.scrubber.quality)
-                        if not self.take(len(data)):
+                        if not self._take(len(data)):
                             return
                         self.scrubber.add_proxy(i, data)
                     else:
