@@ -25,7 +25,7 @@ from studio_helpers import disc_mask, make_object_clip, object_at  # noqa: E402
 
 from streamfill import io  # noqa: E402
 from streamfill.errors import DecodeError  # noqa: E402
-from streamfill.io.seek import FrameSeeker  # noqa: E402
+from streamfill.io.seek import FrameSeeker, encode_png  # noqa: E402
 from streamfill.studio.app import create_app  # noqa: E402
 from streamfill.studio.session import Limits, Studio  # noqa: E402
 from streamfill.studio.weak import spans, weak_frames  # noqa: E402
@@ -359,7 +359,7 @@ def test_four_k_preview_is_downscaled_and_masks_stay_full_size(tmp_path):
                                                                                   "mask": png_data_url(mask)}]})
             assert r.status_code == 200, r.text
             assert wait_job(client, r.json()["id"], 120)["state"] == "done"
-            masks = studio.clip(clip["id"]).masks
+            masks = studio.clip(clip["id"]).masks.path
             with io.open_video(masks) as reader:
                 first = next(iter(reader))
             assert first.image.shape == (2160, 3840, 3)
@@ -751,6 +751,54 @@ def test_a_result_frame_asked_for_while_a_remove_ends_is_one_result_s_frame(clie
     assert new != old  # (the two results differ: a mix-up would show)
     assert answers in ([old], [new])
     assert client.get(f"/api/clips/{cid}/frames/5", params={"which": "result"}).content == new
+
+
+def test_a_mask_asked_for_while_a_track_ends_is_one_track_s_mask(client, studio, monkeypatch):
+    """A Track ending set the clip's mask video, then its seeker, then the page's summary: a mask asked for in
+    between decoded the old masks under the new video's name, and the preview cache gave that old mask for the
+    new track's frame from then on (the overlay showed the first track there). The three are now one
+    attribute, swapped at once: here a request is answered right after each attribute the job sets."""
+    from streamfill.studio import session
+    from streamfill.studio.clip import Clip
+
+    cid = open_clip(client)["id"]
+    clip = studio.clip(cid)
+
+    def track(box):
+        r = client.post(f"/api/clips/{cid}/track", json={"keyframes": [{"index": 0, "box": box}]})
+        snap = wait_job(client, r.json()["id"])
+        assert snap["state"] == "done", snap
+        return snap["output"]
+
+    track([40, 20, 60, 50])
+    old = client.get(f"/api/clips/{cid}/masks/5").content
+    ending = threading.Event()  # the new mask video is written and read back: the job swaps it in now
+    answers = []
+    real_areas = session.Studio._areas
+
+    def areas(self, masks, job):
+        got = real_areas(self, masks, job)
+        ending.set()
+        return got
+
+    def set_then_ask(self, name, value):  # the page asks for frame 5's mask after each step of the swap
+        object.__setattr__(self, name, value)
+        if self is clip and ending.is_set() and threading.current_thread() is studio._worker \
+                and not name.startswith("_"):
+            try:
+                answers.append(clip.mask_png(5))
+            except Exception as exc:  # noqa: BLE001 - the test looks at which one
+                answers.append(exc)
+
+    monkeypatch.setattr(session.Studio, "_areas", areas)
+    monkeypatch.setattr(Clip, "__setattr__", set_then_ask)
+    second = track([0, 0, 40, 30])
+    monkeypatch.undo()
+    with FrameSeeker(clip.work / second) as seeker:
+        new = encode_png(seeker.frame(5).image.max(axis=2), size=clip.preview)
+    assert new != old  # (the two tracks differ: a mix-up would show)
+    assert answers and all(a in (old, new) for a in answers), answers
+    assert client.get(f"/api/clips/{cid}/masks/5").content == new
 
 
 def test_a_correction_edits_the_tracked_mask_it_was_painted_on(client, studio):

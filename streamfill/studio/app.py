@@ -184,9 +184,10 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
 
     def masks_file(request: Request) -> Response:
         clip = studio.clip(request.path_params["clip"])
-        if clip.masks is None or not clip.masks.is_file():
+        masks = clip.masks
+        if masks is None or not masks.path.is_file():
             raise InputError("no masks yet: draw on a frame and press Track")
-        return FileResponse(clip.masks, media_type="video/x-matroska",
+        return FileResponse(masks.path, media_type="video/x-matroska",
                             filename=f"{Path(clip.name).stem}-masks.mkv")
 
     async def track(request: Request) -> Response:

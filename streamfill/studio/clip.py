@@ -46,6 +46,17 @@ class Result:
     seeker: FrameSeeker
 
 
+@dataclass(frozen=True)
+class Masks:
+    """The last tracking: its lossless mask video, a seeker on it, and what the page shows of it (areas, weak
+    frames, keyframes, the job's id), one object for the same reason as ``Result``: a request never pairs one
+    Track's video with another's seeker or summary."""
+
+    path: Path
+    seeker: FrameSeeker
+    track: dict
+
+
 class Clip:
     """One opened video: random access to its frames, a small cache of preview JPEGs, its masks and result."""
 
@@ -62,10 +73,7 @@ class Clip:
         self.preview = fit(info.width, info.height, *PREVIEW_MAX)
         self._cache: OrderedDict[tuple, bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self.masks: Path | None = None  # lossless mask video of the last tracking
-        self.mask_seeker: FrameSeeker | None = None
-        self.track: dict | None = None  # areas, weak frames, keyframes
-        self.track_lock = threading.Lock()  # masks, mask_seeker and track change together
+        self.masks: Masks | None = None  # the last tracking's mask video, a seeker and summary, replaced as one
         self.result: Result | None = None  # the last removal's file and a seeker on it, replaced as one
         # the frames a job could decode, when fewer than the file's index holds (a damaged clip read with
         # [io] salvage: the masks and the result end there); the page's clip then ends there too
@@ -92,14 +100,14 @@ class Clip:
 
     # -- frames ----------------------------------------------------------------------------------------
     def describe(self) -> dict:
-        i, result = self.info, self.result
+        i, masks, result = self.info, self.masks, self.result
         fps = float(i.fps) if i.fps else None
         return {"id": self.id, "name": self.name, "width": i.width, "height": i.height, "frames": self.frames,
                 "damaged": self.damaged(),
                 "fps": fps, "fps_fraction": [i.fps.numerator, i.fps.denominator] if i.fps else None,
                 "duration": i.duration, "codec": i.codec, "preview": list(self.preview),
-                "track": self.track, "result": result.path.name if result else None,
-                "has_masks": self.masks is not None}
+                "track": masks.track if masks else None, "result": result.path.name if result else None,
+                "has_masks": masks is not None}
 
     def _cached(self, key: tuple, make: Callable[[], bytes], size: int = 256) -> bytes:
         with self._cache_lock:
@@ -139,13 +147,13 @@ class Clip:
 
     def mask_png(self, index: int) -> bytes:
         """The tracked mask of frame ``index`` at preview size (grey PNG, 255 = remove)."""
-        if self.mask_seeker is None:
+        masks = self.masks  # read once: a Track ending meanwhile replaces the video and its seeker together
+        if masks is None:
             raise InputError("no masks yet: draw on a frame and press Track")
         self._check_index(index)
         with self.using():
-            return self._cached(("mask", index, str(self.masks)),
-                                lambda: encode_png(self.mask_seeker.frame(index).image.max(axis=2),
-                                                   size=self.preview))
+            return self._cached(("mask", index, str(masks.path)),
+                                lambda: encode_png(masks.seeker.frame(index).image.max(axis=2), size=self.preview))
 
     # -- corrections: a keyframe drawn over the tracked mask ---------------------------------------------
     def save_base(self, index: int) -> str:
@@ -154,13 +162,13 @@ class Clip:
         Kept in the clip's work folder, so a later Track (which replaces the masks) does not change it.
         Returns its id."""
         self._check_index(index)
-        with self.using(), self.track_lock:  # a Track ending now swaps the masks: mask and job name from one run
-            track, seeker = self.track, self.mask_seeker
-            if track is None or seeker is None:
+        with self.using():
+            masks = self.masks  # read once: a Track ending meanwhile swaps them; mask and job name from one run
+            if masks is None:
                 raise InputError("no tracked mask on this frame to correct: press Track first")
-            base_id = f"{index}-{track['job']}"
+            base_id = f"{index}-{masks.track['job']}"
             path = self.work / "bases" / f"{base_id}.png"
-            grey = None if path.is_file() else seeker.frame(index).image.max(axis=2)
+            grey = None if path.is_file() else masks.seeker.frame(index).image.max(axis=2)
         if grey is not None:
             mask = np.where(grey > 127, np.uint8(255), np.uint8(0))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +257,8 @@ class Clip:
         self.proxies.clear()  # a retired clip stays listed (its jobs, results): its previews are not kept
         with self._cache_lock:
             self._cache.clear()
-        for s in (self.seeker, self.mask_seeker, self.result and self.result.seeker):
+        masks, result = self.masks, self.result
+        for s in (self.seeker, masks and masks.seeker, result and result.seeker):
             if s is not None:
                 s.close()
 

@@ -32,7 +32,7 @@ from streamfill.errors import DecodeError, EngineError, InputError, MaskError, S
 from streamfill.io.seek import FrameSeeker, decode_png_mask
 from streamfill.masks.track import Advice, Keyframe
 from streamfill.studio import paths
-from streamfill.studio.clip import Clip, Limits, Proxies, Result, changed, closed
+from streamfill.studio.clip import Clip, Limits, Masks, Proxies, Result, changed, closed
 from streamfill.studio.weak import spans, weak_frames
 
 # The tracker's notices, said on the page: there is no --box, preview file nor [track] setting there
@@ -382,15 +382,14 @@ class Studio:
         # What the tracker reports, when it does: per-frame confidence, or the stretches where it lost the object.
         weak, signal = weak_frames(areas, [k.index for k in keys], getattr(result, "confidence", None),
                                    getattr(result, "lost", None))
-        with clip.track_lock:
-            old = (clip.masks, clip.mask_seeker)
-            clip.masks, clip.mask_seeker = out, seeker
-            clip.track = {"job": job.id, "frames": result.frames, "masked": result.masked,
-                          "keyframes": sorted(k.index for k in keys), "weak": weak, "weak_spans": spans(weak),
-                          "signal": signal, "areas": areas}
-            clip.cut(result.frames)
+        old = clip.masks
+        clip.cut(result.frames)
+        clip.masks = Masks(out, seeker, {"job": job.id, "frames": result.frames, "masked": result.masked,
+                                         "keyframes": sorted(k.index for k in keys), "weak": weak,
+                                         "weak_spans": spans(weak), "signal": signal, "areas": areas})
         job.output = out.name
-        self._drop(*old)
+        if old is not None:
+            self._drop(old.path, old.seeker)
 
     def _areas(self, masks: Path, job: Job) -> tuple[list[int], FrameSeeker]:
         """Mask pixels per frame (read back from the mask video) and a seeker on it."""
@@ -410,7 +409,7 @@ class Studio:
         inpainter = _load_engine(config)
         if job.cancel.is_set():
             raise Cancelled("cancelled")
-        result = api.process(clip.path, out, mask=clip.masks, config=config, progress=self._progress(job, clip),
+        result = api.process(clip.path, out, mask=clip.masks.path, config=config, progress=self._progress(job, clip),
                              inpainter=inpainter)
         # what the command line prints as notes: streams the result does not carry, the reader's own notes
         if result.skipped_streams:
