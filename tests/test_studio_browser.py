@@ -409,6 +409,81 @@ def test_another_clip_opened_shows_its_own_track_and_job(browser, tmp_path, monk
         studio.close()
 
 
+def test_close_is_refused_while_a_job_runs_then_leaves_no_clip(browser, tmp_path, monkeypatch):
+    """The Close button beside the clip's name (DELETE /api/clips/ID): while a removal of the clip runs the
+    server refuses it, and the page keeps the clip and says why; once the job ended, the clip leaves the
+    server and the page (no clip shown, nothing kept for a reload), and the file can be opened again."""
+    import threading
+
+    from streamfill.studio import session
+
+    root = tmp_path / "root"
+    root.mkdir()
+    make_object_clip(root / "clip.mp4", frames=4, width=160, height=96)
+    studio = Studio(root, tmp_path / "work")
+    release = threading.Event()
+
+    def waiting_process(input, output, *, mask, config, progress, inpainter=None):
+        release.wait(30)
+        progress(0, 4)  # (cancelled by then: the job stops here)
+
+    monkeypatch.setattr(session.api, "process", waiting_process)
+
+    def open_clip():
+        browser.execute_script("document.getElementById('view').dataset.index = '-1'")  # set again once open
+        browser.find_element(By.ID, "open-btn").click()
+        wait(browser, lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#browser-list li")
+                                 if "clip.mp4" in li.text], "the file list")[0].click()
+        wait(browser, lambda d: d.find_element(By.ID, "clip-name").text == "clip.mp4"
+             and d.find_element(By.ID, "view").get_attribute("data-index") == "0", "clip.mp4")
+        return browser.execute_script("return window.studio.state.clip.id")
+
+    try:
+        with running_studio(studio) as url:
+            browser.get(url)
+            wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engine option")) > 0, "the engines")
+            assert not browser.find_element(By.ID, "close-btn").is_displayed()
+            cid = open_clip()
+            assert browser.find_element(By.ID, "close-btn").is_displayed()
+            clip = studio.clips[cid]
+            job = studio.start_track(clip, studio.keyframes(clip, [{"index": 0, "box": [40, 20, 60, 50]}]))
+            deadline = time.monotonic() + 30
+            while job.state != "done" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert job.state == "done", job
+            Select(browser.find_element(By.ID, "engine")).select_by_value("telea")
+            Select(browser.find_element(By.ID, "temporal")).select_by_value("off")
+            browser.find_element(By.ID, "remove").click()
+            wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == "running",
+                 "the removal to run")
+
+            browser.find_element(By.ID, "close-btn").click()
+            wait(browser, lambda d: "clip.mp4 has a remove job running: cancel it or wait for it to end, then close "
+                 "the clip" in d.find_element(By.ID, "message").text, "the refusal")
+            assert browser.find_element(By.ID, "clip-name").text == "clip.mp4" and cid in studio.clips
+            assert browser.find_element(By.ID, "close-btn").is_displayed()
+
+            studio.cancel(next(j for j in studio.jobs.values() if j.kind == "remove"))  # the removal ends
+            release.set()
+            wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-job") == "cancelled",
+                 "the removal to stop")
+
+            browser.find_element(By.ID, "close-btn").click()
+            wait(browser, lambda d: d.find_element(By.ID, "clip-name").text == "no clip", "the clip to close")
+            assert cid not in studio.clips
+            assert not browser.find_element(By.ID, "close-btn").is_displayed()
+            assert not browser.find_element(By.ID, "message").is_displayed()
+            assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "empty"
+            assert browser.execute_script("return localStorage.getItem('streamfill.studio.clip')") is None
+
+            again = open_clip()
+            assert again != cid and again in studio.clips
+            assert browser.find_element(By.ID, "close-btn").is_displayed()
+    finally:
+        release.set()
+        studio.close()
+
+
 def test_a_frame_of_the_clip_left_is_not_shown_on_the_clip_opened(browser, tmp_path, monkeypatch):
     """A frame of clip A still loading when clip B was opened (a slow first frame, a click far into a long
     GOP) was drawn on B's canvas as B's frame 0 when both were at the same frame number, and stayed there
