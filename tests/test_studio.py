@@ -78,6 +78,26 @@ def open_clip(client, path="clip.mp4"):
     return r.json()
 
 
+def hold_removal(monkeypatch):
+    """Make Remove jobs wait after their first frame: (reading: set once a job is there, go_on: set it to let the
+    job finish)."""
+    from streamfill.studio import session
+
+    reading, go_on = threading.Event(), threading.Event()
+    real = session.api.process
+
+    def held(input, output, *, mask, config, progress, inpainter=None):
+        def hold(done, total):  # the input is open and one frame is done
+            if done == 1:
+                reading.set()
+                go_on.wait(20)
+            progress(done, total)
+        return real(input, output, mask=mask, config=config, progress=hold, inpainter=inpainter)
+
+    monkeypatch.setattr(session.api, "process", held)
+    return reading, go_on
+
+
 # -- frames ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("x264", [{}, {"preset": "medium", "bf": "3", "b-pyramid": "normal", "g": "250"}],
                          ids=["intra-12", "b-frames-long-gop"])
@@ -225,7 +245,6 @@ def test_a_clip_opened_anew_closes_the_old_one_once_its_running_job_ends(client,
     and its proxy thread went on and its previews stayed counted against the memory all clips share. The old
     clip is now retired: refused for new use at once, closed when the job still running on it ends (which
     finishes on the file it opened)."""
-    from streamfill.studio import session
 
     first = open_clip(client)
     old = studio.clip(first["id"])
@@ -234,18 +253,7 @@ def test_a_clip_opened_anew_closes_the_old_one_once_its_running_job_ends(client,
     assert old._builder.done.wait(20) and old.proxies
     budget = studio.limits.proxy_bytes
     assert studio.proxies.left == budget - sum(map(len, old.proxies.values()))
-    reading, go_on = threading.Event(), threading.Event()
-    real = session.api.process
-
-    def held(input, output, *, mask, config, progress, inpainter=None):
-        def hold(done, total):  # the input is open: the file is replaced while the job reads it
-            if done == 1:
-                reading.set()
-                go_on.wait(20)
-            progress(done, total)
-        return real(input, output, mask=mask, config=config, progress=hold, inpainter=inpainter)
-
-    monkeypatch.setattr(session.api, "process", held)
+    reading, go_on = hold_removal(monkeypatch)  # the file is replaced while the job reads it
     job = client.post(f"/api/clips/{first['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
     assert reading.wait(30)
     make_object_clip(root / "new.mp4", frames=FRAMES + 6, width=W, height=H)
@@ -281,7 +289,6 @@ def test_closing_a_clip_frees_it_and_deletes_only_an_upload_s_copy(client, studi
     clip runs; then its decoders stop, its previews' memory goes back to the budget all clips share, and the
     studio's copy of an upload is deleted; a file opened from --root never is."""
     from streamfill.errors import InputError
-    from streamfill.studio import session
 
     opened = open_clip(client)
     up = client.post("/api/upload", params={"name": "up.mp4"}, content=(root / "clip.mp4").read_bytes()).json()
@@ -291,18 +298,7 @@ def test_closing_a_clip_frees_it_and_deletes_only_an_upload_s_copy(client, studi
     assert studio.proxies.left == budget - share(a) - share(u) < budget
     r = client.post(f"/api/clips/{up['id']}/track", json={"keyframes": [{"index": 0, "box": [40, 20, 60, 50]}]})
     assert wait_job(client, r.json()["id"])["state"] == "done"
-    reading, go_on = threading.Event(), threading.Event()
-    real = session.api.process
-
-    def held(input, output, *, mask, config, progress, inpainter=None):
-        def hold(done, total):
-            if done == 1:
-                reading.set()
-                go_on.wait(20)
-            progress(done, total)
-        return real(input, output, mask=mask, config=config, progress=hold, inpainter=inpainter)
-
-    monkeypatch.setattr(session.api, "process", held)
+    reading, go_on = hold_removal(monkeypatch)
     job = client.post(f"/api/clips/{up['id']}/remove", json={"engine": "telea", "temporal": "off"}).json()
     assert reading.wait(30)
     r = client.delete(f"/api/clips/{up['id']}")
