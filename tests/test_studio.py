@@ -326,6 +326,30 @@ def test_closing_a_clip_frees_it_and_deletes_only_an_upload_s_copy(client, studi
     assert again["id"] != opened["id"] and client.get(f"/api/clips/{again['id']}/frames/3").status_code == 200
 
 
+
+def test_closing_a_clip_never_deletes_a_user_s_file_where_work_overlaps_root(tmp_path):
+    """With --work over --root, a user's own folder may be called uploads: closing a clip opened from it
+    deleted that whole folder (the clip's path alone was taken as the sign of an upload). Only the files the
+    studio wrote for uploads are deleted."""
+    root = tmp_path / "r"
+    (root / "uploads" / "holiday").mkdir(parents=True)
+    for name in ("a.mp4", "b.mp4"):
+        make_object_clip(root / "uploads" / "holiday" / name, frames=4, width=W, height=H)
+    studio = Studio(root, root, limits=Limits(max_upload=2_000_000))
+    try:
+        with TestClient(create_app(studio), base_url="http://127.0.0.1:7860") as client:
+            opened = open_clip(client, "uploads/holiday/a.mp4")
+            assert client.delete(f"/api/clips/{opened['id']}").status_code == 200
+            assert (root / "uploads" / "holiday" / "a.mp4").is_file()
+            assert (root / "uploads" / "holiday" / "b.mp4").is_file()
+            data = (root / "uploads" / "holiday" / "b.mp4").read_bytes()
+            up = client.post("/api/upload", params={"name": "up.mp4"}, content=data).json()
+            copy = studio.clip(up["id"]).path
+            assert client.delete(f"/api/clips/{up['id']}").status_code == 200
+            assert not copy.exists()  # the studio's own copy still goes
+    finally:
+        studio.close()
+
 def test_a_job_on_a_clip_whose_file_changed_since_it_was_opened_is_refused(client, root):
     """A Track started on a clip whose file was replaced since (the page not reopened) tracked the new
     file's frames with keyframes painted on the old ones."""

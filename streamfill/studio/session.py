@@ -121,6 +121,9 @@ class Studio:
         self.clips: dict[str, Clip] = {}
         self.jobs: dict[str, Job] = {}
         self.proxies = Proxies(self.limits.proxy_bytes) if self.limits.proxy_bytes > 0 else None
+        # the files this studio wrote for uploads: the only ones closing a clip deletes (--work may lie under or
+        # over --root, so a path under work/uploads may be the user's own file)
+        self._uploads: set[Path] = set()
         self._gpu: bool | None = None  # do the neural engines run on a CUDA GPU (see engines)
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
@@ -175,7 +178,7 @@ class Studio:
                                ": cancel it or wait for it to end, then close the clip")
             self.clips.pop(clip.id, None)
         clip.retire(closed)
-        if self.work / "uploads" in clip.path.parents:
+        if clip.path in self._uploads:
             self.discard_upload(clip.path)
 
     def upload_path(self, name: str) -> Path:
@@ -183,7 +186,10 @@ class Studio:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(name or "upload").name)[-100:]
         folder = self.work / "uploads" / secrets.token_hex(6)
         folder.mkdir(parents=True)
-        return folder / (safe.lstrip(".") or "upload")
+        path = folder / (safe.lstrip(".") or "upload")
+        with self._lock:
+            self._uploads.add(path)
+        return path
 
     def open_upload(self, path: Path) -> Clip:
         """Open an uploaded file; anything that is not a video is refused with one line (and removed)."""
@@ -196,6 +202,11 @@ class Studio:
             raise
 
     def discard_upload(self, path: Path) -> None:
+        """Delete the folder ``upload_path`` made for ``path`` (nothing for any other path)."""
+        with self._lock:
+            if path not in self._uploads:
+                return
+            self._uploads.discard(path)
         shutil.rmtree(path.parent, ignore_errors=True)
 
     # -- keyframes and jobs ----------------------------------------------------------------------------
@@ -285,9 +296,10 @@ class Studio:
 
     def cancel(self, job: Job) -> None:
         job.cancel.set()
-        if job.state == "queued":
-            job.state = "cancelled"
-            job.finished = time.monotonic()
+        with self._lock:  # (the worker takes a queued job under it: a job is either cancelled or started)
+            if job.state == "queued":
+                job.state = "cancelled"
+                job.finished = time.monotonic()
 
     def _new_job(self, kind: str, clip: Clip, options: dict) -> Job:
         with self._lock:
@@ -324,9 +336,10 @@ class Studio:
             if item is None:  # close()
                 return
             job, run = item
-            if job.state == "cancelled":
-                continue
-            job.state, job.started = "running", time.monotonic()
+            with self._lock:  # (close_clip checks for a waiting or running job under it)
+                if job.state == "cancelled":
+                    continue
+                job.state, job.started = "running", time.monotonic()
             if self.proxies is not None:
                 self.proxies.idle.clear()
             notes = _JobNotes(job, self.clips.get(job.clip))

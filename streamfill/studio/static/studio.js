@@ -576,8 +576,10 @@ async function finished(snap) {
   if (snap.state === "failed") say(snap.error);
   if (snap.warnings && snap.warnings.length) say(snap.warnings.join(" · "), "info");
   if (snap.state === "cancelled" || !S.clip || snap.clip !== S.clip.id) return;
-  const known = S.clip.damaged;
-  S.clip = Object.assign(S.clip, await json(`api/clips/${S.clip.id}`));
+  const clip = S.clip, known = clip.damaged;
+  const fresh = await json(`api/clips/${clip.id}`);
+  if (S.clip !== clip) return;  // closed, or another clip opened, while the answer was on its way
+  Object.assign(clip, fresh);
   if (S.clip.damaged && !known) {  // said once: the job found the clip cannot be decoded to its end
     say([...(snap.state === "failed" ? [snap.error] : []), ...(snap.warnings || []), S.clip.damaged].join(" · "),
         snap.state === "failed" ? "" : "info");
