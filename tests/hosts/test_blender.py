@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -337,6 +338,22 @@ def test_server_down_is_one_clear_error(blender, tmp_path, settings):
     assert seconds < 12, text[-2000:]
 
 
+
+def _run_ui(args: list[str], out: Path, **kwargs) -> subprocess.CompletedProcess:
+    """Run Blender with a window on Xvfb; once more, from an empty ``out``, when Blender itself crashed
+    (Blender 3.4.1 segfaulted in one of five CI runs on 2026-12-05 while rendering a frame for the modal run,
+    its crash log naming no add-on code; the add-on's worker thread never touches bpy). Any other failure
+    counts, and so does a second crash."""
+    for attempt in (1, 2):
+        run = subprocess.run(args, capture_output=True, text=True, **kwargs)
+        crashed = "Segmentation fault" in run.stdout + run.stderr and not (out / "ui.json").exists()
+        if not crashed or attempt == 2:
+            return run
+        warnings.warn("Blender crashed (segfault) on Xvfb; running the check once more", stacklevel=2)
+        shutil.rmtree(out)
+        out.mkdir()
+    return run
+
 @pytest.mark.slow
 def test_interactive_run_and_esc_cancel(blender, serve, tmp_path):
     """The modal path a click takes (timer ticks, Esc) in a real window on Xvfb: one run finishes and adds
@@ -350,9 +367,9 @@ def test_interactive_run_and_esc_cancel(blender, serve, tmp_path):
     write_rgb_clip(clip, [frame_image(i, H, W) for i in range(frames)])
     out = tmp_path / "out"
     out.mkdir()
-    run = subprocess.run([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code", "1",
-                          "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), serve, str(out)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    run = _run_ui([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code", "1",
+                   "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), serve, str(out)],
+                  out, env=env, timeout=600)
     assert (out / "ui.json").exists(), run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((out / "ui.json").read_text())
     assert report["error"] is None, report
@@ -403,9 +420,9 @@ def test_interactive_run_stays_responsive_and_cancels_while_serve_is_silent(blen
     worker = threading.Thread(target=hello_only, daemon=True)
     worker.start()
     try:
-        run = subprocess.run([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code",
-                              "1", "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), endpoint,
-                              str(out), "stalled"], env=env, capture_output=True, text=True, timeout=300)
+        run = _run_ui([xvfb, "-a", exe, "--factory-startup", "--enable-event-simulate", "--python-exit-code",
+                       "1", "-P", str(CHECK.with_name("blender_ui_check.py")), "--", str(clip), endpoint,
+                       str(out), "stalled"], out, env=env, timeout=300)
     finally:
         stop.set()
         worker.join(2)
