@@ -307,8 +307,10 @@ def test_closing_a_clip_frees_it_and_deletes_only_an_upload_s_copy(client, studi
     assert u.scrubber._thread.is_alive() and u.path.is_file()
     go_on.set()
     assert wait_job(client, job["id"])["state"] == "done"
+    assert sorted(p.suffix for p in u.work.iterdir() if p.is_file()) == [".mkv", ".mp4"]  # its masks and result
 
     assert client.delete(f"/api/clips/{up['id']}").status_code == 200
+    assert not u.work.exists()  # nothing offers its masks and result any more: they are not kept either
     assert not u.scrubber._thread.is_alive() and not u._builder._thread.is_alive()
     assert u.seeker._container is None and u.result.seeker._container is None and not u.proxies
     assert not u.path.exists() and not u.path.parent.exists()  # the studio's copy of the upload
@@ -321,6 +323,7 @@ def test_closing_a_clip_frees_it_and_deletes_only_an_upload_s_copy(client, studi
 
     assert client.delete(f"/api/clips/{opened['id']}").status_code == 200
     assert (root / "clip.mp4").is_file() and studio.proxies.left == budget  # a file under --root stays
+    assert not a.work.exists()
     assert client.delete(f"/api/clips/{opened['id']}").status_code == 404
     again = open_clip(client)
     assert again["id"] != opened["id"] and client.get(f"/api/clips/{again['id']}/frames/3").status_code == 200

@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -94,6 +95,7 @@ class Clip:
         # given back) once the last request or job using it ends
         self.retired = False
         self._refusal: Callable[[Clip], InputError] = changed  # what a new use is told once it is retired
+        self._forget = False  # closed by the user: its work folder (masks, results) goes when it is closed
         self._users = 0
         self._closed = False
         self._use_lock = threading.Lock()
@@ -234,12 +236,14 @@ class Clip:
             if last:
                 self.close()
 
-    def retire(self, refusal: Callable[[Clip], InputError] | None = None) -> None:
+    def retire(self, refusal: Callable[[Clip], InputError] | None = None, *, forget: bool = False) -> None:
         """No new use from now on (refused with ``refusal``: by default, the file changed on disk); closed now,
-        or when the request or job still using it ends."""
+        or when the request or job still using it ends. ``forget``: its work folder (masks, results: nothing
+        offers them any more) is deleted then too."""
         with self._use_lock:
             self.retired = True
             self._refusal = refusal or self._refusal
+            self._forget = self._forget or forget
             idle = self._users == 0
         if idle:
             self.close()
@@ -261,6 +265,8 @@ class Clip:
         for s in (self.seeker, masks and masks.seeker, result and result.seeker):
             if s is not None:
                 s.close()
+        if self._forget:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 class Proxies:

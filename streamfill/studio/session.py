@@ -168,16 +168,16 @@ class Studio:
 
     def close_clip(self, clip: Clip) -> None:
         """The user is done with ``clip``: it leaves the studio and is closed (its decoders, its previews' memory
-        given back) once the request still using it ends; the studio's copy of an uploaded file is deleted (a
-        file under --root never is). Refused while a job of the clip waits or runs: a click must not throw a
-        removal away (Cancel does that)."""
+        given back, its masks and results deleted) once the request still using it ends; the studio's copy of an
+        uploaded file is deleted (a file under --root never is). Refused while a job of the clip waits or runs:
+        a click must not throw a removal away (Cancel does that)."""
         with self._lock:
             job = self._busy(clip)
             if job is not None:
                 raise ClipBusy(f"{clip.name} has a {job.kind} job {'waiting' if job.state == 'queued' else 'running'}"
                                ": cancel it or wait for it to end, then close the clip")
             self.clips.pop(clip.id, None)
-        clip.retire(closed)
+        clip.retire(closed, forget=True)
         if clip.path in self._uploads:
             self.discard_upload(clip.path)
 
