@@ -742,11 +742,11 @@ def test_a_result_frame_asked_for_while_a_remove_ends_is_one_result_s_frame(clie
             swapped.wait(20)
         real_check(index)
 
-    def drop(path, seeker):  # the new result is in place; the old one stays open until the request has decoded
-        if path is not None and path.suffix == ".mp4":
+    def drop(old):  # the new result is in place; the old one stays open until the request has decoded
+        if old is not None and old.path.suffix == ".mp4":
             swapped.set()
             asked.wait(20)
-        real_drop(path, seeker)
+        real_drop(old)
 
     monkeypatch.setattr(session.api, "process", held)
     monkeypatch.setattr(clip, "_check_index", check)

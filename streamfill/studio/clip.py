@@ -94,8 +94,7 @@ class Clip:
         # Studio.close_clip): no new use; closed (its decoders and proxy thread stopped, its proxies' memory
         # given back) once the last request or job using it ends
         self.retired = False
-        self._refusal: Callable[[Clip], InputError] = changed  # what a new use is told once it is retired
-        self._forget = False  # closed by the user: its work folder (masks, results) goes when it is closed
+        self._by_user = False  # retired by the user (Close): refused as closed; its work folder goes with it
         self._users = 0
         self._closed = False
         self._use_lock = threading.Lock()
@@ -225,7 +224,7 @@ class Clip:
         """Hold the clip open for a request or a job; refused once it is retired."""
         with self._use_lock:
             if self.retired:
-                raise self._refusal(self)
+                raise (closed if self._by_user else changed)(self)
             self._users += 1
         try:
             yield self
@@ -236,14 +235,13 @@ class Clip:
             if last:
                 self.close()
 
-    def retire(self, refusal: Callable[[Clip], InputError] | None = None, *, forget: bool = False) -> None:
-        """No new use from now on (refused with ``refusal``: by default, the file changed on disk); closed now,
-        or when the request or job still using it ends. ``forget``: its work folder (masks, results: nothing
-        offers them any more) is deleted then too."""
+    def retire(self, *, by_user: bool = False) -> None:
+        """No new use from now on (refused: the file changed on disk, or ``by_user``: the user closed it);
+        closed now, or when the request or job still using it ends. Closed by the user, its work folder
+        (masks, results: nothing offers them any more) is deleted then too."""
         with self._use_lock:
             self.retired = True
-            self._refusal = refusal or self._refusal
-            self._forget = self._forget or forget
+            self._by_user = self._by_user or by_user
             idle = self._users == 0
         if idle:
             self.close()
@@ -265,7 +263,7 @@ class Clip:
         for s in (self.seeker, masks and masks.seeker, result and result.seeker):
             if s is not None:
                 s.close()
-        if self._forget:
+        if self._by_user:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
@@ -279,13 +277,12 @@ class Proxies:
         self._lock = threading.Lock()
         self._refused: list[threading.Event] = []  # the proxy builders refused memory, woken when some comes back
 
-    def take(self, size: int, wake: threading.Event | None = None) -> bool:
+    def take(self, size: int, wake: threading.Event) -> bool:
         """Take ``size`` bytes of the budget; False when they are not left, and then ``wake`` is set as soon as
         memory is given back (a clip closed)."""
         with self._lock:
             if size > self.left or self.left <= 0:
-                if wake is not None:
-                    self._refused.append(wake)
+                self._refused.append(wake)
                 return False
             self.left -= size
             return True

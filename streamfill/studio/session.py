@@ -177,7 +177,7 @@ class Studio:
                 raise ClipBusy(f"{clip.name} has a {job.kind} job {'waiting' if job.state == 'queued' else 'running'}"
                                ": cancel it or wait for it to end, then close the clip")
             self.clips.pop(clip.id, None)
-        clip.retire(closed, forget=True)
+        clip.retire(by_user=True)
         if clip.path in self._uploads:
             self.discard_upload(clip.path)
 
@@ -401,8 +401,7 @@ class Studio:
                                          "keyframes": sorted(k.index for k in keys), "weak": weak,
                                          "weak_spans": spans(weak), "signal": signal, "areas": areas})
         job.output = out.name
-        if old is not None:
-            self._drop(old.path, old.seeker)
+        self._drop(old)
 
     def _areas(self, masks: Path, job: Job) -> tuple[list[int], FrameSeeker]:
         """Mask pixels per frame (read back from the mask video) and a seeker on it."""
@@ -436,16 +435,15 @@ class Studio:
         # (``out`` stands under its name only once complete: the writer renames it when it closes)
         clip.result = Result(out, FrameSeeker(out).open())
         job.output = out.name
-        if old is not None:
-            self._drop(old.path, old.seeker)
+        self._drop(old)
 
     @staticmethod
-    def _drop(path: Path | None, seeker: FrameSeeker | None) -> None:
-        if seeker is not None:
-            seeker.close()
-        if path is not None:
+    def _drop(old: Masks | Result | None) -> None:
+        """Close and delete a replaced mask video or result."""
+        if old is not None:
+            old.seeker.close()
             with contextlib.suppress(OSError):
-                path.unlink()
+                old.path.unlink()
 
     def file_of(self, job: Job) -> Path:
         """The finished file a job made (result video or mask video), for download."""

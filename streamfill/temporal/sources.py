@@ -295,4 +295,3 @@ class Sources:
             colour[hit] = acc[hit] / wsum[hit][:, None]
             found |= hit
         return colour, found & led, led
-
