@@ -11,7 +11,10 @@ different methods (e.g. the baselines in one run, the temporal modes in another)
 Per case: the mean over seeds and the worst seed of PSNR in the hole (pooled) for the per-frame generator,
 the nearest-frame copy, fast and quality, the best temporal mode (the better of fast and quality by the mean
 over all cases), and temporal consistency (TC, lower is better). The summary checks the acceptance targets
-of issue 16.
+of issue 16, each per case (the mean over the case's seeds, as the TC targets always were), and also reports
+the worst single seed: `no_case_below_generator_by_0.2` is the target, `no_seed_below_generator_by_0.2` the
+stricter per-seed reading (results written before 2026-12-05's temporal_fresh13 carry only the per-seed
+check, under the name `never_below_generator_by_0.2`).
 """
 
 from __future__ import annotations
@@ -150,8 +153,10 @@ def main(argv):
         bst = mean([r[best]["psnr"] for r in per_case.values() if best in r])
         tcg = mean([r["generator"]["tc"] for r in per_case.values() if "generator" in r])
         tcb = mean([r[best]["tc"] for r in per_case.values() if best in r])
-        worst_case = min(((min(r[best]["gain_vs_generator"]), c) for c, r in per_case.items()
+        worst_seed = min(((min(r[best]["gain_vs_generator"]), c) for c, r in per_case.items()
                           if best in r and r[best]["gain_vs_generator"]), default=(None, None))
+        worst_case = min(((r[best]["psnr"] - r["generator"]["psnr"], c) for c, r in per_case.items()
+                          if best in r and "generator" in r), default=(None, None))
         ratios = {c: (r[best]["tc"], r["generator"]["tc"]) for c, r in per_case.items()
                   if best in r and "generator" in r}
         missing = sorted(c for c, (a, b) in ratios.items() if a is None or not b)
@@ -164,13 +169,15 @@ def main(argv):
             "cases": len(per_case), "mean_generator_db": round(gen, 2), "mean_nearest_db": round(near, 2),
             "mean_best_db": round(bst, 2), "gain_vs_generator_db": round(bst - gen, 2),
             "gain_vs_nearest_db": round(bst - near, 2),
-            "worst_seed_gain_vs_generator_db": round(worst_case[0], 2), "worst_seed_case": worst_case[1],
+            "worst_case_gain_vs_generator_db": round(worst_case[0], 2), "worst_case": worst_case[1],
+            "worst_seed_gain_vs_generator_db": round(worst_seed[0], 2), "worst_seed_case": worst_seed[1],
             "tc_ratio_mean": round(tcb / tcg, 3),
             "tc_ratio_worst_moving_case": round(moving_ratio[0], 3), "tc_ratio_worst_moving_case_name": moving_ratio[1],
             # every case, the near-static ones too (face: a camera jittering 0.3 px a frame counts as fixed)
             "tc_ratio_worst_case": round(any_ratio[0], 3), "tc_ratio_worst_case_name": any_ratio[1],
             "targets": {"gain_vs_generator>=3": bst - gen >= 3, "gain_vs_nearest>=1": bst - near >= 1,
-                        "never_below_generator_by_0.2": worst_case[0] >= -0.2,
+                        "no_case_below_generator_by_0.2": worst_case[0] >= -0.2,
+                        "no_seed_below_generator_by_0.2": worst_seed[0] >= -0.2,
                         "tc_ratio_mean<=0.8": tcb / tcg <= 0.8, "tc_ratio_moving<=0.8": moving_ratio[0] <= 0.8},
         }
     with open("/proc/cpuinfo") as fh:

@@ -57,3 +57,25 @@ def test_runs_of_different_clips_are_not_merged(tmp_path):
     modes["methods"] = modes["methods"][2:]
     done = _run(tmp_path, [baselines], [modes])
     assert done.returncode != 0 and "not the same clip" in done.stderr
+
+
+def test_the_below_generator_target_is_judged_per_case_and_the_worst_seed_is_reported(tmp_path):
+    # case "a": one seed 0.5 dB below the generator, the other 0.5 dB above (case mean +0 dB: target met, the
+    # per-seed reading not); case "b": both seeds 0.3 dB below (the case misses it either way)
+    def off(case, seed, gain):
+        clip = _clip(case, seed)
+        clip["methods"][3]["psnr"] = clip["methods"][0]["psnr"] + gain  # quality, the best mode
+        clip["methods"][2]["psnr"] = clip["methods"][0]["psnr"] + gain - 1  # fast
+        return clip
+
+    done = _run(tmp_path, [off("a", 0, -0.5), off("a", 1, 0.5), off("b", 0, 1.0)])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out.json").read_text())["summary"]["dev"]
+    assert summary["worst_seed_gain_vs_generator_db"] == -0.5 and summary["worst_seed_case"] == "a"
+    assert summary["targets"]["no_case_below_generator_by_0.2"]
+    assert not summary["targets"]["no_seed_below_generator_by_0.2"]
+
+    done = _run(tmp_path, [off("a", 0, -0.5), off("a", 1, 0.5), off("b", 0, -0.3), off("b", 1, -0.3)])
+    summary = json.loads((tmp_path / "out.json").read_text())["summary"]["dev"]
+    assert summary["worst_case"] == "b" and summary["worst_case_gain_vs_generator_db"] == -0.3
+    assert not summary["targets"]["no_case_below_generator_by_0.2"]
