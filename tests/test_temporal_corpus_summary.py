@@ -60,8 +60,8 @@ def test_runs_of_different_clips_are_not_merged(tmp_path):
 
 
 def test_the_below_generator_target_is_judged_per_case_and_the_worst_seed_is_reported(tmp_path):
-    # case "a": one seed 0.5 dB below the generator, the other 0.5 dB above (case mean +0 dB: target met, the
-    # per-seed reading not); case "b": both seeds 0.3 dB below (the case misses it either way)
+    # case "a": one seed 0.5 dB below the generator, the other 0.5 dB above (case mean +0 dB: the target met, the
+    # per-seed reading not); then a case "b" with both seeds 0.3 dB below (missed either way)
     def off(case, seed, gain):
         clip = _clip(case, seed)
         clip["methods"][3]["psnr"] = clip["methods"][0]["psnr"] + gain  # quality, the best mode
