@@ -167,6 +167,7 @@ def test_a_lost_track_is_one_line_marked_in_the_preview_and_counted_in_the_summa
     assert code == 0, err
     warned = [line for line in err.splitlines() if "track of the object lost" in line]
     assert len(warned) == 1, err
+    assert warned[0].endswith("add a --box there or check the preview"), warned  # the file it just wrote
     first, last = (int(v) for v in warned[0].split("frames ")[1].split(";")[0].split("-"))
     assert first <= 9 and last >= 17 and first >= 6
     shown = read_frames(preview)
@@ -176,6 +177,11 @@ def test_a_lost_track_is_one_line_marked_in_the_preview_and_counted_in_the_summa
                         tmp_path / "o.mp4")
     assert code == 0, err
     assert f"track lost on {last - first + 1} frames: {first}-{last}" in err, err
+    # process writes no preview: its advice says how to get one (before, "check the preview" named none)
+    assert "or look at the masks first (streamfill masks INPUT -o masks.mkv --preview preview.mp4)" in err, err
+    code, err = run_cli(capsys, "masks", path, "--mask", tmp_path / "m0.png", "--mask-track", "-o",
+                        tmp_path / "m2.mkv", "-q")
+    assert code == 0 and "or run again with --preview VIDEO to see the masks" in err, err
 
 
 def test_eval_masks_suite_is_the_default_and_reports_each_seed(tmp_path, capsys):

@@ -28,8 +28,24 @@ def add_mask_flags(p: argparse.ArgumentParser, what) -> None:
                    help="the frame (0-based) the --mask image shows; implies --mask-track (default 0)")
 
 
+def _advice(args: argparse.Namespace):
+    """What the tracking notices tell the user to do: "the preview" is the file `masks --preview` writes; a
+    `masks` run without it, and `process` / `batch` (which write none), point at how to get one."""
+    from streamfill.masks.track import Advice
+
+    if getattr(args, "preview", None):
+        return Advice()
+    if hasattr(args, "preview"):  # streamfill masks, without --preview
+        return Advice(lost="add a --box there, or run again with --preview VIDEO to see the masks",
+                      box="run again with --preview VIDEO to check it, or draw the box tighter")
+    look = "streamfill masks INPUT -o masks.mkv --preview preview.mp4"
+    return Advice(lost=f"add a --box there, or look at the masks first ({look})",
+                  box=f"look at the masks first ({look}) or draw the box tighter")
+
+
 def mask_options(args: argparse.Namespace):
-    """``build.MaskOptions`` from the flags of ``add_mask_flags``; tracking notices print as warnings."""
+    """``build.MaskOptions`` from the flags of ``add_mask_flags``; tracking notices print as warnings, with
+    advice for the command that runs (see ``_advice``)."""
     from streamfill.build import MaskOptions
     from streamfill.errors import InputError
 
@@ -44,7 +60,8 @@ def mask_options(args: argparse.Namespace):
     if track and getattr(args, "mask", None) is None and not args.box:
         raise InputError("--mask-track needs --mask IMAGE (the object at --mask-frame) or --box")
     return MaskOptions(track=track, mask_frame=args.mask_frame, boxes=tuple(args.box or ()), auto=args.mask_auto,
-                       on_warning=lambda message: print(f"streamfill: warning: {message}", file=sys.stderr))
+                       on_warning=lambda message: print(f"streamfill: warning: {message}", file=sys.stderr),
+                       advice=_advice(args))
 
 
 def add_parser(sub) -> None:
