@@ -178,7 +178,8 @@ def test_a_lost_track_is_one_line_marked_in_the_preview_and_counted_in_the_summa
     assert code == 0, err
     assert f"track lost on {last - first + 1} frames: {first}-{last}" in err, err
     # process writes no preview: its advice says how to get one (before, "check the preview" named none)
-    assert "or look at the masks first (streamfill masks INPUT -o masks.mkv --preview preview.mp4)" in err, err
+    assert (f"or look at the masks first (streamfill masks {path} with the same mask flags, -o masks.mkv "
+            "--preview preview.mp4)") in err, err
     code, err = run_cli(capsys, "masks", path, "--mask", tmp_path / "m0.png", "--mask-track", "-o",
                         tmp_path / "m2.mkv", "-q")
     assert code == 0 and "or run again with --preview VIDEO to see the masks" in err, err

@@ -7,6 +7,7 @@ before a long run; `process --mask masks.mkv` reuses them.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from streamfill import api
@@ -38,7 +39,9 @@ def _advice(args: argparse.Namespace):
     if hasattr(args, "preview"):  # streamfill masks, without --preview
         return Advice(lost="add a --box there, or run again with --preview VIDEO to see the masks",
                       box="run again with --preview VIDEO to check it, or draw the box tighter")
-    look = "streamfill masks INPUT -o masks.mkv --preview preview.mp4"
+    source = getattr(args, "input", None)
+    look = (f"streamfill masks {shlex.quote(str(source)) if source else 'INPUT'} with the same mask flags, "
+            "-o masks.mkv --preview preview.mp4")
     return Advice(lost=f"add a --box there, or look at the masks first ({look})",
                   box=f"look at the masks first ({look}) or draw the box tighter")
 
