@@ -178,8 +178,7 @@ class Studio:
                                ": cancel it or wait for it to end, then close the clip")
             self.clips.pop(clip.id, None)
         clip.retire(by_user=True)
-        if clip.path in self._uploads:
-            self.discard_upload(clip.path)
+        self.discard_upload(clip.path)  # (only a file the studio wrote for an upload)
 
     def upload_path(self, name: str) -> Path:
         """A fresh place for an uploaded file (its name kept, made safe)."""
