@@ -472,6 +472,31 @@ def test_suite_reports_every_case_and_seed_and_keeps_held_out_apart():
         evaluate_suite(("meadow",), frames=3)
 
 
+def test_suite_scenes_go_through_h264_and_over_a_real_backdrop_with_the_same_object():
+    from streamfill.eval.masks import codec_roundtrip, evaluate_scene
+    from streamfill.masks import scenes
+
+    plain = list(scenes.render("tiny", 3, frames=6))
+    coded = codec_roundtrip([f.image for f in plain], "h264")
+    assert len(coded) == 6 and coded[0].shape == plain[0].image.shape
+    err = [np.abs(c.astype(np.float32) - f.image).mean() for c, f in zip(coded, plain)]
+    assert all(0.3 < e < 12 for e in err), err  # a lossy round trip, not a copy and not garbage
+    assert codec_roundtrip(coded, "none") is coded
+    with pytest.raises(InputError, match="unknown codec"):
+        codec_roundtrip(coded, "vp9")
+    # a backdrop replaces the background only: the seed's object, path and truth are the same
+    clip = [np.full((60, 80, 3), (40 * i) % 250, np.uint8) for i in range(5)]
+    over = list(scenes.render("tiny", 3, frames=6, backdrop=clip))
+    assert all(np.array_equal(a.truth, b.truth) for a, b in zip(plain, over))
+    far = ~cv2.dilate(over[2].truth.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    values = {int(round(float(np.median(f.image[far])))) for f in over}
+    assert len(values) > 2  # the clip's frames (played back and forth from a seed-chosen frame), not one picture
+    for f in over:
+        assert np.abs(f.image[far].astype(np.float32) - np.median(f.image[far])).mean() < 4  # plain grey + noise
+    r = evaluate_scene("tiny", 3, frames=6, codec="h264", backdrop=clip)
+    assert len(r.iou) == 6 and r.mean_iou > 0.5
+
+
 def test_live_retarget_reports_the_track_state_for_stats_and_the_control_socket():
     from streamfill.build import make_live_tracker
     from streamfill.pipeline.live import Retarget

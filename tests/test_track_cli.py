@@ -76,6 +76,25 @@ def test_masks_command_writes_tracked_masks_and_preview_that_process_reuses(movi
     assert len(read_frames(tmp_path / "b.mp4")) == N
 
 
+def test_eval_masks_suite_over_a_real_clip_through_h264(moving, tmp_path, capsys):
+    clip = moving[0]
+    report = tmp_path / "s.json"
+    code, err = run_cli(capsys, "eval", "masks", "--case", "tiny", "--seeds", "1", "--frames", "5", "--codec",
+                        "h264", "--backdrop", clip, "--json", report)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["setting"]["codec"] == "h264" and data["setting"]["backdrop"] == str(clip)
+    assert data["runs"][0]["frames"] == 5
+    write_png(tmp_path / "still.png", np.zeros((32, 32), np.uint8))
+    for argv, message in ((["--backdrop", tmp_path / "none.mp4"], "not found"),
+                          (["--backdrop", tmp_path / "still.png"], "a video is needed"),
+                          (["--trajectory", "scale", "--codec", "h264"], "belong to --suite")):
+        code, err = run_cli(capsys, "eval", "masks", "--frames", "3", *argv)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+    code, err = run_cli(capsys, "eval", "masks", "--codec", "vp9")
+    assert code == 2 and "invalid choice" in err
+
+
 @pytest.mark.parametrize("target", ["masks.mkv", "masks/"])
 def test_masks_written_for_a_range_are_used_for_that_range(moving, tmp_path, capsys, target):
     """`masks --start/--end` then `process --mask ... --start/--end`: the masks start at the range's first frame

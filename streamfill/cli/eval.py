@@ -43,6 +43,11 @@ def _add_masks(p: argparse.ArgumentParser) -> None:
                         "the even-numbered files are used, the odd ones are kept for --held-out")
     s.add_argument("--held-out", action="store_true",
                    help="run the held-out seeds (1000, 1001) on the other half of --photos")
+    s.add_argument("--codec", choices=("none", "h264"), default="none",
+                   help="what the scenes go through before tracking: none (exact pixels, the default) or h264 "
+                        "(an H.264 round trip, CRF 23, 4:2:0, as any real clip has had)")
+    s.add_argument("--backdrop", metavar="VIDEO",
+                   help="a real clip whose frames replace the generated backgrounds (resized to each case's size)")
     add_config_flag(p)
 
 
@@ -62,7 +67,8 @@ def _run_suite(args: argparse.Namespace) -> int:
                             tuple(range(args.seeds)) if args.seeds is not None else None,
                             photos=args.photos, held_out=args.held_out,
                             frames=90 if args.frames is None else args.frames,
-                            config=config_from_args(args), progress=progress)
+                            config=config_from_args(args), codec=args.codec, backdrop=args.backdrop,
+                            progress=progress)
     return _print_report(report, args.json)
 
 
@@ -76,8 +82,8 @@ def _run_masks(args: argparse.Namespace) -> int:
         raise InputError("--suite makes its own scenes: drop --background/--object/--occluder/--trajectory/--size")
     if not classic:
         return _run_suite(args)
-    if args.case or args.photos or args.held_out:
-        raise InputError("--case, --photos and --held-out belong to --suite")
+    if args.case or args.photos or args.held_out or args.backdrop or args.codec != "none":
+        raise InputError("--case, --photos, --held-out, --codec and --backdrop belong to --suite")
     size = None
     if args.size:
         try:

@@ -289,6 +289,58 @@ def evaluate_masks(
 
 SUITE_SEEDS = 3  # seeds per case by default
 HELD_OUT_SEEDS = (1000, 1001)  # run only with held_out=True: not looked at while tuning
+# What the rendered frames go through before the tracker sees them: "none" (the exact pixels) or "h264" (an
+# H.264 round trip at libx264's default quality, CRF 23, 4:2:0 chroma: what any real clip has been through).
+CODECS = ("none", "h264")
+H264_CRF = 23
+BACKDROP_FRAMES = 600  # frames of a --backdrop clip kept in memory
+
+
+def codec_roundtrip(images: list[np.ndarray], codec: str) -> list[np.ndarray]:
+    """``images`` (H x W x 3 uint8 RGB, even W and H for h264) encoded and decoded again with ``codec``."""
+    if codec == "none":
+        return images
+    if codec not in CODECS:
+        raise InputError(f"unknown codec {codec!r} (known: {', '.join(CODECS)})")
+    import io as bytes_io
+
+    import av
+
+    h, w = images[0].shape[:2]
+    buf = bytes_io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(H264_CRF)}
+        for image in images:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    buf.seek(0)
+    with av.open(buf) as inp:
+        decoded = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+    if len(decoded) != len(images):
+        raise RuntimeError(f"h264 round trip gave {len(decoded)} frames for {len(images)}")
+    return decoded
+
+
+def load_backdrop(path: str | Path, frames: int = BACKDROP_FRAMES) -> list[np.ndarray]:
+    """The first ``frames`` frames (H x W x 3 uint8 RGB) of the video at ``path``, for ``--backdrop``."""
+    from streamfill import io
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"--backdrop {path}: not found")
+    if io.is_image_file(path):
+        raise InputError(f"--backdrop {path}: a video is needed (its frames are the scenes' background)")
+    out = []
+    with io.open_video(path) as reader:
+        for frame in reader:
+            out.append(frame.image)
+            if len(out) >= frames:
+                break
+    if len(out) < 2:
+        raise InputError(f"--backdrop {path}: needs at least 2 frames")
+    return out
 
 
 @dataclass
@@ -344,13 +396,18 @@ def _area_change(pred: int, prev_pred: int, gt: int, prev_gt: int) -> float:
 
 
 def evaluate_scene(case: str, seed: int, pictures=(), *, frames: int = 90, config: Config | None = None,
-                   size: tuple[int, int] | None = None) -> SceneResult:
-    """Render ``case``/``seed`` (all frames first, so rendering never counts as tracking time), track from
-    frame 0's true mask and score every frame. Time is CPU time of this process (all its threads)."""
+                   size: tuple[int, int] | None = None, codec: str = "none",
+                   backdrop: list[np.ndarray] | None = None) -> SceneResult:
+    """Render ``case``/``seed`` (all frames first, so rendering never counts as tracking time; over the clip
+    ``backdrop`` when given), pass the frames through ``codec`` (see ``CODECS``), track from frame 0's true
+    mask and score every frame. Time is CPU time of this process (all its threads)."""
     from streamfill.masks import scenes
 
     config = config or Config()
-    rendered = list(scenes.render(case, seed, pictures, frames=frames, size=size))
+    rendered = list(scenes.render(case, seed, pictures, frames=frames, size=size, backdrop=backdrop))
+    coded = codec_roundtrip([f.image for f in rendered], codec)
+    for f, image in zip(rendered, coded):
+        f.image = image
     h, w = rendered[0].truth.shape
     ys, xs = np.nonzero(rendered[0].truth)
     obj = float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) if len(ys) else 0.0
@@ -455,10 +512,12 @@ def load_pictures(folder: str | Path | None, part: str = "tune") -> list[np.ndar
 
 def evaluate_suite(cases: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None, *,
                    photos: str | Path | None = None, held_out: bool = False, frames: int = 90,
-                   config: Config | None = None,
+                   config: Config | None = None, codec: str = "none", backdrop: str | Path | None = None,
                    progress: Callable[[SceneResult], None] | None = None) -> SuiteReport:
     """Every case of ``cases`` (default all of :data:`streamfill.masks.scenes.CASES`) for every seed
-    (default ``0 .. SUITE_SEEDS-1``; with ``held_out`` the held-out seeds and the other half of the photos)."""
+    (default ``0 .. SUITE_SEEDS-1``; with ``held_out`` the held-out seeds and the other half of the photos).
+    ``codec``: what the frames go through before tracking (``CODECS``); ``backdrop``: a video whose frames
+    replace the generated backgrounds (see :func:`streamfill.masks.scenes.render`)."""
     from streamfill.masks import scenes
 
     cases = tuple(cases or scenes.CASES)
@@ -467,17 +526,21 @@ def evaluate_suite(cases: tuple[str, ...] | None = None, seeds: tuple[int, ...] 
         raise InputError(f"unknown case {unknown[0]!r} (known: {', '.join(scenes.CASES)})")
     if frames < 2:
         raise InputError(f"--frames {frames}: the benchmark needs at least 2 frames")
+    if codec not in CODECS:
+        raise InputError(f"--codec {codec!r}: one of {', '.join(CODECS)}")
     seeds = tuple(seeds if seeds is not None else (HELD_OUT_SEEDS if held_out else range(SUITE_SEEDS)))
     config = config or Config()
     pictures = load_pictures(photos, "held_out" if held_out else "tune")
+    clip = load_backdrop(backdrop) if backdrop is not None else None
     results = []
     for case in cases:
         for seed in seeds:
-            r = evaluate_scene(case, seed, pictures, frames=frames, config=config)
+            r = evaluate_scene(case, seed, pictures, frames=frames, config=config, codec=codec, backdrop=clip)
             results.append(r)
             if progress is not None:
                 progress(r)
     setting = {"cases": list(cases), "seeds": list(seeds), "held_out": held_out, "frames": frames,
-               "photos": "photos" if photos is not None else "synthetic",
+               "photos": "photos" if photos is not None else "synthetic", "codec": codec,
+               "backdrop": str(backdrop) if backdrop is not None else None,
                "track": {k: getattr(config.track, k) for k in config.track.__dataclass_fields__}}
     return SuiteReport(results, setting)

@@ -186,11 +186,16 @@ def _motion_blur(image: np.ndarray, vx: float, vy: float) -> np.ndarray:
 
 
 def render(case: str, seed: int, pictures: Sequence[np.ndarray] = (), frames: int = 90,
-           size: tuple[int, int] | None = None) -> Iterator[SceneFrame]:
+           size: tuple[int, int] | None = None, backdrop: Sequence[np.ndarray] | None = None
+           ) -> Iterator[SceneFrame]:
     """The frames of ``case`` for ``seed`` (see the module doc), one :class:`SceneFrame` at a time.
 
     ``pictures``: backgrounds and texture sources (H x W x 3 uint8 RGB; none = synthetic textures).
-    ``size`` (w, h) overrides the case's frame size (object sizes scale with it)."""
+    ``size`` (w, h) overrides the case's frame size (object sizes scale with it).
+    ``backdrop``: frames of a real clip (H x W x 3 uint8 RGB) to use as the background instead of the generated
+    one, resized to the case's size, from a frame the seed picks (played back and forth when the clip is
+    shorter); the clip brings its own camera motion, so the case's camera and wind are not added (a shake
+    case still shakes and blurs the object with its camera; a cut case cuts to a picture, as without a backdrop)."""
     if case not in CASES:
         raise InputError(f"unknown case {case!r} (known: {', '.join(CASES)})")
     if frames < 2:
@@ -224,6 +229,7 @@ def render(case: str, seed: int, pictures: Sequence[np.ndarray] = (), frames: in
                           interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
 
     world = world_of(rng)
+    clip_at = _backdrop_reader(backdrop, seed, (w, h)) if backdrop else None
     wh, ww = world.shape[:2]
     wind = _smooth_field(h, w, rng, 6, (25.0, 120.0)) if spec.wind else None
     ch, cw = cut.shape[:2]
@@ -252,9 +258,12 @@ def render(case: str, seed: int, pictures: Sequence[np.ndarray] = (), frames: in
         view = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), rot, 1.0)
         view[0, 2] -= ox
         view[1, 2] -= oy
-        bg = cv2.warpAffine(world, _shift(view, 0, 0), (w, h), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
-        if wind is not None:
+        if clip_at is not None and (cut_at is None or t < cut_at):
+            bg = clip_at(t)
+        else:
+            bg = cv2.warpAffine(world, _shift(view, 0, 0), (w, h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REFLECT)
+        if wind is not None and clip_at is None:  # a real clip has its own
             mx, my = _displace(wind, t, spec.wind * k)
             bg = cv2.remap(bg, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         present = cut_at is None or t < cut_at
@@ -280,6 +289,22 @@ def render(case: str, seed: int, pictures: Sequence[np.ndarray] = (), frames: in
             image = _motion_blur(image, float(v[0]), float(v[1]))
         noisy = image.astype(np.float32) + noise_rng.normal(0, 2.0, image.shape).astype(np.float32)
         yield SceneFrame(np.clip(noisy + 0.5, 0, 255).astype(np.uint8), truth)
+
+
+def _backdrop_reader(clip: Sequence[np.ndarray], seed: int, size: tuple[int, int]):
+    """A function t -> the backdrop's frame for scene frame t (resized to ``size``), starting at a frame the seed
+    picks and played back and forth. Its own random stream: the scene's other choices stay as without it."""
+    n = len(clip)
+    start = int(np.random.default_rng([seed, 77]).integers(n))
+
+    def frame(t: int) -> np.ndarray:
+        i = (start + t) % (2 * n - 2) if n > 1 else 0
+        pic = clip[i if i < n else 2 * n - 2 - i]
+        if (pic.shape[1], pic.shape[0]) == size:
+            return pic
+        return cv2.resize(pic, size, interpolation=cv2.INTER_AREA)
+
+    return frame
 
 
 def _shift(m: np.ndarray, dx: float, dy: float) -> np.ndarray:
