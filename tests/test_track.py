@@ -484,6 +484,8 @@ def test_suite_scenes_go_through_h264_and_over_a_real_backdrop_with_the_same_obj
     assert codec_roundtrip(coded, "none") is coded
     with pytest.raises(InputError, match="unknown codec"):
         codec_roundtrip(coded, "vp9")
+    with pytest.raises(InputError, match="must be even"):
+        codec_roundtrip([np.zeros((31, 40, 3), np.uint8)] * 2, "h264")
     # a backdrop replaces the background only: the seed's object, path and truth are the same
     clip = [np.full((60, 80, 3), (40 * i) % 250, np.uint8) for i in range(5)]
     over = list(scenes.render("tiny", 3, frames=6, backdrop=clip))

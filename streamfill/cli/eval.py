@@ -15,7 +15,7 @@ from streamfill.cli.common import add_config_flag, config_from_args, seconds
 
 
 def _add_masks(p: argparse.ArgumentParser) -> None:
-    from streamfill.eval.masks import STANDARD
+    from streamfill.eval.masks import CODECS, STANDARD
 
     p.add_argument("--background", metavar="PATH",
                    help="background video or still image (default: synthetic texture)")
@@ -43,7 +43,7 @@ def _add_masks(p: argparse.ArgumentParser) -> None:
                         "the even-numbered files are used, the odd ones are kept for --held-out")
     s.add_argument("--held-out", action="store_true",
                    help="run the held-out seeds (1000, 1001) on the other half of --photos")
-    s.add_argument("--codec", choices=("none", "h264"), default="none",
+    s.add_argument("--codec", choices=CODECS, default="none",
                    help="what the scenes go through before tracking: none (exact pixels, the default) or h264 "
                         "(an H.264 round trip, CRF 23, 4:2:0, as any real clip has had)")
     s.add_argument("--backdrop", metavar="VIDEO",

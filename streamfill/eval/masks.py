@@ -307,6 +307,8 @@ def codec_roundtrip(images: list[np.ndarray], codec: str) -> list[np.ndarray]:
     import av
 
     h, w = images[0].shape[:2]
+    if w % 2 or h % 2:
+        raise InputError(f"a {w}x{h} frame cannot go through h264 with 4:2:0 chroma: width and height must be even")
     buf = bytes_io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=25)

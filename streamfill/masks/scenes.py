@@ -193,9 +193,10 @@ def render(case: str, seed: int, pictures: Sequence[np.ndarray] = (), frames: in
     ``pictures``: backgrounds and texture sources (H x W x 3 uint8 RGB; none = synthetic textures).
     ``size`` (w, h) overrides the case's frame size (object sizes scale with it).
     ``backdrop``: frames of a real clip (H x W x 3 uint8 RGB) to use as the background instead of the generated
-    one, resized to the case's size, from a frame the seed picks (played back and forth when the clip is
+    one, resized (stretched) to the case's size, from a frame the seed picks (played back and forth when the clip is
     shorter); the clip brings its own camera motion, so the case's camera and wind are not added (a shake
-    case still shakes and blurs the object with its camera; a cut case cuts to a picture, as without a backdrop)."""
+    case still shakes and blurs the object with its camera; a cut case cuts to a picture, as without a backdrop;
+    the scene's noise is added as to any scene)."""
     if case not in CASES:
         raise InputError(f"unknown case {case!r} (known: {', '.join(CASES)})")
     if frames < 2:
