@@ -479,7 +479,7 @@ def test_suite_scenes_go_through_h264_and_over_a_real_backdrop_with_the_same_obj
     plain = list(scenes.render("tiny", 3, frames=6))
     coded = codec_roundtrip([f.image for f in plain], "h264")
     assert len(coded) == 6 and coded[0].shape == plain[0].image.shape
-    err = [np.abs(c.astype(np.float32) - f.image).mean() for c, f in zip(coded, plain)]
+    err = [np.abs(c.astype(np.float32) - f.image).mean() for c, f in zip(coded, plain, strict=True)]
     assert all(0.3 < e < 12 for e in err), err  # a lossy round trip, not a copy and not garbage
     assert codec_roundtrip(coded, "none") is coded
     with pytest.raises(InputError, match="unknown codec"):
@@ -489,7 +489,7 @@ def test_suite_scenes_go_through_h264_and_over_a_real_backdrop_with_the_same_obj
     # a backdrop replaces the background only: the seed's object, path and truth are the same
     clip = [np.full((60, 80, 3), (40 * i) % 250, np.uint8) for i in range(5)]
     over = list(scenes.render("tiny", 3, frames=6, backdrop=clip))
-    assert all(np.array_equal(a.truth, b.truth) for a, b in zip(plain, over))
+    assert all(np.array_equal(a.truth, b.truth) for a, b in zip(plain, over, strict=True))
     far = ~cv2.dilate(over[2].truth.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     values = {int(round(float(np.median(f.image[far])))) for f in over}
     assert len(values) > 2  # the clip's frames (played back and forth from a seed-chosen frame), not one picture

@@ -408,7 +408,7 @@ def evaluate_scene(case: str, seed: int, pictures=(), *, frames: int = 90, confi
     config = config or Config()
     rendered = list(scenes.render(case, seed, pictures, frames=frames, size=size, backdrop=backdrop))
     coded = codec_roundtrip([f.image for f in rendered], codec)
-    for f, image in zip(rendered, coded):
+    for f, image in zip(rendered, coded, strict=True):
         f.image = image
     h, w = rendered[0].truth.shape
     ys, xs = np.nonzero(rendered[0].truth)
