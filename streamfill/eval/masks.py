@@ -14,6 +14,7 @@ the object from its centre), or a synthetic textured blob (``object_path=None``)
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -329,17 +330,9 @@ def load_backdrop(path: str | Path, frames: int = BACKDROP_FRAMES) -> list[np.nd
     """The first ``frames`` frames (H x W x 3 uint8 RGB) of the video at ``path``, for ``--backdrop``."""
     from streamfill import io
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"--backdrop {path}: not found")
     if io.is_image_file(path):
         raise InputError(f"--backdrop {path}: a video is needed (its frames are the scenes' background)")
-    out = []
-    with io.open_video(path) as reader:
-        for frame in reader:
-            out.append(frame.image)
-            if len(out) >= frames:
-                break
+    out = list(itertools.islice(background_factory(path)(), frames))
     if len(out) < 2:
         raise InputError(f"--backdrop {path}: needs at least 2 frames")
     return out
@@ -528,8 +521,6 @@ def evaluate_suite(cases: tuple[str, ...] | None = None, seeds: tuple[int, ...] 
         raise InputError(f"unknown case {unknown[0]!r} (known: {', '.join(scenes.CASES)})")
     if frames < 2:
         raise InputError(f"--frames {frames}: the benchmark needs at least 2 frames")
-    if codec not in CODECS:
-        raise InputError(f"--codec {codec!r}: one of {', '.join(CODECS)}")
     seeds = tuple(seeds if seeds is not None else (HELD_OUT_SEEDS if held_out else range(SUITE_SEEDS)))
     config = config or Config()
     pictures = load_pictures(photos, "held_out" if held_out else "tune")
