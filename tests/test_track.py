@@ -499,6 +499,37 @@ def test_suite_scenes_go_through_h264_and_over_a_real_backdrop_with_the_same_obj
     assert len(r.iou) == 6 and r.mean_iou > 0.5
 
 
+def test_the_trajectory_benchmark_tracks_the_frames_as_the_codec_left_them(monkeypatch):
+    import streamfill.eval.masks as em
+    from streamfill.masks import track
+
+    coded, seen = [], []
+    real_roundtrip, real_pair = em.codec_roundtrip, track.FlowTracker.pair
+
+    def roundtrip(images, codec):
+        out = real_roundtrip(images, codec)
+        coded.extend(out)
+        return out
+
+    def pair(self, frames):
+        for frame, mask in real_pair(self, frames):
+            seen.append(frame.image)
+            yield frame, mask
+
+    monkeypatch.setattr(em, "codec_roundtrip", roundtrip)
+    monkeypatch.setattr(track.FlowTracker, "pair", pair)
+    result = evaluate_trajectory("translate", cutouts.synthetic_backgrounds(H, W, 3), cutouts.textured_cutout(64, 4),
+                                 frames=20, ref_size=40, codec="h264")
+    assert len(result.iou) == len(result.ms) == 20 and result.mean_iou > 0.7
+    assert len(coded) == len(seen) == 20 and all(a is b for a, b in zip(coded, seen, strict=True))
+    seen.clear()
+    evaluate_trajectory("translate", cutouts.synthetic_backgrounds(H, W, 3), cutouts.textured_cutout(64, 4),
+                        frames=20, ref_size=40)
+    assert len(coded) == 20 and len(seen) == 20  # without a codec, no round trip
+    errors = [np.abs(a.astype(np.float32) - b).mean() for a, b in zip(coded, seen, strict=True)]
+    assert all(0.1 < e < 12 for e in errors), errors  # the tracker saw lossy copies of the composited frames
+
+
 def test_live_retarget_reports_the_track_state_for_stats_and_the_control_socket():
     from streamfill.build import make_live_tracker
     from streamfill.pipeline.live import Retarget

@@ -88,7 +88,7 @@ def test_eval_masks_suite_over_a_real_clip_through_h264(moving, tmp_path, capsys
     write_png(tmp_path / "still.png", np.zeros((32, 32), np.uint8))
     for argv, message in ((["--backdrop", tmp_path / "none.mp4"], "not found"),
                           (["--backdrop", tmp_path / "still.png"], "a video is needed"),
-                          (["--trajectory", "scale", "--codec", "h264"], "belong to --suite")):
+                          (["--trajectory", "scale", "--backdrop", clip], "belong to --suite")):
         code, err = run_cli(capsys, "eval", "masks", "--frames", "3", *argv)
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     code, err = run_cli(capsys, "eval", "masks", "--codec", "vp9")
@@ -153,6 +153,15 @@ def test_eval_masks_cli_prints_table_and_json(tmp_path, capsys):
     assert "scale" in captured.out and "mean IoU" in captured.out
     data = json.loads(report.read_text())
     assert data["trajectories"][0]["frames"] == 8 and len(data["trajectories"][0]["iou"]) == 8
+    assert data["setting"]["codec"] == "none"
+    # the trajectory benchmark through H.264 too; an odd size cannot go through 4:2:0
+    code, err = run_cli(capsys, "eval", "masks", "--frames", "8", "--size", "160x120", "--trajectory", "scale",
+                        "--codec", "h264", "--json", report)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["setting"]["codec"] == "h264" and len(data["trajectories"][0]["iou"]) == 8
+    code, err = run_cli(capsys, "eval", "masks", "--frames", "4", "--size", "161x120", "--codec", "h264")
+    assert code == 1 and "must be even" in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.slow

@@ -30,6 +30,9 @@ def _add_masks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", metavar="WxH", help="resize the background to WxH (default: the clip's size)")
     p.add_argument("--json", metavar="PATH", help="also write the full report (per-frame values) as JSON")
     p.add_argument("--dilate", type=int, metavar="PX", help="safety margin used for the coverage column")
+    p.add_argument("--codec", choices=CODECS, default="none",
+                   help="what the frames go through before tracking: none (exact pixels, the default) or h264 "
+                        "(an H.264 round trip, CRF 23, 4:2:0, as any real clip has had)")
     s = p.add_argument_group("hard-case suite (--suite)")
     s.add_argument("--suite", action="store_true",
                    help="the hard cases (random cut-outs and paths over generated scenes: pan, small, foliage, "
@@ -43,9 +46,6 @@ def _add_masks(p: argparse.ArgumentParser) -> None:
                         "the even-numbered files are used, the odd ones are kept for --held-out")
     s.add_argument("--held-out", action="store_true",
                    help="run the held-out seeds (1000, 1001) on the other half of --photos")
-    s.add_argument("--codec", choices=CODECS, default="none",
-                   help="what the scenes go through before tracking: none (exact pixels, the default) or h264 "
-                        "(an H.264 round trip, CRF 23, 4:2:0, as any real clip has had)")
     s.add_argument("--backdrop", metavar="VIDEO",
                    help="a real clip whose frames replace the generated backgrounds (resized to each case's size)")
     add_config_flag(p)
@@ -82,8 +82,8 @@ def _run_masks(args: argparse.Namespace) -> int:
         raise InputError("--suite makes its own scenes: drop --background/--object/--occluder/--trajectory/--size")
     if not classic:
         return _run_suite(args)
-    if args.case or args.photos or args.held_out or args.backdrop or args.codec != "none":
-        raise InputError("--case, --photos, --held-out, --codec and --backdrop belong to --suite")
+    if args.case or args.photos or args.held_out or args.backdrop:
+        raise InputError("--case, --photos, --held-out and --backdrop belong to --suite")
     size = None
     if args.size:
         try:
@@ -96,7 +96,7 @@ def _run_masks(args: argparse.Namespace) -> int:
     report = evaluate_masks(
         args.background, args.object, args.object_mask, trajectories=tuple(args.trajectory or STANDARD),
         frames=150 if args.frames is None else args.frames, size=size, config=config_from_args(args),
-        occluder_path=args.occluder,
+        occluder_path=args.occluder, codec=args.codec,
     )
     return _print_report(report, args.json)
 

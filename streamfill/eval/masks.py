@@ -9,7 +9,8 @@ excluded). Masks are scored without the safety margin, so IoU measures the track
 
 Backgrounds: a video file (its first ``frames`` frames), a still image (a slow pan over it), or synthetic
 texture (``background=None``). Objects: an RGBA cut-out, an image plus a mask, an image alone (GrabCut cuts
-the object from its centre), or a synthetic textured blob (``object_path=None``).
+the object from its centre), or a synthetic textured blob (``object_path=None``). ``codec="h264"`` sends the
+composited frames through an H.264 round trip before the tracker sees them (``CODECS``), as a real clip's are.
 """
 
 from __future__ import annotations
@@ -33,6 +34,40 @@ from streamfill.types import Frame
 
 STANDARD = tuple(cutouts.TRAJECTORIES)
 WINDOW = 30  # frames per drift window
+# What the composited or rendered frames go through before the tracker sees them: "none" (the exact pixels)
+# or "h264" (an H.264 round trip at libx264's default quality, CRF 23, 4:2:0 chroma: what any real clip has been
+# through).
+CODECS = ("none", "h264")
+H264_CRF = 23
+
+
+def codec_roundtrip(images: list[np.ndarray], codec: str) -> list[np.ndarray]:
+    """``images`` (H x W x 3 uint8 RGB, even W and H for h264) encoded and decoded again with ``codec``."""
+    if codec == "none":
+        return images
+    if codec not in CODECS:
+        raise InputError(f"unknown codec {codec!r} (known: {', '.join(CODECS)})")
+    import io as bytes_io
+
+    import av
+
+    h, w = images[0].shape[:2]
+    if w % 2 or h % 2:
+        raise InputError(f"a {w}x{h} frame cannot go through h264 with 4:2:0 chroma: width and height must be even")
+    buf = bytes_io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(H264_CRF)}
+        for image in images:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    buf.seek(0)
+    with av.open(buf) as inp:
+        decoded = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+    if len(decoded) != len(images):
+        raise RuntimeError(f"h264 round trip gave {len(decoded)} frames for {len(images)}")
+    return decoded
 
 
 @dataclass
@@ -144,12 +179,15 @@ def evaluate_trajectory(
     config: Config | None = None,
     occluder: np.ndarray | None = None,
     ref_size: float | None = None,
+    codec: str = "none",
 ) -> TrajectoryResult:
     """Run the tracker over one trajectory of ``cutouts.TRAJECTORIES``.
 
     ``backgrounds`` yields H x W x 3 uint8 RGB frames (at least ``frames`` of them); ``cutout`` and
     ``occluder`` are h x w x 4 uint8 RGBA. ``ref_size`` is the cut-out's longer side on screen in pixels at
-    scale 1 (default: 0.3 x the shorter frame side).
+    scale 1 (default: 0.3 x the shorter frame side). ``codec`` (see ``CODECS``): what the composited frames go
+    through before the tracker sees them; with one, all frames are composited and coded before tracking starts
+    (as a clip in memory), else one at a time.
     """
     if name not in cutouts.TRAJECTORIES:
         raise InputError(f"unknown trajectory {name!r} (known: {', '.join(cutouts.TRAJECTORIES)})")
@@ -161,9 +199,8 @@ def evaluate_trajectory(
     first: dict[str, np.ndarray] = {}
     default_occluder = cutouts.textured_cutout(160, seed=7)
 
-    def source() -> Iterator[Frame]:
+    def composite() -> Iterator[np.ndarray]:
         for t in range(frames):
-            t0 = time.perf_counter()
             try:
                 bg = next(backgrounds)
             except StopIteration:
@@ -179,6 +216,13 @@ def evaluate_trajectory(
             truth[t] = visible[0] > 0.5
             if t == 0:
                 first["mask"] = np.where(truth[0], 255, 0).astype(np.uint8)
+            yield image
+
+    def source() -> Iterator[Frame]:
+        images = composite() if codec == "none" else iter(codec_roundtrip(list(composite()), codec))
+        for t in range(frames):
+            t0 = time.perf_counter()
+            image = next(images)
             spent[0] += time.perf_counter() - t0
             yield Frame(image=image, pts=t, time_base=Fraction(1, 25), index=t)
 
@@ -257,8 +301,10 @@ def evaluate_masks(
     config: Config | None = None,
     seed: int = 0,
     occluder_path: str | Path | None = None,
+    codec: str = "none",
 ) -> MaskEvalReport:
-    """Run every trajectory in ``trajectories`` and collect a :class:`MaskEvalReport` (see the module doc)."""
+    """Run every trajectory in ``trajectories`` and collect a :class:`MaskEvalReport` (see the module doc);
+    ``codec``: what the composited frames go through before tracking (``CODECS``)."""
     if frames < 2:
         raise InputError(f"--frames {frames}: the benchmark needs at least 2 frames")
     config = config or Config()
@@ -272,7 +318,7 @@ def evaluate_masks(
     occluder = cutouts.load_cutout(occluder_path) if occluder_path is not None else None
     make_bg = background_factory(background, size, seed)
     results = [
-        evaluate_trajectory(name, make_bg(), cutout, frames=frames, config=config, occluder=occluder)
+        evaluate_trajectory(name, make_bg(), cutout, frames=frames, config=config, occluder=occluder, codec=codec)
         for name in trajectories
     ]
     setting = {
@@ -280,6 +326,7 @@ def evaluate_masks(
         "object": str(object_path) if object_path is not None else "synthetic",
         "object_mask": str(object_mask) if object_mask is not None else None,
         "frames": frames,
+        "codec": codec,
         "track": {k: getattr(config.track, k) for k in config.track.__dataclass_fields__},
         "mask_dilate": config.mask.dilate,
     }
@@ -290,40 +337,7 @@ def evaluate_masks(
 
 SUITE_SEEDS = 3  # seeds per case by default
 HELD_OUT_SEEDS = (1000, 1001)  # run only with held_out=True: not looked at while tuning
-# What the rendered frames go through before the tracker sees them: "none" (the exact pixels) or "h264" (an
-# H.264 round trip at libx264's default quality, CRF 23, 4:2:0 chroma: what any real clip has been through).
-CODECS = ("none", "h264")
-H264_CRF = 23
 BACKDROP_FRAMES = 600  # frames of a --backdrop clip kept in memory
-
-
-def codec_roundtrip(images: list[np.ndarray], codec: str) -> list[np.ndarray]:
-    """``images`` (H x W x 3 uint8 RGB, even W and H for h264) encoded and decoded again with ``codec``."""
-    if codec == "none":
-        return images
-    if codec not in CODECS:
-        raise InputError(f"unknown codec {codec!r} (known: {', '.join(CODECS)})")
-    import io as bytes_io
-
-    import av
-
-    h, w = images[0].shape[:2]
-    if w % 2 or h % 2:
-        raise InputError(f"a {w}x{h} frame cannot go through h264 with 4:2:0 chroma: width and height must be even")
-    buf = bytes_io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(H264_CRF)}
-        for image in images:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode())
-    buf.seek(0)
-    with av.open(buf) as inp:
-        decoded = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
-    if len(decoded) != len(images):
-        raise RuntimeError(f"h264 round trip gave {len(decoded)} frames for {len(images)}")
-    return decoded
 
 
 def load_backdrop(path: str | Path, frames: int = BACKDROP_FRAMES) -> list[np.ndarray]:
