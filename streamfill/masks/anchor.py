@@ -1,6 +1,7 @@
 """The mask tracker's searches for the object's picture (:class:`AppearanceSearch`, mixed into
 :class:`streamfill.masks.propagate.Propagator`): aligning the remembered template to the new frame (ECC,
-``_refine``), looking for it again in a wider window when that alignment fails outright (``_reseek``), and
+``_refine``), aligning it again from the object's recent motion when the flow's did not match
+(``_retry_recent``), looking for it in a wider window when that alignment fails outright (``_reseek``), and
 measuring a camera jump around the object (phase correlation, ``_camera_jump``). They read the propagator's
 state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``global_motion``, ``ref_hist``, ``cfg``) and its kernels."""
 
@@ -80,6 +81,46 @@ class AppearanceSearch:
         out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
         return out, float(rho)
 
+    def _retry_recent(self, grey: np.ndarray, guess: np.ndarray, prior: np.ndarray, refined: np.ndarray,
+                      rho: float, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """The alignment from ``guess`` (the template moved by the flow's motion) did not match: align again from
+        ``prior`` (moved by the object's recent motion instead), when the two put the template's centre at least
+        1 px apart. A periodic texture (a checkerboard) moving about a period per frame makes the flow alias:
+        all the object's points agree on a motion one period short, ECC from there fails or slides to the
+        wrong period, and the wider search (``_reseek``) refuses places that near the guess (held-out `small`
+        seed 9960 over both clips: a 21 px checkered object lost for good at frame 48). Taken as
+        ``_align_found`` takes a place (counted as a re-seek). Returns (warp, correlation) as ``_refine``."""
+        tg, _, (tx, ty), _ = self.tmpl
+        centre = np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0])
+        if np.hypot(*((prior[:, :2] - guess[:, :2]) @ centre + prior[:, 2] - guess[:, 2])) < 1.0:
+            return refined, rho
+        return self._align_found(grey, guess, prior, refined, rho, rgb)
+
+    def _align_found(self, grey: np.ndarray, guess: np.ndarray, moved: np.ndarray, refined: np.ndarray,
+                     rho: float, rgb: np.ndarray | None) -> tuple[np.ndarray, float]:
+        """Align the template (ECC) from ``moved``, a place found other than by the flow's ``guess``; taken
+        (counted in ``reseeks``) when it correlates at least ``anchor_corr`` and better than ``rho``, and the
+        object's colours agree under it at least as well as under ``guess``. Returns (warp, correlation), else
+        (``refined``, ``rho``) unchanged."""
+        tsoft = self.tmpl[1]
+        H, W = grey.shape
+        shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
+        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
+        x, y, w, h = cv2.boundingRect(shape)
+        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
+        warp, r = self._refine(grey, moved, visible, roi)
+        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
+            # The colours must agree too: the object's colours under the shape found again at least as well
+            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
+            # 20-40 px object, and the mask jumped off the object).
+            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
+            if agreement(rgb, at, self.ref_hist) < agreement(rgb, before, self.ref_hist):
+                return refined, rho
+            self.reseeks += 1
+            return warp, r
+        return refined, rho
+
     def _reseek(self, grey: np.ndarray, guess: np.ndarray, refined: np.ndarray, rho: float,
                 rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """The alignment failed outright near ``guess``: look for the template again in a wider window
@@ -123,22 +164,7 @@ class AppearanceSearch:
             return refined, rho
         moved = guess.copy()
         moved[:, 2] += found - predicted
-        shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
-        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
-        x, y, w, h = cv2.boundingRect(shape)
-        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
-        warp, r = self._refine(grey, moved, visible, roi)
-        if r > rho and r >= self.cfg.anchor_corr and rgb is not None:
-            # The colours must agree too: the object's colours under the shape found again at least as well
-            # as under the predicted one (a look-alike patch of background nearby correlated at 0.92 on a
-            # 20-40 px object, and the mask jumped off the object).
-            at = cv2.warpAffine(tsoft, warp, (W, H), flags=cv2.INTER_LINEAR) > 0.5
-            before = cv2.warpAffine(tsoft, guess, (W, H), flags=cv2.INTER_LINEAR) > 0.5
-            if agreement(rgb, at, self.ref_hist) < agreement(rgb, before, self.ref_hist):
-                return refined, rho
-            self.reseeks += 1
-            return warp, r
-        return refined, rho
+        return self._align_found(grey, guess, moved, refined, rho, rgb)
 
     def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """The change of the picture's shift around the object (phase correlation of the previous and the new

@@ -24,7 +24,9 @@ Appearance anchor: while the keyframe's picture of the object aligns (ECC) with 
 keyframe's shape moved there (where the flow is trusted and follows the object, averaged with the flow's mask;
 the alignment's scale correction damped, ``_ANCHOR_FLOW_SHARE`` / ``_ANCHOR_SCALE_GAIN``); when the alignment
 fails outright (a blurred jump the flow missed), the template is searched for in a wider window and taken back
-if it correlates and its colours agree (``_reseek``).
+if it correlates and its colours agree (``_reseek``). Before that, when the alignment from the flow's motion does
+not match, it is tried again from the object's recent motion (``_retry_recent``): on a periodic texture the flow
+aliases, and then the whole frame is tracked by the template alone.
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
@@ -348,6 +350,7 @@ class Propagator(AppearanceSearch):
             self.rejected += 1
             step = self.velocity if self._plausible(self.velocity) else translation_of(step, full_state)
             self.rigidity = 0.0
+        recent = self.velocity  # the object's last accepted motion, before this frame's fit replaces it
         if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
             step = self.velocity  # hidden for now: assume it keeps moving as it did
             self.misses += 1
@@ -385,6 +388,14 @@ class Propagator(AppearanceSearch):
                 # tiny seed 9507); taken at half gain, a steady bias of the fitted motion is still corrected.
                 refined = _damped_scale(refined, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
             ecc_rho, reseeks = rho, self.reseeks
+            if rho < cfg.anchor_corr:
+                refined, rho = self._retry_recent(grey, guess, compose(recent, previous), refined, rho, full_rgb)
+                if self.reseeks > reseeks:
+                    # The flow's motion was wrong (aliased on a periodic texture): the object's motion is the
+                    # alignment's, and none of this frame's flow is trusted, so its shape is the template's.
+                    step = self.velocity = compose(refined, invert(previous))
+                    trusted = np.zeros_like(trusted)
+                    follows = np.ones_like(follows)
             if rho < _RESEEK_ABRUPT:
                 refined, rho = self._reseek(grey, guess, refined, rho, full_rgb)
             # Found again by the wider search: the guess's motion is what failed, so the fit is bounded
