@@ -1,7 +1,8 @@
 """The mask tracker's searches for the object's picture (:class:`AppearanceSearch`, mixed into
 :class:`streamfill.masks.propagate.Propagator`): aligning the remembered template to the new frame (ECC,
 ``_refine``), aligning it again from the object's recent motion when the flow's did not match
-(``_retry_recent``), looking for it in a wider window when that alignment fails outright (``_reseek``), and
+(``_retry_recent``), or on the object's own pixels only (``_align_own``), looking for it in a wider window when
+that alignment fails outright (``_reseek``), and
 measuring a camera jump around the object (phase correlation, ``_camera_jump``). They read the propagator's
 state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``global_motion``, ``ref_hist``, ``cfg``) and its kernels."""
 
@@ -19,6 +20,12 @@ _ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
 _ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
 _ECC_SCALE_STEP = 0.03  # ... and their scale is measured by trying +-this log-scale (see _refine)
 _RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
+# Alignment on the object's own pixels (see AppearanceSearch._align_own): taken only this close (px, the
+# template's centre) to the flow's guess, and never for a picture that repeats itself under a shift of 2 to
+# _REPEAT_REACH px (its autocorrelation there at least _REPEAT_PEAK and _REPEAT_RISE above one step nearer the
+# centre; see repeats).
+_OWN_SHIFT = 0.75
+_REPEAT_REACH, _REPEAT_PEAK, _REPEAT_RISE = 6, 0.6, 0.1
 # Camera jumps (see AppearanceSearch._camera_jump): the picture's shift in a window this many times the object's
 # size about it, on a copy at most _JUMP_SIDE px across, trusted above this phase-correlation response; a
 # change of at least _JUMP_MIN working px starts the flow from it.
@@ -80,6 +87,28 @@ class AppearanceSearch:
         out = warp.astype(np.float64)
         out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
         return out, float(rho)
+
+    def _align_own(self, grey: np.ndarray, guess: np.ndarray, own: np.ndarray, roi: tuple[int, int, int, int],
+                   refined: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
+        """The alignment from ``guess`` scored the outline's band on both sides and did not match: align again
+        scoring only ``own`` (uint8, the object's own pixels: its visible interior and the inner side of its
+        outline, the frame's size), and take it when it correlates better and moves the template's centre at most
+        ``_OWN_SHIFT`` px from the guess. The band's outer side is background: a neighbour moving behind a small
+        object (the bunny climbing out behind a 43 px object in `bigbuckbunny.mp4` at 176x144) changes it, the
+        alignment failed most frames, the template was learnt again from the mask each time and the mask spread
+        onto the neighbour (the standard `translate` trajectory: mean IoU 0.31). Not for a template whose
+        picture repeats itself (``tmpl_periodic``): its own pixels match one period off as well, which the
+        outline rules out; nor for one under ``_ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
+        pixels are too few (20-30 px objects lost more than they gained). Returns (warp, correlation), else
+        (``refined``, ``rho``) unchanged."""
+        if self.tmpl_periodic or min(self.tmpl[0].shape) < _ECC_AFFINE_SIDE:
+            return refined, rho
+        warp, r = self._refine(grey, guess, own, roi)
+        tg, _, (tx, ty), _ = self.tmpl
+        centre = np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0])
+        if r > rho and np.hypot(*((warp[:, :2] - guess[:, :2]) @ centre + warp[:, 2] - guess[:, 2])) <= _OWN_SHIFT:
+            return warp, r
+        return refined, rho
 
     def _retry_recent(self, grey: np.ndarray, guess: np.ndarray, prior: np.ndarray, refined: np.ndarray,
                       rho: float, rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -198,3 +227,24 @@ class AppearanceSearch:
         if self._hann_win is None or self._hann_win.shape != shape:
             self._hann_win = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
         return self._hann_win
+
+
+def repeats(picture: np.ndarray) -> bool:
+    """Does ``picture`` (grey, float32: the object's box) repeat itself under a shift of 2 to ``_REPEAT_REACH`` px
+    (less in a small picture): its autocorrelation there at least ``_REPEAT_PEAK`` and rising again on the way
+    out from the centre? A checkerboard, stripes, a grid; not a plain picture, a ramp or a random texture."""
+    h, w = picture.shape
+    reach = min(_REPEAT_REACH, (min(h, w) - 5) // 2)
+    if reach < 2:
+        return False
+    centre = picture[reach:h - reach, reach:w - reach]
+    if float(np.std(centre)) < 1.0:
+        return False
+    score = cv2.matchTemplate(picture, centre, cv2.TM_CCOEFF_NORMED)
+    # A shift where the correlation rises again on the way out from the centre (higher than one step nearer the
+    # centre by _REPEAT_RISE): a periodic picture dips between its repeats; a plain one, a ramp or a random
+    # texture only falls (or stays flat) away from the centre.
+    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    nearer = score[dy - np.sign(dy) + reach, dx - np.sign(dx) + reach]
+    far = np.maximum(np.abs(dy), np.abs(dx)) >= 2
+    return bool(np.any(far & (score >= _REPEAT_PEAK) & (score > nearer + _REPEAT_RISE)))

@@ -26,7 +26,8 @@ the alignment's scale correction damped, ``_ANCHOR_FLOW_SHARE`` / ``_ANCHOR_SCAL
 fails outright (a blurred jump the flow missed), the template is searched for in a wider window and taken back
 if it correlates and its colours agree (``_reseek``). Before that, when the alignment from the flow's motion does
 not match, it is tried again from the object's recent motion (``_retry_recent``): on a periodic texture the flow
-aliases, and then the whole frame is tracked by the template alone.
+aliases, and then the whole frame is tracked by the template alone; then on the object's own pixels only, without
+the background side of the outline (``_align_own``): a neighbour moving behind a small object changes that side.
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
@@ -48,7 +49,7 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.anchor import AppearanceSearch
+from streamfill.masks.anchor import AppearanceSearch, repeats
 from streamfill.masks.colour import ColourModel, colour_hist
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
 
@@ -173,6 +174,7 @@ class Propagator(AppearanceSearch):
         self.run_before_loss = 0  # matches in a row before the current loss of the match
         self.proven = False
         self.rigidity = 0.0
+        self.tmpl_periodic = False
         if cv2.countNonZero(obj) < 16:
             self.tmpl = None
             return
@@ -183,6 +185,7 @@ class Propagator(AppearanceSearch):
         self.tmpl = (grey[y0:y1, x0:x1].astype(np.float32), soft.copy(), (x0, y0), blur)
         # Over the crop, ring of background included: ECC scores the outline too (see step).
         self.tmpl_std = float(np.std(self.tmpl[0]))
+        self.tmpl_periodic = repeats(grey[y:y + h, x:x + w].astype(np.float32))
 
     def _fit_step(self, fwd: np.ndarray, back: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
         """Similarity transform (2 x 3, previous -> current frame, frame coordinates) of the object, from the
@@ -396,6 +399,12 @@ class Propagator(AppearanceSearch):
                     step = self.velocity = compose(refined, invert(previous))
                     trusted = np.zeros_like(trusted)
                     follows = np.ones_like(follows)
+            if rho < cfg.anchor_corr:
+                own = np.zeros(grey.shape, np.uint8)
+                own[y0:y1, x0:x1] = inner | (shape & ~cv2.erode(shape, self.k5))
+                found, rho = self._align_own(grey, guess, own, (x0, y0, x1, y1), refined, rho)
+                if found is not refined:
+                    refined = _damped_scale(found, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
             if rho < _RESEEK_ABRUPT:
                 refined, rho = self._reseek(grey, guess, refined, rho, full_rgb)
             # Found again by the wider search: the guess's motion is what failed, so the fit is bounded
