@@ -724,16 +724,17 @@ def test_colours_shared_with_the_background_do_not_eat_the_mask():
 def test_an_untrusted_outline_alone_does_not_count_as_hidden():
     """The flow is rarely trusted on an object's outline; for a small object that edge alone is more than a tenth
     of it, and a fully seen object then counted as partly hidden (held to a stale, shrinking shape)."""
-    from streamfill.masks.propagate import _disk, _partly_hidden
+    from streamfill.masks.ops import disk
+    from streamfill.masks.propagate import _partly_hidden
 
     shape = np.zeros((64, 64), np.uint8)
     cv2.circle(shape, (32, 32), 14, 1, -1)  # a 28 px object
-    edge_untrusted = cv2.erode(shape, _disk(1))
+    edge_untrusted = cv2.erode(shape, disk(1))
     assert cv2.countNonZero(shape - edge_untrusted) > 0.1 * cv2.countNonZero(shape)
-    assert not _partly_hidden(shape, edge_untrusted, _disk(2))
+    assert not _partly_hidden(shape, edge_untrusted, disk(2))
     left_hidden = shape.copy()
     left_hidden[:, :26] = 0  # an occluder over its left part
-    assert _partly_hidden(shape, left_hidden, _disk(2))
+    assert _partly_hidden(shape, left_hidden, disk(2))
 
 
 def test_an_alignment_beside_the_object_does_not_erase_the_mask(monkeypatch):

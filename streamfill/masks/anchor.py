@@ -92,21 +92,23 @@ class AppearanceSearch:
                    refined: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
         """The alignment from ``guess`` scored the outline's band on both sides and did not match: align again
         scoring only ``own`` (uint8, the object's own pixels: its visible interior and the inner side of its
-        outline, the frame's size), and take it when it correlates better and moves the template's centre at most
-        ``_OWN_SHIFT`` px from the guess. The band's outer side is background: a neighbour moving behind a small
-        object (the bunny climbing out behind a 72 px object in `bigbuckbunny.mp4` at 320x240) changes it, the
-        alignment failed most frames, the template was learnt again from the mask each time and the mask spread
-        onto the neighbour (the standard `translate` trajectory: mean IoU 0.69). Not for a template whose
+        outline, over the region of interest ``roi`` = x0, y0, x1, y1), and take it when it correlates better
+        and moves the template's centre at most ``_OWN_SHIFT`` px from the guess. The band's outer side is
+        background: a neighbour moving behind a small object (the bunny climbing out behind a 72 px object in
+        `bigbuckbunny.mp4` at 320x240) changes it, the alignment failed most frames, the template was learnt
+        again from the mask each time and the mask spread onto the neighbour (the standard `translate`
+        trajectory: mean IoU 0.69). Not for a template whose
         picture repeats itself (``tmpl_periodic``): its own pixels match one period off as well, which the
         outline rules out; nor for one under ``_ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
         pixels are too few (20-30 px objects lost more than they gained). Returns (warp, correlation), else
         (``refined``, ``rho``) unchanged."""
         if self.tmpl_periodic or min(self.tmpl[0].shape) < _ECC_AFFINE_SIDE:
             return refined, rho
-        warp, r = self._refine(grey, guess, own, roi)
-        tg, _, (tx, ty), _ = self.tmpl
-        centre = np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0])
-        if r > rho and np.hypot(*((warp[:, :2] - guess[:, :2]) @ centre + warp[:, 2] - guess[:, 2])) <= _OWN_SHIFT:
+        x0, y0, x1, y1 = roi
+        visible = np.zeros(grey.shape, np.uint8)
+        visible[y0:y1, x0:x1] = own
+        warp, r = self._refine(grey, guess, visible, roi)
+        if r > rho and _apart(warp, guess, template_centre(self.tmpl)) <= _OWN_SHIFT:
             return warp, r
         return refined, rho
 
@@ -119,9 +121,7 @@ class AppearanceSearch:
         wrong period, and the wider search (``_reseek``) refuses places that near the guess (held-out `small`
         seed 9960 over both clips: a 21 px checkered object lost for good at frame 48). Taken as
         ``_align_found`` takes a place (counted as a re-seek). Returns (warp, correlation) as ``_refine``."""
-        tg, _, (tx, ty), _ = self.tmpl
-        centre = np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0])
-        if np.hypot(*((prior[:, :2] - guess[:, :2]) @ centre + prior[:, 2] - guess[:, 2])) < 1.0:
+        if _apart(prior, guess, template_centre(self.tmpl)) < 1.0:
             return refined, rho
         return self._align_found(grey, guess, prior, refined, rho, rgb)
 
@@ -159,7 +159,7 @@ class AppearanceSearch:
         the object from there, and once the newest look replaces the anchor the offset is kept for good
         (held-out `shake` seed 1000: a third of the object outside the mask from frame 9 on). ``rgb`` (the
         whole working frame) checks the colours of the place found. Returns (warp, correlation) as ``_refine``."""
-        tg, tsoft, (tx, ty), _ = self.tmpl
+        tg = self.tmpl[0]
         ls, ang, aniso = decompose(guess)
         if self.tmpl_std < _ECC_MIN_STD or abs(ls) > 0.3 or abs(aniso) > 0.2:
             return refined, rho
@@ -170,8 +170,7 @@ class AppearanceSearch:
         side = int(0.7 * min(th, tw) * float(np.exp(ls)))
         if side < 12:
             return refined, rho
-        centre = np.array([tx + (tw - 1) / 2.0, ty + (th - 1) / 2.0])
-        predicted = guess[:, :2] @ centre + guess[:, 2]  # where the template's centre should be now
+        predicted = guess[:, :2] @ template_centre(self.tmpl) + guess[:, 2]  # where the template's centre should be now
         turn = guess[:, :2].copy()
         shift = np.array([(side - 1) / 2.0, (side - 1) / 2.0]) - turn @ np.array([(tw - 1) / 2.0, (th - 1) / 2.0])
         patch = cv2.warpAffine(tg, np.hstack([turn, shift[:, None]]), (side, side), flags=cv2.INTER_LINEAR)
@@ -248,3 +247,15 @@ def repeats(picture: np.ndarray) -> bool:
     nearer = score[dy - np.sign(dy) + reach, dx - np.sign(dx) + reach]
     far = np.maximum(np.abs(dy), np.abs(dx)) >= 2
     return bool(np.any(far & (score >= _REPEAT_PEAK) & (score > nearer + _REPEAT_RISE)))
+
+
+def template_centre(tmpl: tuple) -> np.ndarray:
+    """The centre of the template's crop (``tmpl`` as ``Propagator._set_template`` keeps it), in the coordinates
+    of the frame it was taken from: a warp (template -> now) maps it to where the object's centre is now."""
+    tg, _, (tx, ty), _ = tmpl
+    return np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0])
+
+
+def _apart(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> float:
+    """How far apart (px) the 2 x 3 warps ``a`` and ``b`` put ``point``."""
+    return float(np.hypot(*((a[:, :2] - b[:, :2]) @ point + a[:, 2] - b[:, 2])))

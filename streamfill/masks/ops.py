@@ -16,11 +16,16 @@ def binarize(mask: np.ndarray, threshold: int = 127) -> np.ndarray:
     return np.where(m > threshold, np.uint8(255), np.uint8(0))
 
 
+def disk(radius: int) -> np.ndarray:
+    """Elliptical structuring element of ``radius`` px (a (2r+1) x (2r+1) disc) for OpenCV morphology."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Grow the hole by ``pixels`` (elliptical structuring element). Returns a new H x W uint8 mask."""
     if pixels <= 0 or not mask.any():
         return mask
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    k = disk(pixels)
     return cv2.dilate(mask, k)
 
 
@@ -47,7 +52,7 @@ def paste_alpha(hole: np.ndarray, feather: int, margin: int) -> np.ndarray:
     if width <= 0 or not inside.any():
         return inside.astype(np.float32)
     alpha = feather_alpha(inside.astype(np.uint8), width)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    k = disk(margin)
     core = cv2.erode(inside.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
     alpha[core] = 1.0
     return alpha

@@ -35,8 +35,8 @@ more than the fitted scale change explains (x1.3 at least, x1.6 at most) in one 
 result, then the previous shape moved, then the previous mask shifted by whole pixels, is used): whatever
 path made a mask, the bound holds. A camera jump (the picture's shift around the object changing abruptly,
 phase correlation) starts the flow from the object's last motion plus the jump (``_camera_jump``). Each
-mask gets a confidence (area kept, colours still the object's, ``_confidence``); the tracker turns runs of
-low-confidence frames into lost stretches.
+mask gets a confidence (area kept, colours still the object's: :mod:`streamfill.masks.confidence`); the
+tracker turns runs of low-confidence frames into lost stretches.
 
 The template alignment (ECC), the wider re-seek and the camera-jump measurement are in
 :mod:`streamfill.masks.anchor`, the 2 x 3 transform helpers and the ECC call in :mod:`streamfill.masks.geometry`,
@@ -49,9 +49,11 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.anchor import AppearanceSearch, repeats
-from streamfill.masks.colour import ColourModel, colour_hist
+from streamfill.masks.anchor import AppearanceSearch, repeats, template_centre
+from streamfill.masks.colour import ColourModel
+from streamfill.masks.confidence import TrackConfidence
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
+from streamfill.masks.ops import disk
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -97,22 +99,6 @@ _MAX_AREA_STEP = 1.6  # ... and never more than this factor in one frame, whatev
 # a match when it had matched at least _RESEEK_RUN frames in a row before.
 _RESEEK_GRACE, _RESEEK_RUN = 3, 3
 _RESEEK_ABRUPT = 0.5  # ... and the loss was abrupt: the alignment correlated below this
-# Track confidence (see Propagator._confidence).
-# Area score = area / (_LOST_AREA x the keyframe's area), capped at 1: lost below 30 % of it (the tracker's
-# _LOST_CONFIDENCE).
-_LOST_AREA = 1.0
-_COLOUR_LOW, _COLOUR_HIGH = 0.35, 0.75  # colour score 0 at or below the first, 1 at or above the second
-# The object's own colours (see Propagator._distinct_colours): those of the keyframe mask's core _DISTINCT_RATIO
-# times commoner there than in a ring around the mask (this share of the object's longer side, at least
-# _RING_MIN px); when they make up less than _DISTINCT_MIN of the keyframe's mask, colour cannot tell the
-# object from its surroundings and only the plain colour score counts (see Propagator._confidence).
-_RING_SHARE, _RING_MIN = 0.25, 3
-_DISTINCT_MIN = 0.25
-_DISTINCT_RATIO = 2.0
-
-
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 class Propagator(AppearanceSearch):
@@ -125,10 +111,10 @@ class Propagator(AppearanceSearch):
         self._dis_shape = None
         self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         self.colour = ColourModel(config.colour_bins, config.model_rate)
-        self.k3 = _disk(1)
-        self.k5 = _disk(2)
-        self.band_k = _disk(max(1, config.band))
-        self.ring_k = _disk(max(2, 3 * config.band))
+        self.k3 = disk(1)
+        self.k5 = disk(2)
+        self.band_k = disk(max(1, config.band))
+        self.ring_k = disk(max(2, 3 * config.band))
         self.state: np.ndarray | None = None
         self.prev_grey: np.ndarray | None = None
 
@@ -149,12 +135,11 @@ class Propagator(AppearanceSearch):
         # in one frame.
         side = max(cv2.boundingRect(obj.astype(np.uint8))[2:]) if obj.any() else 0
         self.band = min(self.cfg.band, max(1, round(_BAND_SHARE * side))) if self.cfg.band > 0 else 0
-        self.band_k = _disk(max(1, self.band))
-        self.fit_k = _disk(max(1, round(_FIT_INSET * side)))
-        self.ref_area = float(np.count_nonzero(obj))
-        self.area = self.ref_area
-        self.ref_hist = colour_hist(rgb, obj)
-        self.ref_distinct = self._distinct_colours(rgb, obj, side)
+        self.band_k = disk(max(1, self.band))
+        self.fit_k = disk(max(1, round(_FIT_INSET * side)))
+        self.scorer = TrackConfidence(rgb, obj, side)
+        self.area = self.scorer.ref_area
+        self.ref_hist = self.scorer.ref_hist  # the keyframe object's colours (the re-seek's colour check)
         self._set_template(grey, self.state)
         self._learn(rgb, obj, None, rate=None)
         # How well colour alone tells the object from its surroundings (1 - Bhattacharyya coefficient of
@@ -400,8 +385,7 @@ class Propagator(AppearanceSearch):
                     trusted = np.zeros_like(trusted)
                     follows = np.ones_like(follows)
             if rho < cfg.anchor_corr:
-                own = np.zeros(grey.shape, np.uint8)
-                own[y0:y1, x0:x1] = inner | (shape & ~cv2.erode(shape, self.k5))
+                own = inner | (shape & ~cv2.erode(shape, self.k5))
                 found, rho = self._align_own(grey, guess, own, (x0, y0, x1, y1), refined, rho)
                 if found is not refined:
                     refined = _damped_scale(found, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
@@ -504,7 +488,7 @@ class Propagator(AppearanceSearch):
         self.area = area
         self.prev_grey = grey
         self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
-        self.confidence = self._confidence(rgb, keep, area)
+        self.confidence = self.scorer.score(rgb, keep, area)
         # A template that had matched for a while survives a short, abrupt loss of the match (a blurred jump the
         # flow missed): the mask of those frames may be off, and taking it as the new look would keep the
         # offset for good; the wider search (_reseek) finds the object again from the old look.
@@ -516,52 +500,6 @@ class Propagator(AppearanceSearch):
             full_trusted[y0:y1, x0:x1] = trusted
             self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
         return state
-
-    def _distinct_colours(self, rgb: np.ndarray, obj: np.ndarray, side: int) -> np.ndarray | None:
-        """The keyframe mask's colour histogram (as ``colour_hist``) kept on the object's own colours and zero
-        elsewhere; None when those make up less than ``_DISTINCT_MIN`` of the mask (an object coloured like
-        its surroundings). The object's own colours: those of the mask's core (farther from the outline than
-        half the largest distance) that are ``_DISTINCT_RATIO`` times commoner there than in a ring around
-        the mask. A mask drawn wider than the object holds a band of background along its outline: that
-        band must not count as the object (see ``_confidence``), and the core of such a mask is the object."""
-        o8 = obj.astype(np.uint8)
-        if not o8.any():
-            return None
-        dist = cv2.distanceTransform(o8, cv2.DIST_L2, 3)
-        core = dist > 0.5 * float(dist.max())
-        if np.count_nonzero(core) < 16:
-            core = obj
-        ring = cv2.dilate(o8, _disk(max(_RING_MIN, round(_RING_SHARE * side)))).astype(bool)
-        ring &= ~cv2.dilate(o8, self.k3).astype(bool)  # not the outline's blended pixels
-        if not ring.any():
-            return None
-        inside = colour_hist(rgb, obj)
-        own = np.where(colour_hist(rgb, core) > _DISTINCT_RATIO * colour_hist(rgb, ring), inside, 0.0)
-        return own if own.sum() >= _DISTINCT_MIN else None
-
-    def _confidence(self, rgb: np.ndarray, obj: np.ndarray, area: float) -> float:
-        """How sure the track is that the mask is on the object, 0-1: the smaller of an area score (the mask's
-        area over ``_LOST_AREA`` x the keyframe's, capped at 1) and a colour score (the Bhattacharyya
-        coefficient between the colours under the mask and the keyframe object's, mapped so that
-        ``_COLOUR_LOW`` and below is 0 and ``_COLOUR_HIGH`` and above is 1).
-
-        The coefficient is also taken on the keyframe object's own colours only (``ref_distinct``: those
-        commoner in its mask than around it), over their share of the keyframe's mask, and the smaller one
-        counts. A keyframe mask drawn wider than the object (a brush stroke, a hand-drawn outline) holds a
-        ring of background, and against the whole mask's colours, the background alone left where the object
-        had vanished still agreed (a plain disc with a 4 px margin, gone for 10 frames: coefficient 0.52,
-        confidence 0.42, nothing reported); on the object's own colours it is 0. For a mask under which the
-        object is all there, both agree (1 at the keyframe)."""
-        if area <= 0 or self.ref_area <= 0:
-            return 0.0
-        area_score = min(1.0, area / (_LOST_AREA * self.ref_area))
-        hist = colour_hist(rgb, obj)
-        bc = float(np.sum(np.sqrt(hist * self.ref_hist)))
-        if self.ref_distinct is not None:
-            own = float(np.sum(np.sqrt(hist * self.ref_distinct)) / self.ref_distinct.sum())
-            bc = min(bc, own)
-        colour_score = min(1.0, max(0.0, (bc - _COLOUR_LOW) / (_COLOUR_HIGH - _COLOUR_LOW)))
-        return float(min(area_score, colour_score))
 
 
 def _partly_hidden(shape: np.ndarray, seen: np.ndarray, kernel: np.ndarray) -> bool:
@@ -581,8 +519,7 @@ def _damped_scale(refined: np.ndarray, guess: np.ndarray, tmpl: tuple, gain: flo
     ls = decompose(compose(refined, invert(guess)))[0]
     if not np.isfinite(ls) or ls == 0.0:
         return refined
-    tg, _, (tx, ty), _ = tmpl
-    c = refined[:, :2] @ np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0]) + refined[:, 2]
+    c = refined[:, :2] @ template_centre(tmpl) + refined[:, 2]
     f = float(np.exp(-(1.0 - gain) * ls))
     return compose(np.array([[f, 0.0, (1.0 - f) * c[0]], [0.0, f, (1.0 - f) * c[1]]]), refined)
 
