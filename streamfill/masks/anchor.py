@@ -134,7 +134,7 @@ class AppearanceSearch:
         tsoft = self.tmpl[1]
         H, W = grey.shape
         shape = (cv2.warpAffine(tsoft, moved, (W, H), flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
-        visible = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
+        visible = cv2.dilate(shape, self.k5)  # the interior and a 2 px band on both sides of the outline
         x, y, w, h = cv2.boundingRect(shape)
         roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
         warp, r = self._refine(grey, moved, visible, roi)
