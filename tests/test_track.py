@@ -639,6 +639,23 @@ def _pose_clip(poses, size, seed=0, shifts=None):
     return frames, truth
 
 
+def test_the_mask_yielded_holds_the_unsure_pixels_of_the_soft_state(monkeypatch):
+    """The tracked state lags the outline inwards by a fraction of a pixel, so a tracked frame's mask is its
+    upsampled soft state above 0.3, not 0.5 (docs/guide/tracking.md, "Output threshold"); keyframes pass as given."""
+    from streamfill.masks import propagate
+
+    frames, truth = _clip(3, size=40)
+    ramp = np.tile(np.linspace(0.0, 1.0, W, dtype=np.float32), (H, 1))
+    monkeypatch.setattr(propagate.Propagator, "step", lambda self, rgb, grey: ramp)
+    tracker = FlowTracker([Keyframe(0, mask=truth[0])])
+    out = [m for _, m in tracker.pair(frames)]
+    assert tracker._small == (W, H)  # a 40 px object is tracked at full resolution: no resampling here
+    assert np.array_equal(out[0], truth[0])
+    for m in out[1:]:
+        assert np.array_equal(m > 127, ramp > 0.3)
+        assert (m > 127).sum() > (ramp > 0.5).sum() + 20 * H  # the pixels of 0.3-0.5 are in
+
+
 def test_a_small_growing_object_keeps_its_size():
     """A 24 px object growing by half over 60 frames: its template is aligned by translation only (too small
     for an affine fit), so its scale is measured against the template too, not only summed from the flow

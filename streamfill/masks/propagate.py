@@ -18,7 +18,8 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
    decisive the colour is (``|2 P(object | colour) - 1|``): a colour the object shares with its surroundings
    leaves the edge where the flow put it.
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
-   frame's state. Full-resolution masks are the upsampled soft state thresholded at 0.5.
+   frame's state (soft: the pixels it drops keep values under 0.5). The tracker makes the full-resolution
+   masks from it (``FlowTracker._to_full``: upsampled, above 0.3).
 
 Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
 keyframe's shape moved there (where the flow is trusted and follows the object, averaged with the flow's mask;
