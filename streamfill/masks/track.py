@@ -29,7 +29,8 @@ and ``backfill = 0`` nothing is held: every mask is yielded as soon as its frame
 Masks in and out: H x W uint8, 255 = object (to fill), same size as the frames; keyframe masks count pixels
 above 127. The masks yielded are the object itself, without safety margin: ``dilate`` (pixels) grows them
 if the caller asks for it. A tracked frame's mask is its upsampled soft state above ``_OUTPUT_THRESHOLD`` (0.3),
-not 0.5: the state lags the outline inwards.
+not 0.5: the state lags the outline inwards (unless those unsure pixels would add more than ``_OUTPUT_EXTRA``,
+30 %, to the area above 0.5: then that area alone).
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ _MAX_UPSCALE = 1.0
 _UPSCALE_PIXELS = 400_000
 # Output (see FlowTracker._to_full): the upsampled soft state above this is the object. Lower than the state's own
 # 0.5: the tracked state lags the outline inwards by a fraction of a pixel (small objects through a codec), and
-# the pixels it is unsure of are more often object than not. Measured in docs/guide/tracking.md ("Output threshold").
+# the pixels it is unsure of are more often object than not. Measured in docs/guide/tracking.md ("Fourth pass").
 _OUTPUT_THRESHOLD = 0.3
+_OUTPUT_EXTRA = 0.3  # ... but those unsure pixels add at most this share of the sure ones' area (else the sure ones)
 
 
 class TrackingWarning(UserWarning):
@@ -288,7 +290,12 @@ class FlowTracker:
         if soft is None:
             return np.zeros((self._h, self._w), np.uint8)
         up = cv2.resize(soft, (self._w, self._h), interpolation=cv2.INTER_LINEAR)
-        return self._out(np.where(up > _OUTPUT_THRESHOLD, 255, 0).astype(np.uint8))
+        mask = up > _OUTPUT_THRESHOLD
+        sure = up > 0.5
+        # The area bound holds on the state (see propagate); this keeps it on what is yielded.
+        if np.count_nonzero(mask) > (1.0 + _OUTPUT_EXTRA) * np.count_nonzero(sure):
+            mask = sure
+        return self._out(np.where(mask, 255, 0).astype(np.uint8))
 
     def _out(self, mask: Mask) -> Mask:
         return dilate(mask, self.dilate)
