@@ -671,7 +671,7 @@ def test_the_mask_yielded_holds_the_unsure_pixels_of_the_soft_state(monkeypatch)
     assert np.array_equal(out[0], truth[0])
     for m in out[1:]:
         assert np.array_equal(m > 127, soft > 0.3) and (m > 127)[:, 20:].all()
-    soft[:, 20:150] = 0.4  # unsure pixels that would triple the area: the sure ones alone
+    soft[:, 20:150] = 0.4  # unsure pixels that would make the area x4: the sure ones alone
     out = [m for _, m in FlowTracker([Keyframe(0, mask=truth[0])]).pair(frames)]
     for m in out[1:]:
         assert np.array_equal(m > 127, soft > 0.5)
