@@ -2,8 +2,9 @@
 :class:`streamfill.masks.propagate.Propagator`): aligning the remembered template to the new frame (ECC,
 ``_refine``), aligning it again from the object's recent motion when the flow's did not match
 (``_retry_recent``), or on the object's own pixels only (``_align_own``), looking for it in a wider window when
-that alignment fails outright (``_reseek``), and
-measuring a camera jump around the object (phase correlation, ``_camera_jump``). They read the propagator's
+that alignment fails outright (``_reseek``), finding the keyframe's picture again (``_key_picture``,
+``_redetect``: the propagator mends a mask that spread around the object from it), and measuring a camera jump
+around the object (phase correlation, ``_camera_jump``). They read the propagator's
 state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``global_motion``, ``ref_hist``, ``cfg``) and its kernels."""
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ _JUMP_WINDOW = 3.0
 _JUMP_SIDE = 128
 _JUMP_RESPONSE = 0.1
 _JUMP_MIN = 3.0
+# Re-detection of the keyframe's picture (see AppearanceSearch._redetect): its central part (this share of the
+# keyframe object's box inside each side; none for an object cut by the frame's edge), searched at a scale where it
+# is at most _REDETECT_SIDE px across, in a window reaching twice its size beyond the mask's box; found when it
+# correlates at least _REDETECT_NCC and at least _REDETECT_MARGIN more than anywhere else in the window (a picture
+# that repeats itself is never found).
+_REDETECT_INSET = 0.2
+_REDETECT_SIDE = 24
+_REDETECT_NCC = 0.85
+_REDETECT_MARGIN = 0.1
+_REDETECT_OTHER_SCALES = (0.85, 1.18)  # ... and better than at these scales (see _redetect)
 
 
 class AppearanceSearch:
@@ -193,6 +204,66 @@ class AppearanceSearch:
         moved = guess.copy()
         moved[:, 2] += found - predicted
         return self._align_found(grey, guess, moved, refined, rho, rgb)
+
+    def _key_picture(self, grey: np.ndarray, obj: np.ndarray) -> None:
+        """Remember the keyframe object's central picture for ``_redetect``: ``key_picture`` = (grey patch, its
+        top-left corner in the keyframe), or None for an object too small, too plain or cut by the frame's edge."""
+        self.key_picture = None
+        if not obj.any():
+            return
+        x, y, w, h = cv2.boundingRect(obj.astype(np.uint8))
+        if x == 0 or y == 0 or x + w == obj.shape[1] or y + h == obj.shape[0]:
+            return
+        ix, iy = int(_REDETECT_INSET * w), int(_REDETECT_INSET * h)
+        patch = grey[y + iy : y + h - iy, x + ix : x + w - ix].astype(np.float32)
+        if min(patch.shape) >= 8 and float(np.std(patch)) >= _ECC_MIN_STD:
+            self.key_picture = (patch, np.array([x + ix, y + iy], np.float64))
+
+    def _redetect(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray | None:
+        """Where the keyframe's picture, as it was (not turned, not scaled), is now: the translation (2 x 3 warp,
+        keyframe -> now, working px) that puts it there, or None when it is not found unmistakably (see
+        ``_REDETECT_NCC``) in a window of twice its size around ``box`` (the mask's). It is found only while the
+        object looks as it did at the keyframe, and then the keyframe's shape moved there is the object's: a mask
+        that spread onto a moving neighbour of the object's colours was told by nothing else (a 43 px object over
+        the bunny in `bigbuckbunny.mp4` at 176x144: the mask grew to four times the object while the picture was
+        found within 1 px of it at correlation 0.84-0.98). Placed at its keyframe size only, and found only where
+        it matches better at that size than shrunk or grown (``_REDETECT_OTHER_SCALES``): placed at the best of
+        0.8-1.25 it matched a 0.8-size copy of a foliage object's own texture inside it and cut the mask down;
+        at one size alone, it still matched an object grown by a quarter and cut its good mask back."""
+        if self.key_picture is None or box is None:
+            return None
+        patch, corner = self.key_picture
+        ph, pw = patch.shape
+        H, W = grey.shape
+        x, y, w, h = box
+        m = max(ph, pw) * 2
+        x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
+        if x1 - x0 < pw + 2 or y1 - y0 < ph + 2:
+            return None
+        f = min(1.0, _REDETECT_SIDE / min(ph, pw))
+        window = np.ascontiguousarray(grey[y0:y1, x0:x1], np.float32)
+        if f < 1.0:
+            window = cv2.resize(window, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            patch = cv2.resize(patch, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        if patch.shape[0] + 2 > window.shape[0] or patch.shape[1] + 2 > window.shape[1] or min(patch.shape) < 6:
+            return None
+        score = cv2.matchTemplate(window, patch, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(score)
+        if not np.isfinite(best) or best < _REDETECT_NCC:
+            return None
+        for sc in _REDETECT_OTHER_SCALES:  # the object must be at its keyframe size now
+            other = cv2.resize(patch, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA if sc < 1 else cv2.INTER_LINEAR)
+            if other.shape[0] > window.shape[0] or other.shape[1] > window.shape[1]:
+                return None
+            if float(cv2.matchTemplate(window, other, cv2.TM_CCOEFF_NORMED).max()) >= best:
+                return None
+        r = max(2, min(patch.shape) // 2)
+        score[max(0, by - r) : by + r + 1, max(0, bx - r) : bx + r + 1] = -1.0
+        if float(score.max()) > best - _REDETECT_MARGIN:
+            return None
+        # the patch's top-left corner now (frame px) less where it was at the keyframe
+        shift = np.array([x0 + bx / f, y0 + by / f]) - corner
+        return np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
 
     def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """The change of the picture's shift around the object (phase correlation of the previous and the new

@@ -100,6 +100,14 @@ _MAX_AREA_STEP = 1.6  # ... and never more than this factor in one frame, whatev
 # a match when it had matched at least _RESEEK_RUN frames in a row before.
 _RESEEK_GRACE, _RESEEK_RUN = 3, 3
 _RESEEK_ABRUPT = 0.5  # ... and the loss was abrupt: the alignment correlated below this
+# Re-detection (see Propagator._redetected): every _REDETECT_EVERY tracked frames the keyframe's picture is searched
+# for; where it is found, the keyframe's shape moved there replaces a mask that has spread around it (one that holds
+# at least _REDETECT_INSIDE of that shape and is at least _REDETECT_SPREAD times its area), once the keyframe's
+# template aligns there (ECC) at a correlation of at least _REDETECT_RHO.
+_REDETECT_EVERY = 5
+_REDETECT_INSIDE = 0.9
+_REDETECT_SPREAD = 1.5
+_REDETECT_RHO = 0.9
 
 
 class Propagator(AppearanceSearch):
@@ -130,6 +138,8 @@ class Propagator(AppearanceSearch):
         self.recent_angle = 0.0  # recent |rotation| per frame, radians
         self.reseeks = 0  # anchors found again by the wider search (see _reseek)
         self.rejected = 0  # updates refused by the motion bounds (for tests and statistics)
+        self.redetected = 0  # masks replaced by the keyframe's shape where its picture was found (see _redetected)
+        self.tracked = 0  # frames tracked since the keyframe
         self.confidence = 1.0
         obj = self.state > 0.5
         # The colour band scales with the object: a 4 px band around a 20 px object could double its area
@@ -142,6 +152,9 @@ class Propagator(AppearanceSearch):
         self.area = self.scorer.ref_area
         self.ref_hist = self.scorer.ref_hist  # the keyframe object's colours (the re-seek's colour check)
         self._set_template(grey, self.state)
+        self.key_soft = self.state.copy()
+        self.key_tmpl, self.key_std = self.tmpl, self.tmpl_std
+        self._key_picture(grey, obj)
         self._learn(rgb, obj, None, rate=None)
         # How well colour alone tells the object from its surroundings (1 - Bhattacharyya coefficient of
         # the two histograms): the colour pull at the edge gets stronger the better it does.
@@ -162,7 +175,7 @@ class Propagator(AppearanceSearch):
         self.rigidity = 0.0
         self.tmpl_periodic = False
         if cv2.countNonZero(obj) < 16:
-            self.tmpl = None
+            self.tmpl, self.tmpl_std = None, 0.0
             return
         x, y, w, h = cv2.boundingRect(obj)
         H, W = obj.shape
@@ -172,6 +185,41 @@ class Propagator(AppearanceSearch):
         # Over the crop, ring of background included: ECC scores the outline too (see step).
         self.tmpl_std = float(np.std(self.tmpl[0]))
         self.tmpl_periodic = repeats(grey[y:y + h, x:x + w].astype(np.float32))
+
+    def _redetected(self, grey: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+        """Every ``_REDETECT_EVERY`` tracked frames: the keyframe's shape (soft, full frame) moved to where the
+        keyframe's picture is found again (``_redetect``), when the mask ``state`` has spread around it (see
+        ``_REDETECT_SPREAD``); else None. The template is then learnt again from it.
+
+        Only a spread mask is mended, never a shrunken or shifted one: a search that may also match the
+        object's own texture must not cut a good mask down (foliage at several scales did), and one that may
+        match a look-alike nearby must not move it (a pan over vtest matched 50 px away)."""
+        self.tracked += 1
+        if self.tracked % _REDETECT_EVERY or self.key_tmpl is None:
+            return None
+        obj = (state > 0.5).astype(np.uint8)
+        warp = self._redetect(grey, cv2.boundingRect(obj) if obj.any() else None)
+        if warp is None:
+            return None
+        H, W = state.shape
+        placed = cv2.warpAffine(self.key_soft, warp, (W, H), flags=cv2.INTER_LINEAR)
+        a, b = placed > 0.5, obj.astype(bool)
+        n_a, n_b, n_ab = np.count_nonzero(a), np.count_nonzero(b), np.count_nonzero(a & b)
+        if n_ab < _REDETECT_INSIDE * n_a or n_b < _REDETECT_SPREAD * n_a:
+            return None
+        inner = cv2.erode(a.astype(np.uint8), self.k5)
+        x, y, w, h = cv2.boundingRect(cv2.dilate(a.astype(np.uint8), self.k5))
+        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
+        saved = self.tmpl, self.tmpl_std
+        self.tmpl, self.tmpl_std = self.key_tmpl, self.key_std
+        try:
+            _, rho = self._refine(grey, warp, inner, roi)
+        finally:
+            self.tmpl, self.tmpl_std = saved
+        if rho < _REDETECT_RHO:
+            return None
+        self.redetected += 1
+        return placed
 
     def _fit_step(self, fwd: np.ndarray, back: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
         """Similarity transform (2 x 3, previous -> current frame, frame coordinates) of the object, from the
@@ -485,6 +533,11 @@ class Propagator(AppearanceSearch):
         local = np.where(keep, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
         state = np.zeros_like(full_state)
         state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
+        placed = self._redetected(grey, state)
+        if placed is not None:
+            state, anchored = placed, False
+            keep = placed[y0:y1, x0:x1] > 0.5
+            area = float(np.count_nonzero(placed > 0.5))
         self.state = state
         self.area = area
         self.prev_grey = grey
@@ -494,8 +547,8 @@ class Propagator(AppearanceSearch):
         # flow missed): the mask of those frames may be off, and taking it as the new look would keep the
         # offset for good; the wider search (_reseek) finds the object again from the old look.
         grace = anchored or (0 < self.misses <= _RESEEK_GRACE and self.run_before_loss >= _RESEEK_RUN)
-        if not grace:
-            self._set_template(grey, state)  # appearance changed: anchor to the newest look
+        if not grace or placed is not None:
+            self._set_template(grey, state)  # appearance changed (or found again): anchor to the newest look
         if cfg.model_rate > 0:
             full_trusted = np.zeros(state.shape, bool)
             full_trusted[y0:y1, x0:x1] = trusted
