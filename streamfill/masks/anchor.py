@@ -35,10 +35,11 @@ _JUMP_SIDE = 128
 _JUMP_RESPONSE = 0.1
 _JUMP_MIN = 3.0
 # Re-detection of the keyframe's picture (see AppearanceSearch._redetect): its central part (this share of the
-# keyframe object's box inside each side; none for an object cut by the frame's edge), searched at a scale where it
-# is at most _REDETECT_SIDE px across, in a window reaching twice its size beyond the mask's box; found when it
-# correlates at least _REDETECT_NCC and at least _REDETECT_MARGIN more than anywhere else in the window (a picture
-# that repeats itself is never found).
+# keyframe object's box inside each side; none for an object cut by the frame's edge), searched at a scale where its
+# shorter side is at most _REDETECT_SIDE px, in a window reaching twice its size beyond the mask's box; found when it
+# correlates at least _REDETECT_NCC and at least _REDETECT_MARGIN more than anywhere farther than half its size from
+# the best place (so a picture that repeats itself at a shorter period is not told from its shifted copy: see
+# "Sixth pass" in docs/guide/tracking.md).
 _REDETECT_INSET = 0.2
 _REDETECT_SIDE = 24
 _REDETECT_NCC = 0.85
