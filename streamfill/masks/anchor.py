@@ -50,10 +50,11 @@ _REDETECT_OTHER_SCALES = (0.85, 1.18)  # ... and better than at these scales (se
 class AppearanceSearch:
     """Template alignment, wider re-seek and camera-jump measurement (see the module docstring)."""
 
-    def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray,
-                roi: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
-        """Align the template to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only
-        ``visible`` pixels (uint8, the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
+    def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray, roi: tuple[int, int, int, int],
+                template: tuple | None = None, template_std: float | None = None) -> tuple[np.ndarray, float]:
+        """Align the template (``self.tmpl``, or ``template`` with its grey standard deviation ``template_std``)
+        to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only ``visible`` pixels (uint8,
+        the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
         Returns (warp, correlation) or (guess, 0) when ECC cannot be trusted.
 
         Why ECC failed (NaN, "stopped before its convergence") on small or plain objects: an affine warp has six
@@ -62,10 +63,12 @@ class AppearanceSearch:
         correlate. So: no alignment for a flat template or under ``_ECC_MIN_PIXELS`` visible pixels, a
         translation-only alignment (two unknowns) for templates under ``_ECC_AFFINE_SIDE`` px, and the input
         is cropped to the region of interest (the whole frame's gradients were computed every call)."""
-        tg, _, (tx, ty), _ = self.tmpl
+        if template is None:
+            template, template_std = self.tmpl, self.tmpl_std
+        tg, _, (tx, ty), _ = template
         rx0, ry0, rx1, ry1 = roi
         mask = visible[ry0:ry1, rx0:rx1]
-        if self.tmpl_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
+        if template_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
             return guess, 0.0
         affine = min(tg.shape) >= _ECC_AFFINE_SIDE
         crop = guess.copy()
@@ -239,8 +242,6 @@ class AppearanceSearch:
         x, y, w, h = box
         m = max(ph, pw) * 2
         x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
-        if x1 - x0 < pw + 2 or y1 - y0 < ph + 2:
-            return None
         f = min(1.0, _REDETECT_SIDE / min(ph, pw))
         window = np.ascontiguousarray(grey[y0:y1, x0:x1], np.float32)
         if f < 1.0:

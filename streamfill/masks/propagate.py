@@ -210,12 +210,7 @@ class Propagator(AppearanceSearch):
         inner = cv2.erode(a.astype(np.uint8), self.k5)
         x, y, w, h = cv2.boundingRect(cv2.dilate(a.astype(np.uint8), self.k5))
         roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
-        saved = self.tmpl, self.tmpl_std
-        self.tmpl, self.tmpl_std = self.key_tmpl, self.key_std
-        try:
-            _, rho = self._refine(grey, warp, inner, roi)
-        finally:
-            self.tmpl, self.tmpl_std = saved
+        _, rho = self._refine(grey, warp, inner, roi, self.key_tmpl, self.key_std)
         if rho < _REDETECT_RHO:
             return None
         self.redetected += 1
@@ -535,7 +530,7 @@ class Propagator(AppearanceSearch):
         state[y0:y1, x0:x1] = np.clip((local - 0.5) * 2.0 + 0.5, 0.0, 1.0)
         placed = self._redetected(grey, state)
         if placed is not None:
-            state, anchored = placed, False
+            state = placed
             keep = placed[y0:y1, x0:x1] > 0.5
             area = float(np.count_nonzero(placed > 0.5))
         self.state = state
