@@ -29,8 +29,9 @@ FRESH = {2000: (2000, 2001), 3000: (3000, 3001, 3002), 4000: (4000, 4001, 4002),
          6000: (6000, 6001, 6002), 7000: (7000, 7001, 7002), 8000: (8000, 8001, 8002),
          9600: (9600, 9601, 9602)}
 BEFORE = (5000, 6000, 7000, 8000, 9600)  # the groups also run with the --before tracker
-COMPRESSED = (10020, 10021, 10022)  # --real: seeds never tuned on (9950-9952, 9970-9972, 9980-9982, 9990-9992,
-# 10010-10012: earlier passes, spent)
+COMPRESSED = (10040, 10041, 10042)  # --real: the newest seeds, never tuned on (run once, with this tracker and with a
+# variant that was then dropped); 9950-9952, 9970-9972, 9980-9982, 9990-9992, 10010-10012, 10020-10022, 10030-10032:
+# earlier passes, spent
 _CHILD = """
 import json, os, sys
 import streamfill
@@ -69,8 +70,8 @@ def _notes(before: bool) -> str:
            "(MAIN_CHECKOUT = a checkout of it), in a second process that runs them while this one runs the first "
            "parts: their CPU times come from another moment of a shared machine, so compare trackers' CPU only "
            "in an interleaved run (docs/guide/tracking.md). " if before else
-           "No 'before' part: this tracker is the main branch's (a variant measured against it on these "
-           "scenes was dropped, see docs/guide/tracking.md). ")
+           "No 'before' part: this tracker is the main branch's, with no change to compare (the variants tried "
+           "against it and dropped are in docs/guide/tracking.md). ")
         + "CPU time is process time (all threads) of the tracker alone, on a shared machine: treat it as an "
         "upper bound. The area change is how much more (or less) the mask's area changed from one frame to "
         "the next than the truth's did (1 = the same)."
