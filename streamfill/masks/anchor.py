@@ -51,8 +51,8 @@ class AppearanceSearch:
     """Template alignment, wider re-seek and camera-jump measurement (see the module docstring)."""
 
     def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray, roi: tuple[int, int, int, int],
-                template: tuple | None = None, template_std: float | None = None) -> tuple[np.ndarray, float]:
-        """Align the template (``self.tmpl``, or ``template`` with its grey standard deviation ``template_std``)
+                template: tuple | None = None) -> tuple[np.ndarray, float]:
+        """Align the template (``self.tmpl``, or ``template``, one of the same form such as the keyframe's)
         to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only ``visible`` pixels (uint8,
         the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
         Returns (warp, correlation) or (guess, 0) when ECC cannot be trusted.
@@ -65,6 +65,8 @@ class AppearanceSearch:
         is cropped to the region of interest (the whole frame's gradients were computed every call)."""
         if template is None:
             template, template_std = self.tmpl, self.tmpl_std
+        else:
+            template_std = float(np.std(template[0]))
         tg, _, (tx, ty), _ = template
         rx0, ry0, rx1, ry1 = roi
         mask = visible[ry0:ry1, rx0:rx1]

@@ -153,7 +153,7 @@ class Propagator(AppearanceSearch):
         self.ref_hist = self.scorer.ref_hist  # the keyframe object's colours (the re-seek's colour check)
         self._set_template(grey, self.state)
         self.key_soft = self.state.copy()
-        self.key_tmpl, self.key_std = self.tmpl, self.tmpl_std
+        self.key_tmpl = self.tmpl
         self._key_picture(grey, obj)
         self._learn(rgb, obj, None, rate=None)
         # How well colour alone tells the object from its surroundings (1 - Bhattacharyya coefficient of
@@ -210,7 +210,7 @@ class Propagator(AppearanceSearch):
         inner = cv2.erode(a.astype(np.uint8), self.k5)
         x, y, w, h = cv2.boundingRect(cv2.dilate(a.astype(np.uint8), self.k5))
         roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
-        _, rho = self._refine(grey, warp, inner, roi, self.key_tmpl, self.key_std)
+        _, rho = self._refine(grey, warp, inner, roi, self.key_tmpl)
         if rho < _REDETECT_RHO:
             return None
         self.redetected += 1
