@@ -856,3 +856,27 @@ def test_an_alignment_beside_the_object_does_not_erase_the_mask(monkeypatch):
     tracker = FlowTracker([Keyframe(0, mask=truth[0])])
     ious = [_iou(m, g) for (_, m), g in zip(tracker.pair(frames), truth, strict=True)]
     assert len(calls) >= 6 and min(ious) >= 0.85, [round(v, 2) for v in ious]
+
+
+def test_the_colour_model_never_forgets_a_keyframe_colour_of_the_object():
+    """The ratchet the floor stops: the mask has lost the object's dark part, so the object's side stops seeing dark
+    while the ring around the mask (which now holds that part) teaches dark to the background's. Learnt alone, the
+    object's histogram forgot dark within tens of frames and the pull then ate the rest of that part."""
+    from streamfill.masks.colour import ColourModel
+
+    red, dark, green = (200, 40, 40), (20, 20, 20), (40, 160, 40)
+    model = ColourModel(16, 0.05)
+
+    def fit(obj_colours, ring_colours, rate):
+        pixels = np.array([obj_colours + ring_colours], np.uint8)
+        fg = np.array([[True] * len(obj_colours) + [False] * len(ring_colours)])
+        model.fit(model.index(pixels), fg, ~fg, rate)
+
+    fit([red] * 50 + [dark] * 50, [green] * 100, None)  # the keyframe: half red, half dark, on green
+    dark_idx = model.index(np.array([dark], np.uint8))
+    assert model.posterior(dark_idx)[0] > 0.9
+    for _ in range(60):  # the dark half lost: only red inside, dark and green in the ring
+        fit([red] * 100, [dark] * 30 + [green] * 70, 0.05)
+    assert model.posterior(dark_idx)[0] > 0.4  # learnt alone: 0.07
+    # ... while what the object's side learns still counts: a colour only ever seen in the ring is background
+    assert model.posterior(model.index(np.array([green], np.uint8)))[0] < 0.01

@@ -13,8 +13,9 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
 3. Drift control: inside a band of ``[track] band`` pixels around the warped mask's edge, the mask is pulled
    towards the object's appearance: a foreground colour histogram (the object) against a local background
    histogram (a ring around it), both learnt on the keyframe and updated slowly (``[track] model_rate``;
-   :class:`~streamfill.masks.colour.ColourModel`). Where the flow is not trusted the colour model decides
-   most; this is also how parts that reappear after an occlusion grow back. The pull is weighted by how
+   :class:`~streamfill.masks.colour.ColourModel`; the object's side keeps the keyframe's colours). Where the
+   flow is not trusted the colour model decides most; this is also how parts that reappear after an occlusion
+   grow back. The pull is weighted by how
    decisive the colour is (``|2 P(object | colour) - 1|``): a colour the object shares with its surroundings
    leaves the edge where the flow put it.
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
