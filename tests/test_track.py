@@ -14,6 +14,7 @@ from streamfill.config import Config, TrackConfig
 from streamfill.errors import InputError, MaskError
 from streamfill.eval.masks import evaluate_masks, evaluate_trajectory
 from streamfill.masks import cutouts
+from streamfill.masks.colour import ColourModel
 from streamfill.masks.scenecut import SceneCutDetector
 from streamfill.masks.track import FlowTracker, Keyframe, TrackingWarning, parse_box
 from streamfill.types import Frame, MaskSource
@@ -862,10 +863,8 @@ def test_the_colour_model_never_forgets_a_keyframe_colour_of_the_object():
     """The ratchet the floor stops: the mask has lost the object's dark part, so the object's side stops seeing dark
     while the ring around the mask (which now holds that part) teaches dark to the background's. Learnt alone, the
     object's histogram forgot dark within tens of frames and the pull then ate the rest of that part."""
-    from streamfill.masks.colour import ColourModel
-
     red, dark, green = (200, 40, 40), (20, 20, 20), (40, 160, 40)
-    model = ColourModel(16, 0.05)
+    model = ColourModel(16)
 
     def fit(obj_colours, ring_colours, rate):
         pixels = np.array([obj_colours + ring_colours], np.uint8)

@@ -17,11 +17,10 @@ class ColourModel:
     background's: the pull then took more of that part each frame, a ratchet (``tiny`` 10020 over
     ``bigbuckbunny.mp4``: mean IoU 0.839 -> 0.918; docs/guide/tracking.md, "Eighth pass")."""
 
-    def __init__(self, bins: int, rate: float) -> None:
+    def __init__(self, bins: int) -> None:
         self.shift = 8 - int(np.log2(bins))
         self.bits = int(np.log2(bins))
         self.n = bins**3
-        self.rate = rate
         self.fg: np.ndarray | None = None  # learnt
         self.bg: np.ndarray | None = None
         self._key_fg: np.ndarray | None = None
@@ -40,12 +39,11 @@ class ColourModel:
         if not fg.any() or not bg.any():
             return
         hf, hb = self._hist(idx[fg]), self._hist(idx[bg])
-        first = self.fg is None or rate is None
-        r = 1.0 if first else rate
-        self.fg = hf if self.fg is None else (1 - r) * self.fg + r * hf
-        self.bg = hb if self.bg is None else (1 - r) * self.bg + r * hb
-        if first:
-            self._key_fg = self.fg
+        if self.fg is None or rate is None:  # the keyframe's
+            self.fg, self.bg, self._key_fg = hf, hb, hf
+        else:
+            self.fg = (1 - rate) * self.fg + rate * hf
+            self.bg = (1 - rate) * self.bg + rate * hb
         floor = np.maximum(self.fg, self._key_fg)
         self._fg_floor = floor / floor.sum()
 

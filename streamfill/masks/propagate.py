@@ -15,9 +15,8 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
    histogram (a ring around it), both learnt on the keyframe and updated slowly (``[track] model_rate``;
    :class:`~streamfill.masks.colour.ColourModel`; the object's side keeps the keyframe's colours). Where the
    flow is not trusted the colour model decides most; this is also how parts that reappear after an occlusion
-   grow back. The pull is weighted by how
-   decisive the colour is (``|2 P(object | colour) - 1|``): a colour the object shares with its surroundings
-   leaves the edge where the flow put it.
+   grow back. The pull is weighted by how decisive the colour is (``|2 P(object | colour) - 1|``): a colour the
+   object shares with its surroundings leaves the edge where the flow put it.
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
    frame's state (soft: the pixels it drops keep values under 0.5). The tracker makes the full-resolution
    masks from it (``FlowTracker._to_full``: upsampled, above 0.3).
@@ -120,7 +119,7 @@ class Propagator(AppearanceSearch):
         self._dis = None
         self._dis_shape = None
         self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self.colour = ColourModel(config.colour_bins, config.model_rate)
+        self.colour = ColourModel(config.colour_bins)
         self.k3 = disk(1)
         self.k5 = disk(2)
         self.band_k = disk(max(1, config.band))
