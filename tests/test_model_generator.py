@@ -188,7 +188,8 @@ def test_coarse_output_matches_functional_official_stage1():
     with torch.no_grad():
         coarse, _ = gen(image, mask)
         expected = official_stage1(sd, x)
-    torch.testing.assert_close(coarse, expected, rtol=1e-4, atol=1e-5)
+    # float32 through two orders of the same sums: a CPU with other vector units differs by a few 1e-5
+    torch.testing.assert_close(coarse, expected, rtol=1e-4, atol=1e-4)
 
 
 # --- discriminator ---
