@@ -2,10 +2,12 @@
 :class:`streamfill.masks.propagate.Propagator`): aligning the remembered template to the new frame (ECC,
 ``_refine``), aligning it again from the object's recent motion when the flow's did not match
 (``_retry_recent``), or on the object's own pixels only (``_align_own``), looking for it in a wider window when
-that alignment fails outright (``_reseek``), finding the keyframe's picture again (``_key_picture``,
+that alignment fails outright (``_reseek``), refereeing the flow's motion of a small object by its colour picture
+(``_picture_shift``), finding the keyframe's picture again (``_key_picture``,
 ``_redetect``: the propagator mends a mask that spread around the object from it), and measuring a camera jump
 around the object (phase correlation, ``_camera_jump``). They read the propagator's
-state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``global_motion``, ``ref_hist``, ``cfg``) and its kernels."""
+state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``prev_rgb``, ``state``, ``global_motion``, ``ref_hist``, ``cfg``) and
+its kernels."""
 
 from __future__ import annotations
 
@@ -18,8 +20,16 @@ from streamfill.masks.geometry import decompose, ecc
 # ECC alignment guards (see AppearanceSearch._refine).
 _ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
 _ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
-_ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
+ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
 _ECC_SCALE_STEP = 0.03  # ... and their scale is measured by trying +-this log-scale (see _refine)
+# The picture's shift (see AppearanceSearch._picture_shift): the previous frame's object pixels searched for
+# within max(_SHIFT_MIN_REACH, _SHIFT_REACH x the object's shorter side) px of where the flow's motion puts them;
+# the flow is overruled when the best place is at least _SHIFT_MIN_APART px away and matches at most _SHIFT_RATIO
+# times the squared difference at the flow's place.
+_SHIFT_MIN_REACH = 4
+_SHIFT_REACH = 0.4
+_SHIFT_MIN_APART = 1.5
+_SHIFT_RATIO = 0.6
 _RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
 # Alignment on the object's own pixels (see AppearanceSearch._align_own): taken only this close (px, the
 # template's centre) to the flow's guess, and never for a picture that repeats itself under a shift of 2 to
@@ -61,7 +71,7 @@ class AppearanceSearch:
         unknowns, and a template of a few hundred pixels, or one with little texture, does not pin them down
         (the Hessian is near singular); a mask with only a handful of visible pixels gives it nothing to
         correlate. So: no alignment for a flat template or under ``_ECC_MIN_PIXELS`` visible pixels, a
-        translation-only alignment (two unknowns) for templates under ``_ECC_AFFINE_SIDE`` px, and the input
+        translation-only alignment (two unknowns) for templates under ``ECC_AFFINE_SIDE`` px, and the input
         is cropped to the region of interest (the whole frame's gradients were computed every call)."""
         if template is None:
             template, template_std = self.tmpl, self.tmpl_std
@@ -72,7 +82,7 @@ class AppearanceSearch:
         mask = visible[ry0:ry1, rx0:rx1]
         if template_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
             return guess, 0.0
-        affine = min(tg.shape) >= _ECC_AFFINE_SIDE
+        affine = min(tg.shape) >= ECC_AFFINE_SIDE
         crop = guess.copy()
         crop[:, 2] = guess[:, :2] @ np.array([tx, ty], np.float64) + guess[:, 2] - np.array([rx0, ry0])
         image = np.ascontiguousarray(grey[ry0:ry1, rx0:rx1], np.float32)
@@ -116,10 +126,10 @@ class AppearanceSearch:
         again from the mask each time and the mask spread onto the neighbour (the standard `translate`
         trajectory: mean IoU 0.69). Not for a template whose
         picture repeats itself (``tmpl_periodic``): its own pixels match one period off as well, which the
-        outline rules out; nor for one under ``_ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
+        outline rules out; nor for one under ``ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
         pixels are too few (20-30 px objects lost more than they gained). Returns (warp, correlation), else
         (``refined``, ``rho``) unchanged."""
-        if self.tmpl_periodic or min(self.tmpl[0].shape) < _ECC_AFFINE_SIDE:
+        if self.tmpl_periodic or min(self.tmpl[0].shape) < ECC_AFFINE_SIDE:
             return refined, rho
         x0, y0, x1, y1 = roi
         visible = np.zeros(grey.shape, np.uint8)
@@ -210,6 +220,48 @@ class AppearanceSearch:
         moved = guess.copy()
         moved[:, 2] += found - predicted
         return self._align_found(grey, guess, moved, refined, rho, rgb)
+
+    def _picture_shift(self, rgb: np.ndarray, step: np.ndarray) -> np.ndarray | None:
+        """Referee the flow's motion of a small object: the previous frame's picture of the object (colour,
+        ``prev_rgb`` under the mask ``state``, one pixel in from its outline) is matched (squared differences,
+        translation only) around where ``step`` (previous -> current, working px) puts it in ``rgb``. Returns
+        ``step`` with its translation moved to the best place (to a fraction of a pixel) when that place is
+        clearly better (see ``_SHIFT_RATIO``) and far enough from the flow's, else None.
+
+        Why: on a plain object (a flat orange disc) the grey template has no texture for ECC ("iterations do
+        not converge") and the flow fitted on its interior follows the textured background behind it. The
+        object's colours then still say where it went. Its own picture is the referee, not a colour
+        probability: the colours' shift alone moved a textured 23 px object's mask 2-3 px off through H.264,
+        where the flow was right ("Seventh pass" in docs/guide/tracking.md)."""
+        obj = (self.state > 0.5).astype(np.uint8)
+        if not obj.any():
+            return None
+        x, y, w, h = cv2.boundingRect(obj)
+        support = cv2.erode(obj[y:y + h, x:x + w], self.k3)
+        if cv2.countNonZero(support) < _ECC_MIN_PIXELS // 2:
+            return None
+        centre = np.array([x + (w - 1) / 2.0, y + (h - 1) / 2.0])
+        moved = step[:, :2] @ centre + step[:, 2] - centre  # the flow's shift of the object's centre
+        r = max(_SHIFT_MIN_REACH, int(np.ceil(_SHIFT_REACH * min(w, h))))
+        ix, iy = (int(v) for v in np.rint(moved))
+        H, W = obj.shape
+        sx, sy = x + ix - r, y + iy - r
+        if sx < 0 or sy < 0 or sx + w + 2 * r > W or sy + h + 2 * r > H:
+            return None
+        ssd = cv2.matchTemplate(rgb[sy:sy + h + 2 * r, sx:sx + w + 2 * r].astype(np.float32),
+                                self.prev_rgb[y:y + h, x:x + w].astype(np.float32), cv2.TM_SQDIFF,
+                                mask=cv2.merge([support] * 3))
+        by, bx = np.unravel_index(int(np.argmin(ssd)), ssd.shape)
+        if bx in (0, 2 * r) or by in (0, 2 * r):
+            return None  # on the window's edge: the best place may lie beyond it
+        flow = moved - (ix, iy) + r  # the flow's place in ssd's coordinates
+        fx, fy = (int(np.clip(v, 0, 2 * r)) for v in np.rint(flow))
+        if np.hypot(bx - flow[0], by - flow[1]) < _SHIFT_MIN_APART or ssd[by, bx] > _SHIFT_RATIO * ssd[fy, fx]:
+            return None
+        best = np.array([bx + _vertex(ssd[by, bx - 1:bx + 2]), by + _vertex(ssd[by - 1:by + 2, bx])])
+        out = step.copy()
+        out[:, 2] += best - flow
+        return out
 
     def _key_picture(self, grey: np.ndarray, obj: np.ndarray) -> None:
         """Remember the keyframe object's central picture for ``_redetect``: ``key_picture`` = (grey patch, its
@@ -334,3 +386,10 @@ def template_centre(tmpl: tuple) -> np.ndarray:
 def _apart(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> float:
     """How far apart (px) the 2 x 3 warps ``a`` and ``b`` put ``point``."""
     return float(np.hypot(*((a[:, :2] - b[:, :2]) @ point + a[:, 2] - b[:, 2])))
+
+
+def _vertex(values: np.ndarray) -> float:
+    """Offset (-0.5 .. 0.5) of the lowest point of the parabola through three values at -1, 0, 1."""
+    a, b, c = (float(v) for v in values)
+    curve = a + c - 2.0 * b
+    return float(np.clip(0.5 * (a - c) / curve, -0.5, 0.5)) if curve > 0 else 0.0

@@ -30,6 +30,10 @@ not match, it is tried again from the object's recent motion (``_retry_recent``)
 aliases, and then the whole frame is tracked by the template alone; then on the object's own pixels only, without
 the background side of the outline (``_align_own``): a neighbour moving behind a small object changes that side.
 
+Small objects (templates aligned by translation only): the object's own picture in colour, matched from the
+previous frame, referees the flow's fitted motion; where it clearly disagrees, its shift is taken and that frame's
+flow is not trusted (``_picture_shift``: on a plain object the flow follows the textured background behind it).
+
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
 more than the fitted scale change explains (x1.3 at least, x1.6 at most) in one frame (else the plain flow
@@ -50,7 +54,7 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.anchor import AppearanceSearch, repeats, template_centre
+from streamfill.masks.anchor import ECC_AFFINE_SIDE, AppearanceSearch, repeats, template_centre
 from streamfill.masks.colour import ColourModel
 from streamfill.masks.confidence import TrackConfidence
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
@@ -130,6 +134,7 @@ class Propagator(AppearanceSearch):
     def start(self, rgb: np.ndarray, grey: np.ndarray, mask_small: np.ndarray) -> None:
         self.state = mask_small.astype(np.float32)
         self.prev_grey = grey
+        self.prev_rgb = rgb
         self.global_motion = np.zeros(2)  # the picture's last shift around the object (working px), see step
         self._hann_win: np.ndarray | None = None  # phase-correlation window, kept while its size holds
         self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
@@ -137,6 +142,7 @@ class Propagator(AppearanceSearch):
         self.recent_scale = 0.0  # recent |log scale| per frame of the object's accepted motion
         self.recent_angle = 0.0  # recent |rotation| per frame, radians
         self.reseeks = 0  # anchors found again by the wider search (see _reseek)
+        self.refereed = 0  # frames whose flow the object's picture overruled (see _picture_shift)
         self.rejected = 0  # updates refused by the motion bounds (for tests and statistics)
         self.redetected = 0  # masks replaced by the keyframe's shape where its picture was found (see _redetected)
         self.tracked = 0  # frames tracked since the keyframe
@@ -382,6 +388,15 @@ class Propagator(AppearanceSearch):
             self.rejected += 1
             step = self.velocity if self._plausible(self.velocity) else translation_of(step, full_state)
             self.rigidity = 0.0
+        overruled = False
+        if (step is not None and self.tmpl is not None and not self.tmpl_periodic
+                and min(self.tmpl[0].shape) < ECC_AFFINE_SIDE):
+            # A small object (template aligned by translation only): its own picture referees the flow's motion;
+            # not one whose picture repeats itself, which matches one period off as well.
+            moved = self._picture_shift(full_rgb, step)
+            if moved is not None:
+                step, overruled = moved, True
+                self.refereed += 1
         recent = self.velocity  # the object's last accepted motion, before this frame's fit replaces it
         if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
             step = self.velocity  # hidden for now: assume it keeps moving as it did
@@ -411,6 +426,11 @@ class Propagator(AppearanceSearch):
             shape = (predicted > 0.5).astype(np.uint8)
             anchor_shape = predicted  # the template where the anchor puts it (the guess, unless a match moves it)
             matched = None  # the template where an accepted alignment puts it
+            if overruled:
+                # The flow followed something else: none of it is trusted this frame, and the shape is moved
+                # by the object's motion (as after a re-seek below).
+                trusted = np.zeros_like(trusted)
+                follows = np.ones_like(follows)
             seen = shape & (follows & trusted).astype(np.uint8)
             inner = cv2.erode(seen, self.k5)
             visible[y0:y1, x0:x1] = inner | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
@@ -536,6 +556,7 @@ class Propagator(AppearanceSearch):
         self.state = state
         self.area = area
         self.prev_grey = grey
+        self.prev_rgb = full_rgb
         self.prev_blur = cv2.blur(grey, (3, 3)).astype(np.float32)
         self.confidence = self.scorer.score(rgb, keep, area)
         # A template that had matched for a while survives a short, abrupt loss of the match (a blurred jump the
