@@ -75,8 +75,6 @@ def test_a_thin_object_is_tracked_not_erased(width):
     assert min(_iou(m, t) for m, t in zip(masks, truth, strict=True)) > 0.8
 
 
-
-
 def _grass(seed: int, h: int, w: int) -> np.ndarray:
     """Grey blades of grass (short slanted strokes): a texture the flow follows."""
     rng = np.random.default_rng(seed)

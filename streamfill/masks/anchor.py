@@ -20,7 +20,7 @@ from streamfill.masks.geometry import decompose, ecc
 # ECC alignment guards (see AppearanceSearch._refine).
 _ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
 _ECC_MIN_PIXELS = 40  # visible object pixels ECC needs
-ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
+_ECC_AFFINE_SIDE = 40  # templates smaller than this (px, shorter side) are aligned by translation only
 _ECC_SCALE_STEP = 0.03  # ... and their scale is measured by trying +-this log-scale (see _refine)
 # The picture's shift (see AppearanceSearch._picture_shift): the previous frame's object pixels searched for
 # within max(_SHIFT_MIN_REACH, _SHIFT_REACH x the object's shorter side) px of where the flow's motion puts them;
@@ -71,7 +71,7 @@ class AppearanceSearch:
         unknowns, and a template of a few hundred pixels, or one with little texture, does not pin them down
         (the Hessian is near singular); a mask with only a handful of visible pixels gives it nothing to
         correlate. So: no alignment for a flat template or under ``_ECC_MIN_PIXELS`` visible pixels, a
-        translation-only alignment (two unknowns) for templates under ``ECC_AFFINE_SIDE`` px, and the input
+        translation-only alignment (two unknowns) for templates under ``_ECC_AFFINE_SIDE`` px, and the input
         is cropped to the region of interest (the whole frame's gradients were computed every call)."""
         if template is None:
             template, template_std = self.tmpl, self.tmpl_std
@@ -82,7 +82,7 @@ class AppearanceSearch:
         mask = visible[ry0:ry1, rx0:rx1]
         if template_std < _ECC_MIN_STD or cv2.countNonZero(mask) < _ECC_MIN_PIXELS:
             return guess, 0.0
-        affine = min(tg.shape) >= ECC_AFFINE_SIDE
+        affine = min(tg.shape) >= _ECC_AFFINE_SIDE
         crop = guess.copy()
         crop[:, 2] = guess[:, :2] @ np.array([tx, ty], np.float64) + guess[:, 2] - np.array([rx0, ry0])
         image = np.ascontiguousarray(grey[ry0:ry1, rx0:rx1], np.float32)
@@ -126,10 +126,10 @@ class AppearanceSearch:
         again from the mask each time and the mask spread onto the neighbour (the standard `translate`
         trajectory: mean IoU 0.69). Not for a template whose
         picture repeats itself (``tmpl_periodic``): its own pixels match one period off as well, which the
-        outline rules out; nor for one under ``ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
+        outline rules out; nor for one under ``_ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
         pixels are too few (20-30 px objects lost more than they gained). Returns (warp, correlation), else
         (``refined``, ``rho``) unchanged."""
-        if self.tmpl_periodic or min(self.tmpl[0].shape) < ECC_AFFINE_SIDE:
+        if self.tmpl_periodic or min(self.tmpl[0].shape) < _ECC_AFFINE_SIDE:
             return refined, rho
         x0, y0, x1, y1 = roi
         visible = np.zeros(grey.shape, np.uint8)
@@ -221,30 +221,32 @@ class AppearanceSearch:
         moved[:, 2] += found - predicted
         return self._align_found(grey, guess, moved, refined, rho, rgb)
 
-    def _picture_shift(self, rgb: np.ndarray, step: np.ndarray) -> np.ndarray | None:
+    def _picture_shift(self, rgb: np.ndarray, step: np.ndarray, box: tuple[int, int, int, int] | None
+                       ) -> np.ndarray | None:
         """Referee the flow's motion of a small object: the previous frame's picture of the object (colour,
-        ``prev_rgb`` under the mask ``state``, one pixel in from its outline) is matched (squared differences,
-        translation only) around where ``step`` (previous -> current, working px) puts it in ``rgb``. Returns
-        ``step`` with its translation moved to the best place (to a fraction of a pixel) when that place is
-        clearly better (see ``_SHIFT_RATIO``) and far enough from the flow's, else None.
+        ``prev_rgb`` under the mask ``state``, whose box is ``box``, one pixel in from its outline) is matched
+        (squared differences, translation only) around where ``step`` (previous -> current, working px) puts it
+        in ``rgb``. Returns ``step`` with its translation moved to the best place (to a fraction of a pixel)
+        when that place is clearly better (see ``_SHIFT_RATIO``) and far enough from the flow's, else None.
+        Only for templates aligned by translation only (under ``_ECC_AFFINE_SIDE`` px), and not for one whose
+        picture repeats itself (``tmpl_periodic``), which matches one period off as well.
 
         Why: on a plain object (a flat orange disc) the grey template has no texture for ECC ("iterations do
         not converge") and the flow fitted on its interior follows the textured background behind it. The
         object's colours then still say where it went. Its own picture is the referee, not a colour
         probability: the colours' shift alone moved a textured 23 px object's mask 2-3 px off through H.264,
         where the flow was right ("Seventh pass" in docs/guide/tracking.md)."""
-        obj = (self.state > 0.5).astype(np.uint8)
-        if not obj.any():
+        if box is None or self.tmpl is None or self.tmpl_periodic or min(self.tmpl[0].shape) >= _ECC_AFFINE_SIDE:
             return None
-        x, y, w, h = cv2.boundingRect(obj)
-        support = cv2.erode(obj[y:y + h, x:x + w], self.k3)
+        x, y, w, h = box
+        support = cv2.erode((self.state[y:y + h, x:x + w] > 0.5).astype(np.uint8), self.k3)
         if cv2.countNonZero(support) < _ECC_MIN_PIXELS // 2:
             return None
         centre = np.array([x + (w - 1) / 2.0, y + (h - 1) / 2.0])
         moved = step[:, :2] @ centre + step[:, 2] - centre  # the flow's shift of the object's centre
         r = max(_SHIFT_MIN_REACH, int(np.ceil(_SHIFT_REACH * min(w, h))))
         ix, iy = (int(v) for v in np.rint(moved))
-        H, W = obj.shape
+        H, W = self.state.shape
         sx, sy = x + ix - r, y + iy - r
         if sx < 0 or sy < 0 or sx + w + 2 * r > W or sy + h + 2 * r > H:
             return None

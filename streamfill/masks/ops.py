@@ -107,3 +107,16 @@ def sketch_regions(hole: np.ndarray, sketch: np.ndarray, max_regions: int = 32, 
             break
         kept[take] = grown[take]
     return [kept == i for i in range(1, len(order) + 1)]
+
+
+def drop_specks(obj: np.ndarray) -> np.ndarray:
+    """``obj`` (uint8 0/1) without its components smaller than 4 px or 2 % of the whole (specks of a cleaned mask)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(obj, connectivity=8)
+    if n <= 2:
+        return obj
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    small = np.nonzero(areas < max(4, 0.02 * areas.sum()))[0] + 1
+    if len(small):
+        obj = obj.copy()
+        obj[np.isin(labels, small)] = 0
+    return obj

@@ -54,11 +54,11 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.anchor import ECC_AFFINE_SIDE, AppearanceSearch, repeats, template_centre
+from streamfill.masks.anchor import AppearanceSearch, repeats, template_centre
 from streamfill.masks.colour import ColourModel
 from streamfill.masks.confidence import TrackConfidence
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
-from streamfill.masks.ops import disk
+from streamfill.masks.ops import disk, drop_specks
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -345,7 +345,7 @@ class Propagator(AppearanceSearch):
         obj = (p > 0.5).astype(np.uint8)
         obj = cv2.morphologyEx(obj, cv2.MORPH_OPEN, self.k3)
         obj = cv2.morphologyEx(obj, cv2.MORPH_CLOSE, self.k3)
-        return _drop_specks(obj), p
+        return drop_specks(obj), p
 
     def step(self, rgb: np.ndarray, grey: np.ndarray) -> np.ndarray:
         """The soft mask for the next frame (``rgb``/``grey`` at working resolution). Work is confined to
@@ -388,15 +388,12 @@ class Propagator(AppearanceSearch):
             self.rejected += 1
             step = self.velocity if self._plausible(self.velocity) else translation_of(step, full_state)
             self.rigidity = 0.0
-        overruled = False
-        if (step is not None and self.tmpl is not None and not self.tmpl_periodic
-                and min(self.tmpl[0].shape) < ECC_AFFINE_SIDE):
-            # A small object (template aligned by translation only): its own picture referees the flow's motion;
-            # not one whose picture repeats itself, which matches one period off as well.
-            moved = self._picture_shift(full_rgb, step)
-            if moved is not None:
-                step, overruled = moved, True
-                self.refereed += 1
+        # A small object's own picture referees the flow's motion.
+        moved = self._picture_shift(full_rgb, step, box) if step is not None else None
+        overruled = moved is not None
+        if overruled:
+            step = moved
+            self.refereed += 1
         recent = self.velocity  # the object's last accepted motion, before this frame's fit replaces it
         if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
             step = self.velocity  # hidden for now: assume it keeps moving as it did
@@ -592,18 +589,6 @@ def _damped_scale(refined: np.ndarray, guess: np.ndarray, tmpl: tuple, gain: flo
     c = refined[:, :2] @ template_centre(tmpl) + refined[:, 2]
     f = float(np.exp(-(1.0 - gain) * ls))
     return compose(np.array([[f, 0.0, (1.0 - f) * c[0]], [0.0, f, (1.0 - f) * c[1]]]), refined)
-
-
-def _drop_specks(obj: np.ndarray) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(obj, connectivity=8)
-    if n <= 2:
-        return obj
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    small = np.nonzero(areas < max(4, 0.02 * areas.sum()))[0] + 1
-    if len(small):
-        obj = obj.copy()
-        obj[np.isin(labels, small)] = 0
-    return obj
 
 
 def _moved(mask: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
