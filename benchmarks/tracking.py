@@ -34,6 +34,8 @@ COMPRESSED = (10060, 10061, 10062)  # --real: the newest seeds, never tuned on (
 # 10040-10042, 10050-10052: earlier passes, spent
 _CHILD = """
 import json, os, sys
+import cv2
+cv2.setNumThreads(1)  # timed as this checkout's eval times its tracker (older ones left OpenCV's threads on)
 import streamfill
 assert streamfill.__file__.startswith(os.getcwd()), streamfill.__file__  # the other checkout's, not this one
 from streamfill.eval.masks import evaluate_suite
@@ -72,9 +74,10 @@ def _notes(before: bool) -> str:
            "in an interleaved run (docs/guide/tracking.md). " if before else
            "No 'before' part: this tracker is the main branch's, with no change to compare (the variants tried "
            "against it and dropped are in docs/guide/tracking.md). ")
-        + "CPU time is process time (all threads) of the tracker alone, on a shared machine: treat it as an "
-        "upper bound. The area change is how much more (or less) the mask's area changed from one frame to "
-        "the next than the truth's did (1 = the same)."
+        + "CPU time is process time of the tracker alone with OpenCV on one thread (its idle worker threads "
+        "would count too, more the emptier the machine), on a shared machine: treat it as an upper bound. The "
+        "area change is how much more (or less) the mask's area changed from one frame to the next than the "
+        "truth's did (1 = the same)."
     )
 
 
@@ -189,7 +192,8 @@ def _compressed(args: argparse.Namespace) -> int:
             "< 0.90 or min IoU < 0.60). No constant was tuned on these seeds: they were run once, with the tracker "
             "before and after its last change (a small object's own picture referees the flow's motion), the "
             "rule for keeping it written down before (docs/guide/tracking.md, 'Tenth pass'). "
-            "CPU time is process time on a shared machine: an upper bound."),
+            "CPU time is process time of the tracker with OpenCV on one thread, on a shared machine: an upper "
+            "bound."),
         load_before)
     out = results.write_result(args.output or "benchmarks/results/tracking_compressed.json", result)
     print(f"wrote {out}", file=sys.stderr)

@@ -559,6 +559,33 @@ def test_mask_area_never_multiplies_in_one_frame_and_small_objects_get_a_finer_s
     assert big._working_scale(768, 576) == TrackConfig().scale
 
 
+def test_the_suite_times_the_tracker_on_one_opencv_thread_and_gives_the_threads_back(monkeypatch):
+    """CPU time per frame counts OpenCV's idle worker threads too, more the emptier the machine: the suite
+    times the tracker with OpenCV on one thread, and leaves the thread count as it found it."""
+    from streamfill.eval import masks as eval_masks
+
+    seen = []
+    pair = FlowTracker.pair
+
+    def watched(self, frames):
+        for item in pair(self, frames):
+            seen.append(cv2.getNumThreads())
+            yield item
+
+    monkeypatch.setattr(FlowTracker, "pair", watched)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        r = eval_masks.evaluate_scene("tiny", 1, frames=4)
+        assert seen == [1, 1, 1, 1] and len(r.cpu_ms) == 4
+        assert cv2.getNumThreads() == 2
+        with pytest.raises(RuntimeError), eval_masks.one_opencv_thread():
+            raise RuntimeError("a failing run")
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
+
+
 @pytest.mark.slow
 def test_suite_reports_every_case_and_seed_and_keeps_held_out_apart():
     from streamfill.eval.masks import evaluate_suite

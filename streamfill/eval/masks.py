@@ -19,10 +19,12 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from streamfill.config import Config
@@ -407,12 +409,28 @@ def _area_change(pred: int, prev_pred: int, gt: int, prev_gt: int) -> float:
     return float(max(rp / rt, rt / rp))
 
 
+@contextmanager
+def one_opencv_thread() -> Iterator[None]:
+    """OpenCV on one thread inside the block, as before after it. The tracker's CPU time is timed so: with
+    OpenCV's worker threads, process time also counts their waiting for work, which grows with the cores left
+    idle (`pan` 7001 alone on a 2-core machine, runs in ABBA order: 19-27 ms a frame with the default two
+    threads against 11-18 ms on one, 1.4-1.7x in each pair, for no shorter wall time; on a loaded machine the
+    two come closer). One thread measures the tracker's own work, whatever else the machine is doing."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def evaluate_scene(case: str, seed: int, pictures=(), *, frames: int = 90, config: Config | None = None,
                    size: tuple[int, int] | None = None, codec: str = "none",
                    backdrop: list[np.ndarray] | None = None) -> SceneResult:
     """Render ``case``/``seed`` (all frames first, so rendering never counts as tracking time; over the clip
     ``backdrop`` when given), pass the frames through ``codec`` (see ``CODECS``), track from frame 0's true
-    mask and score every frame. Time is CPU time of this process (all its threads)."""
+    mask and score every frame. Time is the tracker's CPU time, with OpenCV held to one thread (see
+    ``one_opencv_thread``)."""
     from streamfill.masks import scenes
 
     config = config or Config()
@@ -430,23 +448,24 @@ def evaluate_scene(case: str, seed: int, pictures=(), *, frames: int = 90, confi
     source = (Frame(image=f.image, pts=t, time_base=Fraction(1, 25), index=t) for t, f in enumerate(rendered))
     pairs = tracker.pair(source)
     prev_pred = prev_gt = 0
-    while True:
-        t0 = time.process_time()
-        try:
-            frame, mask = next(pairs)
-        except StopIteration:
-            break
-        result.cpu_ms.append((time.process_time() - t0) * 1000.0)
-        gt = rendered[frame.index].truth
-        rendered[frame.index] = None  # free as we go
-        m = mask > 127
-        result.iou.append(_iou(m, gt))
-        a, b = int(np.count_nonzero(m)), int(np.count_nonzero(gt))
-        result.area_change.append(1.0 if frame.index == 0 else _area_change(a, prev_pred, b, prev_gt))
-        prev_pred, prev_gt = a, b
-        result.confidence.append(float(tracker.confidence))
-        if b == 0:
-            result.truth_absent.append(frame.index)
+    with one_opencv_thread():
+        while True:
+            t0 = time.process_time()
+            try:
+                frame, mask = next(pairs)
+            except StopIteration:
+                break
+            result.cpu_ms.append((time.process_time() - t0) * 1000.0)
+            gt = rendered[frame.index].truth
+            rendered[frame.index] = None  # free as we go
+            m = mask > 127
+            result.iou.append(_iou(m, gt))
+            a, b = int(np.count_nonzero(m)), int(np.count_nonzero(gt))
+            result.area_change.append(1.0 if frame.index == 0 else _area_change(a, prev_pred, b, prev_gt))
+            prev_pred, prev_gt = a, b
+            result.confidence.append(float(tracker.confidence))
+            if b == 0:
+                result.truth_absent.append(frame.index)
     result.lost = lost
     return result
 
