@@ -115,6 +115,10 @@ class AppearanceSearch:
         out[:, 2] = out[:, 2] + np.array([rx0, ry0]) - out[:, :2] @ np.array([tx, ty], np.float64)
         return out, float(rho)
 
+    def _translation_only(self) -> bool:
+        """Is the current template aligned by translation only (shorter side under ``_ECC_AFFINE_SIDE`` px)?"""
+        return min(self.tmpl[0].shape) < _ECC_AFFINE_SIDE
+
     def _align_own(self, grey: np.ndarray, guess: np.ndarray, own: np.ndarray, roi: tuple[int, int, int, int],
                    refined: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
         """The alignment from ``guess`` scored the outline's band on both sides and did not match: align again
@@ -129,7 +133,7 @@ class AppearanceSearch:
         outline rules out; nor for one under ``_ECC_AFFINE_SIDE`` px, aligned by translation only, whose own
         pixels are too few (20-30 px objects lost more than they gained). Returns (warp, correlation), else
         (``refined``, ``rho``) unchanged."""
-        if self.tmpl_periodic or min(self.tmpl[0].shape) < _ECC_AFFINE_SIDE:
+        if self.tmpl_periodic or self._translation_only():
             return refined, rho
         x0, y0, x1, y1 = roi
         visible = np.zeros(grey.shape, np.uint8)
@@ -236,7 +240,7 @@ class AppearanceSearch:
         object's colours then still say where it went. Its own picture is the referee, not a colour
         probability: the colours' shift alone moved a textured 23 px object's mask 2-3 px off through H.264,
         where the flow was right ("Seventh pass" in docs/guide/tracking.md)."""
-        if box is None or self.tmpl is None or self.tmpl_periodic or min(self.tmpl[0].shape) >= _ECC_AFFINE_SIDE:
+        if box is None or self.tmpl is None or self.tmpl_periodic or not self._translation_only():
             return None
         x, y, w, h = box
         support = cv2.erode((self.state[y:y + h, x:x + w] > 0.5).astype(np.uint8), self.k3)
