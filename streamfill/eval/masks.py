@@ -365,6 +365,9 @@ class SceneResult:
     seed: int
     size: tuple[int, int]
     object_px: float  # the object's longer side at frame 0, px
+    # ... and its smallest over the frames where it is visible: the path scales the object by up to +-30 %
+    # and turns it, so an object 20 px long at frame 0 can be 15 px long later
+    object_min_px: float = 0.0
     iou: list[float] = field(default_factory=list)
     area_change: list[float] = field(default_factory=list)  # per frame: mask's area change against the truth's
     cpu_ms: list[float] = field(default_factory=list)
@@ -392,6 +395,7 @@ class SceneResult:
     def to_dict(self, per_frame: bool = True) -> dict:
         d = {
             "case": self.case, "seed": self.seed, "size": list(self.size), "object_px": round(self.object_px, 1),
+            "object_min_px": round(self.object_min_px, 1),
             "frames": len(self.iou), "mean_iou": self.mean_iou, "min_iou": self.min_iou,
             "max_area_change": self.max_area_change, "cpu_ms_per_frame": self.cpu_ms_per_frame,
             "min_confidence": float(np.min(self.confidence[1:])), "lost": [list(r) for r in self.lost],
@@ -399,6 +403,12 @@ class SceneResult:
         if per_frame:
             d.update(iou=self.iou, area_change=self.area_change, cpu_ms=self.cpu_ms, confidence=self.confidence)
         return d
+
+
+def _longer_side(truth: np.ndarray) -> float:
+    """The longer side (px) of the box around a truth mask's pixels; 0 for an empty mask."""
+    ys, xs = np.nonzero(truth)
+    return float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) if len(ys) else 0.0
 
 
 def _area_change(pred: int, prev_pred: int, gt: int, prev_gt: int) -> float:
@@ -439,9 +449,8 @@ def evaluate_scene(case: str, seed: int, pictures=(), *, frames: int = 90, confi
     for f, image in zip(rendered, coded, strict=True):
         f.image = image
     h, w = rendered[0].truth.shape
-    ys, xs = np.nonzero(rendered[0].truth)
-    obj = float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) if len(ys) else 0.0
-    result = SceneResult(case, seed, (w, h), obj)
+    sides = [_longer_side(f.truth) for f in rendered]
+    result = SceneResult(case, seed, (w, h), sides[0], min((s for s in sides if s > 0), default=0.0))
     lost: list[tuple[int, int]] = []
     tracker = FlowTracker([Keyframe(0, mask=np.where(rendered[0].truth, 255, 0).astype(np.uint8))], config.track,
                           dilate=0, on_warning=lambda message: None, on_lost=lambda a, b: lost.append((a, b)))
@@ -501,17 +510,18 @@ class SuiteReport:
         return json.dumps(self.to_dict(), indent=1)
 
     def table(self) -> str:
-        head = (f"{'case':<8} {'seed':>5} {'size':>8} {'obj px':>6} {'mean IoU':>8} {'min IoU':>8} "
+        head = (f"{'case':<8} {'seed':>5} {'size':>8} {'obj px':>6} {'min px':>6} {'mean IoU':>8} {'min IoU':>8} "
                 f"{'area x':>7} {'CPU ms':>7} {'min conf':>8}  lost")
         rows = [head, "-" * len(head)]
         for case, runs in self.by_case().items():
             for r in runs:
                 lost = ", ".join(f"{a}-{b}" for a, b in r.lost) or "-"
                 rows.append(f"{case:<8} {r.seed:>5} {r.size[0]:>4}x{r.size[1]:<3} {r.object_px:6.0f} "
+                            f"{r.object_min_px:6.0f} "
                             f"{r.mean_iou:8.3f} {r.min_iou:8.3f} {r.max_area_change:7.2f} "
                             f"{r.cpu_ms_per_frame:7.1f} {min(r.confidence[1:]):8.2f}  {lost}")
             worst = min(runs, key=lambda r: r.mean_iou)
-            rows.append(f"{case:<8} {'mean':>5} {'':>8} {'':>6} {np.mean([r.mean_iou for r in runs]):8.3f} "
+            rows.append(f"{case:<8} {'mean':>5} {'':>8} {'':>6} {'':>6} {np.mean([r.mean_iou for r in runs]):8.3f} "
                         f"{min(r.min_iou for r in runs):8.3f} {max(r.max_area_change for r in runs):7.2f} "
                         f"{np.median([r.cpu_ms_per_frame for r in runs]):7.1f}  worst seed {worst.seed}")
         s = self.summary()

@@ -5,7 +5,8 @@ cut from a picture) moves along a random smooth path; the truth is its visible a
 A *seed* picks the shape, the texture patch, the background picture, the object's size (within the case's
 range) and the path, so several seeds per case give several independent clips.
 
-Cases (``CASES``):
+Cases (``CASES``; an object's size is its longer side at its nominal size: its path scales it by up to +-30 %
+and turns it, so it can get shorter than the lower bound during a run, and ``eval masks`` reports the smallest):
 
 - ``pan``: 768x576, the camera pans over a still picture; object 60-200 px.
 - ``small``: 768x576, the same but the object is 20-32 px.
