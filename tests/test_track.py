@@ -925,3 +925,26 @@ def test_the_colour_model_never_forgets_a_keyframe_colour_of_the_object():
     assert model.posterior(dark_idx)[0] > 0.4  # learnt alone: 0.07
     # ... while what the object's side learns still counts: a colour only ever seen in the ring is background
     assert model.posterior(model.index(np.array([green], np.uint8)))[0] < 0.01
+
+
+def test_the_tracking_benchmark_counts_misses_also_among_objects_20_px_and_up():
+    """benchmarks/tracking.py: a part's misses (under mean IoU 0.90 or min IoU 0.60), all of them and those whose
+    object stays at least 20 px long; a baseline checkout that gives no smallest size shows '-'."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tracking.py"
+    spec = importlib.util.spec_from_file_location("tracking_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(mean, low, smallest):
+        return {"case": "small", "seed": 1, "size": [768, 576], "object_px": 24.0, "object_min_px": smallest,
+                "mean_iou": mean, "min_iou": low, "max_area_change": 1.1, "cpu_ms_per_frame": 9.0, "lost": []}
+
+    runs = [run(0.95, 0.9, 22), run(0.89, 0.8, 19), run(0.93, 0.55, 20), run(0.85, 0.7, 21), run(0.97, 0.9, 18)]
+    assert bench._misses(runs) == {"misses": 3, "runs_object_20px_up": 3, "misses_object_20px_up": 2}
+    assert bench._row("p", runs[1])[4:7] == [24, 19, 0.89]
+    old = run(0.9, 0.9, 0)
+    del old["object_min_px"]
+    assert bench._row("p, before", old)[5] == "-"
