@@ -31,7 +31,13 @@ def whole_box(shape: tuple[int, int], box: Sequence[int]) -> Mask:
 
 def segment_box(image: np.ndarray, box: Sequence[int], iterations: int = 4) -> Mask | None:
     """GrabCut's object inside ``box`` (H x W uint8 255 = object, zero outside the box), or None when it
-    finds under 10 % of the box (nothing there stands out from its surroundings)."""
+    finds under 10 % of the box (nothing there stands out from its surroundings).
+
+    The same picture and box always give the same mask: GrabCut starts its colour models with k-means++ drawn
+    from OpenCV's random generator, which carries over from call to call, and on an ambiguous picture the
+    second call of a process found a different object than the first, or none (a long-running ``serve`` or
+    ``studio`` asked twice for one box). So each call first resets that generator (OpenCV's, per thread) to its
+    start: every call gives what the first call of a fresh process gave."""
     h, w = image.shape[:2]
     x, y, bw, bh = (int(v) for v in box)
     # Work on a crop around the box at most ~256 px across, for speed.
@@ -46,6 +52,7 @@ def segment_box(image: np.ndarray, box: Sequence[int], iterations: int = 4) -> M
     gc = np.zeros(small.shape[:2], np.uint8)
     try:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # OpenCV's generator as a fresh process has it (its seed 0 means its default state)
         cv2.grabCut(
             np.ascontiguousarray(small[..., ::-1]), gc, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT
         )
