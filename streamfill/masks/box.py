@@ -35,9 +35,9 @@ def segment_box(image: np.ndarray, box: Sequence[int], iterations: int = 4) -> M
 
     The same picture and box always give the same mask: GrabCut starts its colour models with k-means++ drawn
     from OpenCV's random generator, which carries over from call to call, and on an ambiguous picture the
-    second call of a process found a different object than the first, or none (a long-running ``serve`` or
-    ``studio`` asked twice for one box). So each call first resets that generator (OpenCV's, per thread) to its
-    start: every call gives what the first call of a fresh process gave."""
+    second call of a process found a different object than the first, or none: the studio, the Python API or
+    ``live`` could answer one box two ways. So each call first resets that generator (OpenCV's, per thread) to
+    its start: every call gives what the first call of a fresh process gave."""
     h, w = image.shape[:2]
     x, y, bw, bh = (int(v) for v in box)
     # Work on a crop around the box at most ~256 px across, for speed.
