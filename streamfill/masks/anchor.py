@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from streamfill.masks.colour import agreement
-from streamfill.masks.geometry import decompose, ecc
+from streamfill.masks.geometry import compose, decompose, ecc, invert
 
 # ECC alignment guards (see AppearanceSearch._refine).
 _ECC_MIN_STD = 4.0  # grey-level standard deviation of the template below which it is too plain to align
@@ -61,10 +61,11 @@ class AppearanceSearch:
     """Template alignment, wider re-seek and camera-jump measurement (see the module docstring)."""
 
     def _refine(self, grey: np.ndarray, guess: np.ndarray, visible: np.ndarray, roi: tuple[int, int, int, int],
-                template: tuple | None = None) -> tuple[np.ndarray, float]:
+                template: tuple | None = None, scale_tries: bool = True) -> tuple[np.ndarray, float]:
         """Align the template (``self.tmpl``, or ``template``, one of the same form such as the keyframe's)
         to ``grey`` (ECC) starting from ``guess`` (template frame -> now), scoring only ``visible`` pixels (uint8,
-        the region of interest ``roi`` = x0, y0, x1, y1 of the current frame).
+        the region of interest ``roi`` = x0, y0, x1, y1 of the current frame). A template aligned by translation
+        only has its scale measured too (tries, below), unless ``scale_tries`` is False.
         Returns (warp, correlation) or (guess, 0) when ECC cannot be trusted.
 
         Why ECC failed (NaN, "stopped before its convergence") on small or plain objects: an affine warp has six
@@ -89,7 +90,7 @@ class AppearanceSearch:
         rho, warp = ecc(tg, image, crop, mask, affine)
         if rho <= 0.0:
             return guess, 0.0
-        if not affine:
+        if not affine and scale_tries:
             # Translation only leaves the scale to the fitted motion, whose small bias added up: a 29 px
             # object growing by 25 % was anchored 18 % too small after 80 frames (small seed 0). So the scale
             # is measured too, against the template (no build-up): translation ECC from the warp scaled by
@@ -387,6 +388,17 @@ def template_centre(tmpl: tuple) -> np.ndarray:
     of the frame it was taken from: a warp (template -> now) maps it to where the object's centre is now."""
     tg, _, (tx, ty), _ = tmpl
     return np.array([tx + (tg.shape[1] - 1) / 2.0, ty + (tg.shape[0] - 1) / 2.0])
+
+
+def damped_scale(refined: np.ndarray, guess: np.ndarray, tmpl: tuple, gain: float) -> np.ndarray:
+    """``refined`` (template -> now) with its scale change against ``guess`` taken at ``gain`` only: rescaled
+    about where it puts the template's centre (translation and rotation kept)."""
+    ls = decompose(compose(refined, invert(guess)))[0]
+    if not np.isfinite(ls) or ls == 0.0:
+        return refined
+    c = refined[:, :2] @ template_centre(tmpl) + refined[:, 2]
+    f = float(np.exp(-(1.0 - gain) * ls))
+    return compose(np.array([[f, 0.0, (1.0 - f) * c[0]], [0.0, f, (1.0 - f) * c[1]]]), refined)
 
 
 def _apart(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> float:

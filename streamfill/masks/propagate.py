@@ -33,6 +33,9 @@ the background side of the outline (``_align_own``): a neighbour moving behind a
 Small objects (templates aligned by translation only): the object's own picture in colour, matched from the
 previous frame, referees the flow's fitted motion; where it clearly disagrees, its shift is taken and that frame's
 flow is not trusted (``_picture_shift``: on a plain object the flow follows the textured background behind it).
+What is yielded for them, where the keyframe's picture still aligns with correlation 0.95 or more (rigid, not
+hidden, not deformed), is the keyframe's own shape where it is now (:mod:`streamfill.masks.keyview`); the state
+carries on as above, untouched by it.
 
 Bounded motion: the object's fitted per-frame motion, and the appearance alignment's correction to it, may
 change scale and rotation only a little beyond the object's recent motion; the mask's area may not grow by
@@ -54,10 +57,11 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.anchor import AppearanceSearch, repeats, template_centre
+from streamfill.masks.anchor import AppearanceSearch, damped_scale, repeats
 from streamfill.masks.colour import ColourModel
 from streamfill.masks.confidence import TrackConfidence
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
+from streamfill.masks.keyview import KeyView
 from streamfill.masks.ops import disk, drop_specks
 
 _PRESETS = {
@@ -114,7 +118,7 @@ _REDETECT_SPREAD = 1.5
 _REDETECT_RHO = 0.9
 
 
-class Propagator(AppearanceSearch):
+class Propagator(AppearanceSearch, KeyView):
     """Carries one soft mask (working resolution, float32 in [0, 1]) from frame to frame."""
 
     def __init__(self, config: TrackConfig, small_size: tuple[int, int]) -> None:
@@ -160,6 +164,7 @@ class Propagator(AppearanceSearch):
         self._set_template(grey, self.state)
         self.key_soft = self.state.copy()
         self.key_tmpl = self.tmpl
+        self._start_key_view()
         self._key_picture(grey, obj)
         self._learn(rgb, obj, None, rate=None)
         # How well colour alone tells the object from its surroundings (1 - Bhattacharyya coefficient of
@@ -348,9 +353,11 @@ class Propagator(AppearanceSearch):
         return drop_specks(obj), p
 
     def step(self, rgb: np.ndarray, grey: np.ndarray) -> np.ndarray:
-        """The soft mask for the next frame (``rgb``/``grey`` at working resolution). Work is confined to
-        a region of interest around the object, so the cost follows the object's size, not the frame's.
-        Sets ``self.confidence`` (0-1) for the new mask."""
+        """Carry the mask to the next frame (``rgb``/``grey`` at working resolution) and return the soft mask
+        to yield for it: the new state (``self.state``), or for a small object that still looks as it did at the
+        keyframe, the keyframe's shape where it is now (:mod:`streamfill.masks.keyview`). Work is confined to a
+        region of interest around the object, so the cost follows the object's size, not the frame's. Sets
+        ``self.confidence`` (0-1) for the new state."""
         cfg = self.cfg
         box = self._box()
         jump = self._camera_jump(grey, box)
@@ -394,6 +401,8 @@ class Propagator(AppearanceSearch):
         if overruled:
             step = moved
             self.refereed += 1
+        # A small object that still looks as it did at the keyframe is yielded as the keyframe's shape (keyview).
+        view = self._key_view(grey, step if step is not None else self.velocity)
         recent = self.velocity  # the object's last accepted motion, before this frame's fit replaces it
         if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
             step = self.velocity  # hidden for now: assume it keeps moving as it did
@@ -435,7 +444,7 @@ class Propagator(AppearanceSearch):
             if rho > 0.0:
                 # The alignment's scale is noisy on small or deforming objects (a few % per frame either way,
                 # tiny seed 9507); taken at half gain, a steady bias of the fitted motion is still corrected.
-                refined = _damped_scale(refined, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
+                refined = damped_scale(refined, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
             ecc_rho, reseeks = rho, self.reseeks
             if rho < cfg.anchor_corr:
                 refined, rho = self._retry_recent(grey, guess, compose(recent, previous), refined, rho, full_rgb)
@@ -449,7 +458,7 @@ class Propagator(AppearanceSearch):
                 own = inner | (shape & ~cv2.erode(shape, self.k5))
                 found, rho = self._align_own(grey, guess, own, (x0, y0, x1, y1), refined, rho)
                 if found is not refined:
-                    refined = _damped_scale(found, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
+                    refined = damped_scale(found, guess, self.tmpl, _ANCHOR_SCALE_GAIN)
             if rho < _RESEEK_ABRUPT:
                 refined, rho = self._reseek(grey, guess, refined, rho, full_rgb)
             # Found again by the wider search: the guess's motion is what failed, so the fit is bounded
@@ -566,7 +575,7 @@ class Propagator(AppearanceSearch):
             full_trusted = np.zeros(state.shape, bool)
             full_trusted[y0:y1, x0:x1] = trusted
             self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
-        return state
+        return view if view is not None and self._key_agrees(view, state) else state
 
 
 def _partly_hidden(shape: np.ndarray, seen: np.ndarray, kernel: np.ndarray) -> bool:
@@ -578,17 +587,6 @@ def _partly_hidden(shape: np.ndarray, seen: np.ndarray, kernel: np.ndarray) -> b
     core = cv2.erode(shape, kernel)
     n = cv2.countNonZero(core)
     return n > 0 and cv2.countNonZero(seen & core) < (1.0 - _HIDDEN_SHARE) * n
-
-
-def _damped_scale(refined: np.ndarray, guess: np.ndarray, tmpl: tuple, gain: float) -> np.ndarray:
-    """``refined`` (template -> now) with its scale change against ``guess`` taken at ``gain`` only: rescaled
-    about where it puts the template's centre (translation and rotation kept)."""
-    ls = decompose(compose(refined, invert(guess)))[0]
-    if not np.isfinite(ls) or ls == 0.0:
-        return refined
-    c = refined[:, :2] @ template_centre(tmpl) + refined[:, 2]
-    f = float(np.exp(-(1.0 - gain) * ls))
-    return compose(np.array([[f, 0.0, (1.0 - f) * c[0]], [0.0, f, (1.0 - f) * c[1]]]), refined)
 
 
 def _moved(mask: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
