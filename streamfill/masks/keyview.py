@@ -10,7 +10,7 @@ and the turn measured by tries: the flow's fitted rotation reads about half of a
 nothing else corrects it). Where that alignment correlates at least ``_KEY_VIEW_RHO`` (the object still looks
 as it did at the keyframe: rigid, not hidden, not deformed), the yielded mask is the keyframe's shape there. The
 tracker's own state is not touched: only what is yielded changes, so nothing builds up from it. See "Fourteenth
-pass" in docs/guide/tracking.md for the measurements.
+pass" (the measurements behind it) and "Fifteenth pass" (how it was chosen) in docs/guide/tracking.md.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ class KeyView:
             self._key_corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], np.float64)
             self._key_reach = max(2.0, _KEY_JUMP * max(w, h))
 
-    def _key_view(self, grey: np.ndarray, step: np.ndarray | None) -> np.ndarray | None:
+    def _key_view(self, grey: np.ndarray, step: np.ndarray) -> np.ndarray | None:
         """Move the keyframe's pose on by ``step`` (previous -> current) and align it; the keyframe's shape there
         (float 0/1, full working frame) when it correlates at least ``_KEY_VIEW_RHO``, else None."""
-        if not self._key_small or step is None:
+        if not self._key_small:
             return None
         pose = compose(step, self.key_pose)
         H, W = grey.shape
@@ -71,9 +71,10 @@ class KeyView:
                                 flags=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
         rho = 0.0
         if shape.any():
-            # Scored like the tracker's own alignment: the interior and a band on both sides of the outline.
+            # Scored like the tracker's own alignment: the interior and a band on both sides of the outline (all
+            # of it seen here, so that is the shape grown by the band).
             scored = np.zeros((H, W), np.uint8)
-            scored[y0:y1, x0:x1] = cv2.erode(shape, self.k5) | (cv2.dilate(shape, self.k5) & ~cv2.erode(shape, self.k5))
+            scored[y0:y1, x0:x1] = cv2.dilate(shape, self.k5)
             roi = (x0, y0, x1, y1)
             refined, rho = self._refine(grey, pose, scored, roi, self.key_tmpl)
             if rho > 0.0:
