@@ -9,8 +9,10 @@ moved by the object's per-frame motion, then aligned on the keyframe's template 
 and the turn measured by tries: the flow's fitted rotation reads about half of a small object's true turn, and
 nothing else corrects it). Where that alignment correlates at least ``_KEY_VIEW_RHO`` (the object still looks
 as it did at the keyframe: rigid, not hidden, not deformed), the yielded mask is the keyframe's shape there. The
-tracker's own state is not touched: only what is yielded changes, so nothing builds up from it. See "Fourteenth
-pass" (the measurements behind it) and "Fifteenth pass" (how it was chosen) in docs/guide/tracking.md.
+tracker's own state is not touched: only what is yielded changes, so nothing builds up from it. The shape is
+smoothed before it is moved, so that its outline follows the object by fractions of a pixel. See "Fourteenth
+pass" (the measurements behind it), "Fifteenth pass" (how it was chosen) and "Sixteenth pass" (repeating pictures,
+the sub-pixel outline) in docs/guide/tracking.md.
 """
 
 from __future__ import annotations
@@ -29,21 +31,20 @@ _KEY_TURN_STEP = 2.0  # degrees: the turn is measured by aligning from the pose 
 # yielded only where it overlaps the tracker's own mask by at least _KEY_AGREE (IoU).
 _KEY_JUMP = 0.2
 _KEY_AGREE = 0.5
+_KEY_SHAPE_SIGMA = 0.8  # px: the keyframe's shape is smoothed by this before it is moved (sub-pixel outline)
 
 
 class KeyView:
     """Carries the keyframe's pose and yields its shape while its picture matches (see the module docstring).
-    Reads the propagator's ``key_tmpl``, ``key_soft``, ``tmpl_periodic`` (at the start: the keyframe's), ``cfg``
-    and ``k5``, and uses its ``_refine``."""
+    Reads the propagator's ``key_tmpl``, ``key_soft`` (at the start: the keyframe's), ``cfg`` and ``k5``, and uses
+    its ``_refine``."""
 
     def _start_key_view(self) -> None:
         self.key_pose = np.eye(2, 3, dtype=np.float64)
         self.key_views = 0  # frames that yielded the keyframe's shape (for tests and statistics)
-        # Not for a picture that repeats itself (a checkerboard): it also correlates a fraction of a period off,
-        # and the shape was yielded 1-2 px off an exact mask (IoU 0.88-0.93 on a test's first frames). Nor for an
-        # object cut by the frame's edge at the keyframe: its shape there is only the part then in the frame.
-        self._key_small = (self.key_tmpl is not None and min(self.key_tmpl[0].shape) < _ECC_AFFINE_SIDE
-                           and not self.tmpl_periodic)
+        # Not for an object cut by the frame's edge at the keyframe: its shape there is only the part then in the
+        # frame. (A picture that repeats itself is fine: see "Sixteenth pass" in the tracking guide.)
+        self._key_small = self.key_tmpl is not None and min(self.key_tmpl[0].shape) < _ECC_AFFINE_SIDE
         if self._key_small:
             x, y, w, h = cv2.boundingRect((self.key_soft > 0.0).astype(np.uint8))
             H, W = self.key_soft.shape
@@ -51,6 +52,9 @@ class KeyView:
         if self._key_small:
             self._key_corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], np.float64)
             self._key_reach = max(2.0, _KEY_JUMP * max(w, h))
+            # The shape that is moved and cut at 0.5: smoothed, so that its outline moves by fractions of a pixel
+            # (the 0/1 shape, warped and cut, only ever moves by whole pixels).
+            self._key_shape = cv2.GaussianBlur(self.key_soft, (0, 0), _KEY_SHAPE_SIGMA)
 
     def _key_view(self, grey: np.ndarray, step: np.ndarray) -> np.ndarray | None:
         """Move the keyframe's pose on by ``step`` (previous -> current) and align it; the keyframe's shape there
@@ -89,7 +93,7 @@ class KeyView:
             return None
         self.key_views += 1
         view = np.zeros((H, W), np.float32)
-        view[y0:y1] = cv2.warpAffine(self.key_soft, compose(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -y0]]), pose),
+        view[y0:y1] = cv2.warpAffine(self._key_shape, compose(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -y0]]), pose),
                                      (W, y1 - y0), flags=cv2.INTER_LINEAR) > 0.5
         return view
 
