@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamfill.masks.anchor import _ECC_AFFINE_SIDE, damped_scale, template_centre
+from streamfill.masks.anchor import _ECC_AFFINE_SIDE, _apart, damped_scale, template_centre
 from streamfill.masks.geometry import compose
 
 _KEY_VIEW_RHO = 0.95  # correlation of the keyframe's template, aligned, above which its shape is yielded
@@ -83,8 +83,7 @@ class KeyView:
             refined, rho = self._refine(grey, pose, scored, roi, self.key_tmpl)
             if rho > 0.0:
                 refined, rho = self._turn_tries(grey, refined, rho, scored, roi)
-            centre = template_centre(self.key_tmpl)
-            if np.hypot(*((refined[:, :2] - pose[:, :2]) @ centre + refined[:, 2] - pose[:, 2])) > self._key_reach:
+            if _apart(refined, pose, template_centre(self.key_tmpl)) > self._key_reach:
                 rho = 0.0
             if rho >= self.cfg.anchor_corr:
                 pose = damped_scale(refined, pose, self.key_tmpl, _KEY_SCALE_GAIN)
@@ -93,8 +92,8 @@ class KeyView:
             return None
         self.key_views += 1
         view = np.zeros((H, W), np.float32)
-        view[y0:y1] = cv2.warpAffine(self._key_shape, compose(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -y0]]), pose),
-                                     (W, y1 - y0), flags=cv2.INTER_LINEAR) > 0.5
+        view[y0:y1, x0:x1] = cv2.warpAffine(self._key_shape, compose(to_roi, pose), (x1 - x0, y1 - y0),
+                                            flags=cv2.INTER_LINEAR) > 0.5
         return view
 
     def _key_agrees(self, view: np.ndarray, state: np.ndarray) -> bool:
