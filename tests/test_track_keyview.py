@@ -25,15 +25,15 @@ def _texture(h: int, w: int, seed: int) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def _clip(n: int, turn: float, occluded: range = range(0)):
-    """A 26 x 18 px textured ellipse that turns ``turn`` degrees and moves (1, 0.5) px a frame over a still
-    textured background; frames in ``occluded`` have a grey bar over its upper half. Yields (rgb, truth, warp)
-    with ``warp`` the object's motion from frame 0 (frame 0 -> frame t)."""
+def _clip(n: int, turn: float, occluded: range = range(0), axes: tuple[int, int] = (13, 9)):
+    """A textured ellipse (half-axes ``axes``: 26 x 18 px by default) that turns ``turn`` degrees and moves
+    (1, 0.5) px a frame over a still textured background; frames in ``occluded`` have a grey bar over its upper
+    half. Yields (rgb, truth, warp) with ``warp`` the object's motion from frame 0 (frame 0 -> frame t)."""
     background = _texture(H, W, 1)
-    side = 32
+    side = 2 * max(axes) + 6
     patch = _texture(side, side, 2)
     alpha = np.zeros((side, side), np.float32)
-    cv2.ellipse(alpha, (side // 2, side // 2), (13, 9), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(alpha, (side // 2, side // 2), axes, 0, 0, 360, 1.0, -1)
     first = None
     for t in range(n):
         warp = cv2.getRotationMatrix2D((side / 2.0, side / 2.0), turn * t, 1.0)
@@ -71,7 +71,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_a_small_turning_object_is_yielded_as_the_keyframe_shape_at_its_true_turn():
     prop, out = _run(_clip(31, turn=1.0))
-    assert prop._key_small
+    assert prop._key_on
     true_turn = decompose(out[-1][3])[1]
     assert abs(np.degrees(true_turn)) == pytest.approx(30.0, abs=0.1)
     # The carried pose turned with the object (the flow alone read about half of such a turn; see keyview).
@@ -99,13 +99,32 @@ def test_a_half_hidden_object_is_not_given_its_whole_keyframe_shape():
             np.testing.assert_array_equal(soft, state)
 
 
+def test_a_mid_size_object_is_aligned_affine_and_yielded_as_the_keyframe_shape():
+    # A 50 x 44 px template (from _ECC_AFFINE_SIDE up): aligned affine, scale and turn measured by the alignment.
+    prop, out = _run(_clip(31, turn=1.0, axes=(22, 19)))
+    assert prop._key_on and prop._key_affine
+    assert prop.key_views >= 10  # a third of the frames at least (the rendered turn blurs the picture)
+    yielded = [_iou(soft > 0.5, truth) for soft, _, truth, _ in out]
+    tracked = [_iou(state > 0.5, truth) for _, state, truth, _ in out]
+    assert min(yielded) >= 0.9 and np.mean(yielded) >= np.mean(tracked) - 0.005, (yielded, tracked)
+
+
+def test_a_half_hidden_mid_size_object_is_not_given_its_whole_keyframe_shape():
+    hidden = range(12, 18)
+    prop, out = _run(_clip(21, turn=0.5, occluded=hidden, axes=(22, 19)))
+    assert prop._key_affine and prop.key_views > 0
+    for t, (soft, state, _, _) in enumerate(out, start=1):
+        if t in hidden:
+            np.testing.assert_array_equal(soft, state)
+
+
 def test_a_large_object_is_left_to_the_tracker():
     big = np.zeros((H, W), np.float32)
-    cv2.circle(big, (80, 60), 30, 1.0, -1)
+    cv2.circle(big, (80, 60), 45, 1.0, -1)  # a 90 px template: over the key view's sizes
     rgb = _texture(H, W, 3)
     prop = Propagator(TrackConfig(), (W, H))
     prop.start(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), big)
-    assert not prop._key_small
+    assert not prop._key_on
     soft = prop.step(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     assert soft is prop.state and prop.key_views == 0
 
@@ -134,7 +153,7 @@ def test_a_repeating_picture_moving_by_fractions_of_a_pixel_is_yielded_at_its_pl
     # 0/1 shape it could only move by whole pixels. A checkerboard repeats itself and is still yielded (see
     # "Sixteenth pass" in the tracking guide).
     prop, out = _run(_checkered_disc(24))
-    assert prop._key_small and prop.key_views >= 12
+    assert prop._key_on and prop.key_views >= 12
     smooth = np.mean([_iou(soft > 0.5, truth) for soft, _, truth, _ in out])
     monkeypatch.setattr(keyview, "_KEY_SHAPE_SIGMA", 0.01)  # a 1 x 1 kernel: the 0/1 shape
     _, whole = _run(_checkered_disc(24))

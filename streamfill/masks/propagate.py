@@ -401,7 +401,7 @@ class Propagator(AppearanceSearch, KeyView):
         if overruled:
             step = moved
             self.refereed += 1
-        # A small object that still looks as it did at the keyframe is yielded as the keyframe's shape (keyview).
+        # An object under 80 px that still looks as it did at the keyframe is yielded as the keyframe's shape (keyview).
         view = self._key_view(grey, step if step is not None else self.velocity)
         recent = self.velocity  # the object's last accepted motion, before this frame's fit replaces it
         if step is None and self.tmpl is not None and self.misses < cfg.anchor_patience:
