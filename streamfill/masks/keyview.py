@@ -58,7 +58,6 @@ class KeyView:
         # frame. (A picture that repeats itself is fine: see "Sixteenth pass" in the tracking guide.)
         self._key_on = self.key_tmpl is not None and min(self.key_tmpl[0].shape) < _KEY_VIEW_SIDE
         self._key_affine = self._key_on and min(self.key_tmpl[0].shape) >= _ECC_AFFINE_SIDE
-        self._key_agree = _KEY_AGREE_AFFINE if self._key_affine else _KEY_AGREE
         if self._key_on:
             x, y, w, h = cv2.boundingRect((self.key_soft > 0.0).astype(np.uint8))
             H, W = self.key_soft.shape
@@ -118,7 +117,7 @@ class KeyView:
         a, b = view[y0:y1, x0:x1] > 0.5, state[y0:y1, x0:x1] > 0.5
         both = np.count_nonzero(a & b)
         union = np.count_nonzero(a) + cv2.countNonZero((state > 0.5).view(np.uint8)) - both
-        return union > 0 and both >= self._key_agree * union
+        return union > 0 and both >= (_KEY_AGREE_AFFINE if self._key_affine else _KEY_AGREE) * union
 
     def _turn_tries(self, grey: np.ndarray, pose: np.ndarray, rho: float, scored: np.ndarray,
                     roi: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
