@@ -565,6 +565,28 @@ def test_motion_bounds_refuse_implausible_steps_and_ecc_guards():
     assert rho == 0.0 and np.array_equal(warp, guess)  # refused before ECC could fail on a flat template
 
 
+@pytest.mark.parametrize("diverged", [
+    [[0.02, 0.0, -3500.0], [0.0, 0.02, 2700.0]],  # flattened to a few pixels, thousands of px off
+    [[1.0, 0.0, 90.0], [0.0, 1.0, 5.0]],  # the template's centre carried out of the searched image
+    [[2.5, 0.0, -20.0], [0.0, 2.5, -20.0]],  # six times the area
+])
+def test_an_ecc_alignment_that_diverged_is_a_failure_not_a_match(monkeypatch, diverged):
+    from streamfill.masks import geometry
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.uniform(0, 255, (60, 60)).astype(np.float32), (0, 0), 2.0)
+    template = np.ascontiguousarray(image[14:46, 10:42])
+    mask = np.full(image.shape, 255, np.uint8)
+    start = np.array([[1.0, 0.0, 8.0], [0.0, 1.0, 13.0]])
+    rho, warp = geometry.ecc(template, image, start, mask, True)  # a real alignment still works
+    assert rho > 0.95 and np.allclose(warp[:, 2], [10.0, 14.0], atol=0.3)
+    # ECC can settle on a degenerate warp with a correlation of 1.0: that must read as a failure, so that
+    # the tracker goes on to its wider searches.
+    monkeypatch.setattr(geometry.cv2, "findTransformECC", lambda *a: (1.0, np.array(diverged, np.float32)))
+    rho, warp = geometry.ecc(template, image, start, mask, True)
+    assert rho == 0.0 and np.array_equal(warp, start)
+
+
 def test_mask_area_never_multiplies_in_one_frame_and_small_objects_get_a_finer_scale():
     from streamfill.eval.masks import evaluate_scene
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+_ECC_AREA_JUMP = 4.0  # an alignment that changes the template's area more than this many times has diverged
+
 
 def ecc(template: np.ndarray, image: np.ndarray, warp: np.ndarray, mask: np.ndarray,
          affine: bool) -> tuple[float, np.ndarray]:
     """ECC alignment of ``template`` to ``image`` from the 2 x 3 ``warp`` (template -> image coordinates),
-    scoring ``mask``; affine or translation only. (correlation, warp float64), or (0, warp) on failure."""
+    scoring ``mask``; affine or translation only. (correlation, warp float64), or (0, warp) on failure.
+
+    A result that carries the template's centre out of ``image`` or changes its area more than
+    ``_ECC_AREA_JUMP`` times is a failure too: ECC can settle on a degenerate warp with a correlation of 1.0
+    (seen: the template moved 4000 px off, flattened to a few pixels, on a blurred camera jump), and taken as
+    a match it stopped the wider searches that would have found the object ("Nineteenth pass" in
+    docs/guide/tracking.md)."""
     try:
         rho, out = cv2.findTransformECC(
             template, image, warp.astype(np.float32), cv2.MOTION_AFFINE if affine else cv2.MOTION_TRANSLATION,
@@ -22,7 +30,15 @@ def ecc(template: np.ndarray, image: np.ndarray, warp: np.ndarray, mask: np.ndar
         return 0.0, warp
     if not (np.isfinite(rho) and np.isfinite(out).all()):
         return 0.0, warp
-    return float(rho), out.astype(np.float64)
+    out = out.astype(np.float64)
+    th, tw = template.shape
+    cx, cy = out[:, :2] @ np.array([(tw - 1) / 2.0, (th - 1) / 2.0]) + out[:, 2]
+    if not (0.0 <= cx < image.shape[1] and 0.0 <= cy < image.shape[0]):
+        return 0.0, warp
+    before, after = (abs(np.linalg.det(np.asarray(w, np.float64)[:, :2])) for w in (warp, out))
+    if not before * _ECC_AREA_JUMP**-1 <= after <= before * _ECC_AREA_JUMP:
+        return 0.0, warp
+    return float(rho), out
 
 
 def decompose(m: np.ndarray) -> tuple[float, float, float]:
