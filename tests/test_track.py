@@ -787,6 +787,43 @@ def test_a_jump_the_flow_missed_is_found_again_by_the_wider_search():
     assert _iou(mask0.astype(np.uint8) * 255, mask1.astype(np.uint8) * 255) < 0.5
 
 
+def test_the_mask_follows_the_place_the_wider_search_found_even_when_its_fit_is_slanted(monkeypatch):
+    from streamfill.masks.anchor import template_centre
+    from streamfill.masks.geometry import compose
+    from streamfill.masks.propagate import Propagator
+
+    bg = next(cutouts.synthetic_backgrounds(H, W, 3))
+    cut = cutouts.textured_cutout(96, 4)
+
+    def shot(cx, cy, angle):
+        layer = cutouts.place(cut, cutouts.Pose(cx / W, cy / H, 1.0, angle), (H, W), 44)
+        image, visible = cutouts.composite(bg, [layer])
+        grey = np.asarray(np.dot(image[..., :3], [0.299, 0.587, 0.114]), np.uint8)
+        return image, grey, (visible[0] > 0.5).astype(np.uint8) * 255
+
+    img0, grey0, mask0 = shot(90, 70, 0.0)
+    img1, grey1, mask1 = shot(104, 58, 6.0)  # as above, in a blurred frame: the flow's fit fails
+    p = Propagator(TrackConfig(), (W, H))
+    p.start(img0, grey0, (mask0 > 127).astype(np.float32))
+    monkeypatch.setattr(p, "_fit_step", lambda *a: None)
+    real_reseek = p._reseek
+
+    def slanted_reseek(*args):
+        # The place is right, but the fit is stretched by 1.2 along x (as motion blur makes it): beyond the
+        # per-frame bound on slant, so its shape is not taken, only its place.
+        warp, rho = real_reseek(*args)
+        c = warp[:, :2] @ template_centre(p.tmpl) + warp[:, 2]
+        stretch = np.array([[1.2, 0.0, -0.2 * c[0]], [0.0, 1.0, 0.0]])
+        return compose(stretch, warp), rho
+
+    monkeypatch.setattr(p, "_reseek", slanted_reseek)
+    soft = p.step(img1, grey1)
+    assert p.reseeks == 1
+    mask = np.where(soft > 0.5, 255, 0).astype(np.uint8)
+    assert _iou(mask, mask1) >= 0.85  # the object where it was found, in its last shape
+    assert _iou(mask0, mask1) < 0.5  # (where it had been: most of it elsewhere)
+
+
 def _pose_clip(poses, size, seed=0, shifts=None):
     """Frames of one textured object at ``poses`` (cutouts.Pose per frame) over a still textured background;
     ``shifts[t]`` (dx, dy) moves the whole picture (a camera jump). Returns frames and true masks."""
