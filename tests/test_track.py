@@ -802,7 +802,7 @@ def test_the_mask_follows_the_place_the_wider_search_found_even_when_its_fit_is_
         return image, grey, (visible[0] > 0.5).astype(np.uint8) * 255
 
     img0, grey0, mask0 = shot(90, 70, 0.0)
-    img1, grey1, mask1 = shot(104, 58, 6.0)  # as above, in a blurred frame: the flow's fit fails
+    img1, grey1, mask1 = shot(104, 58, 6.0)  # as above; the flow's fit is made to fail (as in a blurred frame)
     p = Propagator(TrackConfig(), (W, H))
     p.start(img0, grey0, (mask0 > 127).astype(np.float32))
     monkeypatch.setattr(p, "_fit_step", lambda *a: None)
