@@ -114,7 +114,7 @@ def test_the_re_detection_only_mends_a_mask_that_spread_around_the_object():
     """The keyframe's shape is put where its picture is found, at its keyframe size, only over a mask that holds
     it and is at least x1.5 its area: a good, a shrunken, a shifted mask or that of a grown object is left to the
     tracker (a search that can match the object's own texture, or a look-alike nearby, must not cut or move it)."""
-    from streamfill.masks import propagate
+    from streamfill.masks import anchor, propagate
 
     rng = np.random.default_rng(0)
     ground = cv2.GaussianBlur(rng.normal(128, 40, (H, W)).astype(np.float32), (0, 0), 3)
@@ -133,7 +133,7 @@ def test_the_re_detection_only_mends_a_mask_that_spread_around_the_object():
     p.start(np.repeat(key[..., None], 3, 2), key, key_mask.astype(np.float32))
 
     def mended(now, mask):
-        p.tracked = propagate._REDETECT_EVERY - 1  # the next call searches
+        p.tracked = anchor._REDETECT_EVERY - 1  # the next call searches
         return p._redetected(now, mask.astype(np.float32))
 
     now, true = shot(90, 66, 16)

@@ -3,11 +3,11 @@
 ``_refine``), aligning it again from the object's recent motion when the flow's did not match
 (``_retry_recent``), or on the object's own pixels only (``_align_own``), looking for it in a wider window when
 that alignment fails outright (``_reseek``), refereeing the flow's motion of a small object by its colour picture
-(``_picture_shift``), finding the keyframe's picture again (``_key_picture``,
-``_redetect``: the propagator mends a mask that spread around the object from it), and measuring a camera jump
+(``_picture_shift``), finding the keyframe's picture again (``_key_picture``, ``_redetect``) and mending a mask
+that spread around the object with the keyframe's shape there (``_redetected``), and measuring a camera jump
 around the object (phase correlation, ``_camera_jump``). They read the propagator's
-state (``tmpl``, ``tmpl_std``, ``prev_grey``, ``prev_rgb``, ``state``, ``global_motion``, ``ref_hist``, ``cfg``) and
-its kernels."""
+state (``tmpl``, ``tmpl_std``, ``key_tmpl``, ``key_soft``, ``prev_grey``, ``prev_rgb``, ``state``,
+``global_motion``, ``ref_hist``, ``cfg``, the counters ``reseeks``, ``tracked``, ``redetected``) and its kernels."""
 
 from __future__ import annotations
 
@@ -55,6 +55,14 @@ _REDETECT_SIDE = 24
 _REDETECT_NCC = 0.85
 _REDETECT_MARGIN = 0.1
 _REDETECT_OTHER_SCALES = (0.85, 1.18)  # ... and better than at these scales (see _redetect)
+# Re-detection (see _redetected): every _REDETECT_EVERY tracked frames the keyframe's picture is searched
+# for; where it is found, the keyframe's shape moved there replaces a mask that has spread around it (one that holds
+# at least _REDETECT_INSIDE of that shape and is at least _REDETECT_SPREAD times its area), once the keyframe's
+# template aligns there (ECC) at a correlation of at least _REDETECT_RHO.
+_REDETECT_EVERY = 5
+_REDETECT_INSIDE = 0.9
+_REDETECT_SPREAD = 1.5
+_REDETECT_RHO = 0.9
 
 
 class AppearanceSearch:
@@ -328,6 +336,36 @@ class AppearanceSearch:
         shift = np.array([x0 + bx / f, y0 + by / f]) - corner
         return np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
 
+    def _redetected(self, grey: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+        """Every ``_REDETECT_EVERY`` tracked frames: the keyframe's shape (soft, full frame) moved to where the
+        keyframe's picture is found again (``_redetect``), when the mask ``state`` has spread around it (see
+        ``_REDETECT_SPREAD``); else None. The template is then learnt again from it.
+
+        Only a spread mask is mended, never a shrunken or shifted one: a search that may also match the
+        object's own texture must not cut a good mask down (foliage at several scales did), and one that may
+        match a look-alike nearby must not move it (a pan over vtest matched 50 px away)."""
+        self.tracked += 1
+        if self.tracked % _REDETECT_EVERY or self.key_tmpl is None:
+            return None
+        obj = (state > 0.5).astype(np.uint8)
+        warp = self._redetect(grey, cv2.boundingRect(obj) if obj.any() else None)
+        if warp is None:
+            return None
+        H, W = state.shape
+        placed = cv2.warpAffine(self.key_soft, warp, (W, H), flags=cv2.INTER_LINEAR)
+        a, b = placed > 0.5, obj.astype(bool)
+        n_a, n_b, n_ab = np.count_nonzero(a), np.count_nonzero(b), np.count_nonzero(a & b)
+        if n_ab < _REDETECT_INSIDE * n_a or n_b < _REDETECT_SPREAD * n_a:
+            return None
+        inner = cv2.erode(a.astype(np.uint8), self.k5)
+        x, y, w, h = cv2.boundingRect(cv2.dilate(a.astype(np.uint8), self.k5))
+        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
+        _, rho = self._refine(grey, warp, inner, roi, self.key_tmpl)
+        if rho < _REDETECT_RHO:
+            return None
+        self.redetected += 1
+        return placed
+
     def _camera_jump(self, grey: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """The change of the picture's shift around the object (phase correlation of the previous and the new
         frame in a window of ``_JUMP_WINDOW`` x the object's size about it, on a copy at most ``_JUMP_SIDE``
@@ -399,6 +437,15 @@ def damped_scale(refined: np.ndarray, guess: np.ndarray, tmpl: tuple, gain: floa
     c = refined[:, :2] @ template_centre(tmpl) + refined[:, 2]
     f = float(np.exp(-(1.0 - gain) * ls))
     return compose(np.array([[f, 0.0, (1.0 - f) * c[0]], [0.0, f, (1.0 - f) * c[1]]]), refined)
+
+
+def place_only(found: np.ndarray, last: np.ndarray, tmpl: tuple) -> np.ndarray:
+    """``last`` (template -> now) moved so that it puts the template's centre where ``found`` does: the place of
+    ``found`` with the scale, turn and slant of ``last``."""
+    centre = template_centre(tmpl)
+    out = last.copy()
+    out[:, 2] += found[:, :2] @ centre + found[:, 2] - (last[:, :2] @ centre + last[:, 2])
+    return out
 
 
 def _apart(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> float:

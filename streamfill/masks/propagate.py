@@ -57,7 +57,7 @@ import cv2
 import numpy as np
 
 from streamfill.config import TrackConfig
-from streamfill.masks.anchor import AppearanceSearch, damped_scale, repeats, template_centre
+from streamfill.masks.anchor import AppearanceSearch, damped_scale, place_only, repeats
 from streamfill.masks.colour import ColourModel
 from streamfill.masks.confidence import TrackConfidence
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
@@ -108,14 +108,6 @@ _MAX_AREA_STEP = 1.6  # ... and never more than this factor in one frame, whatev
 # a match when it had matched at least _RESEEK_RUN frames in a row before.
 _RESEEK_GRACE, _RESEEK_RUN = 3, 3
 _RESEEK_ABRUPT = 0.5  # ... and the loss was abrupt: the alignment correlated below this
-# Re-detection (see Propagator._redetected): every _REDETECT_EVERY tracked frames the keyframe's picture is searched
-# for; where it is found, the keyframe's shape moved there replaces a mask that has spread around it (one that holds
-# at least _REDETECT_INSIDE of that shape and is at least _REDETECT_SPREAD times its area), once the keyframe's
-# template aligns there (ECC) at a correlation of at least _REDETECT_RHO.
-_REDETECT_EVERY = 5
-_REDETECT_INSIDE = 0.9
-_REDETECT_SPREAD = 1.5
-_REDETECT_RHO = 0.9
 
 
 class Propagator(AppearanceSearch, KeyView):
@@ -196,36 +188,6 @@ class Propagator(AppearanceSearch, KeyView):
         # Over the crop, ring of background included: ECC scores the outline too (see step).
         self.tmpl_std = float(np.std(self.tmpl[0]))
         self.tmpl_periodic = repeats(grey[y:y + h, x:x + w].astype(np.float32))
-
-    def _redetected(self, grey: np.ndarray, state: np.ndarray) -> np.ndarray | None:
-        """Every ``_REDETECT_EVERY`` tracked frames: the keyframe's shape (soft, full frame) moved to where the
-        keyframe's picture is found again (``_redetect``), when the mask ``state`` has spread around it (see
-        ``_REDETECT_SPREAD``); else None. The template is then learnt again from it.
-
-        Only a spread mask is mended, never a shrunken or shifted one: a search that may also match the
-        object's own texture must not cut a good mask down (foliage at several scales did), and one that may
-        match a look-alike nearby must not move it (a pan over vtest matched 50 px away)."""
-        self.tracked += 1
-        if self.tracked % _REDETECT_EVERY or self.key_tmpl is None:
-            return None
-        obj = (state > 0.5).astype(np.uint8)
-        warp = self._redetect(grey, cv2.boundingRect(obj) if obj.any() else None)
-        if warp is None:
-            return None
-        H, W = state.shape
-        placed = cv2.warpAffine(self.key_soft, warp, (W, H), flags=cv2.INTER_LINEAR)
-        a, b = placed > 0.5, obj.astype(bool)
-        n_a, n_b, n_ab = np.count_nonzero(a), np.count_nonzero(b), np.count_nonzero(a & b)
-        if n_ab < _REDETECT_INSIDE * n_a or n_b < _REDETECT_SPREAD * n_a:
-            return None
-        inner = cv2.erode(a.astype(np.uint8), self.k5)
-        x, y, w, h = cv2.boundingRect(cv2.dilate(a.astype(np.uint8), self.k5))
-        roi = (max(0, x - 8), max(0, y - 8), min(W, x + w + 8), min(H, y + h + 8))
-        _, rho = self._refine(grey, warp, inner, roi, self.key_tmpl)
-        if rho < _REDETECT_RHO:
-            return None
-        self.redetected += 1
-        return placed
 
     def _fit_step(self, fwd: np.ndarray, back: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
         """Similarity transform (2 x 3, previous -> current frame, frame coordinates) of the object, from the
@@ -475,10 +437,7 @@ class Propagator(AppearanceSearch, KeyView):
                     # scale, turn and slant: a motion-blurred picture fits slanted (x1.17 along the blur at
                     # correlation 0.98, shake 10092 over the bunny clip, H.264), and refusing the place too left
                     # the mask where the object had been.
-                    centre = template_centre(self.tmpl)
-                    moved_by = refined[:, :2] @ centre + refined[:, 2] - (previous[:, :2] @ centre + previous[:, 2])
-                    refined = previous.copy()
-                    refined[:, 2] += moved_by
+                    refined = place_only(refined, previous, self.tmpl)
                 else:
                     rho = 0.0
             if refound and rho >= cfg.anchor_corr:
