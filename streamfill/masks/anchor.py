@@ -33,10 +33,10 @@ _SHIFT_RATIO = 0.6
 _RESEEK_JUMP = 0.25  # only jumps of at least this share of the searched patch's side (4 px at least) count
 # Alignment on the object's own pixels (see AppearanceSearch._align_own): taken only this close (px, the
 # template's centre) to the flow's guess, and never for a picture that repeats itself under a shift of 2 to
-# _REPEAT_REACH px (its autocorrelation there at least _REPEAT_PEAK and _REPEAT_RISE above one step nearer the
-# centre; see repeats).
+# _REPEAT_REACH px (a peak of its autocorrelation there, at least _REPEAT_PEAK, that every way from the centre
+# reaches only through a dip at least _REPEAT_DIP below it; see repeats).
 _OWN_SHIFT = 0.75
-_REPEAT_REACH, _REPEAT_PEAK, _REPEAT_RISE = 6, 0.6, 0.1
+_REPEAT_REACH, _REPEAT_PEAK, _REPEAT_DIP = 6, 0.6, 0.3
 # Camera jumps (see AppearanceSearch._camera_jump): the picture's shift in a window this many times the object's
 # size about it, on a copy at most _JUMP_SIDE px across, trusted above this phase-correlation response; a
 # change of at least _JUMP_MIN working px starts the flow from it.
@@ -402,8 +402,8 @@ class AppearanceSearch:
 
 def repeats(picture: np.ndarray) -> bool:
     """Does ``picture`` (grey, float32: the object's box) repeat itself under a shift of 2 to ``_REPEAT_REACH`` px
-    (less in a small picture): its autocorrelation there at least ``_REPEAT_PEAK`` and rising again on the way
-    out from the centre? A checkerboard, stripes, a grid; not a plain picture, a ramp or a random texture."""
+    (less in a small picture)? A checkerboard, stripes, a grid; not a plain picture, a ramp, a random texture, an
+    edge or a bar."""
     h, w = picture.shape
     reach = min(_REPEAT_REACH, (min(h, w) - 5) // 2)
     if reach < 2:
@@ -412,13 +412,33 @@ def repeats(picture: np.ndarray) -> bool:
     if float(np.std(centre)) < 1.0:
         return False
     score = cv2.matchTemplate(picture, centre, cv2.TM_CCOEFF_NORMED)
-    # A shift where the correlation rises again on the way out from the centre (higher than one step nearer the
-    # centre by _REPEAT_RISE): a periodic picture dips between its repeats; a plain one, a ramp or a random
-    # texture only falls (or stays flat) away from the centre.
-    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
-    nearer = score[dy - np.sign(dy) + reach, dx - np.sign(dx) + reach]
-    far = np.maximum(np.abs(dy), np.abs(dx)) >= 2
-    return bool(np.any(far & (score >= _REPEAT_PEAK) & (score > nearer + _REPEAT_RISE)))
+    # A repeat: a shift at least 2 px out that correlates at least _REPEAT_PEAK, as well as its neighbours,
+    # and is parted from the centre by a valley: every way there dips at least _REPEAT_DIP below it. A periodic
+    # picture dips between its repeats; a plain one, a ramp or a random texture only falls away from the centre,
+    # and a straight edge or a bar keeps a ridge along itself, bumpy but unbroken (read one step at a time, a
+    # bump on it looked like a repeat: two-tone objects were taken for repeating ones).
+    top = cv2.dilate(score, np.ones((3, 3), np.uint8))
+    peaks = np.argwhere((score >= _REPEAT_PEAK) & (score >= top))
+    for y, x in peaks:
+        if max(abs(y - reach), abs(x - reach)) >= 2 and _pass_height(score, (reach, reach), (y, x)) <= (
+                score[y, x] - _REPEAT_DIP):
+            return True
+    return False
+
+
+def _pass_height(score: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """The highest level that joins ``a`` and ``b`` in ``score`` by a path (8-connected) of values at least that
+    level: how high one can stay on the way from one to the other."""
+    levels = np.unique(score[score <= min(score[a], score[b])])
+    lo, hi = 0, len(levels) - 1  # joined at levels[0] (everything), the highest joining level is sought
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        _, labels = cv2.connectedComponents((score >= levels[mid]).astype(np.uint8), connectivity=8)
+        if labels[a] == labels[b]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return float(levels[lo])
 
 
 def template_centre(tmpl: tuple) -> np.ndarray:
