@@ -36,7 +36,7 @@ def ecc(template: np.ndarray, image: np.ndarray, warp: np.ndarray, mask: np.ndar
     if not (0.0 <= cx < image.shape[1] and 0.0 <= cy < image.shape[0]):
         return 0.0, warp
     before, after = (abs(np.linalg.det(np.asarray(w, np.float64)[:, :2])) for w in (warp, out))
-    if not before * _ECC_AREA_JUMP**-1 <= after <= before * _ECC_AREA_JUMP:
+    if not before / _ECC_AREA_JUMP <= after <= before * _ECC_AREA_JUMP:
         return 0.0, warp
     return float(rho), out
 
