@@ -188,6 +188,45 @@ class _Slot:
 
 
 @dataclass
+class _Hole:
+    """One frame's hole while it is completed (``TemporalCompletion._complete``): the box around it, and what
+    each source offers there (box-sized arrays; a weight is 0 where its source offers nothing)."""
+
+    box: tuple[int, int, int, int]        # x0, y0, x1, y1 in the frame: the hole, its ring and one pixel more
+    hole: np.ndarray                      # bool: the pixels to fill
+    region: np.ndarray                    # bool: the hole and the ring of ``seam`` pixels around it
+    xs: np.ndarray                        # float32: the box's pixels' frame coordinates
+    ys: np.ndarray
+    image: np.ndarray                     # the frame's pixels in the box (a view)
+    moving: bool                          # the camera has moved more than MOVING_PX from the memory's reference
+    acc: np.ndarray = field(init=False)   # float32 x 3: weighted sum of the candidates (the flow's, then all)
+    wsum: np.ndarray = field(init=False)  # ... and of their weights
+    bg_w: np.ndarray = field(init=False)  # the background memory's weight ...
+    colour: np.ndarray | None = None      # ... and its colours, lit as the frame is now
+    memory: tuple | None = None           # (colour, well-observed) handed to the bracket, when the memory is trusted
+    bracket: np.ndarray | None = None     # the copies' colours (bracket, or the nearer side) ...
+    bracket_w: np.ndarray = field(init=False)  # ... and their weight
+    copy_age: np.ndarray | None = None    # quality: frames between this one and each copy's source
+    layered: np.ndarray | None = None     # the layered copies' colours, their layer ...
+    layer_of: np.ndarray | None = None
+    layer_w: np.ndarray = field(init=False)  # ... and their weight
+    todo: np.ndarray | None = None        # the pixels flow chains were gathered for
+    flow_w: np.ndarray | None = None      # the flow candidates' weight (their colours are in acc)
+    age: np.ndarray | None = None         # quality: frames the flow candidates came from (for the probe)
+    drifted: np.ndarray | None = None     # fast: pixels whose chains the drift guard refused
+    rival: tuple | None = None            # quality: (acc, weight) of flow candidates for the copies' pixels ...
+    age_f: np.ndarray | None = None       # ... their age
+    w_f: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.acc = np.zeros((*self.hole.shape, 3), np.float32)
+        self.wsum = np.zeros(self.hole.shape, np.float32)
+        self.bg_w = np.zeros(self.hole.shape, np.float32)
+        self.bracket_w = np.zeros(self.hole.shape, np.float32)
+        self.layer_w = np.zeros(self.hole.shape, np.float32)
+
+
+@dataclass
 class TemporalStats:
     """Counters: frames answered, frames whose hole was filled, engine calls (keyframes), and how many hole
     pixels came from each source."""
@@ -348,129 +387,161 @@ class TemporalCompletion(Sources, RingChecks):
         return slot.frame.with_image(out)
 
     def _complete(self, buf: list[_Slot], i: int) -> np.ndarray:
-        slot = buf[i]
-        image = slot.frame.image
+        """Frame ``i``'s picture with its hole filled: the sources are gathered (memory, copies, layers, flow),
+        weighed into one candidate per pixel, refused where the ring around the hole says they misfit, and what
+        none of them answers is carried from the previous output or left to the engine."""
+        h = self._open(buf[i])
+        self._from_memory(h, buf[i])
+        self._from_copies(h, buf, i)
+        self._from_flow(h, buf, i)
+        cand, have, switch = self._combine(h)
+        have, misfit, given_away = self._give_away(h, buf, i, cand, have, switch)
+        return self._fill_rest(h, buf, i, cand, have, misfit, given_away)
+
+    def _open(self, slot: _Slot) -> _Hole:
         H, W = slot.hole.shape
         ring = self.config.seam
         x0, y0, x1, y1 = _bbox(slot.hole, ring + 1, W, H)
         hole = slot.hole[y0:y1, x0:x1]
         region = hole | (cv2.dilate(hole.astype(np.uint8), disc(ring)) > 0) if ring > 0 else hole
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        acc = np.zeros((*hole.shape, 3), np.float32)
-        wsum = np.zeros(hole.shape, np.float32)
-
         # Once the camera has moved (the memory is then a rigid approximation of a scene with parallax and slow
         # movers, resampled), the memory is trusted only where the frame around the hole agrees with it, and in
         # quality real pixels from near frames that disagree with it overrule it. On a fixed camera the memory
         # stays in charge: there a disagreeing flow candidate is far more often a person carried in along a
         # wrong flow than the truth. Pixels the memory knows well need no flow in fast mode.
         moving = slot.placement is not None and slot.placement.shift(W, H) > MOVING_PX
-        bg_w = np.zeros(hole.shape, np.float32)
-        if self._memory is not None and slot.placement is not None:
-            view = self._memory.model(slot.placement, x0, y0, x1, y1)
-            colour = view.colour
-            if MEMORY_LIGHT:  # (None: too few ring pixels, or the memory does not show the ring even lit otherwise)
-                relit = light_fit(image[y0:y1, x0:x1], colour, region & ~hole & (view.count > 0))
-                colour = colour if relit is None else relit
-            stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
-            bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * region
-            if moving:
-                bg_w *= background_agreement(image[y0:y1, x0:x1], hole, region, colour, view.count)
-        bracket_w = np.zeros(hole.shape, np.float32)
-        memory = None
+        return _Hole(box=(x0, y0, x1, y1), hole=hole, region=region, xs=xs, ys=ys,
+                     image=slot.frame.image[y0:y1, x0:x1], moving=moving)
+
+    def _from_memory(self, h: _Hole, slot: _Slot) -> None:
+        """The background memory's colours (lit as the frame is now) and their weight."""
+        if self._memory is None or slot.placement is None:
+            return
+        view = self._memory.model(slot.placement, *h.box)
+        colour = view.colour
+        if MEMORY_LIGHT:  # (None: too few ring pixels, or the memory does not show the ring even lit otherwise)
+            relit = light_fit(h.image, colour, h.region & ~h.hole & (view.count > 0))
+            colour = colour if relit is None else relit
+        stable = np.clip((view.support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN), 0.0, 1.0)
+        h.bg_w = BACKGROUND_TRUST * np.minimum(view.count / WARMUP, 1.0) * stable * h.region
+        if h.moving:
+            h.bg_w *= background_agreement(h.image, h.hole, h.region, colour, view.count)
+        h.colour = colour
+
+    def _from_copies(self, h: _Hole, buf: list[_Slot], i: int) -> None:
+        """Fixed or shaking camera, not live: the bracket (seen alike before and after) and the nearer side."""
+        slot = buf[i]
         # quality: how far (frames) each copy came from, for the probe's age matching
-        copy_age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE and PROBE_AGE_COPIES else None
-        if self._memory is not None and slot.placement is not None and not self.config.live:
-            memory = None if not bg_w.any() else (colour, bg_w >= 0.9 * BACKGROUND_TRUST)
-            bracket, found, near_colour, nearest = self._bracket(buf, i, xs, ys, memory, dist_out=copy_age)
-            bracket_w = BRACKET_TRUST * (found & region).astype(np.float32)
-            # where before and after differ (swaying leaves, water, a face moving a little), the nearer of the
-            # two (the one agreeing with a trusted memory, if one does) beats the memory's median, a blur of
-            # the moving texture (measured: foliage 31 -> 34 dB)
-            # fast: only from a camera that stays put around this frame: the first frames after the memory's
-            # reference (a pan just begun, or restarted) sit within MOVING_PX of it, and there the nearer side shows
-            # the background where a subject that moves against it was hidden (development corpus, fast: +0.42 dB
-            # on average). quality keeps them: its arbitration (ring, probe) weighs them against the flow, and
-            # without them it lost 0.17 dB on average (zoom_parallax 0: -3.5 dB).
-            still = not moving and (self.quality or NEAR_MOVING_PX <= 0
-                                    or not _window_moves(buf, i, W, H, NEAR_MOVING_PX))
-            near = nearest & region & ~found & still
-            bracket[near] = near_colour[near]
-            bracket_w[near] = NEAREST_TRUST
-        layer_w = np.zeros(hole.shape, np.float32)
+        h.copy_age = np.zeros(h.hole.shape, np.float32) if self.quality and PROBE_AGE and PROBE_AGE_COPIES else None
+        if self._memory is None or slot.placement is None or self.config.live:
+            return
+        h.memory = None if not h.bg_w.any() else (h.colour, h.bg_w >= 0.9 * BACKGROUND_TRUST)
+        bracket, found, near_colour, nearest = self._bracket(buf, i, h.xs, h.ys, h.memory, dist_out=h.copy_age)
+        h.bracket_w = BRACKET_TRUST * (found & h.region).astype(np.float32)
+        # where before and after differ (swaying leaves, water, a face moving a little), the nearer of the
+        # two (the one agreeing with a trusted memory, if one does) beats the memory's median, a blur of
+        # the moving texture (measured: foliage 31 -> 34 dB)
+        # fast: only from a camera that stays put around this frame: the first frames after the memory's
+        # reference (a pan just begun, or restarted) sit within MOVING_PX of it, and there the nearer side shows
+        # the background where a subject that moves against it was hidden (development corpus, fast: +0.42 dB
+        # on average). quality keeps them: its arbitration (ring, probe) weighs them against the flow, and
+        # without them it lost 0.17 dB on average (zoom_parallax 0: -3.5 dB).
+        H, W = slot.hole.shape
+        still = not h.moving and (self.quality or NEAR_MOVING_PX <= 0
+                                  or not _window_moves(buf, i, W, H, NEAR_MOVING_PX))
+        near = nearest & h.region & ~found & still
+        bracket[near] = near_colour[near]
+        h.bracket_w[near] = NEAREST_TRUST
+        h.bracket = bracket
+
+    def _from_flow(self, h: _Hole, buf: list[_Slot], i: int) -> None:
+        """The layered copies, real pixels along the flow chains for what copies do not answer (summed into
+        ``h.acc``/``h.wsum``), the layers' check against the flow, and (quality) the flow's rival candidates for
+        the copies' pixels."""
         if LAYERED and not self.config.live:
-            want = region & (bracket_w == 0)
+            want = h.region & (h.bracket_w == 0)
             if want.any():
-                layered, layer_of = layered_copies(buf, i, (x0, y0, x1, y1), want, self._pair,
-                                                   self.config.fb_threshold)
-                layer_w = LAYER_TRUST * (layer_of >= 0).astype(np.float32)
+                h.layered, h.layer_of = layered_copies(buf, i, h.box, want, self._pair, self.config.fb_threshold)
+                h.layer_w = LAYER_TRUST * (h.layer_of >= 0).astype(np.float32)
         # flow is gathered for the layers' ring pixels too: the two are compared there (below)
-        todo = region & (bracket_w == 0) & ~(hole & (layer_w > 0))
+        todo = h.region & (h.bracket_w == 0) & ~(h.hole & (h.layer_w > 0))
         if not self.quality:
-            todo &= bg_w < BACKGROUND_TRUST
-        age = np.zeros(hole.shape, np.float32) if self.quality and PROBE_AGE else None
+            todo &= h.bg_w < BACKGROUND_TRUST
+        h.todo = todo
+        h.age = np.zeros(h.hole.shape, np.float32) if self.quality and PROBE_AGE else None
         # fast: the pixels whose chains the drift guard refused
-        drifted = np.zeros(hole.shape, bool) if not self.quality and DRIFT_MAX > 0 else None
-        flow_w = self._gather_flow(buf, i, xs, ys, todo, acc, wsum, age, drifted=drifted, drift_max=DRIFT_MAX) \
-            if todo.any() else np.zeros_like(wsum)
-        if layer_w.any() and LAYER_SWITCH > 0:
+        h.drifted = np.zeros(h.hole.shape, bool) if not self.quality and DRIFT_MAX > 0 else None
+        h.flow_w = self._gather_flow(buf, i, h.xs, h.ys, todo, h.acc, h.wsum, h.age, drifted=h.drifted,
+                                     drift_max=DRIFT_MAX) if todo.any() else np.zeros_like(h.wsum)
+        if h.layer_w.any() and LAYER_SWITCH > 0:
             # a layer's copies stay only where they predict the ring around the hole (the frame's truth) about as
             # well as the flow does: a subject that deforms, or blur, fools the agreement of before and after
-            kept = self._check_layers(image[y0:y1, x0:x1], hole, region, layered, layer_of, layer_w, acc, flow_w,
+            kept = self._check_layers(h.image, h.hole, h.region, h.layered, h.layer_of, h.layer_w, h.acc, h.flow_w,
                                       LAYER_SWITCH)
-            redo = hole & (layer_w > 0) & (kept == 0)
+            redo = h.hole & (h.layer_w > 0) & (kept == 0)
             if not self.quality:
-                redo &= bg_w < BACKGROUND_TRUST
+                redo &= h.bg_w < BACKGROUND_TRUST
             if redo.any():   # the refused layers' hole pixels: flow chains, as for any other pixel
-                flow_w = flow_w + self._gather_flow(buf, i, xs, ys, redo, acc, wsum, age, drifted=drifted,
-                                                    drift_max=DRIFT_MAX)
-            layer_w = kept
+                h.flow_w = h.flow_w + self._gather_flow(buf, i, h.xs, h.ys, redo, h.acc, h.wsum, h.age,
+                                                        drifted=h.drifted, drift_max=DRIFT_MAX)
+            h.layer_w = kept
         # Evidence for the copies of a fixed camera (quality): real pixels along the flow are gathered for the
         # pixels the copies answer too, and the two sources are compared on the ring around the hole (where the
-        # frame is the truth), below.
-        rival = None
-        age_f = w_f = None
-        if ARBITRATE and self.quality and bracket_w.any():  # fast: DIS on every still frame cost 20 % fps
-            acc_f = np.zeros_like(acc)
-            w_f = np.zeros_like(wsum)
-            age_f = None if copy_age is None else np.zeros_like(wsum)
-            if self._gather_flow(buf, i, xs, ys, region & (bracket_w > 0), acc_f, w_f, age_f).any():
-                rival = (acc_f, w_f)
+        # frame is the truth), in _combine.
+        if ARBITRATE and self.quality and h.bracket_w.any():  # fast: DIS on every still frame cost 20 % fps
+            acc_f = np.zeros_like(h.acc)
+            h.w_f = np.zeros_like(h.wsum)
+            h.age_f = None if h.copy_age is None else np.zeros_like(h.wsum)
+            if self._gather_flow(buf, i, h.xs, h.ys, h.region & (h.bracket_w > 0), acc_f, h.w_f, h.age_f).any():
+                h.rival = (acc_f, h.w_f)
+
+    def _combine(self, h: _Hole) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All sources weighed into one candidate per pixel; where the flow's rival candidates predict the ring
+        better than the copies (quality), they take the copies' place. Returns (candidate colours, answered,
+        switched to the flow)."""
+        acc, wsum, bg_w = h.acc, h.wsum, h.bg_w
         if bg_w.any():
-            if self.quality and moving:
-                flow_colour = acc / np.maximum(flow_w, 1e-6)[..., None]
-                conflict = (flow_w > FLOW_SOLID) & (np.abs(flow_colour - colour).max(axis=2) > CONFLICT_LEVEL)
+            if self.quality and h.moving:
+                flow_colour = acc / np.maximum(h.flow_w, 1e-6)[..., None]
+                conflict = (h.flow_w > FLOW_SOLID) & (np.abs(flow_colour - h.colour).max(axis=2) > CONFLICT_LEVEL)
                 bg_w[conflict] = 0.0
-            bg_w[(bracket_w > 0) | (layer_w > 0)] = 0.0
-            acc += colour * bg_w[..., None]
+            bg_w[(h.bracket_w > 0) | (h.layer_w > 0)] = 0.0
+            acc += h.colour * bg_w[..., None]
             wsum += bg_w
-        if bracket_w.any():
-            acc += bracket * bracket_w[..., None]
-            wsum += bracket_w
-        if layer_w.any():
-            acc += layered * layer_w[..., None]
-            wsum += layer_w
+        if h.bracket_w.any():
+            acc += h.bracket * h.bracket_w[..., None]
+            wsum += h.bracket_w
+        if h.layer_w.any():
+            acc += h.layered * h.layer_w[..., None]
+            wsum += h.layer_w
         have = wsum > 0
         cand = np.zeros_like(acc)
         cand[have] = acc[have] / wsum[have][:, None]
-        switch = np.zeros(hole.shape, bool)
-        if rival is not None:
+        switch = np.zeros(h.hole.shape, bool)
+        if h.rival is not None:
             # per part of the hole, the source that predicts the ring better (by SWITCH_RATIO) wins: where the
             # scene moves on its own (leaves, water, a face) real pixels along the flow beat a copy from the same
             # place; where it does not, the copy stays (it is exact, and flow would carry passers-by in)
-            acc_f, w_f = rival
+            acc_f, w_f = h.rival
             got = w_f > 0
             flow_cand = np.zeros_like(acc)
             flow_cand[got] = acc_f[got] / w_f[got][:, None]
-            box = image[y0:y1, x0:x1].astype(np.float32)
-            outside = region & ~hole
+            box = h.image.astype(np.float32)
+            outside = h.region & ~h.hole
             e_copy = ring_error(box, cand, outside & have)
             e_flow = ring_error(box, flow_cand, outside & got)
             if e_copy is not None and e_flow is not None:
-                switch = got & (bracket_w > 0) & (e_flow < SWITCH_RATIO * e_copy)
+                switch = got & (h.bracket_w > 0) & (e_flow < SWITCH_RATIO * e_copy)
                 cand[switch] = flow_cand[switch]
-                self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & hole).sum())
+                self.stats.pixels["switched"] = self.stats.pixels.get("switched", 0) + int((switch & h.hole).sum())
+        return cand, have, switch
 
+    def _give_away(self, h: _Hole, buf: list[_Slot], i: int, cand: np.ndarray, have: np.ndarray,
+                   switch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Candidates refused: parts the drift guard mostly refused (fast), parts the probe gives to the engine
+        (quality), and candidates that misfit the ring. Returns (answered, refused, parts given away whole)."""
+        hole, drifted = h.hole, h.drifted
         misfit = np.zeros(hole.shape, bool)
         given_away = None   # parts of the hole the probe gave away whole
         refused = None if drifted is None else drifted & hole & ~have
@@ -480,45 +551,56 @@ class TemporalCompletion(Sources, RingChecks):
             # fast: a part of the hole mostly refused by the drift guard goes to the engine whole (a patchwork of
             # short chains and engine fills is worse than either)
             lost, among = refused, hole
-            if moving and DRIFT_MEMORY and max(slot.drift_fwd, slot.drift_bwd) > 0:
+            slot = buf[i]
+            if h.moving and DRIFT_MEMORY and max(slot.drift_fwd, slot.drift_bwd) > 0:
                 # once the camera has moved, the memory is a rigid guess at what the refused chains show (a scene
                 # whose parts move against each other, here, around this frame's hole): the share counts among the
                 # pixels the chains were for, and the memory goes with them
-                lost, among = drifted & hole, todo & hole
+                lost, among = drifted & hole, h.todo & hole
             # layered copies (seen alike before and after, not along the refused flow) stay
-            whole = whole_parts(hole, lost, among, DRIFT_ALL) & (layer_w == 0)
+            whole = whole_parts(hole, lost, among, DRIFT_ALL) & (h.layer_w == 0)
             if whole.any():
                 given_away = whole
-                drifted = drifted | given_away
+                h.drifted = drifted | given_away
                 misfit |= given_away & have
                 have = have & ~given_away
         # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)
         if PROBE and self.quality and (hole & have).any():
             aged = None
-            if age is not None:
+            if h.age is not None:
                 copies = None
-                if copy_age is not None and (bracket_w > 0).any():
-                    if age_f is not None and switch.any():
-                        copy_age = np.where(switch & np.isfinite(copy_age), age_f / np.maximum(w_f, 1e-6), copy_age)
-                    copies = (copy_age, bracket_w > 0, switch, memory, moving)
-                aged = self._aged_ring(buf, i, xs, ys, hole, region, flow_w, age, bg_w + bracket_w, copies)
-            misfit, given_away = self._probe(image, (x0, y0, x1, y1), hole, region, have, cand, aged)
+                copy_age = h.copy_age
+                if copy_age is not None and (h.bracket_w > 0).any():
+                    if h.age_f is not None and switch.any():
+                        copy_age = np.where(switch & np.isfinite(copy_age), h.age_f / np.maximum(h.w_f, 1e-6),
+                                            copy_age)
+                    copies = (copy_age, h.bracket_w > 0, switch, h.memory, h.moving)
+                aged = self._aged_ring(buf, i, h.xs, h.ys, hole, h.region, h.flow_w, h.age, h.bg_w + h.bracket_w,
+                                       copies)
+            misfit, given_away = self._probe(buf[i].frame.image, h.box, hole, h.region, have, cand, aged)
             if misfit.any():
                 have = have & ~misfit
                 self.stats.pixels["probe"] = self.stats.pixels.get("probe", 0) + int(misfit.sum())
         if ARBITRATE and (hole & have).any():
-            off = misfits(image[y0:y1, x0:x1], hole, region, have, cand, cheap=not self.quality)
+            off = misfits(h.image, hole, h.region, have, cand, cheap=not self.quality)
             if off.any():
                 have = have & ~off
                 misfit |= off
                 self.stats.pixels["misfit"] = self.stats.pixels.get("misfit", 0) + int(off.sum())
+        return have, misfit, given_away
 
+    def _fill_rest(self, h: _Hole, buf: list[_Slot], i: int, cand: np.ndarray, have: np.ndarray,
+                   misfit: np.ndarray, given_away: np.ndarray | None) -> np.ndarray:
+        """What no source answers: carried from the previous output along the flow, interpolated (specks) or
+        filled by the engine; the seam matched to the ring, and the result pasted into the frame."""
+        slot = buf[i]
+        hole, region, drifted = h.hole, h.region, h.drifted
         uncovered = (region & ~have).any()
         previous = None  # the previous output read along the flow, once: (carried, valid, filtered)
         if i > 0 and buf[i - 1].out is not None and (uncovered or self.quality):
             self._pair(buf[i - 1], slot)
             if not buf[i - 1].cut_after:
-                previous = self._from_previous(buf, i, xs, ys)
+                previous = self._from_previous(buf, i, h.xs, h.ys)
         prev_used = np.zeros(hole.shape, bool)
         if previous is not None and uncovered:
             prev_used = previous[1] & ~have & region & ~misfit
@@ -532,14 +614,14 @@ class TemporalCompletion(Sources, RingChecks):
             cand[prev_used] = previous[0][prev_used]
 
         known = have | prev_used
-        cand = self._seam(image[y0:y1, x0:x1], hole, region, known, have, cand)
+        cand = self._seam(h.image, hole, region, known, have, cand)
         if self.quality and previous is not None:
             # Quality: carried pixels are averaged with the previous output along the flow (an exponential
             # filter along motion trajectories), so sources that come and go as the window slides do not
             # flicker. Not where the bracket or a fully trusted background memory answers: those are exact,
             # and the flow there (interpolated across the hole on a still camera) would only shift them.
             _, valid, colour = previous
-            smooth = valid & hole & have & (bracket_w == 0) & (bg_w < BACKGROUND_TRUST)
+            smooth = valid & hole & have & (h.bracket_w == 0) & (h.bg_w < BACKGROUND_TRUST)
             cand[smooth] = (1.0 - TRAJECTORY_SMOOTH) * cand[smooth] + TRAJECTORY_SMOOTH * colour[smooth]
 
         missing = hole & ~known
@@ -547,21 +629,30 @@ class TemporalCompletion(Sources, RingChecks):
         if missing.any():
             # specks keep this interpolation; large parts hold it only until the engine fills them (so the frame
             # handed to the engine, and any blend at their edge, carries nothing of the marked pixels)
-            base = np.where(hole[..., None], cand, image[y0:y1, x0:x1].astype(np.float32))
+            base = np.where(hole[..., None], cand, h.image.astype(np.float32))
             cand = np.where(missing[..., None], smooth_fill(base, ~missing), cand)
         stats = self.stats.pixels
-        stats["flow"] += int((hole & (flow_w > bg_w)).sum())
-        stats["background"] += int((hole & (bg_w >= flow_w) & (bg_w > 0)).sum())
-        stats["bracket"] += int((hole & (bracket_w > 0)).sum())
-        stats["layered"] = stats.get("layered", 0) + int((hole & (layer_w > 0)).sum())
+        stats["flow"] += int((hole & (h.flow_w > h.bg_w)).sum())
+        stats["background"] += int((hole & (h.bg_w >= h.flow_w) & (h.bg_w > 0)).sum())
+        stats["bracket"] += int((hole & (h.bracket_w > 0)).sum())
+        stats["layered"] = stats.get("layered", 0) + int((hole & (h.layer_w > 0)).sum())
         stats["previous"] += int((hole & prev_used).sum())
         stats["speck"] += int(specks.sum())
+        return self._paste(h, slot, cand, large, previous)
 
+    def _paste(self, h: _Hole, slot: _Slot, cand: np.ndarray, large: np.ndarray,
+               previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """The candidates pasted into the frame (feathered inside the margin); the ``large`` never-seen parts
+        then filled by the engine (quality: averaged with the previous output along the flow)."""
+        image = slot.frame.image
+        H, W = slot.hole.shape
+        x0, y0, x1, y1 = h.box
+        hole = h.hole
         out = image.copy()
-        src = image[y0:y1, x0:x1].astype(np.float32)
+        src = h.image.astype(np.float32)
         alpha = paste_alpha(hole, self.feather, self.margin)[..., None]
         blend = np.clip(np.rint(src + (cand - src) * alpha), 0, 255).astype(np.uint8)
-        out[y0:y1, x0:x1] = np.where(hole[..., None], blend, image[y0:y1, x0:x1])
+        out[y0:y1, x0:x1] = np.where(hole[..., None], blend, h.image)
         if large.any():
             grow = cv2.dilate(large.astype(np.uint8), disc(2)) > 0
             mask = np.zeros((H, W), np.uint8)
@@ -581,8 +672,9 @@ class TemporalCompletion(Sources, RingChecks):
             keep[y0:y1, x0:x1] = hole
             out = np.where(keep[..., None], engine, out)
             self.stats.keyframes += 1
-            stats["engine"] += int(large.sum())
+            self.stats.pixels["engine"] += int(large.sum())
         return out
+
 
 def _window_moves(buf: list[_Slot], i: int, width: int, height: int, limit: float) -> bool:
     """Does the camera move by more than ``limit`` px (at a corner) between frame ``i`` and any other frame of the
