@@ -187,7 +187,7 @@ class _Slot:
         return self.unsafe is None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Hole:
     """One frame's hole while it is completed (``TemporalCompletion._complete``): the box around it, and what
     each source offers there (box-sized arrays; a weight is 0 where its source offers nothing)."""
@@ -201,7 +201,7 @@ class _Hole:
     moving: bool                          # the camera has moved more than MOVING_PX from the memory's reference
     acc: np.ndarray = field(init=False)   # float32 x 3: weighted sum of the candidates (the flow's, then all)
     wsum: np.ndarray = field(init=False)  # ... and of their weights
-    bg_w: np.ndarray = field(init=False)  # the background memory's weight ...
+    bg_w: np.ndarray = field(init=False)  # the memory's weight (_combine zeroes it where others answer) ...
     colour: np.ndarray | None = None      # ... and its colours, lit as the frame is now
     memory: tuple | None = None           # (colour, well-observed) handed to the bracket, when the memory is trusted
     bracket: np.ndarray | None = None     # the copies' colours (bracket, or the nearer side) ...
@@ -497,9 +497,10 @@ class TemporalCompletion(Sources, RingChecks):
                 h.rival = (acc_f, h.w_f)
 
     def _combine(self, h: _Hole) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All sources weighed into one candidate per pixel; where the flow's rival candidates predict the ring
-        better than the copies (quality), they take the copies' place. Returns (candidate colours, answered,
-        switched to the flow)."""
+        """All sources weighed into one candidate per pixel (summed into ``h.acc``/``h.wsum``; ``h.bg_w`` is zeroed
+        where copies, layers or, quality on a moving camera, a conflicting flow answer); where the flow's rival
+        candidates predict the ring better than the copies (quality), they take the copies' place. Returns
+        (candidate colours, answered, switched to the flow)."""
         acc, wsum, bg_w = h.acc, h.wsum, h.bg_w
         if bg_w.any():
             if self.quality and h.moving:
@@ -540,11 +541,12 @@ class TemporalCompletion(Sources, RingChecks):
     def _give_away(self, h: _Hole, buf: list[_Slot], i: int, cand: np.ndarray, have: np.ndarray,
                    switch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Candidates refused: parts the drift guard mostly refused (fast), parts the probe gives to the engine
-        (quality), and candidates that misfit the ring. Returns (answered, refused, parts given away whole)."""
-        hole, drifted = h.hole, h.drifted
+        (quality), and candidates that misfit the ring. Returns (answered, misfit: the candidates refused, parts
+        given away whole); ``h.drifted`` takes in the parts the drift guard gave away."""
+        hole = h.hole
         misfit = np.zeros(hole.shape, bool)
         given_away = None   # parts of the hole the probe gave away whole
-        refused = None if drifted is None else drifted & hole & ~have
+        refused = None if h.drifted is None else h.drifted & hole & ~have
         if refused is not None and refused.any():
             self.stats.pixels["drifted"] = self.stats.pixels.get("drifted", 0) + int(refused.sum())
         if refused is not None and DRIFT_ALL < 1.0 and refused.any():
@@ -556,12 +558,12 @@ class TemporalCompletion(Sources, RingChecks):
                 # once the camera has moved, the memory is a rigid guess at what the refused chains show (a scene
                 # whose parts move against each other, here, around this frame's hole): the share counts among the
                 # pixels the chains were for, and the memory goes with them
-                lost, among = drifted & hole, h.todo & hole
+                lost, among = h.drifted & hole, h.todo & hole
             # layered copies (seen alike before and after, not along the refused flow) stay
             whole = whole_parts(hole, lost, among, DRIFT_ALL) & (h.layer_w == 0)
             if whole.any():
                 given_away = whole
-                h.drifted = drifted | given_away
+                h.drifted = h.drifted | given_away
                 misfit |= given_away & have
                 have = have & ~given_away
         # (quality only: in fast, its engine run and ring errors cost about 40 % of the throughput)

@@ -1,7 +1,7 @@
 """Checks against the ring around the hole: the known pixels just outside it, where the frame is the truth.
 
 Propagated candidates are gathered for the ring too (``sources.py``), so every source can be judged there before
-it is trusted inside the hole (see ``complete.py`` for the whole method):
+it is trusted inside the hole (see ``complete.py`` for the whole completion, ``_complete`` and its phases):
 
 - ``ring_error``: how far a source's candidates are from the frame on the ring, carried into the hole (the
   arbitration between copies and flow, ``complete.ARBITRATE``);

@@ -1,7 +1,7 @@
 """The sources of real pixels for a hole: what other frames (and the previous output) show there.
 
-Methods of ``complete.TemporalCompletion`` (a mixin; see ``complete.py`` for the whole method and how the
-sources are weighed):
+Methods of ``complete.TemporalCompletion`` (a mixin; see ``complete.py`` for the whole completion, ``_complete``
+and its phases, and how the sources are weighed):
 
 - ``_bracket``: fixed or shaking camera: the nearest frame before and after (aligned by the background
   memory's placements) where the pixel is not hidden; alike on both sides, or the nearer side;
