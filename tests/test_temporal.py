@@ -399,7 +399,7 @@ def test_quality_filters_carried_pixels_along_their_motion(monkeypatch):
     """Quality averages carried pixels with the previous output along the flow: on a panning clip the fill
     changes less from frame to frame (measured along the known pan) without losing accuracy. With sensor noise,
     as in real footage: each source frame carries its own noise, and the sources change as the window slides."""
-    import streamfill.temporal.complete as tc
+    import streamfill.temporal.hole as hole_fill
 
     pan = 2
     data = list(clip(20, pan=pan, speed=3, noise=6.0))
@@ -415,7 +415,7 @@ def test_quality_filters_carried_pixels_along_their_motion(monkeypatch):
         return float(np.mean(jumps)), float(np.mean(err))
 
     smooth_jump, smooth_psnr = measure()
-    monkeypatch.setattr(tc, "TRAJECTORY_SMOOTH", 0.0)
+    monkeypatch.setattr(hole_fill, "TRAJECTORY_SMOOTH", 0.0)
     raw_jump, raw_psnr = measure()
     assert smooth_jump < 0.9 * raw_jump, (smooth_jump, raw_jump)
     assert smooth_psnr > raw_psnr - 0.5, (smooth_psnr, raw_psnr)

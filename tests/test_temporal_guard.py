@@ -12,6 +12,7 @@ import numpy as np
 from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion
 from streamfill.temporal import complete as tc
+from streamfill.temporal import hole as hole_fill
 from streamfill.temporal.background import BackgroundMemory
 from streamfill.temporal.flow import Flow, border_spread
 from streamfill.types import Frame
@@ -59,7 +60,7 @@ def _clip(n: int, split: bool):
 def _fast(split: bool, monkeypatch, drift_max: float | None = None):
     monkeypatch.setattr(tc, "DRIFT_TOL", 0.0)             # the synthetic step is small: no noise allowance
     if drift_max is not None:
-        monkeypatch.setattr(tc, "DRIFT_MAX", drift_max)
+        monkeypatch.setattr(hole_fill, "DRIFT_MAX", drift_max)
 
     def fill(img, mask):
         return np.where(mask[..., None] > 0, np.uint8(100), img)

@@ -10,7 +10,7 @@ import numpy as np
 
 from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion, layers
-from streamfill.temporal import complete as tc
+from streamfill.temporal import hole as hole_fill
 from streamfill.types import Frame
 
 H, W = 192, 320
@@ -43,7 +43,7 @@ def two_layers(n: int = N, light_from: int | None = None):
 
 
 def run(monkeypatch, layered: bool, clip):
-    monkeypatch.setattr(tc, "LAYERED", layered)
+    monkeypatch.setattr(hole_fill, "LAYERED", layered)
     items = list(clip)
 
     def fill(img, mask):
@@ -76,7 +76,7 @@ def test_layers_answer_nothing_where_before_and_after_disagree(monkeypatch):
     """The light changes while the place is hidden: what was seen before no longer matches what is seen after,
     so the frames around the change take (almost) nothing from the layers (the ring check is off here: this is
     the agreement of before and after alone)."""
-    monkeypatch.setattr(tc, "LAYER_SWITCH", 0.0)
+    monkeypatch.setattr(hole_fill, "LAYER_SWITCH", 0.0)
     _, _, steady = run(monkeypatch, True, two_layers(light_from=None))
     _, _, changed = run(monkeypatch, True, two_layers(light_from=N // 2))
     assert changed["layered"] < 0.4 * steady["layered"], (changed["layered"], steady["layered"])
@@ -88,6 +88,6 @@ def test_a_layer_that_mispredicts_the_ring_gives_way_to_the_flow(monkeypatch):
     monkeypatch.setattr(layers, "LEVEL", 1e9)
     _, _, checked = run(monkeypatch, True, two_layers(light_from=N // 2))
     assert checked.get("layer_refused", 0) > 0
-    monkeypatch.setattr(tc, "LAYER_SWITCH", 0.0)
+    monkeypatch.setattr(hole_fill, "LAYER_SWITCH", 0.0)
     _, _, unchecked = run(monkeypatch, True, two_layers(light_from=N // 2))
     assert checked["layered"] < 0.6 * unchecked["layered"], (checked["layered"], unchecked["layered"])

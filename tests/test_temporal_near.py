@@ -14,10 +14,11 @@ from test_temporal_layers import picture
 from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion
 from streamfill.temporal import complete as tc
+from streamfill.temporal import hole as hole_fill
 from streamfill.types import Frame
 
 H, W, N = 160, 256, 14
-LIMIT = tc.NEAR_MOVING_PX  # the shipped setting
+LIMIT = hole_fill.NEAR_MOVING_PX  # the shipped setting
 
 
 def clip(pan: int):
@@ -37,7 +38,7 @@ def clip(pan: int):
 
 
 def copies(monkeypatch, pan: int, limit: float, mode: str = "fast") -> int:
-    monkeypatch.setattr(tc, "NEAR_MOVING_PX", limit)
+    monkeypatch.setattr(hole_fill, "NEAR_MOVING_PX", limit)
     comp = TemporalCompletion(lambda img, mask: np.where(mask[..., None] > 0, np.uint8(128), img),
                               TemporalConfig(mode=mode))
     out = list(comp.stream(clip(pan)))
@@ -69,10 +70,10 @@ def test_window_moves_compares_every_frame_of_the_window_with_the_same_reference
         return tc._Slot(frame=None, hole=None, small=None, hole_small=None, placement=Placement(epoch, warp))
 
     buf = [slot(0.0), slot(1.0), slot(2.0), slot(3.5)]
-    assert tc._window_moves(buf, 0, 64, 48, 3.0)            # 3.5 px from frame 0
-    assert not tc._window_moves(buf, 1, 64, 48, 3.0)        # at most 2.5 px from frame 1
+    assert hole_fill._window_moves(buf, 0, 64, 48, 3.0)            # 3.5 px from frame 0
+    assert not hole_fill._window_moves(buf, 1, 64, 48, 3.0)        # at most 2.5 px from frame 1
     buf[3] = slot(3.5, epoch=2)                             # another reference: not comparable
-    assert not tc._window_moves(buf, 0, 64, 48, 3.0)
+    assert not hole_fill._window_moves(buf, 0, 64, 48, 3.0)
 
 
 def drifting(n: int = 10):

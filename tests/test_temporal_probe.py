@@ -11,7 +11,7 @@ import numpy as np
 
 from streamfill.config import TemporalConfig
 from streamfill.temporal import TemporalCompletion
-from streamfill.temporal import complete as tc
+from streamfill.temporal import hole as hole_fill
 from streamfill.temporal.flow import Flow
 from streamfill.temporal.ring import light_fit
 from streamfill.types import Frame
@@ -82,7 +82,7 @@ def test_probe_gives_away_propagation_that_does_not():
 def test_quality_sends_a_part_propagated_wrongly_to_the_engine(monkeypatch):
     """End to end: a subject's texture changes completely every frame (nothing other frames show is right);
     quality's probe sees it on the ring and the engine's calls rise."""
-    monkeypatch.setattr(tc, "PROBE", True)
+    monkeypatch.setattr(hole_fill, "PROBE", True)
     n = 8
     calls = []
 
@@ -157,7 +157,7 @@ def test_quality_carries_nothing_into_a_part_the_probe_gave_away(monkeypatch):
 
     carried = {}
     for flag in (False, True):
-        monkeypatch.setattr(tc, "PROBE_CARRY", flag)
+        monkeypatch.setattr(hole_fill, "PROBE_CARRY", flag)
         comp = TemporalCompletion(fill, TemporalConfig(mode="quality", background=False, window=3))
         assert len(list(comp.stream(pairs()))) == n
         carried[flag] = comp.stats.pixels["previous"]

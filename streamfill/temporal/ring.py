@@ -1,13 +1,13 @@
 """Checks against the ring around the hole: the known pixels just outside it, where the frame is the truth.
 
 Propagated candidates are gathered for the ring too (``sources.py``), so every source can be judged there before
-it is trusted inside the hole (see ``complete.py`` for the whole completion, ``_complete`` and its phases):
+it is trusted inside the hole (see ``hole.py`` for how one frame's hole is filled):
 
 - ``ring_error``: how far a source's candidates are from the frame on the ring, carried into the hole (the
-  arbitration between copies and flow, ``complete.ARBITRATE``);
+  arbitration between copies and flow, ``hole.ARBITRATE``);
 - ``RingChecks._check_layers``: a layer's copies give way where they predict the ring worse than the flow
-  (``complete.LAYER_SWITCH``);
-- ``RingChecks._probe``: the held-out probe (``quality``, ``complete.PROBE``): propagation against the engine
+  (``hole.LAYER_SWITCH``);
+- ``RingChecks._probe``: the held-out probe (``quality``, ``hole.PROBE``): propagation against the engine
   on the ring, hidden from both;
 - ``misfits``: candidates along the hole's inner edge that do not continue the frame outside;
 - ``background_agreement``: how far the frame around the hole looks like the background memory;
@@ -57,7 +57,7 @@ class RingChecks:
     def _check_layers(self, frame, hole, region, layered, layer_of, layer_w, acc, flow_w, switch
                       ) -> np.ndarray:
         """``layer_w`` with the pixels of each layer whose ring error exceeds ``switch``
-        (``complete.LAYER_SWITCH``) x the flow's (on the ring pixels both answer) set to 0. ``acc``/``flow_w``:
+        (``hole.LAYER_SWITCH``) x the flow's (on the ring pixels both answer) set to 0. ``acc``/``flow_w``:
         the flow candidates gathered so far."""
         ring = region & ~hole & (flow_w > 0)
         truth = frame.astype(np.float32)

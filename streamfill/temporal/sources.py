@@ -1,7 +1,7 @@
 """The sources of real pixels for a hole: what other frames (and the previous output) show there.
 
-Methods of ``complete.TemporalCompletion`` (a mixin; see ``complete.py`` for the whole completion, ``_complete``
-and its phases, and how the sources are weighed):
+Methods of ``complete.TemporalCompletion`` (a mixin; see ``hole.py`` for how one frame's hole is filled
+and how the sources are weighed):
 
 - ``_bracket``: fixed or shaking camera: the nearest frame before and after (aligned by the background
   memory's placements) where the pixel is not hidden; alike on both sides, or the nearer side;
@@ -30,7 +30,7 @@ BRACKET_LEVEL = 20.0     # 8-bit levels within which before and after count as t
 # ``small_hole`` -0.5, ``water`` -0.2 dB)
 SHARP_PX = 1.5
 PROBE_AGE_QUANTILE = 0.5  # which distance of a hole part's flow candidates the ring is matched to
-# the ring's copies (``complete.PROBE_AGE_COPIES``):
+# the ring's copies (``hole.PROBE_AGE_COPIES``):
 PROBE_AGE_ONE_SIDED = True  # ... only copies found on one side (no frame before and after both showed them)
 PROBE_AGE_COPY_SHARE = 0.5  # ... from frames at least this share of the hole part's copies' distance
 
@@ -123,7 +123,7 @@ class Sources:
         ``age`` (h x w, optional): receives the weighted distance in frames of each candidate (divide by the
         returned weight for the mean); ``min_dist`` (h x w, optional): per pixel, the nearest frame distance whose
         candidates count (the chains still pass through nearer frames); ``drifted`` (h x w bool, optional) and
-        ``drift_max`` (px; the drift guard, ``complete.DRIFT_MAX``; 0 = off): chains are refused once they have
+        ``drift_max`` (px; the drift guard, ``hole.DRIFT_MAX``; 0 = off): chains are refused once they have
         drifted more than ``drift_max`` px through flow completed across holes whose border moves in several
         ways (``flow.border_spread``), and their pixels are marked here."""
         slot = buf[i]
