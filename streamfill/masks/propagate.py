@@ -18,8 +18,11 @@ objects under ~128 px so that they are ~64 working px across, up to full resolut
    grow back. The pull is weighted by how decisive the colour is (``|2 P(object | colour) - 1|``): a colour the
    object shares with its surroundings leaves the edge where the flow put it.
 4. Re-threshold at 0.5, morphological opening and closing, removal of specks; the result is the next
-   frame's state (soft: the pixels it drops keep values under 0.5). The tracker makes the full-resolution
-   masks from it (``FlowTracker._to_full``: upsampled, above 0.3).
+   frame's state (soft: the pixels it drops keep values under 0.5).
+5. What is yielded is that state (or the key view, below) with the pixels next to its outline set by the
+   picture's local two-colour alpha where the colours decide (:mod:`streamfill.masks.matte`); the state itself
+   is not snapped. The tracker makes the full-resolution masks from it (``FlowTracker._to_full``: upsampled,
+   above 0.3).
 
 Appearance anchor: while the keyframe's picture of the object aligns (ECC) with the new frame, the mask is the
 keyframe's shape moved there (where the flow is trusted and follows the object, averaged with the flow's mask;
@@ -62,6 +65,7 @@ from streamfill.masks.colour import ColourModel
 from streamfill.masks.confidence import TrackConfidence
 from streamfill.masks.geometry import compose, decompose, invert, translation_of
 from streamfill.masks.keyview import KeyView
+from streamfill.masks.matte import snap_outline
 from streamfill.masks.ops import disk, drop_specks
 
 _PRESETS = {
@@ -555,7 +559,10 @@ class Propagator(AppearanceSearch, KeyView):
             full_trusted = np.zeros(state.shape, bool)
             full_trusted[y0:y1, x0:x1] = trusted
             self._learn(full_rgb, state > 0.5, full_trusted, rate=cfg.model_rate)
-        return view if view is not None and self._key_agrees(view, state) else state
+        out = view if view is not None and self._key_agrees(view, state) else state
+        # What is yielded has its outline placed by the picture where the colours decide (matte.py); the state
+        # carries on as the tracker made it.
+        return snap_outline(out, full_rgb)
 
 
 def _partly_hidden(shape: np.ndarray, seen: np.ndarray, kernel: np.ndarray) -> bool:
