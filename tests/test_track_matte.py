@@ -67,6 +67,18 @@ def test_a_textured_object_is_not_cut_down_to_its_stripes(monkeypatch):
     assert _iou(snap_outline(soft, image) > 0.5, truth) < 0.9
 
 
+def test_an_edge_colour_off_the_line_between_the_two_sides_is_not_read_as_a_blend(monkeypatch):
+    """An object with a dark rim (a third colour, not a mix of its inside and the ground): the rim is not a
+    blend of the two, so the alpha read along their line (about 0.3 here) says nothing about it."""
+    image, truth = _disc(9.0, (240, 140, 20), (40, 60, 200), blur=1e-4)
+    t8 = truth.astype(np.uint8)
+    image[(t8 - cv2.erode(t8, disk(1))).astype(bool)] = (0, 0, 0)
+    soft = truth.astype(np.float32)
+    assert _iou(snap_outline(soft, image) > 0.5, truth) > 0.98
+    monkeypatch.setattr(matte, "_MAX_OFF_LINE", 1e9)  # the guard is what holds it
+    assert _iou(snap_outline(soft, image) > 0.5, truth) < 0.9
+
+
 def test_only_the_outline_s_neighbourhood_changes_and_the_input_is_kept():
     image, _ = _disc(9.0, (240, 140, 20), (40, 60, 200))
     soft = _soft(10.0) * 0.9 + 0.05
