@@ -3,7 +3,8 @@
 import cv2
 import numpy as np
 
-from streamfill.masks import matte
+from streamfill.config import TrackConfig
+from streamfill.masks import matte, propagate
 from streamfill.masks.matte import snap_outline
 from streamfill.masks.ops import disk
 
@@ -96,9 +97,6 @@ def test_only_the_outline_s_neighbourhood_changes_and_the_input_is_kept():
 def test_the_tracker_yields_the_snapped_outline_but_carries_its_own_state(monkeypatch):
     """A disc moving 1.5 px a frame: what the tracker yields is its own mask snapped to the picture; its state,
     and so its course, is what it would be without the snap."""
-    from streamfill.config import TrackConfig
-    from streamfill.masks import propagate
-
     frames = [_disc(9.0, (240, 140, 20), (40, 60, 200), cx=24.3 + 1.5 * t, cy=30.6 + 0.5 * t) for t in range(8)]
 
     def run(snap):
