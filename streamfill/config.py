@@ -146,6 +146,7 @@ class TrackConfig:
     backfill: int = 0
     max_backward: int = 150
     cut_threshold: float = 0.4
+    outline: bool = True
     motion_scale: float = 0.5
     motion_history: int = 300
     motion_var_threshold: float = 25.0
@@ -168,6 +169,8 @@ class TrackConfig:
         check_range("track.backfill", self.backfill, 0, 10000)
         check_range("track.max_backward", self.max_backward, 0, 100000)
         check_range("track.cut_threshold", self.cut_threshold, 0.0, 1.0)
+        if not isinstance(self.outline, bool):
+            raise ConfigError(f"track.outline = {self.outline!r}: expected true or false")
         check_range("track.motion_scale", self.motion_scale, 0.1, 1.0)
         check_range("track.motion_history", self.motion_history, 1, 100000)
         check_range("track.motion_var_threshold", self.motion_var_threshold, 1.0, 1000.0)

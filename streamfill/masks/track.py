@@ -47,6 +47,7 @@ from streamfill.config import TrackConfig
 from streamfill.errors import InputError, MaskError
 from streamfill.masks.box import segment_box, whole_box
 from streamfill.masks.ops import dilate
+from streamfill.masks.outline import OutlineRefiner
 from streamfill.masks.propagate import Propagator
 from streamfill.masks.scenecut import SceneCutDetector
 from streamfill.types import Frame, Mask
@@ -178,6 +179,7 @@ class FlowTracker:
         self.lost: list[tuple[int, int]] = []  # closed lost stretches (first, last frame index)
         self.lost_frames = 0  # frames in lost stretches so far, the open one included
         self.scale = self.config.scale  # working scale, chosen from the object's size at the first frame
+        self._outline = OutlineRefiner() if self.config.outline else None
         self._low_start: int | None = None
         self._low_end = -1
         self._low_count = 0
@@ -286,7 +288,8 @@ class FlowTracker:
     def _to_small(self, mask: np.ndarray) -> np.ndarray:
         return cv2.resize((mask > 127).astype(np.float32), self._small, interpolation=cv2.INTER_AREA)
 
-    def _to_full(self, soft: np.ndarray | None) -> Mask:
+    def _to_full(self, soft: np.ndarray | None, image: np.ndarray) -> Mask:
+        """The mask yielded for the soft state ``soft`` (working scale) of the frame ``image`` (RGB)."""
         if soft is None:
             return np.zeros((self._h, self._w), np.uint8)
         up = cv2.resize(soft, (self._w, self._h), interpolation=cv2.INTER_LINEAR)
@@ -295,6 +298,8 @@ class FlowTracker:
         # The area bound holds on the state (see propagate); this keeps it on what is yielded.
         if np.count_nonzero(mask) > (1.0 + _OUTPUT_EXTRA) * np.count_nonzero(sure):
             mask = sure
+        if self._outline is not None:  # a small object's outline redrawn from the picture (outline.py)
+            mask = self._outline(image, mask)
         return self._out(np.where(mask, 255, 0).astype(np.uint8))
 
     def _out(self, mask: Mask) -> Mask:
@@ -385,7 +390,7 @@ class FlowTracker:
                 self._note(frame.index, conf)
                 if soft is None:
                     self.confidence = 0.0
-                yield frame, self._to_full(soft)
+                yield frame, self._to_full(soft, frame.image)
         if nxt < len(order):
             error = MaskError(f"keyframe {order[nxt]} is beyond the end of the clip (last frame index {last_index})")
             error.frames = last_index + 1  # what the clip held (read with salvage: the frames before the damage)
@@ -398,7 +403,7 @@ class FlowTracker:
             self._note(item.frame.index, item.confidence)
             if item.soft is None:
                 self.confidence = 0.0
-            yield item.frame, self._to_full(item.soft)
+            yield item.frame, self._to_full(item.soft, item.frame.image)
 
     def _backward(
         self, pending: list[_Pending], rgb: np.ndarray, grey: np.ndarray, key_small: np.ndarray
