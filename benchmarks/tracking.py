@@ -29,10 +29,10 @@ FRESH = {2000: (2000, 2001), 3000: (3000, 3001, 3002), 4000: (4000, 4001, 4002),
          6000: (6000, 6001, 6002), 7000: (7000, 7001, 7002), 8000: (8000, 8001, 8002),
          9600: (9600, 9601, 9602)}
 BEFORE = (5000, 6000, 7000, 8000, 9600)  # the groups also run with the --before tracker
-COMPRESSED = (10150, 10151, 10152)  # --real: the newest seeds, never tuned on (run once, with this tracker and the one
+COMPRESSED = (10160, 10161, 10162)  # --real: the newest seeds, never tuned on (run once, with this tracker and the one
 # before its last change); 9950-9952, 9970-9972, 9980-9982, 9990-9992, 10010-10012, 10020-10022, 10030-10032,
 # 10040-10042, 10050-10052, 10060-10062, 10070-10072, 10080-10082, 10090-10092, 10100-10102, 10110-10112,
-# 10120-10122, 10130-10132, 10140-10142: earlier passes, spent (next unspent: 10160)
+# 10120-10122, 10130-10132, 10140-10142, 10150-10152: earlier passes, spent (next unspent: 10170)
 _CHILD = """
 import json, os, sys
 import cv2
@@ -217,9 +217,10 @@ def _compressed(args: argparse.Namespace) -> int:
             "H.264 round trip (libx264 without its assembly, one thread, CRF 23, 4:2:0, in memory: 'h264'), over the "
             "generated backgrounds and over real clips (--backdrop: vtest.avi, fixed camera, pedestrians; "
             "bigbuckbunny.mp4, animation with camera motion). No constant was tuned on these seeds: they were first "
-            "run with the tracker before and after its last change (the yielded outline's pixels set by the picture's "
-            "local two-colour alpha where the colours decide), the rule for keeping it written down before "
-            "(docs/guide/tracking.md, 'Twenty-third pass'), and since only re-run with that tracker unchanged. "
+            "run with the tracker before and after its last change (a small object's yielded outline redrawn by the "
+            "outline net, trained on generated scenes from the other half of the photos), the rule for keeping it "
+            "written down before (docs/guide/tracking.md, 'Twenty-fifth pass'), and since only re-run with that "
+            "tracker unchanged. "
             "CPU time is process time of the tracker with OpenCV on one thread, on a shared machine: an upper "
             "bound. " + _SIZES),
         load_before)
