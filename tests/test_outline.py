@@ -98,6 +98,9 @@ def test_training_collects_fits_and_exports(tmp_path):
     assert 0.0 < scores["input_iou"] <= 1.0 and 0.0 < scores["iou"] <= 1.0
     path = tmp_path / "outline.onnx"
     export_onnx(net, path)
+    import streamfill.train.outline as module
+
+    assert module.__file__.encode() not in path.read_bytes()  # no machine's paths in the file (stack traces)
     frame = _scene()[3]
     x = net_input(frame.image[:50, :70], frame.truth[:50, :70])
     with torch.no_grad():

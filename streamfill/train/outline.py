@@ -164,3 +164,22 @@ def export_onnx(net: OutlineNet, path: str | Path) -> None:
     program = torch.onnx.export(net, (torch.zeros(1, 4, 64, 64),), dynamo=True, opset_version=18, verbose=False,
                                 input_names=["x"], output_names=["logits"], dynamic_shapes=(side,))
     program.save(str(path))
+    strip_trace(path)
+
+
+def strip_trace(path: str | Path) -> None:
+    """Drop what the exporter records of the Python source (per-node stack traces with the exporting machine's
+    absolute paths, docstrings) from the ONNX file at ``path``; the graph and weights are unchanged."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    model.doc_string = ""
+    model.graph.doc_string = ""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        del value.metadata_props[:]
+        value.doc_string = ""
+    onnx.save(model, str(path))
