@@ -26,15 +26,25 @@ CONTEXT = 8  # px: the picture given to the net reaches this far beyond that reg
 WEIGHTS = "outline.onnx"
 
 
+def small_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``mask``'s box (x0, y0, x1, y1, ends excluded) when the net redraws it, or None for a mask of under 4 pixels
+    or with a box over ``MAX_SIDE`` px."""
+    u8 = mask.view(np.uint8)
+    if cv2.countNonZero(u8) < 4:
+        return None
+    x, y, w, h = cv2.boundingRect(u8)
+    if max(w, h) > MAX_SIDE:
+        return None
+    return x, y, x + w, y + h
+
+
 def canvas_warp(mask: np.ndarray, side: int) -> np.ndarray | None:
     """The 2 x 3 whole-pixel shift from the frame to a ``side`` x ``side`` canvas centred on ``mask``'s box (how
-    training crops are cut), or None for a mask of under 4 pixels or with a box over ``MAX_SIDE`` px."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 4:
+    training crops are cut), or None where :func:`small_box` gives none."""
+    box = small_box(mask)
+    if box is None:
         return None
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    if max(x1 - x0, y1 - y0) > MAX_SIDE:
-        return None
+    x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
     return np.array([[1.0, 0.0, side // 2 - cx], [0.0, 1.0, side // 2 - cy]])
 
@@ -67,12 +77,10 @@ class OutlineRefiner:
     def __call__(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``mask`` (H x W bool) of the object in ``rgb`` (H x W x 3 uint8 RGB), redrawn where the net may; the same
         array when the mask is empty, tiny or over ``MAX_SIDE`` px."""
-        ys, xs = np.nonzero(mask)
-        if len(xs) < 4:
+        box = small_box(mask)
+        if box is None:
             return mask
-        x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-        if max(x1 - x0, y1 - y0) > MAX_SIDE:
-            return mask
+        x0, y0, x1, y1 = box
         H, W = mask.shape
         m = REACH + CONTEXT
         rx0, ry0, rx1, ry1 = max(0, x0 - m), max(0, y0 - m), min(W, x1 + m), min(H, y1 + m)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamfill.config import Config
+from streamfill.errors import InputError
 from streamfill.masks import scenes
 from streamfill.masks.outline import canvas_warp, reach_kernel
 from streamfill.masks.track import FlowTracker, Keyframe
@@ -81,12 +82,12 @@ def collect(pictures: Sequence[np.ndarray], seeds: Iterable[int], roundtrip: Cal
                 t = frame.index
                 if t == 0 or t % 2:
                     continue
-                warp = canvas_warp(yielded > 127, CANVAS)
+                obj = yielded > 127
+                warp = canvas_warp(obj, CANVAS)
                 if warp is None:
                     continue
-
                 rgb.append(_cut(images[t], warp))
-                mask.append(_cut((yielded > 127).view(np.uint8), warp) > 0)
+                mask.append(_cut(obj.view(np.uint8), warp) > 0)
                 truth.append(_cut(run[t].truth.view(np.uint8), warp) > 0)
             if progress is not None:
                 progress(f"{case} {seed}: {len(rgb)} samples")
@@ -121,7 +122,7 @@ def fit(samples: dict[str, np.ndarray], epochs: int = 10, batch: int = 64, lr: f
     nv = max(1, n // 10)
     nt = n - nv
     if nt < 1:
-        raise ValueError(f"{n} samples: too few to train on")
+        raise InputError(f"{n} training samples: too few to train on (more seeds or photos)")
     net = OutlineNet()
     opt = torch.optim.Adam(net.parameters(), lr / 2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * ((nt - 1) // batch + 1))
