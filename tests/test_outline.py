@@ -119,4 +119,6 @@ def test_cli_refuses_a_wrong_output(tmp_path, capsys):
     assert rc != 0 and "onnx" in err and "Traceback" not in err
     rc = main(["train", "outline", "--photos", str(tmp_path), "-o", str(tmp_path / "n.onnx"), "--seeds", "x-y"])
     assert rc != 0 and "--seeds" in capsys.readouterr().err
+    rc = main(["train", "outline", "--photos", str(tmp_path), "-o", str(tmp_path / "n.onnx"), "--seeds", "9-5"])
+    assert rc != 0 and "--seeds" in capsys.readouterr().err  # a reversed range is refused, not read as no seeds
     assert not (tmp_path / "n.onnx").exists()

@@ -434,7 +434,10 @@ def _seed_ranges(text: str) -> list[int]:
     try:
         for part in text.split(","):
             a, _, b = part.strip().partition("-")
-            seeds.extend(range(int(a), int(b or a) + 1))
+            first, last = int(a), int(b or a)
+            if last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
     except ValueError:
         raise InputError(f"--seeds {text}: expected ranges such as 50001-50040,51001") from None
     if not seeds:
@@ -469,8 +472,11 @@ def run_outline(args: argparse.Namespace) -> int:
             np.savez(args.samples, **samples)
     net, scores = fit(samples, epochs=args.epochs, log=say)
     part = out.with_name(out.name + ".part")
-    export_onnx(net, part)
-    os.replace(part, out)
+    try:
+        export_onnx(net, part)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)  # a failed export leaves nothing behind
     print(f"{out}: validation IoU {scores['iou']:.4f} near the outline (the yields as they came "
           f"{scores['input_iou']:.4f}), {int(scores['samples'])} samples")
     return 0
