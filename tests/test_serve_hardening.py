@@ -10,13 +10,13 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 import zlib
 
 import numpy as np
 import pytest
 import zmq
+from conftest import streamfill_cmd
 from serve_helpers import Dealer, invert_in_hole, service
 
 from streamfill import protocol as P
@@ -66,9 +66,8 @@ def free_port() -> int:
 def test_issue_repro_lone_surrogate_hello_does_not_stop_cli_serve(tmp_path):
     """The exact repro of issue 17: a 48-byte hello whose stream is a lone surrogate."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamfill", "serve", "--bind", f"tcp://127.0.0.1:{port}"],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-                            preexec_fn=_ctrl_c_reaches_it)
+    proc = subprocess.Popen(streamfill_cmd("serve", "--bind", f"tcp://127.0.0.1:{port}"),
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     ctx = zmq.Context()
     try:
         line = proc.stderr.readline()
@@ -96,13 +95,6 @@ def test_issue_repro_lone_surrogate_hello_does_not_stop_cli_serve(tmp_path):
                 proc.kill()
         ctx.destroy(linger=0)
     assert "Traceback" not in err and proc.returncode == 0, err
-
-
-def _ctrl_c_reaches_it() -> None:
-    """In the child before exec: SIGINT back to its default action, as in a terminal. A test run started as a
-    background job of a script (`cmd &`: the shell sets SIGINT and SIGQUIT to ignored, and children inherit
-    that; Python then leaves SIGINT ignored) would otherwise send its SIGINT to a serve that ignores it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _why_stuck(proc: subprocess.Popen) -> str:

@@ -111,20 +111,22 @@ def _quiet_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def _pool_clip(job: ClipJob, config: Config) -> ClipResult:
-    """``process_clip`` in a pool process. Interrupted, the process ends once the clip's clean-up has run: the
-    pool would catch the SystemExit, report it as the clip's result and start the next clip."""
+def _pool_clip(render: Callable[..., ClipResult], job: ClipJob, config: Config) -> ClipResult:
+    """``render`` (``process_clip``) in a pool process. Interrupted, the process ends once the clip's clean-up
+    has run: the pool would catch the SystemExit, report it as the clip's result and start the next clip."""
     try:
-        return process_clip(job, config)
+        return render(job, config)
     except SystemExit:
         os._exit(130)
 
 
 def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int = 1,
                     on_result: Callable[[ClipResult], None] | None = None,
-                    progress: Callable[[int, int | None], None] | None = None) -> list[ClipResult]:
+                    progress: Callable[[int, int | None], None] | None = None,
+                    render: Callable[..., ClipResult] = process_clip) -> list[ClipResult]:
     """Run a batch on this machine: one clip after another with one engine (``jobs_parallel`` = 1), or in a
-    pool of ``jobs_parallel`` processes (each loads its own engine)."""
+    pool of ``jobs_parallel`` processes (each loads its own engine). ``render`` renders one clip
+    (``process_clip``; for a pool, a module-level function: the workers import it by name)."""
     results: list[ClipResult] = []
     if jobs_parallel <= 1:
         worker = ChunkWorker(config)
@@ -133,14 +135,23 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
             def tick(d, t, base=done):
                 if progress is not None:
                     progress(base + d, None)
-            r = process_clip(job, config, inpainter=worker.inpainter, progress=tick)
+            r = render(job, config, inpainter=worker.inpainter, progress=tick)
             done += r.frames
             results.append(r)
             if on_result is not None:
                 on_result(r)
         return results
+    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
     from concurrent.futures.process import BrokenProcessPool
+
+    # Workers are started fresh ("spawn"), never forked: a fork copies this process's locks but not the threads
+    # that hold them (torch's and OpenCV's thread pools, a host's ZeroMQ or logging thread), and a worker that
+    # then needs such a lock waits forever -- the whole batch with it. Seen once in CI: the batch test hung.
+    spawn = multiprocessing.get_context("spawn")
+
+    def pool(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=spawn, initializer=_quiet_on_signals)
 
     def portable(job: ClipJob) -> ClipJob:  # a callback cannot cross into another process: warnings go to `warnings`
         mo = job.mask_options
@@ -158,9 +169,9 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
     # (``jobs_parallel`` such pools at a time), so that only the clip whose worker dies again fails.
     pools: list = []
     try:
-        shared = ProcessPoolExecutor(max_workers=jobs_parallel, initializer=_quiet_on_signals)
+        shared = pool(jobs_parallel)
         pools.append(shared)
-        futures = {shared.submit(_pool_clip, portable(job), config): job for job in jobs}
+        futures = {shared.submit(_pool_clip, render, portable(job), config): job for job in jobs}
         again: list[ClipJob] = []
         for fut in as_completed(futures):
             job = futures[fut]
@@ -177,9 +188,9 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
         while waiting or running:
             while waiting and len(running) < jobs_parallel:
                 job = waiting.pop(0)
-                alone = ProcessPoolExecutor(max_workers=1, initializer=_quiet_on_signals)
+                alone = pool(1)
                 pools.append(alone)
-                running[alone.submit(_pool_clip, portable(job), config)] = (job, alone)
+                running[alone.submit(_pool_clip, render, portable(job), config)] = (job, alone)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 job, alone = running.pop(fut)
@@ -196,11 +207,11 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
         # Interrupted (Ctrl-C, or SIGTERM to this process alone): waiting for the pool, as leaving a `with` block
         # does, rendered every clip still queued. Queued clips are dropped and the workers told to stop (each
         # removes its partial output and exits).
-        for pool in pools:
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        for p in pools:
+            for proc in list((getattr(p, "_processes", None) or {}).values()):
                 with contextlib.suppress(OSError, ValueError, AttributeError):
                     proc.terminate()
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for p in pools:
+            p.shutdown(wait=True, cancel_futures=True)
         raise
     return [by_input[id(j)] for j in jobs]
