@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 from chunk_media import make_two_shot_clip
-from conftest import streamfill_cmd
+from commands import streamfill_cmd
 from media import make_video, write_png
 
 from streamfill import api

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 import pytest
 import zmq
-from conftest import streamfill_cmd
+from commands import streamfill_cmd
 from serve_helpers import Dealer, invert_in_hole, service
 
 from streamfill import protocol as P
