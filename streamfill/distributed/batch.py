@@ -147,7 +147,7 @@ def run_batch_local(jobs: list[ClipJob], config: Config, *, jobs_parallel: int =
 
     # Workers are started fresh ("spawn"), never forked: a fork copies this process's locks but not the threads
     # that hold them (torch's and OpenCV's thread pools, a host's ZeroMQ or logging thread), and a worker that
-    # then needs such a lock waits forever -- the whole batch with it. Seen once in CI: the batch test hung.
+    # then needs such a lock waits forever -- the whole batch with it (most likely why the batch test once hung in CI).
     spawn = multiprocessing.get_context("spawn")
 
     def pool(workers: int) -> ProcessPoolExecutor:
