@@ -424,7 +424,7 @@ def open_live_source(spec: str, config: Config, *, size: str | None = None, fps:
     def reopen() -> io.VideoReader:
         return open_live_reader(spec, size=size, fps=fps, input_format=input_format,
                                 timeout=config.live.source_timeout, extra=av_options,
-                                threads=config.io.decode_threads).open()
+                                threads=config.io.decode_threads, salvage=config.io.salvage).open()
 
     reader = reopen()
     frames: Iterable[Frame] = _looped(reader, reopen) if loop else reader

@@ -97,6 +97,26 @@ def test_a_second_box_or_mask_is_refused(capsys):
         assert stop.value.code == 2 and f"{flag} given twice" in capsys.readouterr().err
 
 
+def test_salvage_keeps_a_damaged_file_source_running_to_its_damage(tmp_path: Path, capsys):
+    """The decode error of a damaged file named ``--salvage``, which ``live`` did not have."""
+    from media import make_video, write_png
+
+    from streamfill.cli import main
+
+    whole = tmp_path / "whole.mp4"
+    make_video(whole, frames=60, options={"movflags": "+faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    mask = tmp_path / "m.png"
+    write_png(mask, np.full((64, 96), 0, np.uint8))
+    argv = ["live", "--source", str(cut), "--mask", str(mask), "--realtime", "--speed", "20", "--quiet"]
+    assert main([*argv, "--record", str(tmp_path / "a.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert "--salvage" in err and not (tmp_path / "a.mp4").exists()
+    assert main([*argv, "--record", str(tmp_path / "b.mp4"), "--salvage"]) == 0
+    assert "kept the" in capsys.readouterr().err and (tmp_path / "b.mp4").exists()
+
+
 def _push_frames(endpoint: str, n: int, h: int = 48, w: int = 64, delay: float = 0.01) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     src.add_argument("--realtime", action="store_true", help="file source: release frames at their timestamps")
     src.add_argument("--speed", type=float, help="--realtime pacing factor (default 1.0)")
     src.add_argument("--loop", action="store_true", help="file source: start again at the end (until stopped)")
+    src.add_argument("--salvage", action="store_true",
+                     help="a decode error part-way through the source ends it, keeping the frames before it (with a "
+                          "note), instead of failing")
     what = p.add_argument_group("what to remove (one)")
     what.add_argument("--box", metavar="X,Y,W,H", action=_Once,
                       help="the object's box in the first frame; it is then tracked")
@@ -110,7 +113,8 @@ def _track_note(s: api.LiveStats) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    config = merge(config, {"live": {"speed": args.speed, "policy": args.policy, "temporal": args.temporal}})
+    config = merge(config, {"live": {"speed": args.speed, "policy": args.policy, "temporal": args.temporal},
+                            "io": {"salvage": True if args.salvage else None}})
     stop = threading.Event()
 
     def on_signal(signum, frame):

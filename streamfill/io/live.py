@@ -94,13 +94,14 @@ def live_options(spec: str, *, size: str | None = None, fps: float | None = None
 
 def open_live_reader(spec: str, *, size: str | None = None, fps: float | None = None,
                      input_format: str | None = None, timeout: float = 5.0,
-                     extra: dict[str, str] | None = None, threads: int = 0) -> VideoReader:
-    """An unopened VideoReader for a camera, URL or file with live-friendly options (see ``live_options``)."""
+                     extra: dict[str, str] | None = None, threads: int = 0, salvage: bool = False) -> VideoReader:
+    """An unopened VideoReader for a camera, URL or file with live-friendly options (see ``live_options``);
+    ``salvage``: a decode error part-way ends the source, keeping what came before it (as ``process --salvage``)."""
     fmt, opts = live_options(spec, size=size, fps=fps, input_format=input_format, timeout=timeout, extra=extra)
     if source_kind(spec) == "device" and not os.path.exists(spec):
         raise InputError(f"camera not found: {spec}")
     wait = timeout if source_kind(spec) == "network" else None
-    return VideoReader(spec, options=opts, format=fmt, threads=threads, timeout=wait)
+    return VideoReader(spec, options=opts, format=fmt, threads=threads, timeout=wait, salvage=salvage)
 
 
 class V4L2Writer:
