@@ -152,10 +152,12 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
             _log.warning("note: masks in a %s are compressed with loss (their edges blur into grey); .mkv "
                          "(lossless) or a folder keeps them exact", Path(output).suffix or "file")
         with contextlib.ExitStack() as stack:
-            out = stack.enter_context(build.open_sink(output, info_, raw, start=start, end=end))
+            # the preview is entered first, so that it is finished last: when the masks' output cannot be
+            # finished, the preview is discarded with it (no preview left standing for a failed run)
             view = None
             if preview is not None:
                 view = stack.enter_context(build.open_sink(preview, info_, config, start=start, end=end))
+            out = stack.enter_context(build.open_sink(output, info_, raw, start=start, end=end))
             for frame, m in masks.pair(reader):
                 out.write(frame.with_image(np.repeat(m[..., None], 3, axis=2)))
                 if view is not None:

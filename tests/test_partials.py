@@ -90,3 +90,58 @@ def test_only_partials_of_dead_processes_are_removed(tmp_path, caplog):
     finally:
         alive.kill()
         alive.wait()
+
+
+def _frame(i: int):
+    from fractions import Fraction
+
+    from streamfill.types import Frame
+
+    return Frame(image=np.full((16, 24, 3), 40 * i, np.uint8), pts=i, time_base=Fraction(1, 25), index=i)
+
+
+def test_a_png_sequence_that_cannot_be_written_names_its_folder_and_leaves_nothing(tmp_path):
+    """A full disk while writing a PNG sequence: the error names the output (it was a bare OSError), and the partial
+    folder goes even though the timestamps file's buffer cannot be written (its close raised inside abort())."""
+    import shutil
+
+    from streamfill.errors import OutputError
+    from streamfill.io.encode import PngSequenceWriter
+
+    class FullDisk:
+        closed = False
+
+        def write(self, _text):
+            return None
+
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    out = tmp_path / "seq"
+    with pytest.raises(OutputError, match="seq"), PngSequenceWriter(out) as writer:
+        writer.write(_frame(0))
+        writer._csv.close()
+        writer._csv = FullDisk()
+        shutil.rmtree(writer._tmp)  # the next picture cannot be written
+        writer.write(_frame(1))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_masks_run_whose_output_cannot_be_finished_leaves_no_preview(tmp_path, monkeypatch):
+    from streamfill import api
+    from streamfill.errors import OutputError
+    from streamfill.io import encode
+
+    src, mask = _setup(tmp_path, frames=6)
+    finish = encode.VideoWriter.close
+
+    def close(self):
+        if self.path.name == "m.mkv":
+            self.abort()
+            raise OutputError(f"finishing {self.path} failed: no space left")
+        finish(self)
+
+    monkeypatch.setattr(encode.VideoWriter, "close", close)
+    with pytest.raises(OutputError, match="m.mkv"):
+        api.write_masks(src, tmp_path / "m.mkv", mask=mask, preview=tmp_path / "p.mp4")
+    assert not (tmp_path / "p.mp4").exists() and _partials(tmp_path) == []

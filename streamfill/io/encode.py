@@ -525,25 +525,37 @@ class PngSequenceWriter(_AtomicWriter):
         vf.pts = self.frames_written
         name = f"{self.frames_written:06d}.png"
         data = b"".join(bytes(p) for p in self._codec.encode(vf))
-        with open(self._tmp / name, "wb") as fh:
-            fh.write(data)
         tb = frame.time_base
-        self._csv.write(f"{name},{frame.index},{frame.pts},{tb.numerator}/{tb.denominator},"
-                        f"{float(frame.pts * tb):.6f}\n")
+        try:
+            with open(self._tmp / name, "wb") as fh:
+                fh.write(data)
+            self._csv.write(f"{name},{frame.index},{frame.pts},{tb.numerator}/{tb.denominator},"
+                            f"{float(frame.pts * tb):.6f}\n")
+        except OSError as exc:  # a full disk: named, one line (abort() removes the folder)
+            raise OutputError(f"writing frame {frame.index} into {self.path} failed: {exc.strerror or exc}") from None
         self.frames_written += 1
 
     def close(self) -> None:
-        self._csv.close()
+        try:
+            self._csv.close()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"finishing {self.path} failed: {exc.strerror or exc}") from None
         if self.frames_written == 0:
             self.abort()
             raise OutputError(f"no frames to write to {self.path}")
-        if self.path.exists():
-            self.path.rmdir()  # empty, checked in open()
-        os.replace(self._tmp, self.path)
+        try:
+            if self.path.exists():
+                self.path.rmdir()  # empty, checked in open()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot move the finished output to {self.path}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         if self._csv is not None and not self._csv.closed:
-            self._csv.close()
+            with contextlib.suppress(OSError):  # (its buffer cannot be written on a full disk: the folder goes anyway)
+                self._csv.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
