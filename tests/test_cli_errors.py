@@ -506,3 +506,62 @@ def test_output_piped_into_a_reader_that_leaves_stops_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141
     assert err == ""
+
+
+def test_mp4_cut_between_video_packets_is_truncated_not_short(capsys, tmp_path, clip):
+    """A truncated MP4 whose cut falls between two video packets (in the audio's, say) ends without a damaged packet;
+    its index lists every frame, so fewer frames is a cut file: an error, and --salvage keeps what came before."""
+    import av
+
+    _, mask = clip
+    src = tmp_path / "whole.mp4"
+    make_video(src, frames=60, options={"movflags": "+faststart"})
+    with av.open(str(src)) as c:
+        at = [p.pos for p in c.demux(video=0) if p.size][30]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(src.read_bytes()[:at])  # exactly before the 31st video packet
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", cut, "-o", out, "--mask", mask), "cut.mp4", "truncated",
+                          "--salvage")
+    assert not out.exists()
+    code, err = run_cli(capsys, "process", cut, "-o", out, "--mask", mask, "-q", "--salvage")
+    assert code == 0 and "kept the" in err and out.exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--start", "-1"], ["--start", "0 or more"]),
+    (["--end", "0"], ["--end", "more than 0"]),
+    (["--lossless", "--crf", "40"], ["--crf", "--lossless"]),
+    (["--lossless", "--preset", "slow"], ["--preset", "--lossless"]),
+])
+def test_out_of_range_and_conflicting_encode_flags(capsys, tmp_path, clip, argv, words):
+    src, mask = clip
+    out = tmp_path / ("o.mkv" if "--lossless" in argv else "o.mp4")
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask, *argv), *words)
+    assert not out.exists()
+
+
+def test_eval_temporal_on_a_one_frame_clip(capsys, tmp_path):
+    one = tmp_path / "one.mp4"
+    make_video(one, frames=1)
+    assert_one_line_error(*run_cli(capsys, "eval", "temporal", one, "--frames", "10", "--method", "classical"),
+                          "one.mp4", "1 frame", "at least 2")
+
+
+def test_bench_refuses_a_clip_that_is_no_video_before_timing(capsys, tmp_path, monkeypatch):
+    from streamfill.eval import bench
+
+    def timed(*_a, **_k):
+        raise AssertionError("engines were timed before the clip was checked")
+
+    monkeypatch.setattr(bench, "bench_engines", timed)
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video\n")
+    assert_one_line_error(*run_cli(capsys, "bench", "--clip", text, "--runs", "1"), "text.mp4")
+
+
+def test_train_refuses_zero_steps_before_reading_data(capsys, tmp_path):
+    # a data folder that does not exist: the step count is refused before anything looks at it
+    assert_one_line_error(*run_cli(capsys, "train", "--out", tmp_path / "run", "--data", tmp_path / "nope",
+                                   "--steps", "0"), "--steps 0")
+    assert not (tmp_path / "run").exists()

@@ -63,8 +63,13 @@ def _check(args) -> None:
     if args.runs < 1 or args.warmup < 0 or args.frames < 1:
         raise InputError("--runs and --frames must be at least 1, --warmup at least 0")
     # found before the measurement, not after it
-    if args.clip is not None and not args.no_clip and not Path(args.clip).is_file():
-        raise InputError(f"--clip {args.clip}: no such file")
+    if args.clip is not None and not args.no_clip:
+        if not Path(args.clip).is_file():
+            raise InputError(f"--clip {args.clip}: no such file")
+        from streamfill.io.decode import open_video
+
+        with open_video(args.clip):  # a file that is no video fails here (DecodeError: one line), not after timing
+            pass
     check_writable(args.results, "--results")
 
 

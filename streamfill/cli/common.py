@@ -66,8 +66,8 @@ def torch_device(text: str) -> str:
 def add_read_flags(p: argparse.ArgumentParser) -> None:
     """What part of the input to read, shared by `process` and `masks`: --fps, --start, --end, --salvage, -q."""
     p.add_argument("--fps", type=seconds, help="frame rate of an image-sequence input")
-    p.add_argument("--start", type=seconds, metavar="SEC", help="first second to read (frames keep their pts)")
-    p.add_argument("--end", type=seconds, metavar="SEC", help="stop before this second")
+    p.add_argument("--start", type=non_negative, metavar="SEC", help="first second to read (frames keep their pts)")
+    p.add_argument("--end", type=positive, metavar="SEC", help="stop before this second")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--salvage", action="store_true",
                    help="a decode error part-way through the input keeps the frames decoded before it (with a "
@@ -129,7 +129,7 @@ def add_fill_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", choices=ENGINES, help="inpainting engine (default telea)")
     g.add_argument("--dilate", type=int, metavar="PX", help="grow the mask by PX pixels (default 4)")
     g.add_argument("--feather", type=int, metavar="PX",
-                   help="soften the paste over PX pixels inside the safety margin only (default 3, at most --dilate; "
+                   help="soften the paste over PX pixels inside the safety margin only (default 3, capped at --dilate; "
                         "the masked pixels never reach the output)")
     add_neural_flags(g)
 
@@ -179,6 +179,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         from streamfill.errors import InputError
 
         raise InputError(f"--window {args.window} is the temporal window: it does nothing with --temporal off")
+    if getattr(args, "lossless", None):
+        x264 = [flag for flag in ("crf", "preset") if getattr(args, flag, None) is not None]
+        if x264:
+            from streamfill.errors import InputError
+
+            raise InputError(f"{', '.join('--' + f for f in x264)}: for H.264/VP9 output; --lossless writes FFV1, "
+                             "which has no quality or speed setting")
     overrides = {
         "io": {"crf": getattr(args, "crf", None), "preset": getattr(args, "preset", None),
                "lossless": getattr(args, "lossless", None)},

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from streamfill.cli.common import add_config_flag, config_from_args, seconds
+from streamfill.cli.common import add_config_flag, config_from_args, non_negative
 
 
 def _add_masks(p: argparse.ArgumentParser) -> None:
@@ -123,7 +123,7 @@ def _add_temporal(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=120,
                    help="frames from the start of each clip (default 120; the corpus's hd case: at most 10)")
     p.add_argument("--width", type=int, default=640, help="resize the clip to this width, 0 = native (default 640)")
-    p.add_argument("--start", type=seconds, default=0.0, metavar="SEC", help="first second of the clip to use")
+    p.add_argument("--start", type=non_negative, default=0.0, metavar="SEC", help="first second of the clip to use")
     p.add_argument("--seed", type=int, default=0, help="occluder seed (default 0)")
     p.add_argument("--window", type=int, metavar="N",
                    help="temporal window, frames on each side (default: 10 fast, 15 quality)")

@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("streamfill train needs --out RUN_DIR (or an action: export, masks)")
     if args.minutes is not None and not args.minutes > 0:  # (nan too: its deadline never comes)
         raise InputError(f"--minutes {args.minutes:g}: must be > 0")
+    if args.steps is not None and args.steps < 1:  # refused before the data are read (that takes a while)
+        raise InputError(f"--steps {args.steps}: must be 1 or more")
     overrides = {"train": {"steps": args.steps, "batch": args.batch, "device": args.device,
                            "threads": args.threads, "init_weights": args.init_weights,
                            "ckpt_minutes": args.ckpt_minutes}}

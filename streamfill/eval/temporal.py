@@ -367,8 +367,9 @@ def evaluate(video: str | Path, *, config: Config | None = None, methods: tuple[
             image = _resized(frame.image, width)
             truths.append(image)
             masks.append(occ.at(frame.index, image.shape[0], image.shape[1])[0] > 0)
-    if not truths:
-        raise InputError(f"{video}: no frames decoded")
+    if len(truths) < 2:
+        raise InputError(f"{video}: {len(truths) or 'no'} frame{'s' if not truths else ''} decoded"
+                         + (f" from {start:g} s" if start > 0 else "") + "; eval temporal needs at least 2")
     background = scene_background(truths)
     clip = _Clip(Path(str(video)).name, truths, masks)
     result = _evaluate(clip, config, methods, progress, background)

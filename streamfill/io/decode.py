@@ -287,9 +287,14 @@ class VideoReader:
                 said, margin = self.info.duration, max(3.0, 0.5 / frame)
             if said and said - end - frame > margin * frame:
                 short = f"the header says {said:.2f} s but the video ends at {end:.2f} s"
-        if short and damaged:
+        # An MP4/MOV's index lists every frame with its place in the file, so one it holds fewer of was cut (a
+        # truncated download whose cut fell between the video's packets, in the audio's): not a header that
+        # overstates, as an AVI's or a Matroska's can
+        indexed = short is not None and declared and "mov" in self.info.format.split(",")
+        if short and (damaged or indexed):
+            where = "in a damaged packet" if damaged else "the rest of the file is missing (an MP4 lists every frame)"
             if not self.salvage:
-                raise DecodeError(f"{self.path} is truncated or corrupt: {short}, in a damaged packet; "
+                raise DecodeError(f"{self.path} is truncated or corrupt: {short}, {where}; "
                                   f"--salvage keeps the {self.frames_decoded} frames decoded")
             self._note(f"{self.path} is truncated or corrupt: {short}; kept the {self.frames_decoded} frames "
                        "decoded (--salvage)")
