@@ -565,3 +565,18 @@ def test_train_refuses_zero_steps_before_reading_data(capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, "train", "--out", tmp_path / "run", "--data", tmp_path / "nope",
                                    "--steps", "0"), "--steps 0")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_output_that_cannot_be_created_fails_before_any_frame(capsys, tmp_path, clip, monkeypatch):
+    """PyAV creates the file only at the first packet, which x264 holds back ~40 frames: the whole clip was
+    processed before `-o /sys/o.mp4` failed. Here the temporary name is taken by a folder (root may write anywhere)."""
+    from streamfill.io import encode
+
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    encode._temp_path(out).mkdir()
+    decoded = []
+    frames = encode.VideoWriter.write
+    monkeypatch.setattr(encode.VideoWriter, "write", lambda self, f: (decoded.append(f.index), frames(self, f)))
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask), "cannot create", "o.mp4")
+    assert decoded == [] and not out.exists()

@@ -269,6 +269,13 @@ class VideoWriter(_AtomicWriter):
             raise OutputError(f"lossless output needs a .mkv name, got {self.path.name}")
         remove_stale_partials(self.path.parent)
         try:
+            # PyAV creates the file only at the first packet, which x264 holds back for its look-ahead (~40
+            # frames): a folder that cannot take it is found now, not after that work
+            with open(self._tmp, "wb"):
+                pass
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+        try:
             # Keep source timestamps as they are: FFmpeg would otherwise shift every stream when one starts
             # below zero (AAC priming), moving all video pts.
             options = {"avoid_negative_ts": "disabled"}
