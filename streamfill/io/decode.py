@@ -242,8 +242,10 @@ class VideoReader:
         rotation = self.info.rotation
         damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
         discarded = 0  # pictures decoded as references only (before an MP4 edit list's start): in the header's count
+        packets = 0  # that hold data (an MP4's index lists each frame's: fewer read means the file was cut)
         try:
             for packet in self._container.demux(s):
+                packets += bool(packet.size)
                 damaged += bool(packet.is_corrupt)
                 discarded += bool(packet.is_discard and packet.size)
                 for vf in packet.decode():
@@ -287,10 +289,11 @@ class VideoReader:
                 said, margin = self.info.duration, max(3.0, 0.5 / frame)
             if said and said - end - frame > margin * frame:
                 short = f"the header says {said:.2f} s but the video ends at {end:.2f} s"
-        # An MP4/MOV's index lists every frame with its place in the file, so one it holds fewer of was cut (a
-        # truncated download whose cut fell between the video's packets, in the audio's): not a header that
-        # overstates, as an AVI's or a Matroska's can
-        indexed = short is not None and declared and "mov" in self.info.format.split(",")
+        # An MP4/MOV's index lists every frame with its place in the file, so fewer packets read than it lists
+        # means the file was cut (a truncated download whose cut fell between the video's packets, in the
+        # audio's): not a header that overstates, as an AVI's or a Matroska's can. (All packets read and fewer
+        # frames decoded is the decoder's doing, such as a stream that starts between keyframes: only noted.)
+        indexed = short is not None and declared and packets < declared and "mov" in self.info.format.split(",")
         if short and (damaged or indexed):
             where = "in a damaged packet" if damaged else "the rest of the file is missing (an MP4 lists every frame)"
             if not self.salvage:
