@@ -243,3 +243,33 @@ def test_pictures_an_edit_list_discards_are_not_reported_missing(tmp_path, caplo
         frames = list(reader)
     assert len(frames) == 27 and frames[0].pts == 0 and reader.info.declared_frames == 30
     assert not [r for r in caplog.records if "header says" in r.getMessage()]
+
+
+def test_an_mp4_that_starts_between_keyframes_is_read_with_a_note_not_refused(tmp_path):
+    """Every packet its index lists is there, but the decoder drops the pictures before the first keyframe (a clip
+    cut by copying packets): fewer frames than the index, yet not a truncated file."""
+    import av
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    with av.open(str(whole), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        v.options = {"g": "10", "keyint_min": "10", "sc_threshold": "0", "bf": "0"}
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 8 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+    with av.open(str(whole)) as src, av.open(str(cut), "w") as out:
+        o = out.add_stream_from_template(src.streams.video[0])
+        packets = [p for p in src.demux(video=0) if p.size]
+        assert packets[0].is_keyframe and not any(p.is_keyframe for p in packets[1:10])
+        for p in packets[3:]:  # from the fourth picture: seven before the next keyframe
+            p.stream = o
+            out.mux(p)
+    with open_video(cut) as r:
+        frames = list(r)
+        assert 0 < len(frames) < 27 and r.info.declared_frames == 27
+        assert len(r.notes) == 1 and "27 frames" in r.notes[0] and "cleanly" in r.notes[0]
