@@ -62,6 +62,20 @@ def mask_png(tmp_path: Path, h: int = 64, w: int = 96) -> Path:
     return tmp_path / "m.png"
 
 
+def encode_ramp(container, stream, *, frames: int, step: int) -> None:
+    """Encode and mux ``frames`` flat grey pictures (frame i at grey level step x i, pts i), then flush."""
+    import av
+
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(np.full((stream.height, stream.width, 3), step * i, np.uint8),
+                                           format="rgb24")
+        frame.pts = i
+        for p in stream.encode(frame):
+            container.mux(p)
+    for p in stream.encode():
+        container.mux(p)
+
+
 def count_frames(path: Path) -> int:
     with open_video(path) as r:
         return sum(1 for _ in r)
@@ -182,13 +196,7 @@ def test_audio_running_on_past_the_video_is_not_taken_for_a_cut(tmp_path):
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
         a = c.add_stream("aac", rate=48000, layout="mono")
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 20 * i, np.uint8), format="rgb24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
+        encode_ramp(c, v, frames=10, step=20)
         for k in range(0, 48000 * 24 // 10, 1024):
             af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
             af.sample_rate, af.pts = 48000, k
@@ -255,13 +263,7 @@ def test_an_mp4_that_starts_between_keyframes_is_read_with_a_note_not_refused(tm
         v = out.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
         v.options = {"g": "10", "keyint_min": "10", "sc_threshold": "0", "bf": "0"}
-        for i in range(30):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 8 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            for p in v.encode(frame):
-                out.mux(p)
-        for p in v.encode():
-            out.mux(p)
+        encode_ramp(out, v, frames=30, step=8)
     with av.open(str(whole)) as src, av.open(str(cut), "w") as out:
         o = out.add_stream_from_template(src.streams.video[0])
         packets = [p for p in src.demux(video=0) if p.size]
