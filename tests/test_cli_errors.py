@@ -580,3 +580,10 @@ def test_an_output_that_cannot_be_created_fails_before_any_frame(capsys, tmp_pat
     monkeypatch.setattr(encode.VideoWriter, "write", lambda self, f: (decoded.append(f.index), frames(self, f)))
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask), "cannot create", "o.mp4")
     assert decoded == [] and not out.exists()
+
+
+def test_an_output_format_ffmpeg_does_not_know_leaves_no_partial(capsys, tmp_path, clip):
+    src, mask = clip
+    out = tmp_path / "o.xyz"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask), "o.xyz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "m.png"]

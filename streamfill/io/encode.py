@@ -286,6 +286,7 @@ class VideoWriter(_AtomicWriter):
                 options["movie_timescale"] = str(movie_timescale(self.info.time_base, rates))
             self._out = av.open(str(self._tmp), mode="w", format=_format_for(suffix), options=options)
         except (av.FFmpegError, ValueError, OSError) as exc:
+            self.abort()  # (the file made above)
             raise OutputError(f"cannot create {self.path}: {exc}") from None
         try:
             self._add_video_stream()
