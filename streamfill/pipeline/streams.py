@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -35,7 +35,9 @@ class _Stream:
 class TemporalFill:
     """Temporal completion per stream for ``streamfill serve --temporal fast|quality``.
 
-    Each stream (the ``frame`` messages' ``stream`` id) runs its own temporal completion, fed one frame at
+    Each stream (the ``frame`` messages' ``stream`` id, or the ``key`` given: serve passes the client's
+    connection with it, so that two clients using the same id never share pictures) runs its own temporal
+    completion, fed one frame at
     a time (``pipeline.feed.Feeder``); ``open_completion(lookahead)`` makes one (``build.make_temporal_fill``
     picks them) and ``prepare_mask(mask)`` readies each mask:
 
@@ -62,7 +64,7 @@ class TemporalFill:
         self.open_completion, self.prepare_mask = open_completion, prepare_mask
         self.lookahead = lookahead
         self.max_streams, self.idle = max(1, int(max_streams)), float(idle)
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[Hashable, _Stream] = {}
         self._guard = threading.Lock()
 
     def __len__(self) -> int:
@@ -72,7 +74,7 @@ class TemporalFill:
         return _Stream(Feeder(self.open_completion(lookahead).stream, name="streamfill-serve-stream"), lookahead,
                        index)
 
-    def _take(self, key: str, index: int, lookahead: bool) -> _Stream:
+    def _take(self, key: Hashable, index: int, lookahead: bool) -> _Stream:
         now = time.monotonic()
         with self._guard:
             state = self._streams.pop(key, None)
@@ -86,10 +88,11 @@ class TemporalFill:
                 self._streams.pop(next(iter(self._streams))).feeder.abort()
         return state
 
-    def submit(self, image, mask, message, *, lookahead: bool = False) -> list[tuple[dict, object]]:
+    def submit(self, image, mask, message, *, lookahead: bool = False, key=None) -> list[tuple[dict, object]]:
         """Feed one ``frame`` message (image H x W x 3 uint8 RGB, not modified; mask H x W uint8, 255 =
-        hole); returns the frames completed now as ``[(header, image or exception)]`` (see the class)."""
-        key, index = message.stream, message.index
+        hole); returns the frames completed now as ``[(header, image or exception)]`` (see the class). ``key``
+        names the stream (default: the message's ``stream`` id; serve scopes it by the client's connection)."""
+        key, index = (message.stream if key is None else key), message.index
         flushed = []
         held = self._streams.get(key)
         if (held is not None and held.size is not None and held.size != image.shape[:2]
@@ -111,14 +114,14 @@ class TemporalFill:
                 return flushed + self._fail(key, state, exc)
             return flushed + [(state.held.popleft(), out.image) for out in done]
 
-    def __call__(self, image, mask, message):
+    def __call__(self, image, mask, message, key=None):
         """Look-back: the filled image of this frame (raises the completion's failure)."""
-        (_, out), = self.submit(image, mask, message)
+        (_, out), = self.submit(image, mask, message, key=key)
         if isinstance(out, BaseException):
             raise out
         return out
 
-    def drain(self, key: str, *, discard: bool = False) -> list[tuple[dict, object]]:
+    def drain(self, key: Hashable, *, discard: bool = False) -> list[tuple[dict, object]]:
         """End stream ``key``: its held frames completed (as ``submit`` returns them), or dropped unanswered
         with ``discard``; ``[]`` for a stream not held."""
         with self._guard:
@@ -135,7 +138,7 @@ class TemporalFill:
                 return self._fail(key, state, exc)
             return [(state.held.popleft(), out.image) for out in done]
 
-    def _fail(self, key: str, state: _Stream, exc: Exception) -> list[tuple[dict, object]]:
+    def _fail(self, key: Hashable, state: _Stream, exc: Exception) -> list[tuple[dict, object]]:
         state.feeder.abort()
         with self._guard:
             if self._streams.get(key) is state:

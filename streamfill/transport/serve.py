@@ -336,7 +336,7 @@ class ServeService:
                     continue
                 client, (envelope, body) = got
                 try:
-                    replies = self.replies(body)
+                    replies = self.replies(body, client)
                 except Exception as exc:  # noqa: BLE001 - becomes an `internal` reply; the service goes on
                     replies = [self._internal(exc, "handling a request", _peek(body))]
                 # every reply carries a flag frame for the I/O thread (b"1" on the last one); a request
@@ -415,10 +415,12 @@ class ServeService:
         self._count("results")
         return reply
 
-    def replies(self, body: list) -> list[list]:
+    def replies(self, body: list, client: bytes = b"") -> list[list]:
         """Every reply (parts without envelope, in order) to one request's parts: one, except on a look-ahead
         stream (plugins/PROTOCOL.md 6.1.1), where a ``frame`` gets the results its stream completed now (none
-        while the window fills) and a ``bye`` the rest, then the ``bye`` reply. Never raises for bad input."""
+        while the window fills) and a ``bye`` the rest, then the ``bye`` reply. Never raises for bad input.
+        ``client``: the sender's connection (its ROUTER id): a ``stream`` id names a stream within it, so two
+        clients that use the same id (the default "" too) never share a temporal completion."""
         cfg = self.config
         try:
             msg = protocol.decode(body, max_bytes=cfg.max_message_bytes, max_side=cfg.max_side,
@@ -435,7 +437,8 @@ class ServeService:
             if msg.type == "bye":
                 done = []
                 if self._lookahead:
-                    done = self._results(self.fill.drain(msg.stream, discard=msg.header.get("discard", False)))
+                    done = self._results(self.fill.drain((client, msg.stream),
+                                                         discard=msg.header.get("discard", False)))
                 return [*done, protocol.encode_bye(stream=msg.stream or None, req=msg.req)]
             if msg.type != "frame":
                 raise protocol.MessageError("unexpected_type", f"serve takes frame, hello or bye, not {msg.type}",
@@ -447,10 +450,11 @@ class ServeService:
             self._count("errors")
             return [protocol.error_reply(exc)]
         if msg.header.get("lookahead") and self._lookahead:
-            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True))
+            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True, key=(client, msg.stream)))
         try:
             # a fill that keeps per-stream state (serve --temporal) is also given the message
-            out = (self.fill(msg.image, msg.mask, msg) if getattr(self.fill, "takes_message", False)
+            out = (self.fill(msg.image, msg.mask, msg, key=(client, msg.stream))
+                   if getattr(self.fill, "takes_message", False)
                    else self.fill(msg.image, msg.mask))
             if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == msg.image.shape):
                 raise TransportError(f"fill returned {getattr(out, 'shape', type(out).__name__)} "

@@ -67,3 +67,22 @@ def test_a_failed_frame_does_not_break_the_stream(make_fill):
         fill(img, m[:10], _message(img, m, 0, "a"))
     out = fill(img, m, _message(img, m, 1, "a"))  # the next frame is filled (the stream started again)
     assert out.shape == img.shape and not np.array_equal(out, img)
+
+
+def test_two_clients_with_the_same_stream_id_never_share_pictures(make_fill):
+    """A stream id names a stream within one connection: two clients that both leave it unset ("") were one
+    stream, so each frame restarted the other's completion, and a look-back fill could paint one client's pictures
+    into the other's hole."""
+    from streamfill.transport.serve import ServeService
+
+    config = merge(Config(), {"temporal": {"mode": "fast"}})
+    clip = list(_clip())
+    alone = make_fill(config)
+    reference = [alone(img, m, _message(img, m, i, "")) for i, (img, m) in enumerate(clip)]
+    svc = ServeService("tcp://127.0.0.1:0", make_fill(config))
+    for i, (img, m) in enumerate(clip):
+        for client in (b"A", b"B"):
+            body = protocol.encode_frame(img, mask=m, index=i, pts=i * 40, time_base=(1, 1000))
+            (reply,) = svc.replies(body, client)
+            got = protocol.decode(reply)
+            assert got.type == "result" and np.array_equal(got.image, reference[i]), (client, i)
