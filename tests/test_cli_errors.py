@@ -587,3 +587,13 @@ def test_an_output_format_ffmpeg_does_not_know_leaves_no_partial(capsys, tmp_pat
     out = tmp_path / "o.xyz"
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask", mask), "o.xyz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "m.png"]
+
+
+@pytest.mark.parametrize("source", ["zmq:tcp://*:5560", "zmq:sub:tcp://*:5561"])
+def test_a_mask_source_given_a_bind_address_is_one_line(capsys, tmp_path, clip, source):
+    """`tcp://*:PORT` is where a plugin binds; streamfill connects to it. It was an internal error (exit 70)."""
+    src, _ = clip
+    out = tmp_path / "o.mp4"
+    assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask-source", source), "cannot connect",
+                          "tcp://*:556")
+    assert not out.exists()

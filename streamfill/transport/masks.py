@@ -27,7 +27,7 @@ import zmq
 from streamfill import protocol
 from streamfill.config import TransportConfig
 from streamfill.errors import MaskError, ProtocolError, TransportError
-from streamfill.transport._zmq import Deadline, check_endpoint, make_socket, recv_timed, strip_delimiter
+from streamfill.transport._zmq import Deadline, attach, check_endpoint, make_socket, recv_timed, strip_delimiter
 from streamfill.types import Frame, Mask
 
 
@@ -73,7 +73,11 @@ class ReqMaskSource:
         window = self.config.window
         sock = make_socket(ctx, zmq.DEALER, sndhwm=window + 1, rcvhwm=window + 1,
                            max_bytes=self.config.max_message_bytes)
-        sock.connect(self.endpoint)
+        try:
+            attach(sock, self.endpoint, bind=False)  # (a bind address such as tcp://*:5560: one line)
+        except TransportError:
+            sock.close(0)
+            raise
         return sock
 
     def _send(self, sock: zmq.Socket, frame: Frame, req: int) -> bool:
@@ -248,7 +252,7 @@ class SubMaskSource:
         ended = False
         try:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
-            sock.connect(self.endpoint)
+            attach(sock, self.endpoint, bind=False)
             for frame in frames:
                 i = frame.index
                 for k in [k for k in buffer if k < i]:
