@@ -1581,3 +1581,26 @@ def test_exact_requests_at_once_on_a_fresh_clip_all_get_a_frame(tmp_path):
             answers = list(pool.map(lambda i: scrubber.request(i, exact=True, timeout=20), wanted))
     assert all(data and 0 <= index < 60 for data, index, _ in answers)
     assert any(exact and index == want for (_, index, exact), want in zip(answers, wanted, strict=True))
+
+
+def test_a_page_that_goes_away_mid_upload_leaves_no_file_and_no_traceback(studio, tmp_path):
+    """A browser closed during an upload: ``ClientDisconnect`` escaped the handler (a traceback in the server's
+    log). The partial copy goes, and the request ends quietly."""
+    import asyncio
+
+    app = create_app(studio)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/upload", "raw_path": b"/api/upload", "query_string": b"name=cut.mp4", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1:7860"), (b"content-length", b"60000")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 7860)}
+    incoming = [{"type": "http.request", "body": b"x" * 30000, "more_body": True}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file() and "cut" in p.name]

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -141,6 +141,9 @@ def create_app(studio: Studio, *, token: str | None = None) -> Starlette:
                     if size > studio.limits.max_upload:
                         raise UploadTooLarge(studio.limits.max_upload)
                     fh.write(chunk)
+        except ClientDisconnect:  # the page went away mid-upload: nothing to keep, nobody to answer
+            studio.discard_upload(path)
+            return Response(status_code=400)
         except BaseException:
             studio.discard_upload(path)
             raise
