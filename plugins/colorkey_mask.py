@@ -90,13 +90,25 @@ def hsv_range(text: str) -> tuple[tuple[float, float, float], tuple[float, float
     return triple(lo), triple(hi)
 
 
+def at_least_zero(text: str) -> float:
+    """argparse type of a distance or a delay: a number of 0 or more (nan refused too)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of 0 or more")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bind", default="tcp://127.0.0.1:5560", help="REP endpoint to listen on")
     p.add_argument("--rgb", type=triple, default=(0.0, 255.0, 0.0), help="key colour R,G,B (default 0,255,0)")
-    p.add_argument("--tolerance", type=float, default=60.0, help="RGB distance counted as the key colour")
+    p.add_argument("--tolerance", type=at_least_zero, default=60.0, help="RGB distance counted as the key colour")
     p.add_argument("--hsv", type=hsv_range, help="HSV range LO:HI as H,S,V:H,S,V (overrides --rgb)")
-    p.add_argument("--delay", type=float, default=0.0, help="sleep this long per frame (simulates a slow detector)")
+    p.add_argument("--delay", type=at_least_zero, default=0.0,
+                   help="sleep this long per frame (simulates a slow detector)")
     p.add_argument("--max-bytes", type=int, default=protocol.DEFAULT_MAX_BYTES, help="largest payload accepted")
     args = p.parse_args(argv)
     key = ColourKey(args.rgb, args.tolerance, args.hsv)

@@ -841,6 +841,8 @@ def test_control_socket_survives_deeply_nested_json():
 @pytest.mark.parametrize("argv", [
     ["colorkey_mask.py", "--hsv", "1,2,3"],
     ["colorkey_mask.py", "--hsv", "a,b,c:1,2,3"],
+    ["colorkey_mask.py", "--tolerance", "-5"],
+    ["colorkey_mask.py", "--delay", "nan"],
     ["motion_mask.py", "--bind", "TAKEN"],
     ["colorkey_mask.py", "--bind", "TAKEN"],
     ["file_sink.py", "--bind", "TAKEN", "--out", "OUT"],
