@@ -597,3 +597,18 @@ def test_a_mask_source_given_a_bind_address_is_one_line(capsys, tmp_path, clip, 
     assert_one_line_error(*run_cli(capsys, "process", src, "-o", out, "--mask-source", source), "cannot connect",
                           "tcp://*:556")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "--bind", "inproc://x"],
+    ["process", "IN", "-o", "OUT", "--mask-source", "zmq:inproc://x"],
+    ["process", "IN", "-o", "OUT", "--mask", "MASK", "--sink", "zmq:push:inproc://y"],
+])
+def test_inproc_endpoints_are_refused_at_once(capsys, tmp_path, clip, argv):
+    """Every part of streamfill has a ZeroMQ context of its own, so an inproc:// endpoint can never be reached:
+    serve listened on it and served nothing, a mask source waited 15 s for a mask."""
+    src, mask = clip
+    out = tmp_path / "o.mp4"
+    args = [{"IN": src, "OUT": out, "MASK": mask}.get(a, a) for a in argv]
+    assert_one_line_error(*run_cli(capsys, *args), "inproc://", "ipc://")
+    assert not out.exists()

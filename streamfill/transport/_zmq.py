@@ -24,9 +24,13 @@ class Spec:
 
 
 def check_endpoint(endpoint: str) -> str:
-    """``endpoint`` if it is a ZeroMQ tcp://HOST:PORT, ipc://PATH or inproc://NAME address."""
+    """``endpoint`` if it is a ZeroMQ tcp://HOST:PORT or ipc://PATH address. (inproc:// reaches only sockets of
+    the same ZeroMQ context, and each part of streamfill has its own: nothing could ever answer it.)"""
+    if isinstance(endpoint, str) and endpoint.startswith("inproc://"):
+        raise InputError(f"endpoint {endpoint!r}: inproc:// reaches only the same process's own ZeroMQ context, "
+                         "which nothing else can join; use ipc://PATH or tcp://HOST:PORT")
     if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
-        raise InputError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+        raise InputError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT or ipc://PATH")
     if endpoint.startswith("tcp://"):
         port = endpoint.rsplit(":", 1)[1]
         # ZeroMQ takes the port modulo 65536 (99999 bound 34463); "*" or 0 asks for any free port
