@@ -25,6 +25,7 @@ class Dealer:
     def __init__(self, ctx: zmq.Context, ep: str, curve=None, delimiter: bool = True):
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.linger = 0
+        self.sock.ipv6 = ep.startswith("tcp://[")
         if curve is not None:
             self.sock.curve_publickey, self.sock.curve_secretkey = curve.public, curve.secret
             self.sock.curve_serverkey = curve.server_public

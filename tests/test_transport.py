@@ -74,6 +74,27 @@ def ctx():
 # ------------------------------------------------------------------------------------------------ serve
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_serve_on_an_ipv6_address(ctx):
+    """tcp://[::1]:PORT failed with "No such device": ZeroMQ sockets have IPv6 off unless told."""
+    with service("tcp://[::1]:0") as svc:
+        assert svc.endpoint.startswith("tcp://[::1]:")
+        client = Dealer(ctx, svc.endpoint)
+        image, mask = make_pair(3)
+        reply = client.ask(P.encode_frame(image, index=3, mask=mask, req=1))
+        assert reply.type == "result" and reply.index == 3
+        client.close()
+
+
 @pytest.mark.parametrize("kind", ["tcp", "ipc"])
 def test_serve_answers_with_filled_frame(ctx, tmp_path, kind):
     with service(endpoint(kind, tmp_path)) as svc:

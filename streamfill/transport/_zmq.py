@@ -76,7 +76,10 @@ def make_socket(ctx: zmq.Context, kind: int, *, sndhwm: int | None = None, rcvhw
 
 
 def attach(sock: zmq.Socket, endpoint: str, *, bind: bool) -> str:
-    """Bind or connect; returns the resolved endpoint (a bound tcp port 0 becomes the real port)."""
+    """Bind or connect; returns the resolved endpoint (a bound tcp port 0 becomes the real port). An IPv6
+    address (``tcp://[::1]:5555``) turns the socket's IPv6 on (ZeroMQ's default is off: "No such device")."""
+    if endpoint.startswith("tcp://["):
+        sock.setsockopt(zmq.IPV6, 1)
     try:
         if bind:
             sock.bind(endpoint)
