@@ -175,15 +175,13 @@ def add_temporal_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Defaults, then --config, then the flags the user gave."""
-    if getattr(args, "temporal", None) == "off" and getattr(args, "window", None) is not None:
-        from streamfill.errors import InputError
+    from streamfill.errors import InputError
 
+    if getattr(args, "temporal", None) == "off" and getattr(args, "window", None) is not None:
         raise InputError(f"--window {args.window} is the temporal window: it does nothing with --temporal off")
     if getattr(args, "lossless", None):
         x264 = [flag for flag in ("crf", "preset") if getattr(args, flag, None) is not None]
         if x264:
-            from streamfill.errors import InputError
-
             raise InputError(f"{', '.join('--' + f for f in x264)}: for H.264/VP9 output; --lossless writes FFV1, "
                              "which has no quality or speed setting")
     overrides = {

@@ -425,6 +425,7 @@ class ServeService:
         try:
             msg = protocol.decode(body, max_bytes=cfg.max_message_bytes, max_side=cfg.max_side,
                                   decoder=_decoder)
+            key = (client, msg.stream)  # the stream within this client's connection (a fill with per-stream state)
             if msg.type == "hello":
                 version = protocol.negotiate(msg.header.get("versions", [msg.header["v"]]))
                 return [protocol.encode_hello(version=version, name=f"streamfill {__version__}", req=msg.req,
@@ -437,8 +438,7 @@ class ServeService:
             if msg.type == "bye":
                 done = []
                 if self._lookahead:
-                    done = self._results(self.fill.drain((client, msg.stream),
-                                                         discard=msg.header.get("discard", False)))
+                    done = self._results(self.fill.drain(key, discard=msg.header.get("discard", False)))
                 return [*done, protocol.encode_bye(stream=msg.stream or None, req=msg.req)]
             if msg.type != "frame":
                 raise protocol.MessageError("unexpected_type", f"serve takes frame, hello or bye, not {msg.type}",
@@ -450,11 +450,10 @@ class ServeService:
             self._count("errors")
             return [protocol.error_reply(exc)]
         if msg.header.get("lookahead") and self._lookahead:
-            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True, key=(client, msg.stream)))
+            return self._results(self.fill.submit(msg.image, msg.mask, msg, lookahead=True, key=key))
         try:
             # a fill that keeps per-stream state (serve --temporal) is also given the message
-            out = (self.fill(msg.image, msg.mask, msg, key=(client, msg.stream))
-                   if getattr(self.fill, "takes_message", False)
+            out = (self.fill(msg.image, msg.mask, msg, key=key) if getattr(self.fill, "takes_message", False)
                    else self.fill(msg.image, msg.mask))
             if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == msg.image.shape):
                 raise TransportError(f"fill returned {getattr(out, 'shape', type(out).__name__)} "
