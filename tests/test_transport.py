@@ -565,6 +565,21 @@ def test_subscribe_mask_source_matches_masks_by_index(tmp_path):
         t.join(5)
 
 
+def test_subscribe_mask_source_names_a_skipped_frame_when_later_ones_came(tmp_path):
+    ep = endpoint("tcp", tmp_path)
+    fs = list(frames(10))
+    masks = {("", f.index): expected_mask(f) for f in fs if f.index != 5}  # the publisher skips frame 5
+    stop = threading.Event()
+    t = _publisher(ep, stop, masks)
+    try:
+        with pytest.raises(TransportError, match=r"masks for later frames arrived \(from frame 6\) but none for "
+                                                 r"this one"):
+            list(SubMaskSource(ep, TransportConfig(timeout=0.5, retries=0)).pair(fs[5:]))
+    finally:
+        stop.set()
+        t.join(5)
+
+
 # ------------------------------------------------------------------------------------------------ sinks
 
 

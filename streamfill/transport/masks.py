@@ -272,7 +272,13 @@ class SubMaskSource:
                     yield frame, mask
                     continue
                 if not self.live:
-                    why = "it said bye" if ended else f"nothing arrived within {wait_s(cfg):g} s"
+                    if ended:
+                        why = "it said bye"
+                    elif buffer:  # later frames' masks came, this one did not
+                        why = (f"masks for later frames arrived (from frame {min(buffer)}) but none for this one "
+                               f"within {wait_s(cfg):g} s")
+                    else:
+                        why = f"nothing arrived within {wait_s(cfg):g} s"
                     extra = f"; {self.rejected} messages rejected (last: {self.last_rejection})" \
                         if self.rejected else ""
                     raise TransportError(f"mask source at {self.endpoint} published no mask for frame {i}: "
