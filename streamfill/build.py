@@ -308,7 +308,11 @@ def open_stream_sink(spec: str | None, config: Config, *, stream: str = ""):
     """``--sink zmq:[push|pub:]ENDPOINT`` as a context manager (None when ``spec`` is None)."""
     if spec is None:
         return contextlib.nullcontext(None)
-    return transport.sink(spec, config.transport, stream=stream)
+    out = transport.sink(spec, config.transport, stream=stream)
+    if out.bind and not transport.is_loopback(out.endpoint):
+        _log.warning("warning: --sink %s publishes the frames beyond this machine, unencrypted: anyone who can reach "
+                     "that address can watch them (tcp://127.0.0.1:PORT keeps them on this machine)", spec)
+    return out
 
 
 class _Tee:

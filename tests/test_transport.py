@@ -692,6 +692,18 @@ def test_pub_sink_bye_reaches_a_subscriber_that_keeps_up():
         assert got[-1].header["count"] == 3
 
 
+@pytest.mark.parametrize("spec, warned", [("zmq:pub:tcp://0.0.0.0:0", True), ("zmq:pub:tcp://*:0", True),
+                                          ("zmq:pub:tcp://127.0.0.1:0", False), ("zmq:push:tcp://10.1.2.3:9", False)])
+def test_a_publish_sink_open_beyond_this_machine_is_warned_about(caplog, spec, warned):
+    from streamfill.build import open_stream_sink
+    from streamfill.config import Config
+
+    with caplog.at_level("WARNING"):
+        open_stream_sink(spec, Config())  # built, not opened: nothing binds
+    said = [r.getMessage() for r in caplog.records if "beyond this machine" in r.getMessage()]
+    assert bool(said) == warned, said
+
+
 # ----------------------------------------------------------------------------------------- specs & api
 
 
