@@ -47,6 +47,18 @@ def test_what_is_painted_on_a_transparent_layer_is_the_mask_whatever_its_colour(
     assert np.array_equal(decode_png_mask(path.read_bytes()) > 127, want)   # the studio's uploads
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_a_16_bit_mask_reads_as_the_command_line_and_the_studio_read_it(tmp_path, channels):
+    box = box_alpha().astype(np.uint16) * 257  # 0 / 65535
+    picture = box if channels == 1 else np.dstack([box] * channels)
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), picture)
+    got = decode_png_mask(path.read_bytes())
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, read_image(path, grey=True))
+    assert np.array_equal(got > 127, box_alpha() > 127)
+
+
 def test_an_opaque_black_and_white_mask_with_a_transparent_border_keeps_its_black():
     colour = np.zeros((H, W), np.uint8)
     colour[BOX] = 255

@@ -359,6 +359,8 @@ def decode_png_mask(data: bytes) -> np.ndarray:
     image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED) if array.size else None
     if image is None:
         raise InputError("the mask is not a PNG or JPEG picture")
+    if image.dtype == np.uint16:  # a 16-bit PNG: its top 8 bits, as the command line's reader takes them
+        image = (image >> 8).astype(np.uint8)
     if image.ndim == 2:
         return image
     return mask_grey(image[..., :3].max(axis=2), image[..., 3] if image.shape[2] == 4 else None)
