@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -370,6 +371,12 @@ class ServeClient:
             self._sock.poll(200)
         except zmq.ZMQError:
             pass
+
+
+def frame_order(name: str) -> tuple:
+    """Sort key putting per-frame files in frame order: numbers in names compared as numbers (m2 before m10),
+    as streamfill's own readers order a folder."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)), name
 
 
 # -------------------------------------------------------------------------------------------------- boxes

@@ -88,6 +88,29 @@ def test_png_sequence_output_and_image_sequence_input(tmp_path):
     assert abs(times[1] - times[0] - Fraction(1, 12)) <= Fraction(1, 1000)  # Matroska stores milliseconds
 
 
+def test_an_image_folder_numbered_without_padding_is_read_in_frame_order(tmp_path, caplog):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    numbers = [1, 2, 3, 9, 10, 11]  # a plain sort put frame10 and frame11 before frame2; 3 -> 9 is a gap
+    for n in numbers:
+        write_png(folder / f"frame{n}.png", np.full((16, 24, 3), n * 20, np.uint8))
+    with caplog.at_level(logging.WARNING), open_video(folder, fps=10) as r:
+        shades = [int(f.image[0, 0, 0]) for f in r]
+    assert shades == [n * 20 for n in numbers]
+    said = [m for m in caplog.messages if "numbering jumps" in m]
+    assert len(said) == 1 and "frame3.png to frame9.png" in said[0]
+
+
+def test_an_image_folder_numbered_in_order_says_nothing(tmp_path, caplog):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for n in range(8, 12):  # 8, 9, 10, 11: the digits widen, the numbers run on
+        write_png(folder / f"shot_{n}.png", np.zeros((16, 24, 3), np.uint8))
+    with caplog.at_level(logging.WARNING), open_video(folder, fps=10) as r:
+        assert len(list(r)) == 4
+    assert not [m for m in caplog.messages if "numbering" in m]
+
+
 def test_empty_mask_passes_frames_through_bit_exact(tmp_path):
     src = tmp_path / "in.mp4"
     make_video(src, frames=5)

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from streamfill.errors import DecodeError, InputError
-from streamfill.io.images import IMAGE_SUFFIXES, _rotate, read_image
+from streamfill.io.images import _rotate, numbering_gap, picture_files, read_image
 from streamfill.types import Frame
 
 _log = logging.getLogger(__name__)
@@ -394,9 +394,13 @@ class ImageSequenceReader:
     def open(self) -> ImageSequenceReader:
         if not self.folder.is_dir():
             raise InputError(f"input not found: {self.folder}")
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = picture_files(self.folder)
         if not self.files:
             raise DecodeError(f"{self.folder} holds no PNG/JPG images")
+        gap = numbering_gap(self.files)
+        if gap:
+            self._note(f"{self.folder}: the numbering jumps from {gap[0]} to {gap[1]}; the pictures are read as "
+                       f"consecutive frames at {float(self.fps):g} fps, with no frame for the missing numbers")
         first = read_image(self.files[0])
         h, w = first.shape[:2]
         tb = 1 / self.fps
@@ -409,6 +413,10 @@ class ImageSequenceReader:
 
     def close(self) -> None:
         pass
+
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        _log.warning("note: %s", message)
 
     def __enter__(self) -> ImageSequenceReader:
         return self.open() if self.info is None else self
@@ -463,7 +471,7 @@ class MaskSequence:
         self.current: str | None = None  # the last mask read, for messages: its file (a folder)
         self._reader = None
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            files = picture_files(p)
             if not files:
                 raise DecodeError(f"mask folder {p} holds no PNG/JPG images")
             self.count = len(files)

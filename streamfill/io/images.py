@@ -5,6 +5,7 @@ picture at all."""
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -119,6 +120,30 @@ def mask_grey(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if painted.size and painted.min() <= 127 < painted.max():
         return np.ascontiguousarray(np.minimum(colour, alpha))
     return np.ascontiguousarray(alpha)
+
+
+def _natural_key(path: Path) -> tuple:
+    """Sort key for names with numbers in them, the numbers compared as numbers: frame2 before frame10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)), path.name
+
+
+def picture_files(folder: str | os.PathLike) -> list[Path]:
+    """The pictures in ``folder`` in frame order: sorted by name, numbers in names compared as numbers (frame1,
+    frame2, ..., frame10: unpadded numbering is common, and a plain sort put frame10 before frame2)."""
+    return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+
+
+def numbering_gap(files: list[Path]) -> tuple[str, str] | None:
+    """The first two neighbours whose frame numbers jump (frame5, frame10), when every name is the same text
+    around one number; None when the numbers run on, or the names are not numbered that way."""
+    parts = [re.fullmatch(r"(\D*)(\d+)(\D*)", p.stem) for p in files]
+    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:
+        return None
+    numbers = [int(m[2]) for m in parts]
+    for k in range(1, len(files)):
+        if numbers[k] != numbers[k - 1] + 1:
+            return files[k - 1].name, files[k].name
+    return None
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

@@ -22,9 +22,10 @@ deferred); an aggregator is for several input pads. The element runs in the syst
 numpy, pyzmq and ``streamfill.protocol`` (through ``plugins/hostlink.py``, which finds the checkout this
 file lives in; ``STREAMFILL_HOME`` overrides it).
 
-Masks (255 = remove): ``mask`` = a mask image for every frame, a folder of per-frame mask images (sorted by
-name), or a mask video (frame N masks frame N); files are decoded by GStreamer itself. Or ``box`` =
-"x,y,w,h" on the first frame, followed through the clip with ``track=true`` (numpy cross-correlation).
+Masks (255 = remove): ``mask`` = a mask image for every frame, a folder of per-frame mask images (in name
+order, numbers compared as numbers), or a mask video (frame N masks frame N); files are decoded by GStreamer
+itself. Or ``box`` = "x,y,w,h" on the first frame, followed through the clip with ``track=true`` (numpy
+cross-correlation).
 ``on-error``: ``fail`` posts an error on the bus and stops the pipeline when serve is down or refuses a
 frame; ``passthrough`` forwards such frames unchanged and counts them (``passed-through``).
 """
@@ -107,7 +108,8 @@ class MaskReader:
         self._pos, self._last = -1, None
         p = Path(path)
         if p.is_dir():
-            self.files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            self.files = [str(f) for f in sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
+                                                 key=lambda f: hostlink.frame_order(f.name))]
             if not self.files:
                 raise MaskFileError(f"mask folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             return
