@@ -111,6 +111,31 @@ def test_an_image_folder_numbered_in_order_says_nothing(tmp_path, caplog):
     assert not [m for m in caplog.messages if "numbering" in m]
 
 
+def test_an_audio_file_with_a_cover_picture_is_no_video(tmp_path):
+    import av
+
+    song = tmp_path / "song.mp3"
+    with av.open(str(song), "w") as c:
+        audio = c.add_stream("libmp3lame", rate=8000)
+        audio.layout = "mono"
+        cover = c.add_stream("png")
+        cover.width, cover.height, cover.pix_fmt = 24, 16, "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.full((16, 24, 3), 200, np.uint8), format="rgb24")
+        picture.pts, picture.time_base = 0, Fraction(1, 1000)
+        for packet in [*cover.encode(picture), *cover.encode()]:
+            c.mux(packet)
+        for k in range(8):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts, samples.time_base = 8000, k * 1152, Fraction(1, 8000)
+            for packet in audio.encode(samples):
+                c.mux(packet)
+        for packet in audio.encode():
+            c.mux(packet)
+    with pytest.raises(DecodeError, match="has no video stream \\(only a cover picture\\)"):
+        open_video(song).open()
+
+
 def test_empty_mask_passes_frames_through_bit_exact(tmp_path):
     src = tmp_path / "in.mp4"
     make_video(src, frames=5)

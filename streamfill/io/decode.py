@@ -141,8 +141,9 @@ class VideoReader:
             raise DecodeError(f"cannot open {self.path} as video: {getattr(exc, 'strerror', None) or exc}") from None
         self._stream = main_video_stream(self._container)
         if self._stream is None:
+            cover = " (only a cover picture)" if self._container.streams.video else ""
             self.close()
-            raise DecodeError(f"{self.path} has no video stream")
+            raise DecodeError(f"{self.path} has no video stream{cover}")
         if self._stream.codec_context is None or self._stream.codec_context.name is None:
             self.close()
             raise DecodeError(f"{self.path}: video codec not supported")
@@ -313,10 +314,10 @@ class VideoReader:
 
 def main_video_stream(container):
     """The video stream streamfill processes: the first one that is not an attached picture (cover art, a
-    "video" stream holding one still image), else the first; None when there is none."""
-    videos = list(container.streams.video)
-    moving = [s for s in videos if not s.disposition & av.stream.Disposition.attached_pic]
-    return (moving or videos or [None])[0]
+    "video" stream holding one still image); None when there is none (an audio file with its cover is no
+    video)."""
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    return moving[0] if moving else None
 
 
 def _end_time(c, s, start: float, track: float | None) -> float | None:
