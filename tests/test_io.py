@@ -136,6 +136,29 @@ def test_an_audio_file_with_a_cover_picture_is_no_video(tmp_path):
         open_video(song).open()
 
 
+def test_a_stream_that_changes_resolution_midway_is_named_by_the_reader(tmp_path):
+    import av
+
+    parts = []
+    for k, (w, h) in enumerate([(64, 48), (96, 64)]):  # two MPEG-TS pieces joined byte for byte, as a capture
+        piece = tmp_path / f"part{k}.ts"
+        with av.open(str(piece), "w", format="mpegts") as c:
+            s = c.add_stream("libx264", rate=25, options={"g": "5"})
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for i in range(6):
+                f = av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="rgb24")
+                f.pts, f.time_base = 10 * k + i, Fraction(1, 25)
+                for packet in s.encode(f):
+                    c.mux(packet)
+            for packet in s.encode():
+                c.mux(packet)
+        parts.append(piece.read_bytes())
+    joined = tmp_path / "capture.ts"
+    joined.write_bytes(b"".join(parts))
+    with pytest.raises(DecodeError, match="frame 6 is 96x64, earlier frames were 64x48"), open_video(joined) as r:
+        list(r)
+
+
 def test_empty_mask_passes_frames_through_bit_exact(tmp_path):
     src = tmp_path / "in.mp4"
     make_video(src, frames=5)

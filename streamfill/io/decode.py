@@ -241,6 +241,7 @@ class VideoReader:
         index = -1
         last_pts = None
         rotation = self.info.rotation
+        size = (self.info.height, self.info.width)
         damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
         discarded = 0  # pictures decoded as references only (before an MP4 edit list's start): in the header's count
         packets = 0  # that hold data (an MP4's index lists each frame's: fewer read means the file was cut)
@@ -262,6 +263,10 @@ class VideoReader:
                     image = vf.to_ndarray(format="rgb24")
                     frame_rotation = getattr(vf, "rotation", 0) or rotation
                     image = _rotate(image, frame_rotation)
+                    if image.shape[:2] != size:  # a broadcast or HLS capture that changes resolution mid-way
+                        raise DecodeError(f"{self.path}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
+                                          f"earlier frames were {size[1]}x{size[0]}; streamfill needs one frame "
+                                          "size through a clip (cut it where the size changes)")
                     self.frames_decoded += 1
                     yield Frame(image=image, pts=int(pts), time_base=tb, index=index)
         except av.FFmpegError as exc:
