@@ -276,6 +276,12 @@ def open_source(path: str | Path, config: Config, *, fps: float | Fraction | Non
     if reader.info.bit_depth > 8:  # said once per run here, not by every writer (a chunked run has one per chunk)
         _log.warning("note: %s is %d-bit (%s); streamfill works in 8-bit RGB, so its output is 8-bit",
                      Path(str(path)).name, reader.info.bit_depth, reader.info.pix_fmt)
+    if reader.info.alpha:
+        _log.warning("note: %s has transparency (an alpha channel); streamfill works in RGB, so its output is "
+                     "opaque", Path(str(path)).name)
+    if reader.info.interlaced:
+        _log.warning("note: %s is interlaced; streamfill fills whole frames (both fields at once) and writes them "
+                     "progressive: deinterlace it first for a clean fill", Path(str(path)).name)
     return reader
 
 

@@ -620,9 +620,9 @@ def test_audio_trials_are_written_with_the_outputs_own_options(tmp_path):
         Passthrough(out).add_all(list(c.streams.audio))
 
 
-def _tagged_clip(path, space, frames=6, size=(96, 64)):
+def _tagged_clip(path, space, frames=6, size=(96, 64), full=False):
     """Frames of saturated colours encoded with the YUV matrix ``space`` (an AVColorSpace code) and tagged so
-    (2: untagged, swscale's default matrix)."""
+    (2: untagged, swscale's default matrix); ``full``: in full range (0-255, a phone's), else limited."""
     import av
     names = {1: "ITU709", 6: "SMPTE170M", 9: "BT2020"}
     w, h = size
@@ -632,7 +632,7 @@ def _tagged_clip(path, space, frames=6, size=(96, 64)):
         st.options = {"crf": "1"}
         if space != 2:
             cc = st.codec_context
-            cc.colorspace, cc.color_range, cc.color_primaries = space, 1, space
+            cc.colorspace, cc.color_range, cc.color_primaries = space, 2 if full else 1, space
             cc.color_trc = space if space != 9 else 14
         colours = np.array([(200, 60, 30), (30, 200, 60), (40, 50, 220), (230, 220, 40)], np.uint8)
         for i in range(frames):
@@ -640,21 +640,22 @@ def _tagged_clip(path, space, frames=6, size=(96, 64)):
             img = np.roll(img, i, axis=1).copy()
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             if space != 2:
-                vf = vf.reformat(format="yuv420p", dst_colorspace=names[space], dst_color_range="MPEG")
+                vf = vf.reformat(format="yuv420p", dst_colorspace=names[space],
+                                 dst_color_range="JPEG" if full else "MPEG")
             for p in st.encode(vf):
                 out.mux(p)
         for p in st.encode():
             out.mux(p)
 
 
-@pytest.mark.parametrize("space", [1, 6, 9])
-def test_output_keeps_the_sources_yuv_and_colour_tags(tmp_path, space):
+@pytest.mark.parametrize("space, full", [(1, False), (6, False), (9, False), (1, True)])
+def test_output_keeps_the_sources_yuv_and_colour_tags(tmp_path, space, full):
     # frames are decoded to RGB with the source's matrix (BT.709 for HD), but were encoded back with swscale's
     # default (BT.601) and no tags: every pixel of a BT.709 clip changed colour (Y +7 on a saturated red),
-    # not only the hole's
+    # not only the hole's. A full-range source came out limited (its luma x0.86 + 16: levels lost)
     import av
     src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
-    _tagged_clip(src, space)
+    _tagged_clip(src, space, full=full)
     mask = tmp_path / "m.png"
     write_png(mask, box_mask(64, 96, 4, 4, 12, 12))
     api.process(src, out, mask=mask, config=load_config(overrides={"temporal": {"mode": "off"}}))
@@ -673,6 +674,60 @@ def test_output_keeps_the_sources_yuv_and_colour_tags(tmp_path, space):
             d = luma(fb)[32:, 40:] - luma(fa)[32:, 40:]  # away from the hole
             # swscale's fast YUV -> RGB path rounds down: about 1.5 levels of luma are lost either way
             assert abs(d.mean()) < 2.0 and np.abs(d).mean() < 2.0, (d.mean(), np.abs(d).mean())
+
+
+def _clip(path, *, codec="libx264", pix_fmt="yuv420p", options=None, sar=None, rgba=False, frames=4):
+    import av
+    with av.open(str(path), "w") as out:
+        st = out.add_stream(codec, rate=25, options=options or {})
+        st.width, st.height, st.pix_fmt = 64, 48, pix_fmt
+        if sar:
+            st.codec_context.sample_aspect_ratio = sar
+        for i in range(frames):
+            img = np.full((48, 64, 4 if rgba else 3), 40 * i, np.uint8)
+            vf = av.VideoFrame.from_ndarray(img, format="rgba" if rgba else "rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            for p in st.encode(vf):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+@pytest.mark.parametrize("suffix, lossless", [(".mp4", False), (".mkv", False), (".mkv", True)])
+def test_non_square_pixels_stay_so_or_the_run_says_why_not(tmp_path, caplog, suffix, lossless):
+    import av
+    src, out = tmp_path / "dv.mp4", tmp_path / f"out{suffix}"
+    _clip(src, sar=Fraction(16, 11))  # anamorphic: shown 64 * 16/11 = 93 px wide
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(48, 64, 4, 4, 12, 12))
+    with open_video(src) as r:
+        assert r.info.sample_aspect == Fraction(16, 11)
+    with caplog.at_level(logging.WARNING):
+        api.process(src, out, mask=mask, config=lossless_config() if lossless else Config())
+    with av.open(str(out)) as c:
+        kept = c.streams.video[0].sample_aspect_ratio
+    said = [m for m in caplog.messages if "square pixels" in m]
+    if lossless:  # FFV1 here keeps none: said, not silent
+        assert kept in (None, 1) and len(said) == 1 and "16/11" in said[0]
+    else:
+        assert kept == Fraction(16, 11) and not said
+
+
+def test_interlaced_and_transparent_sources_are_noted_and_no_alpha_tag_is_copied(tmp_path, caplog):
+    import av
+    interlaced, alpha = tmp_path / "tv.mp4", tmp_path / "title.webm"
+    _clip(interlaced, options={"x264-params": "interlaced=1:tff=1"})
+    _clip(alpha, codec="libvpx-vp9", pix_fmt="yuva420p", rgba=True)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(48, 64, 4, 4, 12, 12))
+    for src, words in ((interlaced, "is interlaced"), (alpha, "has transparency")):
+        out = tmp_path / f"out_{src.stem}.webm"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            api.process(src, out, mask=mask, config=Config())
+        assert len([m for m in caplog.messages if words in m]) == 1, caplog.messages
+        with av.open(str(out)) as c:
+            assert "alpha_mode" not in {k.lower() for k in c.streams.video[0].metadata}  # the output is opaque
 
 
 def test_info_names_the_colour_tags(tmp_path, capsys):

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
         "height": info.height, "fps": fps, "time_base": str(info.time_base), "frames": info.frame_count,
         "frames_estimated": info.frame_count_estimated,
         "duration": info.duration, "rotation": info.rotation, "pix_fmt": info.pix_fmt,
+        "sample_aspect": str(info.sample_aspect) if info.sample_aspect else None,
+        "interlaced": info.interlaced, "alpha": info.alpha,
         "colour": {"space": info.colour.space, "range": info.colour.range, "primaries": info.colour.primaries,
                    "trc": info.colour.trc},
         "audio": info.has_audio,
@@ -37,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{info.path}")
     print(f"  container  {info.format}")
     print(f"  video      {info.codec} {info.width}x{info.height} {info.pix_fmt}"
-          + (f", rotated {info.rotation} deg" if info.rotation else ""))
+          + (f", rotated {info.rotation} deg" if info.rotation else "")
+          + (f", pixels {info.sample_aspect.numerator}:{info.sample_aspect.denominator}" if info.sample_aspect
+             else "")
+          + (", interlaced" if info.interlaced else "") + (", alpha" if info.alpha else ""))
     print(f"  colour     {_colour(info.colour, info.pix_fmt)}")
     print(f"  fps        {fps:.3f}" if fps else "  fps        unknown")
     if info.frame_count is None:

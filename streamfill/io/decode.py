@@ -71,6 +71,9 @@ class VideoInfo:
     end_time: float | None = None  # seconds where its last frame ends, as the header says
     end_from_track: bool = False  # end_time comes from the video track's own duration, not the container's
     colour: ColourTags = ColourTags()  # the source's colour description (unspecified for pictures, cameras)
+    sample_aspect: Fraction | None = None  # a pixel's width over its height where not square (anamorphic DV, DVD)
+    interlaced: bool = False  # the first frame is coded as two fields
+    alpha: bool = False  # the source has transparency (an alpha channel; VP9's alpha_mode)
 
     @property
     def has_audio(self) -> bool:
@@ -168,12 +171,18 @@ class VideoReader:
     def _probe(self) -> VideoInfo:
         c, s = self._container, self._stream
         cc = s.codec_context
-        rotation, colour = _first_frame_props(self.path)
+        rotation, colour, interlaced = _first_frame_props(self.path)
         if colour is None:
             colour = ColourTags(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
         w, h = cc.width, cc.height
+        sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
+        sar = Fraction(sar) if sar and sar != 1 else None
         if rotation % 180:
             w, h = h, w
+            sar = 1 / sar if sar else None  # turned a quarter, a wide pixel is a tall one
+        fmt = cc.format
+        alpha = any(c.is_alpha for c in fmt.components) if fmt else False
+        alpha = alpha or s.metadata.get("alpha_mode") == "1"  # VP9 keeps its alpha beside the picture
         fps = s.average_rate or s.guessed_rate or s.base_rate
         fps = Fraction(fps) if fps else None
         duration = None
@@ -225,6 +234,9 @@ class VideoReader:
             end_from_track=track is not None,
             frame_count_estimated=estimated,
             colour=colour,
+            sample_aspect=sar,
+            interlaced=interlaced,
+            alpha=alpha,
         )
 
     # -- frames ----------------------------------------------------------------------------------------
@@ -357,23 +369,24 @@ def _tag_seconds(value: str | None) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def _first_frame_props(path: str) -> tuple[int, ColourTags | None]:
-    """Display rotation (degrees counter-clockwise, FFmpeg's display matrix) and colour tags of a file's first
-    video frame.
+def _first_frame_props(path: str) -> tuple[int, ColourTags | None, bool]:
+    """Display rotation (degrees counter-clockwise, FFmpeg's display matrix), colour tags and whether it is
+    interlaced, of a file's first video frame.
 
     PyAV exposes the display matrix on decoded frames only, so a file is opened once more and one frame is
     decoded (its colour tags are the ones its pixels are converted with; the stream header may lack them).
-    Sources that cannot be reopened (URLs, devices) report 0 and None; their frames still carry their own."""
+    Sources that cannot be reopened (URLs, devices) report 0, None, False; their frames carry their own."""
     if "://" in path or path.startswith("/dev/"):
-        return 0, None
+        return 0, None, False
     try:
         with av.open(path) as c:
             for frame in c.decode(video=0):
                 return (int(round(getattr(frame, "rotation", 0) or 0)),
-                        ColourTags(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc))
+                        ColourTags(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc),
+                        bool(frame.interlaced_frame))
     except (av.FFmpegError, OSError, ValueError):
         pass
-    return 0, None
+    return 0, None, False
 
 
 FPS_RANGE = (0.001, 1_000_000)  # frames per second of an image sequence (--fps)

@@ -254,6 +254,7 @@ class VideoWriter(_AtomicWriter):
         self._out = None
         self._stream = None
         self._matrix: str | None = None  # the YUV matrix frames are converted with (None: swscale's default)
+        self._range = "MPEG"  # and the range (full, "JPEG", where the source's is)
         self._src = None
         self._src_packets = None
         self._pending = None
@@ -298,6 +299,7 @@ class VideoWriter(_AtomicWriter):
     def _add_video_stream(self) -> None:
         info, cfg = self.info, self.config
         rate = info.fps.limit_denominator(1001000) if info.fps else None
+        vp9 = False
         if cfg.lossless:
             stream = self._out.add_stream("ffv1", rate=rate)
             stream.pix_fmt = "bgr0"  # 8-bit RGB, bit-exact (this FFV1 build has no gbrp)
@@ -324,7 +326,14 @@ class VideoWriter(_AtomicWriter):
                     opts["tune"] = self._tune
             stream.options = opts
         stream.width, stream.height = info.width, info.height
+        if info.sample_aspect:  # non-square pixels stay so (players show the picture as wide as the source)
+            stream.codec_context.sample_aspect_ratio = info.sample_aspect
+            if cfg.lossless or vp9:  # only H.264 keeps it here (in its own stream; PyAV writes no container's)
+                _log.warning("note: %s is written with square pixels: %s keeps no pixel aspect ratio here (the "
+                             "source's is %s); H.264 output (.mp4, .mov, .mkv without --lossless) keeps it",
+                             self.path.name, "FFV1" if cfg.lossless else "VP9", info.sample_aspect)
         self._matrix = _tag_colour(stream.codec_context, info.colour, rgb=cfg.lossless)
+        self._range = "JPEG" if stream.codec_context.color_range == 2 else "MPEG"
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         stream.thread_type = "AUTO"
@@ -365,7 +374,7 @@ class VideoWriter(_AtomicWriter):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         if self._matrix is not None:
             # back to YUV with the matrix and range the source was decoded with (swscale's default is BT.601)
-            vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace=self._matrix, dst_color_range="MPEG")
+            vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
         vf.pts = pts
         vf.time_base = self.info.time_base
         try:
@@ -465,7 +474,8 @@ def _tag_colour(cc, colour: ColourTags, *, rgb: bool = False) -> str | None:
     if matrix is None:
         return None
     cc.colorspace = colour.space
-    cc.color_range = 1  # limited ("MPEG"): what yuv420p / yuv444p output is converted to
+    # full range ("JPEG": a phone's or a webcam's 0-255) stays full; else limited ("MPEG"), what players assume
+    cc.color_range = 2 if colour.range == 2 else 1
     return matrix
 
 

@@ -103,7 +103,7 @@ class Passthrough:
 # Tags the muxer writes itself, or that describe the source's encoding, not what is written (Matroska's
 # statistics, as mkvmerge writes them: "BPS-eng", "NUMBER_OF_FRAMES", "_STATISTICS_TAGS"; the MP4 brands)
 _OWN_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "major_brand", "minor_version",
-             "compatible_brands", "rotate")
+             "compatible_brands", "rotate", "alpha_mode")
 
 
 def copy_tags(source: dict, target: dict) -> None:
