@@ -280,6 +280,73 @@ def test_rotation_metadata_is_applied(tmp_path):
     assert read_frames(out)[0][1].shape == (96, 64, 3)  # written upright, without rotation metadata
 
 
+ONE = 1 << 16  # 1.0 in a display matrix's 16.16 fixed point
+
+
+# (a, b, c, d) of FFmpeg's display matrix, and the picture a player shows for the stored one (FFmpeg's own
+# autorotation: hflip / vflip for the mirrors, transpose=cclock_flip / clock_flip for the mirrored quarter turns)
+@pytest.mark.parametrize("abcd, shown", [
+    ((-1, 0, 0, 1), lambda s: s[:, ::-1]),                # mirrored left-right (a selfie camera's file)
+    ((1, 0, 0, -1), lambda s: s[::-1]),                   # mirrored top-bottom
+    ((-1, 0, 0, -1), lambda s: np.rot90(s, 2)),           # half a turn
+    ((0, -1, 1, 0), lambda s: np.rot90(s)),               # a quarter counter-clockwise (set_display_rotation(90))
+    ((0, 1, -1, 0), lambda s: np.rot90(s, -1)),           # a quarter clockwise
+    ((0, 1, 1, 0), lambda s: s.transpose(1, 0, 2)),       # mirrored along the main diagonal
+    ((0, -1, -1, 0), lambda s: np.rot90(s, -1)[::-1]),    # along the other diagonal
+])
+def test_a_display_matrix_is_applied_mirrors_included(tmp_path, abcd, shown):
+    import av
+    from media import pattern
+
+    a, b, c, d = (v * ONE for v in abcd)
+    src = tmp_path / "shown.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25, options={"crf": "0"})
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv444p"
+        v.set_display_matrix([a, b, 0, c, d, 0, 0, 0, 1 << 30])
+        for i in range(3):
+            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    want = shown(pattern(0, 64, 96))
+    with open_video(src) as r:
+        assert (r.info.height, r.info.width) == want.shape[:2]
+        got = next(iter(r)).image
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).mean() < 4
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(*want.shape[:2], 4, 4, 12, 12))  # drawn on the picture as it is shown
+    out = tmp_path / "out.mkv"
+    assert api.process(src, out, mask=mask, config=lossless_config()).frames == 3
+    assert np.array_equal(read_frames(out)[0][1][20:, 20:], got[20:, 20:])  # upright, away from the hole
+
+
+def test_a_display_turn_that_is_no_quarter_turn_is_noted_and_frames_stay_as_stored(tmp_path, caplog):
+    import av
+    from media import pattern
+
+    src = tmp_path / "tilted.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        v.set_display_rotation(45)
+        for i in range(3):
+            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    mask = tmp_path / "m.png"
+    write_png(mask, box_mask(64, 96, 4, 4, 12, 12))
+    with caplog.at_level(logging.WARNING):
+        assert api.process(src, tmp_path / "out.mp4", mask=mask, config=Config()).frames == 3
+    assert [m for m in caplog.messages if "no quarter turn" in m]
+    assert read_frames(tmp_path / "out.mp4")[0][1].shape == (64, 96, 3)
+
+
 def test_webm_output_is_vp9_with_opus_audio_and_keeps_every_frame(tmp_path):
     """WebM holds neither H.264 nor AAC: the video is encoded as VP9 and AAC audio as Opus, over the same time
     span; every frame keeps its pts (Matroska stores milliseconds)."""

@@ -15,7 +15,7 @@ from test_cli_errors import assert_one_line_error, run_cli
 from streamfill import api
 from streamfill.cli import main
 from streamfill.config import Config
-from streamfill.io import is_image_file, read_image
+from streamfill.io import is_image_file, open_video, read_image
 from streamfill.io.images import mask_grey
 from streamfill.io.seek import decode_png_mask
 
@@ -114,6 +114,8 @@ def test_every_exif_orientation_is_shown_as_opencv_shows_it_mirrors_included(tmp
     assert shown.shape == shown_by_opencv.shape
     assert np.abs(shown.astype(int) - shown_by_opencv).mean() < 3   # two JPEG decoders: not bit-exact
     assert read_image(tmp_path / "p.jpg", grey=True).shape == shown.shape[:2]
+    with open_video(tmp_path / "p.jpg") as r:  # the photo given to `process` as a one-frame clip: the same
+        assert np.array_equal(next(iter(r)).image, shown)
 
 
 @pytest.mark.parametrize("value", [0, 1, 100])

@@ -7,6 +7,7 @@ import json
 
 from streamfill import api
 from streamfill.cli.common import seconds
+from streamfill.io.images import orientation_words
 
 
 def add_parser(sub) -> None:
@@ -24,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
         "path": info.path, "format": info.format, "codec": info.codec, "width": info.width,
         "height": info.height, "fps": fps, "time_base": str(info.time_base), "frames": info.frame_count,
         "frames_estimated": info.frame_count_estimated,
-        "duration": info.duration, "rotation": info.rotation, "pix_fmt": info.pix_fmt,
+        "duration": info.duration, "rotation": info.rotation, "orientation": info.orientation,
+        "pix_fmt": info.pix_fmt,
         "sample_aspect": str(info.sample_aspect) if info.sample_aspect else None,
         "interlaced": info.interlaced, "alpha": info.alpha,
         "colour": {"space": info.colour.space, "range": info.colour.range, "primaries": info.colour.primaries,
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{info.path}")
     print(f"  container  {info.format}")
     print(f"  video      {info.codec} {info.width}x{info.height} {info.pix_fmt}"
-          + (f", rotated {info.rotation} deg" if info.rotation else "")
+          + (f", shown {orientation_words(info.orientation)}" if orientation_words(info.orientation) else "")
           + (f", pixels {info.sample_aspect.numerator}:{info.sample_aspect.denominator}" if info.sample_aspect
              else "")
           + (", interlaced" if info.interlaced else "") + (", alpha" if info.alpha else ""))

@@ -19,7 +19,15 @@ import av
 import numpy as np
 
 from streamfill.errors import DecodeError, InputError
-from streamfill.io.images import _rotate, numbering_gap, picture_files, read_image
+from streamfill.io.images import (
+    SWAPS_SIDES,
+    frame_orientation,
+    numbering_gap,
+    orient,
+    picture_files,
+    picture_orientation,
+    read_image,
+)
 from streamfill.types import Frame
 
 _log = logging.getLogger(__name__)
@@ -62,7 +70,7 @@ class VideoInfo:
     time_base: Fraction
     frame_count: int | None
     duration: float | None
-    rotation: int
+    rotation: int  # degrees counter-clockwise, as FFmpeg reports the display matrix (for information)
     pix_fmt: str
     other_streams: tuple[StreamInfo, ...] = ()
     declared_frames: int | None = None  # the container's own frame count, when it stores one
@@ -74,6 +82,7 @@ class VideoInfo:
     sample_aspect: Fraction | None = None  # a pixel's width over its height where not square (anamorphic DV, DVD)
     interlaced: bool = False  # the first frame is coded as two fields
     alpha: bool = False  # the source has transparency (an alpha channel; VP9's alpha_mode)
+    orientation: int | None = 1  # how frames are shown (images.orient's EXIF code); None: each frame says (URLs)
 
     @property
     def has_audio(self) -> bool:
@@ -171,13 +180,16 @@ class VideoReader:
     def _probe(self) -> VideoInfo:
         c, s = self._container, self._stream
         cc = s.codec_context
-        rotation, colour, interlaced = _first_frame_props(self.path)
+        rotation, orientation, colour, interlaced = _first_frame_props(self.path)
         if colour is None:
             colour = ColourTags(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
+        if rotation % 90:
+            self._note(f"{self.path}: its display turn of {rotation} deg is no quarter turn; frames are processed "
+                       "and written as stored, upright as the file holds them")
         w, h = cc.width, cc.height
         sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar != 1 else None
-        if rotation % 180:
+        if orientation in SWAPS_SIDES:
             w, h = h, w
             sar = 1 / sar if sar else None  # turned a quarter, a wide pixel is a tall one
         fmt = cc.format
@@ -237,6 +249,7 @@ class VideoReader:
             sample_aspect=sar,
             interlaced=interlaced,
             alpha=alpha,
+            orientation=orientation,
         )
 
     # -- frames ----------------------------------------------------------------------------------------
@@ -252,7 +265,7 @@ class VideoReader:
         # index (per-frame masks are matched by it) whatever the container's keyframe layout.
         index = -1
         last_pts = None
-        rotation = self.info.rotation
+        shown = self.info.orientation
         size = (self.info.height, self.info.width)
         damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
         discarded = 0  # pictures decoded as references only (before an MP4 edit list's start): in the header's count
@@ -272,9 +285,7 @@ class VideoReader:
                         continue
                     if end_pts is not None and pts >= end_pts:
                         return
-                    image = vf.to_ndarray(format="rgb24")
-                    frame_rotation = getattr(vf, "rotation", 0) or rotation
-                    image = _rotate(image, frame_rotation)
+                    image = orient(vf.to_ndarray(format="rgb24"), shown or frame_orientation(vf))
                     if image.shape[:2] != size:  # a broadcast or HLS capture that changes resolution mid-way
                         raise DecodeError(f"{self.path}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
                                           f"earlier frames were {size[1]}x{size[0]}; streamfill needs one frame "
@@ -369,24 +380,26 @@ def _tag_seconds(value: str | None) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def _first_frame_props(path: str) -> tuple[int, ColourTags | None, bool]:
-    """Display rotation (degrees counter-clockwise, FFmpeg's display matrix), colour tags and whether it is
-    interlaced, of a file's first video frame.
+def _first_frame_props(path: str) -> tuple[int, int | None, ColourTags | None, bool]:
+    """Display rotation (degrees counter-clockwise, as FFmpeg reports its display matrix), orientation (how
+    frames are shown, mirrors included: ``images.orient``'s code), colour tags and whether it is interlaced, of
+    a file's first video frame.
 
     PyAV exposes the display matrix on decoded frames only, so a file is opened once more and one frame is
     decoded (its colour tags are the ones its pixels are converted with; the stream header may lack them).
-    Sources that cannot be reopened (URLs, devices) report 0, None, False; their frames carry their own."""
+    Sources that cannot be reopened (URLs, devices) report 0, None, None, False; their frames say how they are
+    shown."""
     if "://" in path or path.startswith("/dev/"):
-        return 0, None, False
+        return 0, None, None, False
     try:
         with av.open(path) as c:
             for frame in c.decode(video=0):
-                return (int(round(getattr(frame, "rotation", 0) or 0)),
+                return (int(round(getattr(frame, "rotation", 0) or 0)), picture_orientation(path, frame),
                         ColourTags(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc),
                         bool(frame.interlaced_frame))
     except (av.FFmpegError, OSError, ValueError):
         pass
-    return 0, None, False
+    return 0, 1, None, False
 
 
 FPS_RANGE = (0.001, 1_000_000)  # frames per second of an image sequence (--fps)

@@ -17,22 +17,52 @@ from streamfill.errors import DecodeError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
-    turns = (round(rotation / 90) % 4) if rotation else 0
-    if turns == 0:
-        return image
-    return np.ascontiguousarray(np.rot90(image, k=turns))
-
-
-# EXIF orientations that mirror the picture, as the shown picture is made from the stored one (numpy index
-# operations on H x W x C); FFmpeg's display rotation reports them as a plain turn, which is wrong for these.
-_MIRRORED = {
+# How a stored picture is shown, as EXIF codes it (1-8), the shown picture made from the stored one (numpy index
+# operations on H x W x C). FFmpeg's display matrix says the same for video; its rotation alone cannot tell a
+# mirrored picture from a turned one.
+_ORIENT = {
+    1: lambda a: a,
     2: lambda a: a[:, ::-1],                         # mirrored left-right
+    3: lambda a: a[::-1, ::-1],                      # turned half round
     4: lambda a: a[::-1],                            # mirrored top-bottom
-    5: lambda a: a.transpose(1, 0, *range(2, a.ndim)),  # mirrored along the main diagonal
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, *range(2, a.ndim)),  # along the other diagonal
+    5: lambda a: a.swapaxes(0, 1),                   # mirrored along the main diagonal
+    6: lambda a: a.swapaxes(0, 1)[:, ::-1],          # turned a quarter clockwise
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),       # mirrored along the other diagonal
+    8: lambda a: a.swapaxes(0, 1)[::-1],             # turned a quarter counter-clockwise
 }
+SWAPS_SIDES = (5, 6, 7, 8)  # orientations that show a W x H picture as H x W
+_WORDS = {2: "mirrored left-right", 3: "turned 180 deg", 4: "mirrored top-bottom", 5: "mirrored and turned",
+          6: "turned 90 deg clockwise", 7: "mirrored and turned", 8: "turned 90 deg counter-clockwise"}
+
+
+def orient(image: np.ndarray, orientation: int | None) -> np.ndarray:
+    """``image`` as it is shown, for an EXIF-coded ``orientation`` (1 or None: as stored)."""
+    if not orientation or orientation == 1:
+        return image
+    return np.ascontiguousarray(_ORIENT[orientation](image))
+
+
+def orientation_words(orientation: int | None) -> str:
+    """'turned 90 deg clockwise', 'mirrored left-right', ... ('' for a picture shown as stored)."""
+    return _WORDS.get(orientation or 1, "")
+
+
+def frame_orientation(vf) -> int | None:
+    """How a decoded frame is shown (an EXIF code, see ``_ORIENT``), from its display matrix; None when it has
+    none, and 1 for a matrix that is no quarter turn or mirror (a 45 degree turn: shown as stored)."""
+    try:
+        matrices = [bytes(sd) for sd in vf.side_data if sd.type.name == "DISPLAYMATRIX"]
+    except ValueError:  # side data PyAV cannot name (a JPEG's EXIF): the rotation it reports is all there is
+        return {0: None, 90: 8, -90: 6, 270: 6, 180: 3, -180: 3}.get(round(getattr(vf, "rotation", 0) or 0), 1)
+    if not matrices or len(matrices[0]) < 20:
+        return None
+    m = np.frombuffer(matrices[0][:20], np.int32)  # FFmpeg's 3 x 3 display matrix, native order, 16.16 fixed
+    a, b, c, d = (int(np.sign(v)) for v in (m[0], m[1], m[3], m[4]))
+    if b == c == 0 and a and d:  # (x, y) -> (a x, d y): mirrors only
+        return {(1, 1): 1, (-1, 1): 2, (-1, -1): 3, (1, -1): 4}[a, d]
+    if a == d == 0 and b and c:  # (x, y) -> (c y, b x): the sides swap
+        return {(1, 1): 5, (1, -1): 6, (-1, -1): 7, (-1, 1): 8}[b, c]
+    return 1
 
 
 def _jpeg_orientation(path: str | os.PathLike) -> int:
@@ -75,6 +105,13 @@ def _tiff_orientation(tiff: bytes) -> int:
     return 1
 
 
+def picture_orientation(path: str | os.PathLike, vf) -> int:
+    """How the picture in ``path`` (whose first decoded frame is ``vf``) is shown: a JPEG's EXIF orientation,
+    which FFmpeg reports as a plain turn even where it mirrors, else the frame's display matrix."""
+    exif = _jpeg_orientation(path)
+    return exif if exif != 1 else (frame_orientation(vf) or 1)
+
+
 def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
     """Read one image file: H x W x 3 uint8 RGB (or H x W uint8 with ``grey=True``: a mask or sketch, see
     ``mask_grey``), turned and mirrored as it is shown (a JPEG's EXIF orientation). Raises DecodeError when
@@ -85,13 +122,12 @@ def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
         with av.open(str(path), mode="r") as c:
             vf = next(c.decode(video=0))
             image = vf.to_ndarray(format="rgba" if grey else "rgb24")
-            turn = getattr(vf, "rotation", 0) or 0
+            shown = picture_orientation(path, vf)
     except (av.FFmpegError, OSError, StopIteration, ValueError, IndexError) as exc:
         # FFmpeg's errors carry an errno that means nothing to a user ("[Errno 1094995529] Invalid data ...")
         reason = (getattr(exc, "strerror", None) if isinstance(exc, av.FFmpegError) else None) or str(exc)
         raise DecodeError(f"cannot read image {path}: {reason or 'no picture'}") from None
-    mirror = _MIRRORED.get(_jpeg_orientation(path))
-    image = np.ascontiguousarray(mirror(image)) if mirror else _rotate(image, turn)
+    image = orient(image, shown)
     if grey:
         return mask_grey(image[..., :3].max(axis=2), image[..., 3])
     return image

@@ -26,7 +26,7 @@ import numpy as np
 
 from streamfill.errors import DecodeError, InputError
 from streamfill.io.decode import VideoInfo, VideoReader
-from streamfill.io.images import _rotate, mask_grey
+from streamfill.io.images import SWAPS_SIDES, frame_orientation, mask_grey, orient
 from streamfill.types import Frame
 
 _SEEK_COST = 3  # a seek (flush, demuxer seek) costs about as much as decoding this many frames
@@ -36,33 +36,33 @@ class Decoded:
     """One decoded picture of a ``FrameSeeker``: its index and pts, full-resolution RGB (bit-exact, as
     :class:`streamfill.io.VideoReader` gives it) or a preview scaled straight from the decoder's YUV."""
 
-    def __init__(self, vf: av.VideoFrame, index: int, rotation: int) -> None:
-        self._vf, self.index, self.pts, self._rotation = vf, index, int(vf.pts), rotation
+    def __init__(self, vf: av.VideoFrame, index: int, orientation: int | None) -> None:
+        self._vf, self.index, self.pts = vf, index, int(vf.pts)
+        self._shown = orientation or frame_orientation(vf)  # how it is shown (``images.orient``)
 
     def rgb(self) -> np.ndarray:
-        return _rotate(self._vf.to_ndarray(format="rgb24"), self._rotation)
+        return orient(self._vf.to_ndarray(format="rgb24"), self._shown)
 
     def preview_bgr(self, size: tuple[int, int]) -> np.ndarray:
         """H x W x 3 BGR at ``size`` = (w, h) (after rotation): one libswscale pass (area filter) from the
         decoder's picture, several times cheaper than a full-size RGB conversion and a resize."""
         w, h = size
-        turns = (round(self._rotation / 90) % 4) if self._rotation else 0
-        if turns % 2:
+        if self._shown in SWAPS_SIDES:
             w, h = h, w
         if (w, h) == (self._vf.width, self._vf.height):
             image = self._vf.to_ndarray(format="bgr24")
         else:
             image = self._vf.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
-        return _rotate(image, self._rotation)
+        return orient(image, self._shown)
 
 
 class FrameSeeker:
     """Frames of a video file by index: ``with FrameSeeker(path) as s: s.count; s.frame(i) -> Frame``.
 
-    Thread-safe (one lock). Frames are H x W x 3 uint8 RGB with their source pts and time base, rotation
-    applied. ``count`` is the number of video packets with a timestamp (for files whose every packet is one
-    picture, the number of frames); ``keyframes`` the indices of the frames a seek can start from. Raises
-    InputError for an index out of range, DecodeError when the file cannot be read.
+    Thread-safe (one lock). Frames are H x W x 3 uint8 RGB with their source pts and time base, shown as the
+    file says (turned, mirrored). ``count`` is the number of video packets with a timestamp (for files whose
+    every packet is one picture, the number of frames); ``keyframes`` the indices of the frames a seek can start
+    from. Raises InputError for an index out of range, DecodeError when the file cannot be read.
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int = 0) -> None:
@@ -267,7 +267,7 @@ class FrameSeeker:
             plans = plans[1:]
         if not skip:
             plans = [p for p in plans if p != "seek-skip"]
-        rotation = self.info.rotation
+        shown = self.info.orientation
         for plan in plans:
             if plan != "on":
                 self.seeks += 1
@@ -285,10 +285,10 @@ class FrameSeeker:
                 if i >= index:
                     self._aim = None
                     if i == index:
-                        return Decoded(vf, i, getattr(vf, "rotation", 0) or rotation)
+                        return Decoded(vf, i, shown)
                     break
                 if on_frame is not None:
-                    on_frame(Decoded(vf, i, getattr(vf, "rotation", 0) or rotation))
+                    on_frame(Decoded(vf, i, shown))
         raise DecodeError(f"{os.path.basename(self.path)}: frame {index} (pts {target}) could not be decoded")
 
     def _next(self, stop):

@@ -20,7 +20,7 @@ import av
 from streamfill.errors import DecodeError, OutputError
 from streamfill.io.decode import VideoReader
 from streamfill.io.encode import MOVIE_SUFFIXES, _format_for, _temp_path, movie_timescale
-from streamfill.io.images import _rotate
+from streamfill.io.images import frame_orientation, orient
 from streamfill.io.remux import Passthrough, check_carry, copy_source_tags, remux_streams
 from streamfill.types import Frame
 
@@ -83,8 +83,8 @@ class RangeReader(VideoReader):
                             break
                         if vf.pts != want[k]:
                             raise DecodeError(f"{self.path}: expected the frame at pts {want[k]}, decoded {vf.pts}")
-                        rotation = getattr(vf, "rotation", 0) or self.info.rotation
-                        image = _rotate(vf.to_ndarray(format="rgb24"), rotation)
+                        shown = self.info.orientation or frame_orientation(vf)
+                        image = orient(vf.to_ndarray(format="rgb24"), shown)
                         self.frames_decoded += 1
                         yield Frame(image=image, pts=int(vf.pts), time_base=tb, index=self.first_index + k)
                         k += 1
