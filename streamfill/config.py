@@ -198,6 +198,10 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_range("model.cnum", self.cnum, 8, 512)
+        if not isinstance(self.cnum, int):  # a whole float (48.0, as JSON metadata may hold it) is that int
+            if not float(self.cnum).is_integer():
+                raise ConfigError(f"model.cnum = {self.cnum!r}: must be a whole number")
+            object.__setattr__(self, "cnum", int(self.cnum))
         if self.cnum % 4:
             raise ConfigError(f"model.cnum = {self.cnum!r}: must be a multiple of 4")
         if not isinstance(self.guidance, bool):

@@ -235,3 +235,70 @@ def test_weights_that_overflow_float16_are_not_written(tmp_path):
     with pytest.raises(WeightsError, match="coarse.conv1.conv.weight has inf or NaN"):
         save_generator(gen, tmp_path / "g16.safetensors", dtype=torch.float16)
     assert not (tmp_path / "g16.safetensors").exists()
+
+
+@pytest.mark.parametrize("damage", ["no xconv1", "no conv17 bias", "scalar bias", "1-D conv", "int key", "float8",
+                                    "pickle warning"])
+def test_a_malformed_checkpoint_is_one_error_line_not_an_internal_error(tmp_path, capsys, damage):
+    """The colour conversion indexed layers before their keys and shapes were checked: a missing layer was a
+    KeyError (exit 70); float8 tensors crashed the NaN check; torch's warnings came out beside the error."""
+    official = streamfill_to_official(make(ModelConfig(cnum=8)).state_dict())
+    if damage == "no xconv1":
+        del official["xconv1.conv.weight"]
+    elif damage == "no conv17 bias":
+        del official["conv17.conv.bias"]
+    elif damage == "scalar bias":
+        official["conv17.conv.bias"] = torch.tensor(1.0)
+    elif damage == "1-D conv":
+        official["pmconv1.conv.weight"] = torch.zeros(3)
+    elif damage == "int key":
+        official = {1: torch.zeros(1)}
+    elif damage == "float8":
+        official = {k: v.to(torch.float8_e4m3fn) for k, v in official.items()}
+    src = tmp_path / "bad.pth"
+    if damage == "pickle warning":
+        import pickle
+        src.write_bytes(pickle.dumps(print, protocol=4))  # no tensors; torch warns about the protocol
+    else:
+        torch.save(official, src)
+    code = main(["weights", "import", str(src), str(tmp_path / "w.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("streamfill: error:"), err
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_weights_files_with_odd_metadata_or_tensors_are_refused_in_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    gen = make()
+    good = save_generator(gen, tmp_path / "good.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(good), "pt") as fh:
+        meta = dict(fh.metadata())
+    tensors = {k: v.contiguous() for k, v in gen.state_dict().items()}
+    cases = {
+        "list provenance": (tensors, {**meta, "streamfill.provenance": "[1, 2]"}, "provenance"),
+        "float8": ({k: v.to(torch.float8_e4m3fn) for k, v in tensors.items()}, meta, "float8"),
+        "config not an object": (tensors, {**meta, "streamfill.model_config": "[8]"}, "model config"),
+    }
+    for name, (values, metadata, words) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.safetensors"
+        save_file(values, str(path), metadata=metadata)
+        with pytest.raises(WeightsError, match=words):
+            load_generator(path)
+    # a whole float cnum (JSON numbers may be written 8.0) is that width, not a crash in torch
+    path = tmp_path / "float_cnum.safetensors"
+    config = json.loads(meta["streamfill.model_config"])
+    save_file(tensors, str(path), metadata={**meta, "streamfill.model_config": json.dumps({**config, "cnum": 8.0})})
+    assert load_generator(path).config.cnum == 8
+    with pytest.raises(Exception, match="whole number"):
+        ModelConfig(cnum=8.5)
+
+
+def test_saving_weights_where_no_file_can_be_is_a_weights_error(tmp_path):
+    gen = make()
+    for path, words in ((tmp_path / "missing" / "g.safetensors", "no folder"), (tmp_path, "folder")):
+        with pytest.raises(WeightsError, match=words):
+            save_generator(gen, path)
+    with pytest.raises(Exception, match="device 'bogus'"):
+        load_generator(save_generator(gen, tmp_path / "g.safetensors"), device="bogus")

@@ -17,6 +17,7 @@ The official weights are licensed for non-commercial use only: streamfill never 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 from streamfill.config import ModelConfig
 from streamfill.errors import ConfigError, WeightsError
 from streamfill.model.generator import BRANCHES, Generator
-from streamfill.model.weights import load_state_into, save_generator
+from streamfill.model.weights import FLOAT_DTYPES, check_state_dict, load_state_into, save_generator
 
 _BRANCH_OF = {row[0]: branch for branch, rows in BRANCHES.items() for row in rows}
 IMAGE_INPUT_LAYERS = ("coarse.conv1", "conv_branch.xconv1", "attention_encoder.pmconv1")
@@ -55,8 +56,9 @@ def _swap_rgb_bgr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _unwrap(obj: Any) -> Mapping[str, torch.Tensor]:
     if isinstance(obj, Mapping) and "G" in obj and isinstance(obj["G"], Mapping):
         obj = obj["G"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError("not a generator state dict (expected a dict of tensors, or one under 'G')")
+    if (not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values())
+            or not all(isinstance(k, str) for k in obj)):
+        raise WeightsError("not a generator state dict (expected a dict of tensors by name, or one under 'G')")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
@@ -86,6 +88,9 @@ def official_to_streamfill(state: Mapping[str, torch.Tensor], bgr_to_rgb: bool =
         if layer not in _BRANCH_OF:
             unknown.append(key)
             continue
+        if value.dtype not in FLOAT_DTYPES:  # int, bool, complex or float8: no weights of this model
+            raise WeightsError(f"tensor {key} has dtype {str(value.dtype).replace('torch.', '')}: expected float16, "
+                               "bfloat16, float32 or float64")
         out[f"{_BRANCH_OF[layer]}.{key}"] = value.detach().to("cpu", torch.float32)
     if unknown:
         raise WeightsError(f"unknown layer names in the official-layout weights: {', '.join(sorted(unknown)[:6])}")
@@ -110,7 +115,9 @@ def load_official(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols and casts: the error line says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load raises many unrelated types for a bad file
         # torch's messages run to a paragraph (the weights_only advice): keep their first sentence
         detail = str(exc).split(". ")[0].splitlines()[0][:160] if str(exc) else ""
@@ -134,9 +141,11 @@ def import_official(
     """
     official = load_official(src)
     config = infer_official_config(official, **config_overrides)
-    state = official_to_streamfill(official, bgr_to_rgb=bgr_to_rgb)
     generator = Generator(config)
-    load_state_into(generator, state, source=str(src))   # shapes, dtypes, and no inf/NaN (it imported a NaN file)
+    # keys and shapes first: the colour conversion indexes layers a malformed file may lack or hold mis-shaped
+    check_state_dict(generator, official_to_streamfill(official, bgr_to_rgb=False), source=str(src))
+    state = official_to_streamfill(official, bgr_to_rgb=bgr_to_rgb)
+    load_state_into(generator, state, source=str(src))   # dtypes, and no inf/NaN (it imported a NaN file)
     provenance = {
         "source": Path(src).name,
         "converted_from": "TF-named PyTorch conversion of the official DeepFill v2 checkpoint",

@@ -22,13 +22,16 @@ from typing import Any
 import torch
 
 from streamfill.config import ModelConfig
-from streamfill.errors import ConfigError, WeightsError
+from streamfill.errors import ConfigError, InputError, WeightsError
 from streamfill.model.generator import Generator
 
 FORMAT = "generator/1"
 _FORMAT_KEY = "streamfill.format"
 _CONFIG_KEY = "streamfill.model_config"
 _PROVENANCE_KEY = "streamfill.provenance"
+
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)  # what a weights tensor may be
 
 
 def _list(keys, limit: int = 6) -> str:
@@ -65,8 +68,9 @@ def load_state_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], s
     check_state_dict(model, state, source)
     own = model.state_dict()
     for key, value in state.items():
-        if not value.is_floating_point():
-            raise WeightsError(f"{source}: tensor {key} has dtype {value.dtype}, expected a float type")
+        if value.dtype not in FLOAT_DTYPES:  # (float8 is a float type torch cannot even check for NaN)
+            raise WeightsError(f"{source}: tensor {key} has dtype {str(value.dtype).replace('torch.', '')}, "
+                               "expected float16, bfloat16, float32 or float64")
         if not torch.isfinite(value).all():
             raise WeightsError(f"{source}: tensor {key} contains inf or NaN")
     with torch.no_grad():
@@ -82,11 +86,15 @@ def save_generator(
 ) -> Path:
     """Write ``generator``'s weights to ``path`` (.safetensors) with its config and ``metadata`` (any
     JSON-serialisable mapping, stored as provenance). ``dtype`` float32 or float16. Returns the path."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise WeightsError(f"dtype = {dtype}: must be float32, float16 or bfloat16")
     path = Path(path)
+    if path.is_dir() or not path.parent.is_dir():
+        raise WeightsError(f"cannot write weights to {path}: " + ("it is a folder" if path.is_dir()
+                                                                 else f"no folder {path.parent}"))
     try:
         provenance = json.dumps(dict(metadata or {}), sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -110,7 +118,7 @@ def save_generator(
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, SafetensorError)):
             raise WeightsError(f"cannot write weights to {path}: {exc}") from None
         raise
     return path
@@ -146,13 +154,19 @@ def _parse_metadata(meta: Mapping[str, str], path) -> dict[str, Any]:
     config = None
     if _CONFIG_KEY in meta:
         try:
-            config = ModelConfig(**json.loads(meta[_CONFIG_KEY]))
+            fields = json.loads(meta[_CONFIG_KEY])
+            if not isinstance(fields, dict):
+                raise ValueError(f"a JSON object was expected, not {type(fields).__name__}")
+            config = ModelConfig(**fields)
         except (ValueError, TypeError, ConfigError) as exc:
             raise WeightsError(f"{path}: bad model config in metadata: {exc}") from None
     try:
         provenance = json.loads(meta.get(_PROVENANCE_KEY, "{}"))
     except ValueError as exc:
         raise WeightsError(f"{path}: bad provenance metadata: {exc}") from None
+    if not isinstance(provenance, dict):
+        raise WeightsError(f"{path}: bad provenance metadata: a JSON object was expected, not "
+                           f"{type(provenance).__name__}")
     return {"format": meta.get(_FORMAT_KEY), "model_config": config, "provenance": provenance}
 
 
@@ -173,4 +187,8 @@ def load_generator(
         raise WeightsError(f"{path} has no model config in its metadata; pass config=ModelConfig(...)")
     generator = Generator(model_config)
     load_state_into(generator, tensors, source=str(path))
-    return generator.to(device).eval()
+    try:
+        return generator.to(device).eval()
+    except (RuntimeError, AssertionError) as exc:  # an unknown device, or CUDA in a CPU-only torch
+        raise InputError(f"device {str(device)!r}: {str(exc).splitlines()[0] if str(exc) else 'not available'}"
+                         ) from None
