@@ -340,12 +340,30 @@ def test_a_demo_stopped_midway_leaves_no_folder_of_its_own(tmp_path, monkeypatch
     (("compile", "--engine", "onnx", "--max-batch", "0"), "--max-batch 0"),
     (("finetune", "{src}", "--mask", "{mask}", "-o", "{tmp}/x.safetensors", "--steps", "0"), "--steps 0"),
     (("batch", "{src}", "--out-dir", "{tmp}/o", "--mask", "{mask}", "--workers", "2"), "--ray"),
+    # the default engine (telea) uses no weights: a finetune's output was silently not used
+    (("process", "{src}", "--mask", "{mask}", "-o", "{tmp}/o.mp4", "--weights", "{tmp}/x.safetensors"), "--weights"),
+    (("process", "{src}", "--mask", "{mask}", "-o", "{tmp}/o.mp4", "--engine", "ns", "--device", "cpu"), "--device"),
+    (("image", "{mask}", "--mask", "{mask}", "--sketch", "{mask}", "-o", "{tmp}/o.png", "--engine", "telea"),
+     "--sketch"),
+    # finetune's output checked before minutes of training, not after them
+    (("finetune", "{src}", "--mask", "{mask}", "-o", "{tmp}/o/x.safetensors"), "no folder"),
+    (("finetune", "{tmp}", "--mask", "{mask}", "-o", "{tmp}/x.safetensors"), "a folder"),
 ])
 def test_arguments_that_were_silently_ignored_are_refused(capsys, tmp_path, clip, argv, words):
     src, mask = clip
     argv = [a.format(src=src, mask=mask, tmp=tmp_path) for a in argv]
     assert_one_line_error(*run_cli(capsys, *argv), words)
     assert not (tmp_path / "o").exists() and not (tmp_path / "x.safetensors").exists()
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_finetune_does_not_overwrite_weights_without_force(capsys, tmp_path, clip):
+    src, mask = clip
+    out = tmp_path / "mine.safetensors"
+    out.write_bytes(b"the user's earlier weights")
+    assert_one_line_error(*run_cli(capsys, "finetune", src, "--mask", mask, "-o", out, "--steps", "1"),
+                          "--force")
+    assert out.read_bytes() == b"the user's earlier weights"
 
 
 @pytest.mark.parametrize("target", ["mask", "sketch"])

@@ -127,6 +127,7 @@ def check_ray_flags(args: argparse.Namespace, here: str) -> None:
 def add_fill_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filling")
     g.add_argument("--engine", choices=ENGINES, help="inpainting engine (default telea)")
+    p.set_defaults(fill_engine=True)  # --engine is the config's [engine] name (bench and compile pick their own)
     g.add_argument("--dilate", type=int, metavar="PX", help="grow the mask by PX pixels (default 4)")
     g.add_argument("--feather", type=int, metavar="PX",
                    help="soften the paste over PX pixels inside the safety margin only (default 3, capped at --dilate; "
@@ -192,7 +193,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
                    "precision": getattr(args, "precision", None), "device": getattr(args, "device", None)},
         "temporal": {"mode": _mode(getattr(args, "temporal", None)), "window": getattr(args, "window", None)},
     }
-    return load_config(getattr(args, "config", None), overrides)
+    config = load_config(getattr(args, "config", None), overrides)
+    neural = [f"--{flag}" for flag in ("weights", "precision", "device") if getattr(args, flag, None) is not None]
+    if neural and getattr(args, "fill_engine", False) and config.engine.name in ("telea", "ns"):
+        # (process's default engine is telea: the weights a finetune wrote were silently not used)
+        raise InputError(f"{', '.join(neural)}: for the generator (--engine deepfill, auto, torch, onnx, ...); "
+                         f"engine {config.engine.name} uses none")
+    return config
 
 
 class ProgressBar:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from streamfill.cli.common import torch_device
+from streamfill.cli.common import check_writable, torch_device
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--mask", required=True,
                    help="one mask image for every frame, or a mask video / folder of per-frame masks")
     p.add_argument("-o", "--output", required=True, help="output .safetensors")
+    p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
     p.add_argument("--weights", help="starting weights (default: the shipped weights)")
     p.add_argument("--batch", type=int, default=4)
@@ -48,10 +49,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.video).exists():
         raise InputError(f"video not found: {args.video}")
+    if Path(args.video).is_dir():
+        raise InputError(f"{args.video} is a folder: finetune reads a video file")
     if args.steps < 1:
         raise InputError(f"--steps {args.steps}: must be 1 or more (0 wrote a copy of the weights)")
     if not str(args.output).endswith(".safetensors"):
         raise InputError(f"{args.output}: the output must end in .safetensors")
+    check_writable(args.output, "-o")  # before the training, not after it
+    if Path(args.output).exists() and not args.force:
+        raise InputError(f"{args.output} exists (use --force to overwrite)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda but no CUDA GPU is available")
     cfg = FinetuneConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, margin=args.margin,
@@ -89,5 +95,5 @@ def run(args: argparse.Namespace) -> int:
     provenance["licence_note"] = f"fine-tuned by streamfill from {base.name} on {Path(args.video).name}"
     save_generator(generator.cpu(), args.output, metadata=provenance, dtype=torch.float16)
     os.chmod(args.output, 0o644)  # like train export: a weights file others (a shared cache, a service) read
-    print(f"wrote {args.output} (use: streamfill process ... --weights {args.output})")
+    print(f"wrote {args.output} (use: streamfill process ... --engine deepfill --weights {args.output})")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from streamfill.cli.common import torch_device
+from streamfill.cli.common import check_writable, torch_device
 
 _log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
                    help="safety margin: grow the mask by PX pixels (default: [mask] dilate, 4, as in process)")
     p.add_argument("--feather", type=int, metavar="PX",
                    help="soften the paste over PX pixels inside the safety margin (default: [mask] feather, 3)")
-    p.add_argument("--device", default="cpu", type=torch_device, help="torch device (cpu, cuda, cuda:N)")
+    p.add_argument("--device", type=torch_device, help="torch device for deepfill: cpu (default), cuda, cuda:N")
     p.add_argument("--config", metavar="TOML",
                    help="streamfill config ([crop] working sizes, [mask] dilate and feather)")
     p.set_defaults(func=run)
@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and Path(args.output).resolve() == Path(path).resolve():
             raise InputError(f"the output would overwrite the {flag} {path}; choose another -o")
     check_image_output(args.output)
+    check_writable(args.output, "-o")
+    unused = [flag for flag in ("weights", "device", "sketch") if getattr(args, flag) is not None]
+    if args.engine != "deepfill" and unused:
+        raise InputError(f"{', '.join('--' + f for f in unused)}: for the generator (--engine deepfill); "
+                         f"--engine {args.engine} uses none")
     for flag in ("dilate", "feather"):
         value = getattr(args, flag)
         if value is not None and value < 0:
@@ -88,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "deepfill":
         from streamfill.backends.torch import TorchInpainter
 
-        inpainter = TorchInpainter.from_weights(args.weights, device=args.device)
+        inpainter = TorchInpainter.from_weights(args.weights, device=args.device or "cpu")
+        if sketch is not None and not inpainter.guided:
+            _log.warning("note: these weights were trained without a sketch channel; --sketch is not used")
     else:
         from streamfill.backends.classical import ClassicalInpainter
 
