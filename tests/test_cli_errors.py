@@ -630,3 +630,15 @@ def test_inproc_endpoints_are_refused_at_once(capsys, tmp_path, clip, argv):
     args = [{"IN": src, "OUT": out, "MASK": mask}.get(a, a) for a in argv]
     assert_one_line_error(*run_cli(capsys, *args), "inproc://", "ipc://")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("out", [".", "./", "/"])
+def test_the_current_folder_or_the_root_as_a_png_sequence_output_is_one_line(capsys, tmp_path, clip, monkeypatch,
+                                                                            out):
+    """`process clip.mp4 -o .` was an internal error (a path with no name to build the folder under)."""
+    src, mask = clip
+    here = tmp_path / "empty"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert_one_line_error(*run_cli(capsys, "process", src, "--mask", mask, "-o", out), "name a new folder")
+    assert list(here.iterdir()) == []

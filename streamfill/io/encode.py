@@ -505,7 +505,10 @@ class PngSequenceWriter(_AtomicWriter):
 
     def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None, *,
                  remux_from: str | None = None, **_ignored) -> None:
-        self.path = Path(str(path).rstrip("/\\") or ".")
+        self.path = Path(os.path.abspath(str(path)))
+        if self.path == Path.cwd() or self.path.parent == self.path:  # "-o .", "-o /": no name to build it under
+            raise OutputError(f"output folder {path}: the current folder or the root cannot become a PNG "
+                              "sequence; name a new folder, e.g. -o frames/")
         self._tmp = self.path.with_name(partial_name(self.path.name))
         self._codec = None
         self._csv = None
