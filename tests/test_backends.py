@@ -189,6 +189,8 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("STREAMFILL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "streamfill" / "engines"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the XDG specification says
+    assert cache_dir().parts[-3:] == (".cache", "streamfill", "engines") and cache_dir().is_absolute()
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert cache_dir().parts[-3:] == (".cache", "streamfill", "engines")
 
@@ -330,6 +332,16 @@ def test_onnx_engine_is_reused_then_rebuilt_when_corrupt(onnx_engine, capsys):
     images, masks = crops(1)
     np.testing.assert_allclose(inpainter.run_float(images, masks), eager(generator, images, masks), atol=1e-3)
     assert capsys.readouterr().out == ""  # the exporter's progress lines are not printed by the library
+    # garbage whose sidecar matches it: the checksum passes, ONNX Runtime refuses it (said so, not "requested")
+    import json
+
+    from streamfill.backends.cache import file_sha256
+    artefact, sidecar = cache.paths(rebuilt[0].key, ".onnx")
+    artefact.write_bytes(b"not a model")
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "sha256": file_sha256(artefact), "size": artefact.stat().st_size}))
+    _, again = load_onnx(generator, options, cache)
+    assert again[0].built and again[0].reason == "ONNX Runtime could not load the cached file"
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ def cache_dir(configured: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    # (a relative one is to be ignored, the XDG specification says: it would put the cache in the working folder)
+    base = Path(xdg).expanduser() if xdg and Path(xdg).expanduser().is_absolute() else Path.home() / ".cache"
     return base / "streamfill" / "engines"
 
 
@@ -144,10 +145,11 @@ class EngineCache:
                 p.unlink()
 
     def get_or_build(self, key: EngineKey, suffix: str, build: Callable[[Path], None],
-                     rebuild: bool = False, announce: bool = True) -> CacheEntry:
+                     rebuild: bool = False, announce: bool = True, why: str = "rebuild requested") -> CacheEntry:
         """The valid artefact for ``key``, building it with ``build(tmp_path)`` when absent, stale or corrupt
-        (or when ``rebuild``). ``build`` writes the artefact to the path it is given; it is moved into place
-        atomically and its sidecar written afterwards, so an interrupted build leaves no valid entry."""
+        (or when ``rebuild``, for the reason ``why``). ``build`` writes the artefact to the path it is given; it
+        is moved into place atomically and its sidecar written afterwards, so an interrupted build leaves no valid
+        entry."""
         artefact, sidecar = self.paths(key, suffix)
         if not rebuild and self.check(key, suffix) is None:
             return CacheEntry(artefact, key, built=False)
@@ -156,7 +158,7 @@ class EngineCache:
         except OSError as exc:
             raise EngineError(f"engine cache {self.root} is not writable: {exc}") from None
         with _locked(artefact.with_suffix(".lock")):  # one builder per entry across processes
-            problem = "rebuild requested" if rebuild else self.check(key, suffix)
+            problem = why if rebuild else self.check(key, suffix)
             if problem is None:  # another process built it while we waited for the lock
                 return CacheEntry(artefact, key, built=False)
             # exports take tens of seconds each: say so (the CLI shows streamfill's INFO records on stderr)

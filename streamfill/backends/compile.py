@@ -166,5 +166,5 @@ def load_compiled(generator: nn.Module, options: BackendOptions, cache: EngineCa
             saved = torch.compiler.save_cache_artifacts()
             path.write_bytes(saved[0] if saved else b"")
 
-        entries.append(cache.get_or_build(key, ".bin", save, rebuild=True, announce=False))
+        entries.append(cache.get_or_build(key, ".bin", save, rebuild=True, announce=False, why=problem))
     return inpainter, entries

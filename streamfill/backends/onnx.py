@@ -182,7 +182,8 @@ def load_onnx(generator: nn.Module, options: BackendOptions, cache: EngineCache)
             sessions[size] = open_session(entry.path, options.threads, options.device)
         except EngineError:
             # Valid checksum but unloadable (e.g. written by an incompatible exporter): rebuild once.
-            entry = cache.get_or_build(key, ".onnx", lambda p, s=size: export_bucket(generator, p, s), rebuild=True)
+            entry = cache.get_or_build(key, ".onnx", lambda p, s=size: export_bucket(generator, p, s), rebuild=True,
+                                       why="ONNX Runtime could not load the cached file")
             sessions[size] = open_session(entry.path, options.threads, options.device)
         entries.append(entry)
     guided = bool(getattr(getattr(generator, "config", None), "guidance", False))

@@ -145,7 +145,8 @@ def load_tensorrt(generator: nn.Module, options: BackendOptions, cache: EngineCa
     try:
         module = trt.load(str(entry.path)).module()
     except Exception:  # noqa: BLE001 - checksum fine but unloadable (e.g. another TensorRT): rebuild once
-        entry = cache.get_or_build(key, ".ep", lambda p: build_tensorrt(generator, options, p), rebuild=True)
+        entry = cache.get_or_build(key, ".ep", lambda p: build_tensorrt(generator, options, p), rebuild=True,
+                                   why="TensorRT could not load the cached file")
         try:
             module = trt.load(str(entry.path)).module()
         except Exception as exc:  # noqa: BLE001 - TensorRT raises many internal types
