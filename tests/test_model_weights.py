@@ -302,3 +302,14 @@ def test_saving_weights_where_no_file_can_be_is_a_weights_error(tmp_path):
             save_generator(gen, path)
     with pytest.raises(Exception, match="device 'bogus'"):
         load_generator(save_generator(gen, tmp_path / "g.safetensors"), device="bogus")
+
+
+def test_saved_weights_are_readable_by_others():
+    """safetensors creates its file 0600: an imported or saved weights file was unreadable to a service."""
+    import os
+    import stat
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = save_generator(make(), os.path.join(folder, "g.safetensors"))
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -94,6 +93,5 @@ def run(args: argparse.Namespace) -> int:
     provenance["trainer"] = "streamfill finetune (from " + str(provenance.get("trainer", base.name)) + ")"
     provenance["licence_note"] = f"fine-tuned by streamfill from {base.name} on {Path(args.video).name}"
     save_generator(generator.cpu(), args.output, metadata=provenance, dtype=torch.float16)
-    os.chmod(args.output, 0o644)  # like train export: a weights file others (a shared cache, a service) read
     print(f"wrote {args.output} (use: streamfill process ... --engine deepfill --weights {args.output})")
     return 0

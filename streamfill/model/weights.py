@@ -114,6 +114,7 @@ def save_generator(
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)  # safetensors writes 0600: weights are read by others too (a service, a shared cache)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
