@@ -187,6 +187,14 @@ def test_image_says_what_the_output_cannot_keep(tmp_path, caplog):
                      "-o", str(tmp_path / "out.png")]) == 0
     notes = [r.getMessage() for r in caplog.records if "8-bit RGB" in r.getMessage()]
     assert len(notes) == 1 and "has transparency and is 16-bit" in notes[0]
+    # an RGBA picture opaque everywhere (OpenCV and many editors save one) loses nothing: no note
+    opaque = np.full((H, W, 4), 255, np.uint8)
+    cv2.imwrite(str(tmp_path / "opaque.png"), opaque)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["image", str(tmp_path / "opaque.png"), "--mask", str(tmp_path / "m.png"), "--engine", "telea",
+                     "-o", str(tmp_path / "out2.png")]) == 0
+    assert not [r for r in caplog.records if "8-bit RGB" in r.getMessage()]
 
 
 def test_a_boolean_mask_that_marks_something_is_not_called_empty(tmp_path, caplog):

@@ -134,15 +134,18 @@ def read_image(path: str | os.PathLike, *, grey: bool = False) -> np.ndarray:
 
 
 def picture_format(path: str | os.PathLike) -> tuple[bool, int]:
-    """(has an alpha channel, bits per channel) of an image file's pixel format, as far as its header says
-    ((False, 8) when it cannot tell)."""
+    """(has transparent pixels, bits per channel) of an image file ((False, 8) when it cannot tell). An alpha
+    channel that is opaque everywhere (as OpenCV and many editors save RGBA) is no transparency."""
     try:
         with av.open(str(path), mode="r") as c:
             fmt = c.streams.video[0].codec_context.format
             components = fmt.components if fmt is not None else ()
-    except (av.FFmpegError, OSError, ValueError, IndexError):
+            alpha = any(k.is_alpha for k in components)
+            if alpha:
+                alpha = int(next(c.decode(video=0)).to_ndarray(format="rgba")[..., 3].min()) < 255
+    except (av.FFmpegError, OSError, ValueError, IndexError, StopIteration):
         return False, 8
-    return any(c.is_alpha for c in components), max((c.bits for c in components), default=8)
+    return alpha, max((k.bits for k in components), default=8)
 
 
 def mask_grey(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
