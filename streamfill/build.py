@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -267,9 +268,23 @@ def note_fps(path: str | Path, fps) -> None:
                      Path(str(path)).name)
 
 
+def check_span(start, end, fps=None) -> None:
+    """Library callers' ``start``/``end`` (seconds, >= 0 and > 0) and ``fps`` (> 0) as the command line checks
+    them: a string, NaN or a negative start was a TypeError, a ValueError deep inside, or silently taken."""
+    for flag, value, least in (("--start", start, 0), ("--end", end, None), ("--fps", fps, None)):
+        if value is None:
+            continue
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not number or value != value or value in (float("inf"), float("-inf")):
+            raise InputError(f"{flag} {value!r}: expected " + ("a frame rate" if flag == "--fps" else "seconds"))
+        if (least == 0 and value < 0) or (least is None and value <= 0):
+            raise InputError(f"{flag} {value:g}: must be {'0 or more' if least == 0 else 'more than 0'}")
+
+
 def open_source(path: str | Path, config: Config, *, fps: float | Fraction | None = None,
                 start: float | None = None, end: float | None = None):
     """An opened frame reader (context manager) for a file, URL, device or image folder."""
+    check_span(start, end, fps)
     note_fps(path, fps)
     reader = io.open_video(path, fps=fps, threads=config.io.decode_threads, start=start, end=end,
                            salvage=config.io.salvage).open()

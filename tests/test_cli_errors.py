@@ -1,5 +1,6 @@
 """Every bad input: one line on stderr, a non-zero exit, no traceback, nothing under the output name."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -642,3 +643,18 @@ def test_the_current_folder_or_the_root_as_a_png_sequence_output_is_one_line(cap
     monkeypatch.chdir(here)
     assert_one_line_error(*run_cli(capsys, "process", src, "--mask", mask, "-o", out), "name a new folder")
     assert list(here.iterdir()) == []
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"start": float("nan")}, "--start nan"), ({"start": "0.1"}, "--start '0.1'"), ({"fps": "25"}, "--fps '25'"),
+    ({"start": -1}, "0 or more"), ({"end": 0}, "more than 0"), ({"end": float("inf")}, "--end inf"),
+])
+def test_library_callers_get_the_command_line_s_checks_on_start_end_and_fps(tmp_path, clip, kwargs, words):
+    """api.process(start="0.1") was a TypeError, start=nan a ValueError from Fraction, start=-1 was taken."""
+    from streamfill import api
+    from streamfill.errors import InputError
+
+    src, mask = clip
+    with pytest.raises(InputError, match=re.escape(words)):
+        api.process(src, tmp_path / "o.mp4", mask=mask, **kwargs)
+    assert not (tmp_path / "o.mp4").exists()

@@ -313,3 +313,12 @@ def test_saved_weights_are_readable_by_others():
     with tempfile.TemporaryDirectory() as folder:
         path = save_generator(make(), os.path.join(folder, "g.safetensors"))
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_import_official_checks_its_destination_and_metadata_before_reading(tmp_path):
+    torch.save(streamfill_to_official(make(ModelConfig(cnum=8)).state_dict()), tmp_path / "ok.pth")
+    with pytest.raises(WeightsError, match="must end in .safetensors"):
+        import_official(tmp_path / "ok.pth", tmp_path / "w.pt")  # it wrote safetensors under a .pt name
+    with pytest.raises(WeightsError, match="metadata = 5"):
+        import_official(tmp_path / "ok.pth", tmp_path / "w.safetensors", metadata=5)
+    assert not list(tmp_path.glob("w.*"))

@@ -139,6 +139,10 @@ def import_official(
     The provenance metadata records the source file, the colour conversion and the licence note. Returns
     the model config written.
     """
+    if not str(dst).endswith(".safetensors"):
+        raise WeightsError(f"{dst}: the output must end in .safetensors (that is what is written)")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise WeightsError(f"metadata = {metadata!r}: expected a mapping of names to JSON values")
     official = load_official(src)
     config = infer_official_config(official, **config_overrides)
     generator = Generator(config)
