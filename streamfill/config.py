@@ -391,7 +391,8 @@ def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The tables of a TOML file; ConfigError (naming ``what`` and the path) when missing or invalid."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            text = fh.read().decode("utf-8")
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark (Windows editors) is no statement
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}") from None
     except IsADirectoryError:

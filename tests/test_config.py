@@ -73,3 +73,10 @@ def test_config_file_that_is_not_text_or_not_a_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(tmp_path)
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_reads(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark: it was 'Invalid statement (at line 1)'."""
+    path = tmp_path / "c.toml"
+    path.write_bytes("\ufeff[mask]\ndilate = 7\n".encode())
+    assert load_config(path).mask.dilate == 7
