@@ -77,3 +77,18 @@ def test_a_mask_over_the_whole_frame_is_refused():
     part = np.zeros((32, 48), np.uint8)
     part[8:20, 10:30] = 255
     assert len(collect_frames([(image, part)] * 3, FinetuneConfig())) == 3
+
+
+def test_the_cli_records_the_crop_it_trained_on(tmp_path):
+    """A 64x48 clip trains on 48 px crops: the provenance said 256 (the default asked for)."""
+    from media import box_mask, make_video, write_png
+
+    from streamfill.cli import main
+    from streamfill.model import read_metadata
+
+    make_video(tmp_path / "clip.mp4", frames=3, width=64, height=48)
+    write_png(tmp_path / "m.png", box_mask(48, 64, 20, 12, 36, 26))
+    out = tmp_path / "w.safetensors"
+    assert main(["finetune", str(tmp_path / "clip.mp4"), "--mask", str(tmp_path / "m.png"), "-o", str(out),
+                 "--steps", "1", "--batch", "1", "--quiet"]) == 0
+    assert read_metadata(out)["provenance"]["finetuned"]["crop"] == 48

@@ -51,7 +51,7 @@ class TorchInpainter:
 
         path = resolve_weights(None if path is None else str(path))
         if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise EngineError("device 'cuda' requested but no CUDA GPU is available")
+            raise EngineError(f"device {str(device)!r} requested but no CUDA GPU is available")
         return cls(load_generator(path), device=device, dtype=dtype, batch=batch)
 
     @torch.no_grad()

@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
         source = PerFrameMasks(masks, mask_cfg, name=Path(args.mask).name, count=count)
     t0 = time.perf_counter()
     last = [0.0]
+    crop = [cfg.crop]
 
     def progress(event: dict) -> None:
+        crop[0] = event.get("crop", crop[0])  # smaller frames train on a smaller crop: recorded as trained
         now = time.perf_counter()
         if args.quiet or (now - last[0] < 1.0 and event["step"] != event["total"]):
             return
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         finetune(generator, pairs, cfg, device=args.device, callback=progress)
     provenance = dict(read_metadata(base)["provenance"])
     provenance["finetuned"] = {"from": base.name, "clip": Path(args.video).name, "steps": cfg.steps,
-                               "batch": cfg.batch, "crop": cfg.crop, "lr": cfg.lr}
+                               "batch": cfg.batch, "crop": crop[0], "lr": cfg.lr}
     provenance["trainer"] = "streamfill finetune (from " + str(provenance.get("trainer", base.name)) + ")"
     provenance["licence_note"] = f"fine-tuned by streamfill from {base.name} on {Path(args.video).name}"
     save_generator(generator.cpu(), args.output, metadata=provenance, dtype=torch.float16)

@@ -132,6 +132,8 @@ def read_weights(path: str | Path, tensors: bool = True) -> tuple[dict[str, torc
     from safetensors.torch import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder; give a .safetensors weights file")
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:

@@ -119,7 +119,8 @@ def finetune(
     """Fine-tune ``generator`` in place on one clip and return it (eval mode).
 
     ``pairs`` yields (image H x W x 3 uint8 RGB, mask H x W uint8 with non-zero = the real hole) per frame.
-    ``callback`` gets ``{"event": "step", "step", "total", "l1"}`` after each step."""
+    ``callback`` gets ``{"event": "step", "step", "total", "l1", "crop"}`` after each step (``crop``: the side
+    trained on, ``cfg.crop`` or less for smaller frames)."""
     cfg = cfg or FinetuneConfig()
     frames = collect_frames(pairs, cfg)
     short = min(min(f[0].shape[:2]) for f in frames)
@@ -151,5 +152,5 @@ def finetune(
         loss.backward()
         opt.step()
         if callback is not None:
-            callback({"event": "step", "step": step, "total": cfg.steps, "l1": loss.item()})
+            callback({"event": "step", "step": step, "total": cfg.steps, "l1": loss.item(), "crop": size})
     return generator.eval()
