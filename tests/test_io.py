@@ -101,6 +101,22 @@ def test_an_image_folder_numbered_without_padding_is_read_in_frame_order(tmp_pat
     assert len(said) == 1 and "frame3.png to frame9.png" in said[0]
 
 
+def test_a_folder_of_16_bit_or_transparent_pictures_is_noted_as_a_video_is(tmp_path, caplog):
+    import cv2
+
+    for name, picture in (("deep", np.full((16, 24, 3), 40000, np.uint16)),
+                          ("layer", np.dstack([np.zeros((16, 24, 3), np.uint8), np.full((16, 24), 9, np.uint8)]))):
+        folder = tmp_path / name
+        folder.mkdir()
+        for n in range(2):
+            cv2.imwrite(str(folder / f"{n}.png"), picture)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            api.process(folder, tmp_path / f"{name}.mkv", mask=_mask(tmp_path, 16, 24), fps=5, config=Config())
+        words = "16-bit" if name == "deep" else "has transparency"
+        assert len([m for m in caplog.messages if words in m]) == 1, caplog.messages
+
+
 def test_an_image_folder_numbered_in_order_says_nothing(tmp_path, caplog):
     folder = tmp_path / "seq"
     folder.mkdir()

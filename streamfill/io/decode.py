@@ -25,6 +25,7 @@ from streamfill.io.images import (
     numbering_gap,
     orient,
     picture_files,
+    picture_format,
     picture_orientation,
     read_image,
 )
@@ -436,10 +437,12 @@ class ImageSequenceReader:
         first = read_image(self.files[0])
         h, w = first.shape[:2]
         tb = 1 / self.fps
+        alpha, bits = picture_format(self.files[0])  # said once by the caller, as for a video (8-bit RGB out)
         self.info = VideoInfo(
             path=str(self.folder), format="image2", codec=self.files[0].suffix.lstrip(".").lower(),
             width=w, height=h, fps=self.fps, time_base=tb, frame_count=len(self.files),
-            duration=float(len(self.files) / self.fps), rotation=0, pix_fmt="rgb24",
+            duration=float(len(self.files) / self.fps), rotation=0, pix_fmt="rgb48le" if bits > 8 else "rgb24",
+            alpha=alpha,
         )
         return self
 
