@@ -658,3 +658,23 @@ def test_library_callers_get_the_command_line_s_checks_on_start_end_and_fps(tmp_
     with pytest.raises(InputError, match=re.escape(words)):
         api.process(src, tmp_path / "o.mp4", mask=mask, **kwargs)
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize(("argv", "refused"), [
+    (["process", "x.mp4", "-o", "o.mp4", "--mask", "m.png", "--weights", "w.safetensors"], True),
+    (["serve", "--device", "cpu"], True),
+    (["eval", "temporal", "x.mp4", "--weights", "w.safetensors"], False),  # its generator rows use them
+    (["bench", "--weights", "w.safetensors"], False),
+    (["compile", "--device", "cpu"], False),
+])
+def test_neural_flags_are_refused_only_where_no_generator_would_use_them(argv, refused):
+    from streamfill.cli import build_parser
+    from streamfill.cli.common import config_from_args
+    from streamfill.errors import InputError
+
+    args = build_parser().parse_args(argv)
+    if refused:
+        with pytest.raises(InputError, match="engine telea uses none"):
+            config_from_args(args)
+    else:
+        config_from_args(args)

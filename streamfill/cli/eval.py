@@ -129,6 +129,7 @@ def _add_temporal(p: argparse.ArgumentParser) -> None:
                    help="temporal window, frames on each side (default: 10 fast, 15 quality)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_fill_flags(p)
+    p.set_defaults(fill_engine=False)  # its generator rows use --weights/--device whatever --engine says
     add_config_flag(p)
 
 
