@@ -51,8 +51,12 @@ def frame_orientation(vf) -> int | None:
     """How a decoded frame is shown (an EXIF code, see ``_ORIENT``), from its display matrix; None when it has
     none, and 1 for a matrix that is no quarter turn or mirror (a 45 degree turn: shown as stored)."""
     try:
-        matrices = [bytes(sd) for sd in vf.side_data if sd.type.name == "DISPLAYMATRIX"]
-    except ValueError:  # side data PyAV cannot name (a JPEG's EXIF): the rotation it reports is all there is
+        container = vf.side_data
+        # PyAV 18.1.0 iterates the side data itself, 18.1.1 its types (a mapping)
+        found = (item if hasattr(item, "type") else container[item] for item in container)
+        matrices = [bytes(sd) for sd in found if getattr(sd.type, "name", "") == "DISPLAYMATRIX"]
+    except (ValueError, KeyError, AttributeError, TypeError):
+        # side data PyAV cannot name (a JPEG's EXIF): the rotation it reports is all there is
         return {0: None, 90: 8, -90: 6, 270: 6, 180: 3, -180: 3}.get(round(getattr(vf, "rotation", 0) or 0), 1)
     if not matrices or len(matrices[0]) < 20:
         return None
