@@ -89,6 +89,7 @@ def process(input: str | Path, output: str | Path, *, mask: str | Path | None, c
                                        frame_count=source_info.frame_count if start is None else None)
         completer = build.make_clip_completion(config, inpainter)
         io.check_output_path(output, inputs=tuple(p for p in (input, mask) if p is not None))
+        build.note_lost_aspect(output, source_info, config)
         remux = None if Path(str(input)).is_dir() else str(input)
         with (build.open_sink(output, source_info, config, remux_from=remux, start=start, end=end) as out,
               build.open_stream_sink(sink, config) as extra):

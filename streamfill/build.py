@@ -300,6 +300,24 @@ def open_source(path: str | Path, config: Config, *, fps: float | Fraction | Non
     return reader
 
 
+def note_lost_aspect(output: str | Path, info: io.VideoInfo, config: Config) -> None:
+    """Say once per run when ``output`` cannot keep the source's non-square pixels: only H.264 keeps them
+    here (FFV1, VP9 and PNG pictures are written with square pixels)."""
+    if not info.sample_aspect:
+        return
+    if io.is_sequence_path(output):
+        kind = "PNG pictures have"
+    elif config.io.lossless:
+        kind = "FFV1 (--lossless) keeps"
+    elif Path(str(output)).suffix.lower() in io.VP9_SUFFIXES:
+        kind = "VP9 (.webm) keeps"
+    else:
+        return
+    _log.warning("note: %s is written with square pixels: %s no pixel aspect ratio here (the source's is %s); "
+                 "H.264 output (.mp4, .mov, .mkv without --lossless) keeps it", Path(str(output)).name, kind,
+                 info.sample_aspect)
+
+
 def open_sink(path: str | Path, info: io.VideoInfo, config: Config, *, remux_from: str | None = None,
               start: float | None = None, end: float | None = None):
     return io.open_output(path, info, config=config.io, remux_from=remux_from, start=start, end=end)

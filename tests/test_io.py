@@ -794,6 +794,13 @@ def test_non_square_pixels_stay_so_or_the_run_says_why_not(tmp_path, caplog, suf
         assert kept in (None, 1) and len(said) == 1 and "16/11" in said[0]
     else:
         assert kept == Fraction(16, 11) and not said
+    # the writers themselves say nothing: a run's mask videos and chunks were each noted
+    caplog.clear()
+    with open_video(src) as r, caplog.at_level(logging.WARNING), \
+            open_output(tmp_path / "masks.mkv", r.info, config=IOConfig(lossless=True)) as w:
+        for f in r:
+            w.write(f)
+    assert not [m for m in caplog.messages if "square pixels" in m]
 
 
 def test_interlaced_and_transparent_sources_are_noted_and_no_alpha_tag_is_copied(tmp_path, caplog):

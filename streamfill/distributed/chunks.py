@@ -412,6 +412,7 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
     try:
         analysis = analyse(input, mask, config, work, mask_options=mask_options,
                            progress=(lambda d, t: progress("masks", d, t)) if progress else None)
+        build.note_lost_aspect(out, analysis.info, config)
         chunks = plan(analysis, config, chunk_seconds=chunk_seconds, source=input_s, work_dir=work,
                       suffix=segment_suffix(out), preroll=preroll, cuts_only=cuts_only)
         t1 = time.perf_counter()

@@ -14,6 +14,7 @@ from streamfill.io.decode import (
     read_grey_sequence,
 )
 from streamfill.io.encode import (
+    VP9_SUFFIXES,
     PngSequenceWriter,
     VideoWriter,
     check_image_output,
@@ -28,8 +29,8 @@ from streamfill.io.images import IMAGE_SUFFIXES, is_image_file, picture_format, 
 from streamfill.io.remux import check_source_carry
 
 __all__ = [
-    "IMAGE_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo", "VideoReader",
-    "VideoWriter", "check_image_output", "check_output_path", "check_source_carry", "check_video_suffix",
+    "IMAGE_SUFFIXES", "VP9_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo",
+    "VideoReader", "VideoWriter", "check_image_output", "check_output_path", "check_source_carry", "check_video_suffix",
     "is_image_file", "is_sequence_path", "open_output", "open_video", "picture_format", "read_grey_sequence",
     "read_image", "staged", "write_image",
 ]

@@ -299,7 +299,6 @@ class VideoWriter(_AtomicWriter):
     def _add_video_stream(self) -> None:
         info, cfg = self.info, self.config
         rate = info.fps.limit_denominator(1001000) if info.fps else None
-        vp9 = False
         if cfg.lossless:
             stream = self._out.add_stream("ffv1", rate=rate)
             stream.pix_fmt = "bgr0"  # 8-bit RGB, bit-exact (this FFV1 build has no gbrp)
@@ -326,12 +325,9 @@ class VideoWriter(_AtomicWriter):
                     opts["tune"] = self._tune
             stream.options = opts
         stream.width, stream.height = info.width, info.height
-        if info.sample_aspect:  # non-square pixels stay so (players show the picture as wide as the source)
+        if info.sample_aspect:  # non-square pixels stay so in H.264 (in its own stream; PyAV writes no
+            # container's, so FFV1 and VP9 lose it: build.note_lost_aspect says so once per run)
             stream.codec_context.sample_aspect_ratio = info.sample_aspect
-            if cfg.lossless or vp9:  # only H.264 keeps it here (in its own stream; PyAV writes no container's)
-                _log.warning("note: %s is written with square pixels: %s keeps no pixel aspect ratio here (the "
-                             "source's is %s); H.264 output (.mp4, .mov, .mkv without --lossless) keeps it",
-                             self.path.name, "FFV1" if cfg.lossless else "VP9", info.sample_aspect)
         self._matrix = _tag_colour(stream.codec_context, info.colour, rgb=cfg.lossless)
         self._range = "JPEG" if stream.codec_context.color_range == 2 else "MPEG"
         stream.time_base = info.time_base
