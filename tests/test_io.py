@@ -339,6 +339,28 @@ def test_a_display_matrix_is_applied_mirrors_included(tmp_path, abcd, shown):
     assert np.array_equal(read_frames(out)[0][1][20:, 20:], got[20:, 20:])  # upright, away from the hole
 
 
+def test_a_turned_stream_read_as_a_url_is_refused_at_its_first_frame_in_plain_words(tmp_path):
+    """A URL cannot be opened twice to read its turn first: its header's size is unturned, its frames are
+    turned. That was called a mid-stream change of size ('frame 0 is 64x96, earlier frames were ...')."""
+    import av
+
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        v.set_display_rotation(90)
+        for i in range(2):
+            vf = av.VideoFrame.from_ndarray(np.zeros((64, 96, 3), np.uint8), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    with pytest.raises(DecodeError, match="shown turned .64x96.*save it to a file"), \
+            open_video(f"file://{src}") as r:
+        list(r)
+
+
 def test_a_display_turn_that_is_no_quarter_turn_is_noted_and_frames_stay_as_stored(tmp_path, caplog):
     import av
     from media import pattern

@@ -287,7 +287,12 @@ class VideoReader:
                     if end_pts is not None and pts >= end_pts:
                         return
                     image = orient(vf.to_ndarray(format="rgb24"), shown or frame_orientation(vf))
-                    if image.shape[:2] != size:  # a broadcast or HLS capture that changes resolution mid-way
+                    if image.shape[:2] != size:
+                        if not self.frames_decoded:  # a stream (URL) whose frames alone say they are turned
+                            raise DecodeError(f"{self.path}: its frames are shown turned "
+                                              f"({image.shape[1]}x{image.shape[0]}), which its header does not say "
+                                              f"({size[1]}x{size[0]}); save it to a file and process that")
+                        # a broadcast or HLS capture that changes resolution mid-way
                         raise DecodeError(f"{self.path}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
                                           f"earlier frames were {size[1]}x{size[0]}; streamfill needs one frame "
                                           "size through a clip (cut it where the size changes)")
@@ -388,8 +393,8 @@ def _first_frame_props(path: str) -> tuple[int, int | None, ColourTags | None, b
 
     PyAV exposes the display matrix on decoded frames only, so a file is opened once more and one frame is
     decoded (its colour tags are the ones its pixels are converted with; the stream header may lack them).
-    Sources that cannot be reopened (URLs, devices) report 0, None, None, False; their frames say how they are
-    shown."""
+    Sources that cannot be reopened (URLs, devices) report 0, None, None, False: their frames are turned as
+    each says, and a turn that swaps the sides is refused at the first frame (the header's size is unturned)."""
     if "://" in path or path.startswith("/dev/"):
         return 0, None, None, False
     try:
