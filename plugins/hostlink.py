@@ -376,7 +376,7 @@ class ServeClient:
 def frame_order(name: str) -> tuple:
     """Sort key putting per-frame files in frame order: numbers in names compared as numbers (m2 before m10),
     as streamfill's own readers order a folder."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)), name
+    return tuple(int(p) if p.isdecimal() else p for p in re.split(r"(\d+)", name)), name
 
 
 # -------------------------------------------------------------------------------------------------- boxes

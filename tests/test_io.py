@@ -924,3 +924,24 @@ def test_output_keeps_the_sources_tags_and_track_flags(tmp_path, suffix, chunked
                   for a in c.streams.audio]
     titles = ("Kommentar", "Main") if suffix == ".mkv" else (None, None)  # (an MP4 track holds no title)
     assert tracks == [("deu", titles[0], False), ("eng", titles[1], True)]
+
+
+def test_frame_order_of_a_folder_is_the_same_in_streamfill_and_its_plugins(tmp_path):
+    """The GStreamer element sorts a mask folder with plugins/hostlink.py's key (it may import only the
+    protocol); both must agree, and a name with a digit that is no decimal (superscript two) must not crash."""
+    import sys
+    from pathlib import Path as P
+
+    sys.path.insert(0, str(P(__file__).resolve().parents[1] / "plugins"))
+    try:
+        import hostlink
+    finally:
+        sys.path.pop(0)
+    from streamfill.io.images import picture_files
+
+    names = ["m10.png", "m2.png", "m1.png", "m1\u00b22.png", "m01.png", "a.png", "m9x.png", "m9.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    ours = [p.name for p in picture_files(tmp_path)]
+    assert ours == sorted(names, key=hostlink.frame_order)
+    assert ours.index("m2.png") < ours.index("m10.png")

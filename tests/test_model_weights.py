@@ -7,7 +7,7 @@ import torch
 
 from streamfill.cli import main
 from streamfill.config import ModelConfig
-from streamfill.errors import WeightsError
+from streamfill.errors import ConfigError, InputError, WeightsError
 from streamfill.model import Generator, import_official, load_generator, read_metadata, save_generator
 from streamfill.model.importer import infer_official_config, official_to_streamfill, streamfill_to_official
 
@@ -291,7 +291,7 @@ def test_weights_files_with_odd_metadata_or_tensors_are_refused_in_one_line(tmp_
     config = json.loads(meta["streamfill.model_config"])
     save_file(tensors, str(path), metadata={**meta, "streamfill.model_config": json.dumps({**config, "cnum": 8.0})})
     assert load_generator(path).config.cnum == 8
-    with pytest.raises(Exception, match="whole number"):
+    with pytest.raises(ConfigError, match="whole number"):
         ModelConfig(cnum=8.5)
 
 
@@ -300,7 +300,7 @@ def test_saving_weights_where_no_file_can_be_is_a_weights_error(tmp_path):
     for path, words in ((tmp_path / "missing" / "g.safetensors", "no folder"), (tmp_path, "folder")):
         with pytest.raises(WeightsError, match=words):
             save_generator(gen, path)
-    with pytest.raises(Exception, match="device 'bogus'"):
+    with pytest.raises(InputError, match="device 'bogus'"):
         load_generator(save_generator(gen, tmp_path / "g.safetensors"), device="bogus")
 
 

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.output).exists() and not args.force:
         raise InputError(f"{args.output} exists (use --force to overwrite)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA GPU is available")
+        raise InputError(f"--device {args.device} but no CUDA GPU is available")
     cfg = FinetuneConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, margin=args.margin,
                          max_frames=args.max_frames, seed=args.seed)
     base = resolve_weights(args.weights)

@@ -196,6 +196,8 @@ class VideoReader:
         fmt = cc.format
         alpha = any(c.is_alpha for c in fmt.components) if fmt else False
         alpha = alpha or s.metadata.get("alpha_mode") == "1"  # VP9 keeps its alpha beside the picture
+        if alpha and (c.format.name == "image2" or c.format.name.endswith("_pipe")):
+            alpha = picture_format(self.path)[0]  # one picture: opaque everywhere is no transparency
         fps = s.average_rate or s.guessed_rate or s.base_rate
         fps = Fraction(fps) if fps else None
         duration = None
@@ -399,7 +401,8 @@ def _first_frame_props(path: str) -> tuple[int, int | None, ColourTags | None, b
         return 0, None, None, False
     try:
         with av.open(path) as c:
-            for frame in c.decode(video=0):
+            main = main_video_stream(c)  # (not stream 0: a cover picture may come first)
+            for frame in c.decode(main) if main is not None else ():
                 return (int(round(getattr(frame, "rotation", 0) or 0)), picture_orientation(path, frame),
                         ColourTags(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc),
                         bool(frame.interlaced_frame))
@@ -412,7 +415,8 @@ FPS_RANGE = (0.001, 1_000_000)  # frames per second of an image sequence (--fps)
 
 
 class ImageSequenceReader:
-    """Decodes a folder of PNG/JPG images, sorted by name, as a clip at ``fps`` frames per second.
+    """Decodes a folder of PNG/JPG images, in name order (numbers as numbers), as a clip at ``fps`` frames per
+    second.
 
     pts = index, time_base = 1/fps. All images must have the same size.
     """
@@ -496,8 +500,8 @@ def open_video(path: str | os.PathLike, *, fps: float | Fraction | None = None, 
 
 
 class MaskSequence:
-    """Per-frame masks of a mask video or a folder of images (sorted by name), in order: iterating gives H x W
-    uint8 (max over colour channels). Where they start: ``first_index``, the source frame the first mask
+    """Per-frame masks of a mask video or a folder of images (in name order, numbers as numbers): iterating
+    gives H x W uint8 (max over colour channels). Where they start: ``first_index``, the source frame the first mask
     belongs to when the folder says so (``streamfill masks -o DIR/`` lists each file's source frame in
     timestamps.csv), else None; ``first_time``, the first mask's time in seconds (a video's, once it is read;
     a mask video written by ``streamfill masks --start`` keeps the source frames' times)."""

@@ -502,6 +502,7 @@ class PngSequenceWriter(_AtomicWriter):
     def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None, *,
                  remux_from: str | None = None, **_ignored) -> None:
         self.path = Path(os.path.abspath(str(path)))
+        self.named = str(path).rstrip("/\\") or str(path)  # as the user wrote it, for messages
         if self.path == Path.cwd() or self.path.parent == self.path:  # "-o .", "-o /": no name to build it under
             raise OutputError(f"output folder {path}: the current folder or the root cannot become a PNG "
                               "sequence; name a new folder, e.g. -o frames/")
@@ -519,16 +520,16 @@ class PngSequenceWriter(_AtomicWriter):
 
     def open(self) -> None:
         if self.path.exists() and not self.path.is_dir():
-            raise OutputError(f"output {self.path} is a file; a name without a suffix is a folder for a PNG "
+            raise OutputError(f"output {self.named} is a file; a name without a suffix is a folder for a PNG "
                               "sequence (give a video name, e.g. .mp4, or a new folder)")
         if self.path.exists() and any(self.path.iterdir()):
-            raise OutputError(f"output folder {self.path} exists and is not empty")
+            raise OutputError(f"output folder {self.named} exists and is not empty")
         remove_stale_partials(self.path.parent)
         try:
             self._tmp.mkdir(parents=False)
             self._csv = open(self._tmp / "timestamps.csv", "w")  # noqa: SIM115 - closed in close()/abort()
         except OSError as exc:
-            raise OutputError(f"cannot create {self.path}: {exc}") from None
+            raise OutputError(f"cannot create {self.named}: {exc}") from None
         self._csv.write("file,index,pts,time_base,seconds\n")
 
     def write(self, frame: Frame) -> None:
@@ -549,7 +550,7 @@ class PngSequenceWriter(_AtomicWriter):
             self._csv.write(f"{name},{frame.index},{frame.pts},{tb.numerator}/{tb.denominator},"
                             f"{float(frame.pts * tb):.6f}\n")
         except OSError as exc:  # a full disk: named, one line (abort() removes the folder)
-            raise OutputError(f"writing frame {frame.index} into {self.path} failed: {exc.strerror or exc}") from None
+            raise OutputError(f"writing frame {frame.index} into {self.named} failed: {exc.strerror or exc}") from None
         self.frames_written += 1
 
     def close(self) -> None:
@@ -557,17 +558,17 @@ class PngSequenceWriter(_AtomicWriter):
             self._csv.close()
         except OSError as exc:
             self.abort()
-            raise OutputError(f"finishing {self.path} failed: {exc.strerror or exc}") from None
+            raise OutputError(f"finishing {self.named} failed: {exc.strerror or exc}") from None
         if self.frames_written == 0:
             self.abort()
-            raise OutputError(f"no frames to write to {self.path}")
+            raise OutputError(f"no frames to write to {self.named}")
         try:
             if self.path.exists():
                 self.path.rmdir()  # empty, checked in open()
             os.replace(self._tmp, self.path)
         except OSError as exc:
             self.abort()
-            raise OutputError(f"cannot move the finished output to {self.path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot move the finished output to {self.named}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         if self._csv is not None and not self._csv.closed:

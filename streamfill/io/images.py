@@ -167,7 +167,7 @@ def mask_grey(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 def _natural_key(path: Path) -> tuple:
     """Sort key for names with numbers in them, the numbers compared as numbers: frame2 before frame10."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)), path.name
+    return tuple(int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", path.name)), path.name
 
 
 def picture_files(folder: str | os.PathLike) -> list[Path]:
