@@ -68,6 +68,25 @@ def make_video(path: str | Path, *, frames: int = 12, width: int = 96, height: i
     return pts_list
 
 
+def make_turned_video(path: str | Path, *, frames: int = 3, width: int = 96, height: int = 64,
+                      matrix: list[int] | None = None, rotation: float | None = None) -> None:
+    """A small lossless-looking H.264 clip (yuv444p, crf 0) of ``pattern`` frames whose header carries a display
+    matrix: FFmpeg's nine values in ``matrix``, or a turn in degrees in ``rotation``."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=25, options={"crf": "0"})
+        v.width, v.height, v.pix_fmt = width, height, "yuv444p"
+        if matrix is not None:
+            v.set_display_matrix(matrix)
+        if rotation is not None:
+            v.set_display_rotation(rotation)
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(pattern(i, height, width), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Write an H x W (grey) or H x W x 3 (RGB) uint8 image as PNG."""
     fmt = "gray" if image.ndim == 2 else "rgb24"

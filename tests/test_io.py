@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from media import audio_packets, box_mask, make_video, read_frames, write_png
+from media import audio_packets, box_mask, make_turned_video, make_video, pattern, read_frames, write_png
 
 from streamfill import api
 from streamfill.config import Config, IOConfig, MaskConfig, load_config
@@ -268,22 +268,8 @@ def _mask(tmp_path, h, w):
 
 
 def test_rotation_metadata_is_applied(tmp_path):
-    import av
-    from media import pattern
-
     src = tmp_path / "rot.mp4"
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
-        v.codec_context.time_base = Fraction(1, 25)
-        v.set_display_rotation(90)
-        for i in range(4):
-            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
-            vf.pts = i
-            for p in v.encode(vf):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+    make_turned_video(src, frames=4, rotation=90)
     with open_video(src) as r:
         assert (r.info.width, r.info.height, r.info.rotation) == (64, 96, 90)
         first = next(iter(r))
@@ -311,22 +297,10 @@ ONE = 1 << 16  # 1.0 in a display matrix's 16.16 fixed point
     ((0, -1, -1, 0), lambda s: np.rot90(s, -1)[::-1]),    # along the other diagonal
 ])
 def test_a_display_matrix_is_applied_mirrors_included(tmp_path, abcd, shown):
-    import av
-    from media import pattern
 
     a, b, c, d = (v * ONE for v in abcd)
     src = tmp_path / "shown.mp4"
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("libx264", rate=25, options={"crf": "0"})
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv444p"
-        v.set_display_matrix([a, b, 0, c, d, 0, 0, 0, 1 << 30])
-        for i in range(3):
-            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 25)
-            for p in v.encode(vf):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+    make_turned_video(src, matrix=[a, b, 0, c, d, 0, 0, 0, 1 << 30])
     want = shown(pattern(0, 64, 96))
     with open_video(src) as r:
         assert (r.info.height, r.info.width) == want.shape[:2]
@@ -342,41 +316,18 @@ def test_a_display_matrix_is_applied_mirrors_included(tmp_path, abcd, shown):
 def test_a_turned_stream_read_as_a_url_is_refused_at_its_first_frame_in_plain_words(tmp_path):
     """A URL cannot be opened twice to read its turn first: its header's size is unturned, its frames are
     turned. That was called a mid-stream change of size ('frame 0 is 64x96, earlier frames were ...')."""
-    import av
 
     src = tmp_path / "phone.mp4"
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
-        v.set_display_rotation(90)
-        for i in range(2):
-            vf = av.VideoFrame.from_ndarray(np.zeros((64, 96, 3), np.uint8), format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 25)
-            for p in v.encode(vf):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+    make_turned_video(src, frames=2, rotation=90)
     with pytest.raises(DecodeError, match="shown turned .64x96.*save it to a file"), \
             open_video(f"file://{src}") as r:
         list(r)
 
 
 def test_a_display_turn_that_is_no_quarter_turn_is_noted_and_frames_stay_as_stored(tmp_path, caplog):
-    import av
-    from media import pattern
 
     src = tmp_path / "tilted.mp4"
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
-        v.set_display_rotation(45)
-        for i in range(3):
-            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 25)
-            for p in v.encode(vf):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+    make_turned_video(src, rotation=45)
     mask = tmp_path / "m.png"
     write_png(mask, box_mask(64, 96, 4, 4, 12, 12))
     with caplog.at_level(logging.WARNING):
