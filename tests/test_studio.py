@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
-pytest.importorskip("httpx")
+pytest.importorskip("httpx2")  # starlette's test client
 
 import cv2  # noqa: E402
 from media import make_video  # noqa: E402
