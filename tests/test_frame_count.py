@@ -275,3 +275,49 @@ def test_an_mp4_that_starts_between_keyframes_is_read_with_a_note_not_refused(tm
         frames = list(r)
         assert 0 < len(frames) < 27 and r.info.declared_frames == 27
         assert len(r.notes) == 1 and "27 frames" in r.notes[0] and "cleanly" in r.notes[0]
+
+
+def test_a_matroska_file_damaged_part_way_fails_naming_salvage(tmp_path):
+    """Damage in a Matroska cluster ends its demuxer as if the file ended there: 1 of 40 frames came out, exit 0,
+    with a note calling the file 'cleanly' short. Most of the file lies after where reading stopped."""
+    whole = tmp_path / "whole.mkv"
+    make_video(whole, frames=40)
+    data = bytearray(whole.read_bytes())
+    at = len(data) * 4 // 10
+    data[at:at + 3000] = b"\xff" * 3000
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match="reading stopped at byte .* damaged.*--salvage"), open_video(bad) as r:
+        list(r)
+    with open_video(bad, salvage=True) as r:
+        kept = sum(1 for _ in r)
+        assert 0 < kept < 40 and "kept the" in r.notes[0]
+
+
+def test_an_avi_with_b_frames_reads_in_shown_order_with_shown_times(tmp_path):
+    """AVI stores no presentation times: each frame came with its packet's decode-order stamp (1, 4, 3, 5, 2,
+    ...), and the writer, keeping times increasing, pushed frames up to 3 frame lengths late against the audio
+    ("15 repeated timestamps were moved by one tick")."""
+    import av
+    from media import pattern
+
+    path = tmp_path / "b.avi"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=25, options={"crf": "1"})  # (lossless x264 has no B-frames)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv444p"
+        for i in range(20):
+            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    with av.open(str(path)) as c:  # (the premise: FFmpeg's own stamps are out of order)
+        raw = [f.pts for f in c.decode(video=0)]
+    assert raw != sorted(raw)
+    with open_video(path) as r:
+        frames = list(r)
+    assert [f.pts for f in frames] == sorted(raw)
+    for i, f in enumerate(frames):  # and each picture is the one shown at that time, not a neighbour
+        error = {k: np.abs(f.image.astype(int) - pattern(k, 64, 96)).mean() for k in range(max(0, i - 3), i + 4)}
+        assert min(error, key=error.get) == i

@@ -270,36 +270,49 @@ class VideoReader:
         last_pts = None
         shown = self.info.orientation
         size = (self.info.height, self.info.width)
-        damaged = 0  # packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file)
-        discarded = 0  # pictures decoded as references only (before an MP4 edit list's start): in the header's count
-        packets = 0  # that hold data (an MP4's index lists each frame's: fewer read means the file was cut)
-        try:
-            for packet in self._container.demux(s):
-                packets += bool(packet.size)
-                damaged += bool(packet.is_corrupt)
-                discarded += bool(packet.is_discard and packet.size)
+        seen = {"damaged": 0, "discarded": 0, "packets": 0, "reach": 0}
+        # damaged: packets the demuxer flags as corrupt (e.g. cut short by the end of a truncated file);
+        # discarded: pictures decoded as references only (before an MP4 edit list's start), in the header's count;
+        # packets: those that hold data (an MP4's index lists each frame's: fewer read means the file was cut);
+        # reach: the byte where the last packet of any stream read ends (a Matroska file's damage stops it early)
+
+        def pictures() -> Iterator[tuple[av.VideoFrame, int | None]]:
+            for packet in self._container.demux():  # every stream's packets, for ``reach``; the video's decoded
+                if packet.size and packet.pos is not None and packet.pos >= 0:
+                    seen["reach"] = max(seen["reach"], packet.pos + packet.size)
+                if packet.stream is not s:
+                    continue
+                seen["packets"] += bool(packet.size)
+                seen["damaged"] += bool(packet.is_corrupt)
+                seen["discarded"] += bool(packet.is_discard and packet.size)
                 for vf in packet.decode():
-                    pts = vf.pts
-                    if pts is None:
-                        pts = 0 if last_pts is None else last_pts + step
-                    index += 1
-                    last_pts = pts
-                    if start_pts is not None and pts < start_pts:
-                        continue
-                    if end_pts is not None and pts >= end_pts:
-                        return
-                    image = orient(vf.to_ndarray(format="rgb24"), shown or frame_orientation(vf))
-                    if image.shape[:2] != size:
-                        if not self.frames_decoded:  # a stream (URL) whose frames alone say they are turned
-                            raise DecodeError(f"{self.path}: its frames are shown turned "
-                                              f"({image.shape[1]}x{image.shape[0]}), which its header does not say "
-                                              f"({size[1]}x{size[0]}); save it to a file and process that")
-                        # a broadcast or HLS capture that changes resolution mid-way
-                        raise DecodeError(f"{self.path}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
-                                          f"earlier frames were {size[1]}x{size[0]}; streamfill needs one frame "
-                                          "size through a clip (cut it where the size changes)")
-                    self.frames_decoded += 1
-                    yield Frame(image=image, pts=int(pts), time_base=tb, index=index)
+                    yield vf, vf.pts
+
+        decoded = pictures()
+        if "avi" in self.info.format.split(","):
+            decoded = in_presentation_times(decoded)
+        try:
+            for vf, pts in decoded:
+                if pts is None:
+                    pts = 0 if last_pts is None else last_pts + step
+                index += 1
+                last_pts = pts
+                if start_pts is not None and pts < start_pts:
+                    continue
+                if end_pts is not None and pts >= end_pts:
+                    return
+                image = orient(vf.to_ndarray(format="rgb24"), shown or frame_orientation(vf))
+                if image.shape[:2] != size:
+                    if not self.frames_decoded:  # a stream (URL) whose frames alone say they are turned
+                        raise DecodeError(f"{self.path}: its frames are shown turned "
+                                          f"({image.shape[1]}x{image.shape[0]}), which its header does not say "
+                                          f"({size[1]}x{size[0]}); save it to a file and process that")
+                    # a broadcast or HLS capture that changes resolution mid-way
+                    raise DecodeError(f"{self.path}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
+                                      f"earlier frames were {size[1]}x{size[0]}; streamfill needs one frame "
+                                      "size through a clip (cut it where the size changes)")
+                self.frames_decoded += 1
+                yield Frame(image=image, pts=int(pts), time_base=tb, index=index)
         except av.FFmpegError as exc:
             reason = getattr(exc, "strerror", None) or exc  # FFmpeg's words, not its errno
             if not (self.salvage and self.frames_decoded):
@@ -314,7 +327,8 @@ class VideoReader:
             raise DecodeError(f"{self.path} has no decodable video frames")
         declared = self.info.declared_frames
         short = None
-        if whole and declared and self.frames_decoded + discarded < declared:
+        damaged, packets, reach = seen["damaged"], seen["packets"], seen["reach"]
+        if whole and declared and self.frames_decoded + seen["discarded"] < declared:
             short = f"the header says {declared} frames but the video ends after {self.frames_decoded}"
         if whole and not declared and last_pts is not None and self.info.fps:
             # the video track's own duration is checked within 1.5 frames (its last frame's length is a guess);
@@ -331,8 +345,13 @@ class VideoReader:
         # audio's): not a header that overstates, as an AVI's or a Matroska's can. (All packets read and fewer
         # frames decoded is the decoder's doing, such as a stream that starts between keyframes: only noted.)
         indexed = short is not None and declared and packets < declared and "mov" in self.info.format.split(",")
-        if short and (damaged or indexed):
-            where = "in a damaged packet" if damaged else "the rest of the file is missing (an MP4 lists every frame)"
+        # A Matroska demuxer that meets a damaged element stops there as if the file ended: a file cut short
+        # ends where reading stopped (bar the index, a few bytes), a damaged one goes on for a good part of itself.
+        unread = self._unread(reach) if short and "matroska" in self.info.format else 0
+        if short and (damaged or indexed or unread):
+            where = ("in a damaged packet" if damaged else
+                     f"reading stopped at byte {reach} of {reach + unread} (the file is damaged there)" if unread else
+                     "the rest of the file is missing (an MP4 lists every frame)")
             if not self.salvage:
                 raise DecodeError(f"{self.path} is truncated or corrupt: {short}, {where}; "
                                   f"--salvage keeps the {self.frames_decoded} frames decoded")
@@ -343,9 +362,50 @@ class VideoReader:
         elif damaged:
             self._note(f"{self.path}: {damaged} damaged packet(s); the decoder concealed the damage")
 
+    def _unread(self, reach: int) -> int:
+        """Bytes of a local file after ``reach`` when they are more than its index and tags could take (4 KiB,
+        and 1 % of the file); 0 otherwise, and for a URL or a device."""
+        try:
+            size = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
+        except OSError:
+            return 0
+        left = size - reach
+        return left if reach and left > max(4096, size // 100) else 0
+
     def _note(self, message: str) -> None:
         self.notes.append(message)
         _log.warning("note: %s", message)
+
+
+REORDER_DEPTH = 16
+"""The most frames a decoder holds back to reorder (H.264's limit; MPEG-4 Part 2's packed B-frames hold 1-2)."""
+
+
+def in_presentation_times(pictures: Iterator[tuple[av.VideoFrame, int | None]],
+                          depth: int = REORDER_DEPTH) -> Iterator[tuple[av.VideoFrame, int | None]]:
+    """Frames of an AVI with the times they are shown at. AVI stores no presentation times: FFmpeg gives each
+    frame the decode-order stamp of its own packet, so with B-frames the frames come out in the order they are
+    shown but their stamps do not (1, 4, 3, 5, 2, ...), and a writer that keeps times increasing pushed every
+    later frame late (up to 3 frames against the audio). The stamps are the shown times, each displaced by at
+    most ``depth`` frames: the frames, in order, get the smallest stamp not yet given. Frames without a stamp
+    pass as they are."""
+    import heapq
+    from collections import deque
+
+    held: deque = deque()
+    stamps: list[int] = []
+    for vf, pts in pictures:
+        if pts is None:
+            while held:
+                yield held.popleft(), heapq.heappop(stamps)
+            yield vf, None
+            continue
+        held.append(vf)
+        heapq.heappush(stamps, pts)
+        if len(held) > depth:
+            yield held.popleft(), heapq.heappop(stamps)
+    while held:
+        yield held.popleft(), heapq.heappop(stamps)
 
 
 def main_video_stream(container):
@@ -457,6 +517,16 @@ class ImageSequenceReader:
 
     def close(self) -> None:
         pass
+
+    def _unread(self, reach: int) -> int:
+        """Bytes of a local file after ``reach`` when they are more than its index and tags could take (4 KiB,
+        and 1 % of the file); 0 otherwise, and for a URL or a device."""
+        try:
+            size = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
+        except OSError:
+            return 0
+        left = size - reach
+        return left if reach and left > max(4096, size // 100) else 0
 
     def _note(self, message: str) -> None:
         self.notes.append(message)
