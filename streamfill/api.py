@@ -150,6 +150,7 @@ def write_masks(input: str | Path, output: str | Path, *, mask: str | Path | Non
                 raise InputError("--preview and -o name the same file; choose another name for the preview")
             io.check_output_path(preview, inputs=tuple(p for p in (input, mask) if p is not None))
         if not io.is_sequence_path(output) and Path(output).suffix.lower() != ".mkv":
+            io.check_video_suffix(output)  # (a .png is refused here, not after a note about its compression)
             _log.warning("note: masks in a %s are compressed with loss (their edges blur into grey); .mkv "
                          "(lossless) or a folder keeps them exact", Path(output).suffix or "file")
         with contextlib.ExitStack() as stack:

@@ -678,3 +678,143 @@ def test_neural_flags_are_refused_only_where_no_generator_would_use_them(argv, r
             config_from_args(args)
     else:
         config_from_args(args)
+
+
+@pytest.mark.parametrize("argv", [
+    ("eval", "masks", "--background", "{src}", "--trajectory", "translate", "--frames", "4", "--json", "{src}"),
+    ("eval", "temporal", "{src}", "--width", "0", "--frames", "4", "--method", "fast", "--json", "{src}"),
+    ("bench", "--engine", "telea", "--size", "64", "--runs", "1", "--clip", "{src}", "--results", "{src}"),
+    ("train", "eval", "--data", "{photos}", "--max-side", "64", "--method", "telea", "--results", "{photos}/a.png"),
+])
+def test_a_report_written_over_an_input_is_refused(capsys, tmp_path, clip, argv):
+    """eval/bench/train eval wrote their JSON over the clip or photo they measured, and exited 0."""
+    src, _ = clip
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_png(photos / "a.png", np.full((64, 64, 3), 90, np.uint8))
+    before = {p: p.read_bytes() for p in (src, photos / "a.png")}
+    code, err = run_cli(capsys, *(a.format(src=src, photos=photos) for a in argv))
+    assert_one_line_error(code, err, "input")
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+@pytest.mark.parametrize("argv", [
+    ("eval", "temporal", "{src}", "--seed", "-1"),
+    ("eval", "temporal", "--corpus", "--seeds", "0,-1"),
+    ("train", "eval", "--data", "{tmp}", "--seed", "-1"),
+    ("train", "masks", "-o", "{tmp}/g.png", "--seed", "-1"),
+    ("finetune", "{src}", "--mask", "{mask}", "-o", "{tmp}/f.safetensors", "--seed", "-1"),
+])
+def test_a_negative_seed_is_refused_in_one_line(capsys, tmp_path, clip, argv):
+    """It was an internal error (numpy's SeedSequence), exit 70."""
+    src, mask = clip
+    code, err = run_cli(capsys, *(a.format(src=src, mask=mask, tmp=tmp_path) for a in argv))
+    assert code in (1, 2)
+    assert "internal error" not in err and "seed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (("bench", "--check"), "--check"),
+    (("bench", "-o", "{tmp}/B.md", "--engine", "telea", "--no-clip"), "-o"),
+    (("eval", "masks", "--trajectory", "translate", "--frames", "4", "--seeds", "7"), "--seeds"),
+    (("eval", "masks", "--object-mask", "{mask}", "--frames", "4", "--trajectory", "translate"), "--object"),
+])
+def test_flags_that_would_be_ignored_in_this_mode_are_refused(capsys, tmp_path, clip, argv, words):
+    """bench --check without --report benchmarked and passed (a CI step that always passes); eval masks --seeds
+    in trajectory mode and --object-mask without --object were ignored."""
+    _, mask = clip
+    assert_one_line_error(*run_cli(capsys, *(a.format(tmp=tmp_path, mask=mask) for a in argv)), words)
+    assert not (tmp_path / "B.md").exists()
+
+
+def test_a_missing_occluder_is_one_line_naming_its_flag(capfd, tmp_path):
+    """OpenCV printed its own warning line first, and the error spoke of 'the object image'."""
+    code = main(["eval", "masks", "--trajectory", "occlusion", "--frames", "4", "--size", "96x64",
+                 "--occluder", str(tmp_path / "nofile.png")])
+    err = capfd.readouterr().err
+    assert_one_line_error(code, err, "--occluder", "no such file")
+
+
+def test_masks_into_a_png_name_is_refused_without_a_note_first(capsys, tmp_path, clip):
+    src, _ = clip
+    code, err = run_cli(capsys, "masks", src, "--box", "1,1,5,5", "-o", tmp_path / "x.png")
+    assert_one_line_error(code, err, ".png")
+    assert "compressed with loss" not in err
+
+
+def test_eval_reports_show_no_nan_or_inf_and_write_strict_json(capsys, tmp_path, clip):
+    """An occluder over the whole frame empties the tracked mask: the centroid error is infinite. The table
+    showed 'inf' and the JSON a bare Infinity, which strict readers refuse; eval temporal's table showed 'nan'
+    for the logo occluder's empty inner region."""
+    import json
+
+    src, _ = clip
+    occluder = tmp_path / "big.png"
+    write_png(occluder, (np.random.default_rng(3).random((400, 400, 3)) * 255).astype(np.uint8))
+    report = tmp_path / "r.json"
+    code, _ = run_cli(capsys, "eval", "masks", "--trajectory", "occlusion", "--frames", "6", "--size", "96x64",
+                      "--occluder", occluder, "--json", report)
+    assert code == 0
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
+
+    data = strict(report.read_text())
+    assert data["trajectories"][0]["max_centroid_error_px"] is None
+    assert main(["eval", "masks", "--trajectory", "occlusion", "--frames", "6", "--size", "96x64",
+                 "--occluder", str(occluder)]) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\b(nan|inf)\b", out) and "empty" in out
+    clip20 = tmp_path / "c20.mp4"
+    make_video(clip20, frames=10)
+    temporal = tmp_path / "t.json"
+    assert main(["eval", "temporal", str(clip20), "--width", "0", "--frames", "10", "--method", "fast",
+                 "--occluder", "logo", "--json", str(temporal)]) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\b(nan|inf)\b", out), out
+    strict(temporal.read_text())
+
+
+def test_a_chunked_run_into_a_folder_that_refuses_files_is_one_line(capsys, tmp_path, clip, monkeypatch):
+    """Root's os.access says yes to /sys; the work folder's mkdir then raised a bare PermissionError."""
+    real = Path.mkdir
+
+    def refuse(self, *a, **k):
+        if ".chunks-" in self.name:
+            raise PermissionError(1, "Operation not permitted")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    src, mask = clip
+    code, err = run_cli(capsys, "process", src, "--mask", mask, "-o", tmp_path / "o.mp4", "--chunk-seconds", "0.1")
+    assert_one_line_error(code, err, "cannot write into", "not permitted")
+
+
+@pytest.mark.parametrize(("config", "flags", "out", "words"), [
+    ("[io]\nlossless = true\n", ("--crf", "20"), "o.mkv", ("--crf", "lossless = true (--config)")),
+    ("[io]\nlossless = true\n", ("--preset", "slow"), "o.mkv", ("--preset", "--config")),
+    ('[temporal]\nmode = "off"\n', ("--window", "3"), "o.mp4", ("--window 3", '"off" (--config)')),
+    ("", ("--crf", "40", "--preset", "ultrafast"), "frames/", ("--crf, --preset", "png folder")),
+    ("", ("--lossless",), "frames/", ("--lossless", "png folder")),
+])
+def test_flags_that_the_config_file_or_the_output_makes_void_are_refused(capsys, tmp_path, clip, config, flags,
+                                                                         out, words):
+    """The same combinations as flags were refused; through --config (or into a PNG folder, which has no encoder
+    setting) they were silently ignored."""
+    src, mask = clip
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(config)
+    target = tmp_path / out
+    assert_one_line_error(*run_cli(capsys, "process", src, "--mask", mask, "--config", cfg, *flags, "-o", target),
+                          *words)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (("--lossless",), "--record"),
+    (("--speed", "3"), "--realtime"),
+])
+def test_live_flags_for_an_output_or_a_pacing_not_asked_for_are_refused(capsys, clip, flags, words):
+    src, _ = clip
+    assert_one_line_error(*run_cli(capsys, "live", "--source", src, "--box", "10,10,20,20", "--publish",
+                                   "tcp://127.0.0.1:5689", *flags), words)

@@ -662,3 +662,22 @@ def test_a_ts_chunk_that_starts_at_the_last_keyframe_is_read(tmp_path, frames, p
                              preroll=preroll)
     assert result.chunks >= 2 and result.frames == frames
     assert _video_times(tmp_path / "out.mp4") == _video_times(src)
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    ({"gpus_per_worker": 1.0}, "--gpus-per-worker 1: the Ray cluster has 0 GPUs"),
+    ({"cpus_per_worker": 4.0}, "--cpus-per-worker 4: the Ray cluster has 2 CPUs"),
+])
+def test_a_worker_bigger_than_the_cluster_is_refused_in_plain_words(monkeypatch, flags, words):
+    """Ray cancelled such a worker with a message about actors ('cancelled before it started running')."""
+    from streamfill.distributed import ray_backend
+    from streamfill.errors import DistributedError
+
+    class OneMachine:
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2.0}
+
+    monkeypatch.setattr(ray_backend, "_ray", lambda: OneMachine)
+    with pytest.raises(DistributedError, match=words):
+        ray_backend.RayExecutor(load_config(None), **flags)._start()

@@ -896,3 +896,16 @@ def test_frame_order_of_a_folder_is_the_same_in_streamfill_and_its_plugins(tmp_p
     ours = [p.name for p in picture_files(tmp_path)]
     assert ours == sorted(names, key=hostlink.frame_order)
     assert ours.index("m2.png") < ours.index("m10.png")
+
+
+def test_streams_left_out_are_named_under_quiet_and_by_batch(tmp_path, capsys):
+    """`process -q` hid the note (a dropped stream is something lost, not a summary); `batch` never said it."""
+    from streamfill.cli import main
+
+    src = tmp_path / "in.mkv"
+    _clip_with_audio(src, "flac", extra_video=True)
+    mask = _mask(tmp_path, 64, 96)
+    assert main(["process", str(src), "--mask", str(mask), "-o", str(tmp_path / "o.mkv"), "-q"]) == 0
+    assert "not copied: #1 video" in capsys.readouterr().err
+    assert main(["batch", str(src), "--mask", str(mask), "--out-dir", str(tmp_path / "b")]) == 0
+    assert "note: " in (err := capsys.readouterr().err) and "in.mkv: not copied: #1 video" in err

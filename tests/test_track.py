@@ -473,7 +473,8 @@ def test_benchmark_reports_iou_drift_and_timing():
     )
     assert len(result.iou) == len(result.ms) == len(result.centroid_error) == 20
     assert result.iou[0] == 1.0 and result.mean_iou >= 0.8
-    assert len(result.drift(10)) == 2
+    assert len(result.drift(10)) == 2  # frames 1-10 and 11-19: the keyframe (IoU 1 by construction) is left out
+    assert result.drift(10)[0] == pytest.approx(np.mean(result.iou[1:11]))
     report = evaluate_masks(None, None, trajectories=("translate", "occlusion"), frames=12, size=(W, H))
     data = json.loads(report.to_json())
     assert [t["name"] for t in data["trajectories"]] == ["translate", "occlusion"]

@@ -164,3 +164,23 @@ def test_train_export_runs_no_code_and_names_a_non_checkpoint(tmp_path, capsys):
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not marker.exists()
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_train_export_card_on_the_weights_or_unwritable_leaves_no_weights(tmp_path, capsys):
+    """--card equal to -o replaced the weights with the card (exit 0); a card that could not be written failed
+    with a bare PermissionError after the weights stood under their final name."""
+    from train_helpers import write_photos
+
+    photos = write_photos(tmp_path / "photos", count=4)
+    run = tmp_path / "run"
+    assert main(["train", "--config", "configs/train/tiny.toml", "--data", str(photos), "--out", str(run),
+                 "--quiet", "--steps", "1"]) == 0
+    out = tmp_path / "w.safetensors"
+    capsys.readouterr()
+    assert main(["train", "export", str(run), "-o", str(out), "--card", str(out)]) == 1
+    assert "--card" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "file").write_text("x")
+    assert main(["train", "export", str(run), "-o", str(out), "--card", str(tmp_path / "file" / "card.md")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the model card" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob("*.partial*"))

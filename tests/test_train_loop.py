@@ -186,3 +186,12 @@ def test_init_weights_of_a_narrower_model_are_widened(tmp_path, photos):
         want = source.eval()(image, mask)[1]
         got = trainer.generator.eval()(image, mask)[1]
     assert (got - want).abs().mean() < 0.02  # starts where the narrow model stopped (not zeroed, not random)
+
+
+def test_the_rate_is_known_from_the_first_step(tmp_path, photos):
+    """The rate was measured only after 2 s or 50 steps: a short run's progress said 0.00 it/s throughout."""
+    cfg = tiny_config(train={"steps": 2})
+    events = []
+    make_trainer(tmp_path, cfg).run(events.append)
+    rates = [e["rate"] for e in events if e["event"] == "step"]
+    assert len(rates) == 2 and all(r > 0 for r in rates)

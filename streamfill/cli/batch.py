@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.finish()
     print_summary(results)
+    for r in results:
+        for note in r.notes:
+            print(f"note: {r.input}: {note}", file=sys.stderr)
     failed = [r for r in results if r.status != "ok"]
     if failed:
         print(f"streamfill: {len(failed)} of {len(results)} clips failed:", file=sys.stderr)

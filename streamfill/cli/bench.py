@@ -37,9 +37,8 @@ def add_parser(sub) -> None:
     r = p.add_argument_group("report (measures nothing)")
     r.add_argument("--report", action="store_true",
                    help="render BENCHMARKS.md from the result files (benchmarks/results/*.json) and exit")
-    r.add_argument("--results-dir", default="benchmarks/results", metavar="DIR",
-                   help="where the result files are (default benchmarks/results)")
-    r.add_argument("-o", "--output", default="BENCHMARKS.md", metavar="MD", help="report file (default BENCHMARKS.md)")
+    r.add_argument("--results-dir", metavar="DIR", help="where the result files are (default benchmarks/results)")
+    r.add_argument("-o", "--output", metavar="MD", help="report file (default BENCHMARKS.md)")
     r.add_argument("--check", action="store_true",
                    help="with --report: write nothing, fail if the report file is not up to date")
     g = p.add_argument_group("neural engines")
@@ -54,6 +53,11 @@ def _check(args) -> None:
     from streamfill.cli.common import check_writable
     from streamfill.errors import InputError
 
+    used = [flag for flag, value in (("--check", args.check), ("-o", args.output), ("--results-dir", args.results_dir))
+            if value]
+    if used:
+        raise InputError(f"{', '.join(used)}: for --report (rendering BENCHMARKS.md); a measurement writes "
+                         "--results")
     for s in args.size or []:
         if s < 64 or s % 8:
             raise InputError(f"--size {s}: must be a multiple of 8, at least 64")
@@ -65,12 +69,13 @@ def _check(args) -> None:
     # found before the measurement, not after it
     if args.clip is not None and not args.no_clip:
         if not Path(args.clip).is_file():
-            raise InputError(f"--clip {args.clip}: no such file")
+            raise InputError(f"--clip {args.clip}: " + ("a folder; give a video file" if Path(args.clip).is_dir()
+                                                         else "no such file"))
         from streamfill.io.decode import open_video
 
         with open_video(args.clip):  # a file that is no video fails here (DecodeError: one line), not after timing
             pass
-    check_writable(args.results, "--results")
+    check_writable(args.results, "--results", inputs=[args.clip, args.config])
 
 
 def report(args: argparse.Namespace) -> int:
@@ -79,13 +84,14 @@ def report(args: argparse.Namespace) -> int:
     from streamfill.errors import InputError
     from streamfill.eval.results import render_folder
 
-    if not Path(args.results_dir).is_dir():
-        raise InputError(f"--results-dir {args.results_dir}: no such folder")
-    text = render_folder(args.results_dir)
-    out = Path(args.output)
+    results_dir = args.results_dir or "benchmarks/results"
+    if not Path(results_dir).is_dir():
+        raise InputError(f"--results-dir {results_dir}: no such folder")
+    text = render_folder(results_dir)
+    out = Path(args.output or "BENCHMARKS.md")
     if args.check:
         if not out.is_file() or out.read_text() != text:
-            raise InputError(f"{out} is not up to date with {args.results_dir}: run streamfill bench --report")
+            raise InputError(f"{out} is not up to date with {results_dir}: run streamfill bench --report")
         print(f"{out} is up to date")
         return 0
     try:

@@ -41,17 +41,51 @@ def non_negative(text: str) -> float:
     return value
 
 
-def check_writable(path: str | None, flag: str) -> None:
-    """Refuse, before any work, a file to write (``--json``, ``--results``) whose folder does not exist."""
+def random_seed(text: str) -> int:
+    """argparse type of a random seed: a whole number of 0 or more (numpy refuses a negative one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
+    return value
+
+
+def check_not_input(path: str | None, flag: str, inputs=(), folders=()) -> None:
+    """Refuse, before any work, a file to write that is one of the ``inputs`` files, or that would replace a file
+    in one of the input ``folders`` (a photo folder: writing a report there overwrote a photo)."""
+    import os
     from pathlib import Path
 
     from streamfill.errors import InputError
 
     if path is None:
         return
-    folder = Path(path).parent
-    if Path(path).is_dir() or not folder.is_dir():
-        raise InputError(f"{flag} {path}: " + ("is a folder" if Path(path).is_dir() else f"no folder {folder}"))
+    out = Path(path)
+    for src in inputs:
+        if src is not None and "://" not in str(src) and out.exists() and Path(src).exists() \
+                and os.path.samefile(src, out):
+            raise InputError(f"{flag} {path} is the input {src}; choose another name")
+    for folder in folders:
+        if folder is not None and out.is_file() and Path(folder).is_dir() \
+                and out.resolve().is_relative_to(Path(folder).resolve()):
+            raise InputError(f"{flag} {path} would replace a file in the input folder {folder}; choose another name")
+
+
+def check_writable(path: str | None, flag: str, inputs=(), folders=()) -> None:
+    """Refuse, before any work, a file to write (``--json``, ``--results``, ``-o``) whose folder does not exist,
+    that is a folder, or that is an input (``check_not_input``)."""
+    from pathlib import Path
+
+    from streamfill.errors import InputError
+
+    if path is None:
+        return
+    check_not_input(path, flag, inputs, folders)
+    out = Path(path)
+    if out.is_dir() or not out.parent.is_dir():
+        raise InputError(f"{flag} {path}: " + ("is a folder" if out.is_dir() else f"no folder {out.parent}"))
 
 
 def torch_device(text: str) -> str:
@@ -178,13 +212,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """Defaults, then --config, then the flags the user gave."""
     from streamfill.errors import InputError
 
-    if getattr(args, "temporal", None) == "off" and getattr(args, "window", None) is not None:
-        raise InputError(f"--window {args.window} is the temporal window: it does nothing with --temporal off")
-    if getattr(args, "lossless", None):
-        x264 = [flag for flag in ("crf", "preset") if getattr(args, flag, None) is not None]
-        if x264:
-            raise InputError(f"{', '.join('--' + f for f in x264)}: for H.264/VP9 output; --lossless writes FFV1, "
-                             "which has no quality or speed setting")
     overrides = {
         "io": {"crf": getattr(args, "crf", None), "preset": getattr(args, "preset", None),
                "lossless": getattr(args, "lossless", None)},
@@ -194,6 +221,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "temporal": {"mode": _mode(getattr(args, "temporal", None)), "window": getattr(args, "window", None)},
     }
     config = load_config(getattr(args, "config", None), overrides)
+    # flags that do nothing with what the command line and the --config file together chose
+    if config.temporal.mode == "off" and getattr(args, "window", None) is not None:
+        off = "--temporal off" if getattr(args, "temporal", None) else '[temporal] mode = "off" (--config)'
+        raise InputError(f"--window {args.window} is the temporal window: it does nothing with {off}")
+    x264 = [f"--{flag}" for flag in ("crf", "preset") if getattr(args, flag, None) is not None]
+    if config.io.lossless and x264:
+        lossless = "--lossless" if getattr(args, "lossless", None) else "[io] lossless = true (--config)"
+        raise InputError(f"{', '.join(x264)}: for H.264/VP9 output; {lossless} writes FFV1, which has no quality "
+                         "or speed setting")
     neural = [f"--{flag}" for flag in ("weights", "precision", "device") if getattr(args, flag, None) is not None]
     if neural and getattr(args, "fill_engine", False) and config.engine.name in ("telea", "ns"):
         # (process's default engine is telea: the weights a finetune wrote were silently not used)

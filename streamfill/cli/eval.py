@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from streamfill.cli.common import add_config_flag, config_from_args, non_negative
+from streamfill.cli.common import add_config_flag, config_from_args, non_negative, random_seed
 
 
 def _add_masks(p: argparse.ArgumentParser) -> None:
@@ -82,8 +82,10 @@ def _run_masks(args: argparse.Namespace) -> int:
         raise InputError("--suite makes its own scenes: drop --background/--object/--occluder/--trajectory/--size")
     if not classic:
         return _run_suite(args)
-    if args.case or args.photos or args.held_out or args.backdrop:
-        raise InputError("--case, --photos, --held-out and --backdrop belong to --suite")
+    if args.case or args.photos or args.held_out or args.backdrop or args.seeds is not None:
+        raise InputError("--case, --seeds, --photos, --held-out and --backdrop belong to --suite")
+    if args.object_mask and not args.object:
+        raise InputError("--object-mask is the mask of --object: give --object too")
     size = None
     if args.size:
         try:
@@ -124,7 +126,7 @@ def _add_temporal(p: argparse.ArgumentParser) -> None:
                    help="frames from the start of each clip (default 120; the corpus's hd case: at most 10)")
     p.add_argument("--width", type=int, default=640, help="resize the clip to this width, 0 = native (default 640)")
     p.add_argument("--start", type=non_negative, default=0.0, metavar="SEC", help="first second of the clip to use")
-    p.add_argument("--seed", type=int, default=0, help="occluder seed (default 0)")
+    p.add_argument("--seed", type=random_seed, default=0, help="occluder seed (default 0)")
     p.add_argument("--window", type=int, metavar="N",
                    help="temporal window, frames on each side (default: 10 fast, 15 quality)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -151,6 +153,8 @@ def _run_temporal(args: argparse.Namespace) -> int:
         raise InputError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     if args.corpus and not seeds:
         raise InputError("--seeds: at least one seed")
+    if any(s < 0 for s in seeds):
+        raise InputError(f"--seeds {args.seeds}: seeds are 0 or more")
     if args.photos and not Path(args.photos).is_dir():
         raise InputError(f"--photos {args.photos}: not a folder")
     config = config_from_args(args)
@@ -208,7 +212,10 @@ def _checked(run_one):
     def run_checked(args: argparse.Namespace) -> int:
         from streamfill.cli.common import check_writable
 
-        check_writable(getattr(args, "json", None), "--json")
+        files = [getattr(args, flag, None) for flag in ("background", "object", "object_mask", "occluder",
+                                                         "backdrop", "config")]
+        check_writable(getattr(args, "json", None), "--json", inputs=files + list(getattr(args, "video", [])),
+                       folders=[args.photos])
         return run_one(args)
 
     return run_checked

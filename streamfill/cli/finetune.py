@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from streamfill.cli.common import check_writable, torch_device
+from streamfill.cli.common import check_writable, random_seed, torch_device
 
 
 def add_parser(sub) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--margin", type=int, default=8, help="grow the real hole by PX before excluding it")
     p.add_argument("--max-frames", type=int, default=64, help="frames sampled from the clip (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=random_seed, default=0)
     p.add_argument("--device", default="cpu", type=torch_device, help="torch device (cpu, cuda, cuda:N)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)

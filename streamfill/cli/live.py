@@ -112,6 +112,10 @@ def _track_note(s: api.LiveStats) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.lossless and not args.record:
+        raise InputError("--lossless is how --record writes: add --record PATH.mkv")
+    if args.speed is not None and not args.realtime:
+        raise InputError(f"--speed {args.speed:g} paces --realtime: without it a file is read as fast as it goes")
     config = config_from_args(args)
     config = merge(config, {"live": {"speed": args.speed, "policy": args.policy, "temporal": args.temporal},
                             "io": {"salvage": True if args.salvage else None}})

@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     check_ray_flags(args, "without it the clip is processed here, in one process")
     if not args.ray and args.chunk_seconds is None and (args.preroll is not None or args.chunk_at is not None):
         raise InputError("--preroll and --chunk-at apply to chunks: add --chunk-seconds N (or --ray ADDRESS)")
+    from streamfill.io import is_sequence_path
+
+    encoding = [f"--{flag}" for flag in ("crf", "preset", "lossless") if getattr(args, flag) is not None]
+    if is_sequence_path(args.output) and encoding:
+        raise InputError(f"{', '.join(encoding)}: a PNG folder is written exactly; these set a video encoder")
     config = merge(config_from_args(args), {"io": {"salvage": True if args.salvage else None}})
     if not args.quiet:
         print_engine_note(config)
@@ -75,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
         lost = _lost_note(result)
         print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled{lost}) in "
               f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
-        if result.skipped_streams:
-            print(f"note: not copied: {', '.join(result.skipped_streams)}", file=sys.stderr)
-        if result.pts_adjusted:
-            print(f"note: {result.pts_adjusted} repeated timestamps were moved by one tick", file=sys.stderr)
+    # notes, not summary: -q keeps them (a dropped stream is something lost)
+    if result.skipped_streams:
+        print(f"note: not copied: {', '.join(result.skipped_streams)}", file=sys.stderr)
+    if result.pts_adjusted:
+        print(f"note: {result.pts_adjusted} timestamps that did not increase were moved just after the frame "
+              "before", file=sys.stderr)
     return 0
 
 

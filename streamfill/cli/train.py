@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from streamfill.cli.common import check_not_input, random_seed
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -61,7 +63,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--weights", help="generator .safetensors (default: the shipped weights)")
     ev.add_argument("--max-side", type=int, default=512, help="downscale photos to this longer side first")
     ev.add_argument("--masks-per-image", type=int, default=2)
-    ev.add_argument("--seed", type=int, default=0, help="first seed of the holes")
+    ev.add_argument("--seed", type=random_seed, default=0, help="first seed of the holes")
     ev.add_argument("--seeds", type=int, default=1, help="number of seeds (seed, seed+1, ...; default 1)")
     ev.add_argument("--method", action="append", metavar="NAME",
                     help=f"methods to run, repeatable (default all available: {', '.join(EVAL_METHODS)})")
@@ -77,7 +79,7 @@ def add_parser(sub) -> None:
     mk.add_argument("--config", dest="mask_config", metavar="TOML", help="training config ([masks] section)")
     mk.add_argument("--count", type=int, default=16)
     mk.add_argument("--size", type=int, default=256)
-    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--seed", type=random_seed, default=0)
     mk.set_defaults(func=run_masks)
     ol = actions.add_parser("outline", help="train the outline net that redraws small tracked objects' masks "
                             "(streamfill/data/outline.onnx) on generated scenes")
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from streamfill.train.run import prepare_run
 
     if args.out is None:
-        raise InputError("streamfill train needs --out RUN_DIR (or an action: export, masks)")
+        raise InputError("streamfill train needs --out RUN_DIR (or an action: export, eval, masks, outline)")
     if args.minutes is not None and not args.minutes > 0:  # (nan too: its deadline never comes)
         raise InputError(f"--minutes {args.minutes:g}: must be > 0")
     if args.steps is not None and args.steps < 1:  # refused before the data are read (that takes a while)
@@ -208,7 +210,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.heldout:
         _check_not_trained_on(args.run_dir, args.heldout)
         names = args.heldout_method or list(HELDOUT_DEFAULT)
-        _check_eval_args(names, args.heldout_max_side, 1, args.heldout_seeds)
+        _check_eval_args(names, args.heldout_max_side, 1, args.heldout_seeds, ("--heldout-max-side", "--heldout-seeds"))
+        check_not_input(args.heldout_results, "--heldout-results", inputs=args.heldout, folders=args.heldout)
         photos = _load_heldout(args.heldout, args.heldout_max_side)
 
         def heldout(weights: Path) -> str:
@@ -276,11 +279,12 @@ HELDOUT_DEFAULT = ("streamfill dilate 0", "streamfill", "telea", "telea dilate 4
 """The model card's held-out table (FSR_BEST costs ~30 s of CPU per 256 px photo: add it with --heldout-method)."""
 
 
-def _check_eval_args(names, max_side: int, masks_per_image: int, seeds: int) -> None:
+def _check_eval_args(names, max_side: int, masks_per_image: int, seeds: int,
+                     flags=("--max-side", "--masks-per-image and --seeds")) -> None:
     from streamfill.errors import InputError
 
     if max_side < 64 or masks_per_image < 1 or seeds < 1:
-        raise InputError("--max-side must be >= 64, --masks-per-image and --seeds >= 1")
+        raise InputError(f"{flags[0]} must be >= 64, {flags[1]} >= 1")
     for n in names:
         if n not in EVAL_METHODS:
             raise InputError(f"method {n!r}: known: {', '.join(EVAL_METHODS)}")
@@ -412,6 +416,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     names = args.method or list(EVAL_METHODS)
     _check_eval_args(names, args.max_side, args.masks_per_image, args.seeds)
+    check_not_input(args.results, "--results", inputs=args.data, folders=args.data)  # (its folder is made)
     photos = _load_heldout(args.data, args.max_side)
     evaluation = _evaluate(photos, names, weights=args.weights, masks_per_image=args.masks_per_image,
                            seed=args.seed, seeds=args.seeds, quiet=args.quiet)

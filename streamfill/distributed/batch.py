@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamfill import build
@@ -41,6 +41,7 @@ class ClipResult:
     seconds: float = 0.0
     status: str = "ok"
     reason: str = ""
+    notes: list[str] = field(default_factory=list)  # what `process` says beside its summary (streams not copied)
 
 
 def process_clip(job: ClipJob, config: Config, *, inpainter=None,
@@ -56,7 +57,11 @@ def process_clip(job: ClipJob, config: Config, *, inpainter=None,
     except Exception as exc:  # noqa: BLE001 - one clip's failure is reported, the batch goes on
         return ClipResult(job.label or job.input, job.output, seconds=time.perf_counter() - t0, status="failed",
                           reason=_one_line(exc))
-    return ClipResult(job.label or job.input, r.output, frames=r.frames, filled=r.filled, seconds=r.seconds)
+    notes = [f"not copied: {', '.join(r.skipped_streams)}"] if r.skipped_streams else []
+    if r.pts_adjusted:
+        notes.append(f"{r.pts_adjusted} timestamps that did not increase were moved just after the frame before")
+    return ClipResult(job.label or job.input, r.output, frames=r.frames, filled=r.filled, seconds=r.seconds,
+                      notes=notes)
 
 
 def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, config: Config,

@@ -46,7 +46,7 @@ import numpy as np
 
 from streamfill import build, io
 from streamfill.config import Config
-from streamfill.errors import DecodeError, DistributedError, InputError, MaskError, StreamfillError
+from streamfill.errors import DecodeError, DistributedError, InputError, MaskError, OutputError, StreamfillError
 from streamfill.io.segments import RangeReader, join_segments, keyframe_pts
 from streamfill.masks import StaticMask, prepare
 from streamfill.masks.scenecut import SceneCutDetector
@@ -408,7 +408,10 @@ def process_chunked(input: str | Path, output: str | Path, *, mask: str | Path |
     input_s, mask, out = absolute(input_s), absolute(mask), Path(absolute(out))
     t0 = time.perf_counter()
     work = out.with_name(f".{out.stem}.chunks-{os.getpid()}")
-    work.mkdir(exist_ok=True)
+    try:
+        work.mkdir(exist_ok=True)
+    except OSError as exc:  # (a folder that says it is writable and is not: /sys, a read-only mount, as root)
+        raise OutputError(f"cannot write into {out.parent}: {exc.strerror or exc}") from None
     try:
         analysis = analyse(input, mask, config, work, mask_options=mask_options,
                            progress=(lambda d, t: progress("masks", d, t)) if progress else None)

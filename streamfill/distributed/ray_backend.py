@@ -194,6 +194,10 @@ class RayExecutor:
         gpus = self.gpus
         if gpus is None:
             gpus = 1.0 if resources.get("GPU", 0) > 0 and _cuda_engine(self.config) else 0.0
+        for what, want, flag in (("GPU", gpus, "--gpus-per-worker"), ("CPU", self.cpus, "--cpus-per-worker")):
+            if want > resources.get(what, 0):  # Ray would cancel the worker with a message about actors
+                raise DistributedError(f"{flag} {want:g}: the Ray cluster has {resources.get(what, 0):g} {what}s, "
+                                       "so no worker can start")
         n = self.workers
         if n is None:
             n = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(resources.get("CPU", 1) // self.cpus)

@@ -29,6 +29,7 @@ import numpy as np
 
 from streamfill.config import Config
 from streamfill.errors import InputError
+from streamfill.eval.results import finite, number
 from streamfill.masks import cutouts
 from streamfill.masks.ops import dilate
 from streamfill.masks.track import FlowTracker, Keyframe
@@ -99,8 +100,10 @@ class TrajectoryResult:
         return float(np.median(self.ms[1:])) if len(self.ms) > 1 else float("nan")
 
     def drift(self, window: int = WINDOW) -> list[float]:
-        """Mean IoU per window of ``window`` frames, in order (falling values = drift)."""
-        return [float(np.mean(self.iou[i : i + window])) for i in range(0, len(self.iou), window)]
+        """Mean IoU per window of ``window`` frames after the keyframe, in order (falling values = drift); the
+        keyframe (IoU 1 by construction) is left out, as in ``mean_iou``."""
+        scored = self.iou[1:]
+        return [float(np.mean(scored[i : i + window])) for i in range(0, len(scored), window)]
 
     def to_dict(self) -> dict:
         return {
@@ -144,7 +147,7 @@ class MaskEvalReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return json.dumps(finite(self.to_dict()), indent=1)
 
     def table(self) -> str:
         """A plain-text table, one row per trajectory plus the overall row."""
@@ -155,13 +158,16 @@ class MaskEvalReport:
         rows = [head, "-" * len(head)]
         for r in self.results:
             d = r.to_dict()
-            drift = " ".join(f"{v:.2f}" for v in r.drift())
+            drift = " ".join(number(v, ".2f") for v in r.drift())
+            error = d["max_centroid_error_px"]  # infinite: a frame whose tracked mask came out empty
+            error = "empty" if error == float("inf") else number(error, "8.1f")
             rows.append(
-                f"{r.name:<11} {r.mean_iou:8.3f} {r.min_iou:8.3f} {d['mean_coverage']:6.3f} "
-                f"{d['max_centroid_error_px']:8.1f} {r.ms_per_frame:8.1f}  {drift}"
+                f"{r.name:<11} {number(r.mean_iou, '8.3f')} {number(r.min_iou, '8.3f')} "
+                f"{number(d['mean_coverage'], '6.3f')} {error:>8} {number(r.ms_per_frame, '8.1f')}  {drift}"
             )
         ms = float(np.median([r.ms_per_frame for r in self.results]))
-        rows.append(f"{'all':<11} {self.mean_iou:8.3f} {self.min_iou:8.3f} {'':>6} {'':>8} {ms:8.1f}")
+        rows.append(f"{'all':<11} {number(self.mean_iou, '8.3f')} {number(self.min_iou, '8.3f')} {'':>6} {'':>8} "
+                    f"{number(ms, '8.1f')}")
         return "\n".join(rows)
 
 
@@ -320,7 +326,7 @@ def evaluate_masks(
         cutout = cutouts.textured_cutout(160, seed + 1)
     else:
         cutout = cutouts.load_cutout(object_path, object_mask)
-    occluder = cutouts.load_cutout(occluder_path) if occluder_path is not None else None
+    occluder = cutouts.load_cutout(occluder_path, flag="--occluder") if occluder_path is not None else None
     make_bg = background_factory(background, size, seed)
     results = [
         evaluate_trajectory(name, make_bg(), cutout, frames=frames, config=config, occluder=occluder, codec=codec)
@@ -507,7 +513,7 @@ class SuiteReport:
                 "runs": [r.to_dict(per_frame) for r in self.results]}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return json.dumps(finite(self.to_dict()), indent=1)
 
     def table(self) -> str:
         head = (f"{'case':<8} {'seed':>5} {'size':>8} {'obj px':>6} {'min px':>6} {'mean IoU':>8} {'min IoU':>8} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import re
@@ -105,10 +106,31 @@ def make_result(item: str, title: str, *, command: str, columns: Sequence[str], 
     return result
 
 
+def finite(value):
+    """``value`` with every float that is no finite number (NaN, infinity) replaced by None, in lists and dicts
+    too: JSON has no such numbers (Python writes a bare ``NaN``/``Infinity`` that other readers refuse)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def number(value: float | None, spec: str) -> str:
+    """``format(value, spec)`` for a table cell, or a '-' as wide when there is no finite value (an empty region,
+    a tracked mask that came out empty): a table never shows nan or inf."""
+    if value is not None and math.isfinite(value):
+        return format(value, spec)
+    width = re.match(r"\d*", spec).group()
+    return format("-", f">{width}" if width else "")
+
+
 def dumps(result: dict) -> str:
     """``result`` as JSON text that diffs well: one top-level key per line, one table row per line."""
     lines = []
-    for key, value in result.items():
+    for key, value in finite(result).items():
         if key == "rows":
             rows = ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in value)
             text = f"[\n  {rows}\n ]" if value else "[]"

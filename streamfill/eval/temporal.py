@@ -50,6 +50,7 @@ import numpy as np
 from streamfill import build
 from streamfill.config import Config, EngineConfig
 from streamfill.errors import InputError, StreamfillError
+from streamfill.eval.results import finite, number
 from streamfill.masks import prepare
 from streamfill.masks.synthetic import MovingOccluder
 from streamfill.types import Frame
@@ -108,15 +109,12 @@ class TemporalEvalResult:
         return None
 
     def to_dict(self) -> dict:
-        def clean(v):
-            return None if isinstance(v, float) and not math.isfinite(v) else v
-
-        return {
+        return finite({
             "video": self.video, "occluder": self.occluder, "frames": self.frames, "seed": self.seed,
             "width": self.width, "height": self.height, "moving_camera": self.moving_camera,
             "notes": list(self.notes),
-            "methods": [{k: clean(v) for k, v in dataclasses.asdict(m).items()} for m in self.methods],
-        }
+            "methods": [dataclasses.asdict(m) for m in self.methods],
+        })
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -131,9 +129,10 @@ class TemporalEvalResult:
             if m.skipped:
                 rows.append(f"{m.name:<10} {'-':<9} skipped: {m.note}")
                 continue
-            rows.append(f"{m.name:<10} {m.engine:<9} {m.psnr:8.2f} {m.psnr_frames:8.2f} {m.ssim:6.3f} "
-                        f"{m.psnr_seen:8.2f} {m.psnr_background:6.2f} {m.tc:6.2f} {m.ring_err:6.2f} "
-                        f"{m.inner_err:6.2f} {m.fps:7.1f}")
+            rows.append(f"{m.name:<10} {m.engine:<9} {number(m.psnr, '8.2f')} {number(m.psnr_frames, '8.2f')} "
+                        f"{number(m.ssim, '6.3f')} {number(m.psnr_seen, '8.2f')} {number(m.psnr_background, '6.2f')} "
+                        f"{number(m.tc, '6.2f')} {number(m.ring_err, '6.2f')} {number(m.inner_err, '6.2f')} "
+                        f"{number(m.fps, '7.1f')}")
         rows.extend(f"note: {n}" for n in self.notes)
         return "\n".join(rows)
 

@@ -116,15 +116,25 @@ def textured_cutout(size: int, seed: int = 1) -> np.ndarray:
     return np.dstack([(img * 255).astype(np.uint8), (alpha * 255).astype(np.uint8)])
 
 
-def load_cutout(image_path: str | Path, mask_path: str | Path | None = None) -> np.ndarray:
-    """A real cut-out as h x w x 4 uint8 RGBA, cropped to the object.
+def _read(path: str | Path, flag: str, mode: int) -> np.ndarray:
+    """``cv2.imread``, with a missing or unreadable file as one InputError naming ``flag`` (OpenCV would print
+    its own warning line first)."""
+    if not Path(path).is_file():
+        raise InputError(f"{flag} {path}: " + ("a folder; give a picture" if Path(path).is_dir() else "no such file"))
+    raw = cv2.imread(str(path), mode)
+    if raw is None:
+        raise InputError(f"{flag} {path}: not a picture OpenCV can read")
+    return raw
+
+
+def load_cutout(image_path: str | Path, mask_path: str | Path | None = None, flag: str = "--object") -> np.ndarray:
+    """A real cut-out as h x w x 4 uint8 RGBA, cropped to the object (``flag``: the option that named it, for
+    the error messages).
 
     The alpha comes from the image's own alpha channel, else from ``mask_path`` (grey, > 127 = object),
     else from GrabCut inside the central 80 % of the picture.
     """
-    raw = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise InputError(f"cannot read the object image {image_path}")
+    raw = _read(image_path, flag, cv2.IMREAD_UNCHANGED)
     if raw.ndim == 2:
         raw = cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR)
     if raw.dtype != np.uint8:
@@ -133,9 +143,7 @@ def load_cutout(image_path: str | Path, mask_path: str | Path | None = None) -> 
     if raw.shape[2] == 4 and mask_path is None:
         alpha = raw[..., 3]
     elif mask_path is not None:
-        m = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-        if m is None:
-            raise InputError(f"cannot read the object mask {mask_path}")
+        m = _read(mask_path, f"{flag}-mask", cv2.IMREAD_GRAYSCALE)
         if m.shape != rgb.shape[:2]:
             raise InputError(f"object mask {mask_path} is {m.shape[1]}x{m.shape[0]}, image is "
                              f"{rgb.shape[1]}x{rgb.shape[0]}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from streamfill.errors import InputError
+from streamfill.errors import InputError, OutputError
 from streamfill.io import staged
 from streamfill.train.config import TrainConfig
 from streamfill.train.loop import checkpoint_config, model_config, read_checkpoint
@@ -239,14 +239,19 @@ def export_run(
     from streamfill.model import Generator, save_generator
 
     run = Path(run)
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise InputError(f"{output}: the weights file must end in .safetensors")
+    card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
+    d_path = output.with_name(output.stem + ".discriminator.safetensors")
+    if card.resolve() == output.resolve() or (discriminator and card.resolve() == d_path.resolve()):
+        raise InputError(f"--card {card} is the {'weights' if card.resolve() == output.resolve() else 'discriminator'}"
+                         " file too; give the model card another name")
     state = read_checkpoint(run)
     run_dir = run if run.is_dir() else run.parent.parent
     cfg = checkpoint_config(state)
     generator = Generator(model_config(cfg))
     generator.load_state_dict(state["generator"])
-    output = Path(output)
-    if output.suffix != ".safetensors":
-        raise InputError(f"{output}: the weights file must end in .safetensors")
     output.parent.mkdir(parents=True, exist_ok=True)
     record = run_record(run)
     data_paths = record.get("data", [])
@@ -280,6 +285,15 @@ def export_run(
     os.chmod(candidate, 0o644)  # package data: world-readable whatever the umask of the writer
     try:
         heldout_text = heldout(candidate) if heldout is not None else None  # measured before anything is replaced
+        params = sum(p.numel() for p in generator.parameters())
+        text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=candidate.stat().st_size,
+                          data_paths=data_paths, sources=sources, hardware=hardware, history=history,
+                          run_dir=run_dir, heldout=heldout_text, held_out_items=record.get("val_items"))
+        try:  # the card before the weights: a card that cannot be written leaves no new weights behind
+            with staged(card) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write the model card {card}: {exc.strerror or exc}") from None
     except BaseException:
         candidate.unlink(missing_ok=True)
         raise
@@ -289,15 +303,8 @@ def export_run(
 
         d_state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
                    for k, v in state["discriminator"].items()}
-        with staged(output.with_name(output.stem + ".discriminator.safetensors")) as d_tmp:  # never half a file
+        with staged(d_path) as d_tmp:  # never half a file
             save_file(d_state, str(d_tmp),
                       metadata={"streamfill.format": "discriminator/1", "cnum": str(cfg.discriminator.cnum),
                                 "step": str(int(state["step"]))})
-    params = sum(p.numel() for p in generator.parameters())
-    card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
-    text = model_card(cfg, state, weights_name=output.name, params=params, size_bytes=output.stat().st_size,
-                      data_paths=data_paths, sources=sources, hardware=hardware, history=history,
-                      run_dir=run_dir, heldout=heldout_text, held_out_items=record.get("val_items"))
-    with staged(card) as tmp:
-        tmp.write_text(text, encoding="utf-8")
     return ExportResult(output, card, int(state["step"]))
