@@ -818,3 +818,14 @@ def test_live_flags_for_an_output_or_a_pacing_not_asked_for_are_refused(capsys, 
     src, _ = clip
     assert_one_line_error(*run_cli(capsys, "live", "--source", src, "--box", "10,10,20,20", "--publish",
                                    "tcp://127.0.0.1:5689", *flags), words)
+
+
+def test_eval_temporal_keeps_window_whatever_the_config_s_mode(capsys, tmp_path, clip):
+    """eval temporal sets the mode per method, so --window applies to its temporal rows even when --config
+    turns temporal off (the conflict check refused it)."""
+    src, _ = clip
+    cfg = tmp_path / "off.toml"
+    cfg.write_text('[temporal]\nmode = "off"\n')
+    code, err = run_cli(capsys, "eval", "temporal", src, "--config", cfg, "--window", "3", "--frames", "4",
+                        "--width", "0", "--method", "fast")
+    assert code == 0, err

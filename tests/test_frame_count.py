@@ -294,6 +294,24 @@ def test_a_matroska_file_damaged_part_way_fails_naming_salvage(tmp_path):
         assert 0 < kept < 40 and "kept the" in r.notes[0]
 
 
+def b_frame_avi(path: Path, frames: int = 20) -> Path:
+    """An AVI of H.264 with B-frames (what `ffmpeg -c copy x.avi` gives), ``pattern`` frames, near lossless."""
+    import av
+    from media import pattern
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=25, options={"crf": "1"})  # (lossless x264 has no B-frames)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv444p"
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    return path
+
+
 def test_an_avi_with_b_frames_reads_in_shown_order_with_shown_times(tmp_path):
     """AVI stores no presentation times: each frame came with its packet's decode-order stamp (1, 4, 3, 5, 2,
     ...), and the writer, keeping times increasing, pushed frames up to 3 frame lengths late against the audio
@@ -301,17 +319,7 @@ def test_an_avi_with_b_frames_reads_in_shown_order_with_shown_times(tmp_path):
     import av
     from media import pattern
 
-    path = tmp_path / "b.avi"
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25, options={"crf": "1"})  # (lossless x264 has no B-frames)
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv444p"
-        for i in range(20):
-            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
-            vf.pts = i
-            for p in v.encode(vf):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+    path = b_frame_avi(tmp_path / "b.avi")
     with av.open(str(path)) as c:  # (the premise: FFmpeg's own stamps are out of order)
         raw = [f.pts for f in c.decode(video=0)]
     assert raw != sorted(raw)
@@ -321,3 +329,38 @@ def test_an_avi_with_b_frames_reads_in_shown_order_with_shown_times(tmp_path):
     for i, f in enumerate(frames):  # and each picture is the one shown at that time, not a neighbour
         error = {k: np.abs(f.image.astype(int) - pattern(k, 64, 96)).mean() for k in range(max(0, i - 3), i + 4)}
         assert min(error, key=error.get) == i
+
+
+def test_re_timing_gives_out_the_frames_it_holds_before_a_decode_error():
+    """The frames held back to re-time them were dropped at a decode error: --salvage kept 16 fewer, and the
+    error named a frame 16 too early."""
+    import av
+
+    from streamfill.io.decode import in_presentation_times
+
+    def ten_then_damage():
+        for pts in (1, 3, 2, 4, 6, 5, 7, 9, 8, 10):
+            yield object(), pts
+        raise av.error.InvalidDataError(1094995529, "Invalid data")
+
+    got = []
+    with pytest.raises(av.FFmpegError):
+        for _, pts in in_presentation_times(ten_then_damage()):
+            got.append(pts)
+    assert got == list(range(1, 11))
+
+
+def test_chunked_runs_and_the_studio_refuse_an_avi_with_b_frames_in_plain_words(tmp_path, capsys):
+    """Their readers find frames by their stamps, which such a file does not have in shown order: the chunked
+    run failed after the whole mask pass ('expected the frame at pts 2, decoded 3'), the studio's seeker with
+    'frame 1 (pts 2) could not be decoded'."""
+    from streamfill.io.seek import FrameSeeker
+
+    src = b_frame_avi(tmp_path / "b.avi")
+    mask = mask_png(tmp_path)
+    out = tmp_path / "o.mp4"
+    assert main(["process", str(src), "--mask", str(mask), "-o", str(out), "--chunk-seconds", "0.4"]) == 1
+    err = capsys.readouterr().err
+    assert "AVI with B-frames" in err and "without --ray/--chunk-seconds" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(DecodeError, match="AVI with B-frames.*convert it"):
+        FrameSeeker(src).open()

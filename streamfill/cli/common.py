@@ -222,7 +222,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     }
     config = load_config(getattr(args, "config", None), overrides)
     # flags that do nothing with what the command line and the --config file together chose
-    if config.temporal.mode == "off" and getattr(args, "window", None) is not None:
+    # (eval temporal has no --temporal: it sets the mode per method, and --window applies to its temporal ones)
+    if hasattr(args, "temporal") and config.temporal.mode == "off" and getattr(args, "window", None) is not None:
         off = "--temporal off" if getattr(args, "temporal", None) else '[temporal] mode = "off" (--config)'
         raise InputError(f"--window {args.window} is the temporal window: it does nothing with {off}")
     x264 = [f"--{flag}" for flag in ("crf", "preset") if getattr(args, flag, None) is not None]

@@ -135,6 +135,9 @@ def analyse(input: str | Path, mask: str | Path | None, config: Config, work_dir
     mask_video = None
     with build.open_source(input, config) as reader:
         info = reader.info
+        if info.decode_order_stamps:  # (the reader re-times its frames; the chunks' range readers cannot)
+            raise InputError(f"{input}: an AVI with B-frames stores no presentation times, which chunked runs need "
+                             "to cut it; run it without --ray/--chunk-seconds")
         total = info.frame_count
 
         def scanned(frames: Iterable[Frame]) -> Iterator[Frame]:

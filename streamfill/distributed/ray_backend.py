@@ -194,10 +194,6 @@ class RayExecutor:
         gpus = self.gpus
         if gpus is None:
             gpus = 1.0 if resources.get("GPU", 0) > 0 and _cuda_engine(self.config) else 0.0
-        for what, want, flag in (("GPU", gpus, "--gpus-per-worker"), ("CPU", self.cpus, "--cpus-per-worker")):
-            if want > resources.get(what, 0):  # Ray would cancel the worker with a message about actors
-                raise DistributedError(f"{flag} {want:g}: the Ray cluster has {resources.get(what, 0):g} {what}s, "
-                                       "so no worker can start")
         n = self.workers
         if n is None:
             n = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(resources.get("CPU", 1) // self.cpus)
@@ -226,9 +222,7 @@ class RayExecutor:
                 ray.kill(probes[ref])
         self.startup_seconds = time.perf_counter() - t0
         if not self._actors:
-            why = self.start_errors[0] if self.start_errors else (
-                f"none started within {self.start_timeout:.0f} s (the cluster has {resources.get('CPU', 0):g} CPUs and "
-                f"{resources.get('GPU', 0):g} GPUs; each worker asks for {self.cpus:g} CPUs and {gpus:g} GPUs)")
+            why = _why_none_started(ray.cluster_resources(), self.cpus, gpus, self.start_errors, self.start_timeout)
             raise DistributedError(f"no Ray worker could start: {why}")
 
     def close(self) -> None:
@@ -333,6 +327,18 @@ class RayExecutor:
 
         self._run(keyed, lambda a, it, n: a.clip.remote(it[1], it[0]), lambda it: it[1].input, done, lost, progress)
         return [results[i] for i in range(len(jobs))]
+
+
+def _why_none_started(resources: dict, cpus: float, gpus: float, errors: list[str], timeout: float) -> str:
+    """Why no worker started, in the user's terms: a request the cluster cannot place at all is named by its flag
+    (Ray cancels such a worker with a message about actors); else the first worker's error, else the timeout."""
+    for what, want, flag in (("GPU", gpus, "--gpus-per-worker"), ("CPU", cpus, "--cpus-per-worker")):
+        if want > resources.get(what, 0):
+            return f"each worker asks for {flag} {want:g} and the cluster has {resources.get(what, 0):g} {what}s"
+    if errors:
+        return errors[0]
+    return (f"none started within {timeout:.0f} s (the cluster has {resources.get('CPU', 0):g} CPUs and "
+            f"{resources.get('GPU', 0):g} GPUs; each worker asks for {cpus:g} CPUs and {gpus:g} GPUs)")
 
 
 def _first_line(exc: BaseException) -> str:

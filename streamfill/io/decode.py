@@ -84,6 +84,7 @@ class VideoInfo:
     interlaced: bool = False  # the first frame is coded as two fields
     alpha: bool = False  # the source has transparency (an alpha channel; VP9's alpha_mode)
     orientation: int | None = 1  # how frames are shown (images.orient's EXIF code); None: each frame says (URLs)
+    decode_order_stamps: bool = False  # an AVI with B-frames: FFmpeg stamps its frames in decode order
 
     @property
     def has_audio(self) -> bool:
@@ -253,6 +254,7 @@ class VideoReader:
             interlaced=interlaced,
             alpha=alpha,
             orientation=orientation,
+            decode_order_stamps="avi" in c.format.name.split(",") and bool(cc.has_b_frames),
         )
 
     # -- frames ----------------------------------------------------------------------------------------
@@ -278,7 +280,8 @@ class VideoReader:
 
         def pictures() -> Iterator[tuple[av.VideoFrame, int | None]]:
             for packet in self._container.demux():  # every stream's packets, for ``reach``; the video's decoded
-                if packet.size and packet.pos is not None and packet.pos >= 0:
+                if packet.size and packet.pos is not None and packet.pos >= 0 \
+                        and not packet.stream.disposition & av.stream.Disposition.attached_pic:  # (read first)
                     seen["reach"] = max(seen["reach"], packet.pos + packet.size)
                 if packet.stream is not s:
                     continue
@@ -289,7 +292,7 @@ class VideoReader:
                     yield vf, vf.pts
 
         decoded = pictures()
-        if "avi" in self.info.format.split(","):
+        if self.info.decode_order_stamps:
             decoded = in_presentation_times(decoded)
         try:
             for vf, pts in decoded:
@@ -350,8 +353,8 @@ class VideoReader:
         unread = self._unread(reach) if short and "matroska" in self.info.format else 0
         if short and (damaged or indexed or unread):
             where = ("in a damaged packet" if damaged else
-                     f"reading stopped at byte {reach} of {reach + unread} (the file is damaged there)" if unread else
-                     "the rest of the file is missing (an MP4 lists every frame)")
+                     f"reading stopped at byte {reach}, {unread} bytes before its end (the file is damaged there)"
+                     if unread else "the rest of the file is missing (an MP4 lists every frame)")
             if not self.salvage:
                 raise DecodeError(f"{self.path} is truncated or corrupt: {short}, {where}; "
                                   f"--salvage keeps the {self.frames_decoded} frames decoded")
@@ -363,13 +366,15 @@ class VideoReader:
             self._note(f"{self.path}: {damaged} damaged packet(s); the decoder concealed the damage")
 
     def _unread(self, reach: int) -> int:
-        """Bytes of a local file after ``reach`` when they are more than its index and tags could take (4 KiB,
-        and 1 % of the file); 0 otherwise, and for a URL or a device."""
+        """Bytes of a local file after ``reach`` when they are more than its index, tags and attached files
+        (fonts, a cover, which mkvpropedit appends at the end) could take: 4 KiB and 1 % of the file beyond the
+        attachments; 0 otherwise, and for a URL or a device."""
         try:
             size = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
         except OSError:
             return 0
-        left = size - reach
+        attached = sum(len(a.data or b"") for a in self._container.streams.attachments)
+        left = size - reach - attached
         return left if reach and left > max(4096, size // 100) else 0
 
     def _note(self, message: str) -> None:
@@ -383,27 +388,32 @@ REORDER_DEPTH = 16
 
 def in_presentation_times(pictures: Iterator[tuple[av.VideoFrame, int | None]],
                           depth: int = REORDER_DEPTH) -> Iterator[tuple[av.VideoFrame, int | None]]:
-    """Frames of an AVI with the times they are shown at. AVI stores no presentation times: FFmpeg gives each
-    frame the decode-order stamp of its own packet, so with B-frames the frames come out in the order they are
-    shown but their stamps do not (1, 4, 3, 5, 2, ...), and a writer that keeps times increasing pushed every
-    later frame late (up to 3 frames against the audio). The stamps are the shown times, each displaced by at
-    most ``depth`` frames: the frames, in order, get the smallest stamp not yet given. Frames without a stamp
-    pass as they are."""
+    """Frames of an AVI with B-frames (``VideoInfo.decode_order_stamps``) with the times they are shown at.
+    AVI stores no presentation times: FFmpeg gives each frame the decode-order stamp of its own packet, so the
+    frames come out in the order they are shown but their stamps do not (1, 4, 3, 5, 2, ...), and a writer that
+    keeps times increasing pushed every later frame late (up to 3 frames against the audio). The stamps are the
+    shown times, each displaced by at most ``depth`` frames: the frames, in order, get the smallest stamp not yet
+    given. Frames without a stamp pass as they are."""
     import heapq
     from collections import deque
 
     held: deque = deque()
     stamps: list[int] = []
-    for vf, pts in pictures:
-        if pts is None:
-            while held:
+    try:
+        for vf, pts in pictures:
+            if pts is None:
+                while held:
+                    yield held.popleft(), heapq.heappop(stamps)
+                yield vf, None
+                continue
+            held.append(vf)
+            heapq.heappush(stamps, pts)
+            if len(held) > depth:
                 yield held.popleft(), heapq.heappop(stamps)
-            yield vf, None
-            continue
-        held.append(vf)
-        heapq.heappush(stamps, pts)
-        if len(held) > depth:
+    except av.FFmpegError:  # a decode error part-way: the frames held are good ones, given out before it goes on
+        while held:
             yield held.popleft(), heapq.heappop(stamps)
+        raise
     while held:
         yield held.popleft(), heapq.heappop(stamps)
 
@@ -517,16 +527,6 @@ class ImageSequenceReader:
 
     def close(self) -> None:
         pass
-
-    def _unread(self, reach: int) -> int:
-        """Bytes of a local file after ``reach`` when they are more than its index and tags could take (4 KiB,
-        and 1 % of the file); 0 otherwise, and for a URL or a device."""
-        try:
-            size = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
-        except OSError:
-            return 0
-        left = size - reach
-        return left if reach and left > max(4096, size // 100) else 0
 
     def _note(self, message: str) -> None:
         self.notes.append(message)

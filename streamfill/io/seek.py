@@ -88,6 +88,10 @@ class FrameSeeker:
     def open(self) -> FrameSeeker:
         with VideoReader(self.path) as probe:
             self.info = probe.info
+        if self.info.decode_order_stamps:  # its frames cannot be found by their stamps (see in_presentation_times)
+            raise DecodeError(f"{os.path.basename(self.path)}: an AVI with B-frames stores no presentation times, so "
+                              "its frames cannot be found by time; convert it to .mp4 or .mkv first (ffmpeg -i IN.avi "
+                              "OUT.mp4)")
         try:
             self._open_container()
             pts, keys, dts = set(), set(), {}

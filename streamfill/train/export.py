@@ -244,9 +244,12 @@ def export_run(
         raise InputError(f"{output}: the weights file must end in .safetensors")
     card = Path(card_path) if card_path else output.with_name("MODEL_CARD.md")
     d_path = output.with_name(output.stem + ".discriminator.safetensors")
-    if card.resolve() == output.resolve() or (discriminator and card.resolve() == d_path.resolve()):
-        raise InputError(f"--card {card} is the {'weights' if card.resolve() == output.resolve() else 'discriminator'}"
-                         " file too; give the model card another name")
+    candidate = output.with_name(output.stem + ".partial.safetensors")  # the weights until the card is written
+    taken = {output.resolve(): "weights", candidate.resolve(): "weights"}
+    if discriminator:
+        taken[d_path.resolve()] = "discriminator"
+    if card.resolve() in taken:
+        raise InputError(f"--card {card} is the {taken[card.resolve()]} file too; give the model card another name")
     state = read_checkpoint(run)
     run_dir = run if run.is_dir() else run.parent.parent
     cfg = checkpoint_config(state)
@@ -280,7 +283,6 @@ def export_run(
         else:
             provenance["licence_note"] = (f"trained by streamfill starting from {origin['file']}; data licences "
                                           "in MODEL_CARD.md")
-    candidate = output.with_name(output.stem + ".partial.safetensors")
     save_generator(generator, candidate, metadata=provenance, dtype=torch.float16)
     os.chmod(candidate, 0o644)  # package data: world-readable whatever the umask of the writer
     try:
