@@ -68,12 +68,13 @@ def make_video(path: str | Path, *, frames: int = 12, width: int = 96, height: i
     return pts_list
 
 
-def make_turned_video(path: str | Path, *, frames: int = 3, width: int = 96, height: int = 64,
-                      matrix: list[int] | None = None, rotation: float | None = None) -> None:
-    """A small lossless-looking H.264 clip (yuv444p, crf 0) of ``pattern`` frames whose header carries a display
-    matrix: FFmpeg's nine values in ``matrix``, or a turn in degrees in ``rotation``."""
+def make_x264_clip(path: str | Path, *, frames: int = 3, width: int = 96, height: int = 64, crf: int = 0,
+                   matrix: list[int] | None = None, rotation: float | None = None) -> Path:
+    """A small H.264 clip (yuv444p, x264's default B-frames unless ``crf`` is 0, lossless, which has none) of
+    ``pattern`` frames, in any container ``path`` names; its header can carry a display matrix: FFmpeg's nine
+    values in ``matrix``, or a turn in degrees in ``rotation``."""
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25, options={"crf": "0"})
+        v = out.add_stream("libx264", rate=25, options={"crf": str(crf)})
         v.width, v.height, v.pix_fmt = width, height, "yuv444p"
         if matrix is not None:
             v.set_display_matrix(matrix)
@@ -86,6 +87,8 @@ def make_turned_video(path: str | Path, *, frames: int = 3, width: int = 96, hei
                 out.mux(p)
         for p in v.encode(None):
             out.mux(p)
+    return Path(path)
+
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Write an H x W (grey) or H x W x 3 (RGB) uint8 image as PNG."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import make_video, write_png
+from media import make_video, make_x264_clip, write_png
 
 from streamfill import api
 from streamfill.cli import main
@@ -296,20 +296,7 @@ def test_a_matroska_file_damaged_part_way_fails_naming_salvage(tmp_path):
 
 def b_frame_avi(path: Path, frames: int = 20) -> Path:
     """An AVI of H.264 with B-frames (what `ffmpeg -c copy x.avi` gives), ``pattern`` frames, near lossless."""
-    import av
-    from media import pattern
-
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25, options={"crf": "1"})  # (lossless x264 has no B-frames)
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv444p"
-        for i in range(frames):
-            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 96), format="rgb24")
-            vf.pts = i
-            for p in v.encode(vf):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
-    return path
+    return make_x264_clip(path, frames=frames, crf=1)
 
 
 def test_an_avi_with_b_frames_reads_in_shown_order_with_shown_times(tmp_path):

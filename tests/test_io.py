@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from media import audio_packets, box_mask, make_turned_video, make_video, pattern, read_frames, write_png
+from media import audio_packets, box_mask, make_video, make_x264_clip, pattern, read_frames, write_png
 
 from streamfill import api
 from streamfill.config import Config, IOConfig, MaskConfig, load_config
@@ -269,7 +269,7 @@ def _mask(tmp_path, h, w):
 
 def test_rotation_metadata_is_applied(tmp_path):
     src = tmp_path / "rot.mp4"
-    make_turned_video(src, frames=4, rotation=90)
+    make_x264_clip(src, frames=4, rotation=90)
     with open_video(src) as r:
         assert (r.info.width, r.info.height, r.info.rotation) == (64, 96, 90)
         first = next(iter(r))
@@ -300,7 +300,7 @@ def test_a_display_matrix_is_applied_mirrors_included(tmp_path, abcd, shown):
 
     a, b, c, d = (v * ONE for v in abcd)
     src = tmp_path / "shown.mp4"
-    make_turned_video(src, matrix=[a, b, 0, c, d, 0, 0, 0, 1 << 30])
+    make_x264_clip(src, matrix=[a, b, 0, c, d, 0, 0, 0, 1 << 30])
     want = shown(pattern(0, 64, 96))
     with open_video(src) as r:
         assert (r.info.height, r.info.width) == want.shape[:2]
@@ -318,7 +318,7 @@ def test_a_turned_stream_read_as_a_url_is_refused_at_its_first_frame_in_plain_wo
     turned. That was called a mid-stream change of size ('frame 0 is 64x96, earlier frames were ...')."""
 
     src = tmp_path / "phone.mp4"
-    make_turned_video(src, frames=2, rotation=90)
+    make_x264_clip(src, frames=2, rotation=90)
     with pytest.raises(DecodeError, match="shown turned .64x96.*save it to a file"), \
             open_video(f"file://{src}") as r:
         list(r)
@@ -327,7 +327,7 @@ def test_a_turned_stream_read_as_a_url_is_refused_at_its_first_frame_in_plain_wo
 def test_a_display_turn_that_is_no_quarter_turn_is_noted_and_frames_stay_as_stored(tmp_path, caplog):
 
     src = tmp_path / "tilted.mp4"
-    make_turned_video(src, rotation=45)
+    make_x264_clip(src, rotation=45)
     mask = tmp_path / "m.png"
     write_png(mask, box_mask(64, 96, 4, 4, 12, 12))
     with caplog.at_level(logging.WARNING):
