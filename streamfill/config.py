@@ -290,8 +290,8 @@ class LiveConfig:
         check_range("live.record_crf", self.record_crf, 0, 51)
         check_choice("live.tune", self.tune, X264_TUNES)
         check_range("live.model_cnum", self.model_cnum, 0, 512)
-        if self.model_cnum % 4:
-            raise ConfigError(f"live.model_cnum = {self.model_cnum!r}: must be 0 or a multiple of 4")
+        if self.model_cnum % 4 or 0 < self.model_cnum < 8:  # (it becomes [model] cnum, which is 8 to 512)
+            raise ConfigError(f"live.model_cnum = {self.model_cnum!r}: must be 0 or a multiple of 4 from 8 to 512")
         check_range("live.source_timeout", self.source_timeout, 0.1, 3600.0)
         if not isinstance(self.temporal, bool):
             raise ConfigError(f"live.temporal = {self.temporal!r}: expected true or false")

@@ -155,6 +155,8 @@ def _check_image(image: np.ndarray) -> tuple[int, int]:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", "")
         raise ProtocolError(f"image must be an H x W x 3 uint8 RGB array, got {shape} {dtype}")
+    if 0 in image.shape[:2]:  # (an empty crop: the server refuses it too)
+        raise ProtocolError(f"image must be at least 1x1, got {image.shape[0]}x{image.shape[1]} (HxW)")
     return int(image.shape[0]), int(image.shape[1])
 
 
@@ -164,6 +166,8 @@ def _check_mask(mask: np.ndarray, hw: tuple[int, int] | None = None) -> tuple[in
         raise ProtocolError(f"mask must be an H x W uint8 array, got {shape} {getattr(mask, 'dtype', '')}")
     if hw is not None and tuple(mask.shape) != hw:
         raise ProtocolError(f"mask is {mask.shape[0]}x{mask.shape[1]} (HxW) but the image is {hw[0]}x{hw[1]}")
+    if 0 in mask.shape:
+        raise ProtocolError(f"mask must be at least 1x1, got {mask.shape[0]}x{mask.shape[1]} (HxW)")
     return int(mask.shape[0]), int(mask.shape[1])
 
 
@@ -545,6 +549,8 @@ def encode_png(array: np.ndarray, *, level: int = 3) -> bytes:
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ProtocolError(f"PNG encodes H x W or H x W x 3 uint8 arrays, got {array.shape} {array.dtype}")
     h, w = int(array.shape[0]), int(array.shape[1])
+    if not h or not w:
+        raise ProtocolError(f"PNG needs at least 1x1 pixels, got {h}x{w} (HxW)")
     channels = 1 if array.ndim == 2 else 3
     rows = np.ascontiguousarray(array).reshape(h, w * channels)
     # "Up" filter on every row (difference to the row above), filtered and compressed in strips of rows so

@@ -80,3 +80,10 @@ def test_a_config_file_saved_with_a_byte_order_mark_reads(tmp_path):
     path = tmp_path / "c.toml"
     path.write_bytes("\ufeff[mask]\ndilate = 7\n".encode())
     assert load_config(path).mask.dilate == 7
+
+
+def test_live_model_cnum_is_checked_against_the_generator_s_range():
+    """live.model_cnum = 4 was accepted, then api.live failed naming model.cnum, a key the user never set."""
+    with pytest.raises(ConfigError, match="live.model_cnum = 4"):
+        load_config(overrides={"live": {"model_cnum": 4}})
+    assert load_config(overrides={"live": {"model_cnum": 24}}).live.model_cnum == 24

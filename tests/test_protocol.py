@@ -180,3 +180,15 @@ def test_protocol_py_works_as_one_copied_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["mask", "4", "(2,", "3)", "bad_header"]
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)])
+def test_an_empty_picture_is_a_protocol_error(shape):
+    """An empty crop raised memoryview's TypeError ('cannot cast view with zeros in shape'), and encode_png
+    wrote a PNG that decode_png refuses."""
+    with pytest.raises(P.ProtocolError, match="at least 1x1"):
+        P.encode_frame(np.zeros((*shape, 3), np.uint8), index=0, mask=np.zeros(shape, np.uint8))
+    with pytest.raises(P.ProtocolError, match="at least 1x1"):
+        P.encode_mask(np.zeros(shape, np.uint8), index=0)
+    with pytest.raises(P.ProtocolError, match="at least 1x1"):
+        P.encode_png(np.zeros(shape, np.uint8))
