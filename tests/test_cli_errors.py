@@ -829,3 +829,18 @@ def test_eval_temporal_keeps_window_whatever_the_config_s_mode(capsys, tmp_path,
     code, err = run_cli(capsys, "eval", "temporal", src, "--config", cfg, "--window", "3", "--frames", "4",
                         "--width", "0", "--method", "fast")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("argv", [
+    ("masks", "{src}", "--mask", "{mask}", "--mask-track", "--mask", "{mask}", "--mask-frame", "3",
+     "-o", "{tmp}/m.mkv"),
+    ("masks", "{src}", "--mask", "{mask}", "--mask-frame", "1", "--mask-frame", "2", "-o", "{tmp}/m.mkv"),
+    ("process", "{src}", "--mask", "{mask}", "--mask", "{mask}", "-o", "{tmp}/o.mp4"),
+])
+def test_a_mask_given_twice_is_a_usage_error(capsys, tmp_path, clip, argv):
+    """The last --mask silently won: a frame-0 mask followed by a 'correction' mask at frame K dropped the first
+    (the docs offered that as a correction)."""
+    src, mask = clip
+    code, err = run_cli(capsys, *(a.format(src=src, mask=mask, tmp=tmp_path) for a in argv))
+    assert code == 2 and "given twice" in err
+    assert not list(tmp_path.glob("[mo].m*"))

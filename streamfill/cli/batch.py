@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from streamfill.cli.common import (
+    ONE_MASK,
     ProgressBar,
     add_config_flag,
     add_encode_flags,
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
                    help="folder for the outputs: <name>.mkv with --lossless, else the input's suffix (.mp4 when "
                         "it is not .mp4/.mov/.mkv)")
     masks = p.add_mutually_exclusive_group(required=True)
-    masks.add_argument("--mask", metavar="PATH", help="mask image (or mask video) used for every clip")
+    masks.add_argument("--mask", metavar="PATH", action=ONE_MASK, help="mask image (or mask video) used for every clip")
     add_mask_flags(p, masks)
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="without --ray: clips processed at once on this machine (default 1: one after another "

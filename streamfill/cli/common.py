@@ -10,6 +10,25 @@ import time
 from streamfill.config import ENGINES, PRECISIONS, TEMPORAL_MODES, X264_PRESETS, Config, load_config
 
 
+def once(why: str) -> type[argparse.Action]:
+    """An argparse action for an option that may be given once: a second one silently replaced the first.
+    ``why`` ends the usage error."""
+
+    class Once(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            mark = f"_given_{self.dest}"
+            if getattr(namespace, mark, False):
+                parser.error(f"{option_string} given twice: {why}")
+            setattr(namespace, mark, True)
+            setattr(namespace, self.dest, values)
+
+    return Once
+
+
+ONE_MASK = once("one mask (an image, a mask video or a folder) per run; to correct a tracked object on later "
+                "frames, start from --box and add --box X,Y,W,H@K")
+
+
 def add_config_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="TOML", help="configuration file (default: built-in defaults)")
 

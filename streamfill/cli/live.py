@@ -8,19 +8,11 @@ import sys
 import threading
 
 from streamfill import api
-from streamfill.cli.common import add_config_flag, add_fill_flags, config_from_args, seconds
+from streamfill.cli.common import add_config_flag, add_fill_flags, config_from_args, once, seconds
 from streamfill.config import merge
 from streamfill.errors import InputError
 
-
-class _Once(argparse.Action):
-    """An option that may be given once: a second --box silently replaced the first (live follows one object;
-    --control re-targets it while it runs)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if getattr(namespace, self.dest, None) is not None:
-            parser.error(f"{option_string} given twice: live removes one object (re-target it with --control)")
-        setattr(namespace, self.dest, values)
+ONE_OBJECT = once("live removes one object (re-target it with --control)")
 
 
 def add_parser(sub) -> None:
@@ -47,9 +39,9 @@ def add_parser(sub) -> None:
                      help="a decode error part-way through the source ends it, keeping the frames before it (with a "
                           "note), instead of failing")
     what = p.add_argument_group("what to remove (one)")
-    what.add_argument("--box", metavar="X,Y,W,H", action=_Once,
+    what.add_argument("--box", metavar="X,Y,W,H", action=ONE_OBJECT,
                       help="the object's box in the first frame; it is then tracked")
-    what.add_argument("--mask", metavar="PATH", action=_Once,
+    what.add_argument("--mask", metavar="PATH", action=ONE_OBJECT,
                       help="mask image (white = remove), the same for every frame")
     what.add_argument("--track", action="store_true", help="track the --mask object instead of keeping it fixed")
     what.add_argument("--mask-auto", choices=("motion",), help="remove what moves (background model)")

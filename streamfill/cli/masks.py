@@ -11,7 +11,15 @@ import shlex
 import sys
 
 from streamfill import api
-from streamfill.cli.common import ProgressBar, add_config_flag, add_encode_flags, add_read_flags, config_from_args
+from streamfill.cli.common import (
+    ONE_MASK,
+    ProgressBar,
+    add_config_flag,
+    add_encode_flags,
+    add_read_flags,
+    config_from_args,
+    once,
+)
 from streamfill.config import merge
 
 
@@ -25,7 +33,7 @@ def add_mask_flags(p: argparse.ArgumentParser, what) -> None:
     g = p.add_argument_group("mask tracking")
     g.add_argument("--mask-track", action="store_true",
                    help="--mask is the object at one frame (--mask-frame): follow it through the clip")
-    g.add_argument("--mask-frame", type=int, default=0, metavar="K",
+    g.add_argument("--mask-frame", type=int, default=0, metavar="K", action=once("the --mask image shows one frame"),
                    help="the frame (0-based) the --mask image shows; implies --mask-track (default 0)")
 
 
@@ -76,7 +84,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="masks: a .mkv (lossless FFV1, white = remove) or a folder ending in / for PNGs")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--mask", metavar="PATH", help="mask image (tracked with --mask-track) or mask video/folder")
+    what.add_argument("--mask", metavar="PATH", action=ONE_MASK,
+                      help="mask image (tracked with --mask-track) or mask video/folder")
     add_mask_flags(p, what)
     p.add_argument("--preview", metavar="VIDEO", help="also write the video with the masks drawn over it")
     p.add_argument("--dilate", type=int, metavar="PX",

@@ -7,6 +7,7 @@ import sys
 
 from streamfill import api
 from streamfill.cli.common import (
+    ONE_MASK,
     ProgressBar,
     add_config_flag,
     add_encode_flags,
@@ -32,7 +33,7 @@ def add_parser(sub) -> None:
                    help="output video (.mp4, .mkv, .mov, .m4v, .ts: H.264; .webm: VP9) or a folder (ending in /, or a "
                         "name without a suffix) for a PNG sequence")
     masks = p.add_mutually_exclusive_group(required=True)
-    masks.add_argument("--mask", metavar="PATH",
+    masks.add_argument("--mask", metavar="PATH", action=ONE_MASK,
                        help="mask image for the whole clip, mask video, or folder of per-frame masks (white = remove)")
     masks.add_argument("--mask-source", metavar="zmq:ENDPOINT",
                        help="ask a ZeroMQ mask plugin for each frame's mask: zmq:[req|sub:]ENDPOINT, e.g. "
