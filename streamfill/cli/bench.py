@@ -71,7 +71,7 @@ def _check(args) -> None:
         if not Path(args.clip).is_file():
             raise InputError(f"--clip {args.clip}: " + ("a folder; give a video file" if Path(args.clip).is_dir()
                                                          else "no such file"))
-        from streamfill.io.decode import open_video
+        from streamfill.io import open_video
 
         with open_video(args.clip):  # a file that is no video fails here (DecodeError: one line), not after timing
             pass

@@ -5,14 +5,7 @@ audio over (``remux``: copied, or encoded again where the container cannot hold 
 under its final name only when complete.
 """
 
-from streamfill.io.decode import (
-    ImageSequenceReader,
-    StreamInfo,
-    VideoInfo,
-    VideoReader,
-    open_video,
-    read_grey_sequence,
-)
+from streamfill.io.decode import StreamInfo, VideoInfo, VideoReader
 from streamfill.io.encode import (
     VP9_SUFFIXES,
     PngSequenceWriter,
@@ -27,6 +20,7 @@ from streamfill.io.encode import (
 )
 from streamfill.io.images import IMAGE_SUFFIXES, is_image_file, picture_format, read_image
 from streamfill.io.remux import check_source_carry
+from streamfill.io.sequences import ImageSequenceReader, open_video, read_grey_sequence
 
 __all__ = [
     "IMAGE_SUFFIXES", "VP9_SUFFIXES", "ImageSequenceReader", "PngSequenceWriter", "StreamInfo", "VideoInfo",

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from streamfill.errors import InputError
-from streamfill.io.decode import open_video
+from streamfill.io import open_video
 from streamfill.io.images import IMAGE_SUFFIXES, read_image
 from streamfill.train.config import DataConfig, MaskGenConfig, SketchConfig
 from streamfill.train.masks import mask_batch
