@@ -49,6 +49,14 @@ class ProcessResult:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def output_notes(self) -> list[str]:
+        """What the output lost or had changed beside the summary: streams not copied, timestamps moved."""
+        out = [f"not copied: {', '.join(self.skipped_streams)}"] if self.skipped_streams else []
+        if self.pts_adjusted:
+            out.append(f"{self.pts_adjusted} timestamps that did not increase were moved just after the frame before")
+        return out
+
 
 Progress = Callable[[int, int | None], None]
 """progress(frames_done, frames_total_or_None)."""

@@ -74,17 +74,16 @@ def random_seed(text: str) -> int:
 def check_not_input(path: str | None, flag: str, inputs=(), folders=()) -> None:
     """Refuse, before any work, a file to write that is one of the ``inputs`` files, or that would replace a file
     in one of the input ``folders`` (a photo folder: writing a report there overwrote a photo)."""
-    import os
     from pathlib import Path
 
     from streamfill.errors import InputError
+    from streamfill.io.encode import same_file
 
     if path is None:
         return
     out = Path(path)
     for src in inputs:
-        if src is not None and "://" not in str(src) and out.exists() and Path(src).exists() \
-                and os.path.samefile(src, out):
+        if src is not None and "://" not in str(src) and same_file(Path(src), out):
             raise InputError(f"{flag} {path} is the input {src}; choose another name")
     for folder in folders:
         if folder is not None and out.is_file() and Path(folder).is_dir() \

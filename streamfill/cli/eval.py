@@ -212,8 +212,10 @@ def _checked(run_one):
     def run_checked(args: argparse.Namespace) -> int:
         from streamfill.cli.common import check_writable
 
-        files = [getattr(args, flag, None) for flag in ("background", "object", "object_mask", "occluder",
-                                                         "backdrop", "config")]
+        # (eval masks' --occluder is a picture; eval temporal's a list of kinds, no files)
+        files = [getattr(args, flag, None) for flag in ("background", "object", "object_mask", "backdrop", "config")]
+        if isinstance(getattr(args, "occluder", None), str):
+            files.append(args.occluder)
         check_writable(getattr(args, "json", None), "--json", inputs=files + list(getattr(args, "video", [])),
                        folders=[args.photos])
         return run_one(args)

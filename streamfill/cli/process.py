@@ -82,11 +82,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {result.output}: {result.frames} frames ({result.filled} filled{lost}) in "
               f"{result.seconds:.1f} s, {result.fps:.1f} fps", file=sys.stderr)
     # notes, not summary: -q keeps them (a dropped stream is something lost)
-    if result.skipped_streams:
-        print(f"note: not copied: {', '.join(result.skipped_streams)}", file=sys.stderr)
-    if result.pts_adjusted:
-        print(f"note: {result.pts_adjusted} timestamps that did not increase were moved just after the frame "
-              "before", file=sys.stderr)
+    for line in result.output_notes:
+        print(f"note: {line}", file=sys.stderr)
     return 0
 
 

@@ -57,11 +57,8 @@ def process_clip(job: ClipJob, config: Config, *, inpainter=None,
     except Exception as exc:  # noqa: BLE001 - one clip's failure is reported, the batch goes on
         return ClipResult(job.label or job.input, job.output, seconds=time.perf_counter() - t0, status="failed",
                           reason=_one_line(exc))
-    notes = [f"not copied: {', '.join(r.skipped_streams)}"] if r.skipped_streams else []
-    if r.pts_adjusted:
-        notes.append(f"{r.pts_adjusted} timestamps that did not increase were moved just after the frame before")
     return ClipResult(job.label or job.input, r.output, frames=r.frames, filled=r.filled, seconds=r.seconds,
-                      notes=notes)
+                      notes=r.output_notes)
 
 
 def batch_jobs(inputs: list[str], out_dir: str | Path, *, mask: str | None, config: Config,

@@ -87,7 +87,7 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     out = Path(path)
     parent = out.parent if str(out.parent) else Path(".")
     for src in inputs:
-        if src is not None and "://" not in str(src) and _same_file(Path(src), out):
+        if src is not None and "://" not in str(src) and same_file(Path(src), out):
             raise OutputError(f"output {out} is the same file as the input {src}; choose another name")
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
@@ -128,7 +128,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     return path
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file: the same path once resolved, or a link (hard or symbolic) to it."""
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
